@@ -1,0 +1,66 @@
+"""semtoken-rag: semantic compression of retrieved context for RAG.
+
+Quick start::
+
+    from semtoken_rag import SemToken, SemTokenConfig
+    result = SemToken(SemTokenConfig(compression_ratio=0.5)).tokenize(text, query="...")
+
+Heavy dependencies (torch, transformers, faiss, frameworks) load only when used: importing this
+package imports none of langchain, llama_index or faiss.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from semtoken_rag.config import PRESETS, SemTokenConfig
+from semtoken_rag.errors import (
+    ConfigError,
+    InvalidInputError,
+    ModelNotFoundError,
+    SemTokenError,
+    StoreError,
+)
+from semtoken_rag.results import ChunkResult, CompressionResult, StageTimings
+
+if TYPE_CHECKING:
+    from semtoken_rag.compressor import Compressor
+    from semtoken_rag.seed import SemToken
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_LAZY = {
+    "Compressor": "semtoken_rag.compressor",
+    "SemToken": "semtoken_rag.seed",
+    "TransformerEncoder": "semtoken_rag.encoder",
+    "FingerprintStore": "semtoken_rag.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'semtoken_rag' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "PRESETS",
+    "ChunkResult",
+    "CompressionResult",
+    "Compressor",
+    "ConfigError",
+    "InvalidInputError",
+    "ModelNotFoundError",
+    "SemToken",
+    "SemTokenConfig",
+    "SemTokenError",
+    "StageTimings",
+    "StoreError",
+    "__version__",
+]

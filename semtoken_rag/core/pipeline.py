@@ -1,0 +1,211 @@
+"""The core stages chained for one context (all chunks of one query), arrays in and out.
+
+Input is the concatenation of every chunk's words and units; units never cross a chunk
+boundary, and a span never does either.  The function is pure: same arrays and parameters,
+same plan, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from semtoken_rag.core.budget import Selection, select_units
+from semtoken_rag.core.entropy import span_entropy
+from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means, segment_sums
+from semtoken_rag.core.redundancy import near_duplicate_pairs
+from semtoken_rag.core.scoring import coarse_spans, combined_score, relevance, representatives
+from semtoken_rag.core.spans import form_spans
+
+
+@dataclass(frozen=True)
+class CoreParams:
+    """The numeric knobs of the core (a projection of ``SemTokenConfig``)."""
+
+    similarity_threshold: float = 0.7
+    entropy_threshold: float = 0.5
+    min_cluster_size: int = 2
+    max_cluster_size: int = 10
+    relevance_weight: float = 1.0
+    entropy_weight: float = 0.1
+    dedup_threshold: float | None = 0.92
+    no_query_mode: str = "centroid"
+    fill_partial: bool = True
+    min_fill_tokens: int = 6
+
+
+@dataclass(frozen=True)
+class ContextArrays:
+    """Everything the core needs about one context.
+
+    Attributes:
+        word_vectors: ``(W, d) float32`` L2-normalised word fingerprints, chunks concatenated.
+        word_costs: ``(W,) int64`` tokens of each word in the counting tokenizer.
+        unit_starts: ``(U,) int64`` first (global) word of each unit.
+        unit_chunk: ``(U,) int64`` chunk index of each unit (non-decreasing).
+        forced: ``(U,) bool`` units force-kept by a rule.
+    """
+
+    word_vectors: np.ndarray
+    word_costs: np.ndarray
+    unit_starts: np.ndarray
+    unit_chunk: np.ndarray
+    forced: np.ndarray
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_starts)
+
+
+@dataclass(frozen=True)
+class CorePlan:
+    """The core's decision for one context.
+
+    Attributes:
+        kept: ``(U,) bool`` units kept in full.
+        partial: ``(U,) int64`` leading words kept of units not kept in full (0 for most).
+        span_starts: ``(S,) int64`` first unit of each span.
+        span_entropy: ``(S,) float32`` semantic entropy of each span.
+        unit_scores: ``(U,) float32`` combined score of each unit.
+        coarse: ``(S,) bool`` spans collapsed to their representative unit.
+        unit_costs: ``(U,) int64`` tokens of each unit.
+        dedup_skipped_tokens: Tokens skipped as near-duplicates.
+    """
+
+    kept: np.ndarray
+    partial: np.ndarray
+    span_starts: np.ndarray
+    span_entropy: np.ndarray
+    unit_scores: np.ndarray
+    coarse: np.ndarray
+    unit_costs: np.ndarray
+    dedup_skipped_tokens: int
+
+
+def plan_context(
+    ctx: ContextArrays,
+    query_vector: np.ndarray | None,
+    budgets: np.ndarray,
+    params: CoreParams,
+) -> CorePlan:
+    """Spans, entropy, scores and the budgeted selection for one context.
+
+    Args:
+        ctx: The context's arrays.
+        query_vector: ``(d,)`` query embedding or ``None``.
+        budgets: ``(1,) int64`` one joint budget, or ``(n_chunks,) int64`` one per chunk.
+        params: Core parameters.
+
+    Returns:
+        A :class:`CorePlan`.
+    """
+    n_words = len(ctx.word_vectors)
+    n_units = ctx.n_units
+    if n_units == 0:
+        empty_i = np.zeros(0, dtype=np.int64)
+        empty_f = np.zeros(0, dtype=np.float32)
+        return CorePlan(
+            np.zeros(0, bool), empty_i, empty_i, empty_f, empty_f, np.zeros(0, bool), empty_i, 0
+        )
+    unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
+    unit_vecs = l2_normalize(segment_means(ctx.word_vectors, ctx.unit_starts))
+
+    breaks = np.zeros(n_units, dtype=bool)
+    breaks[1:] = ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]
+    span_starts = form_spans(
+        unit_vecs, params.similarity_threshold, params.max_cluster_size, breaks
+    )
+    span_sizes = segment_lengths(span_starts, n_units)
+    span_of_unit = np.repeat(np.arange(len(span_starts)), span_sizes)
+    span_word_starts = ctx.unit_starts[span_starts]
+    entropy = span_entropy(ctx.word_vectors, span_word_starts)
+    span_means = segment_means(ctx.word_vectors, span_word_starts)
+
+    if query_vector is not None:
+        rel = relevance(query_vector, unit_vecs)
+        w_rel = params.relevance_weight
+    elif params.no_query_mode == "centroid":
+        rel = relevance(ctx.word_vectors.mean(axis=0), unit_vecs)
+        w_rel = params.relevance_weight
+    else:
+        rel = np.zeros(n_units, dtype=np.float32)
+        w_rel = 0.0
+    scores = combined_score(rel, entropy[span_of_unit], w_rel, params.entropy_weight)
+
+    coarse = coarse_spans(
+        entropy, span_sizes, params.entropy_threshold, params.min_cluster_size
+    )
+    candidates = np.ones(n_units, dtype=bool)
+    if coarse.any():
+        reps = representatives(unit_vecs, span_of_unit, span_means)
+        candidates = ~coarse[span_of_unit]
+        candidates[reps[coarse]] = True
+
+    dups = (
+        near_duplicate_pairs(unit_vecs, params.dedup_threshold)
+        if params.dedup_threshold is not None
+        else None
+    )
+    word_costs = None
+    if params.fill_partial:
+        ends = np.append(ctx.unit_starts[1:], n_words)
+        word_costs = np.empty(n_units, dtype=object)
+        for i, (s, e) in enumerate(zip(ctx.unit_starts.tolist(), ends.tolist())):
+            word_costs[i] = ctx.word_costs[s:e]
+
+    kept = np.zeros(n_units, dtype=bool)
+    partial = np.zeros(n_units, dtype=np.int64)
+    skipped = 0
+    groups = (
+        [np.arange(n_units)]
+        if len(budgets) == 1
+        else [np.flatnonzero(ctx.unit_chunk == c) for c in range(len(budgets))]
+    )
+    for g, idx in enumerate(groups):
+        if len(idx) == 0:
+            continue
+        sel: Selection = select_units(
+            scores[idx],
+            unit_costs[idx],
+            int(budgets[g]),
+            candidates=candidates[idx],
+            forced=ctx.forced[idx],
+            duplicates=_restrict(dups, idx) if dups is not None else None,
+            word_costs=word_costs[idx] if word_costs is not None else None,
+            min_fill_tokens=params.min_fill_tokens,
+        )
+        kept[idx] = sel.kept
+        if sel.partial_unit >= 0:
+            partial[idx[sel.partial_unit]] = sel.partial_words
+        skipped += sel.dedup_skipped_tokens
+    return CorePlan(
+        kept=kept,
+        partial=partial,
+        span_starts=span_starts,
+        span_entropy=entropy,
+        unit_scores=scores,
+        coarse=coarse,
+        unit_costs=unit_costs,
+        dedup_skipped_tokens=skipped,
+    )
+
+
+def _restrict(
+    dups: tuple[np.ndarray, np.ndarray], idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CSR duplicate graph restricted to the units ``idx`` (renumbered 0..len-1)."""
+    indptr, indices = dups
+    if len(idx) == len(indptr) - 1:
+        return dups
+    remap = np.full(len(indptr) - 1, -1, dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    new_ptr = [0]
+    new_idx: list[np.ndarray] = []
+    for i in idx.tolist():
+        part = remap[indices[indptr[i] : indptr[i + 1]]]
+        part = part[part >= 0]
+        new_idx.append(part)
+        new_ptr.append(new_ptr[-1] + len(part))
+    flat = np.concatenate(new_idx) if new_idx else np.zeros(0, dtype=np.int64)
+    return np.asarray(new_ptr, dtype=np.int64), flat.astype(np.int64)

@@ -1,0 +1,145 @@
+"""Words and units (sentences) of a text, as integer arrays of character offsets.
+
+Words are the atoms of rendering: a kept piece always starts and ends on a word boundary, so
+sub-words are never broken.  Units are what the budget keeps or drops: sentences by default
+(measured far better than scattered words, see DESIGN.md), capped at ``max_words`` so a
+run-on sentence or an unpunctuated document still has fine granularity.
+
+Everything runs as compiled regular expressions plus numpy, so a 1M-character document is
+segmented in well under a second.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
+#: A word is one CJK character, or a run of other non-space characters (hard-wrapped at 64 so
+#: a text without spaces still has many words).
+_WORD_RE = re.compile(rf"[{_CJK}]|[^\s{_CJK}]{{1,64}}")
+#: Terminal punctuation (plus closing quotes/brackets) followed by whitespace or the end.
+_TERMINAL_RE = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s|$)|[。！？]+")
+#: A line break that starts a new unit: a blank line, or a newline before a capital, a digit or
+#: a bullet (transcripts, lists, headings).  A newline inside a wrapped sentence does not.
+_BREAK_RE = re.compile(r"\n[ \t]*(?:\n|(?=[A-Z0-9\-*•#>|\[(]))")
+_ABBREV_RE = re.compile(
+    r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Col|Capt|Lt|Sgt|vs|etc|e\.g|i\.e|No|Fig|"
+    r"Inc|Ltd|Co|Corp|U\.S|a\.m|p\.m)\.$"
+)
+_CLAUSE_END = (",", ";", ":", "—", "–")
+
+
+def find_words(text: str) -> np.ndarray:
+    """Character spans of the words of ``text``.
+
+    Args:
+        text: Any string (empty allowed).
+
+    Returns:
+        ``(n_words, 2) int64`` array of ``[start, end)`` offsets, sorted, non-overlapping.
+    """
+    spans = [m.span() for m in _WORD_RE.finditer(text)]
+    if not spans:
+        return np.zeros((0, 2), dtype=np.int64)
+    return np.asarray(spans, dtype=np.int64)
+
+
+def _word_index_at(word_starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Index of the last word starting at or before each character position."""
+    return np.searchsorted(word_starts, positions, side="right") - 1
+
+
+def sentence_ends(text: str, word_spans: np.ndarray) -> np.ndarray:
+    """Boolean mask over words: ``True`` where a sentence (unit) ends after that word.
+
+    Args:
+        text: The text the words were found in.
+        word_spans: ``(n_words, 2) int64`` from :func:`find_words`.
+
+    Returns:
+        ``(n_words,) bool``; the last word always ends a unit.
+    """
+    n = len(word_spans)
+    ends = np.zeros(n, dtype=bool)
+    if n == 0:
+        return ends
+    starts = word_spans[:, 0]
+    term = [m.end() - 1 for m in _TERMINAL_RE.finditer(text)]
+    if term:
+        idx = _word_index_at(starts, np.asarray(term, dtype=np.int64))
+        idx = idx[idx >= 0]
+        ends[idx] = True
+        # "Mr. Smith", "e.g. this": a period after a known abbreviation ends no sentence.
+        for i in np.flatnonzero(ends):
+            s, e = word_spans[i]
+            if text[e - 1] == "." and _ABBREV_RE.search(text, max(0, s - 1), e):
+                ends[i] = False
+    brk = [m.start() for m in _BREAK_RE.finditer(text)]
+    if brk:
+        idx = _word_index_at(starts, np.asarray(brk, dtype=np.int64))
+        ends[idx[idx >= 0]] = True
+    ends[-1] = True
+    return ends
+
+
+def _split_long(text: str, word_spans: np.ndarray, lo: int, hi: int, max_words: int) -> list[int]:
+    """Cut points inside the word range ``[lo, hi)`` so no piece exceeds ``max_words``.
+
+    Cuts prefer a word that ends a clause (comma, semicolon, colon, dash) near the ideal
+    position, so the pieces stay readable.
+    """
+    n = hi - lo
+    pieces = -(-n // max_words)
+    size = n / pieces
+    cuts: list[int] = []
+    prev = lo
+    for k in range(1, pieces):
+        ideal = lo + round(k * size)
+        best = ideal
+        window = max(1, max_words // 6)
+        for d in range(window + 1):
+            for cand in (ideal - d, ideal + d):
+                if prev < cand < hi and cand - prev <= max_words:
+                    if text[word_spans[cand - 1, 1] - 1] in _CLAUSE_END:
+                        best = cand
+                        break
+            else:
+                continue
+            break
+        best = min(max(best, prev + 1), prev + max_words)
+        cuts.append(best)
+        prev = best
+    return cuts
+
+
+def find_units(text: str, word_spans: np.ndarray, max_words: int, unit: str = "sentence") -> np.ndarray:
+    """First word index of every unit.
+
+    Args:
+        text: The text.
+        word_spans: ``(n_words, 2) int64`` from :func:`find_words`.
+        max_words: Longest unit in words; longer sentences are split.
+        unit: ``"sentence"`` or ``"word"`` (every word its own unit).
+
+    Returns:
+        ``(n_units,) int64`` strictly increasing word indices, starting with 0 (empty if there
+        are no words).  Unit ``i`` covers words ``[starts[i], starts[i+1])``.
+    """
+    n = len(word_spans)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if unit == "word":
+        return np.arange(n, dtype=np.int64)
+    ends = sentence_ends(text, word_spans)
+    starts = np.concatenate([[0], np.flatnonzero(ends[:-1]) + 1]).astype(np.int64)
+    lengths = np.diff(np.append(starts, n))
+    long = np.flatnonzero(lengths > max_words)
+    if len(long) == 0:
+        return starts
+    extra: list[int] = []
+    for i in long:
+        lo = int(starts[i])
+        extra.extend(_split_long(text, word_spans, lo, lo + int(lengths[i]), max_words))
+    return np.unique(np.concatenate([starts, np.asarray(extra, dtype=np.int64)]))

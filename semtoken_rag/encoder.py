@@ -1,0 +1,264 @@
+"""Contextual word fingerprints from a transformers encoder run over sliding windows.
+
+Each chunk is tokenised once (fast tokenizer, with character offsets), cut into overlapping
+windows of ``window_tokens`` tokens, and all windows of all chunks go through the encoder in
+batches.  Every token takes its hidden state from the window where it sits most centrally, so it
+sees at least ``overlap / 2`` tokens of context on each side.  Token states are mean-pooled to
+words (spans never split a word) and L2-normalised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from semtoken_rag import models
+from semtoken_rag.core.pooling import l2_normalize, pool_tokens_to_words
+from semtoken_rag.core.segment import find_words
+from semtoken_rag.errors import ConfigError
+from semtoken_rag.fingerprints import ChunkFingerprints
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Window:
+    text_index: int
+    token_start: int  # first content token of the window in the text
+    take_from: int  # tokens [take_from, take_to) of the text use this window's states
+    take_to: int
+
+
+def window_plan(n_tokens: int, content: int, overlap: int) -> list[tuple[int, int, int]]:
+    """Sliding windows over ``n_tokens`` tokens and the tokens each window is responsible for.
+
+    Args:
+        n_tokens: Tokens in the text.
+        content: Content tokens per window (special tokens excluded).
+        overlap: Tokens shared by consecutive windows.
+
+    Returns:
+        ``[(window_start, take_from, take_to), ...]``: each token belongs to exactly one window,
+        the one where it is most central.
+    """
+    if n_tokens == 0:
+        return []
+    stride = content - overlap
+    n_windows = 1 if n_tokens <= content else 1 + -(-(n_tokens - content) // stride)
+    plan = []
+    half = overlap // 2
+    for w in range(n_windows):
+        start = w * stride
+        take_from = 0 if w == 0 else start + half
+        take_to = n_tokens if w == n_windows - 1 else start + stride + half
+        plan.append((start, take_from, min(take_to, n_tokens)))
+    return plan
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was requested but CUDA is not available")
+    return device
+
+
+def _pick_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    return table[dtype]
+
+
+class TransformerEncoder:
+    """Sliding-window contextual fingerprints from any transformers encoder.
+
+    Args:
+        model: Encoder id or path (the default's aliases resolve to the packaged files).
+        window_tokens: Window length in tokens, special tokens included.
+        overlap: Tokens shared by consecutive windows.
+        batch_size: Windows per forward pass.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        dtype: ``auto`` (fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``.
+        progress: Show a progress bar over batches when there are many.
+    """
+
+    def __init__(
+        self,
+        model: str = models.ENCODER_CANONICAL_ID,
+        *,
+        window_tokens: int = 256,
+        overlap: int = 32,
+        batch_size: int = 32,
+        device: str = "auto",
+        dtype: str = "auto",
+        progress: bool = False,
+    ) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path, self.model_id = models.resolve_encoder(model)
+        self.device = _pick_device(device)
+        self.torch_dtype = _pick_dtype(dtype, self.device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path, dtype=self.torch_dtype)
+        except (OSError, ValueError) as exc:
+            raise models.missing_model_error(model, exc) from exc
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError(f"encoder {model!r} has no fast tokenizer (offsets are required)")
+        self.model.to(self.device).eval()
+        max_len = int(getattr(self.model.config, "max_position_embeddings", 512))
+        self.window_tokens = min(window_tokens, max_len)
+        self.overlap = overlap
+        self.batch_size = batch_size
+        self.progress = progress
+        self.dim = int(self.model.config.hidden_size)
+        self.cache_id = (
+            f"{self.model_id}|win{self.window_tokens}|ov{self.overlap}|"
+            f"{str(self.torch_dtype).replace('torch.', '')}"
+        )
+        #: Number of chunk texts encoded so far (the store's saving is measured with this).
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._torch = torch
+        logger.info(
+            "encoder %s on %s (%s), window %d overlap %d",
+            self.model_id,
+            self.device,
+            self.torch_dtype,
+            self.window_tokens,
+            self.overlap,
+        )
+
+    @classmethod
+    def from_config(cls, config: Any) -> TransformerEncoder:
+        """Build from a :class:`~semtoken_rag.config.SemTokenConfig`."""
+        return cls(
+            config.encoder_model,
+            window_tokens=config.window_tokens,
+            overlap=config.effective_overlap,
+            batch_size=config.batch_size,
+            device=config.device,
+            dtype=config.encoder_dtype,
+            progress=config.progress,
+        )
+
+    # -- chunks ---------------------------------------------------------------------------
+    def encode_texts(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
+        """Word fingerprints of each text (one batched encoder pass over all their windows).
+
+        Args:
+            texts: Chunk texts.
+
+        Returns:
+            One :class:`ChunkFingerprints` per text, in order.
+        """
+        words = [find_words(t) for t in texts]
+        enc = self.tokenizer(
+            list(texts),
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            return_attention_mask=False,
+            verbose=False,
+        )
+        content = self.window_tokens - 2
+        windows: list[_Window] = []
+        for ti, ids in enumerate(enc["input_ids"]):
+            for start, a, b in window_plan(len(ids), content, self.overlap):
+                windows.append(_Window(ti, start, a, b))
+        token_states = [
+            np.zeros((len(ids), self.dim), dtype=np.float32) for ids in enc["input_ids"]
+        ]
+        if windows:
+            self._run_windows(enc["input_ids"], windows, token_states, content)
+        out = []
+        for ti, text in enumerate(texts):
+            offs = np.asarray(enc["offset_mapping"][ti], dtype=np.int64).reshape(-1, 2)
+            wspans = words[ti]
+            keep = offs[:, 1] > offs[:, 0]
+            states = token_states[ti][keep]
+            widx = (
+                np.searchsorted(wspans[:, 0], offs[keep, 1] - 1, side="right") - 1
+                if len(wspans)
+                else np.zeros(0, dtype=np.int64)
+            )
+            vecs = pool_tokens_to_words(states, widx.clip(0, None), len(wspans))
+            out.append(ChunkFingerprints(l2_normalize(vecs), wspans))
+        self.calls += len(texts)
+        return out
+
+    def _run_windows(
+        self,
+        input_ids: list[list[int]],
+        windows: list[_Window],
+        token_states: list[np.ndarray],
+        content: int,
+    ) -> None:
+        torch = self._torch
+        cls_id = self.tokenizer.cls_token_id
+        sep_id = self.tokenizer.sep_token_id
+        pad_id = self.tokenizer.pad_token_id or 0
+        n_special_front = 1 if cls_id is not None else 0
+        batches = range(0, len(windows), self.batch_size)
+        iterator: Any = batches
+        if self.progress and len(batches) > 4:
+            from tqdm.auto import tqdm
+
+            iterator = tqdm(batches, desc="fingerprints", unit="batch")
+        for lo in iterator:
+            batch = windows[lo : lo + self.batch_size]
+            rows = []
+            for w in batch:
+                ids = input_ids[w.text_index][w.token_start : w.token_start + content]
+                row = ([cls_id] if cls_id is not None else []) + list(ids)
+                if sep_id is not None:
+                    row.append(sep_id)
+                rows.append(row)
+            width = max(len(r) for r in rows)
+            ids_t = torch.full((len(rows), width), pad_id, dtype=torch.long)
+            mask_t = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, r in enumerate(rows):
+                ids_t[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+                mask_t[i, : len(r)] = 1
+            with self._lock, torch.inference_mode():
+                hidden = self.model(
+                    input_ids=ids_t.to(self.device), attention_mask=mask_t.to(self.device)
+                ).last_hidden_state
+                hidden_np = hidden.float().cpu().numpy()
+            for i, w in enumerate(batch):
+                a = w.take_from - w.token_start + n_special_front
+                b = w.take_to - w.token_start + n_special_front
+                token_states[w.text_index][w.take_from : w.take_to] = hidden_np[i, a:b]
+
+    # -- queries --------------------------------------------------------------------------
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Sentence embeddings of queries (mean of token states, as sentence-transformers does).
+
+        Returns:
+            ``(len(queries), dim) float32``, L2-normalised.
+        """
+        if len(queries) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        torch = self._torch
+        batch = self.tokenizer(
+            list(queries),
+            padding=True,
+            truncation=True,
+            max_length=self.window_tokens,
+            return_tensors="pt",
+        )
+        with self._lock, torch.inference_mode():
+            hidden = self.model(**{k: v.to(self.device) for k, v in batch.items()}).last_hidden_state
+            mask = batch["attention_mask"].to(self.device).unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return l2_normalize(pooled.float().cpu().numpy())

