@@ -8,6 +8,7 @@ runs the core over all chunks jointly and renders each chunk back to text with o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.pipeline import ContextArrays, CoreParams, CorePlan, plan_context
 from semtoken_rag.core.render import kept_word_ranges, render
@@ -53,6 +55,31 @@ class Counter(Protocol):
     def count(self, text: str) -> int: ...
 
     def word_costs(self, text: str, word_spans: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per-unit view of one compression, for heatmaps, debugging and the harness.
+
+    Attributes:
+        unit_chunk: ``(U,) int64`` chunk of each unit.
+        unit_char_spans: ``(U, 2) int64`` character span of each unit in its chunk.
+        unit_span: ``(U,) int64`` span (merged group) of each unit.
+        unit_entropy: ``(U,) float32`` semantic entropy of the unit's span.
+        unit_density: ``(U,) float32`` semantic entropy of the unit alone (its own words).
+        unit_score: ``(U,) float32`` combined score.
+        unit_kept: ``(U,) bool`` kept in full or in part.
+        unit_coarse: ``(U,) bool`` the unit's span was collapsed (coarse granularity).
+    """
+
+    unit_chunk: np.ndarray
+    unit_char_spans: np.ndarray
+    unit_span: np.ndarray
+    unit_entropy: np.ndarray
+    unit_density: np.ndarray
+    unit_score: np.ndarray
+    unit_kept: np.ndarray
+    unit_coarse: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -260,9 +287,16 @@ class Compressor:
         *,
         ratio: float | None = None,
         budget: int | None = None,
+        explain: list[Explanation] | None = None,
     ) -> list[CompressionResult]:
         """Compress several ``(chunks, query)`` contexts; chunks shared between them and all
         queries are encoded once, in batched passes.
+
+        Args:
+            requests: ``(chunks, query)`` pairs.
+            ratio: Overrides ``config.compression_ratio``.
+            budget: Absolute token budget per request.
+            explain: If a list is given, one :class:`Explanation` per request is appended.
         """
         _check_budget(ratio, budget)
         reqs = [(_check_chunks(c), _check_query(q)) for c, q in requests]
@@ -280,7 +314,7 @@ class Compressor:
         t3 = time.perf_counter()
         out = []
         for chunks, query in reqs:
-            result = self._compress_prepared(
+            result, plan, ctx = self._compress_prepared(
                 [prepared[c] for c in chunks],
                 None if query is None else qvecs[query],
                 query,
@@ -288,6 +322,8 @@ class Compressor:
                 budget,
             )
             out.append(result)
+            if explain is not None:
+                explain.append(self._explanation(result, plan, ctx, [prepared[c] for c in chunks]))
         shared = StageTimings(
             encode_ms=(t2 - t1) * 1e3 + ((t1 - t0) * 1e3 if n_encoded else 0.0),
             store_ms=0.0 if n_encoded else (t1 - t0) * 1e3,
@@ -312,6 +348,47 @@ class Compressor:
             )
             for i, r in enumerate(out)
         ]
+
+    def explain(
+        self,
+        chunks: str | Sequence[str],
+        query: str | None = None,
+        *,
+        ratio: float | None = None,
+        budget: int | None = None,
+    ) -> tuple[CompressionResult, Explanation]:
+        """Compress and also return the per-unit scores behind the decision."""
+        explanations: list[Explanation] = []
+        result = self.compress_many(
+            [(chunks, query)], ratio=ratio, budget=budget, explain=explanations
+        )[0]
+        return result, explanations[0]
+
+    @staticmethod
+    def _explanation(
+        result: CompressionResult, plan: CorePlan, ctx: ContextArrays, items: list[_Prepared]
+    ) -> Explanation:
+        span_sizes = np.diff(np.append(plan.span_starts, ctx.n_units))
+        span_of_unit = np.repeat(np.arange(len(plan.span_starts)), span_sizes)
+        char_spans = []
+        for p in items:
+            ends = np.append(p.unit_starts[1:], p.fp.n_words) - 1
+            if len(p.unit_starts):
+                char_spans.append(
+                    np.stack([p.fp.word_spans[p.unit_starts, 0], p.fp.word_spans[ends, 1]], axis=1)
+                )
+        return Explanation(
+            unit_chunk=ctx.unit_chunk,
+            unit_char_spans=(
+                np.concatenate(char_spans) if char_spans else np.zeros((0, 2), np.int64)
+            ),
+            unit_span=span_of_unit.astype(np.int64),
+            unit_entropy=plan.span_entropy[span_of_unit] if ctx.n_units else plan.span_entropy,
+            unit_density=span_entropy(ctx.word_vectors, ctx.unit_starts),
+            unit_score=plan.unit_scores,
+            unit_kept=plan.kept | (plan.partial > 0),
+            unit_coarse=plan.coarse[span_of_unit] if ctx.n_units else plan.coarse,
+        )
 
     # -- internals ------------------------------------------------------------------------
     def _prepare(self, text: str, fp: ChunkFingerprints) -> _Prepared:
@@ -342,7 +419,7 @@ class Compressor:
         query: str | None,
         ratio: float | None,
         budget: int | None,
-    ) -> CompressionResult:
+    ) -> tuple[CompressionResult, CorePlan, ContextArrays]:
         t0 = time.perf_counter()
         dim = self.encoder.dim
         originals = np.asarray([int(p.word_costs.sum()) for p in items], dtype=np.int64)
@@ -370,21 +447,18 @@ class Compressor:
             ).astype(bool),
         )
         t1 = time.perf_counter()
-        plan = plan_context(ctx, qvec, budgets, self._params)
         sep_cost = self.counter.count(self.config.separator) if self.config.separator else 0
-        if sep_cost:
-            # Separators are tokens the reader reads too: spend them from the budget.
-            gaps = self._gaps(plan, ctx, len(items))
-            if len(budgets) == 1:
-                gaps = gaps.sum(keepdims=True)
-            if gaps.any():
-                plan = plan_context(
-                    ctx, qvec, np.maximum(budgets - gaps * sep_cost, 0), self._params
-                )
+        # Separators are tokens the reader reads too: the selection charges them to the budget.
+        params = (
+            dataclasses.replace(self._params, separator_cost=sep_cost)
+            if sep_cost
+            else self._params
+        )
+        plan = plan_context(ctx, qvec, budgets, params)
         t2 = time.perf_counter()
         results = self._render(items, ctx, plan, word_offsets, sep_cost)
         t3 = time.perf_counter()
-        return CompressionResult(
+        result = CompressionResult(
             chunks=tuple(results),
             budget_tokens=int(budgets.sum()),
             query=query,
@@ -393,6 +467,7 @@ class Compressor:
                 segment_ms=(t1 - t0) * 1e3, core_ms=(t2 - t1) * 1e3, render_ms=(t3 - t2) * 1e3
             ),
         )
+        return result, plan, ctx
 
     @staticmethod
     def _gaps(plan: CorePlan, ctx: ContextArrays, n_chunks: int) -> np.ndarray:

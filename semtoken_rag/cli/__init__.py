@@ -1,0 +1,1 @@
+"""The ``semtoken-rag`` command line."""

@@ -1,0 +1,98 @@
+"""``semtoken-rag compress``: compress files (one chunk each) or stdin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from semtoken_rag.compressor import Compressor
+from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.errors import InvalidInputError
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="*", help="text files (one chunk each); stdin if none")
+    parser.add_argument("--query", "-q", default=None, help="the question to condition on")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--ratio", type=float, default=None, help="fraction of tokens to keep")
+    group.add_argument("--budget", type=int, default=None, help="absolute token budget")
+    parser.add_argument("--encoder", default=None, help="encoder id or path")
+    parser.add_argument("--count-tokenizer", default=None, help="tokenizer the budget counts in")
+    parser.add_argument(
+        "--force-keep", action="append", default=[], help="regex whose matches are kept"
+    )
+    parser.add_argument(
+        "--preset-keep",
+        action="append",
+        default=[],
+        choices=["numbers", "ids", "dates", "urls", "emails"],
+        help="named force-keep rule",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _read_inputs(files: list[str]) -> list[str]:
+    if not files:
+        return [sys.stdin.read()]
+    texts = []
+    for f in files:
+        p = Path(f)
+        if not p.is_file():
+            raise InvalidInputError(f"no such file: {f}")
+        texts.append(p.read_text(encoding="utf-8", errors="replace"))
+    return texts
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, object] = {
+        "force_keep": tuple(args.force_keep),
+        "force_keep_presets": tuple(args.preset_keep),
+        "progress": True,
+    }
+    if args.encoder:
+        overrides["encoder_model"] = args.encoder
+    if args.count_tokenizer:
+        overrides["count_tokenizer"] = args.count_tokenizer
+    config = SemTokenConfig(**overrides)  # type: ignore[arg-type]
+    texts = _read_inputs(args.files)
+    result = Compressor(config).compress(texts, args.query, ratio=args.ratio, budget=args.budget)
+    if args.json:
+        payload = {
+            "query": args.query,
+            "original_tokens": result.original_tokens,
+            "kept_tokens": result.kept_tokens,
+            "ratio": result.ratio,
+            "budget_tokens": result.budget_tokens,
+            "overshoot_tokens": result.overshoot_tokens,
+            "dedup_saved_tokens": result.dedup_saved_tokens,
+            "timings_ms": {
+                "encode": result.timings.encode_ms,
+                "core": result.timings.core_ms,
+                "total": result.timings.total_ms,
+            },
+            "chunks": [
+                {
+                    "source": (args.files[i] if args.files else "<stdin>"),
+                    "text": c.text,
+                    "offsets": [list(o) for o in c.offsets],
+                    "original_tokens": c.original_tokens,
+                    "kept_tokens": c.kept_tokens,
+                    "ratio": c.ratio,
+                }
+                for i, c in enumerate(result.chunks)
+            ],
+        }
+        json.dump(payload, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for c in result.chunks:
+        print(c.text)
+        print()
+    print(
+        f"# kept {result.kept_tokens}/{result.original_tokens} tokens "
+        f"(ratio {result.ratio:.3f}, {result.timings.total_ms:.0f} ms)",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests needing it are skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present beside the repository")
+    return SHARED_DATA
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rows.append(json.loads(line))
+                if limit is not None and len(rows) >= limit:
+                    break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def narrativeqa(shared_data: Path) -> list[dict]:
+    """First 50 NarrativeQA examples (context + question + answers)."""
+    return read_jsonl(shared_data / "narrativeqa" / "test.jsonl", limit=50)
+
+
+@pytest.fixture(scope="session")
+def real_compressor():
+    """One real-MiniLM compressor shared by the session (model loads once)."""
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    return Compressor(SemTokenConfig())
