@@ -29,7 +29,7 @@ class TokenCounter:
 
     def __init__(self, tokenizer: Any, name: str | None = None, cache_size: int = 4096) -> None:
         self.tokenizer = tokenizer
-        self.name = name or getattr(tokenizer, "name_or_path", type(tokenizer).__name__)
+        self.name: str = str(name or getattr(tokenizer, "name_or_path", type(tokenizer).__name__))
         self._fast = bool(getattr(tokenizer, "is_fast", False))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size

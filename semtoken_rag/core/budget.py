@@ -1,11 +1,17 @@
 """Budgeted selection: keep the best units under a token budget.
 
-Greedy by score (a 0/1 knapsack heuristic that is exact when costs are equal): forced units
-first, then units in descending score order while they fit; a unit that near-duplicates an
-already kept unit is skipped.  Units that do not fit are passed over, so smaller ones later in
-the order can still use the budget; a leftover can finally be spent on the leading words of the
-best unit that did not fit.  The loop runs once per unit (not per token) and is deterministic:
-ties keep the original order.
+Prefix-closed greedy by score: forced units first, then units in descending score order while
+they fit; the scan *stops* at the first unit that does not fit, and the leftover is spent on the
+leading words of that unit (the partial fill).  A unit that near-duplicates an already kept unit
+is skipped (it costs nothing).  Stopping rather than passing over a unit that does not fit makes
+the kept set at a budget a subset of the kept set at any larger budget, so a larger ratio never
+keeps fewer tokens (a skip-and-continue knapsack heuristic breaks that: a small budget can be
+filled by small low-ranked units that a larger budget spends on one big unit).
+
+Separators: when ``sep_cost`` is given, each unit is charged the separators its piece adds to
+the rendered text (kept pieces minus one, per chunk), so the rendered output, separators
+included, stays within the budget.  The loop runs once per unit (not per token) and is
+deterministic: ties keep the original order.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ class Selection:
         kept: ``(n_units,) bool`` units kept in full.
         partial_unit: Unit of which only the leading ``partial_words`` words are kept, or -1.
         partial_words: Number of leading words kept of ``partial_unit``.
-        used_tokens: Tokens of everything kept.
+        used_tokens: Tokens of everything kept (separators included when ``sep_cost`` is set).
         forced_tokens: Tokens of force-kept units.
         dedup_skipped_tokens: Tokens of units skipped as near-duplicates.
     """
@@ -46,6 +52,8 @@ def select_units(
     duplicates: tuple[np.ndarray, np.ndarray] | None = None,
     word_costs: np.ndarray | None = None,
     min_fill_tokens: int = 1,
+    sep_cost: int = 0,
+    unit_chunk: np.ndarray | None = None,
 ) -> Selection:
     """Choose units under ``budget``.
 
@@ -61,6 +69,10 @@ def select_units(
         word_costs: ``list`` of ``(len_i,) int64`` per-word token costs of each unit, as one
             object array; enables the partial fill.  ``None`` disables it.
         min_fill_tokens: Smallest leftover worth a partial unit.
+        sep_cost: Tokens of the separator rendered between two kept pieces of one chunk.
+        unit_chunk: ``(n,) int64`` chunk of each unit (non-decreasing); units ``i`` and ``i+1``
+            render as one piece only when both are kept and in the same chunk.  ``None`` means
+            one chunk.
 
     Returns:
         A :class:`Selection`.
@@ -73,8 +85,30 @@ def select_units(
     blocked = np.zeros(n, dtype=bool)
     indptr, indices = duplicates if duplicates is not None else (None, None)
     costs_list = costs.tolist()
+    chunk = np.zeros(n, dtype=np.int64) if unit_chunk is None else np.asarray(unit_chunk, np.int64)
+    chunk_list = chunk.tolist()
+    # joins[i]: unit i and unit i + 1 render as one piece when both are kept.
+    joins = [*(chunk[1:] == chunk[:-1]).tolist(), False]
+    pieces = [0] * (int(chunk.max()) + 1 if n else 1)
+    kept_list = [False] * n
 
-    def block_partners(i: int) -> None:
+    def sep_delta(i: int, right: bool = True) -> int:
+        """Separator tokens added by keeping unit ``i`` (its leading words if not ``right``)."""
+        if not sep_cost:
+            return 0
+        left_kept = i > 0 and joins[i - 1] and kept_list[i - 1]
+        right_kept = right and joins[i] and kept_list[i + 1]
+        c = chunk_list[i]
+        new = pieces[c] + 1 - int(left_kept) - int(right_kept)
+        return sep_cost * (max(new - 1, 0) - max(pieces[c] - 1, 0))
+
+    def keep(i: int) -> None:
+        c = chunk_list[i]
+        left_kept = i > 0 and joins[i - 1] and kept_list[i - 1]
+        right_kept = joins[i] and kept_list[i + 1]
+        pieces[c] += 1 - int(left_kept) - int(right_kept)
+        kept_list[i] = True
+        kept[i] = True
         if indptr is not None:
             blocked[indices[indptr[i] : indptr[i + 1]]] = True
 
@@ -82,35 +116,34 @@ def select_units(
     forced_tokens = 0
     if forced is not None and forced.any():
         for i in np.flatnonzero(forced).tolist():
-            kept[i] = True
-            used += costs_list[i]
-            block_partners(i)
-        forced_tokens = used
+            used += costs_list[i] + sep_delta(i)
+            forced_tokens += costs_list[i]
+            keep(i)
     skipped = 0
-    first_unfit = -1
+    stop = -1
     order = np.argsort(-scores, kind="stable").tolist()
     cand_list = cand.tolist()
     for i in order:
-        if kept[i] or not cand_list[i]:
+        if kept_list[i] or not cand_list[i]:
             continue
         if blocked[i]:
             skipped += costs_list[i]
             continue
-        c = costs_list[i]
-        if used + c <= budget:
-            kept[i] = True
-            used += c
-            block_partners(i)
-        elif first_unfit < 0:
-            first_unfit = i
+        c = costs_list[i] + sep_delta(i)
+        if used + c > budget:
+            stop = i
+            break
+        used += c
+        keep(i)
     partial_unit, partial_words = -1, 0
-    leftover = budget - used
-    if word_costs is not None and first_unfit >= 0 and leftover >= min_fill_tokens:
-        wc = np.cumsum(word_costs[first_unfit])
-        k = int(np.searchsorted(wc, leftover, side="right"))
-        if k > 0:
-            partial_unit, partial_words = first_unfit, k
-            used += int(wc[k - 1])
+    if word_costs is not None and stop >= 0:
+        leftover = budget - used - sep_delta(stop, right=False)
+        if leftover >= min_fill_tokens:
+            wc = np.cumsum(word_costs[stop])[:-1]  # never all words: the unit did not fit
+            k = int(np.searchsorted(wc, leftover, side="right"))
+            if k > 0:
+                partial_unit, partial_words = stop, k
+                used += int(wc[k - 1]) + sep_delta(stop, right=False)
     return Selection(
         kept=kept,
         partial_unit=partial_unit,

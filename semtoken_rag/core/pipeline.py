@@ -33,6 +33,8 @@ class CoreParams:
     no_query_mode: str = "centroid"
     fill_partial: bool = True
     min_fill_tokens: int = 6
+    #: Tokens of the separator between two kept pieces of a chunk; charged to the budget.
+    separator_cost: int = 0
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def plan_context(
     if params.fill_partial:
         ends = np.append(ctx.unit_starts[1:], n_words)
         word_costs = np.empty(n_units, dtype=object)
-        for i, (s, e) in enumerate(zip(ctx.unit_starts.tolist(), ends.tolist())):
+        for i, (s, e) in enumerate(zip(ctx.unit_starts.tolist(), ends.tolist(), strict=False)):
             word_costs[i] = ctx.word_costs[s:e]
 
     kept = np.zeros(n_units, dtype=bool)
@@ -174,6 +176,8 @@ def plan_context(
             duplicates=_restrict(dups, idx) if dups is not None else None,
             word_costs=word_costs[idx] if word_costs is not None else None,
             min_fill_tokens=params.min_fill_tokens,
+            sep_cost=params.separator_cost,
+            unit_chunk=ctx.unit_chunk[idx],
         )
         kept[idx] = sel.kept
         if sel.partial_unit >= 0:

@@ -101,14 +101,19 @@ def _split_long(text: str, word_spans: np.ndarray, lo: int, hi: int, max_words: 
         window = max(1, max_words // 6)
         for d in range(window + 1):
             for cand in (ideal - d, ideal + d):
-                if prev < cand < hi and cand - prev <= max_words:
+                # The rest after ``cand`` must still fit in the pieces that remain.
+                if (
+                    prev < cand < hi
+                    and cand - prev <= max_words
+                    and hi - cand <= (pieces - k) * max_words
+                ):
                     if text[word_spans[cand - 1, 1] - 1] in _CLAUSE_END:
                         best = cand
                         break
             else:
                 continue
             break
-        best = min(max(best, prev + 1), prev + max_words)
+        best = min(max(best, prev + 1, hi - (pieces - k) * max_words), prev + max_words)
         cuts.append(best)
         prev = best
     return cuts

@@ -57,10 +57,14 @@ def density_heatmap(
     cmap = colormaps["coolwarm"]
 
     words = find_words(text)[:max_words]
-    unit_of_word = np.searchsorted(spans[:, 0], words[:, 0], side="right") - 1 if len(spans) else []
+    unit_of_word: np.ndarray = (
+        np.searchsorted(spans[:, 0], words[:, 0], side="right") - 1
+        if len(spans)
+        else np.full(len(words), -1)
+    )
     lines: list[list[tuple[str, int]]] = [[]]
     width = 0
-    for (s, e), u in zip(words.tolist(), np.asarray(unit_of_word).tolist()):
+    for (s, e), u in zip(words.tolist(), unit_of_word.tolist()):
         w = text[s:e]
         if width + len(w) + 1 > chars_per_line and lines[-1]:
             lines.append([])

@@ -1,0 +1,186 @@
+"""``SemTokenCompressor``: semtoken-rag as a LangChain ``BaseDocumentCompressor``.
+
+A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig`, the engine
+(:class:`semtoken_rag.Compressor`) does all the work, and this module only translates
+``Document`` objects to strings and results back to ``Document`` objects plus metadata.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from semtoken_rag.adapters import (
+    DEFAULTS,
+    MIRRORED,
+    build_config,
+    check_store,
+    chunk_metadata,
+    open_store,
+    split_config,
+)
+from semtoken_rag.config import Device, ForceKeepPreset, SemTokenConfig
+
+if TYPE_CHECKING:
+    from semtoken_rag.compressor import Compressor
+    from semtoken_rag.results import CompressionResult
+
+#: Key under which each output document carries what was kept.
+METADATA_KEY = "semtoken"
+
+
+class SemTokenCompressor(BaseDocumentCompressor):
+    """Query-aware semantic compression of retrieved documents (semtoken-rag).
+
+    Every document is shortened to the sentences that best answer the query, near-duplicates
+    across documents are skipped, and one token budget is spent over all documents together
+    (``budget_scope="joint"``) or split in proportion to their lengths (``"per_document"``).
+
+    Output contract (what LangChain users can rely on):
+
+    * documents keep their input order, their ``id`` and their metadata (a shallow copy: the
+      input documents are never mutated);
+    * each gains ``metadata["semtoken"] = {"offsets": [[start, end], ...], "original_tokens",
+      "kept_tokens", "ratio"}``; ``offsets`` are character offsets of the kept pieces in the
+      ``page_content`` this compressor received, so ``original[s:e]`` is verbatim;
+    * a document compressed to nothing is **dropped** (``drop_empty=True``), like
+      ``EmbeddingsFilter`` drops irrelevant documents and ``LLMChainExtractor`` drops empty
+      extractions: an empty ``page_content`` only wastes a prompt slot.  Set
+      ``drop_empty=False`` to keep one output per input (e.g. to zip results with inputs).
+
+    Example:
+        >>> from langchain_classic.retrievers import ContextualCompressionRetriever
+        >>> compressor = SemTokenCompressor(compression_ratio=0.4)  # doctest: +SKIP
+        >>> retriever = ContextualCompressionRetriever(  # doctest: +SKIP
+        ...     base_compressor=compressor, base_retriever=vector_store.as_retriever(k=8)
+        ... )
+
+    The engine is built on first use (so constructing the compressor loads no model) and is
+    rebuilt if a field is changed afterwards.  Pass ``store=`` (any object with ``get_many`` /
+    ``put_many``, e.g. a ``semtoken_rag.store.FingerprintStore``) or ``store_dir=`` to share
+    fingerprints with ingestion and with the LlamaIndex postprocessor.
+    """
+
+    compression_ratio: float = DEFAULTS.compression_ratio
+    """Fraction of the original tokens to keep, in (0, 1]; ignored when ``budget_tokens``."""
+    budget_tokens: int | None = DEFAULTS.budget_tokens
+    """Absolute token budget (counting tokenizer); overrides ``compression_ratio``."""
+    similarity_threshold: float = DEFAULTS.similarity_threshold
+    """Adjacent units more similar than this merge into one span."""
+    entropy_threshold: float = DEFAULTS.entropy_threshold
+    """Spans below this fraction of the median semantic entropy collapse to one unit."""
+    encoder_model: str = DEFAULTS.encoder_model
+    """Fingerprint encoder id or path (default: the packaged all-MiniLM-L6-v2)."""
+    dedup_threshold: float | None = DEFAULTS.dedup_threshold
+    """Cosine above which a unit is skipped as a near-duplicate of a kept one; None disables."""
+    force_keep: tuple[str, ...] = DEFAULTS.force_keep
+    """Regular expressions whose matches are never dropped."""
+    force_keep_presets: tuple[ForceKeepPreset, ...] = DEFAULTS.force_keep_presets
+    """Named force-keep patterns: numbers, ids, dates, urls, emails."""
+    count_tokenizer: str | None = DEFAULTS.count_tokenizer
+    """Tokenizer the budget is counted in (normally the reader LLM's); None: the encoder's."""
+    device: Device = DEFAULTS.device
+    """Encoder device: auto, cpu or cuda."""
+    budget_scope: Literal["joint", "per_document", "per_chunk"] = "joint"
+    """One budget over all documents (``joint``) or one share per document (``per_document``;
+    ``per_chunk`` is the engine's spelling of the same)."""
+    engine_options: dict[str, Any] = Field(default_factory=dict)
+    """Any other :class:`semtoken_rag.SemTokenConfig` field (``unit``, ``separator``, ...)."""
+    store_dir: str | Path | None = None
+    """Directory of a persistent fingerprint store (opened on first use)."""
+    store: Any | None = Field(default=None, exclude=True, repr=False)
+    """A fingerprint store object (``get_many`` / ``put_many``), e.g. shared with LlamaIndex."""
+    drop_empty: bool = True
+    """Drop documents compressed to nothing (see the class docstring)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    _engine: Compressor | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @model_validator(mode="after")
+    def _validate_engine_config(self) -> SemTokenCompressor:
+        # Fail at construction, not at the first query: the engine config validates everything.
+        check_store(self.store, self.store_dir)
+        self.semtoken_config()
+        return self
+
+    @classmethod
+    def from_engine(cls, engine: Compressor, **kwargs: Any) -> SemTokenCompressor:
+        """Wrap an existing engine (shares its encoder, store and counter; no second model).
+
+        Args:
+            engine: A :class:`semtoken_rag.Compressor`.
+            **kwargs: Adapter-only fields, e.g. ``drop_empty``.
+        """
+        fields = split_config(engine.config, per_scope="per_document")
+        obj = cls(**fields, store=engine.store, **kwargs)
+        obj._engine = engine
+        return obj
+
+    def semtoken_config(self) -> SemTokenConfig:
+        """The engine configuration these fields describe."""
+        return build_config(
+            {name: getattr(self, name) for name in MIRRORED},
+            self.budget_scope,
+            self.engine_options,
+        )
+
+    @property
+    def engine(self) -> Compressor:
+        """The :class:`semtoken_rag.Compressor` doing the work (built lazily, thread-safe)."""
+        config = self.semtoken_config()
+        with self._lock:
+            if self._engine is None or self._engine.config != config:
+                from semtoken_rag.compressor import Compressor
+
+                self._engine = Compressor(config, store=open_store(self.store, self.store_dir))
+            return self._engine
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Compress ``documents`` for ``query`` (see the class docstring for the contract)."""
+        docs = list(documents)
+        if not docs:
+            return []
+        result = self.engine.compress([d.page_content for d in docs], query)
+        return self._to_documents(docs, result)
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Async :meth:`compress_documents`: the engine runs in a worker thread, so the event
+        loop is never blocked by the encoder."""
+        docs = list(documents)
+        if not docs:
+            return []
+        result = await self.engine.acompress([d.page_content for d in docs], query)
+        return self._to_documents(docs, result)
+
+    def _to_documents(self, docs: list[Document], result: CompressionResult) -> list[Document]:
+        out = []
+        for doc, chunk in zip(docs, result.chunks, strict=True):
+            if self.drop_empty and not chunk.text:
+                continue
+            # model_copy keeps the id, the subclass and any extra state of the input document.
+            out.append(
+                doc.model_copy(
+                    update={
+                        "page_content": chunk.text,
+                        "metadata": {**doc.metadata, METADATA_KEY: chunk_metadata(chunk)},
+                    }
+                )
+            )
+        return out

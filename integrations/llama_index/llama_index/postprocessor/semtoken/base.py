@@ -1,0 +1,218 @@
+"""``SemTokenNodePostprocessor``: semtoken-rag as a LlamaIndex node postprocessor.
+
+A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig`, the engine
+(:class:`semtoken_rag.Compressor`) does the work, and this module translates ``NodeWithScore``
+objects to strings and results back to node copies plus metadata.
+
+Unlike LlamaIndex's LongLLMLingua postprocessor, which joins all nodes into one compressed
+string and returns a single new node, this keeps every node: its id, score, relationships and
+metadata survive, so citations, source display and score-based postprocessors still work.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
+from semtoken_rag.adapters import (
+    DEFAULTS,
+    MIRRORED,
+    build_config,
+    check_store,
+    chunk_metadata,
+    open_store,
+    split_config,
+)
+from semtoken_rag.config import Device, ForceKeepPreset, SemTokenConfig
+
+if TYPE_CHECKING:
+    from semtoken_rag.compressor import Compressor
+    from semtoken_rag.results import CompressionResult
+
+    from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
+
+#: Key under which each output node carries what was kept.
+METADATA_KEY = "semtoken"
+
+
+def node_text(node: BaseNode) -> str:
+    """The raw text of a node (no metadata), the string the engine compresses and caches."""
+    return node.get_content(metadata_mode=MetadataMode.NONE) or ""
+
+
+class SemTokenNodePostprocessor(BaseNodePostprocessor):
+    """Query-aware semantic compression of retrieved nodes (semtoken-rag).
+
+    Every node is shortened to the sentences that best answer the query, near-duplicates across
+    nodes are skipped, and one token budget is spent over all nodes together
+    (``budget_scope="joint"``) or split in proportion to their lengths (``"per_node"``).
+
+    Output contract:
+
+    * nodes keep their order, ``node_id``, score, relationships and metadata; the compressed
+      text is set on a *copy* of each node (retrieved nodes are never mutated, so a docstore or
+      an in-memory index holding them stays intact);
+    * each gains ``metadata["semtoken"] = {"offsets": [[start, end], ...], "original_tokens",
+      "kept_tokens", "ratio"}`` (offsets into the node's text as received); the key is added to
+      ``excluded_llm_metadata_keys`` and ``excluded_embed_metadata_keys`` so it never reaches a
+      prompt or an embedding;
+    * a node compressed to nothing is dropped (``drop_empty=True``), as LlamaIndex's
+      ``SimilarityPostprocessor`` drops irrelevant nodes; nodes with no text at all (e.g. image
+      nodes) pass through untouched.
+
+    Example:
+        >>> pp = SemTokenNodePostprocessor(compression_ratio=0.4)  # doctest: +SKIP
+        >>> engine = index.as_query_engine(node_postprocessors=[pp])  # doctest: +SKIP
+    """
+
+    compression_ratio: float = DEFAULTS.compression_ratio
+    """Fraction of the original tokens to keep, in (0, 1]; ignored when ``budget_tokens``."""
+    budget_tokens: int | None = DEFAULTS.budget_tokens
+    """Absolute token budget (counting tokenizer); overrides ``compression_ratio``."""
+    similarity_threshold: float = DEFAULTS.similarity_threshold
+    """Adjacent units more similar than this merge into one span."""
+    entropy_threshold: float = DEFAULTS.entropy_threshold
+    """Spans below this fraction of the median semantic entropy collapse to one unit."""
+    encoder_model: str = DEFAULTS.encoder_model
+    """Fingerprint encoder id or path (default: the packaged all-MiniLM-L6-v2)."""
+    dedup_threshold: float | None = DEFAULTS.dedup_threshold
+    """Cosine above which a unit is skipped as a near-duplicate of a kept one; None disables."""
+    force_keep: tuple[str, ...] = DEFAULTS.force_keep
+    """Regular expressions whose matches are never dropped."""
+    force_keep_presets: tuple[ForceKeepPreset, ...] = DEFAULTS.force_keep_presets
+    """Named force-keep patterns: numbers, ids, dates, urls, emails."""
+    count_tokenizer: str | None = DEFAULTS.count_tokenizer
+    """Tokenizer the budget is counted in (normally the reader LLM's); None: the encoder's."""
+    device: Device = DEFAULTS.device
+    """Encoder device: auto, cpu or cuda."""
+    budget_scope: Literal["joint", "per_node", "per_chunk"] = "joint"
+    """One budget over all nodes (``joint``) or one share per node (``per_node``; ``per_chunk``
+    is the engine's spelling of the same)."""
+    engine_options: dict[str, Any] = Field(default_factory=dict)
+    """Any other :class:`semtoken_rag.SemTokenConfig` field (``unit``, ``separator``, ...)."""
+    store_dir: str | Path | None = None
+    """Directory of a persistent fingerprint store (opened on first use)."""
+    store: Any | None = Field(default=None, exclude=True, repr=False)
+    """A fingerprint store object (``get_many`` / ``put_many``), e.g. shared with LangChain."""
+    drop_empty: bool = True
+    """Drop nodes compressed to nothing (see the class docstring)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    _engine: Compressor | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @model_validator(mode="after")
+    def _validate_engine_config(self) -> SemTokenNodePostprocessor:
+        # Fail at construction, not at the first query: the engine config validates everything.
+        check_store(self.store, self.store_dir)
+        self.semtoken_config()
+        return self
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SemTokenNodePostprocessor"
+
+    @classmethod
+    def from_engine(cls, engine: Compressor, **kwargs: Any) -> SemTokenNodePostprocessor:
+        """Wrap an existing engine (shares its encoder, store and counter; no second model).
+
+        Args:
+            engine: A :class:`semtoken_rag.Compressor`.
+            **kwargs: Adapter-only fields, e.g. ``drop_empty``.
+        """
+        fields = split_config(engine.config, per_scope="per_node")
+        obj = cls(**fields, store=engine.store, **kwargs)
+        obj._engine = engine
+        return obj
+
+    def semtoken_config(self) -> SemTokenConfig:
+        """The engine configuration these fields describe."""
+        return build_config(
+            {name: getattr(self, name) for name in MIRRORED},
+            self.budget_scope,
+            self.engine_options,
+        )
+
+    @property
+    def engine(self) -> Compressor:
+        """The :class:`semtoken_rag.Compressor` doing the work (built lazily, thread-safe)."""
+        config = self.semtoken_config()
+        with self._lock:
+            if self._engine is None or self._engine.config != config:
+                from semtoken_rag.compressor import Compressor
+
+                self._engine = Compressor(config, store=open_store(self.store, self.store_dir))
+            return self._engine
+
+    def fingerprinter(self) -> SemTokenFingerprinter:
+        """An ingestion component writing fingerprints this postprocessor will hit (same
+        engine: same encoder settings, same store, one model in memory)."""
+        from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
+
+        return SemTokenFingerprinter.from_engine(self.engine)
+
+    def _postprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        texts, positions = self._texts(nodes)
+        if not texts:
+            return list(nodes)
+        result = self.engine.compress(texts, _query(query_bundle))
+        return self._to_nodes(nodes, positions, result)
+
+    async def _apostprocess_nodes(
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,
+    ) -> list[NodeWithScore]:
+        texts, positions = self._texts(nodes)
+        if not texts:
+            return list(nodes)
+        result = await self.engine.acompress(texts, _query(query_bundle))
+        return self._to_nodes(nodes, positions, result)
+
+    @staticmethod
+    def _texts(nodes: list[NodeWithScore]) -> tuple[list[str], list[int]]:
+        """Texts to compress and the positions of their nodes (text-less nodes are skipped)."""
+        texts, positions = [], []
+        for i, nws in enumerate(nodes):
+            text = node_text(nws.node)
+            if text.strip():
+                texts.append(text)
+                positions.append(i)
+        return texts, positions
+
+    def _to_nodes(
+        self, nodes: list[NodeWithScore], positions: list[int], result: CompressionResult
+    ) -> list[NodeWithScore]:
+        chunk_at = dict(zip(positions, result.chunks, strict=True))
+        out = []
+        for i, nws in enumerate(nodes):
+            chunk = chunk_at.get(i)
+            if chunk is None:
+                out.append(nws)
+                continue
+            if self.drop_empty and not chunk.text:
+                continue
+            node = nws.node.model_copy()
+            node.set_content(chunk.text)
+            node.metadata = {**nws.node.metadata, METADATA_KEY: chunk_metadata(chunk)}
+            node.excluded_llm_metadata_keys = _with_key(nws.node.excluded_llm_metadata_keys)
+            node.excluded_embed_metadata_keys = _with_key(nws.node.excluded_embed_metadata_keys)
+            out.append(NodeWithScore(node=node, score=nws.score))
+        return out
+
+
+def _query(query_bundle: QueryBundle | None) -> str | None:
+    return None if query_bundle is None else query_bundle.query_str
+
+
+def _with_key(keys: list[str]) -> list[str]:
+    return list(keys) if METADATA_KEY in keys else [*keys, METADATA_KEY]

@@ -1,0 +1,44 @@
+"""Word-window chunking for ingestion (pure).
+
+Chunks are verbatim slices of the source text (from the first character of their first word to
+the last character of their last word), so a chunk ingested here and the same chunk returned by
+a retriever that used these settings have the same fingerprint key.
+"""
+
+from __future__ import annotations
+
+from semtoken_rag.core.segment import find_words
+from semtoken_rag.errors import InvalidInputError
+
+
+def chunk_words(text: str, size: int, overlap: int = 0) -> list[str]:
+    """Split ``text`` into windows of ``size`` words, consecutive windows sharing ``overlap``.
+
+    Args:
+        text: Source text.
+        size: Words per chunk (> 0).
+        overlap: Words shared by consecutive chunks (0 <= overlap < size).
+
+    Returns:
+        Chunk texts in order; empty for a text without words.  The last chunk may be shorter;
+        no chunk is entirely contained in the previous one.
+
+    Raises:
+        InvalidInputError: ``size``/``overlap`` out of range.
+    """
+    if size <= 0:
+        raise InvalidInputError(f"chunk size must be positive, got {size}")
+    if not 0 <= overlap < size:
+        raise InvalidInputError(f"chunk overlap must be in [0, {size}), got {overlap}")
+    spans = find_words(text)
+    n = len(spans)
+    out: list[str] = []
+    stride = size - overlap
+    start = 0
+    while start < n:
+        end = min(start + size, n)
+        out.append(text[int(spans[start, 0]) : int(spans[end - 1, 1])])
+        if end == n:
+            break
+        start += stride
+    return out

@@ -1,0 +1,282 @@
+"""Bad and extreme inputs: every failure is a typed error with a message, never a numpy or
+torch crash."""
+
+from __future__ import annotations
+
+import functools
+import random
+import string
+
+import pytest
+
+from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.config import PRESETS
+from semtoken_rag.errors import ConfigError, InvalidInputError, SemTokenError
+from tests import fakes
+from tests.fakes import FakeEncoder, WhitespaceCounter
+
+MIXED = (
+    "Le café coûte 3,50 €. Das Straßenbahn-Netz ist groß! 東京は大きい。서울도 크다. "
+    "Emoji 🙂👋🏽 and flags 🇫🇷; zero\u200bwidth, RTL עברית ومرحبا. "
+    "Control\x00chars\x07 here\x1b[0m. Tab\tand\r\nCRLF lines.\n\nNew paragraph \u00a0nbsp.\u2028"
+    "Combining e\u0301 and math 𝔘𝔫𝔦. Surrogate-free end."
+)
+
+
+@pytest.fixture()
+def comp() -> Compressor:
+    return Compressor(SemTokenConfig(), encoder=FakeEncoder(), counter=WhitespaceCounter())
+
+
+def assert_verbatim(original: str, res_chunk, separator: str = " … ") -> None:
+    assert res_chunk.text == separator.join(original[s:e] for s, e in res_chunk.offsets)
+    prev = 0
+    for s, e in res_chunk.offsets:
+        assert prev <= s < e <= len(original)
+        prev = e
+
+
+# -- chunks --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("chunks", "fragment"),
+    [
+        (None, "got None"),
+        (5, "got int"),
+        (3.5, "got float"),
+        (b"bytes text", "not bytes"),
+        (bytearray(b"x"), "not bytes"),
+        (["fine", 3], "chunk 1 is int"),
+        (["fine", None], "chunk 1 is NoneType"),
+        ([b"x"], "chunk 0 is bytes"),
+    ],
+)
+def test_bad_chunks_are_typed_errors(comp: Compressor, chunks: object, fragment: str) -> None:
+    with pytest.raises(InvalidInputError, match=fragment):
+        comp.compress(chunks)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        comp.compress_many([(chunks, None)])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError):
+        comp.precompute(chunks)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\n\t  \r\n", "\u00a0\u2003"])
+def test_empty_and_blank_text(comp: Compressor, text: str) -> None:
+    res = comp.compress(text, "question?")
+    assert len(res.chunks) == 1
+    c = res.chunks[0]
+    assert (c.text, c.offsets, c.original_tokens, c.kept_tokens) == ("", (), 0, 0)
+    assert res.ratio == 1.0 and res.overshoot_tokens == 0
+
+
+def test_no_chunks(comp: Compressor) -> None:
+    res = comp.compress([], "q")
+    assert res.chunks == () and res.kept_tokens == 0 and res.joined() == ""
+
+
+def test_mixed_empty_and_real_chunks(comp: Compressor) -> None:
+    chunks = ["", "Alpha beta. Gamma delta.", "  ", MIXED]
+    res = comp.compress(chunks, "alpha", ratio=0.5)
+    assert [c.text for c in res.chunks][::2] == ["", ""]
+    for original, c in zip(chunks, res.chunks, strict=False):
+        assert_verbatim(original, c)
+
+
+# -- query ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("query", ["", "   ", "\n"])
+def test_blank_query_is_no_query(comp: Compressor, query: str) -> None:
+    text = "Alpha beta gamma. Delta epsilon. Zeta eta theta. Iota kappa."
+    with_blank = comp.compress(text, query, ratio=0.5)
+    without = comp.compress(text, None, ratio=0.5)
+    assert with_blank.query is None
+    assert with_blank.chunks == without.chunks
+
+
+@pytest.mark.parametrize("query", [5, b"who?", ["who?"]])
+def test_bad_query(comp: Compressor, query: object) -> None:
+    with pytest.raises(InvalidInputError, match="query must be a string or None"):
+        comp.compress("Some text here.", query)  # type: ignore[arg-type]
+
+
+# -- ratio and budget ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"ratio": 0},
+        {"ratio": 0.0},
+        {"ratio": -0.5},
+        {"ratio": 1.0001},
+        {"ratio": 2},
+        {"ratio": float("nan")},
+        {"ratio": float("inf")},
+        {"ratio": "0.5"},
+        {"ratio": True},
+        {"budget": 0},
+        {"budget": -1},
+        {"budget": 2.5},
+        {"budget": "10"},
+        {"budget": False},
+    ],
+)
+def test_bad_ratio_or_budget(comp: Compressor, kwargs: dict) -> None:
+    with pytest.raises(InvalidInputError, match=r"ratio must be|budget must be"):
+        comp.compress("Some text. More text.", "q", **kwargs)
+
+
+def test_budget_larger_than_text_keeps_all(comp: Compressor) -> None:
+    text = "One two. Three four."
+    res = comp.compress(text, budget=10_000)
+    assert res.chunks[0].text == text and res.budget_tokens == 4
+
+
+def test_tiny_budget_keeps_within(comp: Compressor) -> None:
+    text = "One two three four five six seven eight nine ten. Eleven twelve."
+    res = comp.compress(text, "eleven", budget=1)
+    assert res.kept_tokens <= 1
+
+
+# -- extreme texts -------------------------------------------------------------------------
+def test_mixed_scripts_emoji_control_chars_fake(comp: Compressor) -> None:
+    for ratio in (0.2, 0.5, 1.0):
+        res = comp.compress([MIXED, MIXED[::-1]], "café 東京", ratio=ratio)
+        assert_verbatim(MIXED, res.chunks[0])
+        assert_verbatim(MIXED[::-1], res.chunks[1])
+        assert res.kept_tokens <= res.budget_tokens
+
+
+def test_lone_surrogate_does_not_crash(comp: Compressor) -> None:
+    text = "Broken \ud800 surrogate. Still fine here."
+    res = comp.compress(text, ratio=0.5)
+    assert_verbatim(text, res.chunks[0])
+
+
+def test_one_million_characters_fake_encoder(
+    comp: Compressor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake encoder hashes every word; memoise it so the test measures the engine.
+    monkeypatch.setattr(fakes, "_word_vec", functools.lru_cache(maxsize=None)(fakes._word_vec))
+    rng = random.Random(7)
+    vocab = ["".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 9))) for _ in range(5000)]
+    parts, size = [], 0
+    while size < 1_000_000:
+        words = rng.choices(vocab, k=rng.randint(4, 30))
+        sent = " ".join(words).capitalize() + rng.choice([". ", "! ", "? ", ".\n", ".\n\n"])
+        parts.append(sent)
+        size += len(sent)
+    doc = "".join(parts)[:1_000_000]
+    res = comp.compress(doc, "what happened", ratio=0.3)
+    c = res.chunks[0]
+    assert c.original_tokens > 100_000
+    assert 0.25 <= res.ratio <= 0.3
+    assert c.offsets[0][0] >= 0 and c.offsets[-1][1] <= len(doc)
+    assert all(a[1] < b[0] for a, b in zip(c.offsets, c.offsets[1:], strict=False))
+    assert doc[c.offsets[0][0] : c.offsets[0][1]] == c.text[: c.offsets[0][1] - c.offsets[0][0]]
+
+
+def test_no_whitespace_text(comp: Compressor) -> None:
+    text = "x" * 5000 + "東京" * 100
+    res = comp.compress(text, ratio=0.5)
+    assert_verbatim(text, res.chunks[0])
+    assert res.kept_tokens <= res.budget_tokens
+
+
+# -- real encoder --------------------------------------------------------------------------
+def test_real_encoder_bad_inputs(real_compressor: Compressor) -> None:
+    for bad in (None, 7, b"x", ["ok", 1]):
+        with pytest.raises(InvalidInputError):
+            real_compressor.compress(bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError):
+        real_compressor.compress("text", ratio=0)
+    for text in ("", "   \n "):
+        res = real_compressor.compress(text, "")
+        assert res.chunks[0].text == "" and res.kept_tokens == 0
+
+
+def test_real_encoder_mixed_scripts(real_compressor: Compressor) -> None:
+    res = real_compressor.compress([MIXED, "\x00\x01\x02 \x1f", "🙂" * 50], "Wie groß?", ratio=0.5)
+    assert_verbatim(MIXED, res.chunks[0])
+    assert_verbatim("\x00\x01\x02 \x1f", res.chunks[1])
+    assert_verbatim("🙂" * 50, res.chunks[2])
+    assert res.kept_tokens <= res.budget_tokens + res.overshoot_tokens
+
+
+def test_real_encoder_50k_characters(real_compressor: Compressor, narrativeqa: list[dict]) -> None:
+    contexts = list(dict.fromkeys(r["context"] for r in narrativeqa))
+    doc = ""
+    i = 0
+    while len(doc) < 50_000:
+        doc += contexts[i % len(contexts)] + f"\n\nSection {i}.\n"
+        i += 1
+    doc = doc[:50_000]
+    res = real_compressor.compress(doc, "Who is Krag?", ratio=0.25)
+    assert_verbatim(doc, res.chunks[0])
+    assert res.kept_tokens <= res.budget_tokens
+
+
+# -- config --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"compression_ratio": 0}, "compression_ratio"),
+        ({"compression_ratio": 1.5}, "compression_ratio"),
+        ({"compression_ratio": "0.5"}, "compression_ratio"),
+        ({"budget_tokens": 0}, "budget_tokens"),
+        ({"budget_tokens": 1.5}, "budget_tokens"),
+        ({"device": "tpu"}, "device must be one of"),
+        ({"unit": "paragraph"}, "unit must be one of"),
+        ({"budget_scope": "global"}, "budget_scope"),
+        ({"no_query_mode": "random"}, "no_query_mode"),
+        ({"encoder_dtype": "int8"}, "encoder_dtype"),
+        ({"similarity_threshold": 1.5}, "similarity_threshold"),
+        ({"dedup_threshold": -2.0}, "dedup_threshold"),
+        ({"entropy_threshold": -0.1}, "entropy_threshold"),
+        ({"max_cluster_size": 0}, "max_cluster_size"),
+        ({"min_cluster_size": 5, "max_cluster_size": 3}, "min_cluster_size"),
+        ({"window_tokens": 8}, "window_tokens"),
+        ({"window_tokens": 32, "window_overlap": 20}, "window overlap"),
+        ({"force_keep": ("(unclosed",)}, "invalid force_keep regex"),
+        ({"force_keep": ("",)}, "non-empty"),
+        ({"force_keep_presets": ("phone",)}, "unknown force_keep preset"),
+        ({"force_keep": 5}, "sequence of strings"),
+        ({"encoder_model": "  "}, "encoder_model"),
+        ({"min_fill_tokens": 0}, "min_fill_tokens"),
+    ],
+)
+def test_config_validation(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        SemTokenConfig(**kwargs)
+    assert issubclass(ConfigError, SemTokenError) and issubclass(ConfigError, ValueError)
+
+
+def test_config_replace_validates_and_lists_freeze() -> None:
+    cfg = SemTokenConfig(force_keep=[r"\bKrag\b"], force_keep_presets="numbers")  # type: ignore[arg-type]
+    assert cfg.force_keep == (r"\bKrag\b",) and cfg.force_keep_presets == ("numbers",)
+    hash(cfg)
+    with pytest.raises(ConfigError):
+        cfg.replace(compression_ratio=0)
+
+
+def test_presets() -> None:
+    assert SemTokenConfig.preset("default") == SemTokenConfig()
+    cons, aggr = SemTokenConfig.conservative(), SemTokenConfig.aggressive()
+    assert cons.compression_ratio == 0.7 and aggr.compression_ratio == 0.3
+    assert (cons.similarity_threshold, cons.entropy_threshold) == (0.6, 0.4)
+    assert (aggr.similarity_threshold, aggr.entropy_threshold) == (0.8, 0.6)
+    assert SemTokenConfig.aggressive(compression_ratio=0.2).compression_ratio == 0.2
+    assert set(PRESETS) >= {"default", "conservative", "aggressive"}
+    with pytest.raises(ConfigError, match="unknown preset"):
+        SemTokenConfig.preset("extreme")
+    with pytest.raises(ConfigError):
+        SemTokenConfig.aggressive(compression_ratio=3)
+
+
+def test_config_ratio_used_by_engine() -> None:
+    comp = Compressor(
+        SemTokenConfig(compression_ratio=0.3), encoder=FakeEncoder(), counter=WhitespaceCounter()
+    )
+    text = " ".join(f"Word{i} w{i} x{i} y{i}." for i in range(50))
+    res = comp.compress(text)
+    assert res.budget_tokens == int(0.3 * res.original_tokens)
+    comp = Compressor(
+        SemTokenConfig(budget_tokens=17), encoder=FakeEncoder(), counter=WhitespaceCounter()
+    )
+    assert comp.compress(text).budget_tokens == 17

@@ -1,0 +1,119 @@
+"""The seed README's Quick Start runs as written (import name semtoken_rag), and the CLI works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from semtoken_rag import SemToken, SemTokenConfig
+from semtoken_rag.cli.main import main
+
+TEXT = """
+Natural language processing is a field of artificial intelligence.
+Natural language processing involves computational linguistics.
+Machine learning models require large amounts of training data.
+Machine learning algorithms learn patterns from data.
+"""
+
+
+@pytest.fixture(scope="module")
+def semtoken() -> SemToken:
+    return SemToken()
+
+
+def test_basic_usage(semtoken: SemToken) -> None:
+    result = semtoken.tokenize(TEXT)
+    stats = result["compression_stats"]
+    assert stats["original_count"] > stats["compressed_count"] > 0
+    assert 0 < stats["compression_ratio"] <= 0.55
+    assert stats["theoretical_speedup"] == pytest.approx(1 / stats["compression_ratio"])
+    for (s, e), piece in zip(result["offsets"], result["compressed_text"].split(" … ")):
+        assert TEXT[s:e] == piece
+
+
+def test_advanced_configuration() -> None:
+    config = SemTokenConfig(
+        compression_ratio=0.4,
+        similarity_threshold=0.8,
+        entropy_threshold=0.6,
+        encoder_model="sentence-transformers/all-MiniLM-L6-v2",
+    )
+    result = SemToken(config=config).tokenize(TEXT)
+    assert result["compression_stats"]["compression_ratio"] <= 0.45
+
+
+def test_query_aware_keeps_relevant(semtoken: SemToken) -> None:
+    document = (
+        "Deep learning uses neural networks with many layers to learn representations. "
+        "The weather in Lisbon was sunny for most of the week. "
+        "Football clubs sold more tickets than last season. "
+        "Deep learning models are trained with gradient descent on large datasets."
+    )
+    result = semtoken.tokenize(document, query="What is deep learning?")
+    assert "neural networks" in result["compressed_text"]
+    assert "Football" not in result["compressed_text"]
+
+
+def test_batch_processing(semtoken: SemToken) -> None:
+    documents = [
+        "Document 1 about artificial intelligence. It covers search and planning.",
+        "Document 2 about machine learning. It covers regression and classification.",
+        "Document 3 about natural language processing. It covers parsing and translation.",
+    ]
+    batch = semtoken.batch_process(documents)
+    assert len(batch) == 3
+    assert all(r["compressed_text"] for r in batch)
+    assert [r["compressed_text"] for r in batch] == [
+        semtoken.tokenize(d)["compressed_text"] for d in documents
+    ]
+
+
+def test_hf_tokenizer_counts_in_its_tokens() -> None:
+    from transformers import AutoTokenizer
+
+    from semtoken_rag.models import packaged_encoder_dir
+
+    tok = AutoTokenizer.from_pretrained(str(packaged_encoder_dir()))
+    result = SemToken(tokenizer=tok).tokenize(TEXT)
+    assert result["compression_stats"]["original_count"] == len(
+        tok(TEXT, add_special_tokens=False)["input_ids"]
+    )
+
+
+def test_presets() -> None:
+    assert SemTokenConfig.conservative().compression_ratio == 0.7
+    assert SemTokenConfig.aggressive().compression_ratio == 0.3
+
+
+def test_cli_compress_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text(TEXT, encoding="utf-8")
+    assert main(["compress", str(f), "--query", "What is NLP?", "--ratio", "0.5", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    chunk = payload["chunks"][0]
+    assert payload["kept_tokens"] <= payload["original_tokens"]
+    for s, e in chunk["offsets"]:
+        assert TEXT[s:e] in chunk["text"]
+
+
+def test_cli_missing_file_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compress", "/nonexistent/file.txt"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_demo_writes_heatmap(tmp_path: Path) -> None:
+    out = tmp_path / "heat.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "semtoken_rag.cli.main", "demo", "--heatmap", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ORIGINAL" in proc.stdout and "achieved ratio" in proc.stdout
+    assert out.stat().st_size > 10_000
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
