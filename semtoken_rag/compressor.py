@@ -11,7 +11,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,13 +22,40 @@ from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.pipeline import ContextArrays, CoreParams, CorePlan, plan_context
+from semtoken_rag.core.redundancy import near_duplicate_pairs
 from semtoken_rag.core.render import kept_word_ranges, render
-from semtoken_rag.core.segment import find_units
+from semtoken_rag.core.segment import find_units, word_ids
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.results import ChunkResult, CompressionResult, StageTimings
 
 logger = logging.getLogger(__name__)
+
+
+_QUERY_CACHE_SIZE = 4096
+#: Above this many units the ``auto`` dedup backend uses FAISS (when installed).
+_FAISS_DEDUP_MIN_UNITS = 4096
+
+
+def _dedup_backend(
+    name: str,
+) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None:
+    """The near-duplicate search for ``SemTokenConfig.dedup_backend`` (FAISS imported lazily)."""
+    if name == "numpy":
+        return None
+
+    def search(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        if name == "auto" and len(vectors) < _FAISS_DEDUP_MIN_UNITS:
+            return near_duplicate_pairs(vectors, threshold)
+        try:
+            from semtoken_rag.store import near_duplicates
+        except ImportError:
+            if name == "faiss":
+                raise
+            return near_duplicate_pairs(vectors, threshold)
+        return near_duplicates(vectors, threshold)
+
+    return search
 
 
 class FingerprintEncoder(Protocol):
@@ -91,6 +119,7 @@ class _Prepared:
     unit_starts: np.ndarray
     word_costs: np.ndarray
     forced: np.ndarray
+    word_ids: np.ndarray | None
 
 
 def _check_chunks(chunks: Any) -> list[str]:
@@ -180,7 +209,10 @@ class Compressor:
             no_query_mode=c.no_query_mode,
             fill_partial=c.fill_partial,
             min_fill_tokens=c.min_fill_tokens,
+            dedup_backend=_dedup_backend(c.dedup_backend),
+            lexical_dedup_threshold=c.lexical_dedup_threshold,
         )
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     # -- lazily built parts ---------------------------------------------------------------
     @property
@@ -235,6 +267,21 @@ class Compressor:
             if self.store is not None:
                 self.store.put_many(list(by_key.items()))
         return [fp for fp in found if fp is not None], len(missing)
+
+    def _query_vectors(self, queries: Sequence[str]) -> dict[str, np.ndarray]:
+        """Query embeddings, memoised: the same question is asked again and again (evaluation
+        of several budgets, retries, popular questions), and a warm compression should cost no
+        encoder pass at all."""
+        out = {q: self._query_cache[q] for q in queries if q in self._query_cache}
+        todo = [q for q in queries if q not in out]
+        if todo:
+            out.update(zip(todo, self.encoder.encode_queries(todo)))
+        for q in queries:
+            self._query_cache[q] = out[q]
+            self._query_cache.move_to_end(q)
+        while len(self._query_cache) > _QUERY_CACHE_SIZE:
+            self._query_cache.popitem(last=False)
+        return out
 
     def precompute(self, texts: Sequence[str]) -> int:
         """Fingerprint ``texts`` into the store ahead of queries (ingestion).
@@ -308,7 +355,7 @@ class Compressor:
         fps, n_encoded = self.fingerprints(texts)
         t1 = time.perf_counter()
         queries = sorted({q for _, q in reqs if q is not None})
-        qvecs = dict(zip(queries, self.encoder.encode_queries(queries))) if queries else {}
+        qvecs = self._query_vectors(queries)
         t2 = time.perf_counter()
         prepared = {t: self._prepare(t, fp) for t, fp in zip(texts, fps)}
         t3 = time.perf_counter()
@@ -395,7 +442,12 @@ class Compressor:
         units = find_units(text, fp.word_spans, self.config.max_unit_words, self.config.unit)
         costs = self.counter.word_costs(text, fp.word_spans)
         forced = forced_units(match_spans(text, self._rule), fp.word_spans, units)
-        return _Prepared(text, fp, units, costs, forced)
+        ids = (
+            word_ids(text, fp.word_spans)
+            if self.config.lexical_dedup_threshold is not None
+            else None
+        )
+        return _Prepared(text, fp, units, costs, forced, ids)
 
     def _budgets(
         self, originals: np.ndarray, ratio: float | None, budget: int | None
@@ -439,20 +491,23 @@ class Compressor:
                 if items
                 else np.zeros(0, np.int64)
             ).astype(np.int64),
-            unit_chunk=np.repeat(
-                np.arange(len(items)), [len(p.unit_starts) for p in items]
-            ).astype(np.int64),
+            unit_chunk=np.repeat(np.arange(len(items)), [len(p.unit_starts) for p in items]).astype(
+                np.int64
+            ),
             forced=(
                 np.concatenate([p.forced for p in items]) if items else np.zeros(0, bool)
             ).astype(bool),
+            word_ids=(
+                np.concatenate([p.word_ids for p in items]).astype(np.uint64)
+                if items and all(p.word_ids is not None for p in items)
+                else None
+            ),
         )
         t1 = time.perf_counter()
         sep_cost = self.counter.count(self.config.separator) if self.config.separator else 0
         # Separators are tokens the reader reads too: the selection charges them to the budget.
         params = (
-            dataclasses.replace(self._params, separator_cost=sep_cost)
-            if sep_cost
-            else self._params
+            dataclasses.replace(self._params, separator_cost=sep_cost) if sep_cost else self._params
         )
         plan = plan_context(ctx, qvec, budgets, params)
         t2 = time.perf_counter()
@@ -495,7 +550,7 @@ class Compressor:
             np.arange(len(plan.span_starts)),
             np.diff(np.append(plan.span_starts, ctx.n_units)),
         )
-        for ci, p in enumerate(items):
+        for p in items:
             n_u = len(p.unit_starts)
             sl = slice(unit_lo, unit_lo + n_u)
             kept = plan.kept[sl]

@@ -22,6 +22,7 @@ Unit = Literal["sentence", "word"]
 BudgetScope = Literal["joint", "per_chunk"]
 NoQueryMode = Literal["centroid", "entropy"]
 ForceKeepPreset = Literal["numbers", "ids", "dates", "urls", "emails"]
+DedupBackend = Literal["auto", "numpy", "faiss"]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -62,6 +63,13 @@ class SemTokenConfig:
         entropy_weight: Weight of the standardised semantic entropy in the span score.
         dedup_threshold: A unit whose fingerprint cosine with an already kept unit (in any chunk)
             exceeds this is skipped as a near-duplicate.  ``None`` disables the skip.
+        lexical_dedup_threshold: A unit whose word 3-grams are at least this fraction in text
+            already kept is skipped: verbatim and partial repeats, e.g. the overlap of retrieved
+            chunks, whose contextual fingerprints differ with their surroundings.  ``None``
+            disables the check.
+        dedup_backend: How near-duplicate pairs are found: exact blocked numpy products
+            (``numpy``), a FAISS range search (``faiss``), or numpy for small contexts and FAISS
+            above a few thousand units when it is installed (``auto``).
         no_query_mode: Relevance target when no query is given: the context centroid (keeps
             representative content) or entropy alone (the paper's top-H selection).
         force_keep: Regular expressions whose matches are never dropped.
@@ -87,8 +95,8 @@ class SemTokenConfig:
     max_cluster_size: int = 10
     batch_size: int = 32
     cache_embeddings: bool = True
-    window_tokens: int = 256
-    window_overlap: int = 32
+    window_tokens: int = 64
+    window_overlap: int = 16
     device: Device = "auto"
     encoder_dtype: DType = "auto"
     unit: Unit = "sentence"
@@ -96,6 +104,8 @@ class SemTokenConfig:
     relevance_weight: float = 1.0
     entropy_weight: float = 0.1
     dedup_threshold: float | None = 0.92
+    lexical_dedup_threshold: float | None = 0.8
+    dedup_backend: DedupBackend = "auto"
     no_query_mode: NoQueryMode = "centroid"
     force_keep: tuple[str, ...] = ()
     force_keep_presets: tuple[ForceKeepPreset, ...] = ()
@@ -159,6 +169,7 @@ _LITERAL_FIELDS: dict[str, Any] = {
     "unit": Unit,
     "budget_scope": BudgetScope,
     "no_query_mode": NoQueryMode,
+    "dedup_backend": DedupBackend,
 }
 
 
@@ -193,6 +204,12 @@ def _validate(cfg: SemTokenConfig) -> None:
             -1.0 <= float(cfg.dedup_threshold) <= 1.0,
             f"dedup_threshold must be in [-1, 1] or None, got {cfg.dedup_threshold!r}",
         )
+    if cfg.lexical_dedup_threshold is not None:
+        _check(
+            0.0 < float(cfg.lexical_dedup_threshold) <= 1.0,
+            "lexical_dedup_threshold must be in (0, 1] or None, "
+            f"got {cfg.lexical_dedup_threshold!r}",
+        )
     _check(cfg.entropy_threshold >= 0.0, "entropy_threshold must be >= 0")
     _check(cfg.relevance_weight >= 0.0 and cfg.entropy_weight >= 0.0, "score weights must be >= 0")
     for name in ("context_window",):
@@ -212,13 +229,22 @@ def _validate(cfg: SemTokenConfig) -> None:
         f"({cfg.window_tokens} tokens incl. 2 special tokens)",
     )
     _check(cfg.min_fill_tokens >= 1, "min_fill_tokens must be >= 1")
-    _check(isinstance(cfg.encoder_model, str) and cfg.encoder_model.strip() != "", "encoder_model must be a non-empty string")
+    _check(
+        isinstance(cfg.encoder_model, str) and cfg.encoder_model.strip() != "",
+        "encoder_model must be a non-empty string",
+    )
     from semtoken_rag.core.forcekeep import PRESET_PATTERNS
 
     for preset in cfg.force_keep_presets:
-        _check(preset in PRESET_PATTERNS, f"unknown force_keep preset {preset!r}; choose from {sorted(PRESET_PATTERNS)}")
+        _check(
+            preset in PRESET_PATTERNS,
+            f"unknown force_keep preset {preset!r}; choose from {sorted(PRESET_PATTERNS)}",
+        )
     for pattern in cfg.force_keep:
-        _check(isinstance(pattern, str) and pattern != "", "force_keep patterns must be non-empty strings")
+        _check(
+            isinstance(pattern, str) and pattern != "",
+            "force_keep patterns must be non-empty strings",
+        )
         try:
             re.compile(pattern)
         except re.error as exc:

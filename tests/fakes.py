@@ -17,7 +17,9 @@ from semtoken_rag.fingerprints import ChunkFingerprints
 
 
 def _word_vec(word: str, dim: int) -> np.ndarray:
-    seed = int.from_bytes(hashlib.sha256(word.lower().encode("utf-8", "surrogatepass")).digest()[:8], "little")
+    seed = int.from_bytes(
+        hashlib.sha256(word.lower().encode("utf-8", "surrogatepass")).digest()[:8], "little"
+    )
     return np.random.default_rng(seed).standard_normal(dim).astype(np.float32)
 
 
@@ -32,7 +34,9 @@ class FakeEncoder:
     def _vectors(self, text: str, spans: np.ndarray) -> np.ndarray:
         if len(spans) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        base = np.stack([_word_vec(text[s:e].strip(".,;:!?\"'()"), self.dim) for s, e in spans.tolist()])
+        base = np.stack(
+            [_word_vec(text[s:e].strip(".,;:!?\"'()"), self.dim) for s, e in spans.tolist()]
+        )
         ctx = base.copy()
         ctx[1:] += 0.3 * base[:-1]
         ctx[:-1] += 0.3 * base[1:]

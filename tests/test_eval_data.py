@@ -53,7 +53,14 @@ def test_longbench_roundtrip_from_shared(shared_data: Path, tmp_path: Path) -> N
     assert write_longbench(src, path) == 4
     row = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
     assert set(row) == {
-        "input", "context", "answers", "length", "dataset", "language", "all_classes", "_id"
+        "input",
+        "context",
+        "answers",
+        "length",
+        "dataset",
+        "language",
+        "all_classes",
+        "_id",
     }
     assert detect_format(row) == "longbench"
     back = load_examples([path])
@@ -81,8 +88,16 @@ def test_longbench_roundtrip_from_shared(shared_data: Path, tmp_path: Path) -> N
 )
 def test_longbench_metric_table(dataset: str, metric: str, family: str) -> None:
     ex = from_longbench(
-        {"input": "q", "context": "c", "answers": ["a"], "length": 1, "dataset": dataset,
-         "language": "en", "all_classes": ["x", "y"], "_id": "1"}
+        {
+            "input": "q",
+            "context": "c",
+            "answers": ["a"],
+            "length": 1,
+            "dataset": dataset,
+            "language": "en",
+            "all_classes": ["x", "y"],
+            "_id": "1",
+        }
     )
     assert ex.metric == metric and ex.task_family == family
     assert ex.all_classes == ("x", "y")

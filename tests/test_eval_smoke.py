@@ -41,8 +41,12 @@ def reader():  # type: ignore[no-untyped-def]
 
 def _cfg(out: Path, **kw: object) -> RunConfig:
     base = dict(
-        data=("unused",), out=str(out), methods=tuple(METHODS), ratios=(RATIO,),
-        generate=False, progress=False,
+        data=("unused",),
+        out=str(out),
+        methods=tuple(METHODS),
+        ratios=(RATIO,),
+        generate=False,
+        progress=False,
     )
     base.update(kw)
     return RunConfig(**base)  # type: ignore[arg-type]
@@ -56,8 +60,14 @@ def test_all_methods_then_resume_after_kill(
     first = Runner(_cfg(out), reader=reader, env=env).run(short_examples[:2])
     n_keys = len(METHODS)
     assert first.new_records == 2 * n_keys
-    for name in ("examples.jsonl", "summary.json", "report.md", "quality_vs_ratio.png",
-                 "density_heatmap.png", "config.json"):
+    for name in (
+        "examples.jsonl",
+        "summary.json",
+        "report.md",
+        "quality_vs_ratio.png",
+        "density_heatmap.png",
+        "config.json",
+    ):
         assert (out / name).is_file(), name
     recs = read_records(out / "examples.jsonl")
     for r in recs:
@@ -119,8 +129,11 @@ class _StandInReader:
 def test_rag_mode_with_generation(tmp_path: Path, shared_data: Path) -> None:
     exs = load_examples([shared_data / "hotpotqa_dev_sample" / "dev.jsonl"], limit=4)
     cfg = _cfg(
-        tmp_path / "rag", mode="rag", top_k=3,
-        methods=("none", "closed-book", "truncate", "random", "embed-filter"), generate=True,
+        tmp_path / "rag",
+        mode="rag",
+        top_k=3,
+        methods=("none", "closed-book", "truncate", "random", "embed-filter"),
+        generate=True,
     )
     res = Runner(cfg, reader=_StandInReader(), env=MethodEnv()).run(exs)
     assert res.new_records == 4 * 5

@@ -46,23 +46,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ratio", type=_floats, default=(0.5,), help="e.g. 0.5,0.25")
     parser.add_argument("--budget", type=int, default=None, help="absolute reader-token budget")
     parser.add_argument("--limit", type=int, default=None, help="examples per data file")
-    parser.add_argument(
-        "--per-doc", type=int, default=None, help="questions per document at most"
-    )
+    parser.add_argument("--per-doc", type=int, default=None, help="questions per document at most")
     parser.add_argument("--reader", default="smollm2")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--resume", action="store_true", help="skip keys already on disk")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="examples in parallel (threads)")
     parser.add_argument(
-        "--no-generate", dest="generate", action="store_false",
+        "--no-generate",
+        dest="generate",
+        action="store_false",
         help="log-likelihood and recall only (no generation, no task metrics)",
     )
     parser.add_argument("--top-k", type=int, default=5, help="rag mode: chunks retrieved")
     parser.add_argument("--chunk-words", type=int, default=120)
     parser.add_argument("--chunk-overlap", type=int, default=60)
     parser.add_argument(
-        "--max-context-tokens", type=int, default=None,
+        "--max-context-tokens",
+        type=int,
+        default=None,
         help="cut each full context to this many reader tokens (middle) before compressing",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

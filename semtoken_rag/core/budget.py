@@ -3,7 +3,8 @@
 Prefix-closed greedy by score: forced units first, then units in descending score order while
 they fit; the scan *stops* at the first unit that does not fit, and the leftover is spent on the
 leading words of that unit (the partial fill).  A unit that near-duplicates an already kept unit
-is skipped (it costs nothing).  Stopping rather than passing over a unit that does not fit makes
+(by fingerprint, or because its words mostly repeat kept text) is skipped (it costs nothing).
+Stopping rather than passing over a unit that does not fit makes
 the kept set at a budget a subset of the kept set at any larger budget, so a larger ratio never
 keeps fewer tokens (a skip-and-continue knapsack heuristic breaks that: a small budget can be
 filled by small low-ranked units that a larger budget spends on one big unit).
@@ -54,6 +55,8 @@ def select_units(
     min_fill_tokens: int = 1,
     sep_cost: int = 0,
     unit_chunk: np.ndarray | None = None,
+    shingles: tuple[np.ndarray, np.ndarray] | None = None,
+    lexical_threshold: float | None = None,
 ) -> Selection:
     """Choose units under ``budget``.
 
@@ -73,6 +76,10 @@ def select_units(
         unit_chunk: ``(n,) int64`` chunk of each unit (non-decreasing); units ``i`` and ``i+1``
             render as one piece only when both are kept and in the same chunk.  ``None`` means
             one chunk.
+        shingles: CSR ``(indptr, hashes)`` word-shingle hashes of each unit (see
+            :func:`~semtoken_rag.core.redundancy.unit_shingles`), or ``None``.
+        lexical_threshold: Skip a unit when at least this fraction of its shingles already
+            occur in kept units (verbatim or partial repeats); ``None`` disables the check.
 
     Returns:
         A :class:`Selection`.
@@ -91,6 +98,17 @@ def select_units(
     joins = [*(chunk[1:] == chunk[:-1]).tolist(), False]
     pieces = [0] * (int(chunk.max()) + 1 if n else 1)
     kept_list = [False] * n
+    lexical = shingles is not None and lexical_threshold is not None
+    seen: set[int] = set()
+    sh_ptr: list[int] = shingles[0].tolist() if lexical and shingles is not None else []
+    sh_all: list[int] = shingles[1].tolist() if lexical and shingles is not None else []
+
+    def repeats_kept_text(i: int) -> bool:
+        own = sh_all[sh_ptr[i] : sh_ptr[i + 1]]
+        if not own:
+            return False
+        hit = sum(1 for h in own if h in seen)
+        return hit >= float(lexical_threshold or 0.0) * len(own)
 
     def sep_delta(i: int, right: bool = True) -> int:
         """Separator tokens added by keeping unit ``i`` (its leading words if not ``right``)."""
@@ -109,6 +127,8 @@ def select_units(
         pieces[c] += 1 - int(left_kept) - int(right_kept)
         kept_list[i] = True
         kept[i] = True
+        if lexical:
+            seen.update(sh_all[sh_ptr[i] : sh_ptr[i + 1]])
         if indptr is not None:
             blocked[indices[indptr[i] : indptr[i + 1]]] = True
 
@@ -126,7 +146,7 @@ def select_units(
     for i in order:
         if kept_list[i] or not cand_list[i]:
             continue
-        if blocked[i]:
+        if blocked[i] or (lexical and repeats_kept_text(i)):
             skipped += costs_list[i]
             continue
         c = costs_list[i] + sep_delta(i)

@@ -7,6 +7,7 @@ same plan, byte for byte.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from semtoken_rag.core.budget import Selection, select_units
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means, segment_sums
-from semtoken_rag.core.redundancy import near_duplicate_pairs
+from semtoken_rag.core.redundancy import near_duplicate_pairs, unit_shingles
 from semtoken_rag.core.scoring import coarse_spans, combined_score, relevance, representatives
 from semtoken_rag.core.spans import form_spans
 
@@ -35,6 +36,12 @@ class CoreParams:
     min_fill_tokens: int = 6
     #: Tokens of the separator between two kept pieces of a chunk; charged to the budget.
     separator_cost: int = 0
+    #: Near-duplicate search ``(unit_vectors, threshold) -> CSR`` with the contract of
+    #: :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs`; the engine injects a FAISS
+    #: range search for large contexts (the core itself never imports FAISS).
+    dedup_backend: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None
+    #: Skip a unit whose word 3-grams are at least this fraction in kept text (``None``: off).
+    lexical_dedup_threshold: float | None = 0.8
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,8 @@ class ContextArrays:
         unit_starts: ``(U,) int64`` first (global) word of each unit.
         unit_chunk: ``(U,) int64`` chunk index of each unit (non-decreasing).
         forced: ``(U,) bool`` units force-kept by a rule.
+        word_ids: ``(W,) uint64`` id of each normalised word (equal words, equal ids), for the
+            lexical repeat check; ``None`` disables it.
     """
 
     word_vectors: np.ndarray
@@ -54,6 +63,7 @@ class ContextArrays:
     unit_starts: np.ndarray
     unit_chunk: np.ndarray
     forced: np.ndarray
+    word_ids: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -135,9 +145,7 @@ def plan_context(
         w_rel = 0.0
     scores = combined_score(rel, entropy[span_of_unit], w_rel, params.entropy_weight)
 
-    coarse = coarse_spans(
-        entropy, span_sizes, params.entropy_threshold, params.min_cluster_size
-    )
+    coarse = coarse_spans(entropy, span_sizes, params.entropy_threshold, params.min_cluster_size)
     candidates = np.ones(n_units, dtype=bool)
     if coarse.any():
         reps = representatives(unit_vecs, span_of_unit, span_means)
@@ -145,8 +153,13 @@ def plan_context(
         candidates[reps[coarse]] = True
 
     dups = (
-        near_duplicate_pairs(unit_vecs, params.dedup_threshold)
+        (params.dedup_backend or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
         if params.dedup_threshold is not None
+        else None
+    )
+    shingles = (
+        unit_shingles(ctx.word_ids, ctx.unit_starts)
+        if ctx.word_ids is not None and params.lexical_dedup_threshold is not None
         else None
     )
     word_costs = None
@@ -178,6 +191,8 @@ def plan_context(
             min_fill_tokens=params.min_fill_tokens,
             sep_cost=params.separator_cost,
             unit_chunk=ctx.unit_chunk[idx],
+            shingles=_restrict_shingles(shingles, idx) if shingles is not None else None,
+            lexical_threshold=params.lexical_dedup_threshold,
         )
         kept[idx] = sel.kept
         if sel.partial_unit >= 0:
@@ -213,3 +228,14 @@ def _restrict(
         new_ptr.append(new_ptr[-1] + len(part))
     flat = np.concatenate(new_idx) if new_idx else np.zeros(0, dtype=np.int64)
     return np.asarray(new_ptr, dtype=np.int64), flat.astype(np.int64)
+
+
+def _restrict_shingles(
+    shingles: tuple[np.ndarray, np.ndarray], idx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shingle CSR of the contiguous unit range ``idx`` (one chunk, or all units)."""
+    indptr, hashes = shingles
+    if len(idx) == len(indptr) - 1:
+        return shingles
+    a, b = int(idx[0]), int(idx[-1]) + 1
+    return indptr[a : b + 1] - indptr[a], hashes[indptr[a] : indptr[b]]

@@ -46,8 +46,7 @@ def combined_score(
     spread of cosines or entropies there.
     """
     return (
-        relevance_weight * standardize(relevance_scores)
-        + entropy_weight * standardize(entropy)
+        relevance_weight * standardize(relevance_scores) + entropy_weight * standardize(entropy)
     ).astype(np.float32)
 
 

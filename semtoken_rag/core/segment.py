@@ -12,6 +12,8 @@ segmented in well under a second.
 from __future__ import annotations
 
 import re
+import string
+import zlib
 
 import numpy as np
 
@@ -106,10 +108,10 @@ def _split_long(text: str, word_spans: np.ndarray, lo: int, hi: int, max_words: 
                     prev < cand < hi
                     and cand - prev <= max_words
                     and hi - cand <= (pieces - k) * max_words
+                    and text[word_spans[cand - 1, 1] - 1] in _CLAUSE_END
                 ):
-                    if text[word_spans[cand - 1, 1] - 1] in _CLAUSE_END:
-                        best = cand
-                        break
+                    best = cand
+                    break
             else:
                 continue
             break
@@ -119,7 +121,9 @@ def _split_long(text: str, word_spans: np.ndarray, lo: int, hi: int, max_words: 
     return cuts
 
 
-def find_units(text: str, word_spans: np.ndarray, max_words: int, unit: str = "sentence") -> np.ndarray:
+def find_units(
+    text: str, word_spans: np.ndarray, max_words: int, unit: str = "sentence"
+) -> np.ndarray:
     """First word index of every unit.
 
     Args:
@@ -148,3 +152,22 @@ def find_units(text: str, word_spans: np.ndarray, max_words: int, unit: str = "s
         lo = int(starts[i])
         extra.extend(_split_long(text, word_spans, lo, lo + int(lengths[i]), max_words))
     return np.unique(np.concatenate([starts, np.asarray(extra, dtype=np.int64)]))
+
+
+_STRIP = string.punctuation + "“”‘’«»…—–"
+
+
+def word_ids(text: str, word_spans: np.ndarray) -> np.ndarray:
+    """A stable id per word, equal for words equal up to case and surrounding punctuation.
+
+    Used to find verbatim or partial repeats of text (overlapping chunks); CRC-32 keeps the ids
+    identical across processes (Python's ``hash`` is salted per process).
+
+    Returns:
+        ``(n_words,) uint64``.
+    """
+    ids = [
+        zlib.crc32(text[s:e].strip(_STRIP).lower().encode("utf-8", "surrogatepass"))
+        for s, e in word_spans.tolist()
+    ]
+    return np.asarray(ids, dtype=np.uint64)

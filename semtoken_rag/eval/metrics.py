@@ -211,6 +211,4 @@ def answer_in_text(answers: Sequence[str], text: str) -> bool:
     match ``"16"``.
     """
     hay = f" {normalize_answer(text)} "
-    return any(
-        (g := normalize_answer(a)) and f" {g} " in hay for a in answers
-    )
+    return any((g := normalize_answer(a)) and f" {g} " in hay for a in answers)

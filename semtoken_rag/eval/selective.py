@@ -50,9 +50,7 @@ def token_surprisal(model: Any, tokenizer: Any, text: str) -> tuple[np.ndarray, 
     return offs, info
 
 
-def word_information(
-    model: Any, tokenizer: Any, text: str, word_spans: np.ndarray
-) -> np.ndarray:
+def word_information(model: Any, tokenizer: Any, text: str, word_spans: np.ndarray) -> np.ndarray:
     """Self-information per word: each token charged to the word holding its last character."""
     offs, info = token_surprisal(model, tokenizer, text)
     keep = offs[:, 1] > offs[:, 0]
