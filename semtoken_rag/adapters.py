@@ -8,13 +8,17 @@ semtoken-rag types with no framework import, so the two adapters cannot drift ap
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.results import ChunkResult
+
+if TYPE_CHECKING:
+    from semtoken_rag.compressor import Compressor
 
 #: Engine config fields exposed one-to-one as adapter fields (same names, same defaults).
 MIRRORED: tuple[str, ...] = (
@@ -127,3 +131,43 @@ def chunk_metadata(chunk: ChunkResult) -> dict[str, Any]:
         "kept_tokens": int(chunk.kept_tokens),
         "ratio": float(chunk.ratio),
     }
+
+
+class EngineSlot:
+    """An adapter's engine: built on first use (no model loads at construction), shared by
+    threads, and rebuilt when the adapter's fields describe a different config."""
+
+    def __init__(self) -> None:
+        self.engine: Compressor | None = None
+        self._lock = threading.Lock()
+
+    def get(
+        self,
+        config: SemTokenConfig,
+        store: Any,
+        store_dir: str | Path | None,
+        *,
+        rebuild_on_change: bool = True,
+    ) -> Compressor:
+        with self._lock:
+            stale = self.engine is not None and self.engine.config != config
+            if self.engine is None or (rebuild_on_change and stale):
+                from semtoken_rag.compressor import Compressor
+
+                self.engine = Compressor(config, store=open_store(store, store_dir))
+            return self.engine
+
+
+def mirrored_config(adapter: Any, budget_scope: str) -> SemTokenConfig:
+    """The engine config of an adapter whose fields mirror ``MIRRORED`` + ``engine_options``."""
+    return build_config(
+        {name: getattr(adapter, name) for name in MIRRORED}, budget_scope, adapter.engine_options
+    )
+
+
+def wrap_engine(cls: Any, engine: Compressor, per_scope: str, **kwargs: Any) -> Any:
+    """An adapter of class ``cls`` around an existing engine (shares its encoder, store and
+    counter: no second model).  ``kwargs`` are adapter-only fields, e.g. ``drop_empty``."""
+    obj = cls(**split_config(engine.config, per_scope=per_scope), store=engine.store, **kwargs)
+    obj._slot.engine = engine
+    return obj

@@ -171,6 +171,19 @@ class TestPooling:
         assert segment_sums(np.array([1, 2, 3, 4]), np.array([0, 3])).tolist() == [6, 4]
         assert segment_lengths(starts, 6).tolist() == [1, 3, 2]
 
+    @pytest.mark.parametrize(("n", "avg"), [(40, 1.0), (500, 1.3), (3000, 20.0), (3000, 400.0)])
+    def test_blocked_segment_sums_match_reduceat(self, n: int, avg: float) -> None:
+        # Many segments take the blocked matrix-product path; it must equal reduceat.
+        rng = np.random.default_rng(int(n + avg))
+        x = rng.standard_normal((n, 24)).astype(np.float32)
+        starts = np.unique(np.r_[0, rng.integers(1, n, max(1, int(n / avg)))])
+        want = np.add.reduceat(x.astype(np.float64), starts, axis=0)
+        got = segment_sums(x, starts)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        means = segment_means(x, starts)
+        np.testing.assert_allclose(means, want / np.diff(np.append(starts, n))[:, None], atol=1e-5)
+
     def test_empty_segments(self) -> None:
         x = np.zeros((0, 3), np.float32)
         assert segment_sums(x, np.zeros(0, np.int64)).shape == (0, 3)
@@ -521,3 +534,14 @@ class TestRender:
         assert out == "Alpha  beta. … Eps 🙂 zeta."
         assert out == " … ".join(text[s:e] for s, e in offsets)
         assert render(text, spans, np.zeros((0, 2), np.int64), " … ") == ("", ())
+
+
+def test_near_duplicate_pairs_caps_partners_on_repetitive_text() -> None:
+    """A log of identical lines must not produce a quadratic number of pairs."""
+    from semtoken_rag.core.redundancy import near_duplicate_pairs
+
+    v = np.ones((300, 8), dtype=np.float32) / np.sqrt(8)
+    indptr, indices = near_duplicate_pairs(v, 0.9, max_partners=16)
+    per_unit = np.diff(indptr)
+    assert per_unit.max() == 16 and per_unit.min() == 16
+    assert all(i not in indices[indptr[i] : indptr[i + 1]] for i in range(300))

@@ -6,6 +6,8 @@ import argparse
 import math
 import sys
 
+from semtoken_rag.errors import InvalidInputError
+
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
@@ -34,7 +36,12 @@ def _names(text: str) -> tuple[str, ...]:
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``eval`` options."""
-    parser.add_argument("--data", nargs="+", required=True, help="JSONL files or folders")
+    parser.add_argument("--data", nargs="+", default=None, help="JSONL files or folders")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report of --out from its examples.jsonl (complete examples only)",
+    )
     parser.add_argument("--format", choices=("auto", "longbench", "shared"), default="auto")
     parser.add_argument("--mode", choices=("context", "rag"), default="context")
     parser.add_argument(
@@ -48,6 +55,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="examples per data file")
     parser.add_argument("--per-doc", type=int, default=None, help="questions per document at most")
     parser.add_argument("--reader", default="smollm2")
+    parser.add_argument("--reader-dtype", default="auto", help="auto, float32, bfloat16, ...")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--resume", action="store_true", help="skip keys already on disk")
     parser.add_argument("--seed", type=int, default=0)
@@ -77,7 +85,14 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from semtoken_rag.eval.runner import RunConfig, run_eval
+    from semtoken_rag.eval.runner import RunConfig, report_only, run_eval
+
+    if args.report_only:
+        result = report_only(args.out, methods=args.methods)
+        print(f"report of {len(result.records)} records rewritten in {result.out}")
+        return 0
+    if not args.data:
+        raise InvalidInputError("--data is required (unless --report-only)")
 
     cfg = RunConfig(
         data=tuple(args.data),
@@ -90,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         per_doc=args.per_doc,
         reader=args.reader,
+        reader_dtype=args.reader_dtype,
         resume=args.resume,
         seed=args.seed,
         workers=args.workers,

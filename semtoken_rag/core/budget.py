@@ -129,7 +129,7 @@ def select_units(
         kept[i] = True
         if lexical:
             seen.update(sh_all[sh_ptr[i] : sh_ptr[i + 1]])
-        if indptr is not None:
+        if indptr is not None and indices is not None:
             blocked[indices[indptr[i] : indptr[i + 1]]] = True
 
     used = 0
@@ -141,7 +141,9 @@ def select_units(
             keep(i)
     skipped = 0
     stop = -1
-    order = np.argsort(-scores, kind="stable").tolist()
+    # Scores are rounded before ordering: identical units (repeated chunks) can differ in the last
+    # bits of a BLAS product, and a tie must go to the earlier unit, not to float noise.
+    order = np.argsort(-np.round(scores.astype(np.float64), 5), kind="stable").tolist()
     cand_list = cand.tolist()
     for i in order:
         if kept_list[i] or not cand_list[i]:

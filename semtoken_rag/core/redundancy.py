@@ -17,9 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Partners kept per unit.  Highly repetitive text (logs, tables) would otherwise produce a
+#: quadratic number of pairs; exact repeats beyond the cap are still caught by the lexical check.
+MAX_PARTNERS = 64
+
 
 def near_duplicate_pairs(
-    unit_vectors: np.ndarray, threshold: float, block: int = 2048
+    unit_vectors: np.ndarray, threshold: float, block: int = 2048, max_partners: int = MAX_PARTNERS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric sparse adjacency of units whose cosine similarity exceeds ``threshold``.
 
@@ -27,6 +31,7 @@ def near_duplicate_pairs(
         unit_vectors: ``(n, d) float32`` L2-normalised unit fingerprints.
         threshold: Cosine above which two units are near-duplicates.
         block: Rows per matrix product.
+        max_partners: At most this many partners per unit (the most similar ones).
 
     Returns:
         ``(indptr, indices)`` in CSR form: the partners of unit ``i`` are
@@ -38,7 +43,17 @@ def near_duplicate_pairs(
     x = unit_vectors.astype(np.float32, copy=False)
     for lo in range(0, n, block):
         sim = x[lo : lo + block] @ x.T
-        r, c = np.nonzero(sim > threshold)
+        np.fill_diagonal(sim[:, lo : lo + block], -np.inf)
+        hits = sim > threshold
+        crowded = hits.sum(axis=1) > max_partners
+        if crowded.any():
+            # Keep only the max_partners most similar partners of over-connected units.
+            sub = sim[crowded]
+            top = np.argpartition(-sub, max_partners - 1, axis=1)[:, :max_partners]
+            mask = np.zeros(sub.shape, dtype=bool)
+            np.put_along_axis(mask, top, True, axis=1)
+            hits[crowded] &= mask
+        r, c = np.nonzero(hits)
         r = r + lo
         keep = r != c
         rows.append(r[keep])

@@ -155,8 +155,8 @@ def head_to_head(
             if i in ref and recs[i].answer_loglik is not None and ref[i].answer_loglik is not None
         ]
         d_ll = paired_delta(
-            [recs[i].answer_loglik for i in ids],
-            [ref[i].answer_loglik for i in ids],  # type: ignore[misc]
+            [float(recs[i].answer_loglik or 0.0) for i in ids],
+            [float(ref[i].answer_loglik or 0.0) for i in ids],
         )
         rids = [i for i in ids if recs[i].answer_recall is not None]
         d_rec = paired_delta(

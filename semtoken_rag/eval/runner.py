@@ -51,6 +51,7 @@ class RunConfig:
         limit: Examples per data file.
         per_doc: Questions per document at most (spreads a limited run over documents).
         reader: Reader model name.
+        reader_dtype: Reader dtype (``auto``, ``float32``, ``bfloat16``, ...).
         out: Output folder.
         resume: Skip (example, method, ratio) keys already in ``examples.jsonl``.
         seed: Seed of the random baseline.
@@ -75,6 +76,7 @@ class RunConfig:
     limit: int | None = None
     per_doc: int | None = None
     reader: str = "smollm2"
+    reader_dtype: str = "auto"
     resume: bool = False
     seed: int = 0
     workers: int = 1
@@ -138,7 +140,7 @@ class Runner:
         if reader is None:
             from semtoken_rag.reader import LocalReader
 
-            reader = LocalReader(cfg.reader)
+            reader = LocalReader(cfg.reader, dtype=cfg.reader_dtype)
         self.reader = reader
         self.env = env or MethodEnv(
             reader=cfg.reader, seed=cfg.seed, lm=getattr(reader, "model", None)
@@ -346,9 +348,43 @@ class Runner:
         return new
 
 
+def complete_examples(records: Sequence[ExampleRecord]) -> list[ExampleRecord]:
+    """Records of the examples that have every (method, ratio) key of their dataset.
+
+    A run stopped early (or still going) has some examples scored by only some methods; means
+    over different example sets are not comparable, so partial reports keep complete examples.
+    """
+    keys: dict[str, set[tuple[str, float]]] = {}
+    have: dict[tuple[str, str], set[tuple[str, float]]] = {}
+    for r in records:
+        keys.setdefault(r.dataset, set()).add((r.method, r.ratio))
+        have.setdefault((r.dataset, r.example_id), set()).add((r.method, r.ratio))
+    return [r for r in records if have[(r.dataset, r.example_id)] >= keys[r.dataset]]
+
+
+def report_only(out: str | Path, methods: Sequence[str] = ()) -> RunResult:
+    """Rewrite ``summary.json``, ``report.md`` and plots of ``out`` from its ``examples.jsonl``,
+    over complete examples only (see :func:`complete_examples`); computes nothing new."""
+    from semtoken_rag.eval.records import read_records
+    from semtoken_rag.eval.report import write_outputs
+
+    folder = Path(out)
+    records = complete_examples(read_records(folder / "examples.jsonl"))
+    rows = write_outputs(records, folder, methods=methods)
+    return RunResult(records=records, new_records=0, out=folder, summary=rows)
+
+
 def run_eval(cfg: RunConfig, **kwargs: Any) -> RunResult:
     """Convenience: ``Runner(cfg, **kwargs).run()``."""
     return Runner(cfg, **kwargs).run()
 
 
-__all__ = ["RATIO_FREE", "RunConfig", "RunResult", "Runner", "run_eval"]
+__all__ = [
+    "RATIO_FREE",
+    "RunConfig",
+    "RunResult",
+    "Runner",
+    "complete_examples",
+    "report_only",
+    "run_eval",
+]

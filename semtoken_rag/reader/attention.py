@@ -125,21 +125,20 @@ def resolve_device(device: str) -> str:
 
 
 def cpu_supports_bf16() -> bool:
-    """Whether this CPU has native bf16 arithmetic (AVX512-BF16 or AMX).
+    """Whether this CPU has fast bf16 matrix units (AMX).
 
-    Why: without it bf16 matmuls are emulated and slower than fp32, so ``dtype='auto'`` must not
-    pick bf16 on such CPUs.  Uses private ``torch.cpu`` probes, guarded for other builds.
+    Why: AVX512-BF16 alone is not enough.  Measured on this project's CI CPU (AVX512-BF16, no
+    AMX), SmolLM2-135M scored an answer in 2.45 s in bf16 against 1.45 s in fp32, so
+    ``dtype='auto'`` picks bf16 on a CPU only where AMX tiles make it pay.  Uses a private
+    ``torch.cpu`` probe, guarded for other builds.
     """
     import torch
 
-    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        fn = getattr(torch.cpu, probe, None)
-        try:
-            if fn is not None and fn():
-                return True
-        except Exception:  # a failing probe only means "unknown"
-            continue
-    return False
+    fn = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(fn is not None and fn())
+    except Exception:  # a failing probe only means "unknown"
+        return False
 
 
 def _auto_dtype(device: str) -> Any:

@@ -36,7 +36,11 @@ def as_langchain_llm(
     from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
     from transformers import pipeline
 
-    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": False, "return_full_text": False}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "return_full_text": False,
+    }
     kwargs.update(pipeline_kwargs)
     pipe = pipeline("text-generation", model=reader.model, tokenizer=reader.tokenizer, **kwargs)
     model_id = str(getattr(reader.model, "name_or_path", reader.model_name))

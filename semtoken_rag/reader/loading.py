@@ -198,4 +198,4 @@ def load_reader_model(name: str, *, dtype: Any, attn_implementation: str, device
         )
     except OSError as exc:
         raise ModelNotFoundError(f"could not load reader model {name!r}: {exc}") from exc
-    return model.to(device).eval()
+    return model.to(device).eval()  # type: ignore[arg-type]

@@ -7,7 +7,6 @@ A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig`, the
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -17,12 +16,11 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from semtoken_rag.adapters import (
     DEFAULTS,
-    MIRRORED,
-    build_config,
+    EngineSlot,
     check_store,
     chunk_metadata,
-    open_store,
-    split_config,
+    mirrored_config,
+    wrap_engine,
 )
 from semtoken_rag.config import Device, ForceKeepPreset, SemTokenConfig
 
@@ -100,8 +98,7 @@ class SemTokenCompressor(BaseDocumentCompressor):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    _engine: Compressor | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenCompressor:
@@ -118,29 +115,16 @@ class SemTokenCompressor(BaseDocumentCompressor):
             engine: A :class:`semtoken_rag.Compressor`.
             **kwargs: Adapter-only fields, e.g. ``drop_empty``.
         """
-        fields = split_config(engine.config, per_scope="per_document")
-        obj = cls(**fields, store=engine.store, **kwargs)
-        obj._engine = engine
-        return obj
+        return wrap_engine(cls, engine, "per_document", **kwargs)
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration these fields describe."""
-        return build_config(
-            {name: getattr(self, name) for name in MIRRORED},
-            self.budget_scope,
-            self.engine_options,
-        )
+        return mirrored_config(self, self.budget_scope)
 
     @property
     def engine(self) -> Compressor:
         """The :class:`semtoken_rag.Compressor` doing the work (built lazily, thread-safe)."""
-        config = self.semtoken_config()
-        with self._lock:
-            if self._engine is None or self._engine.config != config:
-                from semtoken_rag.compressor import Compressor
-
-                self._engine = Compressor(config, store=open_store(self.store, self.store_dir))
-            return self._engine
+        return self._slot.get(self.semtoken_config(), self.store, self.store_dir)
 
     def compress_documents(
         self,

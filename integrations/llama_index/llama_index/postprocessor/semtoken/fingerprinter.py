@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +17,9 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, mod
 from llama_index.core.schema import BaseNode, TransformComponent
 from semtoken_rag.adapters import (
     DEFAULTS,
+    EngineSlot,
     build_config,
     check_store,
-    open_store,
 )
 from semtoken_rag.config import Device, SemTokenConfig
 
@@ -59,8 +58,7 @@ class SemTokenFingerprinter(TransformComponent):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    _engine: Compressor | None = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenFingerprinter:
@@ -94,7 +92,7 @@ class SemTokenFingerprinter(TransformComponent):
             engine_options=options,
             store=engine.store,
         )
-        obj._engine = engine
+        obj._slot.engine = engine
         return obj
 
     def semtoken_config(self) -> SemTokenConfig:
@@ -108,14 +106,10 @@ class SemTokenFingerprinter(TransformComponent):
     @property
     def engine(self) -> Compressor:
         """The :class:`semtoken_rag.Compressor` whose encoder and store are used."""
-        with self._lock:
-            if self._engine is None:
-                from semtoken_rag.compressor import Compressor
-
-                self._engine = Compressor(
-                    self.semtoken_config(), store=open_store(self.store, self.store_dir)
-                )
-            return self._engine
+        # Only the encoder fields matter here, so an engine given by from_engine is kept.
+        return self._slot.get(
+            self.semtoken_config(), self.store, self.store_dir, rebuild_on_change=False
+        )
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         """Fingerprint the nodes' texts into the store; return the nodes unchanged."""
