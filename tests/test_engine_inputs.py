@@ -280,3 +280,13 @@ def test_config_ratio_used_by_engine() -> None:
         SemTokenConfig(budget_tokens=17), encoder=FakeEncoder(), counter=WhitespaceCounter()
     )
     assert comp.compress(text).budget_tokens == 17
+
+
+def test_mapping_is_not_taken_as_chunks() -> None:
+    """A dict would otherwise be iterated as its keys: a silent wrong result."""
+    from semtoken_rag import Compressor, InvalidInputError
+    from tests.fakes import FakeEncoder, WhitespaceCounter
+
+    comp = Compressor(encoder=FakeEncoder(), counter=WhitespaceCounter())
+    with pytest.raises(InvalidInputError, match="mapping"):
+        comp.compress({"a": "text"})  # type: ignore[arg-type]

@@ -74,7 +74,7 @@ def run_endtoend(
     *,
     reader_name: str = "smollm2",
     max_new_tokens: int = 16,
-    on_row: Callable[[EndToEndRow], None] | None = None,
+    on_row: Callable[[EndToEndRow, dict[str, Any]], None] | None = None,
 ) -> tuple[list[EndToEndRow], dict[str, Any]]:
     """Run the end-to-end benchmark (see the module docstring).
 
@@ -89,6 +89,14 @@ def run_endtoend(
     reader = LocalReader(reader_name)
     reader.warmup()
     tok = reader.tokenizer
+    info = {
+        "reader": reader_name,
+        "device": reader.device,
+        "dtype": str(reader.dtype),
+        "attn": reader.attn_implementation,
+        "max_new_tokens": max_new_tokens,
+        "repeats": repeats,
+    }
     encoder = TransformerEncoder.from_config(SemTokenConfig())
     shared_counter = TokenCounter(tok, name=reader_name)
 
@@ -109,7 +117,7 @@ def run_endtoend(
     for size in sizes:
         samples: dict[str, list[float]] = {}
 
-        def add(key: str, value: float) -> None:
+        def add(key: str, value: float, samples: dict[str, list[float]] = samples) -> None:
             samples.setdefault(key, []).append(float(value))
 
         for rep in range(repeats):
@@ -156,12 +164,5 @@ def run_endtoend(
             )
             rows.append(row)
             if on_row:
-                on_row(row)
-    info = {
-        "reader": reader_name,
-        "device": reader.device,
-        "dtype": str(reader.dtype),
-        "attn": reader.attn_implementation,
-        "max_new_tokens": max_new_tokens,
-    }
+                on_row(row, info)
     return rows, info

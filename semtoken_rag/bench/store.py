@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from semtoken_rag.bench.cases import Doc
 
@@ -68,7 +69,7 @@ def run_store(
     work = [(chunk_words(d.context, chunk_size, chunk_overlap), d.question) for d in rows]
     texts = list(dict.fromkeys(c for chunks, _ in work for c in chunks))
     base = Compressor(SemTokenConfig())
-    enc = base.encoder
+    enc: Any = base.encoder  # the real TransformerEncoder (tokenizer, model, calls)
     t = time.perf_counter()
     fps = enc.encode_texts(texts)
     encode_s = time.perf_counter() - t

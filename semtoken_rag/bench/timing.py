@@ -106,8 +106,24 @@ def machine_info() -> dict[str, Any]:
     import numpy as np
     import torch
 
+    blas: list[dict[str, Any]] = []
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = [
+            {
+                "api": i.get("internal_api"),
+                "threads": i.get("num_threads"),
+                "library": Path(str(i.get("filepath", ""))).name,
+            }
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        ]
+    except ImportError:
+        pass
     return {
         "cpu_model": _cpu_model(),
+        "blas_threads": blas,
         "nproc": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
@@ -116,3 +132,22 @@ def machine_info() -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
     }
+
+
+def limit_threads(n: int) -> Any:
+    """Limit torch *and* numpy's BLAS to ``n`` threads for the rest of the process.
+
+    Why BLAS too: on a busy 2-core machine OpenBLAS worker threads turn a 39 x 384 similarity
+    product from 0.04 ms into ~12 ms (measured), which would be charged to the core.
+
+    Returns:
+        The ``threadpoolctl`` limiter (keep a reference), or ``None`` when it is not installed.
+    """
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return None
+    return threadpool_limits(limits=n, user_api="blas")

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from semtoken_rag.eval.runner import RunConfig, report_only, run_eval
 
     if args.report_only:
-        result = report_only(args.out, methods=args.methods)
+        result = report_only(args.out, methods=args.methods, ratios=args.ratio)
         print(f"report of {len(result.records)} records rewritten in {result.out}")
         return 0
     if not args.data:

@@ -362,14 +362,24 @@ def complete_examples(records: Sequence[ExampleRecord]) -> list[ExampleRecord]:
     return [r for r in records if have[(r.dataset, r.example_id)] >= keys[r.dataset]]
 
 
-def report_only(out: str | Path, methods: Sequence[str] = ()) -> RunResult:
+def report_only(
+    out: str | Path, methods: Sequence[str] = (), ratios: Sequence[float] = ()
+) -> RunResult:
     """Rewrite ``summary.json``, ``report.md`` and plots of ``out`` from its ``examples.jsonl``,
-    over complete examples only (see :func:`complete_examples`); computes nothing new."""
+    over complete examples only (see :func:`complete_examples`), restricted to ``methods`` when
+    given, and to ``ratios`` (plus the ratio-free ``none`` / ``closed-book``) when given;
+    computes nothing new."""
     from semtoken_rag.eval.records import read_records
     from semtoken_rag.eval.report import write_outputs
 
     folder = Path(out)
-    records = complete_examples(read_records(folder / "examples.jsonl"))
+    records = read_records(folder / "examples.jsonl")
+    if methods:
+        records = [r for r in records if r.method in set(methods)]
+    if ratios:
+        wanted = {float(x) for x in ratios}
+        records = [r for r in records if r.method in RATIO_FREE or float(r.ratio) in wanted]
+    records = complete_examples(records)
     rows = write_outputs(records, folder, methods=methods)
     return RunResult(records=records, new_records=0, out=folder, summary=rows)
 
