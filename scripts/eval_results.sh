@@ -12,7 +12,7 @@ NQA="--data ../shared/data/narrativeqa/test.jsonl --per-doc 2 --limit 160"
 # NarrativeQA, 160 questions over 80 documents: every method at 0.5, the main ones at 0.25.
 $E $NQA $NQA_DTYPE --methods none,closed-book,truncate,random,embed-filter,selective-context,semtoken,semtoken-nomerge,semtoken-noentropy,semtoken-noquery \
   --ratio 0.5 --out runs/nqa160 --resume
-$E $NQA $NQA_DTYPE --methods embed-filter,semtoken --ratio 0.25 --out runs/nqa160 --resume
+$E $NQA $NQA_DTYPE --methods truncate,embed-filter,semtoken --ratio 0.25 --out runs/nqa160 --resume
 # HotpotQA sample in rag mode (one pool of 120/60-word chunks, FAISS top-5 per question).
 H="--data ../shared/data/hotpotqa_dev_sample/dev.jsonl --mode rag --out runs/hotpot_rag --resume"
 $E $H --methods none,closed-book,truncate,random,embed-filter,semtoken,semtoken-nomerge,semtoken-noentropy --ratio 0.5

@@ -13,9 +13,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,9 @@ from semtoken_rag.core.render import kept_word_ranges, render
 from semtoken_rag.core.segment import find_units, word_ids
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
-from semtoken_rag.results import ChunkResult, CompressionResult, StageTimings
+from semtoken_rag.inputs import check_budget, check_chunks, check_query
+from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
+from semtoken_rag.results import ChunkResult, CompressionResult, Explanation, StageTimings
 
 logger = logging.getLogger(__name__)
 
@@ -61,58 +63,6 @@ def _dedup_backend(
     return search
 
 
-class FingerprintEncoder(Protocol):
-    """What the engine needs from an encoder (the real one or a test double)."""
-
-    cache_id: str
-    dim: int
-
-    def encode_texts(self, texts: Sequence[str]) -> list[ChunkFingerprints]: ...
-
-    def encode_queries(self, queries: Sequence[str]) -> np.ndarray: ...
-
-
-class FingerprintStoreProtocol(Protocol):
-    """What the engine needs from a fingerprint store."""
-
-    def get_many(self, keys: Sequence[str]) -> list[ChunkFingerprints | None]: ...
-
-    def put_many(self, items: Sequence[tuple[str, ChunkFingerprints]]) -> None: ...
-
-
-class Counter(Protocol):
-    name: str
-
-    def count(self, text: str) -> int: ...
-
-    def word_costs(self, text: str, word_spans: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Per-unit view of one compression, for heatmaps, debugging and the harness.
-
-    Attributes:
-        unit_chunk: ``(U,) int64`` chunk of each unit.
-        unit_char_spans: ``(U, 2) int64`` character span of each unit in its chunk.
-        unit_span: ``(U,) int64`` span (merged group) of each unit.
-        unit_entropy: ``(U,) float32`` semantic entropy of the unit's span.
-        unit_density: ``(U,) float32`` semantic entropy of the unit alone (its own words).
-        unit_score: ``(U,) float32`` combined score.
-        unit_kept: ``(U,) bool`` kept in full or in part.
-        unit_coarse: ``(U,) bool`` the unit's span was collapsed (coarse granularity).
-    """
-
-    unit_chunk: np.ndarray
-    unit_char_spans: np.ndarray
-    unit_span: np.ndarray
-    unit_entropy: np.ndarray
-    unit_density: np.ndarray
-    unit_score: np.ndarray
-    unit_kept: np.ndarray
-    unit_coarse: np.ndarray
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """One chunk, segmented, fingerprinted and costed."""
@@ -123,49 +73,6 @@ class _Prepared:
     word_costs: np.ndarray
     forced: np.ndarray
     word_ids: np.ndarray | None
-
-
-def _check_chunks(chunks: Any) -> list[str]:
-    if chunks is None:
-        raise InvalidInputError("chunks must be a string or a sequence of strings, got None")
-    if isinstance(chunks, str):
-        return [chunks]
-    if isinstance(chunks, (bytes, bytearray)):
-        raise InvalidInputError("chunks must be str, not bytes: decode them first")
-    if isinstance(chunks, Mapping):
-        raise InvalidInputError("chunks must be a sequence of strings, not a mapping")
-    try:
-        items = list(chunks)
-    except TypeError:
-        raise InvalidInputError(
-            f"chunks must be a string or a sequence of strings, got {type(chunks).__name__}"
-        ) from None
-    for i, c in enumerate(items):
-        if not isinstance(c, str):
-            raise InvalidInputError(f"chunk {i} is {type(c).__name__}, expected str")
-    return items
-
-
-def _check_query(query: Any) -> str | None:
-    if query is None:
-        return None
-    if not isinstance(query, str):
-        raise InvalidInputError(f"query must be a string or None, got {type(query).__name__}")
-    # An empty or blank query carries no information: treated as no query (documented).
-    return query if query.strip() else None
-
-
-def _check_budget(ratio: Any, budget: Any) -> None:
-    if ratio is not None and (
-        isinstance(ratio, bool)
-        or not isinstance(ratio, (int, float))
-        or not 0.0 < float(ratio) <= 1.0
-    ):
-        raise InvalidInputError(f"ratio must be a number in (0, 1], got {ratio!r}")
-    if budget is not None and (
-        isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget <= 0
-    ):
-        raise InvalidInputError(f"budget must be a positive int of tokens, got {budget!r}")
 
 
 class Compressor:
@@ -297,7 +204,7 @@ class Compressor:
         Returns:
             Number of texts that had to be encoded (the rest were already stored).
         """
-        return self.fingerprints(_check_chunks(texts))[1]
+        return self.fingerprints(check_chunks(texts))[1]
 
     # -- compression ----------------------------------------------------------------------
     def compress(
@@ -353,8 +260,8 @@ class Compressor:
             budget: Absolute token budget per request.
             explain: If a list is given, one :class:`Explanation` per request is appended.
         """
-        _check_budget(ratio, budget)
-        reqs = [(_check_chunks(c), _check_query(q)) for c, q in requests]
+        check_budget(ratio, budget)
+        reqs = [(check_chunks(c), check_query(q)) for c, q in requests]
         t0 = time.perf_counter()
         unique: dict[str, None] = {}
         for chunks, _ in reqs:

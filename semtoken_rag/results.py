@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class StageTimings:
@@ -109,3 +111,28 @@ class CompressionResult:
     def joined(self, sep: str = "\n\n") -> str:
         """All non-empty compressed chunks as one context string."""
         return sep.join(t for t in self.texts if t)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Per-unit view of one compression, for heatmaps, debugging and the harness.
+
+    Attributes:
+        unit_chunk: ``(U,) int64`` chunk of each unit.
+        unit_char_spans: ``(U, 2) int64`` character span of each unit in its chunk.
+        unit_span: ``(U,) int64`` span (merged group) of each unit.
+        unit_entropy: ``(U,) float32`` semantic entropy of the unit's span.
+        unit_density: ``(U,) float32`` semantic entropy of the unit alone (its own words).
+        unit_score: ``(U,) float32`` combined score.
+        unit_kept: ``(U,) bool`` kept in full or in part.
+        unit_coarse: ``(U,) bool`` the unit's span was collapsed (coarse granularity).
+    """
+
+    unit_chunk: np.ndarray
+    unit_char_spans: np.ndarray
+    unit_span: np.ndarray
+    unit_entropy: np.ndarray
+    unit_density: np.ndarray
+    unit_score: np.ndarray
+    unit_kept: np.ndarray
+    unit_coarse: np.ndarray

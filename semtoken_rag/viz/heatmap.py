@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from semtoken_rag.compressor import Explanation
 from semtoken_rag.core.segment import find_words
+from semtoken_rag.results import Explanation
 
 
 def density_heatmap(
