@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +23,9 @@ from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.pipeline import ContextArrays, CoreParams, CorePlan, plan_context
-from semtoken_rag.core.redundancy import near_duplicate_pairs
 from semtoken_rag.core.render import kept_word_ranges, render
 from semtoken_rag.core.segment import find_units, word_ids
+from semtoken_rag.dedup import dedup_backend
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.inputs import check_budget, check_chunks, check_query
@@ -38,29 +38,6 @@ logger = logging.getLogger(__name__)
 _QUERY_CACHE_SIZE = 4096
 #: Chunk texts whose segmentation, token costs, force-keep flags and word ids are memoised.
 _PREPARE_CACHE_SIZE = 2048
-#: Above this many units the ``auto`` dedup backend uses FAISS (when installed).
-_FAISS_DEDUP_MIN_UNITS = 4096
-
-
-def _dedup_backend(
-    name: str,
-) -> Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None:
-    """The near-duplicate search for ``SemTokenConfig.dedup_backend`` (FAISS imported lazily)."""
-    if name == "numpy":
-        return None
-
-    def search(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        if name == "auto" and len(vectors) < _FAISS_DEDUP_MIN_UNITS:
-            return near_duplicate_pairs(vectors, threshold)
-        try:
-            from semtoken_rag.store import near_duplicates
-        except ImportError:
-            if name == "faiss":
-                raise
-            return near_duplicate_pairs(vectors, threshold)
-        return near_duplicates(vectors, threshold)
-
-    return search
 
 
 @dataclass(frozen=True)
@@ -121,7 +98,7 @@ class Compressor:
             no_query_mode=c.no_query_mode,
             fill_partial=c.fill_partial,
             min_fill_tokens=c.min_fill_tokens,
-            dedup_backend=_dedup_backend(c.dedup_backend),
+            dedup_backend=dedup_backend(c.dedup_backend),
             lexical_dedup_threshold=c.lexical_dedup_threshold,
         )
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()

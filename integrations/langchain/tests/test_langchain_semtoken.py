@@ -113,7 +113,6 @@ def test_gold_answers_mostly_survive(
         context = " ".join(d.page_content for d in docs).lower()
         present += 1
         kept += any(a in context for a in hits)
-    print(f"gold answers kept at ratio 0.5: {kept}/{present}")
     assert present >= 4
     assert kept / present >= 0.6, (kept, present)
 
