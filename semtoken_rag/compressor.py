@@ -30,12 +30,12 @@ from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.inputs import check_budget, check_chunks, check_query
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
+from semtoken_rag.queries import QueryVectors
 from semtoken_rag.results import ChunkResult, CompressionResult, Explanation, StageTimings
 
 logger = logging.getLogger(__name__)
 
 
-_QUERY_CACHE_SIZE = 4096
 #: Chunk texts whose segmentation, token costs, force-keep flags and word ids are memoised.
 _PREPARE_CACHE_SIZE = 2048
 
@@ -90,6 +90,8 @@ class Compressor:
         self._params = CoreParams(
             similarity_threshold=c.similarity_threshold,
             entropy_threshold=c.entropy_threshold,
+            relevance=c.relevance,
+            query_top_words=c.query_top_words,
             min_cluster_size=c.min_cluster_size,
             max_cluster_size=c.max_cluster_size,
             relevance_weight=c.relevance_weight,
@@ -101,7 +103,7 @@ class Compressor:
             dedup_backend=dedup_backend(c.dedup_backend),
             lexical_dedup_threshold=c.lexical_dedup_threshold,
         )
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries = QueryVectors(c.relevance)
         self._prep_cache: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._prep_lock = threading.Lock()
         self._sep_cost: int | None = None
@@ -161,19 +163,9 @@ class Compressor:
         return [fp for fp in found if fp is not None], len(missing)
 
     def _query_vectors(self, queries: Sequence[str]) -> dict[str, np.ndarray]:
-        """Query embeddings, memoised: the same question is asked again and again (evaluation
-        of several budgets, retries, popular questions), and a warm compression should cost no
-        encoder pass at all."""
-        out = {q: self._query_cache[q] for q in queries if q in self._query_cache}
-        todo = [q for q in queries if q not in out]
-        if todo:
-            out.update(zip(todo, self.encoder.encode_queries(todo)))
-        for q in queries:
-            self._query_cache[q] = out[q]
-            self._query_cache.move_to_end(q)
-        while len(self._query_cache) > _QUERY_CACHE_SIZE:
-            self._query_cache.popitem(last=False)
-        return out
+        """Query embeddings for the configured relevance, memoised (a warm compression of a
+        known question costs no encoder pass)."""
+        return self._queries.get(self.encoder, queries)
 
     def precompute(self, texts: Sequence[str]) -> int:
         """Fingerprint ``texts`` into the store ahead of queries (ingestion).

@@ -23,6 +23,7 @@ BudgetScope = Literal["joint", "per_chunk"]
 NoQueryMode = Literal["centroid", "entropy"]
 ForceKeepPreset = Literal["numbers", "ids", "dates", "urls", "emails"]
 DedupBackend = Literal["auto", "numpy", "faiss"]
+Relevance = Literal["late_interaction", "pooled"]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
@@ -59,6 +60,15 @@ class SemTokenConfig:
             paper read literally; kept for ablations).
         max_unit_words: Longer sentences are split at clause punctuation or hard-wrapped, so one
             unit never dominates the budget.
+        relevance: How a unit's relevance to the query is measured.  ``late_interaction``
+            (default): every content word of the query is matched to its most similar word of
+            the unit (max cosine of word fingerprints) and the ``query_top_words`` best
+            matches are averaged, so a sentence that strongly answers *part* of the question
+            (the second hop of a multi-hop question, a pronoun sentence that only shares
+            "population" and "census" with it) is not drowned by mean pooling.  ``pooled``:
+            cosine of the pooled query and unit vectors (the paper; kept for ablations).
+        query_top_words: Query words whose best matches are averaged in ``late_interaction``
+            (all of them when the query has fewer content words).
         relevance_weight: Weight of the standardised query relevance in the span score.
         entropy_weight: Weight of the standardised semantic entropy in the span score.
         dedup_threshold: A unit whose fingerprint cosine with an already kept unit (in any chunk)
@@ -101,6 +111,8 @@ class SemTokenConfig:
     encoder_dtype: DType = "auto"
     unit: Unit = "sentence"
     max_unit_words: int = 48
+    relevance: Relevance = "late_interaction"
+    query_top_words: int = 5
     relevance_weight: float = 1.0
     entropy_weight: float = 0.1
     dedup_threshold: float | None = 0.92
@@ -170,6 +182,7 @@ _LITERAL_FIELDS: dict[str, Any] = {
     "budget_scope": BudgetScope,
     "no_query_mode": NoQueryMode,
     "dedup_backend": DedupBackend,
+    "relevance": Relevance,
 }
 
 
@@ -214,7 +227,13 @@ def _validate(cfg: SemTokenConfig) -> None:
     _check(cfg.relevance_weight >= 0.0 and cfg.entropy_weight >= 0.0, "score weights must be >= 0")
     for name in ("context_window",):
         _check(getattr(cfg, name) >= 0, f"{name} must be >= 0")
-    for name in ("batch_size", "max_unit_words", "max_cluster_size", "min_cluster_size"):
+    for name in (
+        "batch_size",
+        "max_unit_words",
+        "max_cluster_size",
+        "min_cluster_size",
+        "query_top_words",
+    ):
         v = getattr(cfg, name)
         _check(isinstance(v, int) and v >= 1, f"{name} must be an int >= 1, got {v!r}")
     _check(

@@ -163,6 +163,11 @@ class TransformerEncoder:
         Returns:
             One :class:`ChunkFingerprints` per text, in order.
         """
+        out = self._word_fingerprints(texts)
+        self.calls += len(texts)
+        return out
+
+    def _word_fingerprints(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
         words = [find_words(t) for t in texts]
         enc = self.tokenizer(
             list(texts),
@@ -191,7 +196,6 @@ class TransformerEncoder:
             )
             vecs = pool_tokens_to_words(states, widx.clip(0, None), len(wspans))
             out.append(ChunkFingerprints(l2_normalize(vecs), wspans))
-        self.calls += len(texts)
         return out
 
     def _windows(self, input_ids: list[list[int]], content: int) -> list[_Window]:
@@ -264,6 +268,12 @@ class TransformerEncoder:
                 token_states[w.text_index][w.take_from : w.take_to] = hidden_np[i, a:b]
 
     # -- queries --------------------------------------------------------------------------
+    def encode_query_words(self, queries: Sequence[str]) -> list[ChunkFingerprints]:
+        """Word fingerprints of queries, computed exactly like a chunk's (same windows and
+        pooling), so late interaction compares like with like.  Not counted in ``calls``,
+        which counts chunk encodings (what a fingerprint store saves)."""
+        return self._word_fingerprints(queries)
+
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Sentence embeddings of queries (mean of token states, as sentence-transformers does).
 

@@ -24,6 +24,8 @@ class FingerprintEncoder(Protocol):
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray: ...
 
+    def encode_query_words(self, queries: Sequence[str]) -> list[ChunkFingerprints]: ...
+
 
 class FingerprintStoreProtocol(Protocol):
     """What the engine needs from a fingerprint store."""

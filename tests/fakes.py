@@ -44,6 +44,9 @@ class FakeEncoder:
 
     def encode_texts(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
         self.calls += len(texts)
+        return self.encode_query_words(texts)
+
+    def encode_query_words(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
         out = []
         for t in texts:
             spans = find_words(t)

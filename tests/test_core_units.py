@@ -27,6 +27,8 @@ from semtoken_rag.core.render import kept_word_ranges, render
 from semtoken_rag.core.scoring import (
     coarse_spans,
     combined_score,
+    content_word_mask,
+    late_interaction,
     relevance,
     representatives,
     standardize,
@@ -292,6 +294,37 @@ class TestScoring:
         v = np.array([[1.0, 0.0], [0.0, 3.0], [-1.0, 1.0]])
         np.testing.assert_allclose(relevance(q, v), [1.0, 0.0, -np.sqrt(0.5)], atol=1e-6)
         assert relevance(q, np.zeros((0, 2))).shape == (0,)
+
+    def test_late_interaction_hand_computed(self) -> None:
+        e = np.eye(3, dtype=np.float32)
+        q = e[[0, 1]]  # two query words: x and y
+        d = np.float32(np.sqrt(0.5))
+        # words: x, z | (x+y)/sqrt2, y, z  -> units [0, 2)
+        w = np.stack([e[0], e[2], (e[0] + e[1]) * d, e[1], e[2]])
+        starts = np.array([0, 2])
+        # unit 0: best match of x is 1, of y is 0 -> mean 0.5, top-1 1.0
+        # unit 1: best match of x is sqrt(.5), of y is 1 -> mean (1 + sqrt(.5)) / 2, top-1 1.0
+        np.testing.assert_allclose(late_interaction(q, w, starts, 2), [0.5, (1 + d) / 2], atol=1e-6)
+        np.testing.assert_allclose(late_interaction(q, w, starts, 1), [1.0, 1.0], atol=1e-6)
+        # top_k is clipped to [1, Q]
+        np.testing.assert_allclose(
+            late_interaction(q, w, starts, 99), late_interaction(q, w, starts, 2)
+        )
+        np.testing.assert_allclose(
+            late_interaction(q, w, starts, 0), late_interaction(q, w, starts, 1)
+        )
+
+    def test_late_interaction_empty(self) -> None:
+        w = np.eye(3, dtype=np.float32)
+        assert late_interaction(np.zeros((0, 3), np.float32), w, np.array([0]), 5).tolist() == [0.0]
+        assert late_interaction(w, w, np.zeros(0, np.int64), 5).shape == (0,)
+
+    def test_content_word_mask(self) -> None:
+        words = ["What", "was", "the", "population", "at", "2010", "census?", "?", '"The']
+        assert content_word_mask(words).tolist() == [
+            False, False, False, True, False, True, True, False, False,
+        ]  # fmt: skip
+        assert content_word_mask([]).shape == (0,)
 
     def test_standardize(self) -> None:
         z = standardize(np.array([1.0, 2.0, 3.0]))

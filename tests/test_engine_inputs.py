@@ -239,6 +239,8 @@ def test_real_encoder_50k_characters(real_compressor: Compressor, narrativeqa: l
         ({"force_keep": 5}, "sequence of strings"),
         ({"encoder_model": "  "}, "encoder_model"),
         ({"min_fill_tokens": 0}, "min_fill_tokens"),
+        ({"relevance": "bm25"}, "relevance must be one of"),
+        ({"query_top_words": 0}, "query_top_words"),
     ],
 )
 def test_config_validation(kwargs: dict, fragment: str) -> None:
@@ -290,3 +292,38 @@ def test_mapping_is_not_taken_as_chunks() -> None:
     comp = Compressor(encoder=FakeEncoder(), counter=WhitespaceCounter())
     with pytest.raises(InvalidInputError, match="mapping"):
         comp.compress({"a": "text"})  # type: ignore[arg-type]
+
+
+# -- query embeddings ---------------------------------------------------------------------
+class _CountingEncoder(FakeEncoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_passes = 0
+
+    def encode_query_words(self, texts):  # type: ignore[no-untyped-def]
+        self.query_passes += len(texts)
+        return super().encode_query_words(texts)
+
+
+def test_query_vectors_memoised_and_bounded() -> None:
+    from semtoken_rag.queries import QueryVectors
+
+    enc = _CountingEncoder()
+    qv = QueryVectors("late_interaction", max_size=2)
+    a = qv.get(enc, ["who wrote the charter?", "who wrote the charter?"])
+    assert enc.query_passes == 1 and a["who wrote the charter?"].shape == (2, enc.dim)
+    qv.get(enc, ["who wrote the charter?"])
+    assert enc.query_passes == 1  # remembered
+    qv.get(enc, ["q two", "q three"])  # evicts the first
+    qv.get(enc, ["who wrote the charter?"])
+    assert enc.query_passes == 4
+    assert qv.get(enc, ["?!"])["?!"].shape == (1, enc.dim)  # no content word: all words
+    pooled = QueryVectors("pooled").get(enc, ["who wrote it"])["who wrote it"]
+    assert pooled.shape == (enc.dim,)
+
+
+def test_compress_with_only_punctuation_query_is_safe() -> None:
+    comp = Compressor(SemTokenConfig(), encoder=FakeEncoder(), counter=WhitespaceCounter())
+    text = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota."
+    res = comp.compress(text, "?", ratio=0.5)
+    assert 0 < res.kept_tokens <= res.budget_tokens

@@ -143,3 +143,11 @@ def test_rag_mode_with_generation(tmp_path: Path, shared_data: Path) -> None:
     full = [r for r in recs if r.method == "none"]
     assert all(r.tokens_full > 300 for r in full)  # 3 chunks of 120 words
     assert (tmp_path / "rag" / "time_breakdown.png").is_file()
+
+
+def test_report_only_on_a_folder_without_records(tmp_path: Path) -> None:
+    from semtoken_rag.errors import InvalidInputError
+    from semtoken_rag.eval.runner import report_only
+
+    with pytest.raises(InvalidInputError, match="no examples.jsonl"):
+        report_only(tmp_path / "missing")

@@ -125,10 +125,11 @@ def stage_breakdown(
     """
     from semtoken_rag.core.budget import select_units
     from semtoken_rag.core.entropy import span_entropy
+    from semtoken_rag.core.pipeline import RELEVANCE
     from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means
     from semtoken_rag.core.redundancy import near_duplicate_pairs, unit_shingles
     from semtoken_rag.core.render import kept_word_ranges, render
-    from semtoken_rag.core.scoring import coarse_spans, combined_score, relevance, representatives
+    from semtoken_rag.core.scoring import coarse_spans, combined_score, representatives
     from semtoken_rag.core.spans import form_spans
 
     p = comp._params
@@ -157,7 +158,7 @@ def stage_breakdown(
     ent = span_entropy(ctx.word_vectors, sws)
 
     def scoring() -> Any:
-        rel = relevance(qvec, unit_vecs)
+        rel = RELEVANCE[p.relevance](qvec, ctx, unit_vecs, p)
         sc = combined_score(rel, ent[span_of_unit], p.relevance_weight, p.entropy_weight)
         coarse = coarse_spans(ent, sizes, p.entropy_threshold, p.min_cluster_size)
         cand = np.ones(n_units, dtype=bool)

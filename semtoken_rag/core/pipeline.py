@@ -16,7 +16,13 @@ from semtoken_rag.core.budget import Selection, select_units
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means, segment_sums
 from semtoken_rag.core.redundancy import near_duplicate_pairs, unit_shingles
-from semtoken_rag.core.scoring import coarse_spans, combined_score, relevance, representatives
+from semtoken_rag.core.scoring import (
+    coarse_spans,
+    combined_score,
+    late_interaction,
+    relevance,
+    representatives,
+)
 from semtoken_rag.core.spans import form_spans
 
 
@@ -26,6 +32,9 @@ class CoreParams:
 
     similarity_threshold: float = 0.7
     entropy_threshold: float = 0.5
+    #: Key of :data:`RELEVANCE`.
+    relevance: str = "late_interaction"
+    query_top_words: int = 5
     min_cluster_size: int = 2
     max_cluster_size: int = 10
     relevance_weight: float = 1.0
@@ -95,6 +104,26 @@ class CorePlan:
     dedup_skipped_tokens: int
 
 
+def _pooled_relevance(
+    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: CoreParams
+) -> np.ndarray:
+    return relevance(query if query.ndim == 1 else query.mean(axis=0), unit_vecs)
+
+
+def _late_relevance(
+    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: CoreParams
+) -> np.ndarray:
+    words = query.reshape(1, -1) if query.ndim == 1 else query
+    return late_interaction(words, ctx.word_vectors, ctx.unit_starts, params.query_top_words)
+
+
+#: ``CoreParams.relevance`` -> ``(query, ctx, unit_vectors, params) -> (U,) float32``.
+RELEVANCE: dict[str, Callable[[np.ndarray, ContextArrays, np.ndarray, CoreParams], np.ndarray]] = {
+    "pooled": _pooled_relevance,
+    "late_interaction": _late_relevance,
+}
+
+
 def plan_context(
     ctx: ContextArrays,
     query_vector: np.ndarray | None,
@@ -105,7 +134,9 @@ def plan_context(
 
     Args:
         ctx: The context's arrays.
-        query_vector: ``(d,)`` query embedding or ``None``.
+        query_vector: ``(d,)`` pooled query embedding, ``(Q, d)`` fingerprints of the query's
+            content words (what late interaction matches word by word; pooled relevance takes
+            their mean), or ``None`` (no query).
         budgets: ``(1,) int64`` one joint budget, or ``(n_chunks,) int64`` one per chunk.
         params: Core parameters.
 
@@ -134,8 +165,8 @@ def plan_context(
     entropy = span_entropy(ctx.word_vectors, span_word_starts)
     span_means = segment_means(ctx.word_vectors, span_word_starts)
 
-    if query_vector is not None:
-        rel = relevance(query_vector, unit_vecs)
+    if query_vector is not None and query_vector.size:
+        rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params)
         w_rel = params.relevance_weight
     elif params.no_query_mode == "centroid":
         rel = relevance(ctx.word_vectors.mean(axis=0), unit_vecs)

@@ -6,6 +6,8 @@ import numpy as np
 
 from semtoken_rag.core.pooling import l2_normalize
 
+_PUNCT = "\"'“”‘’()[]{}<>.,;:!?¿¡-–—…/\\*#|`~"
+
 
 def relevance(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Cosine similarity of one query vector with each row.
@@ -21,6 +23,69 @@ def relevance(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     q = l2_normalize(query.reshape(1, -1))[0]
     return (l2_normalize(vectors) @ q).astype(np.float32)
+
+
+#: Function words a question shares with every sentence; they would match everywhere and make
+#: late-interaction scores uniform.  English only: in other languages every word counts.
+STOPWORDS = frozenset(
+    (  # noqa: SIM905 (one readable block)
+        "a an the of in on at to for by with from and or but not no is are was were be been "
+        "being am do does did has have had what which who whom whose when where why how that "
+        "this these those as it its into than then there their they them he she his her him i "
+        "me my we our you your so if about after before over under up out any all can could "
+        "would should will shall may might must also"
+    ).split()
+)
+
+
+def content_word_mask(words: list[str]) -> np.ndarray:
+    """Which query words carry content: not punctuation-only and not a stop word.
+
+    Args:
+        words: The query's words (``find_words`` pieces, punctuation attached).
+
+    Returns:
+        ``(len(words),) bool``.
+    """
+    out = np.zeros(len(words), dtype=bool)
+    for i, w in enumerate(words):
+        core = w.strip(_PUNCT).lower()
+        out[i] = bool(core) and any(ch.isalnum() for ch in core) and core not in STOPWORDS
+    return out
+
+
+def late_interaction(
+    query_words: np.ndarray, word_vectors: np.ndarray, unit_starts: np.ndarray, top_k: int
+) -> np.ndarray:
+    """Late-interaction relevance of each unit (ColBERT's MaxSim, averaged over the best words).
+
+    Each query word is matched to its most similar word of the unit; the unit's score is the
+    mean of its ``top_k`` best query-word matches.  Why not the cosine of pooled vectors: a
+    pooled sentence vector averages away the one or two words that tie a sentence to the
+    question (the bridge sentence of a multi-hop question shares "population" and "census"
+    with it, not its subject), and averaging only the best ``top_k`` matches lets a sentence
+    that answers part of a long question rank high.
+
+    Args:
+        query_words: ``(Q, d) float32`` L2-normalised fingerprints of the query's content words.
+        word_vectors: ``(W, d) float32`` L2-normalised word fingerprints of the context.
+        unit_starts: ``(U,) int64`` first word of each unit (strictly increasing, < W).
+        top_k: Best query-word matches averaged per unit (clipped to ``[1, Q]``).
+
+    Returns:
+        ``(U,) float32`` scores in ``[-1, 1]``; zeros when there are no query words.
+    """
+    n_units = len(unit_starts)
+    if n_units == 0 or len(query_words) == 0 or len(word_vectors) == 0:
+        return np.zeros(n_units, dtype=np.float32)
+    sims = query_words.astype(np.float32, copy=False) @ word_vectors.T.astype(
+        np.float32, copy=False
+    )
+    best = np.maximum.reduceat(sims, unit_starts, axis=1)  # (Q, U)
+    k = int(min(max(top_k, 1), len(best)))
+    if k < len(best):
+        best = np.partition(best, len(best) - k, axis=0)[len(best) - k :]
+    return best.mean(axis=0).astype(np.float32)
 
 
 def standardize(x: np.ndarray) -> np.ndarray:

@@ -233,6 +233,7 @@ METHODS: dict[str, Callable[[MethodEnv], Method]] = {
     "semtoken-nomerge": _semtoken(similarity_threshold=1.0),
     "semtoken-noentropy": _semtoken(entropy_weight=0.0, entropy_threshold=0.0),
     "semtoken-noquery": _semtoken(use_query=False),
+    "semtoken-pooled": _semtoken(relevance="pooled"),
 }
 
 #: Methods whose output does not depend on the budget (run once per example, not per ratio).

@@ -368,11 +368,18 @@ def report_only(
     """Rewrite ``summary.json``, ``report.md`` and plots of ``out`` from its ``examples.jsonl``,
     over complete examples only (see :func:`complete_examples`), restricted to ``methods`` when
     given, and to ``ratios`` (plus the ratio-free ``none`` / ``closed-book``) when given;
-    computes nothing new."""
+    computes nothing new.
+
+    Raises:
+        InvalidInputError: ``out`` holds no ``examples.jsonl``.
+    """
+    from semtoken_rag.errors import InvalidInputError
     from semtoken_rag.eval.records import read_records
     from semtoken_rag.eval.report import write_outputs
 
     folder = Path(out)
+    if not (folder / "examples.jsonl").is_file():
+        raise InvalidInputError(f"{folder} holds no examples.jsonl: nothing to report")
     records = read_records(folder / "examples.jsonl")
     if methods:
         records = [r for r in records if r.method in set(methods)]

@@ -1,0 +1,73 @@
+"""Query embeddings for relevance, memoised per question.
+
+Why a module of its own: how a query is embedded depends on the relevance measure
+(``SemTokenConfig.relevance``): late interaction needs the fingerprints of the query's content
+words, pooled relevance one sentence vector.  The registry below maps one to the other, and the
+LRU makes a repeated question (several budgets, retries, popular questions) cost no encoder
+pass.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from semtoken_rag.core.scoring import content_word_mask
+from semtoken_rag.protocols import FingerprintEncoder
+
+
+def pooled_queries(encoder: FingerprintEncoder, queries: list[str]) -> list[np.ndarray]:
+    """``(d,)`` pooled sentence embedding of each query."""
+    return list(encoder.encode_queries(queries))
+
+
+def query_word_fingerprints(encoder: FingerprintEncoder, queries: list[str]) -> list[np.ndarray]:
+    """``(Q, d)`` fingerprints of each query's content words (all its words if none is content).
+
+    A query with no word at all gives a ``(0, d)`` array, which the core treats as no query.
+    """
+    out = []
+    for q, fp in zip(queries, encoder.encode_query_words(queries), strict=True):
+        mask = content_word_mask([q[a:b] for a, b in fp.word_spans.tolist()])
+        out.append(fp.vectors[mask] if mask.any() else fp.vectors)
+    return out
+
+
+#: ``SemTokenConfig.relevance`` -> how queries are embedded for it.
+QUERY_ENCODERS: dict[str, Callable[[FingerprintEncoder, list[str]], list[np.ndarray]]] = {
+    "pooled": pooled_queries,
+    "late_interaction": query_word_fingerprints,
+}
+
+
+class QueryVectors:
+    """Thread-safe LRU of query embeddings for one encoder and relevance measure.
+
+    Args:
+        relevance: A key of :data:`QUERY_ENCODERS`.
+        max_size: Questions remembered.
+    """
+
+    def __init__(self, relevance: str, max_size: int = 4096) -> None:
+        self._embed = QUERY_ENCODERS[relevance]
+        self._max_size = max_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, encoder: FingerprintEncoder, queries: Sequence[str]) -> dict[str, np.ndarray]:
+        """Embeddings of ``queries`` (each encoded at most once while remembered)."""
+        with self._lock:
+            out = {q: self._cache[q] for q in queries if q in self._cache}
+        todo = [q for q in dict.fromkeys(queries) if q not in out]
+        if todo:
+            out.update(zip(todo, self._embed(encoder, todo), strict=True))
+        with self._lock:
+            for q in queries:
+                self._cache[q] = out[q]
+                self._cache.move_to_end(q)
+            while len(self._cache) > self._max_size:
+                self._cache.popitem(last=False)
+        return out
