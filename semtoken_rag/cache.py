@@ -8,9 +8,41 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import Generic, TypeVar
 
 from semtoken_rag.fingerprints import ChunkFingerprints
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LRUMemo(Generic[K, V]):
+    """Thread-safe memo of at most ``max_size`` entries, least recently used evicted first.
+
+    The engine memoises per-text and per-question results (segmentation, query embeddings)
+    that are pure functions of their key; one small class instead of one hand-rolled
+    ``OrderedDict`` per use.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_size:
+                self._data.popitem(last=False)
 
 
 class MemoryFingerprintCache:

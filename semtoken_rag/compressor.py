@@ -10,23 +10,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from semtoken_rag.cache import LRUMemo
 from semtoken_rag.config import SemTokenConfig
-from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.pipeline import ContextArrays, CoreParams, CorePlan, plan_context
 from semtoken_rag.core.render import kept_word_ranges, render
 from semtoken_rag.core.segment import find_units, word_ids
 from semtoken_rag.dedup import dedup_backend
 from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.explain import explain_plan
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.inputs import check_budget, check_chunks, check_query
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
@@ -104,8 +103,7 @@ class Compressor:
             lexical_dedup_threshold=c.lexical_dedup_threshold,
         )
         self._queries = QueryVectors(c.relevance)
-        self._prep_cache: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
-        self._prep_lock = threading.Lock()
+        self._prep_cache: LRUMemo[str, tuple[Any, ...]] = LRUMemo(_PREPARE_CACHE_SIZE)
         self._sep_cost: int | None = None
 
     # -- lazily built parts ---------------------------------------------------------------
@@ -254,7 +252,11 @@ class Compressor:
             )
             out.append(result)
             if explain is not None:
-                explain.append(self._explanation(result, plan, ctx, [prepared[c] for c in chunks]))
+                explain.append(
+                    explain_plan(
+                        plan, ctx, [(prepared[c].unit_starts, prepared[c].fp) for c in chunks]
+                    )
+                )
         shared = StageTimings(
             encode_ms=(t2 - t1) * 1e3 + ((t1 - t0) * 1e3 if n_encoded else 0.0),
             store_ms=0.0 if n_encoded else (t1 - t0) * 1e3,
@@ -295,32 +297,6 @@ class Compressor:
         )[0]
         return result, explanations[0]
 
-    @staticmethod
-    def _explanation(
-        result: CompressionResult, plan: CorePlan, ctx: ContextArrays, items: list[_Prepared]
-    ) -> Explanation:
-        span_sizes = np.diff(np.append(plan.span_starts, ctx.n_units))
-        span_of_unit = np.repeat(np.arange(len(plan.span_starts)), span_sizes)
-        char_spans = []
-        for p in items:
-            ends = np.append(p.unit_starts[1:], p.fp.n_words) - 1
-            if len(p.unit_starts):
-                char_spans.append(
-                    np.stack([p.fp.word_spans[p.unit_starts, 0], p.fp.word_spans[ends, 1]], axis=1)
-                )
-        return Explanation(
-            unit_chunk=ctx.unit_chunk,
-            unit_char_spans=(
-                np.concatenate(char_spans) if char_spans else np.zeros((0, 2), np.int64)
-            ),
-            unit_span=span_of_unit.astype(np.int64),
-            unit_entropy=plan.span_entropy[span_of_unit] if ctx.n_units else plan.span_entropy,
-            unit_density=span_entropy(ctx.word_vectors, ctx.unit_starts),
-            unit_score=plan.unit_scores,
-            unit_kept=plan.kept | (plan.partial > 0),
-            unit_coarse=plan.coarse[span_of_unit] if ctx.n_units else plan.coarse,
-        )
-
     # -- internals ------------------------------------------------------------------------
     def _prepare_memo(self, text: str, fp: ChunkFingerprints) -> _Prepared:
         """:meth:`_prepare`, memoised per chunk text (the fingerprints are not kept).
@@ -330,20 +306,15 @@ class Compressor:
         result depends only on the text (word spans come from the text) and this
         compressor's fixed config and counter.  The cached arrays are never written.
         """
-        with self._prep_lock:
-            hit = self._prep_cache.get(text)
-            if hit is not None and len(hit[1]) == fp.n_words:
-                self._prep_cache.move_to_end(text)
-                return _Prepared(text, fp, *hit)
+        hit = self._prep_cache.get(text)
+        if hit is not None and len(hit[1]) == fp.n_words:
+            return _Prepared(text, fp, *hit)
         p = self._prepare(text, fp)
         parts = (p.unit_starts, p.word_costs, p.forced, p.word_ids)
         for a in (p.unit_starts, p.forced, p.word_ids):  # word_costs: the counter's own memo
             if a is not None:
                 a.flags.writeable = False
-        with self._prep_lock:
-            self._prep_cache[text] = parts
-            while len(self._prep_cache) > _PREPARE_CACHE_SIZE:
-                self._prep_cache.popitem(last=False)
+        self._prep_cache.put(text, parts)
         return p
 
     def _separator_cost(self) -> int:

@@ -9,12 +9,11 @@ pass.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from semtoken_rag.cache import LRUMemo
 from semtoken_rag.core.scoring import content_word_mask
 from semtoken_rag.protocols import FingerprintEncoder
 
@@ -53,21 +52,18 @@ class QueryVectors:
 
     def __init__(self, relevance: str, max_size: int = 4096) -> None:
         self._embed = QUERY_ENCODERS[relevance]
-        self._max_size = max_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._memo: LRUMemo[str, np.ndarray] = LRUMemo(max_size)
 
     def get(self, encoder: FingerprintEncoder, queries: Sequence[str]) -> dict[str, np.ndarray]:
         """Embeddings of ``queries`` (each encoded at most once while remembered)."""
-        with self._lock:
-            out = {q: self._cache[q] for q in queries if q in self._cache}
+        out: dict[str, np.ndarray] = {}
+        for q in dict.fromkeys(queries):
+            hit = self._memo.get(q)
+            if hit is not None:
+                out[q] = hit
         todo = [q for q in dict.fromkeys(queries) if q not in out]
         if todo:
-            out.update(zip(todo, self._embed(encoder, todo), strict=True))
-        with self._lock:
-            for q in queries:
-                self._cache[q] = out[q]
-                self._cache.move_to_end(q)
-            while len(self._cache) > self._max_size:
-                self._cache.popitem(last=False)
+            for q, vec in zip(todo, self._embed(encoder, todo), strict=True):
+                out[q] = vec
+                self._memo.put(q, vec)
         return out

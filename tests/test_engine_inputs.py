@@ -327,3 +327,22 @@ def test_compress_with_only_punctuation_query_is_safe() -> None:
     text = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota."
     res = comp.compress(text, "?", ratio=0.5)
     assert 0 < res.kept_tokens <= res.budget_tokens
+
+
+def test_explain_maps_every_unit_to_its_chunk_text() -> None:
+    comp = Compressor(SemTokenConfig(), encoder=FakeEncoder(), counter=WhitespaceCounter())
+    chunks = [
+        "Alpha beta gamma. Delta epsilon zeta. Eta theta iota.",
+        "Kappa lambda mu. Nu xi omicron pi.",
+    ]
+    result, why = comp.explain(chunks, "delta epsilon", ratio=0.5)
+    n = len(why.unit_chunk)
+    assert n == 5 and why.unit_chunk.tolist() == [0, 0, 0, 1, 1]
+    for arr in (why.unit_span, why.unit_entropy, why.unit_density, why.unit_score):
+        assert arr.shape == (n,)
+    pieces = [chunks[c][a:b] for c, (a, b) in zip(why.unit_chunk, why.unit_char_spans)]
+    assert pieces[:3] == ["Alpha beta gamma.", "Delta epsilon zeta.", "Eta theta iota."]
+    assert pieces[3:] == ["Kappa lambda mu.", "Nu xi omicron pi."]
+    kept = [p for p, k in zip(pieces, why.unit_kept) if k]
+    assert kept and all(p.split()[0] in result.joined() for p in kept)
+    assert "Delta epsilon zeta." in result.joined()  # the query's sentence ranks first

@@ -149,5 +149,5 @@ def test_report_only_on_a_folder_without_records(tmp_path: Path) -> None:
     from semtoken_rag.errors import InvalidInputError
     from semtoken_rag.eval.runner import report_only
 
-    with pytest.raises(InvalidInputError, match="no examples.jsonl"):
+    with pytest.raises(InvalidInputError, match=r"no examples\.jsonl"):
         report_only(tmp_path / "missing")
