@@ -1,6 +1,6 @@
 """Cost of the core, warm, cold and raw encoder forward per 1k tokens (thin wrapper).
 
-The measurement lives in :mod:`semtoken_rag.bench.compression`; this is
+The measurement lives in :mod:`semtoken_lab.bench.compression`; this is
 ``semtoken-rag bench --skip-reader --skip-store`` (extra arguments are passed through).
 
     python benchmarks/bench_core.py --out bench_out [--sizes 1000,4000,16000,64000] [--repeats 3]

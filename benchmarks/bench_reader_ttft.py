@@ -1,6 +1,6 @@
 """Local reader TTFT and answer time, full vs compressed context (thin wrapper).
 
-The measurement lives in :mod:`semtoken_rag.bench.endtoend`; this is
+The measurement lives in :mod:`semtoken_lab.bench.endtoend`; this is
 ``semtoken-rag bench --skip-compression --skip-store`` (extra arguments are passed through).
 
     python benchmarks/bench_reader_ttft.py --out bench_out \

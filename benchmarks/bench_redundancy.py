@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from semtoken_lab.eval.data import document_key, load_examples
+from semtoken_lab.eval.metrics import answer_in_text
 
 from semtoken_rag import Compressor, SemTokenConfig
-from semtoken_rag.eval.data import document_key, load_examples
-from semtoken_rag.eval.metrics import answer_in_text
 from semtoken_rag.store.chunking import chunk_words
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "narrativeqa" / "test.jsonl"

@@ -1,6 +1,6 @@
 """Fingerprint store throughput, bytes on disk, cold vs warm compression (thin wrapper).
 
-The measurement lives in :mod:`semtoken_rag.bench.store`; this is
+The measurement lives in :mod:`semtoken_lab.bench.store`; this is
 ``semtoken-rag bench --skip-compression --skip-reader`` (extra arguments are passed through).
 
     python benchmarks/bench_store.py --out bench_out [--store-contexts 50]

@@ -4,7 +4,7 @@ NarrativeQA summaries from ``../shared/data`` are cut into ~60-word chunks, embe
 packaged all-MiniLM-L6-v2 into an ``InMemoryVectorStore``; a ``ContextualCompressionRetriever``
 wraps the retriever with :class:`langchain_semtoken.SemTokenCompressor`.  For every question the
 script prints the tokens retrieved, kept and saved, then the answer of the local SmolLM2 reader
-(``semtoken_rag.reader.LocalReader``) or, without a reader, the compressed context.
+(``semtoken_lab.reader.LocalReader``) or, without a reader, the compressed context.
 
 Run::
 
@@ -58,7 +58,7 @@ def load_reader(enabled: bool) -> Any:
     if not enabled:
         return None
     try:
-        from semtoken_rag.reader import LocalReader
+        from semtoken_lab.reader import LocalReader
 
         return LocalReader()
     except (ImportError, OSError, ValueError) as exc:  # ModelNotFoundError is an OSError

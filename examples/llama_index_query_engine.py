@@ -53,7 +53,7 @@ def load_llm(enabled: bool) -> tuple[Any, bool]:
 
     if enabled:
         try:
-            from semtoken_rag.reader import LocalReader
+            from semtoken_lab.reader import LocalReader
 
             return LocalReader().as_llama_index_llm(), True
         except (ImportError, AttributeError, NotImplementedError, OSError, ValueError) as exc:

@@ -21,3 +21,7 @@ class ModelNotFoundError(SemTokenError, FileNotFoundError):
 
 class StoreError(SemTokenError):
     """The fingerprint store cannot be used (wrong format version, unusable directory)."""
+
+
+class MissingDependencyError(SemTokenError, ImportError):
+    """An optional package is not installed; the message names the ``pip install`` to run."""

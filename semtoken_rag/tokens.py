@@ -87,7 +87,7 @@ def load_counter(name: str) -> TokenCounter:
     from semtoken_rag import models
 
     if name in models.READER_ALIASES:
-        from semtoken_rag.reader.loading import load_reader_tokenizer
+        from semtoken_rag.readers import load_reader_tokenizer
 
         return TokenCounter(load_reader_tokenizer(name), name=models.READER_CANONICAL_ID)
     from transformers import AutoTokenizer

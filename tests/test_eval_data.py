@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-
-from semtoken_rag.errors import InvalidInputError
-from semtoken_rag.eval.data import (
+from semtoken_lab.eval.data import (
     LONGBENCH_METRIC,
     detect_format,
     from_longbench,
     load_examples,
     write_longbench,
 )
+
+from semtoken_rag.errors import InvalidInputError
 
 
 def test_narrativeqa_loader(shared_data: Path) -> None:

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from semtoken_rag.eval import metrics as M
-from semtoken_rag.eval.stats import (
+from semtoken_lab.eval import metrics as M
+from semtoken_lab.eval.stats import (
     Estimate,
     bootstrap_retained,
     mean_se,

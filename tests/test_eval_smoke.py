@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from semtoken_rag.eval.data import Example, load_examples
-from semtoken_rag.eval.methods import METHODS, MethodEnv
-from semtoken_rag.eval.records import read_records
-from semtoken_rag.eval.runner import RunConfig, Runner
+from semtoken_lab.eval.data import Example, load_examples
+from semtoken_lab.eval.methods import METHODS, MethodEnv
+from semtoken_lab.eval.records import read_records
+from semtoken_lab.eval.runner import RunConfig, Runner
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +33,7 @@ def short_examples(shared_data: Path) -> list[Example]:
 
 @pytest.fixture(scope="module")
 def reader():  # type: ignore[no-untyped-def]
-    from semtoken_rag.reader import LocalReader
+    from semtoken_lab.reader import LocalReader
 
     return LocalReader("smollm2", device="cpu")
 
@@ -146,8 +145,9 @@ def test_rag_mode_with_generation(tmp_path: Path, shared_data: Path) -> None:
 
 
 def test_report_only_on_a_folder_without_records(tmp_path: Path) -> None:
+    from semtoken_lab.eval.runner import report_only
+
     from semtoken_rag.errors import InvalidInputError
-    from semtoken_rag.eval.runner import report_only
 
     with pytest.raises(InvalidInputError, match=r"no examples\.jsonl"):
         report_only(tmp_path / "missing")

@@ -58,8 +58,13 @@ def cases(data: Path) -> list[tuple[str, list[str], str]]:
         chunks = [f"{p['title']}\n{p['text']}" for p in row["paragraphs"]]
         out.append((f"hotpot:{row['id']}", chunks, row["question"]))
     for _, chunks, question in list(out[:20:2]):
-        out.append((f"nqa-windows:{hashlib.sha256(question.encode()).hexdigest()[:12]}",
-                    _windows(chunks[0]), question))
+        out.append(
+            (
+                f"nqa-windows:{hashlib.sha256(question.encode()).hexdigest()[:12]}",
+                _windows(chunks[0]),
+                question,
+            )
+        )
     return out
 
 

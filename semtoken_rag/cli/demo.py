@@ -8,8 +8,10 @@ import textwrap
 from importlib import resources
 from pathlib import Path
 
+from semtoken_rag import optional
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.errors import MissingDependencyError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +52,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'near-duplicate tokens':<24}{result.dedup_saved_tokens:>8}")
     print(f"{'kept pieces':<24}{len(result.chunks[0].offsets):>8}")
     print(f"{'compression ms':<24}{result.timings.total_ms:>8.1f}  (includes model load)")
-    from semtoken_rag.viz.heatmap import density_heatmap
-
-    out = density_heatmap(
+    try:
+        heatmap = optional.require("semtoken_lab.viz.heatmap", "the demo's heatmap")
+    except MissingDependencyError as exc:
+        print(f"heatmap skipped: {exc}")
+        return 0
+    out = heatmap.density_heatmap(
         text,
         explanation,
         Path(args.heatmap),

@@ -1,26 +1,28 @@
 """``semtoken-rag``: one entry point, subcommands in a registry of modules.
 
 Each subcommand module exposes ``register(parser)`` and ``run(args) -> int`` and is imported
-only when used, so ``semtoken-rag compress`` never loads the evaluation stack.
+only when used, so ``semtoken-rag compress`` never loads the evaluation stack.  The research
+commands (``ask``, ``eval``, ``bench``) live in the separate ``semtoken-rag-lab`` distribution;
+without it they answer with the one-line install hint.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
+from semtoken_rag import optional
 from semtoken_rag.errors import SemTokenError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("semtoken_rag.cli.demo", "compress a bundled sample and draw its density heatmap"),
     "compress": ("semtoken_rag.cli.compress", "compress files or stdin"),
-    "ask": ("semtoken_rag.cli.ask", "answer a question over files with the local reader"),
-    "eval": ("semtoken_rag.cli.eval", "run the evaluation harness"),
+    "ask": ("semtoken_lab.cli.ask", "answer a question over files with the local reader (lab)"),
+    "eval": ("semtoken_lab.cli.eval", "run the evaluation harness (lab)"),
     "ingest": ("semtoken_rag.cli.ingest", "precompute fingerprints into a store"),
     "store": ("semtoken_rag.cli.store", "inspect a fingerprint store"),
-    "bench": ("semtoken_rag.cli.bench", "run the benchmarks"),
+    "bench": ("semtoken_lab.cli.bench", "run the benchmarks (lab)"),
 }
 
 
@@ -36,9 +38,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         if name != wanted:
             continue
         try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            p.set_defaults(_missing=f"`{name}` is unavailable: {exc}")
+            module = optional.require(module_name, f"`semtoken-rag {name}`")
+        except SemTokenError as exc:
+            p.set_defaults(_missing=f"error: {exc}")
             continue
         module.register(p)
         p.set_defaults(_run=module.run)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from semtoken_rag import optional
 from semtoken_rag.errors import StoreError
 from semtoken_rag.store.fsutil import atomic_write
 
@@ -42,7 +43,7 @@ class DamagedIndex(Exception):
 
 def gpu_available() -> bool:
     """True when faiss was built with GPU support and sees a CUDA device."""
-    import faiss
+    faiss = optional.faiss("the fingerprint store's search index")
 
     try:
         return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
@@ -65,7 +66,7 @@ def to_search_device(index: Any, use_gpu: str) -> Any:
         return index
     if not gpu_available():
         raise StoreError("use_gpu='always' but faiss has no GPU support or sees no CUDA device")
-    import faiss
+    faiss = optional.faiss("the fingerprint store's search index")
 
     if _GPU_RES is None:
         _GPU_RES = faiss.StandardGpuResources()
@@ -98,7 +99,7 @@ class SearchIndex:
 
     def __post_init__(self) -> None:
         if self.cpu is None:
-            import faiss
+            faiss = optional.faiss("the fingerprint store's search index")
 
             self.cpu = faiss.IndexFlatIP(self.dim)
 
@@ -135,7 +136,7 @@ class SearchIndex:
     # -- file --------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Write the index atomically (see the module docstring for the format)."""
-        import faiss
+        faiss = optional.faiss("the fingerprint store's search index")
 
         payload = [
             self.entry_ids.astype("<i8").tobytes(),
@@ -184,7 +185,7 @@ def read_index_file(path: Path, *, deserialize: bool = True) -> SearchIndex | No
         n = int(header["ntotal"])
         ids = np.frombuffer(body[: 8 * n], dtype="<i8").astype(np.int64)
         widx = np.frombuffer(body[8 * n : 12 * n], dtype="<i4").astype(np.int32)
-        import faiss
+        faiss = optional.faiss("the fingerprint store's search index")
 
         cpu = faiss.deserialize_index(np.frombuffer(body[12 * n :], dtype=np.uint8))
         if cpu.ntotal != n or cpu.d != int(header["dim"]):

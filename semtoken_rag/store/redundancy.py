@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from semtoken_rag import optional
 from semtoken_rag.store.index import to_search_device
 
 
@@ -32,7 +33,7 @@ def near_duplicates(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, 
         ``(indptr (n+1,) int64, indices int64)`` CSR; partners of ``i`` are
         ``indices[indptr[i]:indptr[i+1]]``, sorted, ``i`` itself excluded.
     """
-    import faiss
+    faiss = optional.faiss("FAISS near-duplicate search")
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(x)
@@ -61,7 +62,7 @@ class SpanIndex:
     """
 
     def __init__(self, dim: int, *, use_gpu: str = "never") -> None:
-        import faiss
+        faiss = optional.faiss("FAISS near-duplicate search")
 
         self.dim = dim
         self.use_gpu = use_gpu

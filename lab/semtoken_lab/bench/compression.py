@@ -1,0 +1,413 @@
+# Timed closures are defined and called inside one loop iteration: late binding is intended.
+# ruff: noqa: B023
+"""Cost of compression per 1k tokens: core, warm, cold, raw encoder forward, and baselines.
+
+For each workload size the same chunks and question go through:
+
+* **core** — fingerprints given: ``Compressor._compress_prepared`` (context arrays, spans,
+  entropy, scoring, dedup, budgeted selection, render), plus each stage timed alone;
+* **warm** — ``Compressor.compress`` with every chunk's fingerprints already in the store
+  (``precompute``), with the *same* query again (memoised query vector: no encoder work at
+  all) and with a *fresh* query (one short encoder pass for the question); and **store
+  only**: a new ``Compressor`` per call over a persistent
+  :class:`~semtoken_rag.store.FingerprintStore` (SQLite reads, fresh query, no in-process memo
+  of token costs or segmentation — a serving process seeing these chunks for the first time);
+* **cold** — a new ``Compressor`` with no store and a new token counter: tokenise, encoder
+  forward over every window, pool, count, core;
+* **raw forward** — ``model(**batch)`` alone over exactly the windows the encoder builds;
+* **baselines** — ``embed-filter`` and ``longllmlingua`` from
+  :data:`semtoken_lab.eval.methods.METHODS` on the same chunks at the same ratio (budget in
+  reader tokens, as in the harness).  LongLLMLingua is capped (size and repeats): it costs
+  seconds per 1k tokens on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semtoken_lab.bench.cases import Doc, Workload, build_workload
+from semtoken_lab.bench.timing import fit_exponent, measure, rss_high_water_bytes, traced_peak_bytes
+
+logger = logging.getLogger(__name__)
+
+QUERY = "Who does the main character meet at the end?"
+
+
+@dataclass(frozen=True)
+class CompressionRow:
+    """Timings of one workload size (ms are medians over the whole workload)."""
+
+    target_tokens: int
+    tokens: int
+    chunks: int
+    words: int
+    units: int
+    windows: int
+    repeats: int
+    core_ms: float
+    stages_ms: dict[str, float]
+    warm_repeat_query_ms: float
+    warm_fresh_query_ms: float
+    warm_store_only_ms: float
+    warm_stage_ms: dict[str, float]
+    cold_ms: float
+    raw_forward_ms: float
+    core_peak_bytes: int
+    warm_peak_bytes: int
+    rss_high_water_bytes: int
+
+    @property
+    def per_1k(self) -> float:
+        return 1000.0 / max(self.tokens, 1)
+
+    def summary(self) -> dict[str, float]:
+        """The headline figures in ms per 1k tokens (and the cold/raw ratio)."""
+        k = self.per_1k
+        return {
+            "core_ms_per_1k": self.core_ms * k,
+            "warm_repeat_query_ms_per_1k": self.warm_repeat_query_ms * k,
+            "warm_fresh_query_ms_per_1k": self.warm_fresh_query_ms * k,
+            "warm_store_only_ms_per_1k": self.warm_store_only_ms * k,
+            "cold_ms_per_1k": self.cold_ms * k,
+            "raw_forward_ms_per_1k": self.raw_forward_ms * k,
+            "cold_over_raw": self.cold_ms / self.raw_forward_ms if self.raw_forward_ms else 0.0,
+        }
+
+
+@dataclass(frozen=True)
+class BaselineRow:
+    """One baseline on one workload, with its cost relative to ours."""
+
+    method: str
+    target_tokens: int
+    tokens: int
+    repeats: int
+    ms: float
+    achieved_ratio: float
+    over_cold: float
+    over_warm_repeat: float
+    over_warm_fresh: float
+    note: str = ""
+
+    @property
+    def ms_per_1k(self) -> float:
+        return self.ms * 1000.0 / max(self.tokens, 1)
+
+
+@dataclass
+class CompressionReport:
+    """All rows of the compression benchmark and the fitted scaling exponents."""
+
+    rows: list[CompressionRow] = field(default_factory=list)
+    baselines: list[BaselineRow] = field(default_factory=list)
+    exponents: dict[str, float | None] = field(default_factory=dict)
+
+
+def _context(comp: Any, chunks: Sequence[str]) -> list[Any]:
+    fps, _ = comp.fingerprints(list(chunks))
+    return [comp._prepare(t, fp) for t, fp in zip(chunks, fps, strict=True)]
+
+
+def stage_breakdown(
+    comp: Any, ctx: Any, qvec: np.ndarray, budget: int, items: list[Any], repeats: int
+) -> dict[str, float]:
+    """Each core stage timed alone on the pipeline's own intermediate arrays (ms, medians).
+
+    Mirrors :func:`semtoken_rag.core.pipeline.plan_context` stage by stage (measurement only;
+    the pipeline stays the one implementation of the decision).
+    """
+    from semtoken_rag.core.budget import select_units
+    from semtoken_rag.core.entropy import span_entropy
+    from semtoken_rag.core.pipeline import RELEVANCE
+    from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means
+    from semtoken_rag.core.redundancy import near_duplicate_pairs, unit_shingles
+    from semtoken_rag.core.render import kept_word_ranges, render
+    from semtoken_rag.core.scoring import coarse_spans, combined_score, representatives
+    from semtoken_rag.core.spans import form_spans
+
+    p = comp._params
+    n_units = ctx.n_units
+    n_words = len(ctx.word_vectors)
+    out: dict[str, float] = {}
+
+    def pooling() -> Any:
+        return l2_normalize(segment_means(ctx.word_vectors, ctx.unit_starts))
+
+    out["pooling"] = measure(pooling, repeats).median_ms
+    unit_vecs = pooling()
+    costs = np.add.reduceat(ctx.word_costs.astype(np.int64), ctx.unit_starts)
+    breaks = np.zeros(n_units, dtype=bool)
+    breaks[1:] = ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]
+
+    def spans() -> Any:
+        return form_spans(unit_vecs, p.similarity_threshold, p.max_cluster_size, breaks)
+
+    out["spans"] = measure(spans, repeats).median_ms
+    span_starts = spans()
+    sizes = segment_lengths(span_starts, n_units)
+    span_of_unit = np.repeat(np.arange(len(span_starts)), sizes)
+    sws = ctx.unit_starts[span_starts]
+    out["entropy"] = measure(lambda: span_entropy(ctx.word_vectors, sws), repeats).median_ms
+    ent = span_entropy(ctx.word_vectors, sws)
+
+    def scoring() -> Any:
+        rel = RELEVANCE[p.relevance](qvec, ctx, unit_vecs, p)
+        sc = combined_score(rel, ent[span_of_unit], p.relevance_weight, p.entropy_weight)
+        coarse = coarse_spans(ent, sizes, p.entropy_threshold, p.min_cluster_size)
+        cand = np.ones(n_units, dtype=bool)
+        if coarse.any():
+            reps = representatives(unit_vecs, span_of_unit, segment_means(ctx.word_vectors, sws))
+            cand = ~coarse[span_of_unit]
+            cand[reps[coarse]] = True
+        return sc, cand
+
+    out["scoring"] = measure(scoring, repeats).median_ms
+    scores, cand = scoring()
+    search = p.dedup_backend or near_duplicate_pairs
+    lexical = ctx.word_ids is not None and getattr(p, "lexical_dedup_threshold", None) is not None
+
+    def dedup() -> Any:
+        dups = search(unit_vecs, p.dedup_threshold) if p.dedup_threshold is not None else None
+        sh = unit_shingles(ctx.word_ids, ctx.unit_starts) if lexical else None
+        return dups, sh
+
+    out["dedup"] = measure(dedup, repeats).median_ms
+    dups, shingles = dedup()
+    ends = np.append(ctx.unit_starts[1:], n_words)
+    wc = np.empty(n_units, dtype=object)
+    for i, (s, e) in enumerate(zip(ctx.unit_starts.tolist(), ends.tolist(), strict=True)):
+        wc[i] = ctx.word_costs[s:e]
+    extra = (
+        {"shingles": shingles, "lexical_threshold": p.lexical_dedup_threshold} if lexical else {}
+    )
+
+    def selection() -> Any:
+        return select_units(
+            scores,
+            costs,
+            budget,
+            candidates=cand,
+            forced=ctx.forced,
+            duplicates=dups,
+            word_costs=wc,
+            min_fill_tokens=p.min_fill_tokens,
+            sep_cost=p.separator_cost,
+            unit_chunk=ctx.unit_chunk,
+            **extra,
+        )
+
+    out["selection"] = measure(selection, repeats).median_ms
+    sel = selection()
+    offsets = np.cumsum([0] + [len(it.unit_starts) for it in items])
+
+    def do_render() -> None:
+        for it, lo in zip(items, offsets[:-1].tolist(), strict=True):
+            kept = sel.kept[lo : lo + len(it.unit_starts)]
+            r = kept_word_ranges(kept, it.unit_starts, it.fp.n_words)
+            render(it.text, it.fp.word_spans, r, comp.config.separator)
+
+    out["render"] = measure(do_render, repeats).median_ms
+    return out
+
+
+def _ratio_of(count: Callable[[str], int], chunks: Sequence[str], out: str) -> float:
+    total = sum(count(c) for c in chunks)
+    return count(out) / total if total else 0.0
+
+
+def run_compression(
+    docs: list[Doc],
+    sizes: Sequence[int],
+    repeats: int,
+    *,
+    ratio: float = 0.5,
+    on_row: Callable[[str, Any], None] | None = None,
+) -> CompressionReport:
+    """Run our side of the compression benchmark (see the module docstring).
+
+    Args:
+        docs: Source documents (:func:`semtoken_lab.bench.cases.load_docs`).
+        sizes: Workload sizes in encoder tokens.
+        repeats: Timed repeats (halved, at least 1, above 16k tokens).  Encoder-bound paths
+            get no untimed warm-up above 4k tokens: the model is already warm from
+            ``precompute`` and a 64k-token warm-up would cost as much as the measurement.
+        ratio: Compression ratio.
+        on_row: Called with ``("row", CompressionRow)`` as rows arrive.
+    """
+    import torch
+    from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag.fingerprints import fingerprint_key
+    from semtoken_rag.store import FingerprintStore
+    from semtoken_rag.tokens import TokenCounter
+
+    base = Compressor(SemTokenConfig())
+    enc: Any = base.encoder  # the real TransformerEncoder (tokenizer, model, calls)
+    report = CompressionReport()
+
+    def new_counter() -> TokenCounter:
+        return TokenCounter(enc.tokenizer, name=getattr(enc, "model_id", None))
+
+    with tempfile.TemporaryDirectory(prefix="semtoken-bench-") as tmp:
+        for n_tok in sizes:
+            wl: Workload = build_workload(enc.tokenizer, docs, n_tok)
+            chunks = list(wl.chunks)
+            reps = repeats if n_tok <= 16000 else max(1, repeats // 2)
+            enc_warmup = 1 if n_tok <= 4000 else 0
+            comp = Compressor(SemTokenConfig(), encoder=enc, counter=base.counter)
+            comp.precompute(chunks)
+            comp.compress(chunks, wl.question, ratio=ratio)  # memoise the query vector
+            items = _context(comp, chunks)
+            qvec = comp._query_vectors([wl.question])[wl.question]
+            result, _plan, ctx = comp._compress_prepared(items, qvec, wl.question, ratio, None)
+            budget = int(result.budget_tokens)
+
+            core = measure(
+                lambda: comp._compress_prepared(items, qvec, wl.question, ratio, None), reps * 2
+            )
+            stages = stage_breakdown(comp, ctx, qvec, budget, items, reps * 2)
+            warm_rep = measure(lambda: comp.compress(chunks, wl.question, ratio=ratio), reps)
+            warm_stage = comp.compress(chunks, wl.question, ratio=ratio).timings
+            fresh = iter(wl.fresh_questions * (reps + 2))
+            warm_fresh = measure(lambda: comp.compress(chunks, next(fresh), ratio=ratio), reps)
+            with FingerprintStore(Path(tmp) / f"s{n_tok}") as store:
+                fps, _ = comp.fingerprints(chunks)
+                store.put_many(
+                    [(fingerprint_key(t, enc.cache_id), fp) for t, fp in zip(chunks, fps)]
+                )
+
+                def store_only() -> None:
+                    # A fresh serving process: fingerprints on disk, every in-process memo
+                    # (query vectors, token costs, segmentation) empty.
+                    fresh_comp = Compressor(
+                        SemTokenConfig(), encoder=enc, store=store, counter=new_counter()
+                    )
+                    fresh_comp.compress(chunks, wl.question, ratio=ratio)
+
+                warm_disk = measure(store_only, reps)
+
+            def cold() -> None:
+                fresh_comp = Compressor(
+                    SemTokenConfig(cache_embeddings=False), encoder=enc, counter=new_counter()
+                )
+                fresh_comp.compress(chunks, wl.question, ratio=ratio)
+
+            cold_t = measure(cold, reps, warmup=enc_warmup)
+            batches = enc.window_batches(chunks)
+
+            def raw() -> None:
+                with torch.inference_mode():
+                    for ids_t, mask_t in batches:
+                        enc.model(input_ids=ids_t, attention_mask=mask_t)
+
+            raw_t = measure(raw, reps, warmup=enc_warmup)
+            row = CompressionRow(
+                target_tokens=n_tok,
+                tokens=wl.tokens,
+                chunks=len(chunks),
+                words=int(sum(it.fp.n_words for it in items)),
+                units=int(ctx.n_units),
+                windows=int(sum(len(i) for i, _ in batches)),
+                repeats=reps,
+                core_ms=core.median_ms,
+                stages_ms=stages,
+                warm_repeat_query_ms=warm_rep.median_ms,
+                warm_fresh_query_ms=warm_fresh.median_ms,
+                warm_store_only_ms=warm_disk.median_ms,
+                warm_stage_ms={
+                    "store_ms": warm_stage.store_ms,
+                    "encode_ms": warm_stage.encode_ms,
+                    "prepare_ms": warm_stage.count_ms,
+                    "segment_ms": warm_stage.segment_ms,
+                    "core_ms": warm_stage.core_ms,
+                    "render_ms": warm_stage.render_ms,
+                },
+                cold_ms=cold_t.median_ms,
+                raw_forward_ms=raw_t.median_ms,
+                core_peak_bytes=traced_peak_bytes(
+                    lambda: comp._compress_prepared(items, qvec, wl.question, ratio, None)
+                ),
+                warm_peak_bytes=traced_peak_bytes(
+                    lambda: comp.compress(chunks, wl.question, ratio=ratio)
+                ),
+                rss_high_water_bytes=rss_high_water_bytes(),
+            )
+            report.rows.append(row)
+            if on_row:
+                on_row("row", row)
+    ns = [float(r.tokens) for r in report.rows]
+    for key, attr in (
+        ("core", "core_ms"),
+        ("warm_repeat_query", "warm_repeat_query_ms"),
+        ("warm_fresh_query", "warm_fresh_query_ms"),
+        ("warm_store_only", "warm_store_only_ms"),
+        ("cold", "cold_ms"),
+        ("raw_forward", "raw_forward_ms"),
+    ):
+        report.exponents[key] = fit_exponent(ns, [getattr(r, attr) for r in report.rows])
+    return report
+
+
+def run_baselines(
+    docs: list[Doc],
+    report: CompressionReport,
+    repeats: int,
+    *,
+    ratio: float = 0.5,
+    methods: Sequence[str] = ("embed-filter", "longllmlingua"),
+    lingua_max_tokens: int = 4000,
+    on_row: Callable[[str, Any], None] | None = None,
+) -> None:
+    """The baselines on the same workloads as ``report.rows``, appended to ``report.baselines``.
+
+    LongLLMLingua runs last (it is by far the slowest) on workloads up to
+    ``lingua_max_tokens``, once, with no untimed warm-up beyond loading its model.
+    """
+    from semtoken_rag import SemTokenConfig
+    from semtoken_rag.tokens import load_counter
+
+    from semtoken_lab.eval.methods import MethodEnv, build_method
+
+    enc_tok = load_counter(SemTokenConfig().encoder_model).tokenizer  # workloads as ours
+    env = MethodEnv(reader="smollm2")
+    order = sorted(methods, key=lambda m: m == "longllmlingua")
+    for name in order:
+        capped = name == "longllmlingua"
+        fn = None
+        for row in report.rows:
+            if capped and row.target_tokens > lingua_max_tokens:
+                continue
+            wl = build_workload(enc_tok, docs, row.target_tokens)
+            chunks = list(wl.chunks)
+            if fn is None:
+                fn = build_method(name, env)
+                fn(chunks[:1], wl.question, 64)  # load models outside the timings
+            budget_reader = int(ratio * sum(env.count(c) for c in chunks))
+            out: list[str] = []
+            reps = 1 if capped else row.repeats
+            t = measure(
+                lambda: out.append(fn(chunks, wl.question, budget_reader)),
+                reps,
+                warmup=0 if capped or row.target_tokens > 4000 else 1,
+            )
+            b = BaselineRow(
+                method=name,
+                target_tokens=row.target_tokens,
+                tokens=wl.tokens,
+                repeats=len(t.samples_ms),
+                ms=t.median_ms,
+                achieved_ratio=_ratio_of(env.count, chunks, out[-1]),
+                over_cold=t.median_ms / row.cold_ms,
+                over_warm_repeat=t.median_ms / row.warm_repeat_query_ms,
+                over_warm_fresh=t.median_ms / row.warm_fresh_query_ms,
+                note="1 repeat, no warm-up (capped)" if capped else "",
+            )
+            report.baselines.append(b)
+            if on_row:
+                on_row("baseline", b)

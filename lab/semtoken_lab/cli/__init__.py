@@ -1,0 +1,1 @@
+"""Subcommands the lab adds to the ``semtoken-rag`` CLI (``ask``, ``eval``, ``bench``)."""

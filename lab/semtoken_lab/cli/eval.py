@@ -1,0 +1,130 @@
+"""``semtoken-rag eval``: run the evaluation harness (see :mod:`semtoken_lab.eval.runner`)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from semtoken_rag.errors import InvalidInputError
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        msg = f"expected comma-separated numbers, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not values or any(not 0.0 < v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError("ratios must be in (0, 1]")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    from semtoken_lab.eval.methods import METHODS
+
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    if names == ("all",):
+        return tuple(METHODS)
+    bad = [n for n in names if n not in METHODS]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown method(s) {', '.join(bad)}; choose from {', '.join(METHODS)} or 'all'"
+        )
+    return names
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``eval`` options."""
+    parser.add_argument("--data", nargs="+", default=None, help="JSONL files or folders")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report of --out from its examples.jsonl (complete examples only)",
+    )
+    parser.add_argument("--format", choices=("auto", "longbench", "shared"), default="auto")
+    parser.add_argument("--mode", choices=("context", "rag"), default="context")
+    parser.add_argument(
+        "--methods",
+        type=_names,
+        default=("none", "closed-book", "truncate", "embed-filter", "semtoken"),
+        help="comma-separated method names, or 'all'",
+    )
+    parser.add_argument("--ratio", type=_floats, default=(0.5,), help="e.g. 0.5,0.25")
+    parser.add_argument("--budget", type=int, default=None, help="absolute reader-token budget")
+    parser.add_argument("--limit", type=int, default=None, help="examples per data file")
+    parser.add_argument("--per-doc", type=int, default=None, help="questions per document at most")
+    parser.add_argument("--reader", default="smollm2")
+    parser.add_argument("--reader-dtype", default="auto", help="auto, float32, bfloat16, ...")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--resume", action="store_true", help="skip keys already on disk")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="examples in parallel (threads)")
+    parser.add_argument(
+        "--no-generate",
+        dest="generate",
+        action="store_false",
+        help="log-likelihood and recall only (no generation, no task metrics)",
+    )
+    parser.add_argument("--top-k", type=int, default=5, help="rag mode: chunks retrieved")
+    parser.add_argument("--chunk-words", type=int, default=120)
+    parser.add_argument("--chunk-overlap", type=int, default=60)
+    parser.add_argument(
+        "--max-context-tokens",
+        type=int,
+        default=None,
+        help="cut each full context to this many reader tokens (middle) before compressing",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the evaluation and print the summary table."""
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from semtoken_lab.eval.runner import RunConfig, report_only, run_eval
+
+    if args.report_only:
+        result = report_only(args.out, methods=args.methods, ratios=args.ratio)
+        print(f"report of {len(result.records)} records rewritten in {result.out}")
+        return 0
+    if not args.data:
+        raise InvalidInputError("--data is required (unless --report-only)")
+
+    cfg = RunConfig(
+        data=tuple(args.data),
+        out=args.out,
+        fmt=args.format,
+        mode=args.mode,
+        methods=args.methods,
+        ratios=args.ratio,
+        budget=args.budget,
+        limit=args.limit,
+        per_doc=args.per_doc,
+        reader=args.reader,
+        reader_dtype=args.reader_dtype,
+        resume=args.resume,
+        seed=args.seed,
+        workers=args.workers,
+        generate=args.generate,
+        top_k=args.top_k,
+        chunk_size=args.chunk_words,
+        chunk_overlap=args.chunk_overlap,
+        max_context_tokens=args.max_context_tokens,
+        progress=args.progress,
+    )
+    result = run_eval(cfg)
+    print(f"{result.new_records} new records; outputs in {result.out}")
+    for row in result.summary:
+        ret = row.loglik_retained
+        print(
+            f"{row.dataset:24s} {row.method:20s} r={row.ratio:<5g} n={row.n:<4d} "
+            f"achieved={row.achieved_ratio:.3f} LL={row.answer_loglik:.3f} "
+            f"retained={'–' if math.isnan(ret) else f'{ret:.2f}'} "
+            f"recall={row.answer_recall:.3f}",
+            file=sys.stdout,
+        )
+    return 0

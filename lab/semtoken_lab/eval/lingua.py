@@ -1,0 +1,245 @@
+"""LongLLMLingua (PyPI ``llmlingua``) run offline with the local reader as its scorer.
+
+Three problems of ``llmlingua`` 0.2.2 are handled here, without touching the package:
+
+1. **tiktoken download**: ``PromptCompressor`` builds a GPT tokenizer with tiktoken, which
+   fetches ``cl100k_base`` from the network.  llama-index-core bundles that file in its
+   ``_static/tiktoken_cache`` (named by the sha1 of the URL, as tiktoken expects), so
+   ``TIKTOKEN_CACHE_DIR`` is pointed there before the first use.
+2. **new transformers cache** (microsoft/LLMLingua#210): ``get_ppl`` indexes
+   ``past_key_values[0][0]`` and slices it as a list of ``[k, v]`` pairs; transformers 5 returns a
+   ``DynamicCache``.  :class:`OfflinePromptCompressor` overrides ``get_ppl`` to hand the model a
+   ``DynamicCache`` and give llmlingua back the legacy list it manipulates.
+3. **budget in GPT tokens**: its ``rate`` is counted in tiktoken tokens and overshoots (56% kept
+   at rate 0.5 measured); :class:`LongLLMLingua` steers the rate (a few secant/bisection steps)
+   until the achieved ratio in *reader* tokens is within ``tol`` of the target, and trims the
+   tail as a last resort so it never exceeds the budget by more than ``tol``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from semtoken_rag.core.segment import find_units, find_words
+
+from semtoken_lab.eval.selection import WordCoster
+
+logger = logging.getLogger(__name__)
+
+#: Words per pseudo-document when a single context is split for the coarse (document) filter.
+SEGMENT_WORDS = 100
+
+
+def tiktoken_cache_dir() -> Path | None:
+    """The tiktoken cache bundled with llama-index-core (holds cl100k_base), if installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llama_index.core")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "_static" / "tiktoken_cache"
+    return folder if folder.is_dir() else None
+
+
+def ensure_tiktoken_offline() -> None:
+    """Point ``TIKTOKEN_CACHE_DIR`` at the bundled cache unless the user set one."""
+    if "TIKTOKEN_CACHE_DIR" not in os.environ:
+        folder = tiktoken_cache_dir()
+        if folder is not None:
+            os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
+
+
+def _make_compressor_class() -> type:
+    from llmlingua import PromptCompressor
+
+    class OfflinePromptCompressor(PromptCompressor):  # type: ignore[misc]
+        """``PromptCompressor`` whose ``get_ppl`` speaks both cache formats (LLMLingua#210).
+
+        ``get_condition_ppl`` (the coarse, rate-independent document ranking) is memoised per
+        (text, question), so the rate-steering steps after the first skip it.
+        """
+
+        _ppl_memo: dict[tuple[str, str, str, str], Any]
+
+        def get_condition_ppl(
+            self,
+            text: str,
+            question: str,
+            condition_in_question: str = "none",
+            granularity: str = "sentence",
+        ) -> Any:
+            memo = self.__dict__.setdefault("_ppl_memo", {})
+            key = (text, question, condition_in_question, granularity)
+            if key not in memo:
+                if len(memo) > 4096:
+                    memo.clear()
+                memo[key] = super().get_condition_ppl(
+                    text, question, condition_in_question, granularity
+                )
+            return memo[key]
+
+        def get_ppl(
+            self,
+            text: str,
+            granularity: str = "sentence",
+            input_ids: Any = None,
+            attention_mask: Any = None,
+            past_key_values: Any = None,
+            return_kv: bool = False,
+            end: int | None = None,
+            condition_mode: str = "none",
+            condition_pos_id: int = 0,
+        ) -> Any:
+            import torch
+            from transformers import DynamicCache
+
+            if input_ids is None:
+                tok = self.tokenizer(text, return_tensors="pt")
+                input_ids = tok["input_ids"].to(self.device)
+                attention_mask = tok["attention_mask"].to(self.device)
+            past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
+            if end is None:
+                end = input_ids.shape[1]
+            end = min(end, past_length + self.max_position_embeddings)
+            cache = (
+                DynamicCache(ddp_cache_data=[(k, v) for k, v in past_key_values])
+                if past_key_values is not None
+                else None
+            )
+            with torch.no_grad():
+                response = self.model(
+                    input_ids[:, past_length:end],
+                    attention_mask=attention_mask[:, :end],
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+            new_cache = response.past_key_values
+            legacy = [[layer.keys, layer.values] for layer in new_cache.layers]
+            shift_logits = response.logits[..., :-1, :].contiguous()
+            shift_labels = input_ids[..., past_length + 1 : end].contiguous()
+            active = (attention_mask[:, past_length:end] == 1)[..., :-1].view(-1)
+            active_logits = shift_logits.view(-1, shift_logits.size(-1))[active]
+            active_labels = shift_labels.view(-1)[active]
+            loss = torch.nn.CrossEntropyLoss(reduction="none")(active_logits, active_labels)
+            if condition_mode == "before":
+                loss = loss[:condition_pos_id]
+            elif condition_mode == "after":
+                loss = loss[condition_pos_id:]
+            res = loss.mean() if granularity == "sentence" else loss
+            return (res, legacy) if return_kv else res
+
+    return OfflinePromptCompressor
+
+
+def split_segments(text: str, words: int = SEGMENT_WORDS) -> list[str]:
+    """Group sentences of one context into ~``words``-word pseudo-documents.
+
+    Why: LongLLMLingua's coarse stage ranks *documents* by question perplexity; a single long
+    context would be one document and the stage would do nothing (the paper splits too).
+    """
+    ws = find_words(text)
+    if len(ws) == 0:
+        return [text] if text else []
+    starts = find_units(text, ws, words)
+    segs: list[str] = []
+    a = 0
+    for s in [*list(starts[1:]), len(ws)]:
+        if s - a >= words or s == len(ws):
+            segs.append(text[ws[a, 0] : ws[s - 1, 1]])
+            a = s
+    return segs
+
+
+class LongLLMLingua:
+    """The ``longllmlingua`` method: question-aware coarse-to-fine compression.
+
+    Args:
+        model_dir: Local Hugging Face folder of the scorer LM (the reader's converted folder).
+        counter: Counts reader tokens (the target ratio is in those).
+        tol: Accepted |achieved - target| ratio.
+        max_steps: Rate-steering calls of ``compress_prompt`` per example.
+    """
+
+    def __init__(
+        self, model_dir: str, counter: WordCoster, *, tol: float = 0.03, max_steps: int = 5
+    ) -> None:
+        ensure_tiktoken_offline()
+        cls = _make_compressor_class()
+        self.compressor = cls(model_name=model_dir, device_map="cpu")
+        self.counter = counter
+        self.tol = tol
+        self.max_steps = max_steps
+        self.last_steps = 0
+
+    def _run(self, docs: list[str], question: str, rate: float) -> str:
+        out = self.compressor.compress_prompt(
+            docs,
+            question=question,
+            rate=rate,
+            condition_in_question="after_condition",
+            reorder_context="original",
+            dynamic_context_compression_ratio=0.3,
+            condition_compare=True,
+            context_budget="+100",
+            rank_method="longllmlingua",
+            concate_question=False,
+        )
+        return str(out["compressed_prompt"]).strip()
+
+    def __call__(self, chunks: Sequence[str], question: str, budget: int) -> str:
+        full_text = "\n\n".join(chunks)
+        full = max(self.counter.count(full_text), 1)
+        target = budget / full
+        if target >= 1.0:
+            return full_text
+        docs = list(chunks) if len(chunks) > 1 else split_segments(full_text)
+        lo, hi, rate = 0.01, 1.0, target
+        best: tuple[float, str] | None = None
+        self.last_steps = 0
+        for _ in range(self.max_steps):
+            self.last_steps += 1
+            text = self._run(docs, question, rate)
+            achieved = self.counter.count(text) / full
+            err = achieved - target
+            if best is None or _better(err, best[0], self.tol):
+                best = (err, text)
+            if abs(err) <= self.tol * 0.66:
+                break
+            if err > 0:
+                hi = rate
+            else:
+                lo = rate
+            guess = rate * target / max(achieved, 1e-3)  # secant through the origin
+            rate = guess if lo < guess < hi else (lo + hi) / 2
+        assert best is not None
+        err, text = best
+        if err > self.tol:
+            logger.info(
+                "longllmlingua overshoots by %.3f after %d steps: trimming", err, self.max_steps
+            )
+            text = _trim_to(text, budget, self.counter)
+        return text
+
+
+def _better(err: float, old: float, tol: float) -> bool:
+    """Prefer results within tolerance, then the smallest |error|, undershoot over overshoot."""
+    ok, old_ok = abs(err) <= tol, abs(old) <= tol
+    if ok != old_ok:
+        return ok
+    return abs(err) < abs(old)
+
+
+def _trim_to(text: str, budget: int, counter: WordCoster) -> str:
+    """Drop trailing words until ``text`` fits ``budget`` tokens."""
+    ws = find_words(text)
+    costs = counter.word_costs(text, ws)
+    total = int(costs.sum())
+    n = len(ws)
+    while n > 0 and total > budget:
+        n -= 1
+        total -= int(costs[n])
+    return text[: ws[n - 1, 1]] if n else ""

@@ -1,0 +1,252 @@
+"""Compression methods compared by the harness: a registry of factories.
+
+Every method is a callable ``(chunks, question, budget) -> str``: the chunks of one context
+(one chunk in ``context`` mode, the retrieved chunks in ``rag`` mode), the question, and the
+budget in **reader tokens**; it returns the compressed context.  All budgets are counted with
+the reader's tokenizer so every method is held to the same achieved ratio (the runner records
+it per example and the smoke test checks it is within 0.03 of the target).
+
+Factories take a :class:`MethodEnv` that builds heavy resources (MiniLM, the reader LM,
+LongLLMLingua, the SemToken encoder) lazily and once, so a run that skips a method never loads
+its model.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from semtoken_lab.eval.selection import segment_units, select_text
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SEP = "\n\n"
+
+
+class Method(Protocol):
+    """A compression method (see module docstring)."""
+
+    def __call__(self, chunks: Sequence[str], question: str, budget: int) -> str: ...
+
+
+@dataclass
+class MethodEnv:
+    """Shared, lazily built resources of the methods of one run.
+
+    Args:
+        reader: Reader model name (budgets are counted in its tokenizer).
+        seed: Seed of the random baseline.
+        lm: An already loaded reader LM to reuse as scorer (``None`` loads one on demand).
+    """
+
+    reader: str = "smollm2"
+    seed: int = 0
+    lm: Any = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _get(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    def tokenizer(self) -> Any:
+        """The reader's tokenizer."""
+        from semtoken_lab.reader.loading import load_reader_tokenizer
+
+        return self._get("tokenizer", lambda: load_reader_tokenizer(self.reader))
+
+    def counter(self) -> Any:
+        """A :class:`semtoken_rag.tokens.TokenCounter` over the reader's tokenizer."""
+        from semtoken_rag.tokens import TokenCounter
+
+        return self._get("counter", lambda: TokenCounter(self.tokenizer(), name=self.reader))
+
+    def count(self, text: str) -> int:
+        """Reader tokens of ``text``."""
+        return int(self.counter().count(text))
+
+    def sentence_model(self) -> Any:
+        """MiniLM through sentence-transformers, from the packaged folder (never the hub)."""
+
+        def build() -> Any:
+            from semtoken_rag.errors import ModelNotFoundError
+            from semtoken_rag.models import ENCODER_PIP, packaged_encoder_dir
+            from sentence_transformers import SentenceTransformer
+
+            folder = packaged_encoder_dir()
+            if folder is None:
+                raise ModelNotFoundError(f"MiniLM is not installed; run `{ENCODER_PIP}`")
+            return SentenceTransformer(str(folder), device="cpu")
+
+        return self._get("st", build)
+
+    def lm_model(self) -> Any:
+        """The reader LM (fp32 on CPU) for scoring, reused from the reader when given."""
+
+        def build() -> Any:
+            if self.lm is not None:
+                return self.lm
+            import torch
+
+            from semtoken_lab.reader.loading import load_reader_model
+
+            return load_reader_model(
+                self.reader, dtype=torch.float32, attn_implementation="sdpa", device="cpu"
+            )
+
+        return self._get("lm", build)
+
+    def model_dir(self) -> str:
+        """Local Hugging Face folder of the reader (GGUF converted once)."""
+        from semtoken_lab.reader.loading import resolve_reader
+
+        return self._get("model_dir", lambda: resolve_reader(self.reader)[0])
+
+    def semtoken_parts(self) -> tuple[Any, Any]:
+        """One encoder and one fingerprint store shared by SemToken and its ablations.
+
+        Why shared: the ablations change only the selection, not the fingerprints, so encoding
+        each context once serves all four variants (and their timings show query-time cost).
+        """
+
+        def build() -> tuple[Any, Any]:
+            from semtoken_rag.cache import MemoryFingerprintCache
+            from semtoken_rag.config import SemTokenConfig
+            from semtoken_rag.encoder import TransformerEncoder
+
+            return TransformerEncoder.from_config(SemTokenConfig()), MemoryFingerprintCache()
+
+        return self._get("semtoken", build)
+
+
+def _joined(chunks: Sequence[str]) -> str:
+    return CHUNK_SEP.join(chunks)
+
+
+def make_none(env: MethodEnv) -> Method:
+    """No compression: the full context."""
+    return lambda chunks, question, budget: _joined(chunks)
+
+
+def make_closed_book(env: MethodEnv) -> Method:
+    """No context at all: the floor of every quality measure."""
+    return lambda chunks, question, budget: ""
+
+
+def make_truncate(env: MethodEnv) -> Method:
+    """LongBench's middle truncation: first half and last half of the budget, in reader tokens."""
+
+    def run(chunks: Sequence[str], question: str, budget: int) -> str:
+        tok = env.tokenizer()
+        text = _joined(chunks)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget:
+            return text
+        half = budget // 2
+        head = tok.decode(ids[:half], skip_special_tokens=True)
+        tail = tok.decode(ids[len(ids) - (budget - half) :], skip_special_tokens=True)
+        return head + tail
+
+    return run
+
+
+def make_random(env: MethodEnv) -> Method:
+    """Random sentence drop to the budget; seeded by the run seed and the question."""
+
+    def run(chunks: Sequence[str], question: str, budget: int) -> str:
+        units = segment_units(chunks, env.counter())
+        rng = np.random.default_rng([env.seed, zlib.crc32(question.encode("utf-8"))])
+        return select_text(units, rng.random(len(units)), budget)
+
+    return run
+
+
+def make_embed_filter(env: MethodEnv) -> Method:
+    """Sentence-level query similarity with MiniLM, top sentences in original order.
+
+    What LangChain's ``EmbeddingsFilter`` and LlamaIndex's ``SentenceEmbeddingOptimizer`` do,
+    held to the token budget instead of a similarity threshold; units are the same sentences
+    SemToken uses (:func:`semtoken_rag.core.segment.find_units`).
+    """
+
+    def run(chunks: Sequence[str], question: str, budget: int) -> str:
+        units = segment_units(chunks, env.counter())
+        if not len(units):
+            return ""
+        st = env.sentence_model()
+        sents = [units.text(i) for i in range(len(units))]
+        vecs = st.encode([question, *sents], normalize_embeddings=True, batch_size=64)
+        scores = np.asarray(vecs[1:], dtype=np.float32) @ np.asarray(vecs[0], dtype=np.float32)
+        return select_text(units, scores, budget)
+
+    return run
+
+
+def make_selective_context(env: MethodEnv) -> Method:
+    """Selective Context with the reader LM as the self-information model."""
+    from semtoken_lab.eval.selective import SelectiveContext
+
+    return SelectiveContext(env.lm_model(), env.tokenizer(), env.counter())
+
+
+def make_longllmlingua(env: MethodEnv) -> Method:
+    """LongLLMLingua with the reader as scorer, rate steered to the reader-token budget."""
+    from semtoken_lab.eval.lingua import LongLLMLingua
+
+    return LongLLMLingua(env.model_dir(), env.counter())
+
+
+def _semtoken(use_query: bool = True, **overrides: Any) -> Callable[[MethodEnv], Method]:
+    def factory(env: MethodEnv) -> Method:
+        from semtoken_rag.compressor import Compressor
+        from semtoken_rag.config import SemTokenConfig
+
+        encoder, store = env.semtoken_parts()
+        cfg = SemTokenConfig(count_tokenizer=env.reader, **overrides)
+        comp = Compressor(cfg, encoder=encoder, store=store, counter=env.counter())
+
+        def run(chunks: Sequence[str], question: str, budget: int) -> str:
+            res = comp.compress(list(chunks), question if use_query else None, budget=budget)
+            return res.joined(CHUNK_SEP)
+
+        return run
+
+    return factory
+
+
+#: Method name -> factory.  Order is the report order.
+METHODS: dict[str, Callable[[MethodEnv], Method]] = {
+    "none": make_none,
+    "closed-book": make_closed_book,
+    "truncate": make_truncate,
+    "random": make_random,
+    "embed-filter": make_embed_filter,
+    "selective-context": make_selective_context,
+    "longllmlingua": make_longllmlingua,
+    "semtoken": _semtoken(),
+    "semtoken-nomerge": _semtoken(similarity_threshold=1.0),
+    "semtoken-noentropy": _semtoken(entropy_weight=0.0, entropy_threshold=0.0),
+    "semtoken-noquery": _semtoken(use_query=False),
+    "semtoken-pooled": _semtoken(relevance="pooled"),
+}
+
+#: Methods whose output does not depend on the budget (run once per example, not per ratio).
+RATIO_FREE = frozenset({"none", "closed-book"})
+
+
+def build_method(name: str, env: MethodEnv) -> Method:
+    """Instantiate a registered method.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+    """
+    try:
+        factory = METHODS[name]
+    except KeyError:
+        raise KeyError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
+    return factory(env)

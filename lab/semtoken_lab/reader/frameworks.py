@@ -1,0 +1,85 @@
+"""The local reader as the LLM of a LangChain chain or a LlamaIndex query engine.
+
+Why reuse the frameworks' own Hugging Face wrappers: ``langchain_huggingface`` and
+``llama-index-llms-huggingface`` both accept an already loaded model and tokenizer object, so the
+reader's weights (converted once, loaded once) are shared and nothing touches the hub.  Both
+wrappers apply the tokenizer's chat template, which small instruction models need to answer.
+The imports are lazy: ``import semtoken_rag`` never pulls in either framework.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from semtoken_lab.reader.reader import LocalReader
+
+logger = logging.getLogger(__name__)
+
+
+def as_langchain_llm(
+    reader: LocalReader, *, max_new_tokens: int = 64, chat: bool = True, **pipeline_kwargs: Any
+) -> Any:
+    """A LangChain model backed by ``reader.model`` / ``reader.tokenizer`` (greedy).
+
+    Args:
+        reader: A loaded :class:`~semtoken_lab.reader.LocalReader`.
+        max_new_tokens: Generation limit per call.
+        chat: Return a ``ChatHuggingFace`` chat model (applies the chat template; default) or
+            the bare ``HuggingFacePipeline`` text LLM.
+        **pipeline_kwargs: Extra ``transformers.pipeline`` generation arguments.
+
+    Returns:
+        ``ChatHuggingFace`` or ``HuggingFacePipeline``; use it as the LLM of any runnable chain.
+    """
+    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+    from transformers import pipeline
+
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "return_full_text": False,
+    }
+    kwargs.update(pipeline_kwargs)
+    pipe = pipeline("text-generation", model=reader.model, tokenizer=reader.tokenizer, **kwargs)
+    model_id = str(getattr(reader.model, "name_or_path", reader.model_name))
+    llm = HuggingFacePipeline(pipeline=pipe, model_id=model_id)
+    if not chat:
+        return llm
+    return ChatHuggingFace(llm=llm, tokenizer=reader.tokenizer, model_id=model_id)
+
+
+def as_llama_index_llm(
+    reader: LocalReader, *, max_new_tokens: int = 64, context_window: int | None = None
+) -> Any:
+    """A LlamaIndex ``HuggingFaceLLM`` backed by ``reader.model`` / ``reader.tokenizer`` (greedy).
+
+    It is a chat model whose prompts go through the tokenizer's chat template (plain
+    completions are wrapped as one user turn), stopping at the model's end-of-turn tokens.
+    """
+    from llama_index.llms.huggingface import HuggingFaceLLM
+
+    tokenizer = reader.tokenizer
+    name = str(getattr(reader.model, "name_or_path", reader.model_name))
+
+    def completion_to_prompt(text: str) -> str:
+        return str(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+            )
+        )
+
+    return HuggingFaceLLM(
+        model=reader.model,
+        tokenizer=tokenizer,
+        model_name=name,
+        tokenizer_name=name,
+        context_window=context_window or reader.max_context_tokens,
+        max_new_tokens=max_new_tokens,
+        device_map=reader.device,
+        stopping_ids=sorted(reader.eos_token_ids),
+        generate_kwargs={"do_sample": False},
+        is_chat_model=True,
+        completion_to_prompt=completion_to_prompt,
+    )

@@ -1,0 +1,387 @@
+"""LocalReader: a local causal LM that answers from a context and reports what reading cost.
+
+Why a hand-written greedy loop instead of ``model.generate``: compression is supposed to save
+*reading* time, so prefill time, time to first token, per-token decode time and the KV-cache size
+must be measured separately and honestly.  The loop is one prefill forward pass (logits for the
+last position only) and one cached forward pass per new token; batches are left-padded with
+explicit position ids, so a batched greedy answer equals the single one.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from semtoken_rag.errors import InvalidInputError
+
+from semtoken_lab.reader.attention import resolve_attention, resolve_device, resolve_dtype
+from semtoken_lab.reader.loading import load_reader_model, load_reader_tokenizer
+from semtoken_lab.reader.measure import DeviceClock, cache_nbytes
+from semtoken_lab.reader.prompts import PromptTemplate, build_prompt
+from semtoken_lab.reader.results import AnswerLoglik, ReaderAnswer
+
+logger = logging.getLogger(__name__)
+
+#: Tokens of slack left when a context is cut to fit (re-tokenisation at the cut may differ).
+_FIT_MARGIN = 8
+
+
+@dataclass
+class _Generated:
+    tokens: list[list[int]]
+    prefill_s: float
+    first_s: float  # from the batch's start to the first token on the host
+    decode_s_per_step: float
+    kv_bytes: int
+    slots: int  # batch * padded length: cached token slots
+
+
+class LocalReader:
+    """A local transformers reader with honest cost measurements.
+
+    Args:
+        model: ``smollm2`` (default; the packaged SmolLM2-135M-Instruct GGUF, converted once to
+            a bf16 folder in the user cache), a hub id, a local folder or a ``.gguf`` path.
+        attn: ``auto`` (flash_attention_2 when CUDA + flash-attn, else sdpa), ``sdpa``,
+            ``eager`` or ``flash_attention_2`` (falls back to sdpa with a warning unless strict).
+        dtype: ``auto`` (bf16 on CUDA and bf16-capable CPUs, else fp32) or a dtype name.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        strict: Raise :class:`~semtoken_rag.errors.ConfigError` instead of falling back.
+        max_context_tokens: Longest prompt + answer allowed (default: the model's position
+            limit); longer contexts are cut in the middle with a warning (LongBench style).
+        prompts: Task-family templates (default :data:`~semtoken_lab.reader.prompts.PROMPTS`).
+
+    Raises:
+        ModelNotFoundError: the model cannot be found (the message names the fix).
+        ConfigError: bad attn/dtype, or an unavailable kernel with ``strict``.
+    """
+
+    def __init__(
+        self,
+        model: str = "smollm2",
+        *,
+        attn: str = "auto",
+        dtype: Any = "auto",
+        device: str = "auto",
+        strict: bool = False,
+        max_context_tokens: int | None = None,
+        prompts: Mapping[str, PromptTemplate] | None = None,
+    ) -> None:
+        import torch
+
+        self.model_name = model
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        choice = resolve_attention(attn, self.device, strict=strict)
+        self.attn_implementation = choice.label
+        self.tokenizer = load_reader_tokenizer(model)
+        self.model = load_reader_model(
+            model, dtype=self.dtype, attn_implementation=choice.implementation, device=self.device
+        )
+        self.prompts = prompts
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        self.max_context_tokens = int(max_context_tokens or limit or 1 << 30)
+        self._clock = DeviceClock(self.device)
+        # transformers 5.x renamed the cache argument ``past_key_values`` -> ``cache``.
+        params = inspect.signature(self.model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._torch = torch
+        self._eos = self._eos_ids()
+        pad = self.tokenizer.pad_token_id
+        self._pad_id = int(pad if pad is not None else next(iter(self._eos), 0))
+        logger.info(
+            "reader %s on %s, dtype %s, attention %s (%s)",
+            model,
+            self.device,
+            self.dtype,
+            choice.label,
+            choice.reason,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalReader({self.model_name!r}, device={self.device!r}, dtype={self.dtype}, "
+            f"attn={self.attn_implementation!r})"
+        )
+
+    # ---------------------------------------------------------------- prompts
+    def _eos_ids(self) -> frozenset[int]:
+        ids: set[int] = set()
+        gen = getattr(self.model, "generation_config", None)
+        for value in (getattr(gen, "eos_token_id", None), self.tokenizer.eos_token_id):
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        return frozenset(ids)
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """Token ids that end the assistant's turn (generation stops on any of them)."""
+        return self._eos
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the reader's tokenizer (no special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+    def _encode(self, prompt: str) -> list[int]:
+        return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(
+        self,
+        question: str,
+        context: str,
+        *,
+        task: str = "qa",
+        options: Sequence[str] | None = None,
+        reserve: int = 0,
+    ) -> list[int]:
+        """Token ids of the chat-templated prompt, the context cut in the middle to fit.
+
+        Args:
+            reserve: Tokens kept free after the prompt (the answer).
+        """
+        if not isinstance(question, str) or not isinstance(context, str):
+            raise InvalidInputError("question and context must be strings")
+        ids = self._encode(
+            build_prompt(self.tokenizer, task, question, context, options, self.prompts)
+        )
+        limit = self.max_context_tokens - reserve
+        if len(ids) <= limit:
+            return ids
+        ctx = self._encode(context)
+        keep = len(ctx) - (len(ids) - limit) - _FIT_MARGIN
+        logger.warning(
+            "prompt of %d tokens exceeds %d; cutting %d context tokens from the middle",
+            len(ids),
+            limit,
+            len(ctx) - max(keep, 0),
+        )
+        if keep <= 0:
+            context = ""
+        else:
+            head, tail = (
+                self.tokenizer.decode(ctx[: keep // 2]),
+                self.tokenizer.decode(ctx[len(ctx) - (keep - keep // 2) :]),
+            )
+            context = f"{head} ... {tail}"
+        ids = self._encode(
+            build_prompt(self.tokenizer, task, question, context, options, self.prompts)
+        )
+        return ids[-limit:] if len(ids) > limit else ids
+
+    # ---------------------------------------------------------------- generation
+    def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any]:
+        torch = self._torch
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            if s:
+                ids[i, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+                mask[i, width - len(s) :] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _greedy(
+        self, seqs: Sequence[Sequence[int]], max_new_tokens: int, t_call: float
+    ) -> _Generated:
+        """Prefill + cached greedy decode of left-padded ``seqs``."""
+        from transformers import DynamicCache
+
+        torch = self._torch
+        ids, mask = self._left_pad(seqs)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        with torch.inference_mode():
+            t0 = self._clock.now()
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=pos,
+                use_cache=True,
+                logits_to_keep=1,
+                **{self._cache_kw: cache},
+            )
+            t1 = self._clock.now()
+            nxt = out.logits[:, -1].argmax(-1)
+            toks = nxt.tolist()
+            t_first = time.perf_counter()
+            kv = cache_nbytes(cache)  # filled in place by the forward pass
+            generated = [[t] for t in toks]
+            done = [t in self._eos for t in toks]
+            last = pos[:, -1:]
+            steps = 0
+            while not all(done) and steps + 1 < max_new_tokens:
+                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+                last = last + 1
+                out = self.model(
+                    input_ids=nxt[:, None],
+                    attention_mask=mask,
+                    position_ids=last,
+                    use_cache=True,
+                    logits_to_keep=1,
+                    **{self._cache_kw: cache},
+                )
+                nxt = out.logits[:, -1].argmax(-1)
+                steps += 1
+                for i, t in enumerate(nxt.tolist()):
+                    if not done[i]:
+                        generated[i].append(t)
+                        done[i] = t in self._eos
+            t_end = time.perf_counter()
+        return _Generated(
+            tokens=generated,
+            prefill_s=t1 - t0,
+            first_s=t_first - t_call,
+            decode_s_per_step=(t_end - t_first) / steps if steps else 0.0,
+            kv_bytes=kv,
+            slots=int(ids.numel()),
+        )
+
+    def _decode(self, tokens: Sequence[int]) -> str:
+        body = [t for t in tokens if t not in self._eos]
+        return str(self.tokenizer.decode(body, skip_special_tokens=True)).strip()
+
+    def answer(
+        self,
+        question: str,
+        context: str,
+        *,
+        max_new_tokens: int = 32,
+        task: str = "qa",
+        options: Sequence[str] | None = None,
+    ) -> ReaderAnswer:
+        """Greedy answer to ``question`` from ``context`` (``""`` = closed-book), with its cost."""
+        return self.answer_batch(
+            [question],
+            [context],
+            max_new_tokens=max_new_tokens,
+            task=task,
+            options=None if options is None else [options],
+            batch_size=1,
+        )[0]
+
+    def answer_batch(
+        self,
+        questions: Sequence[str],
+        contexts: Sequence[str],
+        *,
+        max_new_tokens: int = 32,
+        task: str = "qa",
+        options: Sequence[Sequence[str] | None] | None = None,
+        batch_size: int = 8,
+    ) -> list[ReaderAnswer]:
+        """Greedy answers for many examples, left-padded batches for throughput.
+
+        Examples are grouped by prompt length (less padding) and returned in input order.  Timing
+        fields are those of the example's batch; ``kv_bytes`` is the example's unpadded share.
+        """
+        if len(questions) != len(contexts):
+            raise InvalidInputError("questions and contexts must have the same length")
+        if max_new_tokens < 1 or batch_size < 1:
+            raise InvalidInputError("max_new_tokens and batch_size must be >= 1")
+        opts = list(options) if options is not None else [None] * len(questions)
+        if len(opts) != len(questions):
+            raise InvalidInputError("options must have one entry per question")
+        results: list[ReaderAnswer | None] = [None] * len(questions)
+        t_call = time.perf_counter()
+        seqs = [
+            self.prompt_ids(q, c, task=task, options=o, reserve=max_new_tokens)
+            for q, c, o in zip(questions, contexts, opts, strict=True)
+        ]
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            self._clock.reset_peak()
+            gen = self._greedy([seqs[i] for i in idx], max_new_tokens, t_call)
+            peak = self._clock.peak_bytes()
+            per_slot = gen.kv_bytes / gen.slots if gen.slots else 0.0
+            for row, i in enumerate(idx):
+                results[i] = ReaderAnswer(
+                    text=self._decode(gen.tokens[row]),
+                    prompt_tokens=len(seqs[i]),
+                    prefill_ms=gen.prefill_s * 1e3,
+                    ttft_ms=gen.first_s * 1e3,
+                    decode_ms_per_token=gen.decode_s_per_step * 1e3,
+                    new_tokens=len(gen.tokens[row]),
+                    kv_bytes=round(per_slot * len(seqs[i])),
+                    peak_memory_bytes=peak,
+                    attn_implementation=self.attn_implementation,
+                    device=self.device,
+                )
+            t_call = time.perf_counter()  # the next batch's TTFT starts when it starts
+        return [r for r in results if r is not None]
+
+    # ---------------------------------------------------------------- log-likelihood
+    def answer_loglik(
+        self, question: str, context: str, answer: str, *, task: str = "qa"
+    ) -> AnswerLoglik:
+        """Teacher-forced log-likelihood of ``answer`` as the assistant's reply."""
+        return self.answer_loglik_batch([question], [context], [answer], task=task)[0]
+
+    def answer_loglik_batch(
+        self,
+        questions: Sequence[str],
+        contexts: Sequence[str],
+        answers: Sequence[str],
+        *,
+        task: str = "qa",
+        batch_size: int = 8,
+    ) -> list[AnswerLoglik]:
+        """Log-likelihoods of many gold answers; one left-padded forward pass per batch.
+
+        Left padding puts every answer at the end of its row, so only the last
+        ``max_answer_tokens + 1`` positions need logits (``logits_to_keep``): no
+        ``(batch, length, vocab)`` tensor is ever built.
+        """
+        if not len(questions) == len(contexts) == len(answers):
+            raise InvalidInputError("questions, contexts and answers must have the same length")
+        torch = self._torch
+        items: list[tuple[list[int], list[int]]] = []
+        for q, c, a in zip(questions, contexts, answers, strict=True):
+            ans = self._encode(a.strip()) if isinstance(a, str) else []
+            if not ans:
+                raise InvalidInputError("every answer must be a non-empty string")
+            items.append((self.prompt_ids(q, c, task=task, reserve=len(ans)), ans))
+        out: list[AnswerLoglik] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            ids, mask = self._left_pad([p + a for p, a in chunk])
+            keep = max(len(a) for _, a in chunk) + 1
+            with torch.inference_mode():
+                logits = self.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                    use_cache=False,
+                    logits_to_keep=keep,
+                ).logits
+                logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predicts last keep-1
+            for row, (_, ans) in enumerate(chunk):
+                n = len(ans)
+                target = torch.tensor(ans, device=logp.device)
+                lp = logp[row, keep - 1 - n :].gather(-1, target[:, None]).squeeze(-1)
+                total = float(lp.sum())
+                out.append(AnswerLoglik(total=total, per_token=total / n, n_tokens=n))
+        return out
+
+    # ---------------------------------------------------------------- misc
+    def warmup(self) -> None:
+        """One tiny generation, so the first measured call does not pay one-time setup costs."""
+        self.answer("What is this?", "A warm-up.", max_new_tokens=2)
+
+    def as_langchain_llm(self, **kwargs: Any) -> Any:
+        """This reader as a LangChain chat model (see :mod:`semtoken_lab.reader.frameworks`)."""
+        from semtoken_lab.reader.frameworks import as_langchain_llm
+
+        return as_langchain_llm(self, **kwargs)
+
+    def as_llama_index_llm(self, **kwargs: Any) -> Any:
+        """This reader as a LlamaIndex LLM (see :mod:`semtoken_lab.reader.frameworks`)."""
+        from semtoken_lab.reader.frameworks import as_llama_index_llm
+
+        return as_llama_index_llm(self, **kwargs)

