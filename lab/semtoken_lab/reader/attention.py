@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -141,9 +142,23 @@ def cpu_supports_bf16() -> bool:
         return False
 
 
+#: Environment variable that overrides what ``dtype="auto"`` picks (any name of
+#: :data:`DTYPE_RESOLVERS` but ``auto``): runs the whole test suite or an eval in one dtype
+#: whatever the CPU (``SEMTOKEN_READER_DTYPE=bfloat16 pytest``).
+DTYPE_ENV = "SEMTOKEN_READER_DTYPE"
+
+
 def _auto_dtype(device: str) -> Any:
     import torch
 
+    forced = os.environ.get(DTYPE_ENV, "").strip()
+    if forced and forced != "auto":
+        resolver = DTYPE_RESOLVERS.get(forced)
+        if resolver is None:
+            raise ConfigError(
+                f"{DTYPE_ENV}={forced!r} is not a dtype; choose one of {sorted(DTYPE_RESOLVERS)}"
+            )
+        return resolver(device)
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_supports_bf16() else torch.float32
