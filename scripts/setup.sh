@@ -9,7 +9,7 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip
 # CPU torch first, pinned, so no later requirement can pull a multi-GB CUDA build.
 "${PIP[@]}" install "torch==2.13.0"
-"${PIP[@]}" install -e ".[models,faiss,frameworks,dev]"
+"${PIP[@]}" install -e ".[models,faiss,frameworks,ray,dev]"
 # The engine's two framework adapters and the research lab (reader, harness, benchmarks).
 for pkg in integrations/langchain integrations/llama_index lab; do
   [ -f "$pkg/pyproject.toml" ] && "${PIP[@]}" install -e "$pkg[test]"

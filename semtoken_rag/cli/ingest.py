@@ -13,8 +13,13 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from semtoken_rag.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from semtoken_rag.config import SemTokenConfig
+    from semtoken_rag.store import FingerprintStore
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,52 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="chunks per encoder call")
     parser.add_argument("--max-bytes", type=int, default=None, help="store size limit (LRU)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _register_ray(parser)
+
+
+def _register_ray(parser: argparse.ArgumentParser) -> None:
+    """Options of distributed ingestion (``--ray``; see docs/ray.md), and the two encoder
+    settings a GPU run needs (they apply without ``--ray`` too)."""
+    parser.add_argument(
+        "--window-batch",
+        type=int,
+        default=None,
+        help="encoder windows per forward pass (default 32; larger on GPUs)",
+    )
+    parser.add_argument(
+        "--encoder-dtype",
+        choices=("auto", "float32", "float16", "bfloat16"),
+        default=None,
+        help="encoder dtype (part of the store key: match the compressor that reads the store)",
+    )
+    group = parser.add_argument_group(
+        "distributed ingestion on Ray (pip install 'semtoken-rag[ray]')"
+    )
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="encode on Ray actors; ADDRESS is HOST:PORT or ray://HOST:PORT of a cluster "
+        "(alone: RAY_ADDRESS, else the `ray start` cluster of this machine, else a local one)",
+    )
+    group.add_argument(
+        "--actors", type=int, default=1, help="encoder actors (each loads the model)"
+    )
+    group.add_argument(
+        "--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (0: CPU actors)"
+    )
+    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
+    group.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        default="raise",
+        help="a chunk that fails to encode: stop (raise) or report it and go on (skip)",
+    )
+    group.add_argument(
+        "--connect-timeout", type=float, default=10.0, help="seconds to wait for ADDRESS"
+    )
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
@@ -91,20 +142,76 @@ def run(args: argparse.Namespace) -> int:
     from semtoken_rag import Compressor, SemTokenConfig
     from semtoken_rag.store import FingerprintStore
 
+    on_ray = getattr(args, "ray", None) is not None
+    if on_ray:  # fail before reading anything when the extra is missing
+        from semtoken_rag.distributed.cluster import ray_module
+
+        ray_module()
     texts: list[str] = []
+    ids: list[str] = []
     files = list(iter_files(list(args.paths)))
     for f in files:
-        texts.extend(read_chunks(f, args.chunk_size, args.chunk_overlap, args.text_field))
-    config = SemTokenConfig(encoder_model=args.encoder) if args.encoder else SemTokenConfig()
-    comp = Compressor(config)
+        chunks = read_chunks(f, args.chunk_size, args.chunk_overlap, args.text_field)
+        texts.extend(chunks)
+        ids.extend(f"{f}#{i}" for i in range(len(chunks)))
+    config = SemTokenConfig(**_encoder_options(args))
+    n_failed, failed = 0, ""
     with FingerprintStore(args.store, max_bytes=args.max_bytes) as store:
-        n_new = store.add_texts(
-            texts, comp, batch_size=args.batch_size, progress=not args.no_progress
-        )
+        if on_ray:
+            n_new, n_failed, failed = _ingest_on_ray(args, texts, ids, config, store)
+        else:
+            n_new = store.add_texts(
+                texts, Compressor(config), batch_size=args.batch_size, progress=not args.no_progress
+            )
         stats = store.stats()
     print(
         f"{len(files)} files, {len(texts)} chunks: {n_new} encoded, "
-        f"{len(texts) - n_new} already stored; store {args.store}: {stats.entries} entries, "
-        f"{stats.bytes_on_disk / 2**20:.1f} MiB on disk"
+        f"{len(texts) - n_new - n_failed} already stored{failed}; store {args.store}: "
+        f"{stats.entries} entries, {stats.bytes_on_disk / 2**20:.1f} MiB on disk"
     )
     return 0
+
+
+def _encoder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """SemTokenConfig fields set on the command line."""
+    options: dict[str, Any] = {
+        "encoder_model": args.encoder,
+        "batch_size": getattr(args, "window_batch", None),
+        "encoder_dtype": getattr(args, "encoder_dtype", None),
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _ingest_on_ray(
+    args: argparse.Namespace,
+    texts: list[str],
+    ids: list[str],
+    config: SemTokenConfig,
+    store: FingerprintStore,
+) -> tuple[int, int, str]:
+    """``--ray``: encode on Ray actors, commit here; ``(n_new, n_failed, failure note)``."""
+    from semtoken_rag.distributed import ray_ingest
+
+    report = ray_ingest(
+        texts,
+        store,
+        config=config,
+        ids=ids,
+        actors=args.actors,
+        gpus_per_actor=args.gpus_per_actor,
+        cpus_per_actor=args.cpus_per_actor,
+        batch_size=args.batch_size,
+        on_error=args.on_error,
+        address=args.ray or None,
+        connect_timeout=args.connect_timeout,
+        progress=not args.no_progress,
+    )
+    note = ""
+    if report.failed:
+        first = report.failed[0]
+        note = f", {len(report.failed)} failed (first {first.id}: {first.error})"
+    print(
+        f"ray: {report.actors} actors, {report.batches} batches in {report.seconds:.1f} s "
+        f"({report.cache_id})"
+    )
+    return report.encoded, len(report.failed), note

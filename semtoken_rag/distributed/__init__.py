@@ -1,0 +1,34 @@
+"""Scale-out on Ray: distributed fingerprint ingestion (``pip install 'semtoken-rag[ray]'``).
+
+``import semtoken_rag`` never imports this package, and importing it does not import Ray: Ray
+is loaded when a function here first needs it, through :func:`semtoken_rag.optional.require`,
+so a missing extra is a one-line :class:`~semtoken_rag.errors.MissingDependencyError`.
+
+Example:
+    >>> from semtoken_rag.distributed import ray_ingest  # doctest: +SKIP
+    >>> report = ray_ingest(chunks, "fp-store", actors=4, gpus_per_actor=1)  # doctest: +SKIP
+
+See ``docs/ray.md`` for running on a cluster.
+"""
+
+from __future__ import annotations
+
+from semtoken_rag.distributed.actor import EncoderMismatchError, FingerprintActor
+from semtoken_rag.distributed.cluster import RayConnectionError, ray_session
+from semtoken_rag.distributed.ingest import (
+    ChunkEncodingError,
+    FailedChunk,
+    IngestReport,
+    ray_ingest,
+)
+
+__all__ = [
+    "ChunkEncodingError",
+    "EncoderMismatchError",
+    "FailedChunk",
+    "FingerprintActor",
+    "IngestReport",
+    "RayConnectionError",
+    "ray_ingest",
+    "ray_session",
+]
