@@ -36,8 +36,14 @@ def test_bench_quick_writes_reports(
         data
     )
     assert {"cpu_model", "nproc", "torch_threads"} <= set(data["machine"])
+    import torch
+
+    want = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto
+    assert data["device"]["device"] == want and data["device"]["weights"]["encoder"] == "real"
+    assert data["encoder"] == []  # the encoder section is opt-in (--encoder)
     rows = data["compression"]["rows"]
     assert [r["target_tokens"] for r in rows] == [300, 1000]
+    assert {r["device"] for r in rows} == {want}
     for key in (
         "core_ms_per_1k",
         "warm_repeat_query_ms_per_1k",

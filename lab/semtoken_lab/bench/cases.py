@@ -18,7 +18,7 @@ from typing import Any
 from semtoken_rag.errors import InvalidInputError
 
 #: Default data root: ``../shared/data`` next to the repository.
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+DEFAULT_DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 _SOURCES = ("narrativeqa/test.jsonl", "leval/scientific_qa.jsonl", "leval/tpo.jsonl")
 
 

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from semtoken_lab.bench.cases import Doc, Workload, build_workload
+from semtoken_lab.bench.device import auto_device, engine_config, gpu_peak, is_cuda
+from semtoken_lab.bench.encoder import raw_forward
 from semtoken_lab.bench.timing import fit_exponent, measure, rss_high_water_bytes, traced_peak_bytes
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class CompressionRow:
     core_peak_bytes: int
     warm_peak_bytes: int
     rss_high_water_bytes: int
+    device: str = "cpu"
+    gpu_peak_bytes: int = 0  # PyTorch allocator peak on the GPU over the cold runs (0 on CPU)
 
     @property
     def per_1k(self) -> float:
@@ -229,6 +233,8 @@ def run_compression(
     *,
     ratio: float = 0.5,
     on_row: Callable[[str, Any], None] | None = None,
+    device: str | None = None,
+    encoder_model: str | None = None,
 ) -> CompressionReport:
     """Run our side of the compression benchmark (see the module docstring).
 
@@ -240,15 +246,20 @@ def run_compression(
             ``precompute`` and a 64k-token warm-up would cost as much as the measurement.
         ratio: Compression ratio.
         on_row: Called with ``("row", CompressionRow)`` as rows arrive.
+        device: ``cpu``, ``cuda``, ``cuda:N`` or ``None`` (the engine's ``auto``).  On CUDA every
+            timing is taken with CUDA events after a warm-up, and the raw forward's batches are
+            on the device before its clock starts.
+        encoder_model: Encoder id or folder (default: the engine's default encoder).
     """
-    import torch
     from semtoken_rag import Compressor, SemTokenConfig
     from semtoken_rag.fingerprints import fingerprint_key
     from semtoken_rag.store import FingerprintStore
     from semtoken_rag.tokens import TokenCounter
 
-    base = Compressor(SemTokenConfig())
+    engine = engine_config(device, encoder_model)
+    base = Compressor(SemTokenConfig(**engine))
     enc: Any = base.encoder  # the real TransformerEncoder (tokenizer, model, calls)
+    dev = device or str(enc.device)
     report = CompressionReport()
 
     def new_counter() -> TokenCounter:
@@ -260,7 +271,7 @@ def run_compression(
             chunks = list(wl.chunks)
             reps = repeats if n_tok <= 16000 else max(1, repeats // 2)
             enc_warmup = 1 if n_tok <= 4000 else 0
-            comp = Compressor(SemTokenConfig(), encoder=enc, counter=base.counter)
+            comp = Compressor(SemTokenConfig(**engine), encoder=enc, counter=base.counter)
             comp.precompute(chunks)
             comp.compress(chunks, wl.question, ratio=ratio)  # memoise the query vector
             items = _context(comp, chunks)
@@ -272,10 +283,14 @@ def run_compression(
                 lambda: comp._compress_prepared(items, qvec, wl.question, ratio, None), reps * 2
             )
             stages = stage_breakdown(comp, ctx, qvec, budget, items, reps * 2)
-            warm_rep = measure(lambda: comp.compress(chunks, wl.question, ratio=ratio), reps)
+            warm_rep = measure(
+                lambda: comp.compress(chunks, wl.question, ratio=ratio), reps, device=dev
+            )
             warm_stage = comp.compress(chunks, wl.question, ratio=ratio).timings
             fresh = iter(wl.fresh_questions * (reps + 2))
-            warm_fresh = measure(lambda: comp.compress(chunks, next(fresh), ratio=ratio), reps)
+            warm_fresh = measure(
+                lambda: comp.compress(chunks, next(fresh), ratio=ratio), reps, device=dev
+            )
             with FingerprintStore(Path(tmp) / f"s{n_tok}") as store:
                 fps, _ = comp.fingerprints(chunks)
                 store.put_many(
@@ -286,27 +301,25 @@ def run_compression(
                     # A fresh serving process: fingerprints on disk, every in-process memo
                     # (query vectors, token costs, segmentation) empty.
                     fresh_comp = Compressor(
-                        SemTokenConfig(), encoder=enc, store=store, counter=new_counter()
+                        SemTokenConfig(**engine), encoder=enc, store=store, counter=new_counter()
                     )
                     fresh_comp.compress(chunks, wl.question, ratio=ratio)
 
-                warm_disk = measure(store_only, reps)
+                warm_disk = measure(store_only, reps, device=dev)
 
             def cold() -> None:
                 fresh_comp = Compressor(
-                    SemTokenConfig(cache_embeddings=False), encoder=enc, counter=new_counter()
+                    SemTokenConfig(cache_embeddings=False, **engine),
+                    encoder=enc,
+                    counter=new_counter(),
                 )
                 fresh_comp.compress(chunks, wl.question, ratio=ratio)
 
-            cold_t = measure(cold, reps, warmup=enc_warmup)
+            gpu_warmup = max(enc_warmup, int(is_cuda(dev)))  # GPU warm-ups are cheap
+            with gpu_peak(dev) as cold_peak:
+                cold_t = measure(cold, reps, warmup=gpu_warmup, device=dev)
             batches = enc.window_batches(chunks)
-
-            def raw() -> None:
-                with torch.inference_mode():
-                    for ids_t, mask_t in batches:
-                        enc.model(input_ids=ids_t, attention_mask=mask_t)
-
-            raw_t = measure(raw, reps, warmup=enc_warmup)
+            raw_t = measure(raw_forward(enc, batches), reps, warmup=gpu_warmup, device=dev)
             row = CompressionRow(
                 target_tokens=n_tok,
                 tokens=wl.tokens,
@@ -337,6 +350,8 @@ def run_compression(
                     lambda: comp.compress(chunks, wl.question, ratio=ratio)
                 ),
                 rss_high_water_bytes=rss_high_water_bytes(),
+                device=dev,
+                gpu_peak_bytes=cold_peak.bytes,
             )
             report.rows.append(row)
             if on_row:
@@ -363,19 +378,26 @@ def run_baselines(
     methods: Sequence[str] = ("embed-filter", "longllmlingua"),
     lingua_max_tokens: int = 4000,
     on_row: Callable[[str, Any], None] | None = None,
+    device: str | None = None,
+    encoder_model: str | None = None,
+    reader: str = "smollm2",
 ) -> None:
     """The baselines on the same workloads as ``report.rows``, appended to ``report.baselines``.
 
     LongLLMLingua runs last (it is by far the slowest) on workloads up to
-    ``lingua_max_tokens``, once, with no untimed warm-up beyond loading its model.
+    ``lingua_max_tokens``, once, with no untimed warm-up beyond loading its model.  The
+    baselines' models run on ``device``, SemToken's device (like with like), and are timed
+    the same way (CUDA events on a GPU).
     """
     from semtoken_rag import SemTokenConfig
     from semtoken_rag.tokens import load_counter
 
     from semtoken_lab.eval.methods import MethodEnv, build_method
 
-    enc_tok = load_counter(SemTokenConfig().encoder_model).tokenizer  # workloads as ours
-    env = MethodEnv(reader="smollm2")
+    engine = engine_config(device, encoder_model)
+    enc_tok = load_counter(SemTokenConfig(**engine).encoder_model).tokenizer  # workloads as ours
+    dev = device or auto_device()
+    env = MethodEnv(reader=reader, device=dev, encoder_model=encoder_model)
     order = sorted(methods, key=lambda m: m == "longllmlingua")
     for name in order:
         capped = name == "longllmlingua"
@@ -395,6 +417,7 @@ def run_baselines(
                 lambda: out.append(fn(chunks, wl.question, budget_reader)),
                 reps,
                 warmup=0 if capped or row.target_tokens > 4000 else 1,
+                device=dev,
             )
             b = BaselineRow(
                 method=name,

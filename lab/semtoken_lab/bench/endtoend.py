@@ -10,7 +10,11 @@ compressed context at each ratio.  Compressed times include compression:
   query time pays the question's embedding, scoring and selection only.
 
 speed-up = full time / (compression ms + compressed time), for TTFT and for the whole answer.
-Medians over ``repeats`` questions after a warm-up.
+Medians over ``repeats`` questions after a warm-up.  Prefill tokens/s are prompt tokens over the
+reader's own synchronised prefill clock; the GPU peak is PyTorch's allocator high-water mark on
+the reader's device over the whole size (0 on a CPU); ``kernels`` are the attention kernels the
+answers report (:mod:`semtoken_lab.reader.attention`: ``sdpa(flash)`` only where the forced
+flash kernel ran).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from semtoken_lab.bench.cases import Doc, build_workload
+from semtoken_lab.bench.device import engine_config, gpu_peak
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,21 @@ class EndToEndRow:
     compressed_total_ms: float
     full_kv_bytes: float
     compressed_kv_bytes: float
+    full_prefill_ms: float = 0.0
+    compressed_prefill_ms: float = 0.0
+    gpu_peak_bytes: int = 0
+    kernels: tuple[str, ...] = ()
+
+    @property
+    def full_prefill_tokens_per_s(self) -> float:
+        return (
+            self.full_prompt_tokens / (self.full_prefill_ms / 1e3) if self.full_prefill_ms else 0.0
+        )
+
+    @property
+    def compressed_prefill_tokens_per_s(self) -> float:
+        ms = self.compressed_prefill_ms
+        return self.compressed_prompt_tokens / (ms / 1e3) if ms else 0.0
 
     @property
     def ttft_speedup_cold(self) -> float:
@@ -75,8 +95,16 @@ def run_endtoend(
     reader_name: str = "smollm2",
     max_new_tokens: int = 16,
     on_row: Callable[[EndToEndRow, dict[str, Any]], None] | None = None,
+    device: str | None = None,
+    encoder_model: str | None = None,
+    attn: str = "auto",
 ) -> tuple[list[EndToEndRow], dict[str, Any]]:
     """Run the end-to-end benchmark (see the module docstring).
+
+    Args:
+        device: Reader and encoder device (``None``: each one's ``auto``).
+        encoder_model: Encoder id or folder (default: the engine's).
+        attn: The reader's ``attn`` (:class:`~semtoken_lab.reader.LocalReader`).
 
     Returns:
         ``(rows, reader_info)``.
@@ -85,9 +113,10 @@ def run_endtoend(
     from semtoken_rag.encoder import TransformerEncoder
     from semtoken_rag.tokens import TokenCounter
 
+    from semtoken_lab.bench.synthetic import random_weights_info
     from semtoken_lab.reader import LocalReader
 
-    reader = LocalReader(reader_name)
+    reader = LocalReader(reader_name, device=device or "auto", attn=attn)
     reader.warmup()
     tok = reader.tokenizer
     info = {
@@ -95,20 +124,28 @@ def run_endtoend(
         "device": reader.device,
         "dtype": str(reader.dtype),
         "attn": reader.attn_implementation,
+        "attn_timings_ms": reader.attention_timings,
         "max_new_tokens": max_new_tokens,
         "repeats": repeats,
+        "weights": random_weights_info(reader_name) or "real",
     }
-    encoder = TransformerEncoder.from_config(SemTokenConfig())
+    engine = engine_config(device, encoder_model)
+    encoder = TransformerEncoder.from_config(SemTokenConfig(**engine))
+    info["encoder_device"] = str(encoder.device)
+    info["encoder_dtype"] = str(encoder.torch_dtype).replace("torch.", "")
     shared_counter = TokenCounter(tok, name=reader_name)
 
     def cold_comp(r: float) -> Any:
-        cfg = SemTokenConfig(compression_ratio=r, cache_embeddings=False)
+        cfg = SemTokenConfig(compression_ratio=r, cache_embeddings=False, **engine)
         return Compressor(cfg, encoder=encoder, counter=TokenCounter(tok, name=reader_name))
 
     warm = {
-        r: Compressor(SemTokenConfig(compression_ratio=r), encoder=encoder, counter=shared_counter)
+        r: Compressor(
+            SemTokenConfig(compression_ratio=r, **engine), encoder=encoder, counter=shared_counter
+        )
         for r in ratios
     }
+    dev = str(reader.device)
     for r in ratios:  # warm-up every path outside the timings
         cold_comp(r).compress(docs[0].context, docs[0].question)
         warm[r].compress(docs[0].context, docs[0].question)
@@ -117,34 +154,41 @@ def run_endtoend(
     rows: list[EndToEndRow] = []
     for size in sizes:
         samples: dict[str, list[float]] = {}
+        kernels: set[str] = set()
 
         def add(key: str, value: float, samples: dict[str, list[float]] = samples) -> None:
             samples.setdefault(key, []).append(float(value))
 
-        for rep in range(repeats):
-            start = 1 + 7 * rep + size // 512  # a different question (and neighbours) per repeat
-            wl = build_workload(tok, docs, size, start=start)
-            chunks, q = list(wl.chunks), wl.question
-            full, full_ms = _timed_answer(reader, q, wl.text, max_new_tokens)
-            add("full_ttft", full.ttft_ms)
-            add("full_total", full_ms)
-            add("full_prompt", full.prompt_tokens)
-            add("full_kv", full.kv_bytes)
-            for r in ratios:
-                comp = cold_comp(r)
-                t = time.perf_counter()
-                res = comp.compress(chunks, q)
-                add(f"{r}_cold", (time.perf_counter() - t) * 1e3)
-                warm[r].precompute(chunks)
-                t = time.perf_counter()
-                res_w = warm[r].compress(chunks, q)
-                add(f"{r}_warm", (time.perf_counter() - t) * 1e3)
-                ans, ans_ms = _timed_answer(reader, q, res_w.joined(), max_new_tokens)
-                add(f"{r}_ttft", ans.ttft_ms)
-                add(f"{r}_total", ans_ms)
-                add(f"{r}_prompt", ans.prompt_tokens)
-                add(f"{r}_kv", ans.kv_bytes)
-                add(f"{r}_ratio", res.ratio)
+        with gpu_peak(dev) as peak:
+            for rep in range(repeats):
+                # a different question (and neighbours) per repeat
+                start = 1 + 7 * rep + size // 512
+                wl = build_workload(tok, docs, size, start=start)
+                chunks, q = list(wl.chunks), wl.question
+                full, full_ms = _timed_answer(reader, q, wl.text, max_new_tokens)
+                kernels.add(full.attn_implementation)
+                add("full_prefill", full.prefill_ms)
+                add("full_ttft", full.ttft_ms)
+                add("full_total", full_ms)
+                add("full_prompt", full.prompt_tokens)
+                add("full_kv", full.kv_bytes)
+                for r in ratios:
+                    comp = cold_comp(r)
+                    t = time.perf_counter()
+                    res = comp.compress(chunks, q)
+                    add(f"{r}_cold", (time.perf_counter() - t) * 1e3)
+                    warm[r].precompute(chunks)
+                    t = time.perf_counter()
+                    res_w = warm[r].compress(chunks, q)
+                    add(f"{r}_warm", (time.perf_counter() - t) * 1e3)
+                    ans, ans_ms = _timed_answer(reader, q, res_w.joined(), max_new_tokens)
+                    kernels.add(ans.attn_implementation)
+                    add(f"{r}_prefill", ans.prefill_ms)
+                    add(f"{r}_ttft", ans.ttft_ms)
+                    add(f"{r}_total", ans_ms)
+                    add(f"{r}_prompt", ans.prompt_tokens)
+                    add(f"{r}_kv", ans.kv_bytes)
+                    add(f"{r}_ratio", res.ratio)
         med = {k: statistics.median(v) for k, v in samples.items()}
         for r in ratios:
             row = EndToEndRow(
@@ -162,6 +206,10 @@ def run_endtoend(
                 compressed_total_ms=med[f"{r}_total"],
                 full_kv_bytes=med["full_kv"],
                 compressed_kv_bytes=med[f"{r}_kv"],
+                full_prefill_ms=med["full_prefill"],
+                compressed_prefill_ms=med[f"{r}_prefill"],
+                gpu_peak_bytes=peak.bytes,
+                kernels=tuple(sorted(kernels)),
             )
             rows.append(row)
             if on_row:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from semtoken_lab.bench.compression import CompressionReport
+from semtoken_lab.bench.encoder import EncoderRow
 from semtoken_lab.bench.endtoend import EndToEndRow
 from semtoken_lab.bench.store import StoreReport
 
@@ -42,6 +43,9 @@ class BenchResult:
     store: StoreReport | None = None
     endtoend: list[EndToEndRow] = field(default_factory=list)
     reader: dict[str, Any] = field(default_factory=dict)
+    encoder: list[EncoderRow] = field(default_factory=list)
+    #: The benchmark device (:func:`semtoken_lab.bench.device.device_info`) and the weights.
+    device: dict[str, Any] = field(default_factory=dict)
 
 
 def _with_props(obj: Any) -> dict[str, Any]:
@@ -120,6 +124,7 @@ def targets(res: BenchResult) -> list[Target]:
                 )
         else:
             out.append(Target("LongLLMLingua / ours", ">= 20x cold, >= 500x warm", "skipped", None))
+    out += gpu_targets(res)
     e2e = [r for r in res.endtoend if r.ratio == 0.5 and r.context_tokens >= 2000]
     if e2e:
         for attr, label in (("ttft_speedup_cold", "cold"), ("ttft_speedup_warm", "warm")):
@@ -139,11 +144,66 @@ def targets(res: BenchResult) -> list[Target]:
     return out
 
 
+def gpu_targets(res: BenchResult) -> list[Target]:
+    """The GPU issue's targets (fingerprinting rate, warm ms per 1k at >= 4k, TTFT at 4k),
+    stated only for a CUDA run."""
+    if not str(res.device.get("device", "")).startswith("cuda"):
+        return []
+    out: list[Target] = []
+    if res.encoder:
+        best = max(res.encoder, key=lambda r: r.fingerprint_tokens_per_s)
+        where = f"{best.dtype}, batch {best.batch_size}"
+        out.append(
+            Target(
+                "GPU cold fingerprinting rate",
+                ">= 1M tokens/s",
+                f"{best.fingerprint_tokens_per_s / 1e6:.2f}M tokens/s ({where})",
+                best.fingerprint_tokens_per_s >= 1e6,
+            )
+        )
+        out.append(
+            Target(
+                "GPU fingerprinting vs raw forward",
+                "time <= 1.10 x raw forward",
+                f"{best.fingerprint_over_raw:.3f} ({where})",
+                best.fingerprint_over_raw <= 1.10,
+            )
+        )
+    rows = [r for r in (res.compression.rows if res.compression else []) if r.tokens >= 4000]
+    for key, label in (
+        ("warm_fresh_query_ms_per_1k", "fresh query"),
+        ("warm_repeat_query_ms_per_1k", "repeated query"),
+    ):
+        if rows:
+            vals = [r.summary()[key] for r in rows]
+            out.append(
+                Target(
+                    f"GPU warm compression ({label}), >= 4k tokens",
+                    "<= 0.5 ms / 1k tokens",
+                    ", ".join(f"{r.tokens}: {v:.3f}" for r, v in zip(rows, vals, strict=True)),
+                    max(vals) <= 0.5,
+                )
+            )
+    at4k = [r for r in res.endtoend if r.ratio == 0.5 and r.context_tokens == 4000]
+    for r in at4k:
+        out.append(
+            Target(
+                "GPU e2e TTFT speed-up at 4k tokens, ratio 0.5 (cold / warm)",
+                ">= 1.8x, compression included",
+                f"{r.ttft_speedup_cold:.2f}x / {r.ttft_speedup_warm:.2f}x",
+                r.ttft_speedup_cold >= 1.8,
+            )
+        )
+    return out
+
+
 def to_json(res: BenchResult) -> dict[str, Any]:
     comp = res.compression
     return {
         "command": res.command,
         "machine": res.machine,
+        "device": res.device,
+        "encoder": [_with_props(r) for r in res.encoder],
         "settings": res.settings,
         "compression": None
         if comp is None
@@ -166,6 +226,58 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def _device_lines(res: BenchResult) -> list[str]:
+    d = res.device
+    if not d:
+        return []
+    where = str(d.get("device"))
+    if d.get("gpu"):
+        where += (
+            f" ({d['gpu']}, compute {d.get('capability')}, "
+            f"{int(d.get('memory_bytes', 0)) / 2**30:.0f} GiB, driver {d.get('driver')}, "
+            f"CUDA {d.get('cuda_runtime')}, cuDNN {d.get('cudnn')})"
+        )
+    lines = [
+        f"Device: {where}; torch {d.get('torch')}, transformers {d.get('transformers')}.",
+        "",
+    ]
+    weights = d.get("weights") or {}
+    random = [name for name, w in weights.items() if w != "real"]
+    if random:
+        lines += [
+            f"**Random weights** ({', '.join(random)}): the real architectures built from their "
+            "configs with seeded random weights (the real weights cannot reach this machine); "
+            "timings do not depend on the weights' values, answers and ratios do.",
+            "",
+        ]
+    return lines
+
+
+def _encoder_lines(rows: list[EncoderRow]) -> list[str]:
+    lines = [
+        "## Encoder: fingerprinting vs raw forward (tokens/s, medians)",
+        "",
+        f"Workload: {rows[0].tokens} encoder tokens, {rows[0].windows} windows at batch "
+        f"{rows[0].batch_size}.  fp / raw: fingerprinting time over raw forward time.",
+        "",
+    ]
+    lines += _table(
+        ["dtype", "batch", "fingerprints tok/s", "raw fwd tok/s", "fp / raw", "GPU peak MiB"],
+        [
+            [
+                r.dtype,
+                str(r.batch_size),
+                f"{r.fingerprint_tokens_per_s:,.0f}",
+                f"{r.raw_tokens_per_s:,.0f}",
+                f"{r.fingerprint_over_raw:.3f}",
+                f"{r.gpu_peak_bytes / 2**20:.0f}",
+            ]
+            for r in rows
+        ],
+    )
+    return [*lines, ""]
+
+
 def to_markdown(res: BenchResult) -> str:
     """The report: machine, compression cost, stages, baselines, store, end to end, targets."""
     m = res.machine
@@ -179,6 +291,7 @@ def to_markdown(res: BenchResult) -> str:
         f"{[b.get('threads') for b in m.get('blas_threads', [])]}, CUDA: {m.get('cuda')}.",
         "",
     ]
+    lines += _device_lines(res)
     comp = res.compression
     if comp and comp.rows:
         lines += ["## Compression cost (ms per 1k tokens, medians)", ""]
@@ -280,6 +393,8 @@ def to_markdown(res: BenchResult) -> str:
                 ],
             )
             lines.append("")
+    if res.encoder:
+        lines += _encoder_lines(res.encoder)
     if res.store is not None:
         st = res.store
         lines += ["## Fingerprint store", ""]
@@ -336,11 +451,11 @@ def to_markdown(res: BenchResult) -> str:
                     str(r.context_tokens),
                     f"{r.ratio}",
                     f"{r.achieved_ratio:.2f}",
-                    f"{r.full_ttft_ms:.0f}",
-                    f"{r.full_total_ms:.0f}",
-                    f"{r.compress_cold_ms:.0f} / {r.compress_warm_ms:.0f}",
-                    f"{r.compressed_ttft_ms:.0f}",
-                    f"{r.compressed_total_ms:.0f}",
+                    f"{r.full_ttft_ms:.1f}",
+                    f"{r.full_total_ms:.1f}",
+                    f"{r.compress_cold_ms:.1f} / {r.compress_warm_ms:.1f}",
+                    f"{r.compressed_ttft_ms:.1f}",
+                    f"{r.compressed_total_ms:.1f}",
                     f"{r.ttft_speedup_cold:.2f} / {r.ttft_speedup_warm:.2f}",
                     f"{r.total_speedup_cold:.2f} / {r.total_speedup_warm:.2f}",
                     f"{r.full_kv_bytes / 2**20:.1f} -> {r.compressed_kv_bytes / 2**20:.1f}",
@@ -352,7 +467,32 @@ def to_markdown(res: BenchResult) -> str:
             "",
             "(times in ms, medians; compressed times include compression in the x columns)",
             "",
+            "Reader prefill (tokens/s over the synchronised prefill clock), GPU peak of the "
+            "size (PyTorch allocator, 0 on a CPU) and the attention kernels the answers report:",
+            "",
         ]
+        lines += _table(
+            [
+                "ctx tokens",
+                "ratio",
+                "prefill tok/s full",
+                "prefill tok/s compr.",
+                "GPU peak MiB",
+                "kernels",
+            ],
+            [
+                [
+                    str(r.context_tokens),
+                    f"{r.ratio}",
+                    f"{r.full_prefill_tokens_per_s:,.0f}",
+                    f"{r.compressed_prefill_tokens_per_s:,.0f}",
+                    f"{r.gpu_peak_bytes / 2**20:.0f}",
+                    ", ".join(r.kernels),
+                ]
+                for r in res.endtoend
+            ],
+        )
+        lines.append("")
     lines += ["## Targets (measured, not asserted)", ""]
     lines += _table(
         ["target", "goal", "measured", "met"],

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from semtoken_lab.bench.cases import Doc
+from semtoken_lab.bench.device import engine_config
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ def run_store(
     chunk_size: int = 120,
     chunk_overlap: int = 20,
     batch: int = 64,
+    device: str | None = None,
+    encoder_model: str | None = None,
 ) -> StoreReport:
     """Measure the persistent and in-memory :class:`~semtoken_rag.store.FingerprintStore`.
 
@@ -59,6 +62,8 @@ def run_store(
         chunk_size: Words per ingestion chunk.
         chunk_overlap: Words shared by consecutive chunks.
         batch: Keys per ``get_many`` / ``put_many`` call.
+        device: Encoder device (``None``: the engine's ``auto``).
+        encoder_model: Encoder id or folder (default: the engine's).
     """
     from semtoken_rag import Compressor, SemTokenConfig
     from semtoken_rag.errors import StoreError
@@ -68,7 +73,8 @@ def run_store(
     rows = docs[:contexts]
     work = [(chunk_words(d.context, chunk_size, chunk_overlap), d.question) for d in rows]
     texts = list(dict.fromkeys(c for chunks, _ in work for c in chunks))
-    base = Compressor(SemTokenConfig())
+    engine = engine_config(device, encoder_model)
+    base = Compressor(SemTokenConfig(**engine))
     enc: Any = base.encoder  # the real TransformerEncoder (tokenizer, model, calls)
     t = time.perf_counter()
     fps = enc.encode_texts(texts)
@@ -110,7 +116,9 @@ def run_store(
     with tempfile.TemporaryDirectory() as tmp:
         for phase in ("cold", "warm"):
             with FingerprintStore(tmp) as store:
-                comp = Compressor(SemTokenConfig(), encoder=enc, store=store, counter=base.counter)
+                comp = Compressor(
+                    SemTokenConfig(**engine), encoder=enc, store=store, counter=base.counter
+                )
                 before = enc.calls
                 t0 = time.perf_counter()
                 for chunks, q in work:

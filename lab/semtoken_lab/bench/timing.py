@@ -33,16 +33,42 @@ class Timing:
     samples_ms: tuple[float, ...]
 
 
-def measure(fn: Callable[[], object], repeats: int, warmup: int = 1) -> Timing:
-    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed."""
+def measure(
+    fn: Callable[[], object], repeats: int, warmup: int = 1, device: str | None = None
+) -> Timing:
+    """Call ``fn`` ``warmup`` times untimed, then ``repeats`` times timed.
+
+    Args:
+        device: When a CUDA device, each call is bracketed by CUDA events on the current
+            stream after a synchronise, and the time is the events' elapsed time (queued
+            kernels included; host gaps too, as the events are recorded when the host gets
+            there).  Otherwise a host clock.
+    """
     for _ in range(warmup):
         fn()
+    cuda = device is not None and str(device).startswith("cuda")
     times = []
     for _ in range(max(1, repeats)):
+        if cuda:
+            times.append(_cuda_event_ms(fn, str(device)))
+            continue
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
     return Timing(statistics.median(times), min(times), tuple(times))
+
+
+def _cuda_event_ms(fn: Callable[[], object], device: str) -> float:
+    import torch
+
+    torch.cuda.synchronize(device)
+    start = torch.cuda.Event(enable_timing=True)
+    end = torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return float(start.elapsed_time(end))
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

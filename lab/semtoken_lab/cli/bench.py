@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "e2e_repeats": 2,
     "store_contexts": 50,
     "lingua_max_tokens": 4000,
+    "encoder_tokens": 64000,
+    "encoder_batch_sizes": "32,64,128,256,512",
 }
 #: ``--quick``: tiny sizes, one repeat (a smoke run; its timings mean nothing).
 QUICK: dict[str, Any] = {
@@ -29,6 +31,8 @@ QUICK: dict[str, Any] = {
     "e2e_repeats": 1,
     "store_contexts": 3,
     "lingua_max_tokens": 1000,
+    "encoder_tokens": 2000,
+    "encoder_batch_sizes": "32,128",
 }
 
 
@@ -79,11 +83,34 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch and BLAS threads (default: library's)"
     )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto, cpu, cuda or cuda:N: encoder, reader and baselines all run there",
+    )
+    parser.add_argument(
+        "--encoder-model", default=None, help="encoder id or folder (default: the packaged)"
+    )
+    parser.add_argument("--reader", default="smollm2", help="reader model (alias, folder, .gguf)")
+    parser.add_argument("--attn", default="auto", help="reader attention (see `semtoken-rag ask`)")
+    parser.add_argument(
+        "--baselines", default="embed-filter,longllmlingua", help="baseline methods to time"
+    )
+    parser.add_argument("--encoder", action="store_true", help="run the encoder throughput section")
+    parser.add_argument("--encoder-tokens", type=int, default=DEFAULTS["encoder_tokens"])
+    parser.add_argument("--encoder-batch-sizes", default=DEFAULTS["encoder_batch_sizes"])
+    parser.add_argument(
+        "--encoder-dtypes",
+        default=None,
+        help="encoder dtypes (default: float32,float16,bfloat16 on CUDA, float32,bfloat16 on CPU)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from semtoken_lab.bench.cases import load_docs
+    from semtoken_lab.bench.device import device_info, is_cuda, resolve_bench_device
     from semtoken_lab.bench.report import BenchResult, write_all
+    from semtoken_lab.bench.synthetic import random_weights_info
     from semtoken_lab.bench.timing import limit_threads, machine_info
 
     if args.quick:  # tiny sizes, unless given explicitly
@@ -98,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
             limit_threads(args.threads)
 
     pin()
+    device = resolve_bench_device(args.device)
     docs = load_docs(args.data)
     settings: dict[str, Any] = {
         k: (str(v) if isinstance(v, Path) else v)
@@ -115,9 +143,22 @@ def run(args: argparse.Namespace) -> int:
         machine=machine_info(),
         settings=settings,
     )
+    res.device = device_info(device)
+    res.device["weights"] = {
+        "encoder": random_weights_info(args.encoder_model) or "real",
+        "reader": random_weights_info(args.reader) or "real",
+    }
+    print(f"[device] {res.device}", flush=True)
 
     def show(kind: str, row: Any) -> None:
-        if kind == "row":
+        if kind == "encoder":
+            print(
+                f"[encoder] {row.dtype} batch {row.batch_size}: "
+                f"{row.fingerprint_tokens_per_s:,.0f} tok/s fingerprints, "
+                f"{row.raw_tokens_per_s:,.0f} tok/s raw forward",
+                flush=True,
+            )
+        elif kind == "row":
             s = row.summary()
             print(
                 f"[compression] {row.tokens} tokens: "
@@ -136,14 +177,43 @@ def run(args: argparse.Namespace) -> int:
         from semtoken_lab.bench.compression import run_compression
 
         res.compression = run_compression(
-            docs, _ints(args.sizes), args.repeats, ratio=args.ratio, on_row=show
+            docs,
+            _ints(args.sizes),
+            args.repeats,
+            ratio=args.ratio,
+            on_row=show,
+            device=device,
+            encoder_model=args.encoder_model,
+        )
+        write_all(res, args.out)
+    pin()
+    if args.encoder:
+        from semtoken_lab.bench.encoder import run_encoder
+
+        dtypes = args.encoder_dtypes or (
+            "float32,float16,bfloat16" if is_cuda(device) else "float32,bfloat16"
+        )
+        res.encoder = run_encoder(
+            docs,
+            device=device,
+            tokens=args.encoder_tokens,
+            batch_sizes=_ints(args.encoder_batch_sizes),
+            dtypes=[d for d in dtypes.split(",") if d],
+            repeats=args.repeats,
+            encoder_model=args.encoder_model,
+            on_row=show,
         )
         write_all(res, args.out)
     pin()
     if not args.skip_store:
         from semtoken_lab.bench.store import run_store
 
-        res.store = run_store(docs, contexts=args.store_contexts)
+        res.store = run_store(
+            docs,
+            contexts=args.store_contexts,
+            device=device,
+            encoder_model=args.encoder_model,
+        )
         print(f"[store] warm speed-up {res.store.warm_speedup:.1f}x", flush=True)
         write_all(res, args.out)
     pin()
@@ -165,8 +235,12 @@ def run(args: argparse.Namespace) -> int:
             _ints(args.e2e_sizes),
             _floats(args.e2e_ratios),
             args.e2e_repeats,
+            reader_name=args.reader,
             max_new_tokens=args.max_new_tokens,
             on_row=e2e_row,
+            device=device,
+            encoder_model=args.encoder_model,
+            attn=args.attn,
         )
     pin()
     if res.compression is not None and not args.skip_baselines:
@@ -184,6 +258,10 @@ def run(args: argparse.Namespace) -> int:
             ratio=args.ratio,
             lingua_max_tokens=args.lingua_max_tokens,
             on_row=baseline_row,
+            methods=[m for m in args.baselines.split(",") if m],
+            device=device,
+            encoder_model=args.encoder_model,
+            reader=args.reader,
         )
     res.machine = machine_info()
     paths = write_all(res, args.out)

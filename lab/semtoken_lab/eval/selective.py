@@ -26,6 +26,16 @@ PHRASE_WORDS = 12
 WINDOW_TOKENS = 1024
 
 
+def model_device(model: Any) -> Any:
+    """The device of ``model``'s weights (inputs must be created there)."""
+    import torch
+
+    dev = getattr(model, "device", None)
+    if isinstance(dev, torch.device):
+        return dev
+    return next(model.parameters()).device
+
+
 def token_surprisal(model: Any, tokenizer: Any, text: str) -> tuple[np.ndarray, np.ndarray]:
     """Self-information of every token of ``text``.
 
@@ -39,12 +49,14 @@ def token_surprisal(model: Any, tokenizer: Any, text: str) -> tuple[np.ndarray, 
     ids = list(enc["input_ids"])
     offs = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
     info = np.zeros(len(ids), dtype=np.float64)
+    device = model_device(model)
     for a in range(0, len(ids), WINDOW_TOKENS):
         window = ids[a : a + WINDOW_TOKENS]
         with torch.inference_mode():
-            logits = model(torch.tensor([window])).logits[0].float()
-        logp = torch.log_softmax(logits[:-1], dim=-1)
-        nll = -logp.gather(1, torch.tensor(window[1:]).unsqueeze(1)).squeeze(1).numpy()
+            x = torch.tensor([window], dtype=torch.long, device=device)
+            logp = torch.log_softmax(model(x).logits[0, :-1].float(), dim=-1)
+            nll_t = -logp.gather(1, x[0, 1:].unsqueeze(1)).squeeze(1)
+            nll = nll_t.double().cpu().numpy()  # the model may be on CUDA: copy back first
         info[a + 1 : a + len(window)] = nll
         info[a] = float(nll.mean()) if len(nll) else 0.0
     return offs, info

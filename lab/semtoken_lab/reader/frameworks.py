@@ -18,6 +18,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def text_generation_pipeline(
+    reader: LocalReader, *, max_new_tokens: int = 64, **pipeline_kwargs: Any
+) -> Any:
+    """A greedy transformers ``text-generation`` pipeline over the reader's model, on its device.
+
+    Why ``device=`` explicitly: without it ``pipeline()`` places the model on its default
+    device (``cuda:0`` when CUDA exists), moving the *shared* reader model off the CPU or off
+    ``cuda:1`` under the reader's feet.  The model's own device is passed, so nothing moves.
+    """
+    from transformers import pipeline
+
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new_tokens,
+        "do_sample": False,
+        "return_full_text": False,
+    }
+    kwargs.update(pipeline_kwargs)
+    kwargs.setdefault("device", reader.model.device)
+    return pipeline("text-generation", model=reader.model, tokenizer=reader.tokenizer, **kwargs)
+
+
 def as_langchain_llm(
     reader: LocalReader, *, max_new_tokens: int = 64, chat: bool = True, **pipeline_kwargs: Any
 ) -> Any:
@@ -34,15 +55,8 @@ def as_langchain_llm(
         ``ChatHuggingFace`` or ``HuggingFacePipeline``; use it as the LLM of any runnable chain.
     """
     from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
-    from transformers import pipeline
 
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": max_new_tokens,
-        "do_sample": False,
-        "return_full_text": False,
-    }
-    kwargs.update(pipeline_kwargs)
-    pipe = pipeline("text-generation", model=reader.model, tokenizer=reader.tokenizer, **kwargs)
+    pipe = text_generation_pipeline(reader, max_new_tokens=max_new_tokens, **pipeline_kwargs)
     model_id = str(getattr(reader.model, "name_or_path", reader.model_name))
     llm = HuggingFacePipeline(pipeline=pipe, model_id=model_id)
     if not chat:

@@ -9,6 +9,7 @@ explicit position ids, so a batched greedy answer equals the single one.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import time
@@ -18,7 +19,14 @@ from typing import Any
 
 from semtoken_rag.errors import InvalidInputError
 
-from semtoken_lab.reader.attention import resolve_attention, resolve_device, resolve_dtype
+from semtoken_lab.reader.attention import (
+    AttentionRuntime,
+    fastest_sdpa_backend,
+    is_cuda,
+    resolve_attention,
+    resolve_device,
+    resolve_dtype,
+)
 from semtoken_lab.reader.loading import load_reader_model, load_reader_tokenizer
 from semtoken_lab.reader.measure import DeviceClock, cache_nbytes
 from semtoken_lab.reader.prompts import PromptTemplate, build_prompt
@@ -46,8 +54,11 @@ class LocalReader:
     Args:
         model: ``smollm2`` (default; the packaged SmolLM2-135M-Instruct GGUF, converted once to
             a bf16 folder in the user cache), a hub id, a local folder or a ``.gguf`` path.
-        attn: ``auto`` (flash_attention_2 when CUDA + flash-attn, else sdpa), ``sdpa``,
-            ``eager`` or ``flash_attention_2`` (falls back to sdpa with a warning unless strict).
+        attn: ``auto`` (flash_attention_2 when CUDA + flash-attn; else on CUDA the fastest
+            SDPA backend, measured; on a CPU sdpa), ``sdpa``, ``eager`` or
+            ``flash_attention_2`` (on CUDA without flash-attn: SDPA's flash kernel, forced; on a
+            CPU falls back to sdpa with a warning unless strict).  See
+            :mod:`semtoken_lab.reader.attention`.
         dtype: ``auto`` (bf16 on CUDA and bf16-capable CPUs, else fp32) or a dtype name.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         strict: Raise :class:`~semtoken_rag.errors.ConfigError` instead of falling back.
@@ -77,11 +88,17 @@ class LocalReader:
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         choice = resolve_attention(attn, self.device, strict=strict)
-        self.attn_implementation = choice.label
         self.tokenizer = load_reader_tokenizer(model)
         self.model = load_reader_model(
             model, dtype=self.dtype, attn_implementation=choice.implementation, device=self.device
         )
+        #: Prefill ms per SDPA backend when ``attn="auto"`` measured them (CUDA), else empty.
+        self.attention_timings: dict[str, float | None] = {}
+        if choice.tune:
+            choice, self.attention_timings = fastest_sdpa_backend(self.model, choice)
+        self._attention = AttentionRuntime(choice, strict=strict, cuda=is_cuda(self.device))
+        #: The kernel answers run on when it can (each answer reports the one that ran).
+        self.attn_implementation = choice.label
         self.prompts = prompts
         limit = getattr(self.model.config, "max_position_embeddings", None)
         self.max_context_tokens = int(max_context_tokens or limit or 1 << 30)
@@ -296,9 +313,12 @@ class LocalReader:
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            self._clock.reset_peak()
-            gen = self._greedy([seqs[i] for i in idx], max_new_tokens, t_call)
-            peak = self._clock.peak_bytes()
+            batch = [seqs[i] for i in idx]
+            with self._clock.stream(), self._clock.peak_window() as peak:
+                gen, kernel = self._attention.run(
+                    functools.partial(self._greedy, batch, max_new_tokens, t_call),
+                    padded=len({len(s) for s in batch}) > 1,
+                )
             per_slot = gen.kv_bytes / gen.slots if gen.slots else 0.0
             for row, i in enumerate(idx):
                 results[i] = ReaderAnswer(
@@ -309,8 +329,8 @@ class LocalReader:
                     decode_ms_per_token=gen.decode_s_per_step * 1e3,
                     new_tokens=len(gen.tokens[row]),
                     kv_bytes=round(per_slot * len(seqs[i])),
-                    peak_memory_bytes=peak,
-                    attn_implementation=self.attn_implementation,
+                    peak_memory_bytes=peak.bytes,
+                    attn_implementation=kernel,
                     device=self.device,
                 )
             t_call = time.perf_counter()  # the next batch's TTFT starts when it starts
@@ -350,16 +370,22 @@ class LocalReader:
         out: list[AnswerLoglik] = []
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            ids, mask = self._left_pad([p + a for p, a in chunk])
+            rows = [p + a for p, a in chunk]
+            ids, mask = self._left_pad(rows)
             keep = max(len(a) for _, a in chunk) + 1
+
+            def forward(ids: Any = ids, mask: Any = mask, keep: int = keep) -> Any:
+                with torch.inference_mode():
+                    return self.model(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+                        use_cache=False,
+                        logits_to_keep=keep,
+                    ).logits
+
+            logits, _ = self._attention.run(forward, padded=len({len(r) for r in rows}) > 1)
             with torch.inference_mode():
-                logits = self.model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                    use_cache=False,
-                    logits_to_keep=keep,
-                ).logits
                 logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predicts last keep-1
             for row, (_, ans) in enumerate(chunk):
                 n = len(ans)
