@@ -105,6 +105,9 @@ if ls .whl/gpu/faiss_gpu*.whl >/dev/null 2>&1; then
     -o -name 'libcublasLt.so.12*' -print 2>/dev/null | head -n 1)
   [ -n "$CUBLAS12" ] && LIBS=$LIBS:$(dirname "$CUBLAS12")
   echo "libcublasLt.so.12: ${CUBLAS12:-not found on this machine}"
+  # The wheel's loader preloads CUDA 12 libraries from pip packages' metadata; those packages
+  # are not installed there, so it is told not to and the loader resolves them by path.
+  export _FAISS_WHEEL_DISABLE_CUDA_PRELOAD=1
   if LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} PYTHONPATH=$WORK/faiss:$PYTHONPATH \
     step faiss-probe 120 "$PY" scripts/gpu_check_helper.py faiss "$WORK/faiss.json"; then
     export LD_LIBRARY_PATH=$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
