@@ -121,12 +121,15 @@ else
   echo '{"importable": null, "gpu_usable": false, "error": "faiss-gpu wheel not carried"}' \
     >"$WORK/faiss.json"
 fi
+# From here on every Python step runs outside the repository, so the installed wheels (not the
+# working tree's sources) are what is imported: python -m puts the current directory first.
+cd "$WORK" || exit 1
 # Whatever faiss is importable now (the machine's, or a CPU build here) serves the CPU side.
 "$PY" -c "import faiss" 2>/dev/null && HAVE_FAISS=1 || HAVE_FAISS=0
 
 # 4. Random-weight encoder and reader from the carried configs and tokenizers.
 MODELS=$WORK/models
-step models 120 "$PY" -m semtoken_lab.bench.synthetic build --assets .gpu_assets \
+step models 120 "$PY" -m semtoken_lab.bench.synthetic build --assets "$REPO/.gpu_assets" \
   --out "$MODELS" || FAILED=1
 export SEMTOKEN_GPU_MODELS=$MODELS SEMTOKEN_GPU_DATA=$REPO/.gpu_assets/data
 export SEMTOKEN_GPU_REPORT=$OUT/gpu_agreement.json
@@ -144,7 +147,7 @@ case "$rc" in 0 | 1) ;; *) FAILED=1 ;; esac
 
 # 6. The benchmark, on the device (CUDA) or, rehearsing, on the CPU at small sizes.
 BENCH=(-m semtoken_rag.cli.main bench --out "$OUT" --encoder --encoder-model "$MODELS/minilm"
-  --reader "$MODELS/smollm2" --data .gpu_assets/data --baselines embed-filter)
+  --reader "$MODELS/smollm2" --data "$REPO/.gpu_assets/data" --baselines embed-filter)
 [ "$HAVE_FAISS" = 1 ] || BENCH+=(--skip-store)
 if [ "$MODE" = gpu ]; then
   BENCH+=(--device cuda --sizes 1000,4000,16000,64000 --repeats 5 --e2e-sizes 2000,4000,8000
@@ -163,7 +166,7 @@ if [ "$MODE" = gpu ]; then BENCH_LIMIT=270; else BENCH_LIMIT=1200; fi
 step bench "$BENCH_LIMIT" "$PY" "${BENCH[@]}" || FAILED=1
 
 # 7. Summary: printed last, so the device call's output tail holds it.
-"$PY" scripts/gpu_check_helper.py summary "$WORK" "$OUT" || FAILED=1
+"$PY" "$REPO/scripts/gpu_check_helper.py" summary "$WORK" "$OUT" || FAILED=1
 echo "== done in $((SECONDS - START))s, outputs in $OUT: $(ls "$OUT" | tr '\n' ' ')"
-[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
+cd "$REPO" && { [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"; }
 exit $FAILED
