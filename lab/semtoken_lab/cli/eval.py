@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from typing import Any
 
 from semtoken_rag.errors import InvalidInputError
 
@@ -76,7 +77,44 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="cut each full context to this many reader tokens (middle) before compressing",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    _register_ray(parser)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _register_ray(parser: argparse.ArgumentParser) -> None:
+    """Options of a distributed run (``--ray``; see docs/ray.md)."""
+    group = parser.add_argument_group("distributed evaluation on Ray (semtoken-rag[ray])")
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="spread examples over Ray actors; ADDRESS is HOST:PORT or ray://HOST:PORT "
+        "(alone: RAY_ADDRESS, else the `ray start` cluster of this machine, else a local one)",
+    )
+    group.add_argument(
+        "--actors", type=int, default=None, help="actors, each with a reader (default: CPUs)"
+    )
+    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
+    group.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor")
+
+
+def _run_eval(cfg: Any, args: argparse.Namespace) -> Any:
+    """Serial run, or the Ray run with ``--ray``."""
+    if getattr(args, "ray", None) is None:
+        from semtoken_lab.eval.runner import run_eval
+
+        return run_eval(cfg)
+    from semtoken_lab.eval.distributed import run_eval_on_ray
+
+    return run_eval_on_ray(
+        cfg,
+        address=args.ray or None,
+        actors=args.actors,
+        cpus_per_actor=args.cpus_per_actor,
+        gpus_per_actor=args.gpus_per_actor,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from semtoken_lab.eval.runner import RunConfig, report_only, run_eval
+    from semtoken_lab.eval.runner import RunConfig, report_only
 
     if args.report_only:
         result = report_only(args.out, methods=args.methods, ratios=args.ratio)
@@ -93,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise InvalidInputError("--data is required (unless --report-only)")
+    if getattr(args, "ray", None) is not None:  # before any loading when the extra is missing
+        from semtoken_rag.distributed.cluster import ray_module
+
+        ray_module()
 
     cfg = RunConfig(
         data=tuple(args.data),
@@ -116,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         max_context_tokens=args.max_context_tokens,
         progress=args.progress,
     )
-    result = run_eval(cfg)
+    result = _run_eval(cfg, args)
     print(f"{result.new_records} new records; outputs in {result.out}")
     for row in result.summary:
         ret = row.loglik_retained
