@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("semtoken_rag.cli.ingest", "precompute fingerprints into a store"),
     "store": ("semtoken_rag.cli.store", "inspect a fingerprint store"),
     "bench": ("semtoken_lab.cli.bench", "run the benchmarks (lab)"),
+    "kv-eval": ("semtoken_lab.cli.kv", "evaluate KV-cache budgets during decoding (lab)"),
 }
 
 

@@ -41,6 +41,26 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attn", default="auto", help="attention: auto, sdpa, eager, flash_attention_2"
     )
+    parser.add_argument(
+        "--kv-budget",
+        type=_kv_budget,
+        default=None,
+        help="bound the KV cache while decoding: a fraction of the prompt (0.5) or tokens (300)",
+    )
+    parser.add_argument(
+        "--kv-policy",
+        default="semtoken",
+        help="what the KV budget evicts: semtoken (default), semtoken-cos, streaming, snapkv, none",
+    )
+
+
+def _kv_budget(text: str) -> float | int:
+    """``0.5`` -> a fraction of the prompt, ``300`` -> a token count."""
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        msg = f"expected a fraction or a token count, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def _fmt_bytes(n: int) -> str:
@@ -64,11 +84,36 @@ def _table(rows: list[_Row]) -> str:
     return "\n".join(lines)
 
 
+def _kv_lines(label: str, trace: Any, show: int = 8) -> list[str]:
+    """What the KV budget did for one answer: bytes held and the spans it evicted."""
+    lines = [
+        f"KV [{label}]: policy {trace.policy}, budget {trace.budget_tokens} of "
+        f"{trace.prompt_tokens} prompt tokens ({trace.protected_tokens} protected); during "
+        f"{trace.steps} decoding steps held {_fmt_bytes(round(trace.mean_kv_bytes))} on average "
+        f"(peak {_fmt_bytes(trace.peak_kv_bytes)}) = {trace.kv_ratio:.2f} of the unbounded "
+        f"cache; prefill {_fmt_bytes(trace.prefill_kv_bytes)}; policy "
+        f"{trace.policy_s * 1e3:.1f} ms",
+    ]
+    gone = trace.evicted_spans
+    partial = [i for i, k in enumerate(trace.span_kept) if 0.0 < k < 1.0]
+    lines.append(
+        f"  evicted {len(gone)} of {len(trace.span_kept)} spans"
+        + (f", {len(partial)} in part (per-head entries)" if partial else "")
+    )
+    for i in gone[:show]:
+        text = " ".join(trace.span_texts[i].split())
+        lines.append(f"  - span {i}: {text[:90]}{'...' if len(text) > 90 else ''}")
+    if len(gone) > show:
+        lines.append(f"  ... and {len(gone) - show} more")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     """Compress the files for the question, answer, print the answer(s) and a cost table."""
     from semtoken_rag import Compressor, SemTokenConfig
 
     from semtoken_lab.reader import LocalReader
+    from semtoken_lab.reader.kv_layout import CompressorSpans
 
     try:
         texts = [p.read_text(encoding="utf-8") for p in args.files]
@@ -76,8 +121,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot read input: {exc}", file=sys.stderr)
         return 2
     try:
-        reader = LocalReader(args.reader, attn=args.attn)
         comp = Compressor(SemTokenConfig(compression_ratio=args.ratio, count_tokenizer=args.reader))
+        reader = LocalReader(
+            args.reader,
+            attn=args.attn,
+            kv_budget=args.kv_budget,
+            kv_policy=args.kv_policy,
+            kv_spans=CompressorSpans(comp),
+        )
         reader.warmup()
         res = comp.compress(texts, query=args.question)
         rows = [
@@ -100,6 +151,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"answer [{r.label}]: {r.answer.text}")
     print()
     print(_table(rows))
+    for r in rows:
+        if r.answer.kv_trace is not None:
+            print()
+            print("\n".join(_kv_lines(r.label, r.answer.kv_trace)))
     a = rows[-1].answer
     print(
         f"\nreader {args.reader} on {a.device}, attention {a.attn_implementation}; "

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from semtoken_rag.errors import InvalidInputError
 
@@ -31,6 +31,11 @@ from semtoken_lab.reader.loading import load_reader_model, load_reader_tokenizer
 from semtoken_lab.reader.measure import DeviceClock, cache_nbytes
 from semtoken_lab.reader.prompts import PromptTemplate, build_prompt
 from semtoken_lab.reader.results import AnswerLoglik, ReaderAnswer
+
+if TYPE_CHECKING:
+    from semtoken_lab.reader.kv_budget import KVBudget
+    from semtoken_lab.reader.kv_generation import BudgetedGeneration
+    from semtoken_lab.reader.kv_layout import SpanSource
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +70,18 @@ class LocalReader:
         max_context_tokens: Longest prompt + answer allowed (default: the model's position
             limit); longer contexts are cut in the middle with a warning (LongBench style).
         prompts: Task-family templates (default :data:`~semtoken_lab.reader.prompts.PROMPTS`).
+        kv_budget: Bound the KV cache while decoding (opt-in): a fraction of the prompt's
+            tokens, a token count, or a :class:`~semtoken_lab.reader.kv_budget.KVBudget`.
+            Answers then carry a ``kv_trace``; see ``docs/kv_budget.md``.
+        kv_policy: What to evict: ``semtoken`` (query-conditioned spans), ``streaming``,
+            ``snapkv`` or ``none``.
+        kv_spans: Where the context's spans come from (default: the units of a
+            :class:`semtoken_rag.Compressor`, built on first use).
 
     Raises:
         ModelNotFoundError: the model cannot be found (the message names the fix).
-        ConfigError: bad attn/dtype, or an unavailable kernel with ``strict``.
+        ConfigError: bad attn/dtype, an unavailable kernel with ``strict``, a bad KV budget,
+            or a model whose cache the KV policy cannot bound (named).
     """
 
     def __init__(
@@ -81,6 +94,9 @@ class LocalReader:
         strict: bool = False,
         max_context_tokens: int | None = None,
         prompts: Mapping[str, PromptTemplate] | None = None,
+        kv_budget: float | int | KVBudget | None = None,
+        kv_policy: str = "semtoken",
+        kv_spans: SpanSource | None = None,
     ) -> None:
         import torch
 
@@ -110,6 +126,14 @@ class LocalReader:
         self._eos = self._eos_ids()
         pad = self.tokenizer.pad_token_id
         self._pad_id = int(pad if pad is not None else next(iter(self._eos), 0))
+        #: KV-budgeted decoding, or ``None`` (the unbounded cache).
+        self.kv: BudgetedGeneration | None = None
+        if kv_budget is not None:
+            from semtoken_lab.reader.kv_budget import KVBudget
+            from semtoken_lab.reader.kv_generation import BudgetedGeneration
+
+            cfg = kv_budget if isinstance(kv_budget, KVBudget) else KVBudget(kv_budget, kv_policy)
+            self.kv = BudgetedGeneration(self, cfg, spans=kv_spans)
         logger.info(
             "reader %s on %s, dtype %s, attention %s (%s)",
             model,
@@ -162,14 +186,39 @@ class LocalReader:
         Args:
             reserve: Tokens kept free after the prompt (the answer).
         """
+        return self._fit(question, context, task, options, reserve, None)[1]
+
+    def fit_context(
+        self,
+        question: str,
+        context: str,
+        *,
+        task: str = "qa",
+        options: Sequence[str] | None = None,
+        reserve: int = 0,
+        limit: int | None = None,
+    ) -> str:
+        """The context as :meth:`prompt_ids` puts it in the prompt (cut in the middle when the
+        prompt plus ``reserve`` tokens exceed ``limit``, default ``max_context_tokens``)."""
+        return self._fit(question, context, task, options, reserve, limit)[0]
+
+    def _fit(
+        self,
+        question: str,
+        context: str,
+        task: str,
+        options: Sequence[str] | None,
+        reserve: int,
+        limit: int | None,
+    ) -> tuple[str, list[int]]:
         if not isinstance(question, str) or not isinstance(context, str):
             raise InvalidInputError("question and context must be strings")
         ids = self._encode(
             build_prompt(self.tokenizer, task, question, context, options, self.prompts)
         )
-        limit = self.max_context_tokens - reserve
+        limit = (limit or self.max_context_tokens) - reserve
         if len(ids) <= limit:
-            return ids
+            return context, ids
         ctx = self._encode(context)
         keep = len(ctx) - (len(ids) - limit) - _FIT_MARGIN
         logger.warning(
@@ -189,7 +238,7 @@ class LocalReader:
         ids = self._encode(
             build_prompt(self.tokenizer, task, question, context, options, self.prompts)
         )
-        return ids[-limit:] if len(ids) > limit else ids
+        return context, (ids[-limit:] if len(ids) > limit else ids)
 
     # ---------------------------------------------------------------- generation
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any]:
@@ -296,6 +345,7 @@ class LocalReader:
 
         Examples are grouped by prompt length (less padding) and returned in input order.  Timing
         fields are those of the example's batch; ``kv_bytes`` is the example's unpadded share.
+        With a ``kv_budget`` the examples are decoded one at a time under the budget.
         """
         if len(questions) != len(contexts):
             raise InvalidInputError("questions and contexts must have the same length")
@@ -304,6 +354,11 @@ class LocalReader:
         opts = list(options) if options is not None else [None] * len(questions)
         if len(opts) != len(questions):
             raise InvalidInputError("options must have one entry per question")
+        if self.kv is not None:
+            return [
+                self.kv.generate(q, c, max_new_tokens=max_new_tokens, task=task, options=o)
+                for q, c, o in zip(questions, contexts, opts, strict=True)
+            ]
         results: list[ReaderAnswer | None] = [None] * len(questions)
         t_call = time.perf_counter()
         seqs = [
@@ -398,6 +453,9 @@ class LocalReader:
     # ---------------------------------------------------------------- misc
     def warmup(self) -> None:
         """One tiny generation, so the first measured call does not pay one-time setup costs."""
+        if self.kv is not None:  # the warm-up prompt is too short for most budgets
+            self.kv.warmup()
+            return
         self.answer("What is this?", "A warm-up.", max_new_tokens=2)
 
     def as_langchain_llm(self, **kwargs: Any) -> Any:

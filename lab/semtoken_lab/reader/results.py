@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from semtoken_lab.reader.kv_budget import KVTrace
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,9 @@ class ReaderAnswer:
             mark on CPU (process-wide, so it never decreases).
         attn_implementation: Attention kernel actually used (e.g. ``sdpa``, ``sdpa(flash)``).
         device: Device the model ran on.
+        kv_trace: With a KV budget, what the cache held while decoding (a
+            :class:`~semtoken_lab.reader.kv_budget.KVTrace`; ``kv_bytes`` is then the cache
+            when decoding starts, after the budget's first eviction); else ``None``.
     """
 
     text: str
@@ -36,6 +43,7 @@ class ReaderAnswer:
     peak_memory_bytes: int
     attn_implementation: str
     device: str
+    kv_trace: KVTrace | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,130 @@
+"""``semtoken-rag kv-eval``: evaluate generation-time KV budgets (:mod:`semtoken_lab.eval.kv_eval`).
+
+Why a subcommand of its own rather than an option of ``eval``: ``eval`` compresses prompts and
+scores each method with one batched forward pass; a KV budget must be scored token by token from
+a prefilled cache, with other baselines (StreamingLLM, SnapKV) and other figures (KV bytes over
+the generation, decode speed).  Sharing the flag space would make most combinations meaningless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from semtoken_lab.cli.eval import _floats
+
+
+def _pairs(text: str) -> tuple[tuple[float, float], ...]:
+    out = []
+    for item in (x.strip() for x in text.split(",") if x.strip()):
+        try:
+            r, b = (float(v) for v in item.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected RATIO:BUDGET pairs, got {item!r}") from None
+        out.append((r, b))
+    return tuple(out)
+
+
+def _names(text: str) -> tuple[str, ...]:
+    from semtoken_lab.reader.kv_budget import KV_POLICIES
+
+    names = tuple(x.strip() for x in text.split(",") if x.strip())
+    bad = [n for n in names if n not in KV_POLICIES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown policies {bad}; choose from {sorted(KV_POLICIES)}"
+        )
+    return names
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``kv-eval`` options."""
+    parser.add_argument("--data", nargs="+", default=None, help="JSONL files or folders")
+    parser.add_argument("--out", required=True, help="output folder (resumed when it exists)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report of --out")
+    parser.add_argument("--limit", type=int, default=None, help="examples per data file")
+    parser.add_argument("--per-doc", type=int, default=None, help="questions per document at most")
+    parser.add_argument("--budgets", type=_floats, default=(0.5, 0.25), help="e.g. 0.5,0.25")
+    parser.add_argument(
+        "--policies",
+        type=_names,
+        default=("semtoken", "semtoken-cos", "streaming", "snapkv"),
+        help="KV policies",
+    )
+    parser.add_argument(
+        "--prompt-ratios", type=_floats, default=(0.5, 0.25), help="SemToken prompt ratios alone"
+    )
+    parser.add_argument(
+        "--combine", type=_pairs, default=((0.5, 0.5),), help="prompt ratio:KV budget pairs"
+    )
+    parser.add_argument("--combine-policies", type=_names, default=("semtoken",))
+    parser.add_argument("--max-answer-tokens", type=int, default=64)
+    parser.add_argument(
+        "--max-prompt-tokens", type=int, default=None, help="cut contexts so the prompt fits"
+    )
+    parser.add_argument("--recompute-every", type=int, default=None, help="SemToken rescoring")
+    parser.add_argument(
+        "--query-window", type=int, default=None, help="SemToken's prompt queries at prefill"
+    )
+    parser.add_argument("--reader", default="smollm2")
+    parser.add_argument("--reader-dtype", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run (or resume) the evaluation and print the report."""
+    from semtoken_rag.errors import InvalidInputError
+
+    from semtoken_lab.eval.kv_eval import KVEvalConfig, read_records, run_kv_eval
+    from semtoken_lab.eval.kv_report import render_markdown, summarize, write_report
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.report_only:
+        records = read_records(args.out)
+        write_report(args.out, records)
+        print(render_markdown(*summarize(records)))
+        return 0
+    if not args.data:
+        raise InvalidInputError("--data is required (unless --report-only)")
+    options = {
+        k: v
+        for k, v in (
+            ("recompute_every", args.recompute_every),
+            ("query_window", args.query_window),
+        )
+        if v is not None
+    }
+    cfg = KVEvalConfig(
+        data=tuple(args.data),
+        out=args.out,
+        limit=args.limit,
+        per_doc=args.per_doc,
+        budgets=args.budgets,
+        policies=args.policies,
+        prompt_ratios=args.prompt_ratios,
+        combine=args.combine,
+        combine_policies=args.combine_policies,
+        max_answer_tokens=args.max_answer_tokens,
+        max_prompt_tokens=args.max_prompt_tokens,
+        kv_options=options,
+        reader=args.reader,
+        reader_dtype=args.reader_dtype,
+        seed=args.seed,
+    )
+
+    def progress(done: int, total: int, ex_id: str, seconds: float) -> None:
+        eta = seconds / done * (total - done)
+        print(f"[{done}/{total}] {ex_id}  {seconds:.0f} s, ~{eta:.0f} s left", flush=True)
+
+    out = run_kv_eval(cfg, on_example=progress)
+    print((out / "report.md").read_text(encoding="utf-8"))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    nan = [r["method"] for r in summary["rows"] if math.isnan(r["retained"])]
+    if nan:
+        print(f"note: retained LL undefined (full == closed-book) for {nan}")
+    return 0
