@@ -14,18 +14,28 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from semtoken_rag.config import PRESETS, SemTokenConfig
+from semtoken_rag.config import (
+    PRESETS,
+    BudgetConfig,
+    EncoderConfig,
+    SelectionConfig,
+    SemTokenConfig,
+)
 from semtoken_rag.errors import (
     ConfigError,
+    ForceKeepTimeoutError,
     InvalidInputError,
+    MissingDependencyError,
     ModelNotFoundError,
     SemTokenError,
     StoreError,
 )
-from semtoken_rag.results import ChunkResult, CompressionResult, StageTimings
+from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
+from semtoken_rag.results import ChunkResult, CompressionResult, Explanation, StageTimings
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
+    from semtoken_rag.prepared import Plan, PreparedChunk, PreparedContext
     from semtoken_rag.seed import SemToken
 
 __version__ = "0.1.0"
@@ -37,6 +47,9 @@ _LAZY = {
     "SemToken": "semtoken_rag.seed",
     "TransformerEncoder": "semtoken_rag.encoder",
     "FingerprintStore": "semtoken_rag.store",
+    "Plan": "semtoken_rag.prepared",
+    "PreparedChunk": "semtoken_rag.prepared",
+    "PreparedContext": "semtoken_rag.prepared",
 }
 
 
@@ -51,16 +64,30 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "PRESETS",
+    "BudgetConfig",
     "ChunkResult",
     "CompressionResult",
     "Compressor",
     "ConfigError",
+    "Counter",
+    "EncoderConfig",
+    "Explanation",
+    "FingerprintEncoder",
+    "FingerprintStore",
+    "FingerprintStoreProtocol",
+    "ForceKeepTimeoutError",
     "InvalidInputError",
+    "MissingDependencyError",
     "ModelNotFoundError",
+    "Plan",
+    "PreparedChunk",
+    "PreparedContext",
+    "SelectionConfig",
     "SemToken",
     "SemTokenConfig",
     "SemTokenError",
     "StageTimings",
     "StoreError",
+    "TransformerEncoder",
     "__version__",
 ]

@@ -1,26 +1,50 @@
-"""What every framework adapter shares: flat fields <-> engine config, store, metadata.
+"""The public helper every framework adapter is built on (LangChain, LlamaIndex, your own).
 
-The LangChain compressor and the LlamaIndex postprocessor are thin shells over
-:class:`~semtoken_rag.Compressor`; the translation they both need lives here, in plain
-semtoken-rag types with no framework import, so the two adapters cannot drift apart.
+An adapter is a thin shell: flat fields a framework user sets (``compression_ratio=0.4``), an
+engine (:class:`~semtoken_rag.Compressor`) built from them on first use, and translation of the
+framework's objects to strings and back.  Everything the shells share lives here, with no
+framework import, so they cannot drift apart:
+
+* :func:`field_definitions`: the mirrored fields (names, types, defaults, descriptions) derived
+  from the config's knob declarations, ready for ``pydantic.create_model``; an adapter never
+  lists a knob or its default by hand;
+* :func:`config_from_fields` / :func:`fields_from_config`: adapter fields <-> engine config;
+* :class:`EngineSlot`: the lazily built, thread-safe, rebuilt-on-change engine of an adapter
+  (or one it adopted, to share a model);
+* :func:`check_store`, :func:`open_store`, :func:`chunk_metadata`.
+
+Example (a new framework adapter)::
+
+    Fields = pydantic.create_model("MyFields", __base__=FrameworkBase, **field_definitions())
+
+    class MyCompressor(Fields):
+        budget_scope: str = "joint"
+        engine_options: dict = {}
+        _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
+
+        def engine(self):
+            cfg = config_from_fields(self, self.budget_scope, self.engine_options)
+            return self._slot.get(cfg, store=None, store_dir=None)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import threading
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.config import FLAT, PARTS, SemTokenConfig
 from semtoken_rag.errors import ConfigError
+from semtoken_rag.knobs import knob_default, knob_doc
 from semtoken_rag.results import ChunkResult
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
 
-#: Engine config fields exposed one-to-one as adapter fields (same names, same defaults).
+#: Engine config fields exposed one-to-one as first-class adapter fields (same names, defaults
+#: and documentation as the config); every other field goes through ``engine_options``.
 MIRRORED: tuple[str, ...] = (
     "compression_ratio",
     "budget_tokens",
@@ -43,54 +67,85 @@ SCOPES: dict[str, str] = {
     "per_node": "per_chunk",
 }
 
-DEFAULTS = SemTokenConfig()
-_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(SemTokenConfig))
+
+def _locate(flat: str) -> tuple[type, str]:
+    part, field = FLAT[flat]
+    return PARTS[part], field
 
 
-def build_config(
-    values: Mapping[str, Any], budget_scope: str, engine_options: Mapping[str, Any]
+def field_definitions(names: tuple[str, ...] = MIRRORED) -> dict[str, tuple[Any, Any]]:
+    """``{name: (type, pydantic.FieldInfo)}`` of mirrored fields, for ``pydantic.create_model``.
+
+    Types, defaults and descriptions come from the config's knob declarations, so an adapter
+    field can never disagree with the engine's.
+    """
+    from pydantic import Field
+
+    out: dict[str, tuple[Any, Any]] = {}
+    for name in names:
+        part, field = _locate(name)
+        hint = typing.get_type_hints(part)[field]
+        out[name] = (
+            hint,
+            Field(default=knob_default(part, field), description=knob_doc(part, field)),
+        )
+    return out
+
+
+def config_from_fields(
+    adapter: Any,
+    budget_scope: str,
+    engine_options: Mapping[str, Any],
+    names: tuple[str, ...] = MIRRORED,
 ) -> SemTokenConfig:
-    """The engine config for the adapter's field values.
+    """The engine config an adapter's fields describe.
 
     Args:
-        values: The mirrored fields (``MIRRORED``) by name.
-        budget_scope: Adapter spelling of the scope (a key of ``SCOPES``).
-        engine_options: Any other :class:`SemTokenConfig` field (``unit``, ``separator``, ...).
+        adapter: Any object with the mirrored fields as attributes (or a mapping of them).
+        budget_scope: Adapter spelling of the scope (a key of :data:`SCOPES`).
+        engine_options: Any other flat :class:`SemTokenConfig` field (``unit``, ...).
+        names: The mirrored field names the adapter has.
 
     Raises:
         ConfigError: unknown or doubly given options, or values the engine rejects.
     """
-    clash = sorted(set(engine_options) & (set(MIRRORED) | {"budget_scope"}))
+    values = (
+        {n: adapter[n] for n in names}
+        if isinstance(adapter, Mapping)
+        else {n: getattr(adapter, n) for n in names}
+    )
+    clash = sorted(set(engine_options) & (set(names) | {"budget_scope"}))
     if clash:
         raise ConfigError(f"engine_options repeats adapter fields {clash}: set them directly")
-    unknown = sorted(set(engine_options) - _CONFIG_FIELDS)
+    unknown = sorted(set(engine_options) - set(SemTokenConfig.flat_names()))
     if unknown:
-        raise ConfigError(f"unknown engine_options {unknown}; valid: {sorted(_CONFIG_FIELDS)}")
-    return SemTokenConfig(
-        **dict(engine_options),
-        **dict(values),
-        budget_scope=SCOPES[budget_scope],  # type: ignore[arg-type]
-    )
+        raise ConfigError(
+            f"unknown engine_options {unknown}; valid: {sorted(SemTokenConfig.flat_names())}"
+        )
+    if budget_scope not in SCOPES:
+        raise ConfigError(f"budget_scope must be one of {sorted(SCOPES)}, got {budget_scope!r}")
+    return SemTokenConfig(**dict(engine_options), **values, budget_scope=SCOPES[budget_scope])
 
 
-def split_config(config: SemTokenConfig, per_scope: str) -> dict[str, Any]:
-    """Adapter field values reproducing ``config`` exactly (inverse of :func:`build_config`).
-
-    Args:
-        config: An engine config.
-        per_scope: The adapter's spelling of the engine's ``per_chunk`` scope.
+def fields_from_config(
+    config: SemTokenConfig, per_scope: str, names: tuple[str, ...] = MIRRORED
+) -> dict[str, Any]:
+    """Adapter field values reproducing ``config`` exactly (inverse of
+    :func:`config_from_fields`): the mirrored fields, ``budget_scope`` in the adapter's
+    spelling, and ``engine_options`` holding every other field that is not at its default.
     """
-    options = {
-        f.name: getattr(config, f.name)
-        for f in dataclasses.fields(config)
-        if f.name not in MIRRORED
-        and f.name != "budget_scope"
-        and getattr(config, f.name) != getattr(DEFAULTS, f.name)
-    }
-    fields: dict[str, Any] = {name: getattr(config, name) for name in MIRRORED}
+    options = {k: v for k, v in config.diff().items() if k not in names and k != "budget_scope"}
+    fields: dict[str, Any] = {name: getattr(config, name) for name in names}
     fields["budget_scope"] = "joint" if config.budget_scope == "joint" else per_scope
     fields["engine_options"] = options
     return fields
+
+
+def encoder_options(config: SemTokenConfig) -> dict[str, Any]:
+    """The encoder knobs of ``config`` that differ from the defaults, by flat name (what an
+    ingestion component needs to fingerprint exactly as the postprocessor will look up)."""
+    names = {flat for flat, (part, _) in FLAT.items() if part == "encoder"}
+    return {k: v for k, v in config.diff().items() if k in names}
 
 
 def check_store(store: Any, store_dir: str | Path | None) -> None:
@@ -134,12 +189,27 @@ def chunk_metadata(chunk: ChunkResult) -> dict[str, Any]:
 
 
 class EngineSlot:
-    """An adapter's engine: built on first use (no model loads at construction), shared by
-    threads, and rebuilt when the adapter's fields describe a different config."""
+    """An adapter's engine: built on first use (constructing an adapter loads no model),
+    shared by threads, and rebuilt when the adapter's fields describe another config.
+
+    An engine given to :meth:`adopt` (``Adapter.from_engine(engine)``) is used while the fields
+    still describe its config, so an application shares one encoder, store and counter between
+    adapters.
+    """
 
     def __init__(self) -> None:
-        self.engine: Compressor | None = None
+        self._engine: Compressor | None = None
         self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        """Whether an engine exists yet (built or adopted)."""
+        return self._engine is not None
+
+    def adopt(self, engine: Compressor) -> None:
+        """Use ``engine`` (instead of building one) while the fields describe its config."""
+        with self._lock:
+            self._engine = engine
 
     def get(
         self,
@@ -149,25 +219,11 @@ class EngineSlot:
         *,
         rebuild_on_change: bool = True,
     ) -> Compressor:
+        """The engine for ``config`` (built once; rebuilt if the config changed)."""
         with self._lock:
-            stale = self.engine is not None and self.engine.config != config
-            if self.engine is None or (rebuild_on_change and stale):
+            stale = self._engine is not None and rebuild_on_change and self._engine.config != config
+            if self._engine is None or stale:
                 from semtoken_rag.compressor import Compressor
 
-                self.engine = Compressor(config, store=open_store(store, store_dir))
-            return self.engine
-
-
-def mirrored_config(adapter: Any, budget_scope: str) -> SemTokenConfig:
-    """The engine config of an adapter whose fields mirror ``MIRRORED`` + ``engine_options``."""
-    return build_config(
-        {name: getattr(adapter, name) for name in MIRRORED}, budget_scope, adapter.engine_options
-    )
-
-
-def wrap_engine(cls: Any, engine: Compressor, per_scope: str, **kwargs: Any) -> Any:
-    """An adapter of class ``cls`` around an existing engine (shares its encoder, store and
-    counter: no second model).  ``kwargs`` are adapter-only fields, e.g. ``drop_empty``."""
-    obj = cls(**split_config(engine.config, per_scope=per_scope), store=engine.store, **kwargs)
-    obj._slot.engine = engine
-    return obj
+                self._engine = Compressor(config, store=open_store(store, store_dir))
+            return self._engine

@@ -1,54 +1,45 @@
-"""The engine: encoder + fingerprint store + pure core, for one query or many.
+"""The engine: encoder + fingerprint store + pure core, as three public stages.
 
-``Compressor.compress(chunks, query)`` segments every chunk, looks its fingerprints up in the
-store (encoding only the misses, in one batched pass), counts tokens in the counting tokenizer,
-runs the core over all chunks jointly and renders each chunk back to text with offsets.
+* :meth:`Compressor.prepare` (query-independent, cacheable): fingerprints from the store, the
+  misses encoded in one batched pass; units, token costs, force-keep flags.
+* :meth:`Compressor.plan`: query relevance, spans, entropy, redundancy and the budgeted
+  selection; returns what would be kept and why (a :class:`~semtoken_rag.prepared.Plan`).
+* :meth:`Compressor.render`: the plan back to verbatim text with offsets.
+
+:meth:`Compressor.compress` is their composition; :meth:`Compressor.compress_many` shares one
+``prepare`` (one encoder pass) across many requests.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
+import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from semtoken_rag import models
 from semtoken_rag.cache import LRUMemo
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
-from semtoken_rag.core.pipeline import ContextArrays, CoreParams, CorePlan, plan_context
-from semtoken_rag.core.render import kept_word_ranges, render
-from semtoken_rag.core.segment import find_units, word_ids
+from semtoken_rag.core.pipeline import StageHook, plan_context, plan_scored
+from semtoken_rag.core.segment import find_units, find_words, word_ids
 from semtoken_rag.dedup import dedup_backend
 from semtoken_rag.errors import InvalidInputError
-from semtoken_rag.explain import explain_plan
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
-from semtoken_rag.inputs import check_budget, check_chunks, check_query
+from semtoken_rag.inputs import check_budget, check_chunks, check_query, model_text
+from semtoken_rag.prepared import Plan, PreparedChunk, PreparedContext
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
 from semtoken_rag.queries import QueryVectors
-from semtoken_rag.results import ChunkResult, CompressionResult, Explanation, StageTimings
+from semtoken_rag.rendering import render_plan
+from semtoken_rag.results import CompressionResult, Explanation
 
 logger = logging.getLogger(__name__)
 
-
 #: Chunk texts whose segmentation, token costs, force-keep flags and word ids are memoised.
 _PREPARE_CACHE_SIZE = 2048
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """One chunk, segmented, fingerprinted and costed."""
-
-    text: str
-    fp: ChunkFingerprints
-    unit_starts: np.ndarray
-    word_costs: np.ndarray
-    forced: np.ndarray
-    word_ids: np.ndarray | None
 
 
 class Compressor:
@@ -56,7 +47,8 @@ class Compressor:
 
     Args:
         config: Engine configuration (defaults to ``SemTokenConfig()``).
-        encoder: A :class:`FingerprintEncoder`; built from the config on first use if omitted.
+        encoder: A :class:`~semtoken_rag.protocols.FingerprintEncoder`; built from the config on
+            first use if omitted (thread-safe: concurrent first calls load it once).
         store: A fingerprint store; an in-memory LRU when ``config.cache_embeddings`` (default)
             and none is given.
         counter: Token counter for budgets; built from ``config.count_tokenizer`` or the
@@ -65,7 +57,9 @@ class Compressor:
     Example:
         >>> comp = Compressor(SemTokenConfig(compression_ratio=0.5))  # doctest: +SKIP
         >>> res = comp.compress(chunks, query="Who wrote it?")  # doctest: +SKIP
-        >>> res.ratio, res.chunks[0].offsets  # doctest: +SKIP
+        >>> prepared = comp.prepare(chunks)  # doctest: +SKIP
+        >>> plan = comp.plan(prepared, "Who wrote it?", ratio=0.25)  # doctest: +SKIP
+        >>> comp.render(plan).joined(), plan.explain().unit_score  # doctest: +SKIP
     """
 
     def __init__(
@@ -77,6 +71,10 @@ class Compressor:
         counter: Counter | None = None,
     ) -> None:
         self.config = config or SemTokenConfig()
+        if not isinstance(self.config, SemTokenConfig):
+            raise InvalidInputError(
+                f"config must be a SemTokenConfig, got {type(self.config).__name__}"
+            )
         self._encoder = encoder
         if store is None and self.config.cache_embeddings:
             from semtoken_rag.cache import MemoryFingerprintCache
@@ -84,56 +82,52 @@ class Compressor:
             store = MemoryFingerprintCache()
         self.store = store
         self._counter = counter
-        self._rule = compile_rules(self.config.force_keep, self.config.force_keep_presets)
-        c = self.config
-        self._params = CoreParams(
-            similarity_threshold=c.similarity_threshold,
-            entropy_threshold=c.entropy_threshold,
-            relevance=c.relevance,
-            query_top_words=c.query_top_words,
-            min_cluster_size=c.min_cluster_size,
-            max_cluster_size=c.max_cluster_size,
-            relevance_weight=c.relevance_weight,
-            entropy_weight=c.entropy_weight,
-            dedup_threshold=c.dedup_threshold,
-            no_query_mode=c.no_query_mode,
-            fill_partial=c.fill_partial,
-            min_fill_tokens=c.min_fill_tokens,
-            dedup_backend=dedup_backend(c.dedup_backend),
-            lexical_dedup_threshold=c.lexical_dedup_threshold,
-        )
-        self._queries = QueryVectors(c.relevance)
-        self._prep_cache: LRUMemo[str, tuple[Any, ...]] = LRUMemo(_PREPARE_CACHE_SIZE)
+        self._build_lock = threading.RLock()  # the counter may build the encoder
+        budget = self.config.budget
+        self._rules = compile_rules(budget.force_keep, budget.force_keep_presets)
+        self._dedup = dedup_backend(self.config.selection.dedup_backend)
+        self._queries = QueryVectors(self.config.selection.relevance)
+        self._prep_cache: LRUMemo[str, PreparedChunk] = LRUMemo(_PREPARE_CACHE_SIZE)
         self._sep_cost: int | None = None
 
-    # -- lazily built parts ---------------------------------------------------------------
+    # -- lazily built parts (once, under a lock: a server's first requests arrive together) --
     @property
     def encoder(self) -> FingerprintEncoder:
+        """The fingerprint encoder (built from the config on first use)."""
         if self._encoder is None:
-            from semtoken_rag.encoder import TransformerEncoder
-
-            self._encoder = TransformerEncoder.from_config(self.config)
+            self._build(lambda: setattr(self, "_encoder", _load_encoder(self.config)), "_encoder")
+        assert self._encoder is not None
         return self._encoder
 
     @property
     def counter(self) -> Counter:
+        """The token counter the budget is counted in (built on first use)."""
         if self._counter is None:
-            from semtoken_rag.tokens import TokenCounter, load_counter
-
-            if self.config.count_tokenizer is not None:
-                self._counter = load_counter(self.config.count_tokenizer)
-            else:
-                tok = getattr(self.encoder, "tokenizer", None)
-                if tok is None:
-                    raise InvalidInputError(
-                        "the encoder has no tokenizer: pass counter= or config.count_tokenizer"
-                    )
-                self._counter = TokenCounter(tok, name=getattr(self.encoder, "model_id", None))
+            self._build(lambda: setattr(self, "_counter", self._load_counter()), "_counter")
+        assert self._counter is not None
         return self._counter
+
+    def _build(self, build: Callable[[], None], attr: str) -> None:
+        with self._build_lock:
+            if getattr(self, attr) is None:
+                build()
+
+    def _load_counter(self) -> Counter:
+        from semtoken_rag.tokens import TokenCounter, load_counter
+
+        if self.config.count_tokenizer is not None:
+            with models.LOAD_LOCK:
+                return load_counter(self.config.count_tokenizer)
+        tok = getattr(self.encoder, "tokenizer", None)
+        if tok is None:
+            raise InvalidInputError(
+                "the encoder has no tokenizer: pass counter= or config.count_tokenizer"
+            )
+        return TokenCounter(tok, name=getattr(self.encoder, "model_id", None))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in the counting tokenizer."""
-        return self.counter.count(text)
+        return self.counter.count(model_text(check_chunks(text)[0]))
 
     # -- fingerprints ---------------------------------------------------------------------
     def fingerprints(self, texts: Sequence[str]) -> tuple[list[ChunkFingerprints], int]:
@@ -153,17 +147,12 @@ class Compressor:
                 missing[keys[i]] = i
         if missing:
             idx = list(missing.values())
-            new = enc.encode_texts([texts[i] for i in idx])
-            by_key = dict(zip(missing.keys(), new))
-            found = [fp if fp is not None else by_key[k] for fp, k in zip(found, keys)]
+            new = enc.encode_texts([model_text(texts[i]) for i in idx])
+            by_key = dict(zip(missing.keys(), new, strict=True))
+            found = [fp if fp is not None else by_key[k] for fp, k in zip(found, keys, strict=True)]
             if self.store is not None:
                 self.store.put_many(list(by_key.items()))
         return [fp for fp in found if fp is not None], len(missing)
-
-    def _query_vectors(self, queries: Sequence[str]) -> dict[str, np.ndarray]:
-        """Query embeddings for the configured relevance, memoised (a warm compression of a
-        known question costs no encoder pass)."""
-        return self._queries.get(self.encoder, queries)
 
     def precompute(self, texts: Sequence[str]) -> int:
         """Fingerprint ``texts`` into the store ahead of queries (ingestion).
@@ -173,7 +162,107 @@ class Compressor:
         """
         return self.fingerprints(check_chunks(texts))[1]
 
-    # -- compression ----------------------------------------------------------------------
+    # -- the three stages -------------------------------------------------------------------
+    def prepare(self, chunks: str | Sequence[str], *, fingerprints: bool = True) -> PreparedContext:
+        """Stage 1: everything about the chunks that does not depend on a query.
+
+        Args:
+            chunks: One text or a sequence of chunk texts.
+            fingerprints: ``False`` skips the encoder and the store (units and costs only), for
+                ranking the units with external scores (``plan(..., scores=...)``).
+
+        Raises:
+            InvalidInputError: chunks are not strings.
+        """
+        texts = check_chunks(chunks)
+        unique = list(dict.fromkeys(texts))
+        t0 = time.perf_counter()
+        fps: list[ChunkFingerprints | None] = [None] * len(unique)
+        n_encoded = 0
+        if fingerprints:
+            found, n_encoded = self.fingerprints(unique)
+            fps = list(found)
+        t1 = time.perf_counter()
+        by_text = {t: self._prepare_chunk(t, fp) for t, fp in zip(unique, fps, strict=True)}
+        t2 = time.perf_counter()
+        fetch_ms = (t1 - t0) * 1e3
+        return PreparedContext(
+            tuple(by_text[t] for t in texts),
+            encoder_calls=n_encoded,
+            encode_ms=fetch_ms if n_encoded else 0.0,
+            store_ms=0.0 if n_encoded else fetch_ms,
+            count_ms=(t2 - t1) * 1e3,
+        )
+
+    def plan(
+        self,
+        prepared: PreparedContext,
+        query: str | None = None,
+        *,
+        ratio: float | None = None,
+        budget: int | None = None,
+        scores: np.ndarray | Sequence[float] | None = None,
+        on_stage: StageHook | None = None,
+    ) -> Plan:
+        """Stage 2: what to keep of a prepared context under a budget, and why.
+
+        Args:
+            prepared: From :meth:`prepare`.
+            query: The question; ``None``, ``""`` or blank means query-free compression.
+            ratio: Overrides ``config.compression_ratio``.
+            budget: Absolute token budget (overrides any ratio).
+            scores: ``(U,)`` external unit scores (``prepared.unit_texts()`` order) to rank by
+                instead of SemToken's; the budget, force-keep and rendering stay the engine's.
+            on_stage: Called with each core stage's name and duration in seconds.
+
+        Raises:
+            InvalidInputError: a bad budget, or scores of the wrong length.
+        """
+        ratio, budget = check_budget(ratio, budget)
+        query = check_query(query)
+        t0 = time.perf_counter()
+        dim = self.encoder.dim if prepared.has_fingerprints and len(prepared) else 0
+        arrays = prepared.arrays(dim)
+        originals = np.asarray([int(c.word_costs.sum()) for c in prepared.chunks], np.int64)
+        budgets = self._budgets(originals, ratio, budget)
+        sep_cost = self._separator_cost()
+        stage_ms: dict[str, float] = {"assemble": (time.perf_counter() - t0) * 1e3}
+
+        def record(name: str, seconds: float) -> None:
+            stage_ms[name] = seconds * 1e3
+            if on_stage is not None:
+                on_stage(name, seconds)
+
+        if scores is not None:
+            ext = np.asarray(scores, dtype=np.float64).reshape(-1)
+            if len(ext) != arrays.n_units or not np.isfinite(ext).all():
+                raise InvalidInputError(
+                    f"scores must be {arrays.n_units} finite numbers (one per unit), got {len(ext)}"
+                )
+            core = plan_scored(arrays, ext, budgets, self.config.selection, separator_cost=sep_cost)
+        else:
+            if not prepared.has_fingerprints:
+                raise InvalidInputError(
+                    "this context was prepared without fingerprints: pass scores= or "
+                    "prepare(chunks) with fingerprints"
+                )
+            qvec = None if query is None else self._queries.get(self.encoder, [query])[query]
+            core = plan_context(
+                arrays,
+                qvec,
+                budgets,
+                self.config.selection,
+                separator_cost=sep_cost,
+                dedup_search=self._dedup,
+                on_stage=record,
+            )
+        return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)
+
+    def render(self, plan: Plan) -> CompressionResult:
+        """Stage 3: the plan as verbatim text pieces with offsets, per chunk."""
+        return render_plan(plan, self.config.separator)
+
+    # -- compositions -----------------------------------------------------------------------
     def compress(
         self,
         chunks: str | Sequence[str],
@@ -182,7 +271,7 @@ class Compressor:
         ratio: float | None = None,
         budget: int | None = None,
     ) -> CompressionResult:
-        """Compress the chunks retrieved for one query.
+        """Compress the chunks retrieved for one query: ``render(plan(prepare(chunks)))``.
 
         Args:
             chunks: One text or a sequence of chunk texts (kept in order, one result each).
@@ -190,9 +279,6 @@ class Compressor:
                 query-free compression (``config.no_query_mode``).
             ratio: Overrides ``config.compression_ratio`` for this call.
             budget: Absolute token budget for this call (overrides any ratio).
-
-        Returns:
-            A :class:`CompressionResult`.
 
         Raises:
             InvalidInputError: chunks are not strings, or the budget is out of range.
@@ -228,59 +314,39 @@ class Compressor:
             explain: If a list is given, one :class:`Explanation` per request is appended.
         """
         check_budget(ratio, budget)
-        reqs = [(check_chunks(c), check_query(q)) for c, q in requests]
-        t0 = time.perf_counter()
-        unique: dict[str, None] = {}
-        for chunks, _ in reqs:
-            unique.update(dict.fromkeys(chunks))
-        texts = list(unique)
-        fps, n_encoded = self.fingerprints(texts)
-        t1 = time.perf_counter()
-        queries = sorted({q for _, q in reqs if q is not None})
-        qvecs = self._query_vectors(queries)
-        t2 = time.perf_counter()
-        prepared = {t: self._prepare_memo(t, fp) for t, fp in zip(texts, fps)}
-        t3 = time.perf_counter()
-        out = []
-        for chunks, query in reqs:
-            result, plan, ctx = self._compress_prepared(
-                [prepared[c] for c in chunks],
-                None if query is None else qvecs[query],
-                query,
-                ratio,
-                budget,
+        if isinstance(requests, (str, bytes)) or not isinstance(requests, Sequence):
+            raise InvalidInputError(
+                f"requests must be a sequence of (chunks, query) pairs, got "
+                f"{type(requests).__name__}"
             )
-            out.append(result)
+        reqs = []
+        for i, pair in enumerate(requests):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise InvalidInputError(f"request {i} must be a (chunks, query) pair")
+            reqs.append((check_chunks(pair[0]), check_query(pair[1])))
+        unique = list(dict.fromkeys(t for chunks, _ in reqs for t in chunks))
+        shared = self.prepare(unique)
+        t0 = time.perf_counter()
+        queries = sorted({q for _, q in reqs if q is not None})
+        if queries:
+            self._queries.get(self.encoder, queries)  # one batched pass for new questions
+        query_ms = (time.perf_counter() - t0) * 1e3
+        n = max(1, len(reqs))
+        out = []
+        for i, (chunks, query) in enumerate(reqs):
+            plan = self.plan(shared.subset(chunks), query, ratio=ratio, budget=budget)
+            result = self.render(plan)
             if explain is not None:
-                explain.append(
-                    explain_plan(
-                        plan, ctx, [(prepared[c].unit_starts, prepared[c].fp) for c in chunks]
-                    )
-                )
-        shared = StageTimings(
-            encode_ms=(t2 - t1) * 1e3 + ((t1 - t0) * 1e3 if n_encoded else 0.0),
-            store_ms=0.0 if n_encoded else (t1 - t0) * 1e3,
-            count_ms=(t3 - t2) * 1e3,
-        )
-        n = max(1, len(out))
-        return [
-            CompressionResult(
-                chunks=r.chunks,
-                budget_tokens=r.budget_tokens,
-                query=r.query,
-                dedup_saved_tokens=r.dedup_saved_tokens,
-                encoder_calls=n_encoded if i == 0 else 0,
-                timings=StageTimings(
-                    segment_ms=r.timings.segment_ms,
-                    encode_ms=shared.encode_ms / n,
+                explain.append(plan.explain())
+            out.append(
+                result.with_shared_costs(
+                    encoder_calls=shared.encoder_calls if i == 0 else 0,
+                    encode_ms=(shared.encode_ms + query_ms) / n,
                     store_ms=shared.store_ms / n,
                     count_ms=shared.count_ms / n,
-                    core_ms=r.timings.core_ms,
-                    render_ms=r.timings.render_ms,
-                ),
+                )
             )
-            for i, r in enumerate(out)
-        ]
+        return out
 
     def explain(
         self,
@@ -291,56 +357,55 @@ class Compressor:
         budget: int | None = None,
     ) -> tuple[CompressionResult, Explanation]:
         """Compress and also return the per-unit scores behind the decision."""
-        explanations: list[Explanation] = []
-        result = self.compress_many(
-            [(chunks, query)], ratio=ratio, budget=budget, explain=explanations
-        )[0]
-        return result, explanations[0]
+        plan = self.plan(self.prepare(chunks), query, ratio=ratio, budget=budget)
+        return self.render(plan), plan.explain()
 
     # -- internals ------------------------------------------------------------------------
-    def _prepare_memo(self, text: str, fp: ChunkFingerprints) -> _Prepared:
-        """:meth:`_prepare`, memoised per chunk text (the fingerprints are not kept).
+    def _prepare_chunk(self, text: str, fp: ChunkFingerprints | None) -> PreparedChunk:
+        """Segmentation, costs, force-keep flags and word ids of one chunk, memoised by text.
 
-        Why: a warm compression (fingerprints from the store) otherwise re-segments and
-        re-hashes every word of every chunk on each call, about a third of its time; the
-        result depends only on the text (word spans come from the text) and this
-        compressor's fixed config and counter.  The cached arrays are never written.
+        Why memoised: a warm compression (fingerprints from the store) otherwise re-segments and
+        re-hashes every word of every chunk on each call, about a third of its time; the result
+        depends only on the text and this compressor's fixed config and counter.  The cached
+        arrays are read-only.
         """
         hit = self._prep_cache.get(text)
-        if hit is not None and len(hit[1]) == fp.n_words:
-            return _Prepared(text, fp, *hit)
-        p = self._prepare(text, fp)
-        parts = (p.unit_starts, p.word_costs, p.forced, p.word_ids)
-        for a in (p.unit_starts, p.forced, p.word_ids):  # word_costs: the counter's own memo
-            if a is not None:
-                a.flags.writeable = False
-        self._prep_cache.put(text, parts)
-        return p
+        if hit is None or (fp is not None and hit.n_words != fp.n_words):
+            clean = model_text(text)
+            spans = fp.word_spans if fp is not None else find_words(clean)
+            sel = self.config.selection
+            units = find_units(clean, spans, sel.max_unit_words, sel.unit)
+            costs = self.counter.word_costs(clean, spans)
+            matches = match_spans(clean, self._rules, self.config.force_keep_timeout)
+            forced = forced_units(matches, spans, units)
+            ids = word_ids(clean, spans) if sel.lexical_dedup_threshold is not None else None
+            for a in (units, forced, ids):  # word_costs: the counter's own memo
+                if a is not None:
+                    a.flags.writeable = False
+            hit = PreparedChunk(text, spans, units, costs, forced, ids)
+            self._prep_cache.put(text, hit)
+        if fp is None:
+            return hit
+        return PreparedChunk(
+            text, fp.word_spans, hit.unit_starts, hit.word_costs, hit.forced, hit.word_ids, fp
+        )
 
     def _separator_cost(self) -> int:
         if self._sep_cost is None:
             sep = self.config.separator
-            self._sep_cost = self.counter.count(sep) if sep else 0
+            self._sep_cost = self.counter.count(model_text(sep)) if sep else 0
         return self._sep_cost
-
-    def _prepare(self, text: str, fp: ChunkFingerprints) -> _Prepared:
-        units = find_units(text, fp.word_spans, self.config.max_unit_words, self.config.unit)
-        costs = self.counter.word_costs(text, fp.word_spans)
-        forced = forced_units(match_spans(text, self._rule), fp.word_spans, units)
-        ids = (
-            word_ids(text, fp.word_spans)
-            if self.config.lexical_dedup_threshold is not None
-            else None
-        )
-        return _Prepared(text, fp, units, costs, forced, ids)
 
     def _budgets(
         self, originals: np.ndarray, ratio: float | None, budget: int | None
     ) -> np.ndarray:
+        """Token budget(s): one joint budget or one share per chunk, never above the text."""
         total = int(originals.sum())
         if budget is None and ratio is None:
             budget = self.config.budget_tokens
             ratio = self.config.compression_ratio
+        if budget is not None:
+            budget = min(int(budget), total)  # also keeps huge budgets out of int64 overflow
         if self.config.budget_scope == "joint":
             b = budget if budget is not None else int(float(ratio or 1.0) * total)
             return np.asarray([min(b, total)], dtype=np.int64)
@@ -349,107 +414,13 @@ class Compressor:
             return np.floor(share * budget).astype(np.int64)
         return np.floor(float(ratio or 1.0) * originals).astype(np.int64)
 
-    def _compress_prepared(
-        self,
-        items: list[_Prepared],
-        qvec: np.ndarray | None,
-        query: str | None,
-        ratio: float | None,
-        budget: int | None,
-    ) -> tuple[CompressionResult, CorePlan, ContextArrays]:
-        t0 = time.perf_counter()
-        dim = self.encoder.dim
-        originals = np.asarray([int(p.word_costs.sum()) for p in items], dtype=np.int64)
-        budgets = self._budgets(originals, ratio, budget)
-        word_offsets = np.cumsum([0] + [p.fp.n_words for p in items])
-        ctx = ContextArrays(
-            word_vectors=(
-                np.concatenate([p.fp.vectors for p in items])
-                if items
-                else np.zeros((0, dim), np.float32)
-            ),
-            word_costs=(
-                np.concatenate([p.word_costs for p in items]) if items else np.zeros(0, np.int64)
-            ),
-            unit_starts=(
-                np.concatenate([p.unit_starts + o for p, o in zip(items, word_offsets)])
-                if items
-                else np.zeros(0, np.int64)
-            ).astype(np.int64),
-            unit_chunk=np.repeat(np.arange(len(items)), [len(p.unit_starts) for p in items]).astype(
-                np.int64
-            ),
-            forced=(
-                np.concatenate([p.forced for p in items]) if items else np.zeros(0, bool)
-            ).astype(bool),
-            word_ids=(
-                np.concatenate([p.word_ids for p in items]).astype(np.uint64)
-                if items and all(p.word_ids is not None for p in items)
-                else None
-            ),
-        )
-        t1 = time.perf_counter()
-        sep_cost = self._separator_cost()
-        # Separators are tokens the reader reads too: the selection charges them to the budget.
-        params = (
-            dataclasses.replace(self._params, separator_cost=sep_cost) if sep_cost else self._params
-        )
-        plan = plan_context(ctx, qvec, budgets, params)
-        t2 = time.perf_counter()
-        results = self._render(items, ctx, plan, word_offsets, sep_cost)
-        t3 = time.perf_counter()
-        result = CompressionResult(
-            chunks=tuple(results),
-            budget_tokens=int(budgets.sum()),
-            query=query,
-            dedup_saved_tokens=plan.dedup_skipped_tokens,
-            timings=StageTimings(
-                segment_ms=(t1 - t0) * 1e3, core_ms=(t2 - t1) * 1e3, render_ms=(t3 - t2) * 1e3
-            ),
-        )
-        return result, plan, ctx
 
-    def _render(
-        self,
-        items: list[_Prepared],
-        ctx: ContextArrays,
-        plan: CorePlan,
-        word_offsets: np.ndarray,
-        sep_cost: int,
-    ) -> list[ChunkResult]:
-        results = []
-        unit_lo = 0
-        span_of_unit = np.repeat(
-            np.arange(len(plan.span_starts)),
-            np.diff(np.append(plan.span_starts, ctx.n_units)),
-        )
-        for p in items:
-            n_u = len(p.unit_starts)
-            sl = slice(unit_lo, unit_lo + n_u)
-            kept = plan.kept[sl]
-            partial = plan.partial[sl]
-            pu = int(np.flatnonzero(partial)[0]) if partial.any() else -1
-            ranges = kept_word_ranges(
-                kept, p.unit_starts, p.fp.n_words, pu, int(partial[pu]) if pu >= 0 else 0
-            )
-            text, offsets = render(p.text, p.fp.word_spans, ranges, self.config.separator)
-            word_kept = np.zeros(p.fp.n_words, dtype=bool)
-            for a, b in ranges.tolist():
-                word_kept[a:b] = True
-            kept_tokens = int(p.word_costs[word_kept].sum()) + sep_cost * max(len(offsets) - 1, 0)
-            forced_tokens = int(plan.unit_costs[sl][p.forced].sum())
-            ent = plan.span_entropy[span_of_unit[sl]] if n_u else np.zeros(0)
-            results.append(
-                ChunkResult(
-                    text=text,
-                    offsets=offsets,
-                    original_tokens=int(p.word_costs.sum()),
-                    kept_tokens=kept_tokens,
-                    forced_tokens=forced_tokens,
-                    n_units=n_u,
-                    n_units_kept=int(kept.sum()),
-                    span_entropy=float(ent.mean()) if n_u else 0.0,
-                )
-            )
-            unit_lo += n_u
-        return results
+def _load_encoder(config: SemTokenConfig) -> FingerprintEncoder:
+    """Build the encoder of ``config`` (under :data:`semtoken_rag.models.LOAD_LOCK`)."""
+    from semtoken_rag.encoder import TransformerEncoder
+
+    with models.LOAD_LOCK:
+        return TransformerEncoder.from_config(config)
+
+
+__all__ = ["Compressor"]

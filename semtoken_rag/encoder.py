@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 from semtoken_rag import models
 from semtoken_rag.core.pooling import l2_normalize, pool_tokens_to_words
 from semtoken_rag.core.segment import find_words
+from semtoken_rag.encoder_models import load_by_name, load_loaded, weights_digest
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.fingerprints import ChunkFingerprints
 
@@ -60,41 +62,30 @@ def window_plan(n_tokens: int, content: int, overlap: int) -> list[tuple[int, in
     return plan
 
 
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was requested but CUDA is not available")
-    return device
-
-
-def _pick_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if dtype == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    return table[dtype]
-
-
 class TransformerEncoder:
     """Sliding-window contextual fingerprints from any transformers encoder.
 
     Args:
-        model: Encoder id or path (the default's aliases resolve to the packaged files).
+        model: Encoder id or path (the default's aliases resolve to the packaged files), or a
+            model the application already loaded (a ``SentenceTransformer``, LangChain's
+            ``HuggingFaceEmbeddings``, LlamaIndex's ``HuggingFaceEmbedding``, a transformers
+            encoder): used where it is, ``device``/``dtype`` then do not apply.
         window_tokens: Window length in tokens, special tokens included.
         overlap: Tokens shared by consecutive windows.
         batch_size: Windows per forward pass.
         device: ``auto``, ``cpu`` or ``cuda``.
         dtype: ``auto`` (fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``.
         progress: Show a progress bar over batches when there are many.
+
+    ``cache_id`` (part of every fingerprint store key) names the model, a digest of its weights
+    and the window settings, not the path or the compute dtype: replaced weights never hit old
+    fingerprints, and fingerprints computed in fp16 on a GPU (cosine >= 0.999 with fp32) serve a
+    CPU process too.
     """
 
     def __init__(
         self,
-        model: str = models.ENCODER_CANONICAL_ID,
+        model: Any = models.ENCODER_CANONICAL_ID,
         *,
         window_tokens: int = 64,
         overlap: int = 16,
@@ -104,28 +95,27 @@ class TransformerEncoder:
         progress: bool = False,
     ) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
 
-        path, self.model_id = models.resolve_encoder(model)
-        self.device = _pick_device(device)
-        self.torch_dtype = _pick_dtype(dtype, self.device)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModel.from_pretrained(path, dtype=self.torch_dtype)
-        except (OSError, ValueError) as exc:
-            raise models.missing_model_error(model, exc) from exc
+        loaded = (
+            load_by_name(model, device, dtype) if isinstance(model, str) else load_loaded(model)
+        )
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.model_id = loaded.model_id
+        self.device = loaded.device
+        self.torch_dtype = loaded.torch_dtype
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError(f"encoder {model!r} has no fast tokenizer (offsets are required)")
-        self.model.to(self.device).eval()
         max_len = int(getattr(self.model.config, "max_position_embeddings", 512))
         self.window_tokens = min(window_tokens, max_len)
         self.overlap = overlap
         self.batch_size = batch_size
         self.progress = progress
         self.dim = int(self.model.config.hidden_size)
+        # The digest is the identity; the name in front is only for people reading keys.
         self.cache_id = (
-            f"{self.model_id}|win{self.window_tokens}|ov{self.overlap}|"
-            f"{str(self.torch_dtype).replace('torch.', '')}"
+            f"{Path(self.model_id).name if Path(self.model_id).is_absolute() else self.model_id}"
+            f"|weights:{weights_digest(self.model)[:24]}|win{self.window_tokens}|ov{self.overlap}"
         )
         #: Number of chunk texts encoded so far (the store's saving is measured with this).
         self.calls = 0

@@ -25,3 +25,7 @@ class StoreError(SemTokenError):
 
 class MissingDependencyError(SemTokenError, ImportError):
     """An optional package is not installed; the message names the ``pip install`` to run."""
+
+
+class ForceKeepTimeoutError(InvalidInputError):
+    """A force-keep pattern took longer than ``force_keep_timeout`` on a text (it is named)."""

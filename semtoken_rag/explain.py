@@ -7,37 +7,33 @@ sits in its chunk, for heatmaps, debugging and the evaluation harness.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.pipeline import ContextArrays, CorePlan
-from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.results import Explanation
+
+if TYPE_CHECKING:
+    from semtoken_rag.prepared import PreparedChunk
 
 
 def explain_plan(
     plan: CorePlan,
     ctx: ContextArrays,
-    chunks: Sequence[tuple[np.ndarray, ChunkFingerprints]],
+    chunks: Sequence[PreparedChunk],
 ) -> Explanation:
     """Per-unit scores and decisions of ``plan``.
 
     Args:
         plan: The core's decision for the context.
         ctx: The context arrays the plan was computed on.
-        chunks: Per chunk, ``(unit_starts, fingerprints)``: ``(U_c,) int64`` first word of each
-            unit within the chunk, and its word fingerprints (for character offsets).
+        chunks: The prepared chunks of the context (for the units' character offsets).
     """
     span_sizes = np.diff(np.append(plan.span_starts, ctx.n_units))
     span_of_unit = np.repeat(np.arange(len(plan.span_starts)), span_sizes)
-    char_spans = []
-    for unit_starts, fp in chunks:
-        if len(unit_starts):
-            ends = np.append(unit_starts[1:], fp.n_words) - 1
-            char_spans.append(
-                np.stack([fp.word_spans[unit_starts, 0], fp.word_spans[ends, 1]], axis=1)
-            )
+    char_spans = [c.unit_char_spans() for c in chunks]
     return Explanation(
         unit_chunk=ctx.unit_chunk,
         unit_char_spans=np.concatenate(char_spans) if char_spans else np.zeros((0, 2), np.int64),

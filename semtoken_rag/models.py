@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
 
 from semtoken_rag.errors import ModelNotFoundError
@@ -26,6 +27,13 @@ READER_CANONICAL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 READER_ALIASES = frozenset(
     {"SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "smollm2"}
 )
+
+
+#: Held while loading any model or tokenizer: transformers' lazy imports are not safe to run
+#: from many threads at once (16 threads building their first encoder together got
+#: ``ImportError: cannot import name 'AutoModel'``), and a model must be loaded once, not once
+#: per thread.  Re-entrant, since a load may load a tokenizer.
+LOAD_LOCK = threading.RLock()
 
 
 def package_dir(package: str) -> Path | None:
@@ -98,3 +106,18 @@ def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:
         else ""
     )
     return ModelNotFoundError(f"could not load model {model!r}: {exc}{hint}")
+
+
+def canonical_encoder_id(name: str) -> str:
+    """The id to report for an encoder loaded from ``name`` (the packaged MiniLM's folder and
+    aliases all map to :data:`ENCODER_CANONICAL_ID`; anything else is returned unchanged)."""
+    if name in ENCODER_ALIASES:
+        return ENCODER_CANONICAL_ID
+    local = packaged_encoder_dir()
+    if name and local is not None:
+        try:
+            if Path(name).expanduser().resolve() == local.resolve():
+                return ENCODER_CANONICAL_ID
+        except OSError:
+            pass
+    return name

@@ -15,6 +15,7 @@ import numpy as np
 
 from semtoken_rag.cache import LRUMemo
 from semtoken_rag.core.scoring import content_word_mask
+from semtoken_rag.inputs import model_text
 from semtoken_rag.protocols import FingerprintEncoder
 
 
@@ -63,7 +64,8 @@ class QueryVectors:
                 out[q] = hit
         todo = [q for q in dict.fromkeys(queries) if q not in out]
         if todo:
-            for q, vec in zip(todo, self._embed(encoder, todo), strict=True):
+            clean = [model_text(q) for q in todo]  # what the tokenizer can take (same offsets)
+            for q, vec in zip(todo, self._embed(encoder, clean), strict=True):
                 out[q] = vec
                 self._memo.put(q, vec)
         return out

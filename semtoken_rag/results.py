@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,8 @@ class ChunkResult:
         offsets: ``[start, end)`` character offsets of every kept piece in the *original* chunk,
             in order; ``original[start:end]`` is the piece verbatim.
         original_tokens: Tokens of the original chunk (counting tokenizer).
-        kept_tokens: Tokens of the kept pieces (sum over pieces, separators excluded).
+        kept_tokens: Tokens the reader reads for this chunk: the kept pieces plus the
+            separators between them (what the budget is charged).
         forced_tokens: Tokens kept because a force-keep rule matched.
         n_units: Units (sentences) in the chunk.
         n_units_kept: Units kept in full.
@@ -111,6 +113,15 @@ class CompressionResult:
     def joined(self, sep: str = "\n\n") -> str:
         """All non-empty compressed chunks as one context string."""
         return sep.join(t for t in self.texts if t)
+
+    def with_shared_costs(
+        self, *, encoder_calls: int, encode_ms: float, store_ms: float, count_ms: float
+    ) -> CompressionResult:
+        """A copy carrying its share of a batched ``prepare`` (encoder calls and timings)."""
+        timings = dataclasses.replace(
+            self.timings, encode_ms=encode_ms, store_ms=store_ms, count_ms=count_ms
+        )
+        return dataclasses.replace(self, encoder_calls=encoder_calls, timings=timings)
 
 
 @dataclass(frozen=True)

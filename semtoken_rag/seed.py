@@ -13,6 +13,7 @@ from typing import Any
 
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.results import CompressionResult
 
 
@@ -28,9 +29,15 @@ class SemToken:
     def __init__(self, config: SemTokenConfig | None = None, tokenizer: Any = None) -> None:
         counter = None
         if tokenizer is not None:
+            if not callable(tokenizer):
+                raise ConfigError(
+                    f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}"
+                )
             from semtoken_rag.tokens import TokenCounter
 
             counter = TokenCounter(tokenizer)
+        if config is not None and not isinstance(config, SemTokenConfig):
+            raise ConfigError(f"config must be a SemTokenConfig, got {type(config).__name__}")
         self.config = config or SemTokenConfig()
         self.compressor = Compressor(self.config, counter=counter)
 
@@ -61,10 +68,32 @@ class SemToken:
         Returns:
             ``{"compressed_text", "compression_stats", "offsets", "result"}`` where ``result``
             is the typed :class:`~semtoken_rag.results.CompressionResult`.
+
+        Raises:
+            InvalidInputError: ``text`` is not a string (several texts: :meth:`batch_process`,
+                or :class:`~semtoken_rag.Compressor` for chunks compressed jointly).
         """
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"tokenize() takes one text (str), got {type(text).__name__}; use "
+                "batch_process() for several texts"
+            )
         return self._as_dict(self.compressor.compress(text, query))
 
     def batch_process(self, texts: Sequence[str], query: str | None = None) -> list[dict[str, Any]]:
-        """:meth:`tokenize` for each text (one batched encoder pass for all of them)."""
+        """:meth:`tokenize` for each text (one batched encoder pass for all of them).
+
+        Raises:
+            InvalidInputError: ``texts`` is not a sequence of strings (a single ``str`` is
+                refused rather than split into characters).
+        """
+        if isinstance(texts, str) or texts is None or not isinstance(texts, Sequence):
+            raise InvalidInputError(
+                "batch_process() takes a list of texts, got "
+                f"{type(texts).__name__}; use tokenize() for one text"
+            )
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise InvalidInputError(f"text {i} is {type(t).__name__}, expected str")
         results = self.compressor.compress_many([(t, query) for t in texts])
         return [self._as_dict(r) for r in results]

@@ -3,6 +3,14 @@
 The budget is spent on units (sentences) but counted in the tokens the *reader* will see.  One
 call of a fast tokenizer with offsets gives every token's character span; each token is charged
 to the word holding its last character, so per-word costs sum exactly to the text's token count.
+
+Counts never collapse: a WordPiece tokenizer (the encoder's, the default counter) maps a whole
+run it cannot split (20k characters without a space, a row of emoji) to *one* unknown token,
+and drops characters it normalises away (U+FFFD, control characters), while the reader will
+read every one of them.  So an unknown token longer than one character is charged what its text
+costs when cut into short pieces (unknown pieces one token per character), spread over the words
+it covers, and a word no token covers at all (dropped by the normaliser) costs one token.
+``count(text)`` is the sum of the word costs, so the two never disagree.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+
+from semtoken_rag.core.segment import find_words
 
 logger = logging.getLogger(__name__)
 
@@ -36,10 +46,54 @@ class TokenCounter:
         self._lock = threading.Lock()
 
     def count(self, text: str) -> int:
-        """Tokens of ``text`` (no special tokens)."""
+        """Tokens of ``text`` (no special tokens; see the module docstring for unknown runs)."""
         if not text:
             return 0
-        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        if not self._fast:
+            return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        return int(self._fast_costs(text, find_words(text)).sum())
+
+    def _fast_costs(self, text: str, word_spans: np.ndarray) -> np.ndarray:
+        n = len(word_spans)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        offs, weights = self._token_weights(text)
+        real = offs[:, 1] > offs[:, 0]
+        offs, weights = offs[real], weights[real]
+        heavy = weights > 1
+        widx = np.searchsorted(word_spans[:, 0], offs[~heavy, 1] - 1, side="right") - 1
+        costs = np.bincount(widx.clip(0, n - 1), minlength=n).astype(np.int64)
+        for (a, b), w in zip(offs[heavy].tolist(), weights[heavy].tolist(), strict=True):
+            _spread(costs, word_spans, a, b, w)
+        # A word no token overlaps was dropped by the normaliser; the reader still reads it.
+        nxt = np.searchsorted(offs[:, 1], word_spans[:, 0], side="right")
+        covered = nxt < len(offs)
+        covered[covered] = offs[nxt[covered], 0] < word_spans[covered, 1]
+        costs[~covered] = np.maximum(costs[~covered], 1)
+        return costs
+
+    def _token_weights(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(offsets (T, 2) int64, cost (T,) int64)`` of the tokens of ``text``: 1 each, more
+        for an unknown token that swallowed a run of characters."""
+        enc = self.tokenizer(
+            text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        offs = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+        ids = np.asarray(enc["input_ids"], dtype=np.int64)
+        weights = np.ones(len(ids), dtype=np.int64)
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if unk is not None and len(ids):
+            for i in np.flatnonzero((ids == unk) & (offs[:, 1] - offs[:, 0] > 1)).tolist():
+                weights[i] = self._unknown_run_cost(text[offs[i, 0] : offs[i, 1]], unk)
+        return offs, weights
+
+    def _unknown_run_cost(self, run: str, unk: int) -> int:
+        pieces = [run[i : i + _PIECE_CHARS] for i in range(0, len(run), _PIECE_CHARS)]
+        encoded = self.tokenizer(pieces, add_special_tokens=False, verbose=False)["input_ids"]
+        total = 0
+        for piece, ids in zip(pieces, encoded, strict=True):
+            total += max(len(ids), len(piece.strip())) if unk in ids else len(ids)
+        return max(1, total)
 
     def word_costs(self, text: str, word_spans: np.ndarray) -> np.ndarray:
         """Tokens charged to each word.
@@ -60,13 +114,7 @@ class TokenCounter:
                 self._cache.move_to_end(text)
                 return hit
         if self._fast:
-            enc = self.tokenizer(
-                text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
-            )
-            offs = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-            offs = offs[offs[:, 1] > offs[:, 0]]
-            widx = np.searchsorted(word_spans[:, 0], offs[:, 1] - 1, side="right") - 1
-            costs = np.bincount(widx.clip(0, n - 1), minlength=n).astype(np.int64)
+            costs = self._fast_costs(text, word_spans)
         else:
             costs = np.asarray(
                 [self.count(text[s:e]) for s, e in word_spans.tolist()], dtype=np.int64
@@ -76,6 +124,26 @@ class TokenCounter:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return costs
+
+
+#: Characters per piece when an unknown run is re-counted (well under WordPiece's 100-character
+#: word limit, short enough that sub-word splitting applies).
+_PIECE_CHARS = 16
+
+
+def _spread(costs: np.ndarray, word_spans: np.ndarray, a: int, b: int, total: int) -> None:
+    """Add ``total`` tokens to the words overlapping ``[a, b)``, in proportion to the characters
+    of each inside it (the remainder to the last), so no single word carries a whole run."""
+    first = int(np.searchsorted(word_spans[:, 1], a, side="right"))
+    last = int(np.searchsorted(word_spans[:, 0], b, side="left")) - 1
+    if last < first:
+        costs[min(max(first, 0), len(costs) - 1)] += total
+        return
+    seg = word_spans[first : last + 1]
+    chars = np.minimum(seg[:, 1], b) - np.maximum(seg[:, 0], a)
+    share = np.floor(total * chars / max(int(chars.sum()), 1)).astype(np.int64)
+    share[-1] += total - int(share.sum())
+    costs[first : last + 1] += share
 
 
 def load_counter(name: str) -> TokenCounter:

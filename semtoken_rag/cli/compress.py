@@ -33,16 +33,23 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def read_text_file(path: Path) -> str:
+    """A text file as UTF-8 (undecodable bytes replaced), or a typed error saying why not."""
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a directory, not a text file")
+    if not path.exists():
+        raise InvalidInputError(f"no such file: {path}")
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
 def _read_inputs(files: list[str]) -> list[str]:
     if not files:
-        return [sys.stdin.read()]
-    texts = []
-    for f in files:
-        p = Path(f)
-        if not p.is_file():
-            raise InvalidInputError(f"no such file: {f}")
-        texts.append(p.read_text(encoding="utf-8", errors="replace"))
-    return texts
+        # Bytes, decoded leniently: binary or mis-encoded input is text with U+FFFD, not a crash.
+        return [sys.stdin.buffer.read().decode("utf-8", errors="replace")]
+    return [read_text_file(Path(f)) for f in files]
 
 
 def run(args: argparse.Namespace) -> int:

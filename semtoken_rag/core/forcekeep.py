@@ -2,42 +2,105 @@
 
 LLMLingua users lose IDs, numbers and dates to token-level pruning; here any unit that overlaps a
 match is kept whatever the budget (the overshoot is reported).
+
+Each pattern is compiled and matched **on its own** (never joined into one alternation, where
+inline flags, duplicate group names and backreferences of one pattern would break or silently
+change another), with the `regex` library, whose ``timeout`` bounds the time a pattern may spend
+on one text: a catastrophically backtracking pattern fails fast with a
+:class:`~semtoken_rag.errors.ForceKeepTimeoutError` naming it, instead of hanging a server.  The
+built-in presets are written to run in linear time (each run of candidate characters is scanned a
+bounded number of times, whatever the text).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import regex
 
-#: Named patterns for ``SemTokenConfig.force_keep_presets``.
+from semtoken_rag.errors import ConfigError, ForceKeepTimeoutError
+
+#: Named patterns for ``force_keep_presets``.  Every pattern starts only where a run of its
+#: characters starts (a lookbehind), so no text makes it scan a run more than a few times.
 PRESET_PATTERNS: dict[str, str] = {
     "numbers": r"(?<![\w.])[-+]?(?:\d{1,3}(?:[,\u00a0]\d{3})+|\d+)(?:\.\d+)?%?(?![\w])",
-    "ids": r"\b(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9_-]{3,}\b",
+    # A run of letters/digits/_/- holding a digit and a letter, 4+ long, from its first
+    # letter or digit to its last.  Each lookahead stops at the first digit (letter) of the run.
+    "ids": (
+        r"(?<![A-Za-z0-9_-])[_-]*+\K(?=[A-Za-z_-]*+[0-9])(?=[0-9_-]*+[A-Za-z])"
+        r"[A-Za-z0-9][A-Za-z0-9_-]{3,}(?<=[A-Za-z0-9])"
+    ),
     "dates": (
         r"\b(?:\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|"
         r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2}(?:, \d{4})?)\b"
     ),
-    "urls": r"\bhttps?://\S+",
-    "emails": r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b",
+    "urls": r"\bhttps?://\S++",
+    "emails": r"(?<![\w.+-])[\w.+-]++(?<=\w)@[\w-]++(?:\.[\w-]++)+",
 }
 
 
-def compile_rules(patterns: Iterable[str], presets: Iterable[str]) -> re.Pattern[str] | None:
-    """One alternation of the user patterns and the named presets (``None`` if there are none)."""
-    parts = [PRESET_PATTERNS[p] for p in presets] + list(patterns)
-    if not parts:
-        return None
-    return re.compile("|".join(f"(?:{p})" for p in parts))
+@dataclass(frozen=True)
+class ForceKeepRule:
+    """One compiled force-keep pattern and where it came from (for error messages)."""
+
+    name: str
+    pattern: regex.Pattern[str]
 
 
-def match_spans(text: str, rule: re.Pattern[str] | None) -> np.ndarray:
-    """``(m, 2) int64`` character spans of non-empty matches of ``rule`` in ``text``."""
-    if rule is None:
-        return np.zeros((0, 2), dtype=np.int64)
-    spans = [m.span() for m in rule.finditer(text) if m.end() > m.start()]
-    return np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+def _compile(name: str, pattern: str) -> ForceKeepRule:
+    try:
+        return ForceKeepRule(name, regex.compile(pattern, regex.V0))
+    except (regex.error, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise ConfigError(f"invalid force_keep regex {name}: {pattern!r}: {exc}") from exc
+
+
+def check_patterns(patterns: Sequence[str]) -> None:
+    """Compile each user pattern once, so a bad one fails at config time with a typed error.
+
+    Raises:
+        ConfigError: naming the pattern (its position and text) and the syntax problem.
+    """
+    for i, p in enumerate(patterns):
+        _compile(f"#{i}", p)
+
+
+def compile_rules(patterns: Iterable[str], presets: Iterable[str]) -> tuple[ForceKeepRule, ...]:
+    """The presets' and the user's patterns, each compiled on its own (empty: no rule)."""
+    rules = [_compile(f"preset {p!r}", PRESET_PATTERNS[p]) for p in presets]
+    rules += [_compile(f"#{i}", p) for i, p in enumerate(patterns)]
+    return tuple(rules)
+
+
+def match_spans(
+    text: str, rules: Sequence[ForceKeepRule], timeout: float | None = 1.0
+) -> np.ndarray:
+    """``(m, 2) int64`` character spans of the non-empty matches of every rule in ``text``.
+
+    Args:
+        text: The chunk text.
+        rules: From :func:`compile_rules`.
+        timeout: Seconds each rule may spend on ``text`` (``None``: unbounded).
+
+    Raises:
+        ForceKeepTimeoutError: a rule exceeded ``timeout`` (it names the rule).
+    """
+    spans: list[tuple[int, int]] = []
+    for rule in rules:
+        try:
+            spans.extend(
+                m.span()
+                for m in rule.pattern.finditer(text, timeout=timeout)
+                if m.end() > m.start()
+            )
+        except TimeoutError as exc:
+            raise ForceKeepTimeoutError(
+                f"force_keep pattern {rule.name} ({rule.pattern.pattern!r}) took more than "
+                f"{timeout} s on a {len(text)}-character chunk (catastrophic backtracking?); "
+                "simplify it or raise force_keep_timeout"
+            ) from exc
+    return np.asarray(sorted(spans), dtype=np.int64).reshape(-1, 2)
 
 
 def forced_units(

@@ -7,6 +7,7 @@ same plan, byte for byte.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from semtoken_rag.core.budget import Selection, select_units
 from semtoken_rag.core.entropy import span_entropy
+from semtoken_rag.core.params import SelectionConfig
 from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means, segment_sums
 from semtoken_rag.core.redundancy import near_duplicate_pairs, unit_shingles
 from semtoken_rag.core.scoring import (
@@ -25,32 +27,31 @@ from semtoken_rag.core.scoring import (
 )
 from semtoken_rag.core.spans import form_spans
 
+#: Near-duplicate search ``(unit_vectors, threshold) -> CSR`` with the contract of
+#: :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs` (the engine injects a FAISS range
+#: search for large contexts; the core itself never imports FAISS).
+DedupSearch = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
-@dataclass(frozen=True)
-class CoreParams:
-    """The numeric knobs of the core (a projection of ``SemTokenConfig``)."""
+#: ``on_stage(name, seconds)``: called after each stage of :func:`plan_context` (timings for
+#: benchmarks and tracing; the pipeline's own code is what gets measured).
+StageHook = Callable[[str, float], None]
 
-    similarity_threshold: float = 0.7
-    entropy_threshold: float = 0.5
-    #: Key of :data:`RELEVANCE`.
-    relevance: str = "late_interaction"
-    query_top_words: int = 5
-    min_cluster_size: int = 2
-    max_cluster_size: int = 10
-    relevance_weight: float = 1.0
-    entropy_weight: float = 0.1
-    dedup_threshold: float | None = 0.92
-    no_query_mode: str = "centroid"
-    fill_partial: bool = True
-    min_fill_tokens: int = 6
-    #: Tokens of the separator between two kept pieces of a chunk; charged to the budget.
-    separator_cost: int = 0
-    #: Near-duplicate search ``(unit_vectors, threshold) -> CSR`` with the contract of
-    #: :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs`; the engine injects a FAISS
-    #: range search for large contexts (the core itself never imports FAISS).
-    dedup_backend: Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]] | None = None
-    #: Skip a unit whose word 3-grams are at least this fraction in kept text (``None``: off).
-    lexical_dedup_threshold: float | None = 0.8
+#: Stage names reported to a :data:`StageHook`, in order.
+STAGES = ("pooling", "spans", "entropy", "scoring", "dedup", "selection")
+
+
+class _Stages:
+    """Times consecutive stages for an optional hook (no cost without one)."""
+
+    def __init__(self, hook: StageHook | None) -> None:
+        self.hook = hook
+        self.t = time.perf_counter() if hook else 0.0
+
+    def done(self, name: str) -> None:
+        if self.hook is not None:
+            now = time.perf_counter()
+            self.hook(name, now - self.t)
+            self.t = now
 
 
 @dataclass(frozen=True)
@@ -105,20 +106,22 @@ class CorePlan:
 
 
 def _pooled_relevance(
-    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: CoreParams
+    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: SelectionConfig
 ) -> np.ndarray:
     return relevance(query if query.ndim == 1 else query.mean(axis=0), unit_vecs)
 
 
 def _late_relevance(
-    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: CoreParams
+    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: SelectionConfig
 ) -> np.ndarray:
     words = query.reshape(1, -1) if query.ndim == 1 else query
     return late_interaction(words, ctx.word_vectors, ctx.unit_starts, params.query_top_words)
 
 
-#: ``CoreParams.relevance`` -> ``(query, ctx, unit_vectors, params) -> (U,) float32``.
-RELEVANCE: dict[str, Callable[[np.ndarray, ContextArrays, np.ndarray, CoreParams], np.ndarray]] = {
+#: ``SelectionConfig.relevance`` -> ``(query, ctx, unit_vectors, params) -> (U,) float32``.
+RELEVANCE: dict[
+    str, Callable[[np.ndarray, ContextArrays, np.ndarray, SelectionConfig], np.ndarray]
+] = {
     "pooled": _pooled_relevance,
     "late_interaction": _late_relevance,
 }
@@ -128,7 +131,11 @@ def plan_context(
     ctx: ContextArrays,
     query_vector: np.ndarray | None,
     budgets: np.ndarray,
-    params: CoreParams,
+    params: SelectionConfig,
+    *,
+    separator_cost: int = 0,
+    dedup_search: DedupSearch | None = None,
+    on_stage: StageHook | None = None,
 ) -> CorePlan:
     """Spans, entropy, scores and the budgeted selection for one context.
 
@@ -138,21 +145,23 @@ def plan_context(
             content words (what late interaction matches word by word; pooled relevance takes
             their mean), or ``None`` (no query).
         budgets: ``(1,) int64`` one joint budget, or ``(n_chunks,) int64`` one per chunk.
-        params: Core parameters.
+        params: The selection knobs.
+        separator_cost: Tokens of the separator between two kept pieces of a chunk; charged to
+            the budget.
+        dedup_search: Near-duplicate search replacing the exact numpy one (see
+            :data:`DedupSearch`).
+        on_stage: Called with each stage's name and duration (see :data:`STAGES`).
 
     Returns:
         A :class:`CorePlan`.
     """
-    n_words = len(ctx.word_vectors)
     n_units = ctx.n_units
     if n_units == 0:
-        empty_i = np.zeros(0, dtype=np.int64)
-        empty_f = np.zeros(0, dtype=np.float32)
-        return CorePlan(
-            np.zeros(0, bool), empty_i, empty_i, empty_f, empty_f, np.zeros(0, bool), empty_i, 0
-        )
+        return _empty_plan()
+    clock = _Stages(on_stage)
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
     unit_vecs = l2_normalize(segment_means(ctx.word_vectors, ctx.unit_starts))
+    clock.done("pooling")
 
     breaks = np.zeros(n_units, dtype=bool)
     breaks[1:] = ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]
@@ -161,9 +170,10 @@ def plan_context(
     )
     span_sizes = segment_lengths(span_starts, n_units)
     span_of_unit = np.repeat(np.arange(len(span_starts)), span_sizes)
+    clock.done("spans")
     span_word_starts = ctx.unit_starts[span_starts]
     entropy = span_entropy(ctx.word_vectors, span_word_starts)
-    span_means = segment_means(ctx.word_vectors, span_word_starts)
+    clock.done("entropy")
 
     if query_vector is not None and query_vector.size:
         rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params)
@@ -179,12 +189,14 @@ def plan_context(
     coarse = coarse_spans(entropy, span_sizes, params.entropy_threshold, params.min_cluster_size)
     candidates = np.ones(n_units, dtype=bool)
     if coarse.any():
+        span_means = segment_means(ctx.word_vectors, span_word_starts)
         reps = representatives(unit_vecs, span_of_unit, span_means)
         candidates = ~coarse[span_of_unit]
         candidates[reps[coarse]] = True
+    clock.done("scoring")
 
     dups = (
-        (params.dedup_backend or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
+        (dedup_search or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
         if params.dedup_threshold is not None
         else None
     )
@@ -193,13 +205,103 @@ def plan_context(
         if ctx.word_ids is not None and params.lexical_dedup_threshold is not None
         else None
     )
+    clock.done("dedup")
+    kept, partial, skipped = select_context(
+        ctx,
+        scores,
+        unit_costs,
+        budgets,
+        params,
+        candidates=candidates,
+        duplicates=dups,
+        shingles=shingles,
+        separator_cost=separator_cost,
+    )
+    clock.done("selection")
+    return CorePlan(
+        kept=kept,
+        partial=partial,
+        span_starts=span_starts,
+        span_entropy=entropy,
+        unit_scores=scores,
+        coarse=coarse,
+        unit_costs=unit_costs,
+        dedup_skipped_tokens=skipped,
+    )
+
+
+def plan_scored(
+    ctx: ContextArrays,
+    scores: np.ndarray,
+    budgets: np.ndarray,
+    params: SelectionConfig,
+    *,
+    separator_cost: int = 0,
+) -> CorePlan:
+    """The budgeted selection of units ranked by *external* scores (a baseline's own).
+
+    Why: every method the harness compares must spend its budget and render the same way, so
+    that only the scores differ.  This runs exactly :func:`select_context` of
+    :func:`plan_context` (forced units, partial fill, separator costs), without SemToken's own
+    stages: no spans, no entropy, no near-duplicate skip.
+
+    Args:
+        ctx: The context's arrays (``word_vectors`` may be empty: ``(W, 0)``).
+        scores: ``(U,) float`` higher is kept first; ties keep the earlier unit.
+        budgets: As in :func:`plan_context`.
+        params: The selection knobs (``fill_partial`` and ``min_fill_tokens`` apply).
+        separator_cost: As in :func:`plan_context`.
+    """
+    n_units = ctx.n_units
+    if n_units == 0:
+        return _empty_plan()
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if len(scores) != n_units:
+        raise ValueError(f"{len(scores)} scores for {n_units} units")
+    unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
+    kept, partial, _ = select_context(
+        ctx, scores, unit_costs, budgets, params, separator_cost=separator_cost
+    )
+    return CorePlan(
+        kept=kept,
+        partial=partial,
+        span_starts=np.arange(n_units, dtype=np.int64),
+        span_entropy=np.zeros(n_units, dtype=np.float32),
+        unit_scores=scores,
+        coarse=np.zeros(n_units, dtype=bool),
+        unit_costs=unit_costs,
+        dedup_skipped_tokens=0,
+    )
+
+
+def select_context(
+    ctx: ContextArrays,
+    scores: np.ndarray,
+    unit_costs: np.ndarray,
+    budgets: np.ndarray,
+    params: SelectionConfig,
+    *,
+    candidates: np.ndarray | None = None,
+    duplicates: tuple[np.ndarray, np.ndarray] | None = None,
+    shingles: tuple[np.ndarray, np.ndarray] | None = None,
+    separator_cost: int = 0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The one budget rule: :func:`~semtoken_rag.core.budget.select_units` over the joint
+    context or each chunk.
+
+    Returns:
+        ``(kept (U,) bool, partial (U,) int64 leading words of partly kept units, tokens
+        skipped as near-duplicates)``.
+    """
+    n_units = ctx.n_units
+    n_words = len(ctx.word_costs)
     word_costs = None
     if params.fill_partial:
         ends = np.append(ctx.unit_starts[1:], n_words)
         word_costs = np.empty(n_units, dtype=object)
         for i, (s, e) in enumerate(zip(ctx.unit_starts.tolist(), ends.tolist(), strict=False)):
             word_costs[i] = ctx.word_costs[s:e]
-
+    cand = np.ones(n_units, dtype=bool) if candidates is None else candidates
     kept = np.zeros(n_units, dtype=bool)
     partial = np.zeros(n_units, dtype=np.int64)
     skipped = 0
@@ -215,12 +317,12 @@ def plan_context(
             scores[idx],
             unit_costs[idx],
             int(budgets[g]),
-            candidates=candidates[idx],
+            candidates=cand[idx],
             forced=ctx.forced[idx],
-            duplicates=_restrict(dups, idx) if dups is not None else None,
+            duplicates=_restrict(duplicates, idx) if duplicates is not None else None,
             word_costs=word_costs[idx] if word_costs is not None else None,
             min_fill_tokens=params.min_fill_tokens,
-            sep_cost=params.separator_cost,
+            sep_cost=separator_cost,
             unit_chunk=ctx.unit_chunk[idx],
             shingles=_restrict_shingles(shingles, idx) if shingles is not None else None,
             lexical_threshold=params.lexical_dedup_threshold,
@@ -229,15 +331,14 @@ def plan_context(
         if sel.partial_unit >= 0:
             partial[idx[sel.partial_unit]] = sel.partial_words
         skipped += sel.dedup_skipped_tokens
+    return kept, partial, skipped
+
+
+def _empty_plan() -> CorePlan:
+    empty_i = np.zeros(0, dtype=np.int64)
+    empty_f = np.zeros(0, dtype=np.float32)
     return CorePlan(
-        kept=kept,
-        partial=partial,
-        span_starts=span_starts,
-        span_entropy=entropy,
-        unit_scores=scores,
-        coarse=coarse,
-        unit_costs=unit_costs,
-        dedup_skipped_tokens=skipped,
+        np.zeros(0, bool), empty_i, empty_i, empty_f, empty_f, np.zeros(0, bool), empty_i, 0
     )
 
 

@@ -13,16 +13,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, create_model, model_validator
 from semtoken_rag.adapters import (
-    DEFAULTS,
     EngineSlot,
     check_store,
     chunk_metadata,
-    mirrored_config,
-    wrap_engine,
+    config_from_fields,
+    field_definitions,
+    fields_from_config,
 )
-from semtoken_rag.config import Device, ForceKeepPreset, SemTokenConfig
+from semtoken_rag.config import SemTokenConfig
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
@@ -31,8 +31,16 @@ if TYPE_CHECKING:
 #: Key under which each output document carries what was kept.
 METADATA_KEY = "semtoken"
 
+#: ``BaseDocumentCompressor`` plus the engine knobs mirrored one-to-one (``compression_ratio``,
+#: ``budget_tokens``, ``similarity_threshold``, ``entropy_threshold``, ``encoder_model``,
+#: ``dedup_threshold``, ``force_keep``, ``force_keep_presets``, ``count_tokenizer``, ``device``):
+#: names, types, defaults and descriptions derived from ``semtoken_rag.SemTokenConfig``.
+_MirroredFields: Any = create_model(
+    "SemTokenCompressorFields", __base__=BaseDocumentCompressor, **field_definitions()
+)
 
-class SemTokenCompressor(BaseDocumentCompressor):
+
+class SemTokenCompressor(_MirroredFields):
     """Query-aware semantic compression of retrieved documents (semtoken-rag).
 
     Every document is shortened to the sentences that best answer the query, near-duplicates
@@ -64,26 +72,6 @@ class SemTokenCompressor(BaseDocumentCompressor):
     fingerprints with ingestion and with the LlamaIndex postprocessor.
     """
 
-    compression_ratio: float = DEFAULTS.compression_ratio
-    """Fraction of the original tokens to keep, in (0, 1]; ignored when ``budget_tokens``."""
-    budget_tokens: int | None = DEFAULTS.budget_tokens
-    """Absolute token budget (counting tokenizer); overrides ``compression_ratio``."""
-    similarity_threshold: float = DEFAULTS.similarity_threshold
-    """Adjacent units more similar than this merge into one span."""
-    entropy_threshold: float = DEFAULTS.entropy_threshold
-    """Spans below this fraction of the median semantic entropy collapse to one unit."""
-    encoder_model: str = DEFAULTS.encoder_model
-    """Fingerprint encoder id or path (default: the packaged all-MiniLM-L6-v2)."""
-    dedup_threshold: float | None = DEFAULTS.dedup_threshold
-    """Cosine above which a unit is skipped as a near-duplicate of a kept one; None disables."""
-    force_keep: tuple[str, ...] = DEFAULTS.force_keep
-    """Regular expressions whose matches are never dropped."""
-    force_keep_presets: tuple[ForceKeepPreset, ...] = DEFAULTS.force_keep_presets
-    """Named force-keep patterns: numbers, ids, dates, urls, emails."""
-    count_tokenizer: str | None = DEFAULTS.count_tokenizer
-    """Tokenizer the budget is counted in (normally the reader LLM's); None: the encoder's."""
-    device: Device = DEFAULTS.device
-    """Encoder device: auto, cpu or cuda."""
     budget_scope: Literal["joint", "per_document", "per_chunk"] = "joint"
     """One budget over all documents (``joint``) or one share per document (``per_document``;
     ``per_chunk`` is the engine's spelling of the same)."""
@@ -115,11 +103,13 @@ class SemTokenCompressor(BaseDocumentCompressor):
             engine: A :class:`semtoken_rag.Compressor`.
             **kwargs: Adapter-only fields, e.g. ``drop_empty``.
         """
-        return wrap_engine(cls, engine, "per_document", **kwargs)
+        obj = cls(**fields_from_config(engine.config, "per_document"), store=engine.store, **kwargs)
+        obj._slot.adopt(engine)
+        return obj
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration these fields describe."""
-        return mirrored_config(self, self.budget_scope)
+        return config_from_fields(self, self.budget_scope, self.engine_options)
 
     @property
     def engine(self) -> Compressor:

@@ -50,7 +50,7 @@ def test_adapter_fields_mirror_engine_config() -> None:
     )
     assert cfg.dedup_threshold is None and cfg.force_keep == (r"\d+",)
     assert cfg.budget_scope == "per_chunk" and cfg.separator == " ... "
-    assert comp._slot.engine is None  # nothing built, no model loaded, until first use
+    assert not comp._slot.built  # nothing built, no model loaded, until first use
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@
 
 For each workload size the same chunks and question go through:
 
-* **core** — fingerprints given: ``Compressor._compress_prepared`` (context arrays, spans,
-  entropy, scoring, dedup, budgeted selection, render), plus each stage timed alone;
+* **core** — fingerprints given: ``Compressor.plan`` + ``Compressor.render`` on a
+  ``Compressor.prepare``-d context (context arrays, spans, entropy, scoring, dedup, budgeted
+  selection, render), plus each stage timed through the pipeline's own ``on_stage`` hook;
 * **warm** — ``Compressor.compress`` with every chunk's fingerprints already in the store
   (``precompute``), with the *same* query again (memoised query vector: no encoder work at
   all) and with a *fresh* query (one short encoder pass for the question); and **store
@@ -114,110 +115,25 @@ class CompressionReport:
     exponents: dict[str, float | None] = field(default_factory=dict)
 
 
-def _context(comp: Any, chunks: Sequence[str]) -> list[Any]:
-    fps, _ = comp.fingerprints(list(chunks))
-    return [comp._prepare(t, fp) for t, fp in zip(chunks, fps, strict=True)]
-
-
 def stage_breakdown(
-    comp: Any, ctx: Any, qvec: np.ndarray, budget: int, items: list[Any], repeats: int
+    comp: Any, prepared: Any, question: str, ratio: float, repeats: int
 ) -> dict[str, float]:
-    """Each core stage timed alone on the pipeline's own intermediate arrays (ms, medians).
+    """Median ms of each core stage and of rendering, measured inside the real pipeline.
 
-    Mirrors :func:`semtoken_rag.core.pipeline.plan_context` stage by stage (measurement only;
-    the pipeline stays the one implementation of the decision).
+    ``Compressor.plan(..., on_stage=...)`` reports each stage's duration as the pipeline runs
+    it (:data:`semtoken_rag.core.pipeline.STAGES`), so what is timed is the engine's own code,
+    not a copy of it.
     """
-    from semtoken_rag.core.budget import select_units
-    from semtoken_rag.core.entropy import span_entropy
-    from semtoken_rag.core.pipeline import RELEVANCE
-    from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means
-    from semtoken_rag.core.redundancy import near_duplicate_pairs, unit_shingles
-    from semtoken_rag.core.render import kept_word_ranges, render
-    from semtoken_rag.core.scoring import coarse_spans, combined_score, representatives
-    from semtoken_rag.core.spans import form_spans
+    samples: dict[str, list[float]] = {}
 
-    p = comp._params
-    n_units = ctx.n_units
-    n_words = len(ctx.word_vectors)
-    out: dict[str, float] = {}
+    def record(name: str, seconds: float) -> None:
+        samples.setdefault(name, []).append(seconds * 1e3)
 
-    def pooling() -> Any:
-        return l2_normalize(segment_means(ctx.word_vectors, ctx.unit_starts))
-
-    out["pooling"] = measure(pooling, repeats).median_ms
-    unit_vecs = pooling()
-    costs = np.add.reduceat(ctx.word_costs.astype(np.int64), ctx.unit_starts)
-    breaks = np.zeros(n_units, dtype=bool)
-    breaks[1:] = ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]
-
-    def spans() -> Any:
-        return form_spans(unit_vecs, p.similarity_threshold, p.max_cluster_size, breaks)
-
-    out["spans"] = measure(spans, repeats).median_ms
-    span_starts = spans()
-    sizes = segment_lengths(span_starts, n_units)
-    span_of_unit = np.repeat(np.arange(len(span_starts)), sizes)
-    sws = ctx.unit_starts[span_starts]
-    out["entropy"] = measure(lambda: span_entropy(ctx.word_vectors, sws), repeats).median_ms
-    ent = span_entropy(ctx.word_vectors, sws)
-
-    def scoring() -> Any:
-        rel = RELEVANCE[p.relevance](qvec, ctx, unit_vecs, p)
-        sc = combined_score(rel, ent[span_of_unit], p.relevance_weight, p.entropy_weight)
-        coarse = coarse_spans(ent, sizes, p.entropy_threshold, p.min_cluster_size)
-        cand = np.ones(n_units, dtype=bool)
-        if coarse.any():
-            reps = representatives(unit_vecs, span_of_unit, segment_means(ctx.word_vectors, sws))
-            cand = ~coarse[span_of_unit]
-            cand[reps[coarse]] = True
-        return sc, cand
-
-    out["scoring"] = measure(scoring, repeats).median_ms
-    scores, cand = scoring()
-    search = p.dedup_backend or near_duplicate_pairs
-    lexical = ctx.word_ids is not None and getattr(p, "lexical_dedup_threshold", None) is not None
-
-    def dedup() -> Any:
-        dups = search(unit_vecs, p.dedup_threshold) if p.dedup_threshold is not None else None
-        sh = unit_shingles(ctx.word_ids, ctx.unit_starts) if lexical else None
-        return dups, sh
-
-    out["dedup"] = measure(dedup, repeats).median_ms
-    dups, shingles = dedup()
-    ends = np.append(ctx.unit_starts[1:], n_words)
-    wc = np.empty(n_units, dtype=object)
-    for i, (s, e) in enumerate(zip(ctx.unit_starts.tolist(), ends.tolist(), strict=True)):
-        wc[i] = ctx.word_costs[s:e]
-    extra = (
-        {"shingles": shingles, "lexical_threshold": p.lexical_dedup_threshold} if lexical else {}
-    )
-
-    def selection() -> Any:
-        return select_units(
-            scores,
-            costs,
-            budget,
-            candidates=cand,
-            forced=ctx.forced,
-            duplicates=dups,
-            word_costs=wc,
-            min_fill_tokens=p.min_fill_tokens,
-            sep_cost=p.separator_cost,
-            unit_chunk=ctx.unit_chunk,
-            **extra,
-        )
-
-    out["selection"] = measure(selection, repeats).median_ms
-    sel = selection()
-    offsets = np.cumsum([0] + [len(it.unit_starts) for it in items])
-
-    def do_render() -> None:
-        for it, lo in zip(items, offsets[:-1].tolist(), strict=True):
-            kept = sel.kept[lo : lo + len(it.unit_starts)]
-            r = kept_word_ranges(kept, it.unit_starts, it.fp.n_words)
-            render(it.text, it.fp.word_spans, r, comp.config.separator)
-
-    out["render"] = measure(do_render, repeats).median_ms
+    plan = None
+    for _ in range(max(1, repeats)):
+        plan = comp.plan(prepared, question, ratio=ratio, on_stage=record)
+    out = {name: float(np.median(v)) for name, v in samples.items()}
+    out["render"] = measure(lambda: comp.render(plan), repeats).median_ms
     return out
 
 
@@ -274,15 +190,14 @@ def run_compression(
             comp = Compressor(SemTokenConfig(**engine), encoder=enc, counter=base.counter)
             comp.precompute(chunks)
             comp.compress(chunks, wl.question, ratio=ratio)  # memoise the query vector
-            items = _context(comp, chunks)
-            qvec = comp._query_vectors([wl.question])[wl.question]
-            result, _plan, ctx = comp._compress_prepared(items, qvec, wl.question, ratio, None)
-            budget = int(result.budget_tokens)
+            prepared = comp.prepare(chunks)
+            plan = comp.plan(prepared, wl.question, ratio=ratio)
 
-            core = measure(
-                lambda: comp._compress_prepared(items, qvec, wl.question, ratio, None), reps * 2
-            )
-            stages = stage_breakdown(comp, ctx, qvec, budget, items, reps * 2)
+            def core_path() -> Any:
+                return comp.render(comp.plan(prepared, wl.question, ratio=ratio))
+
+            core = measure(core_path, reps * 2)
+            stages = stage_breakdown(comp, prepared, wl.question, ratio, reps * 2)
             warm_rep = measure(
                 lambda: comp.compress(chunks, wl.question, ratio=ratio), reps, device=dev
             )
@@ -324,8 +239,8 @@ def run_compression(
                 target_tokens=n_tok,
                 tokens=wl.tokens,
                 chunks=len(chunks),
-                words=int(sum(it.fp.n_words for it in items)),
-                units=int(ctx.n_units),
+                words=int(sum(c.n_words for c in prepared.chunks)),
+                units=int(plan.arrays.n_units),
                 windows=int(sum(len(i) for i, _ in batches)),
                 repeats=reps,
                 core_ms=core.median_ms,
@@ -343,9 +258,7 @@ def run_compression(
                 },
                 cold_ms=cold_t.median_ms,
                 raw_forward_ms=raw_t.median_ms,
-                core_peak_bytes=traced_peak_bytes(
-                    lambda: comp._compress_prepared(items, qvec, wl.question, ratio, None)
-                ),
+                core_peak_bytes=traced_peak_bytes(core_path),
                 warm_peak_bytes=traced_peak_bytes(
                     lambda: comp.compress(chunks, wl.question, ratio=ratio)
                 ),

@@ -130,15 +130,57 @@ def _as_list(value: Any) -> list[Any]:
     return list(value)
 
 
-def _iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line; one-line typed errors naming the line
+    for anything that is not a UTF-8 JSON object."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidInputError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte {exc.start})"
+                ) from None
             if not line.strip():
                 continue
             try:
-                yield json.loads(line)
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}:{lineno}: not JSON: {exc}") from exc
+                raise InvalidInputError(f"{path}:{lineno}: not JSON: {exc.msg}") from None
+            except RecursionError:
+                raise InvalidInputError(f"{path}:{lineno}: JSON nested too deeply") from None
+            if not isinstance(row, dict):
+                raise InvalidInputError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}"
+                )
+            yield lineno, row
+
+
+def _text_field(row: dict[str, Any], key: str, *, required: bool = False) -> str:
+    value = row.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f"missing {key!r}")
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and key in ("id", "_id"):
+        return str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _strings(row: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = row.get(key)
+    if value is None:
+        return ()
+    items = _as_list(value) if isinstance(value, (str, list, tuple)) else None
+    if items is None or not all(isinstance(a, (str, int, float)) for a in items):
+        raise ValueError(f"{key!r} must be a string or a list of strings, got {value!r:.60}")
+    return tuple(str(a) for a in items)
 
 
 def detect_format(row: dict[str, Any]) -> Format:
@@ -158,16 +200,19 @@ def from_longbench(row: dict[str, Any]) -> Example:
     dataset = str(row.get("dataset") or "")
     base = dataset.removesuffix("_e")  # LongBench-E files use "<task>_e"
     metric = LONGBENCH_METRIC.get(base, "qa_f1")
+    length = row.get("length") or 0
+    if isinstance(length, bool) or not isinstance(length, (int, float)):
+        raise ValueError(f"'length' must be a number, got {length!r:.60}")
     return Example(
-        id=str(row["_id"]),
+        id=_text_field(row, "_id", required=True),
         dataset=dataset,
-        context=str(row.get("context") or ""),
-        question=str(row.get("input") or ""),
-        answers=tuple(str(a) for a in _as_list(row.get("answers"))),
+        context=_text_field(row, "context"),
+        question=_text_field(row, "input"),
+        answers=_strings(row, "answers"),
         task_family=LONGBENCH_FAMILY.get(base, "qa"),
         metric=metric,
-        all_classes=tuple(str(c) for c in _as_list(row.get("all_classes"))),
-        length=int(row.get("length") or 0),
+        all_classes=_strings(row, "all_classes"),
+        length=int(length),
         language=str(row.get("language") or "en"),
     )
 
@@ -185,18 +230,18 @@ def _shared_metric(row: dict[str, Any]) -> str:
 def from_shared(row: dict[str, Any]) -> Example:
     """One line of a ``../shared/data`` set as an :class:`Example`."""
     metric = _shared_metric(row)
-    context = str(row.get("context") or "")
+    context = _text_field(row, "context")
     keys = ("answer_label", "evidence", "doc_id", "document_id")
     extra: dict[str, Any] = {k: row[k] for k in keys if k in row}
     return Example(
-        id=str(row["id"]),
+        id=_text_field(row, "id", required=True),
         dataset=str(row.get("dataset") or ""),
         context=context,
-        question=str(row.get("question") or ""),
-        answers=tuple(str(a) for a in _as_list(row.get("answers"))),
+        question=_text_field(row, "question"),
+        answers=_strings(row, "answers"),
         task_family=_METRIC_FAMILY.get(metric, "qa"),
         metric=metric,
-        options=tuple(str(o) for o in _as_list(row.get("options"))),
+        options=_strings(row, "options"),
         length=len(context.split()),
         extra=extra,
     )
@@ -230,17 +275,23 @@ def load_examples(
             many documents (NarrativeQA's first 150 lines cover only ~5 summaries).
 
     Raises:
-        InvalidInputError: a file is missing, empty of examples, or of an unknown schema.
+        InvalidInputError: one line naming the file and line: a missing or empty file, a line
+            that is not a UTF-8 JSON object, an unknown schema, or a field of the wrong type
+            (``"answers": 9``).
     """
     out: list[Example] = []
     for path in _expand(paths):
         taken = 0
         convert = None
         seen: dict[str, int] = {}
-        for row in _iter_jsonl(path):
-            if convert is None:
-                convert = _CONVERTERS[detect_format(row) if fmt == "auto" else fmt]
-            ex = convert(row)
+        for lineno, row in _iter_jsonl(path):
+            try:
+                if convert is None:
+                    convert = _CONVERTERS[detect_format(row) if fmt == "auto" else fmt]
+                ex = convert(row)
+            except (ValueError, KeyError, TypeError) as exc:
+                msg = exc.args[0] if isinstance(exc, InvalidInputError) else str(exc)
+                raise InvalidInputError(f"{path}:{lineno}: {msg}") from None
             if per_doc is not None:
                 doc = document_key(ex)
                 if seen.get(doc, 0) >= per_doc:
@@ -250,6 +301,8 @@ def load_examples(
             taken += 1
             if limit is not None and taken >= limit:
                 break
+        if convert is None:
+            raise InvalidInputError(f"{path}: no examples (the file is empty)")
         logger.info("loaded %d examples from %s", taken, path)
     return out
 

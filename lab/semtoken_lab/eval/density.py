@@ -2,8 +2,9 @@
 
 Semantic entropy of a sentence is the trace of the covariance of its word fingerprints (the
 SemToken paper's ``H = Tr Cov``): high where the words point in many directions (dense, varied
-content), low for boilerplate and repetition.  Shown beside the query relevance and what each
-method kept, it explains a selection at a glance.
+content), low for boilerplate and repetition.  Shown beside SemToken's unit score and what each
+method kept, it explains a selection at a glance.  Both rows come from the engine's own
+:meth:`semtoken_rag.Compressor.explain`, never recomputed here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import numpy as np
 
 from semtoken_lab.eval.methods import Method, MethodEnv
 from semtoken_lab.eval.metrics import normalize_answer
-from semtoken_lab.eval.selection import segment_units
 
 
 def sentence_density(
@@ -29,24 +29,17 @@ def sentence_density(
     Returns:
         Label -> ``(n_sentences,) float64``.
     """
-    units = segment_units(chunks, env.counter())
-    encoder, _ = env.semtoken_parts()
-    fps = encoder.encode_texts(list(chunks))
-    q = np.asarray(encoder.encode_queries([question])[0], dtype=np.float32)
-    ent = np.zeros(len(units))
-    rel = np.zeros(len(units))
-    for i in range(len(units)):
-        c = int(units.chunk[i])
-        fp = fps[c]
-        # fingerprint words are the same find_words spans as the units'.
-        v = fp.vectors[int(units.word_lo[i]) : int(units.word_hi[i])]
-        if len(v) > 1:
-            ent[i] = float(np.trace(np.cov(v.T)))
-        if len(v):
-            m = v.mean(axis=0)
-            rel[i] = float(m @ q / (np.linalg.norm(m) + 1e-9))
-    rows = {"semantic entropy": ent, "query relevance": rel}
-    sents = [normalize_answer(units.text(i)) for i in range(len(units))]
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    encoder, store = env.semtoken_parts()
+    comp = Compressor(SemTokenConfig(), encoder=encoder, store=store, counter=env.counter())
+    prepared = comp.prepare(list(chunks))
+    why = comp.plan(prepared, question, budget=budget).explain()
+    rows = {
+        "semantic entropy": why.unit_density.astype(np.float64),
+        "semtoken score": why.unit_score.astype(np.float64),
+    }
+    sents = [normalize_answer(t) for t in prepared.unit_texts()]
     for name, fn in methods.items():
         kept = normalize_answer(fn(chunks, question, budget))
         rows[f"kept: {name}"] = np.array(

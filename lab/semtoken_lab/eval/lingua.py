@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from semtoken_rag.core.segment import find_units, find_words
-
-from semtoken_lab.eval.selection import WordCoster
+from semtoken_rag.protocols import Counter as WordCoster
 
 logger = logging.getLogger(__name__)
 

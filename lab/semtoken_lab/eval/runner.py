@@ -393,8 +393,10 @@ def report_only(
 
 
 def run_eval(cfg: RunConfig, **kwargs: Any) -> RunResult:
-    """Convenience: ``Runner(cfg, **kwargs).run()``."""
-    return Runner(cfg, **kwargs).run()
+    """Convenience: ``Runner(cfg, **kwargs).run()``, the data validated before any model loads
+    (a bad line fails in a second, not after the reader is loaded)."""
+    examples = load_examples(cfg.data, fmt=cfg.fmt, limit=cfg.limit, per_doc=cfg.per_doc)  # type: ignore[arg-type]
+    return Runner(cfg, **kwargs).run(examples)
 
 
 __all__ = [

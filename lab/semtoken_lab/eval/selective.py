@@ -4,8 +4,8 @@ Self-information of a token is ``-log p(token | preceding tokens)`` under a caus
 reader itself, as the paper uses the target-family LM).  A unit's information is the *sum* over
 its tokens (the paper's rule); units are phrases/clauses of at most
 :data:`PHRASE_WORDS` words (sentences split at clause punctuation), a stand-in for the paper's
-spaCy noun phrases that needs no extra model.  The budget is then spent as for every baseline
-(:mod:`semtoken_lab.eval.selection`).
+spaCy noun phrases that needs no extra model.  The budget is then spent by the engine, as for
+every baseline (:mod:`semtoken_lab.eval.selection`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from semtoken_lab.eval.selection import WordCoster, segment_units, select_text
+from semtoken_lab.eval.selection import UnitSelector
 
 logger = logging.getLogger(__name__)
 
@@ -77,30 +77,32 @@ class SelectiveContext:
     Args:
         model: A causal LM (the reader's) in eval mode.
         tokenizer: Its tokenizer (fast, with offsets).
-        counter: Counts the budget in reader tokens.
+        selector: The engine's selection at phrase level (``max_unit_words=PHRASE_WORDS``),
+            counting the budget in reader tokens.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, counter: WordCoster) -> None:
+    def __init__(self, model: Any, tokenizer: Any, selector: UnitSelector) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.counter = counter
+        self.selector = selector
         # Surprisal depends on the text only, not on the budget: score each chunk once per run.
         self._info: dict[str, np.ndarray] = {}
 
     def __call__(self, chunks: Sequence[str], question: str, budget: int) -> str:
-        units = segment_units(chunks, self.counter, max_words=PHRASE_WORDS)
-        scores = np.zeros(len(units))
-        for c, text in enumerate(units.chunks):
-            ws = units.word_spans[c]
-            if not len(ws):
+        units = self.selector.units(chunks)
+        scores = []
+        for c in units.chunks:
+            if not c.n_words:
                 continue
-            winfo = self._info.get(text)
-            if winfo is None or len(winfo) != len(ws):
-                winfo = word_information(self.model, self.tokenizer, text, ws)
+            winfo = self._info.get(c.text)
+            if winfo is None or len(winfo) != c.n_words:
+                winfo = word_information(self.model, self.tokenizer, c.text, c.word_spans)
                 if len(self._info) > 256:
                     self._info.clear()
-                self._info[text] = winfo
+                self._info[c.text] = winfo
             csum = np.concatenate([[0.0], np.cumsum(winfo)])
-            sel = units.chunk == c
-            scores[sel] = csum[units.word_hi[sel]] - csum[units.word_lo[sel]]
-        return select_text(units, scores, budget)
+            ends = np.append(c.unit_starts[1:], c.n_words)
+            scores.append(csum[ends] - csum[c.unit_starts])
+        if not scores:
+            return ""
+        return self.selector.select(units, np.concatenate(scores), budget)

@@ -14,35 +14,43 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    create_model,
+    model_validator,
+)
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
-from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import NodeWithScore, QueryBundle
 from semtoken_rag.adapters import (
-    DEFAULTS,
     EngineSlot,
     check_store,
     chunk_metadata,
-    mirrored_config,
-    wrap_engine,
+    config_from_fields,
+    field_definitions,
+    fields_from_config,
 )
-from semtoken_rag.config import Device, ForceKeepPreset, SemTokenConfig
+from semtoken_rag.config import SemTokenConfig
+
+from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
+from llama_index.postprocessor.semtoken.nodes import node_text
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
     from semtoken_rag.results import CompressionResult
 
-    from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
-
 #: Key under which each output node carries what was kept.
 METADATA_KEY = "semtoken"
 
+#: ``BaseNodePostprocessor`` plus the engine knobs mirrored one-to-one, derived from
+#: ``semtoken_rag.SemTokenConfig`` (names, types, defaults, descriptions).
+_MirroredFields: Any = create_model(
+    "SemTokenNodePostprocessorFields", __base__=BaseNodePostprocessor, **field_definitions()
+)
 
-def node_text(node: BaseNode) -> str:
-    """The raw text of a node (no metadata), the string the engine compresses and caches."""
-    return node.get_content(metadata_mode=MetadataMode.NONE) or ""
 
-
-class SemTokenNodePostprocessor(BaseNodePostprocessor):
+class SemTokenNodePostprocessor(_MirroredFields):
     """Query-aware semantic compression of retrieved nodes (semtoken-rag).
 
     Every node is shortened to the sentences that best answer the query, near-duplicates across
@@ -67,26 +75,6 @@ class SemTokenNodePostprocessor(BaseNodePostprocessor):
         >>> engine = index.as_query_engine(node_postprocessors=[pp])  # doctest: +SKIP
     """
 
-    compression_ratio: float = DEFAULTS.compression_ratio
-    """Fraction of the original tokens to keep, in (0, 1]; ignored when ``budget_tokens``."""
-    budget_tokens: int | None = DEFAULTS.budget_tokens
-    """Absolute token budget (counting tokenizer); overrides ``compression_ratio``."""
-    similarity_threshold: float = DEFAULTS.similarity_threshold
-    """Adjacent units more similar than this merge into one span."""
-    entropy_threshold: float = DEFAULTS.entropy_threshold
-    """Spans below this fraction of the median semantic entropy collapse to one unit."""
-    encoder_model: str = DEFAULTS.encoder_model
-    """Fingerprint encoder id or path (default: the packaged all-MiniLM-L6-v2)."""
-    dedup_threshold: float | None = DEFAULTS.dedup_threshold
-    """Cosine above which a unit is skipped as a near-duplicate of a kept one; None disables."""
-    force_keep: tuple[str, ...] = DEFAULTS.force_keep
-    """Regular expressions whose matches are never dropped."""
-    force_keep_presets: tuple[ForceKeepPreset, ...] = DEFAULTS.force_keep_presets
-    """Named force-keep patterns: numbers, ids, dates, urls, emails."""
-    count_tokenizer: str | None = DEFAULTS.count_tokenizer
-    """Tokenizer the budget is counted in (normally the reader LLM's); None: the encoder's."""
-    device: Device = DEFAULTS.device
-    """Encoder device: auto, cpu or cuda."""
     budget_scope: Literal["joint", "per_node", "per_chunk"] = "joint"
     """One budget over all nodes (``joint``) or one share per node (``per_node``; ``per_chunk``
     is the engine's spelling of the same)."""
@@ -122,11 +110,13 @@ class SemTokenNodePostprocessor(BaseNodePostprocessor):
             engine: A :class:`semtoken_rag.Compressor`.
             **kwargs: Adapter-only fields, e.g. ``drop_empty``.
         """
-        return wrap_engine(cls, engine, "per_node", **kwargs)
+        obj = cls(**fields_from_config(engine.config, "per_node"), store=engine.store, **kwargs)
+        obj._slot.adopt(engine)
+        return obj
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration these fields describe."""
-        return mirrored_config(self, self.budget_scope)
+        return config_from_fields(self, self.budget_scope, self.engine_options)
 
     @property
     def engine(self) -> Compressor:
@@ -136,8 +126,6 @@ class SemTokenNodePostprocessor(BaseNodePostprocessor):
     def fingerprinter(self) -> SemTokenFingerprinter:
         """An ingestion component writing fingerprints this postprocessor will hit (same
         engine: same encoder settings, same store, one model in memory)."""
-        from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
-
         return SemTokenFingerprinter.from_engine(self.engine)
 
     def _postprocess_nodes(

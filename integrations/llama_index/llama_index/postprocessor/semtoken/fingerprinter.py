@@ -13,17 +13,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    create_model,
+    model_validator,
+)
 from llama_index.core.schema import BaseNode, TransformComponent
 from semtoken_rag.adapters import (
-    DEFAULTS,
     EngineSlot,
-    build_config,
     check_store,
+    config_from_fields,
+    encoder_options,
+    field_definitions,
 )
-from semtoken_rag.config import Device, SemTokenConfig
+from semtoken_rag.config import SemTokenConfig
 
-from llama_index.postprocessor.semtoken.base import node_text
+from llama_index.postprocessor.semtoken.nodes import node_text
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
@@ -31,7 +38,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class SemTokenFingerprinter(TransformComponent):
+#: The encoder fields an ingestion component mirrors (the store key depends on nothing else).
+_ENCODER_FIELDS = ("encoder_model", "device")
+
+#: ``TransformComponent`` plus ``encoder_model`` and ``device``, derived from the config.
+_MirroredFields: Any = create_model(
+    "SemTokenFingerprinterFields",
+    __base__=TransformComponent,
+    **field_definitions(_ENCODER_FIELDS),
+)
+
+
+class SemTokenFingerprinter(_MirroredFields):
     """Writes the fingerprints of every node's text into a fingerprint store.
 
     Give it the same ``store`` / ``store_dir`` and encoder settings as the
@@ -45,10 +63,6 @@ class SemTokenFingerprinter(TransformComponent):
         ... )
     """
 
-    encoder_model: str = DEFAULTS.encoder_model
-    """Fingerprint encoder id or path; must match the postprocessor's."""
-    device: Device = DEFAULTS.device
-    """Encoder device: auto, cpu or cuda."""
     engine_options: dict[str, Any] = Field(default_factory=dict)
     """Other :class:`semtoken_rag.SemTokenConfig` fields (``window_tokens``, ``batch_size``...)."""
     store_dir: str | Path | None = None
@@ -74,34 +88,21 @@ class SemTokenFingerprinter(TransformComponent):
     def from_engine(cls, engine: Compressor) -> SemTokenFingerprinter:
         """Wrap an existing engine (its encoder and store are shared, no second model)."""
         cfg = engine.config
-        options = {
-            name: getattr(cfg, name)
-            for name in (
-                "window_tokens",
-                "window_overlap",
-                "context_window",
-                "encoder_dtype",
-                "batch_size",
-                "cache_embeddings",
-            )
-            if getattr(cfg, name) != getattr(DEFAULTS, name)
-        }
+        options = {k: v for k, v in encoder_options(cfg).items() if k not in _ENCODER_FIELDS}
+        if not cfg.cache_embeddings:
+            options["cache_embeddings"] = False
         obj = cls(
             encoder_model=cfg.encoder_model,
             device=cfg.device,
             engine_options=options,
             store=engine.store,
         )
-        obj._slot.engine = engine
+        obj._slot.adopt(engine)
         return obj
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration (only its encoder fields matter for fingerprints)."""
-        return build_config(
-            {"encoder_model": self.encoder_model, "device": self.device},
-            "joint",
-            self.engine_options,
-        )
+        return config_from_fields(self, "joint", self.engine_options, _ENCODER_FIELDS)
 
     @property
     def engine(self) -> Compressor:

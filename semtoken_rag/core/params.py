@@ -1,0 +1,124 @@
+"""The selection knobs: what the core's stages do with the fingerprints (one source of defaults).
+
+This is the part of :class:`~semtoken_rag.config.SemTokenConfig` that the pure core reads
+(segmentation into units, spans, entropy, relevance, redundancy, the budget's partial fill).
+Adding a knob here is all it takes for the flat constructor, the adapters' ``engine_options``
+and validation to know it; then use it in the stage that needs it and test it (see
+CONTRIBUTING.md, "Adding a selection knob").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from semtoken_rag.knobs import knob, require, validate
+
+Unit = Literal["sentence", "word"]
+NoQueryMode = Literal["centroid", "entropy"]
+DedupBackend = Literal["auto", "numpy", "faiss"]
+Relevance = Literal["late_interaction", "pooled"]
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How units are formed, scored and chosen (frozen, validated, hashable)."""
+
+    unit: Unit = knob(
+        "sentence",
+        "What is kept or dropped: 'sentence' (default, measured best) or 'word' (the paper "
+        "read literally; kept for ablations).",
+        "choice",
+        choices=("sentence", "word"),
+    )
+    max_unit_words: int = knob(
+        48,
+        "Longer sentences are split at clause punctuation or hard-wrapped, so one unit never "
+        "dominates the budget.",
+        "int",
+        lo=1,
+    )
+    similarity_threshold: float = knob(
+        0.7,
+        "tau: adjacent units whose fingerprint cosine with the first unit of the current span "
+        "exceeds it merge into that span.",
+        "float",
+        lo=-1.0,
+        hi=1.0,
+    )
+    entropy_threshold: float = knob(
+        0.5,
+        "delta: a merged span whose semantic entropy is below delta times the median span "
+        "entropy is coarse and collapses to its most representative unit.",
+        "float",
+        lo=0.0,
+    )
+    min_cluster_size: int = knob(
+        2, "Smallest merged span that may be collapsed to one unit.", "int", lo=1
+    )
+    max_cluster_size: int = knob(10, "Largest number of units merged into one span.", "int", lo=1)
+    relevance: Relevance = knob(
+        "late_interaction",
+        "How relevance to the query is measured: 'late_interaction' (each content word of the "
+        "query matched to its most similar word of the unit, the best query_top_words matches "
+        "averaged, so a sentence answering part of a multi-hop question is not averaged away) or "
+        "'pooled' (cosine of pooled vectors; the paper, kept for ablations).",
+        "choice",
+        choices=("late_interaction", "pooled"),
+    )
+    query_top_words: int = knob(
+        5, "Query words whose best matches are averaged in late interaction.", "int", lo=1
+    )
+    relevance_weight: float = knob(
+        1.0, "Weight of the standardised query relevance in the unit score.", "float", lo=0.0
+    )
+    entropy_weight: float = knob(
+        0.1, "Weight of the standardised span entropy in the unit score.", "float", lo=0.0
+    )
+    dedup_threshold: float | None = knob(
+        0.92,
+        "A unit whose fingerprint cosine with an already kept unit (any chunk) exceeds this is "
+        "skipped as a near-duplicate; None disables the skip.",
+        "float",
+        lo=-1.0,
+        hi=1.0,
+        optional=True,
+    )
+    lexical_dedup_threshold: float | None = knob(
+        0.8,
+        "A unit whose word 3-grams are at least this fraction in already kept text is skipped "
+        "(verbatim repeats, e.g. overlapping chunks); None disables the check.",
+        "float",
+        lo=0.0,
+        hi=1.0,
+        lo_open=True,
+        optional=True,
+    )
+    dedup_backend: DedupBackend = knob(
+        "auto",
+        "Near-duplicate search: exact numpy products, a FAISS range search, or numpy for small "
+        "contexts and FAISS above a few thousand units when installed ('auto').",
+        "choice",
+        choices=("auto", "numpy", "faiss"),
+    )
+    no_query_mode: NoQueryMode = knob(
+        "centroid",
+        "Relevance target without a query: the context centroid, or entropy alone (the paper's "
+        "top-H selection).",
+        "choice",
+        choices=("centroid", "entropy"),
+    )
+    fill_partial: bool = knob(
+        True,
+        "Spend a leftover budget on the leading whole words of the best unit that did not fit.",
+        "bool",
+    )
+    min_fill_tokens: int = knob(6, "Smallest leftover worth a partial unit.", "int", lo=1)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        require(
+            self.min_cluster_size <= self.max_cluster_size,
+            f"min_cluster_size ({self.min_cluster_size}) must be <= max_cluster_size "
+            f"({self.max_cluster_size})",
+        )

@@ -1,0 +1,198 @@
+"""Which transformer the encoder runs, and what identifies its weights.
+
+Two ways in:
+
+* **by name**: an id or a path (the packaged MiniLM's aliases resolve to its files); loaded with
+  transformers' ``AutoModel`` / ``AutoTokenizer`` on the requested device and dtype;
+* **already loaded** by the application: a sentence-transformers ``SentenceTransformer``, the
+  one inside LangChain's ``HuggingFaceEmbeddings`` or LlamaIndex's ``HuggingFaceEmbedding``, or
+  a transformers encoder model.  It is used where it is (device and dtype untouched, never
+  copied), so a RAG application that embeds with MiniLM does not hold a second copy.
+
+The fingerprint store's key must name *what the weights are*, not where they came from: a model
+path whose files were replaced must never hit the old fingerprints.  :func:`weights_digest`
+hashes every parameter (names, shapes and values rounded to float16, so an fp32 load and an fp16
+load of the same checkpoint agree and any real change of a weight shows), memoised per model
+object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from semtoken_rag import models
+from semtoken_rag.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedEncoder:
+    """A transformer ready to run: model, fast tokenizer, a stable id and where it runs."""
+
+    model: Any
+    tokenizer: Any
+    model_id: str
+    device: str
+    torch_dtype: Any
+
+
+def _pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={device!r} was requested but CUDA is not available")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    return device
+
+
+def _pick_dtype(dtype: str, device: str) -> Any:
+    import torch
+
+    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if dtype == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return table[dtype]
+
+
+def load_by_name(name: str, device: str, dtype: str) -> LoadedEncoder:
+    """Load an encoder from an id or path (the packaged MiniLM for its aliases)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path, model_id = models.resolve_encoder(name)
+    model_id = models.canonical_encoder_id(model_id)
+    dev = _pick_device(device)
+    torch_dtype = _pick_dtype(dtype, dev)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, dtype=torch_dtype)
+    except (OSError, ValueError) as exc:
+        raise models.missing_model_error(name, exc) from exc
+    model.to(dev).eval()
+    return LoadedEncoder(model, tokenizer, model_id, dev, torch_dtype)
+
+
+def _from_sentence_transformer(obj: Any) -> tuple[Any, Any, str] | None:
+    first = obj[0] if hasattr(obj, "__getitem__") and len(obj) else None
+    model = getattr(first, "auto_model", None)
+    tokenizer = getattr(obj, "tokenizer", None) or getattr(first, "tokenizer", None)
+    if model is None or tokenizer is None:
+        return None
+    return model, tokenizer, _name_of(model)
+
+
+def _from_hf_model(obj: Any) -> tuple[Any, Any, str] | None:
+    if not (hasattr(obj, "config") and hasattr(obj, "forward")):
+        return None
+    from transformers import AutoTokenizer
+
+    name = _name_of(obj)
+    path, _ = models.resolve_encoder(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"cannot find the tokenizer of the given {type(obj).__name__} ({name!r}): {exc}; "
+            "pass a SentenceTransformer, or the model id/path instead"
+        ) from exc
+    return obj, tokenizer, name
+
+
+def _from_wrapper(attr: str) -> Callable[[Any], tuple[Any, Any, str] | None]:
+    """LangChain's ``HuggingFaceEmbeddings`` (``_client``) and LlamaIndex's
+    ``HuggingFaceEmbedding`` (``_model``) hold a SentenceTransformer."""
+
+    def unwrap(obj: Any) -> tuple[Any, Any, str] | None:
+        inner = getattr(obj, attr, None)
+        return None if inner is None else _from_sentence_transformer(inner)
+
+    return unwrap
+
+
+#: Loaded-model kinds, tried in order: class name -> how to reach model and tokenizer.
+LOADED_KINDS: dict[str, Callable[[Any], tuple[Any, Any, str] | None]] = {
+    "SentenceTransformer": _from_sentence_transformer,
+    "HuggingFaceEmbeddings": _from_wrapper("_client"),
+    "HuggingFaceEmbedding": _from_wrapper("_model"),
+}
+
+
+def _name_of(model: Any) -> str:
+    cfg = getattr(model, "config", None)
+    name = str(getattr(cfg, "_name_or_path", "") or getattr(model, "name_or_path", "") or "")
+    resolved = models.canonical_encoder_id(name)
+    return resolved or type(model).__name__
+
+
+def load_loaded(obj: Any) -> LoadedEncoder:
+    """Adopt a model the application already loaded (see the module docstring).
+
+    Raises:
+        ConfigError: the object is not a supported transformer encoder, or has no fast
+            tokenizer (offsets are required).
+    """
+    unwrap = LOADED_KINDS.get(type(obj).__name__)
+    found = unwrap(obj) if unwrap is not None else None
+    if found is None:
+        for kind in LOADED_KINDS.values():
+            found = kind(obj)
+            if found is not None:
+                break
+    if found is None:
+        found = _from_hf_model(obj)
+    if found is None:
+        raise ConfigError(
+            f"cannot read token states from a {type(obj).__name__}: pass a SentenceTransformer, "
+            "LangChain HuggingFaceEmbeddings, LlamaIndex HuggingFaceEmbedding or a transformers "
+            "encoder model"
+        )
+    model, tokenizer, model_id = found
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"the encoder {model_id!r} has no fast tokenizer (offsets are required)")
+    param = next(model.parameters())
+    return LoadedEncoder(model, tokenizer, model_id, str(param.device), param.dtype)
+
+
+_DIGESTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_DIGEST_LOCK = threading.Lock()
+
+
+def weights_digest(model: Any) -> str:
+    """Hex digest of a model's weights (parameter and buffer names, shapes, values as fp16).
+
+    Memoised per model object (hashing MiniLM's 22M parameters takes ~0.1 s once).
+    """
+    with _DIGEST_LOCK:
+        hit = _DIGESTS.get(model)
+        if hit is not None:
+            return hit
+        import torch
+
+        h = hashlib.sha256()
+        with torch.no_grad():
+            for name, tensor in sorted(model.state_dict().items()):
+                h.update(f"{name}:{tuple(tensor.shape)}:".encode())
+                t = tensor.detach()
+                if t.is_floating_point():
+                    t = t.to(device="cpu", dtype=torch.float16)
+                else:
+                    t = t.to(device="cpu")
+                h.update(t.contiguous().numpy().tobytes())
+        digest = h.hexdigest()
+        with contextlib.suppress(TypeError):  # not weak-referenceable: just not memoised
+            _DIGESTS[model] = digest
+        return digest

@@ -1,0 +1,169 @@
+"""The engine's intermediate results: what :meth:`Compressor.prepare` and :meth:`Compressor.plan`
+return.
+
+Why public types: the three stages can be called one by one (prepare once per chunk set and plan
+for many questions or budgets; inspect a plan before rendering it; let an external scorer rank
+the same units), and benchmarks measure the real stages through these names instead of reaching
+into the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from semtoken_rag.core.pipeline import ContextArrays, CorePlan
+from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.results import Explanation
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedChunk:
+    """One chunk, segmented, costed and (usually) fingerprinted; independent of any query.
+
+    Attributes:
+        text: The chunk exactly as given (pieces are rendered from it verbatim).
+        word_spans: ``(W, 2) int64`` character spans of its words.
+        unit_starts: ``(U,) int64`` first word of each unit (sentence).
+        word_costs: ``(W,) int64`` tokens of each word in the counting tokenizer.
+        forced: ``(U,) bool`` units overlapping a force-keep match.
+        word_ids: ``(W,) uint64`` normalised word ids for the lexical repeat check, or ``None``.
+        fingerprints: The word fingerprints, or ``None`` when prepared without the encoder
+            (for external scores).
+    """
+
+    text: str
+    word_spans: np.ndarray
+    unit_starts: np.ndarray
+    word_costs: np.ndarray
+    forced: np.ndarray
+    word_ids: np.ndarray | None
+    fingerprints: ChunkFingerprints | None = None
+
+    @property
+    def n_words(self) -> int:
+        return len(self.word_spans)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_starts)
+
+    def unit_char_spans(self) -> np.ndarray:
+        """``(U, 2) int64`` character span of each unit in :attr:`text`."""
+        if not self.n_units:
+            return np.zeros((0, 2), dtype=np.int64)
+        ends = np.append(self.unit_starts[1:], self.n_words) - 1
+        return np.stack(
+            [self.word_spans[self.unit_starts, 0], self.word_spans[ends, 1]], axis=1
+        ).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedContext:
+    """The chunks of one context, prepared (the output of :meth:`Compressor.prepare`).
+
+    Attributes:
+        chunks: One :class:`PreparedChunk` per input chunk, in order.
+        encoder_calls: Chunks that needed an encoder pass (0 when the store had them all).
+        encode_ms: Time spent encoding (or reading the store, see ``store_ms``).
+        store_ms: Time spent in store lookups when nothing had to be encoded.
+        count_ms: Time spent segmenting, counting tokens and matching force-keep rules.
+    """
+
+    chunks: tuple[PreparedChunk, ...]
+    encoder_calls: int = 0
+    encode_ms: float = 0.0
+    store_ms: float = 0.0
+    count_ms: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def has_fingerprints(self) -> bool:
+        return all(c.fingerprints is not None for c in self.chunks)
+
+    def subset(self, texts: Sequence[str]) -> PreparedContext:
+        """The context of ``texts`` (each one of this context's chunks; duplicates allowed),
+        sharing the prepared arrays: how one batched ``prepare`` serves many requests."""
+        by_text = {c.text: c for c in self.chunks}
+        return PreparedContext(tuple(by_text[t] for t in texts))
+
+    def unit_texts(self) -> list[str]:
+        """Verbatim text of every unit, chunks in order (what an external scorer ranks)."""
+        out: list[str] = []
+        for c in self.chunks:
+            out.extend(c.text[s:e] for s, e in c.unit_char_spans().tolist())
+        return out
+
+    def arrays(self, dim: int) -> ContextArrays:
+        """The chunks concatenated into the core's :class:`ContextArrays`.
+
+        Args:
+            dim: Fingerprint dimension (0 when prepared without fingerprints).
+        """
+        items = self.chunks
+        if not items:
+            return ContextArrays(
+                np.zeros((0, dim), np.float32),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                np.zeros(0, bool),
+                None,
+            )
+        offsets = np.cumsum([0] + [c.n_words for c in items])
+        vectors = (
+            np.concatenate([c.fingerprints.vectors for c in items if c.fingerprints is not None])
+            if self.has_fingerprints
+            else np.zeros((int(offsets[-1]), 0), np.float32)
+        )
+        ids = [c.word_ids for c in items]
+        return ContextArrays(
+            word_vectors=vectors,
+            word_costs=np.concatenate([c.word_costs for c in items]).astype(np.int64),
+            unit_starts=np.concatenate(
+                [c.unit_starts + o for c, o in zip(items, offsets, strict=False)]
+            ).astype(np.int64),
+            unit_chunk=np.repeat(np.arange(len(items)), [c.n_units for c in items]).astype(
+                np.int64
+            ),
+            forced=np.concatenate([c.forced for c in items]).astype(bool),
+            word_ids=(
+                np.concatenate([i for i in ids if i is not None]).astype(np.uint64)
+                if all(i is not None for i in ids)
+                else None
+            ),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """What would be kept of one context and why (the output of :meth:`Compressor.plan`).
+
+    Attributes:
+        context: The prepared chunks.
+        query: The query the plan is conditioned on (``None``: none).
+        budgets: ``(1,)`` joint budget or ``(n_chunks,)`` per-chunk budgets, in tokens.
+        arrays: The core's input arrays.
+        core: The core's decision (kept units, partial unit, spans, scores).
+        separator_cost: Tokens charged per separator between kept pieces.
+        stage_ms: Milliseconds per core stage (pooling, spans, entropy, scoring, dedup,
+            selection), plus ``assemble`` (building the arrays).
+    """
+
+    context: PreparedContext
+    query: str | None
+    budgets: np.ndarray
+    arrays: ContextArrays
+    core: CorePlan
+    separator_cost: int = 0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+
+    def explain(self) -> Explanation:
+        """Per-unit scores and decisions (for heatmaps, debugging and the harness)."""
+        from semtoken_rag.explain import explain_plan
+
+        return explain_plan(self.core, self.arrays, self.context.chunks)

