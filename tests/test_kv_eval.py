@@ -93,3 +93,20 @@ def test_kv_eval_writes_paired_report(tmp_path, narrativeqa, capsys):
     # resuming skips finished examples and rewrites the same report
     assert main(argv) == 0
     assert len((out / "records.jsonl").read_text().splitlines()) == len(records)
+
+
+def test_kv_speed_lockstep_smoke(tmp_path, narrativeqa, capsys):
+    """The lockstep speed benchmark runs every method on the same steps and reports ratios."""
+    data = tmp_path / "one.jsonl"
+    short = min(narrativeqa, key=lambda r: len(r["context"]))
+    data.write_text(json.dumps(short) + "\n", encoding="utf-8")
+    out = tmp_path / "speed"
+    argv = ["kv-eval", "--data", str(data), "--out", str(out), "--speed-steps", "4"]
+    assert main([*argv, "--policies", "semtoken,streaming", "--budgets", "0.5"]) == 0
+    payload = json.loads((out / "speed.json").read_text())
+    rows = {r["method"]: r for r in payload["summary"]}
+    assert set(rows) == {"full", "kv-semtoken@0.5", "kv-streaming@0.5"}
+    rec = payload["records"][0]
+    assert all(len(steps) == 4 for steps in rec["step_s"].values())
+    assert rows["full"]["ratio_to_full"] == 1.0 and rows["kv-semtoken@0.5"]["kv_ratio"] < 0.55
+    assert "| kv-semtoken@0.5 | 1 |" in capsys.readouterr().out

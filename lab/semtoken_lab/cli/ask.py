@@ -94,17 +94,20 @@ def _kv_lines(label: str, trace: Any, show: int = 8) -> list[str]:
         f"cache; prefill {_fmt_bytes(trace.prefill_kv_bytes)}; policy "
         f"{trace.policy_s * 1e3:.1f} ms",
     ]
+    kept = trace.span_kept
     gone = trace.evicted_spans
-    partial = [i for i, k in enumerate(trace.span_kept) if 0.0 < k < 1.0]
     lines.append(
-        f"  evicted {len(gone)} of {len(trace.span_kept)} spans"
-        + (f", {len(partial)} in part (per-head entries)" if partial else "")
+        f"  spans: {len(gone)} of {len(kept)} evicted everywhere, "
+        f"{sum(0.0 < k < 1.0 for k in kept)} in part (policies that choose per layer and head)"
     )
-    for i in gone[:show]:
+    for i in sorted(range(len(kept)), key=lambda j: (kept[j], j))[:show]:
+        if kept[i] >= 1.0:
+            break
         text = " ".join(trace.span_texts[i].split())
-        lines.append(f"  - span {i}: {text[:90]}{'...' if len(text) > 90 else ''}")
-    if len(gone) > show:
-        lines.append(f"  ... and {len(gone) - show} more")
+        lines.append(
+            f"  - span {i} ({kept[i]:.0%} of its entries kept): "
+            f"{text[:80]}{'...' if len(text) > 80 else ''}"
+        )
     return lines
 
 

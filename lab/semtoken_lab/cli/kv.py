@@ -71,6 +71,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reader-dtype", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--speed-steps",
+        type=int,
+        default=None,
+        help="instead of the LL evaluation: decode speed in lockstep over this many steps "
+        "(--max-prompt-tokens defaults to 4096; writes speed.json / speed.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +98,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.data:
         raise InvalidInputError("--data is required (unless --report-only)")
+    if args.speed_steps:
+        from semtoken_lab.eval.kv_speed import SpeedConfig, run_kv_speed
+
+        speed = SpeedConfig(
+            data=tuple(args.data),
+            out=args.out,
+            limit=args.limit,
+            max_prompt_tokens=args.max_prompt_tokens or 4096,
+            steps=args.speed_steps,
+            budgets=args.budgets,
+            policies=args.policies,
+            seed=args.seed,
+        )
+        print((run_kv_speed(speed) / "speed.md").read_text(encoding="utf-8"))
+        return 0
     options = {
         k: v
         for k, v in (
