@@ -46,6 +46,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default=None, help="encoder id or path (default MiniLM)")
     parser.add_argument("--batch-size", type=int, default=64, help="chunks per encoder call")
     parser.add_argument("--max-bytes", type=int, default=None, help="store size limit (LRU)")
+    parser.add_argument(
+        "--codec",
+        default=None,
+        help="fingerprint codec (default: the store's own, pq64 for a new store; see "
+        "docs/store.md); another codec than an existing store's is an error (`semtoken-rag "
+        "store migrate --codec` re-encodes)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _register_ray(parser)
 
@@ -65,33 +72,19 @@ def _register_ray(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="encoder dtype (part of the store key: match the compressor that reads the store)",
     )
-    group = parser.add_argument_group(
-        "distributed ingestion on Ray (pip install 'semtoken-rag[ray]')"
+    from semtoken_rag.distributed.options import add_ray_options
+
+    group = add_ray_options(
+        parser,
+        title="distributed ingestion on Ray (pip install 'semtoken-rag[ray]')",
+        what="encode",
+        actors_default=1,
     )
-    group.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
-        help="encode on Ray actors; ADDRESS is HOST:PORT or ray://HOST:PORT of a cluster "
-        "(alone: RAY_ADDRESS, else the `ray start` cluster of this machine, else a local one)",
-    )
-    group.add_argument(
-        "--actors", type=int, default=1, help="encoder actors (each loads the model)"
-    )
-    group.add_argument(
-        "--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (0: CPU actors)"
-    )
-    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
     group.add_argument(
         "--on-error",
         choices=("raise", "skip"),
         default="raise",
         help="a chunk that fails to encode: stop (raise) or report it and go on (skip)",
-    )
-    group.add_argument(
-        "--connect-timeout", type=float, default=10.0, help="seconds to wait for ADDRESS"
     )
 
 
@@ -156,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         ids.extend(f"{f}#{i}" for i in range(len(chunks)))
     config = SemTokenConfig(**_encoder_options(args))
     n_failed, failed = 0, ""
-    with FingerprintStore(args.store, max_bytes=args.max_bytes) as store:
+    with FingerprintStore(args.store, max_bytes=args.max_bytes, codec=args.codec) as store:
         if on_ray:
             n_new, n_failed, failed = _ingest_on_ray(args, texts, ids, config, store)
         else:

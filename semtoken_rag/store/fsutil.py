@@ -1,4 +1,4 @@
-"""File-system helpers of the store: atomic replacement and quarantine of damaged files."""
+"""File-system helpers of the store: quarantine of damaged files, stale temporary files."""
 
 from __future__ import annotations
 
@@ -26,31 +26,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write ``path`` so that readers see either the old file or the complete new one.
-
-    The bytes go to a temporary file in the same directory, which is fsynced and then renamed
-    over ``path`` (``os.replace`` is atomic on POSIX and Windows); the directory is fsynced
-    last.  A crash at any point leaves at most a stray ``*.tmp-*`` file, removed by
-    :func:`remove_stale_temps`.
-    """
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        with open(tmp, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
-
-
 def remove_stale_temps(directory: Path, name: str) -> None:
-    """Delete temporary files a crashed :func:`atomic_write` of ``name`` left behind.
+    """Delete temporary files ``name.tmp-*`` a killed atomic write left behind (format 1
+    wrote its index file that way).
 
     Call only while holding the store's cross-process lock (no writer is active then).
     """

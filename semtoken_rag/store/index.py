@@ -1,205 +1,112 @@
-"""The FAISS search index over stored word fingerprints: a rebuildable cache of SQLite.
+"""The in-memory search index of a store: the stored *codes*, searched exactly after decoding.
 
-The index is an exact inner-product index (``IndexFlatIP``) of every stored word vector of one
-dimension, plus two arrays mapping index positions to ``(entry id, word index)``.  It is a
-*derived* structure: SQLite holds the authoritative vectors, and the index records the SQLite
-``token`` (a random id drawn by every committing transaction) of the state it was built from.
+Why not a FAISS index file any more: format 1 persisted a flat float32 copy of every word vector
+(doubling the store) although the compressor never searches the store.  Now nothing is built
+until :meth:`FingerprintStore.search` is called; the index then holds the codes as stored (the
+codec's bytes: 64 per word with ``pq64``, no float32 copy), grouped by codebook, and a search
+decodes them block by block (:data:`BLOCK` vectors at a time) and takes the exact top-k inner
+products of the decoded vectors, which are exactly the vectors :meth:`get_many` returns.  Cost:
+one decode of every stored vector per call (O(N·d)); memory: the codes plus one block.
 
-File format (``vectors.faiss``), written atomically (temp file + fsync + ``os.replace``)::
-
-    b"SEMTKIDX" | u64 header length | header JSON | entry ids (<i8) | word idx (<i4) | faiss bytes
-
-The header holds the token, dimension, vector count and the sha256 of everything after it.  A
-file is used only when its checksum verifies *and* its token equals the database's current
-token, i.e. it describes exactly the committed state; anything else is rebuilt from SQLite.
-No pickle: the FAISS part is ``faiss.serialize_index`` output.
+The index records the database ``token`` of the state it reflects and is brought up to date
+incrementally (rows of higher id) unless the deletion counter moved (then it is rebuilt).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import struct
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from semtoken_rag import optional
-from semtoken_rag.errors import StoreError
-from semtoken_rag.store.fsutil import atomic_write
+from semtoken_rag.store.codebooks import Codebooks
+from semtoken_rag.store.gpu import knn_inner_product
 
-logger = logging.getLogger(__name__)
-
-MAGIC = b"SEMTKIDX"
-_GPU_RES: Any = None
-
-
-class DamagedIndex(Exception):
-    """Internal: the index file is truncated, garbage or fails its checksum."""
-
-
-def gpu_available() -> bool:
-    """True when faiss was built with GPU support and sees a CUDA device."""
-    faiss = optional.faiss("the fingerprint store's search index")
-
-    try:
-        return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-    except Exception:  # a broken CUDA setup must not break the CPU path
-        return False
-
-
-def to_search_device(index: Any, use_gpu: str) -> Any:
-    """Move an index to GPU for searching when asked/possible; the CPU copy stays the master.
-
-    Args:
-        index: A CPU faiss index.
-        use_gpu: ``auto`` (GPU when faiss-gpu and CUDA are present), ``never`` or ``always``.
-
-    Raises:
-        StoreError: ``always`` without a usable GPU.
-    """
-    global _GPU_RES
-    if use_gpu == "never" or (use_gpu == "auto" and not gpu_available()):
-        return index
-    if not gpu_available():
-        raise StoreError("use_gpu='always' but faiss has no GPU support or sees no CUDA device")
-    faiss = optional.faiss("the fingerprint store's search index")
-
-    if _GPU_RES is None:
-        _GPU_RES = faiss.StandardGpuResources()
-    logger.info("search index of %d vectors moved to GPU 0", index.ntotal)
-    return faiss.index_cpu_to_gpu(_GPU_RES, 0, index)
+#: Vectors decoded at once during a search (bounds the float32 working memory to ~25 MB).
+BLOCK = 16384
 
 
 @dataclass
-class SearchIndex:
-    """Exact inner-product index of stored word vectors of one dimension.
+class _Group:
+    """Codes of the entries encoded with one codebook."""
+
+    code_size: int
+    codes: bytearray = field(default_factory=bytearray)
+    entry_ids: list[int] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+    n: int = 0
+
+
+@dataclass
+class CodeIndex:
+    """Codes of every stored word vector of one dimension (see the module docstring).
 
     Attributes:
         dim: Vector dimension.
         token: Database token of the state this index reflects.
         deletions: The database's deletion counter at that state (detects evictions).
         max_entry_id: Largest entry id included (entries are appended in id order).
-        entry_ids: ``(ntotal,) int64`` entry id of each index position.
-        word_idx: ``(ntotal,) int32`` word index of each position inside its chunk.
     """
 
     dim: int
     token: str = ""
     deletions: int = 0
     max_entry_id: int = 0
-    entry_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    word_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
-    cpu: Any = None
-    use_gpu: str = "auto"
-    _search: Any = None
-
-    def __post_init__(self) -> None:
-        if self.cpu is None:
-            faiss = optional.faiss("the fingerprint store's search index")
-
-            self.cpu = faiss.IndexFlatIP(self.dim)
+    groups: dict[int, _Group] = field(default_factory=dict)
 
     @property
     def ntotal(self) -> int:
-        return int(self.cpu.ntotal)
+        return sum(g.n for g in self.groups.values())
 
     @property
     def nbytes(self) -> int:
-        return self.ntotal * self.dim * 4 + self.entry_ids.nbytes + self.word_idx.nbytes
+        return sum(len(g.codes) + 16 * len(g.entry_ids) for g in self.groups.values())
 
-    def add(self, entry_id: int, vectors: np.ndarray) -> None:
-        """Append one entry's word vectors ``(n, dim) float32``."""
-        n = len(vectors)
-        if n:
-            self.cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
-            self.entry_ids = np.concatenate([self.entry_ids, np.full(n, entry_id, np.int64)])
-            self.word_idx = np.concatenate([self.word_idx, np.arange(n, dtype=np.int32)])
-            self._search = None
+    def add(self, entry_id: int, codebook: int, code_size: int, n_words: int, codes: bytes) -> None:
+        """Append one entry's codes (``n_words * code_size`` bytes of codebook ``codebook``)."""
+        g = self.groups.setdefault(codebook, _Group(code_size))
+        if n_words:
+            g.entry_ids.append(entry_id)
+            g.starts.append(g.n)
+            g.codes.extend(codes)
+            g.n += n_words
         self.max_entry_id = max(self.max_entry_id, entry_id)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` positions by inner product.
+    def search(
+        self, queries: np.ndarray, k: int, books: Codebooks, *, on_gpu: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exact top-``k`` inner products over the decoded vectors.
 
         Returns:
-            ``(scores (q, k) float32, positions (q, k) int64)``; ``-1`` where fewer exist.
+            ``(scores (q, k) float32, entry ids (q, k) int64, word index (q, k) int64)``;
+            ``-inf`` / ``-1`` where fewer than ``k`` vectors exist.
         """
-        if self._search is None:
-            self._search = to_search_device(self.cpu, self.use_gpu)
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
-        scores, pos = self._search.search(q, k)
-        return scores, pos
-
-    # -- file --------------------------------------------------------------------------------
-    def save(self, path: Path) -> None:
-        """Write the index atomically (see the module docstring for the format)."""
-        faiss = optional.faiss("the fingerprint store's search index")
-
-        payload = [
-            self.entry_ids.astype("<i8").tobytes(),
-            self.word_idx.astype("<i4").tobytes(),
-            faiss.serialize_index(self.cpu).tobytes(),
-        ]
-        digest = hashlib.sha256()
-        for p in payload:
-            digest.update(p)
-        header = json.dumps(
-            {
-                "dim": self.dim,
-                "token": self.token,
-                "deletions": self.deletions,
-                "max_entry_id": self.max_entry_id,
-                "ntotal": self.ntotal,
-                "sha256": digest.hexdigest(),
-            }
-        ).encode()
-        atomic_write(path, [MAGIC, struct.pack("<Q", len(header)), header, *payload])
-
-
-def read_index_file(path: Path, *, deserialize: bool = True) -> SearchIndex | None:
-    """Read and verify an index file.
-
-    Args:
-        path: The file.
-        deserialize: ``False`` only verifies (header, checksum) and returns ``None``.
-
-    Raises:
-        DamagedIndex: truncated, garbage, or the checksum does not match.
-    """
-    data = path.read_bytes()
-    try:
-        if data[:8] != MAGIC:
-            raise DamagedIndex("bad magic (not a semtoken index file)")
-        (hlen,) = struct.unpack("<Q", data[8:16])
-        if hlen > len(data) - 16:
-            raise DamagedIndex("header length beyond end of file (truncated)")
-        header = json.loads(data[16 : 16 + hlen])
-        body = memoryview(data)[16 + hlen :]
-        if hashlib.sha256(body).hexdigest() != header["sha256"]:
-            raise DamagedIndex("checksum mismatch (truncated or overwritten)")
-        if not deserialize:
-            return None
-        n = int(header["ntotal"])
-        ids = np.frombuffer(body[: 8 * n], dtype="<i8").astype(np.int64)
-        widx = np.frombuffer(body[8 * n : 12 * n], dtype="<i4").astype(np.int32)
-        faiss = optional.faiss("the fingerprint store's search index")
-
-        cpu = faiss.deserialize_index(np.frombuffer(body[12 * n :], dtype=np.uint8))
-        if cpu.ntotal != n or cpu.d != int(header["dim"]):
-            raise DamagedIndex("index shape disagrees with its header")
-        return SearchIndex(
-            dim=int(header["dim"]),
-            token=str(header["token"]),
-            deletions=int(header["deletions"]),
-            max_entry_id=int(header["max_entry_id"]),
-            entry_ids=ids,
-            word_idx=widx,
-            cpu=cpu,
-        )
-    except DamagedIndex:
-        raise
-    except (ValueError, KeyError, TypeError, struct.error, RuntimeError) as exc:
-        raise DamagedIndex(f"unreadable index file: {exc}") from exc
+        cand_s: list[np.ndarray] = [np.full((len(q), 0), -np.inf, np.float32)]
+        cand_e: list[np.ndarray] = [np.zeros((len(q), 0), np.int64)]
+        cand_w: list[np.ndarray] = [np.zeros((len(q), 0), np.int64)]
+        for cid, g in self.groups.items():
+            codec = books.codec(cid)
+            if codec is None or g.n == 0:
+                continue
+            starts = np.asarray(g.starts, np.int64)
+            entries = np.asarray(g.entry_ids, np.int64)
+            codes = np.frombuffer(g.codes, dtype=np.uint8).reshape(g.n, g.code_size)
+            for lo in range(0, g.n, BLOCK):
+                block = codec.decode(codes[lo : lo + BLOCK])
+                kk = min(k, len(block))
+                scores, ids = knn_inner_product(q, block, kk, on_gpu=on_gpu)
+                pos = np.where(ids >= 0, ids + lo, 0)
+                owner = np.searchsorted(starts, pos, side="right") - 1
+                cand_s.append(np.where(ids >= 0, scores, -np.inf).astype(np.float32))
+                cand_e.append(np.where(ids >= 0, entries[owner], -1))
+                cand_w.append(np.where(ids >= 0, pos - starts[owner], -1))
+            del codes  # release the view so the bytearray can grow again
+        s, e, w = (np.concatenate(c, axis=1) for c in (cand_s, cand_e, cand_w))
+        order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        s, e, w = (np.take_along_axis(a, order, axis=1) for a in (s, e, w))
+        if s.shape[1] < k:  # fewer vectors than k: pad like FAISS does
+            pad = k - s.shape[1]
+            s = np.pad(s, ((0, 0), (0, pad)), constant_values=-np.inf)
+            e = np.pad(e, ((0, 0), (0, pad)), constant_values=-1)
+            w = np.pad(w, ((0, 0), (0, pad)), constant_values=-1)
+        return s, e, w

@@ -1,32 +1,50 @@
-"""Opening a store directory: health checks, quarantine of damaged files, fresh start.
+"""Opening a store directory: format and codec checks, quarantine of damaged files, read-only.
 
-Called with the cross-process lock held, so no other process writes while files are checked
-or moved.  Damaged files are never deleted: they go to ``<dir>/quarantine-<timestamp>/``.
+Writable opens run with the cross-process lock held, so no other process writes while files
+are checked or moved.  Damaged files are never deleted: they go to
+``<dir>/quarantine-<timestamp>/``.  Read-only opens never move, create or lock anything: damage
+is reported as :class:`StoreError` instead of repaired.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 from pathlib import Path
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.store import db
-from semtoken_rag.store.fsutil import quarantine
-from semtoken_rag.store.index import DamagedIndex, read_index_file
-from semtoken_rag.store.types import warn_repaired
+from semtoken_rag.store.codebooks import Codebooks, DamagedCodebook
+from semtoken_rag.store.codecs import CodecSpec
+from semtoken_rag.store.fsutil import quarantine, remove_stale_temps
+from semtoken_rag.store.legacy import V1_INDEX_NAME
+from semtoken_rag.store.types import StoreDamagedError, warn_damage
+
+logger = logging.getLogger(__name__)
 
 DB_NAME = "fingerprints.sqlite3"
-INDEX_NAME = "vectors.faiss"
 LOCK_NAME = ".lock"
 DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm")
+#: SQLite extended codes of a read-only connection that cannot create ``-shm``/``-wal``.
+_READONLY_DIRECTORY = {1544, 14}  # SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN
 
 
-def open_database(directory: Path, timeout: float, verify: bool) -> sqlite3.Connection:
-    """A healthy connection to the store's database, quarantining a damaged one first.
+def open_database(
+    directory: Path, timeout: float, verify: bool, spec: CodecSpec | None, default: CodecSpec
+) -> tuple[sqlite3.Connection, Codebooks]:
+    """A healthy writable connection and the store's codebooks, quarantining damage first.
+
+    Args:
+        directory: Store directory.
+        timeout: SQLite busy timeout.
+        verify: Run ``PRAGMA quick_check`` (reads the whole file).
+        spec: The codec asked for (``None``: the store's, or ``default`` for a new store).
+        default: Codec of a new store when ``spec`` is ``None``.
 
     Raises:
-        StoreError: the database is of another format version, or cannot be opened for a
-            reason that is not damage (permissions, locked): those must not be "repaired".
+        StoreError: another format version, an unknown codec, a codec other than the store's,
+            or an error that is not damage (permissions, locked): those are never "repaired".
     """
     path = directory / DB_NAME
     try:
@@ -34,13 +52,19 @@ def open_database(directory: Path, timeout: float, verify: bool) -> sqlite3.Conn
     except sqlite3.DatabaseError as exc:
         if not db.is_damage(exc):
             raise StoreError(f"cannot open {path}: {exc}") from exc
-        return _start_over(directory, None, str(exc), timeout)
+        return _start_over(directory, None, str(exc), timeout, spec or default)
     try:
         problem = db.health_problem(conn) if verify else None
         if problem is None:
-            db.init_schema(conn)
-            return conn
-    except db.DamagedStore as exc:
+            if db.format_version(conn) is None:
+                db.create_schema(conn, spec or default)
+            stored = db.check_schema(conn, directory)
+            check_codec(stored, spec, directory)
+            books = Codebooks(stored)
+            books.refresh(conn)
+            remove_legacy_index(directory)
+            return conn, books
+    except (db.DamagedStore, DamagedCodebook) as exc:
         problem = str(exc)
     except StoreError:
         conn.close()
@@ -50,39 +74,118 @@ def open_database(directory: Path, timeout: float, verify: bool) -> sqlite3.Conn
             conn.close()
             raise StoreError(f"cannot open {path}: {exc}") from exc
         problem = str(exc)
-    return _start_over(directory, conn, problem, timeout)
+    return _start_over(directory, conn, problem, timeout, spec or default)
+
+
+def remove_legacy_index(directory: Path) -> None:
+    """Delete a format-1 search index file (and temp files of its writes) left beside a
+    format-2 database: a derived cache nothing reads any more."""
+    remove_stale_temps(directory, V1_INDEX_NAME)
+    legacy = directory / V1_INDEX_NAME
+    if legacy.exists():
+        with contextlib.suppress(OSError):
+            legacy.unlink()
+            logger.info("removed the format-1 search index file %s", legacy)
+
+
+def check_codec(stored: CodecSpec, asked: CodecSpec | None, where: object) -> None:
+    """Refuse to open a store with a codec other than its own.
+
+    Raises:
+        StoreError: ``asked`` differs from ``stored`` (the message says how to migrate).
+    """
+    if asked is not None and not asked.same_codec(stored):
+        raise StoreError(
+            f"fingerprint store {where} uses codec {stored.name!r} "
+            f"({stored.to_json()}); it was opened with codec {asked.name!r}. Open it with "
+            f"codec=None to use its own codec, or re-encode it with `semtoken-rag store "
+            f"migrate {where} --codec {asked.name}`"
+        )
 
 
 def _start_over(
-    directory: Path, conn: sqlite3.Connection | None, problem: str, timeout: float
-) -> sqlite3.Connection:
+    directory: Path,
+    conn: sqlite3.Connection | None,
+    problem: str,
+    timeout: float,
+    spec: CodecSpec,
+) -> tuple[sqlite3.Connection, Codebooks]:
     if conn is not None:
         conn.close()
-    where = quarantine(directory, (*DB_FILES, INDEX_NAME))
-    warn_repaired(
+    where = quarantine(directory, DB_FILES)
+    warn_damage(
         f"fingerprint store {directory} is damaged ({problem}); its files were moved to "
         f"{where} and an empty store was started (fingerprints will be recomputed)"
     )
     conn = db.connect(directory / DB_NAME, timeout)
-    db.init_schema(conn)
-    return conn
+    db.create_schema(conn, spec)
+    books = Codebooks(db.check_schema(conn, directory))
+    books.refresh(conn)
+    return conn, books
 
 
-def verify_index_file(directory: Path) -> None:
-    """Quarantine the index file if it is truncated or garbage (it is rebuilt on demand)."""
-    f = directory / INDEX_NAME
-    if not f.exists():
-        return
+def open_read_only(
+    directory: Path, timeout: float, verify: bool, spec: CodecSpec | None
+) -> tuple[sqlite3.Connection, Codebooks]:
+    """A read-only connection (no lock file, nothing created, moved or repaired).
+
+    Without a ``-wal`` file (no process has the store open, or it was closed cleanly, or it is
+    a copied snapshot) the database is opened as an immutable snapshot: SQLite creates no
+    ``-wal``/``-shm`` and takes no lock.  Writes made by processes that open the store later are
+    not seen until it is reopened (and a page they rewrite meanwhile fails its row checksum or
+    SQLite's checks: a miss and a warning, never a wrong vector).  With a ``-wal`` file (a live
+    or killed writer) ``mode=ro`` reads it through SQLite's shared memory; where that cannot
+    work (the ``-shm`` is missing and the directory is not writable) a WAL holding changes is a
+    :class:`StoreError`, an empty one is ignored.
+
+    Raises:
+        StoreError: no store there, damage (:class:`StoreDamagedError`), un-checkpointed
+            changes that cannot be read without write access, format/codec.
+    """
+    path = directory / DB_NAME
+    if not path.is_file():
+        raise StoreError(f"no fingerprint store at {directory} (missing {DB_NAME})")
+    wal = directory / (DB_NAME + "-wal")
     try:
-        read_index_file(f, deserialize=False)
-    except (DamagedIndex, OSError) as exc:
-        quarantine_index(directory, str(exc))
+        conn = db.connect(path, timeout, read_only=True, immutable=not wal.exists())
+        try:
+            db.format_version(conn)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            code = getattr(exc, "sqlite_errorcode", 0)
+            if code not in _READONLY_DIRECTORY or not wal.exists():
+                raise
+            if wal.stat().st_size > 0:
+                raise StoreError(
+                    f"{path} has changes in its write-ahead log that cannot be read without "
+                    f"write access to {directory}; open it once writable (or copy the "
+                    "directory) to checkpoint them"
+                ) from exc
+            conn = db.connect(path, timeout, read_only=True, immutable=True)
+        try:
+            problem = db.health_problem(conn) if verify else None
+            if problem is not None:
+                raise db.DamagedStore(problem)
+            stored = db.check_schema(conn, directory)
+            check_codec(stored, spec, directory)
+            books = Codebooks(stored)
+            books.refresh(conn)
+            return conn, books
+        except BaseException:
+            conn.close()
+            raise
+    except (db.DamagedStore, DamagedCodebook) as exc:
+        raise damaged_error(directory, str(exc)) from exc
+    except sqlite3.DatabaseError as exc:
+        if db.is_damage(exc):
+            raise damaged_error(directory, str(exc)) from exc
+        raise StoreError(f"cannot open {path} read-only: {exc}") from exc
 
 
-def quarantine_index(directory: Path, problem: str) -> None:
-    """Move a damaged index file aside, with a warning."""
-    where = quarantine(directory, (INDEX_NAME,))
-    warn_repaired(
-        f"search index of {directory} is damaged ({problem}); moved to {where}, it will be "
-        "rebuilt from the database"
+def damaged_error(directory: Path | None, problem: str) -> StoreDamagedError:
+    """The error of a damaged store that may not be repaired here (read-only, or in use)."""
+    return StoreDamagedError(
+        f"fingerprint store {directory or '(memory)'} is damaged ({problem}); nothing was "
+        "changed. Open it writable (read_only=False) to move the damaged files to a "
+        "quarantine folder and start an empty store"
     )

@@ -4,19 +4,18 @@
 (``O(n^2 d)``, exact).  :func:`near_duplicates` gives the same CSR contract via
 ``IndexFlatIP.range_search`` (exact as well, multithreaded BLAS inside FAISS), and
 :class:`SpanIndex` holds the span vectors *already kept* in a context so each candidate asks
-"how close is my nearest kept span?" incrementally (GPU search when faiss-gpu and CUDA exist).
+"how close is my nearest kept span?" incrementally (on a GPU when faiss-gpu and CUDA exist:
+:mod:`semtoken_rag.store.gpu`).
 Pairs can differ from the numpy version only for similarities within float32 rounding
 (~1e-6) of the threshold.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from semtoken_rag import optional
-from semtoken_rag.store.index import to_search_device
+from semtoken_rag.store.gpu import GpuFlatIndex
 
 
 def near_duplicates(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -58,24 +57,21 @@ class SpanIndex:
     Args:
         dim: Vector dimension.
         use_gpu: ``auto``/``never``/``always`` (see
-            :func:`~semtoken_rag.store.index.to_search_device`).
+            :func:`~semtoken_rag.store.gpu.resolve_use_gpu`); on a GPU the copy there is
+            extended incrementally by :meth:`add`.
     """
 
     def __init__(self, dim: int, *, use_gpu: str = "never") -> None:
-        faiss = optional.faiss("FAISS near-duplicate search")
-
         self.dim = dim
         self.use_gpu = use_gpu
-        self._cpu = faiss.IndexFlatIP(dim)
-        self._search: Any = None
+        self._index = GpuFlatIndex(dim, use_gpu=use_gpu)
 
     def __len__(self) -> int:
-        return int(self._cpu.ntotal)
+        return self._index.ntotal
 
     def add(self, vectors: np.ndarray) -> None:
         """Add kept span vectors ``(m, dim) float32`` (L2-normalised); ids continue from len."""
-        self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim))
-        self._search = None
+        self._index.add(vectors)
 
     def nearest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cosine of, and id of, the nearest kept span for each row of ``vectors``.
@@ -86,10 +82,8 @@ class SpanIndex:
         q = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if len(self) == 0:
             return np.full(len(q), -np.inf, np.float32), np.full(len(q), -1, np.int64)
-        if self._search is None:
-            self._search = to_search_device(self._cpu, self.use_gpu)
-        sims, ids = self._search.search(q, 1)
-        return sims[:, 0], ids[:, 0].astype(np.int64)
+        sims, ids = self._index.search(q, 1)
+        return np.asarray(sims[:, 0], np.float32), np.asarray(ids[:, 0], np.int64)
 
     def is_redundant(self, vectors: np.ndarray, threshold: float) -> np.ndarray:
         """``(m,) bool``: rows whose nearest kept span has cosine above ``threshold``."""

@@ -1,147 +1,117 @@
 """Similarity search over stored fingerprints: the FAISS side of :class:`FingerprintStore`.
 
-A mixin so the store module stays about storage; see :mod:`semtoken_rag.store.index` for why
-the index can never disagree with the database it claims to describe.
+A mixin so the store module stays about storage; see :mod:`semtoken_rag.store.index` for what
+the index holds (the stored codes, in memory, built on first use) and why it is exact.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import sqlite3
 import threading
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from semtoken_rag.errors import StoreError
 from semtoken_rag.store import db
-from semtoken_rag.store.codec import checksum, decode_entry
-from semtoken_rag.store.index import DamagedIndex, SearchIndex, read_index_file
-from semtoken_rag.store.recovery import INDEX_NAME, quarantine_index
+from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, StoredRow
+from semtoken_rag.store.gpu import resolve_use_gpu
+from semtoken_rag.store.index import CodeIndex
 
-logger = logging.getLogger("semtoken_rag.store")
 _SQL_BATCH = 500
 
 
 class SearchMixin:
-    """``search`` and ``flush`` of :class:`~semtoken_rag.store.FingerprintStore`."""
+    """``search`` of :class:`~semtoken_rag.store.FingerprintStore`."""
 
-    path: Path | None
-    use_gpu: str
-    _closed: bool
     _lock: threading.RLock
-    _index: SearchIndex | None
-    _index_file_token: str | None
+    _index: CodeIndex | None
+    _books: Codebooks
+    use_gpu: str
 
     def _live(self) -> sqlite3.Connection:
-        raise NotImplementedError
-
-    def _write_lock(self) -> contextlib.AbstractContextManager[Any]:
         raise NotImplementedError
 
     def search(
         self, queries: np.ndarray, k: int = 10
     ) -> tuple[np.ndarray, list[list[tuple[str, int] | None]]]:
-        """Nearest stored word fingerprints of each query vector (exact inner product).
+        """Nearest stored word fingerprints of each query vector (exact inner product over the
+        decoded vectors, i.e. the vectors :meth:`get_many` returns).
 
         Args:
             queries: ``(q, d) float32`` L2-normalised vectors; only entries of dimension ``d``
                 are searched.
-            k: Neighbours per query.
+            k: Neighbours per query (any size; on a GPU, ``k > 2048`` runs on the CPU).
 
         Returns:
             ``(scores (q, k) float32, hits)`` where ``hits[i][j]`` is ``(key, word_index)`` or
             ``None`` where fewer than ``k`` vectors exist.
+
+        Raises:
+            StoreError: ``k < 1``, or the database cannot be read (damaged or unreadable).
         """
+        if int(k) < 1:
+            raise StoreError(f"k must be at least 1, got {k}")
         q = np.asarray(queries, dtype=np.float32)
         q = q.reshape(1, -1) if q.ndim == 1 else q
         with self._lock:
-            index = self._search_index(int(q.shape[1]))
-            scores, pos = index.search(q, k)
-            ids = sorted({int(index.entry_ids[p]) for p in pos.ravel() if p >= 0})
-            keys: dict[int, str] = {}
-            for lo in range(0, len(ids), _SQL_BATCH):
-                part = ids[lo : lo + _SQL_BATCH]
-                keys.update(
-                    self._live()
-                    .execute(
-                        f"SELECT id, key FROM entries WHERE id IN ({','.join('?' * len(part))})",
-                        part,
-                    )
-                    .fetchall()
-                )
-            hits = [
-                [
-                    (keys[int(index.entry_ids[p])], int(index.word_idx[p]))
-                    if p >= 0 and int(index.entry_ids[p]) in keys
-                    else None
-                    for p in row
-                ]
-                for row in pos
+            try:
+                index = self._search_index(int(q.shape[1]))
+                on_gpu = resolve_use_gpu(self.use_gpu)
+                scores, entry_ids, words = index.search(q, int(k), self._books, on_gpu=on_gpu)
+                keys = self._keys(sorted({int(e) for e in entry_ids.ravel() if e >= 0}))
+            except (sqlite3.DatabaseError, DamagedCodebook) as exc:
+                raise StoreError(f"fingerprint store search failed: {exc}") from exc
+        hits = [
+            [
+                (keys[int(e)], int(w)) if e >= 0 and int(e) in keys else None
+                for e, w in zip(erow, wrow, strict=True)
             ]
+            for erow, wrow in zip(entry_ids, words, strict=True)
+        ]
         return scores, hits
 
-    def _search_index(self, dim: int) -> SearchIndex:
-        """The search index, brought up to date with the database (lazily, incrementally)."""
+    def _keys(self, ids: list[int]) -> dict[int, str]:
+        keys: dict[int, str] = {}
+        for lo in range(0, len(ids), _SQL_BATCH):
+            part = ids[lo : lo + _SQL_BATCH]
+            keys.update(
+                self._live()
+                .execute(
+                    f"SELECT id, key FROM entries WHERE id IN ({','.join('?' * len(part))})", part
+                )
+                .fetchall()
+            )
+        return keys
+
+    def _search_index(self, dim: int) -> CodeIndex:
+        """The index, brought up to date with the database (lazily, incrementally)."""
         conn = self._live()
         conn.execute("BEGIN")  # one read snapshot for the meta and the rows
         try:
             meta = db.read_meta(conn)
             idx = self._index
-            if idx is None or idx.dim != dim:
-                idx = self._load_index_file(dim, meta)
-            if idx is not None and idx.token == meta["token"]:
-                pass
-            elif idx is not None and idx.deletions == meta["deletions"]:
-                self._append_rows(conn, idx, dim)
-            else:
-                idx = SearchIndex(dim=dim, use_gpu=self.use_gpu)
+            if idx is None or idx.dim != dim or idx.deletions != meta["deletions"]:
+                idx = CodeIndex(dim=dim)
+            if idx.token != meta["token"]:
                 self._append_rows(conn, idx, dim)
             idx.token = str(meta["token"])
             idx.deletions = int(meta["deletions"])
-            idx.use_gpu = self.use_gpu
         finally:
             conn.execute("COMMIT")
         self._index = idx
         return idx
 
-    def _load_index_file(self, dim: int, meta: dict[str, int | str]) -> SearchIndex | None:
-        """The persisted index, only if it describes exactly the current database state."""
-        if self.path is None or not (self.path / INDEX_NAME).exists():
-            return None
-        try:
-            idx = read_index_file(self.path / INDEX_NAME)
-        except (DamagedIndex, OSError) as exc:
-            with self._write_lock():
-                quarantine_index(self.path, str(exc))
-            return None
-        if idx is None or idx.dim != dim or idx.token != meta["token"]:
-            logger.info("search index file is stale; rebuilding from the database")
-            return None
-        self._index_file_token = idx.token
-        return idx
-
-    def _append_rows(self, conn: sqlite3.Connection, idx: SearchIndex, dim: int) -> None:
-        """Add entries newer than ``idx.max_entry_id`` (ids grow with commit order)."""
+    def _append_rows(self, conn: sqlite3.Connection, idx: CodeIndex, dim: int) -> None:
+        """Add the codes of entries newer than ``idx.max_entry_id`` (ids grow with commits)."""
         rows = conn.execute(
-            "SELECT id, key, n_words, dim, checksum, vectors, spans FROM entries "
-            "WHERE id > ? AND dim = ? ORDER BY id",
+            f"SELECT {ROW_COLUMNS} FROM entries WHERE id > ? AND dim = ? ORDER BY id",
             (idx.max_entry_id, dim),
         )
-        for eid, key, n, d, csum, vec, spans in rows:
-            if checksum(key, n, d, vec, spans) == csum:
-                idx.add(eid, decode_entry(n, d, vec, spans).vectors)
-            else:
-                logger.warning("entry %s failed its checksum; left out of the index", key[:16])
-
-    def flush(self) -> None:
-        """Persist the search index (if one was built and changed); the database needs none."""
-        with self._write_lock():
-            idx = self._index
-            if self.path is None or idx is None or self._closed:
-                return
-            idx = self._search_index(idx.dim)
-            if idx.token != self._index_file_token:
-                idx.save(self.path / INDEX_NAME)
-                self._index_file_token = idx.token
+        for raw in rows:
+            r = StoredRow(*raw)
+            self._books.ensure(conn, [r])
+            codec = self._books.check(r)
+            if codec is None:  # damaged: left out (get_many reports and removes it)
+                idx.max_entry_id = max(idx.max_entry_id, r.id)
+                continue
+            idx.add(r.id, r.codebook, codec.code_size, r.n_words, r.vectors)

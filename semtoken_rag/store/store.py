@@ -1,37 +1,40 @@
 """``FingerprintStore``: persistent (or in-memory) content-addressed chunk fingerprints.
 
-Design (why it is crash-safe):
+Design (why it is crash-safe and compact):
 
-* **SQLite is the only source of truth.**  Each entry row holds the key, shape, a sha256
-  checksum and the raw vectors/offsets bytes.  Every change (insert, eviction, removal of a
-  damaged row) is one ``BEGIN IMMEDIATE`` transaction that also updates the counters in
-  ``meta`` and draws a fresh random ``token``.  SQLite's WAL makes each transaction atomic and
-  durable across a process kill: a reader sees all of a batch or none of it.
-* **The FAISS index is a rebuildable cache** used only for similarity *search*
-  (:meth:`FingerprintStore.search`); :meth:`get_many` never reads it.  Its file records the
-  token of the state it was built from and is used only when that token equals the
-  database's current token and its own checksum verifies; otherwise it is rebuilt from SQLite.
-  So a crash between a database commit and an index write can at worst cost a rebuild, never
-  serve wrong vectors.  The file is written atomically (temp + fsync + ``os.replace``).
-* **Every read is verified**: the row checksum covers key, shape and bytes; a mismatch is a
-  miss, a warning, and the row is deleted (it is recomputed on the next put).
-* **Damage on open** (``PRAGMA quick_check`` fails, the file is not a database, the index file
-  is truncated/garbage) moves the damaged files to ``<dir>/quarantine-<timestamp>/``, warns,
-  and starts again (empty database; index rebuilt from the intact database).
+* **SQLite is the only source of truth.**  Each entry row holds the key, shape, the id of the
+  codebook its vectors were encoded with, a sha256 checksum and the encoded vectors and spans.
+  Every change (insert, eviction, removal of a damaged row, training of the codec) is one
+  ``BEGIN IMMEDIATE`` transaction that also updates the counters in ``meta`` and draws a
+  fresh random ``token``.  SQLite's WAL makes each transaction atomic and durable across a
+  process kill: a reader sees all of a batch or none of it.
+* **A codec makes it small** (:mod:`semtoken_rag.store.codecs`, default ``pq64``: 64 bytes per
+  384-dim word instead of 1,536).  The codec, its description and its trained codebooks (with
+  digests) are part of the store; a row is never decoded with another codebook
+  (:mod:`semtoken_rag.store.codebooks`).  Decoded vectors are float32, L2-normalised.
+* **Every read is verified**: the row checksum covers key, shape, codebook digest and bytes; a
+  mismatch is a miss, a warning, and the row is deleted (it is recomputed on the next put).
+* **Damage on open** (``PRAGMA quick_check`` fails, the file is not a database, a codebook
+  fails its digest) moves the damaged files to ``<dir>/quarantine-<timestamp>/``, warns, and
+  starts an empty store.  A read-only store reports damage as :class:`StoreError` instead.
+* **No search index unless asked**: :meth:`search` builds an in-memory index of the stored
+  codes on first use (:mod:`semtoken_rag.store.index`); nothing is persisted beside SQLite.
 * **Concurrency**: a ``threading.RLock`` serialises threads of a process; a
   ``filelock.FileLock`` on ``<dir>/.lock`` serialises writers and recovery across processes
   (held only for the write itself; readers rely on WAL snapshots).
 
-Size limit: with ``max_bytes`` the least recently used entries (``last_used``, refreshed on
-hits at most every ``touch_interval`` seconds) are evicted in the same transaction as the
-insert that overflowed the limit.  ``max_bytes`` counts payload bytes (vectors + offsets),
-like :class:`~semtoken_rag.cache.MemoryFingerprintCache`.
+Size limit: with ``max_bytes`` the least recently used entries are evicted in the same
+transaction as the insert that overflowed the limit.  ``max_bytes`` counts payload bytes
+(encoded vectors + spans).  Hits refresh an entry's LRU time at most every ``touch_interval``
+seconds; the refreshes are buffered and written with the next write (or on :meth:`flush` /
+:meth:`close`), so a lookup never waits for a write.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -42,39 +45,49 @@ from typing import Any
 from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.store import db
-from semtoken_rag.store.codec import checksum, decode_entry, encode_entry
-from semtoken_rag.store.fsutil import remove_stale_temps
-from semtoken_rag.store.index import SearchIndex
+from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, StoredRow
+from semtoken_rag.store.codecs import CodecSpec, get_codec
+from semtoken_rag.store.gpu import USE_GPU_CHOICES, resolve_use_gpu
+from semtoken_rag.store.index import CodeIndex
 from semtoken_rag.store.recovery import (
     DB_FILES,
     DB_NAME,
-    INDEX_NAME,
     LOCK_NAME,
     open_database,
-    verify_index_file,
+    open_read_only,
 )
 from semtoken_rag.store.search import SearchMixin
-from semtoken_rag.store.types import StoreStats, StoreWarning, warn_repaired
+from semtoken_rag.store.types import StoreStats, StoreWarning, warn_damage
 
 logger = logging.getLogger(__name__)
 
 _SQL_BATCH = 500  # keys per "IN (...)" query (SQLite's variable limit is >= 999)
-_USE_GPU = ("auto", "never", "always")
+#: Buffered LRU refreshes written without waiting for a put once this many are pending.
+_TOUCH_FLUSH = 512
+#: ``verify_on_open=None`` runs ``PRAGMA quick_check`` only below this database size.
+VERIFY_MAX_BYTES = 1 << 30
 
 
 class FingerprintStore(SearchMixin):
-    """Content-addressed store of chunk fingerprints (SQLite + FAISS).
+    """Content-addressed store of chunk fingerprints (SQLite, a FAISS or numpy codec).
 
     Args:
         path: Directory of a persistent store (created if missing), or ``None`` for a store
             that lives in memory only.
+        codec: Codec name (see :data:`~semtoken_rag.store.codecs.CODECS`) or a
+            :class:`~semtoken_rag.store.codecs.CodecSpec`; ``None`` = the store's own codec
+            (a new store gets the default, ``pq64``).  Another codec than the store's is a
+            :class:`StoreError` (use ``semtoken-rag store migrate``).
         max_bytes: Evict least recently used entries beyond this many payload bytes.
-        use_gpu: ``auto``/``never``/``always`` for the search index (needs faiss-gpu + CUDA).
-        verify_on_open: Run ``PRAGMA quick_check`` and verify the index file when opening
-            (reads the whole store once; disable for very large stores opened often).
-        touch_interval: Hits refresh an entry's LRU time at most this often (seconds); fewer
-            writes on hot entries.
+        use_gpu: ``auto``/``never``/``always`` for :meth:`search` (needs a FAISS GPU build;
+            ``always`` without one raises :class:`StoreError` here, naming the active build).
+        verify_on_open: ``True`` runs ``PRAGMA quick_check`` (reads the whole file), ``False``
+            skips it, ``None`` (default) runs it for databases up to 1 GiB.
+        touch_interval: Hits refresh an entry's LRU time at most this often (seconds).
         lock_timeout: Seconds to wait for another process's write before :class:`StoreError`.
+        read_only: Open for lookups only: no lock file, nothing created, moved or repaired;
+            :meth:`put_many` stores nothing (logged once), damage raises :class:`StoreError`.
+            Use it for stores in directories you cannot write (another user's, a snapshot).
 
     Example:
         >>> with FingerprintStore("fp-store") as store:  # doctest: +SKIP
@@ -86,45 +99,85 @@ class FingerprintStore(SearchMixin):
         self,
         path: str | Path | None = None,
         *,
+        codec: str | CodecSpec | None = None,
         max_bytes: int | None = None,
         use_gpu: str = "auto",
-        verify_on_open: bool = True,
+        verify_on_open: bool | None = None,
         touch_interval: float = 1.0,
         lock_timeout: float = 600.0,
+        read_only: bool = False,
     ) -> None:
-        if use_gpu not in _USE_GPU:
-            raise StoreError(f"use_gpu must be one of {_USE_GPU}, got {use_gpu!r}")
         if max_bytes is not None and max_bytes <= 0:
             raise StoreError(f"max_bytes must be positive, got {max_bytes}")
+        asked = None if codec is None else get_codec(codec)
         self.path = None if path is None else Path(path)
         self.max_bytes = max_bytes
+        if use_gpu not in USE_GPU_CHOICES:
+            raise StoreError(f"use_gpu must be one of {USE_GPU_CHOICES}, got {use_gpu!r}")
         self.use_gpu = use_gpu
+        if use_gpu == "always":  # fail now, naming the FAISS build; "auto" resolves on search
+            resolve_use_gpu(use_gpu)
         self.touch_interval = touch_interval
+        self.read_only = read_only
         self.hits = 0
         self.misses = 0
         self._lock = threading.RLock()
-        self._index: SearchIndex | None = None
-        self._index_file_token: str | None = None
+        self._index: CodeIndex | None = None
         self._closed = False
         self._flock: Any = None
+        self._touches: dict[int, float] = {}
+        self._warned_read_only = False
         if self.path is None:
+            if read_only:
+                raise StoreError("read_only needs a store directory (path=None is in memory)")
             self._conn = db.connect(None, lock_timeout)
-            db.init_schema(self._conn)
+            spec = asked or get_codec(None)
+            db.create_schema(self._conn, spec)
+            self._books = Codebooks(db.check_schema(self._conn, "(memory)"))
             return
+        verify = self._verify_default(verify_on_open)
+        if read_only:
+            self._conn, self._books = open_read_only(self.path, lock_timeout, verify, asked)
+            return
+        self._prepare_directory()
         from filelock import FileLock
 
+        self._flock = FileLock(str(self.path / LOCK_NAME), timeout=lock_timeout)
+        with self._write_lock():
+            self._conn, self._books = open_database(
+                self.path, lock_timeout, verify, asked, get_codec(None)
+            )
+
+    def _prepare_directory(self) -> None:
+        assert self.path is not None
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create store directory {self.path}: {exc}") from exc
         if not self.path.is_dir():
             raise StoreError(f"{self.path} is not a directory")
-        self._flock = FileLock(str(self.path / LOCK_NAME), timeout=lock_timeout)
-        with self._write_lock():
-            self._conn = open_database(self.path, lock_timeout, verify_on_open)
-            remove_stale_temps(self.path, INDEX_NAME)
-            if verify_on_open:
-                verify_index_file(self.path)
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise StoreError(
+                f"store directory {self.path} is not writable; open it with read_only=True "
+                "for lookups"
+            )
+
+    def _verify_default(self, verify_on_open: bool | None) -> bool:
+        if verify_on_open is not None:
+            return verify_on_open
+        assert self.path is not None
+        try:
+            size = (self.path / DB_NAME).stat().st_size
+        except OSError:
+            return True
+        if size > VERIFY_MAX_BYTES:
+            logger.info(
+                "store %s is %.1f GiB: PRAGMA quick_check skipped on open (rows are still "
+                "checksummed on every read; verify_on_open=True forces it)",
+                self.path,
+                size / 2**30,
+            )
+        return size <= VERIFY_MAX_BYTES
 
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -141,6 +194,11 @@ class FingerprintStore(SearchMixin):
             except Timeout as exc:
                 raise StoreError(
                     f"timed out waiting for the lock of {self.path} (another process writing)"
+                ) from exc
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot take the lock file of {self.path} ({exc}); open the store with "
+                    "read_only=True for lookups"
                 ) from exc
             try:
                 yield
@@ -165,6 +223,11 @@ class FingerprintStore(SearchMixin):
             raise StoreError("the fingerprint store is closed")
         return self._conn
 
+    @property
+    def codec(self) -> CodecSpec:
+        """The store's codec."""
+        return self._books.spec
+
     # -- the store protocol ------------------------------------------------------------------
     def get_many(self, keys: Sequence[str]) -> list[ChunkFingerprints | None]:
         """Fingerprints of each key, ``None`` where absent (or damaged, which also warns).
@@ -173,182 +236,235 @@ class FingerprintStore(SearchMixin):
             keys: Keys from :func:`~semtoken_rag.fingerprints.fingerprint_key`.
 
         Returns:
-            One entry per key, in order (duplicated keys give the same object).
+            One entry per key, in order (duplicated keys give the same object); vectors are
+            float32 ``(n_words, dim)``, L2-normalised, word spans int64 ``(n_words, 2)``.
         """
         if not keys:
             return []
         wanted = list(dict.fromkeys(keys))
         found: dict[str, ChunkFingerprints] = {}
-        damaged: list[tuple[int, bytes, str]] = []
-        stale: list[int] = []
         now = time.time()
         with self._lock:
             conn = self._live()
             try:
+                rows: list[StoredRow] = []
+                last_used: dict[int, float] = {}
                 for lo in range(0, len(wanted), _SQL_BATCH):
                     part = wanted[lo : lo + _SQL_BATCH]
-                    rows = conn.execute(
-                        "SELECT id, key, n_words, dim, checksum, vectors, spans, last_used "
-                        f"FROM entries WHERE key IN ({','.join('?' * len(part))})",
+                    for r in conn.execute(
+                        f"SELECT {ROW_COLUMNS}, last_used FROM entries "
+                        f"WHERE key IN ({','.join('?' * len(part))})",
                         part,
-                    ).fetchall()
-                    for eid, key, n, d, csum, vec, spans, last in rows:
-                        if checksum(key, n, d, vec, spans) != csum:
-                            damaged.append((eid, csum, key))
-                            continue
-                        try:
-                            found[key] = decode_entry(n, d, vec, spans)
-                        except ValueError:
-                            damaged.append((eid, csum, key))
-                            continue
-                        if now - last >= self.touch_interval:
-                            stale.append(eid)
+                    ):
+                        rows.append(StoredRow(*r[:-1]))
+                        last_used[r[0]] = r[-1]
+                decoded, damaged = self._books.decode_rows(conn, rows)
+            except DamagedCodebook as exc:
+                warn_damage(f"a codebook of {self._where} is damaged ({exc}); lookups miss")
+                decoded, damaged, rows = {}, [], []
             except sqlite3.DatabaseError as exc:
-                if not db.is_damage(exc):
-                    raise StoreError(f"fingerprint store read failed: {exc}") from exc
-                warn_repaired(f"fingerprint store read failed ({exc}); the batch counts as misses")
-                found = {}
+                self._read_failed(exc, "the batch counts as misses")
+                decoded, damaged, rows = {}, [], []
+            for r in rows:
+                if r.id in decoded:
+                    found[r.key] = decoded[r.id]
+                    if now - last_used[r.id] >= self.touch_interval:
+                        self._touches[r.id] = now
             if damaged:
                 self._remove_damaged(damaged)
-            if stale:
-                self._touch(stale, now)
+            if len(self._touches) >= _TOUCH_FLUSH:
+                self._flush_touches(wait=False)
             out = [found.get(k) for k in keys]
             n_hit = sum(fp is not None for fp in out)
             self.hits += n_hit
             self.misses += len(out) - n_hit
         return out
 
-    def put_many(self, items: Sequence[tuple[str, ChunkFingerprints]]) -> None:
+    def put_many(
+        self, items: Sequence[tuple[str, ChunkFingerprints]], *, encoder_id: str = ""
+    ) -> None:
         """Store fingerprints (keys already present are left as they are: content-addressed).
 
         The whole batch is one transaction: after a crash it is either all there or absent.
+
+        Args:
+            items: ``(key, fingerprints)`` pairs.
+            encoder_id: ``cache_id`` of the encoder that produced them, recorded with a codebook
+                trained on them (``add_texts`` passes it; the engine's protocol call does not).
         """
         if not items:
             return
+        if self.read_only:
+            if not self._warned_read_only:
+                logger.warning("read-only fingerprint store %s: new entries are not stored", self)
+                self._warned_read_only = True
+            return
         now = time.time()
-        records = []
-        for key, fp in dict(items).items():
-            vec, spans = encode_entry(fp)
-            records.append(
-                (
-                    key,
-                    fp.n_words,
-                    fp.dim,
-                    len(vec) + len(spans),
-                    now,
-                    checksum(key, fp.n_words, fp.dim, vec, spans),
-                    vec,
-                    spans,
+        batch = dict(items)
+        try:
+            with self._transaction() as conn:
+                self._books.refresh(conn)  # codebooks another process trained meanwhile
+                present = self._present(conn, list(batch))
+                added = vectors = payload = 0
+                dims: set[int] = set()
+                for key, fp in batch.items():
+                    if key in present:
+                        continue
+                    e = self._books.encode(conn, key, fp)
+                    conn.execute(
+                        "INSERT INTO entries(key, n_words, dim, codebook, nbytes, last_used, "
+                        "checksum, vectors, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (e.key, e.n_words, e.dim, e.codebook, e.nbytes, now, e.checksum,
+                         e.vectors, e.spans),
+                    )  # fmt: skip
+                    db.count_codebook(conn, e.codebook, 1, e.n_words)
+                    added += 1
+                    vectors += e.n_words
+                    payload += e.nbytes
+                    dims.add(e.dim)
+                if added:
+                    db.bump(conn, entries=added, vectors=vectors, payload=payload)
+                    self._books.maybe_train(conn, dims, encoder_id)
+                    self._evict(conn)
+                self._write_touches(conn)
+        except DamagedCodebook as exc:
+            warn_damage(f"a codebook of {self._where} is damaged ({exc}); nothing was stored")
+            return
+        except sqlite3.DatabaseError as exc:
+            if not db.is_damage(exc):
+                raise StoreError(f"fingerprint store write failed: {exc}") from exc
+            warn_damage(
+                f"fingerprint store {self._where} is damaged ({exc}); new fingerprints were "
+                "not stored. Reopen it with verify_on_open=True to quarantine and repair it"
+            )
+            return
+        logger.debug("stored %d new of %d fingerprint entries", added, len(batch))
+
+    @property
+    def _where(self) -> str:
+        return "(memory)" if self.path is None else str(self.path)
+
+    def _read_failed(self, exc: sqlite3.DatabaseError, consequence: str) -> None:
+        if not db.is_damage(exc):
+            raise StoreError(f"fingerprint store read failed: {exc}") from exc
+        warn_damage(
+            f"fingerprint store {self._where} read failed ({exc}); {consequence}. Reopen it "
+            "with verify_on_open=True to quarantine and repair it"
+        )
+
+    @staticmethod
+    def _present(conn: sqlite3.Connection, keys: list[str]) -> set[str]:
+        present: set[str] = set()
+        for lo in range(0, len(keys), _SQL_BATCH):
+            part = keys[lo : lo + _SQL_BATCH]
+            present.update(
+                r[0]
+                for r in conn.execute(
+                    f"SELECT key FROM entries WHERE key IN ({','.join('?' * len(part))})", part
                 )
             )
-        with self._transaction() as conn:
-            added = vectors = payload = 0
-            for rec in records:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO entries"
-                    "(key, n_words, dim, nbytes, last_used, checksum, vectors, spans) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rec,
-                )
-                if cur.rowcount == 1:
-                    added += 1
-                    vectors += rec[1]
-                    payload += rec[3]
-            if added:
-                db.bump(conn, entries=added, vectors=vectors, payload=payload)
-                self._evict(conn)
-        logger.debug("stored %d new of %d fingerprint entries", added, len(records))
+        return present
 
     # -- maintenance -------------------------------------------------------------------------
     def _evict(self, conn: sqlite3.Connection) -> None:
         """Inside a write transaction: drop LRU entries until the payload fits ``max_bytes``."""
         if self.max_bytes is None:
             return
-        total = int(db.read_meta(conn)["payload_bytes"])
+        meta = db.read_meta(conn)
+        total, remaining = int(meta["payload_bytes"]), int(meta["n_entries"])
         if total <= self.max_bytes:
             return
-        remaining = int(db.read_meta(conn)["n_entries"])
-        doomed: list[int] = []
-        freed = vectors = 0
-        for eid, nbytes, n in conn.execute(
-            "SELECT id, nbytes, n_words FROM entries ORDER BY last_used, id"
+        self._write_touches(conn)  # recent hits count before choosing victims
+        doomed: list[tuple[int, int, int, int]] = []
+        freed = 0
+        for eid, nbytes, n, cb in conn.execute(
+            "SELECT id, nbytes, n_words, codebook FROM entries ORDER BY last_used, id"
         ):
             if total - freed <= self.max_bytes or remaining - len(doomed) <= 1:
                 break
-            doomed.append(eid)
+            doomed.append((eid, nbytes, n, cb))
             freed += nbytes
-            vectors += n
-        conn.executemany("DELETE FROM entries WHERE id = ?", [(e,) for e in doomed])
-        db.bump(conn, entries=-len(doomed), vectors=-vectors, payload=-freed, deletions=1)
+        self._delete(conn, doomed)
         logger.info(
             "evicted %d entries (%d bytes) to stay under %d", len(doomed), freed, self.max_bytes
         )
 
-    def _remove_damaged(self, damaged: list[tuple[int, bytes, str]]) -> None:
-        warn_repaired(
+    @staticmethod
+    def _delete(conn: sqlite3.Connection, rows: list[tuple[int, int, int, int]]) -> None:
+        """Inside a write transaction: delete ``(id, nbytes, n_words, codebook)`` rows."""
+        if not rows:
+            return
+        conn.executemany("DELETE FROM entries WHERE id = ?", [(r[0],) for r in rows])
+        for _, _, n, cb in rows:
+            db.count_codebook(conn, cb, -1, -n)
+        db.bump(
+            conn,
+            entries=-len(rows),
+            vectors=-sum(r[2] for r in rows),
+            payload=-sum(r[1] for r in rows),
+            deletions=1,
+        )
+
+    def _remove_damaged(self, damaged: list[StoredRow]) -> None:
+        if self.read_only:
+            warn_damage(
+                f"{len(damaged)} entries of read-only store {self._where} failed their checksum "
+                "(treated as misses, left in place)"
+            )
+            return
+        warn_damage(
             f"{len(damaged)} fingerprint entries failed their checksum (first key "
-            f"{damaged[0][2][:16]}…); treated as misses and removed"
+            f"{damaged[0].key[:16]}…); treated as misses and removed"
         )
         with self._transaction() as conn:
-            gone = vectors = payload = 0
-            for eid, csum, _ in damaged:
-                row = conn.execute(
-                    "SELECT n_words, nbytes FROM entries WHERE id = ? AND checksum = ?",
-                    (eid, csum),
+            rows = []
+            for r in damaged:
+                got = conn.execute(
+                    "SELECT id, nbytes, n_words, codebook FROM entries "
+                    "WHERE id = ? AND checksum = ?",
+                    (r.id, r.checksum),
                 ).fetchone()
-                if row is not None:
-                    conn.execute("DELETE FROM entries WHERE id = ?", (eid,))
-                    gone += 1
-                    vectors += row[0]
-                    payload += row[1]
-            if gone:
-                db.bump(conn, entries=-gone, vectors=-vectors, payload=-payload, deletions=1)
+                if got is not None:
+                    rows.append(tuple(got))
+            self._delete(conn, rows)
 
-    def _touch(self, ids: list[int], now: float) -> None:
-        """Refresh LRU times; advisory, so a busy database just skips it."""
-        if self.max_bytes is None and self.path is None:
+    def _write_touches(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: write the buffered LRU refreshes."""
+        if self._touches:
+            conn.executemany(
+                "UPDATE entries SET last_used = ? WHERE id = ?",
+                [(t, i) for i, t in self._touches.items()],
+            )
+            self._touches.clear()
+
+    def _flush_touches(self, *, wait: bool) -> None:
+        """Write buffered LRU refreshes now (skipped, not waited for, when ``wait`` is False
+        and another process is writing: LRU time is advisory)."""
+        if not self._touches or self.read_only or self._closed:
             return
-        if self._flock is not None:
+        if not wait and self._flock is not None:
             from filelock import Timeout
 
             try:
                 self._flock.acquire(timeout=0)
-            except Timeout:
-                logger.debug("LRU time update skipped: another process is writing")
+            except (Timeout, OSError):
                 return
+            self._flock.release()
         try:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "UPDATE entries SET last_used = ? WHERE id = ?", [(now, i) for i in ids]
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
+            with self._transaction() as conn:
+                self._write_touches(conn)
+        except (sqlite3.DatabaseError, StoreError) as exc:
             logger.debug("LRU time update skipped: %s", exc)
-        finally:
-            if self._flock is not None:
-                self._flock.release()
+            self._touches.clear()
 
     def contains_many(self, keys: Sequence[str]) -> set[str]:
         """The subset of ``keys`` present (no payload read, no hit/miss counting)."""
-        present: set[str] = set()
-        wanted = list(dict.fromkeys(keys))
         with self._lock:
-            conn = self._live()
-            for lo in range(0, len(wanted), _SQL_BATCH):
-                part = wanted[lo : lo + _SQL_BATCH]
-                present.update(
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT key FROM entries WHERE key IN ({','.join('?' * len(part))})",
-                        part,
-                    )
-                )
-        return present
+            try:
+                return self._present(self._live(), list(dict.fromkeys(keys)))
+            except sqlite3.DatabaseError as exc:
+                self._read_failed(exc, "nothing counts as present")
+                return set()
 
     def __len__(self) -> int:
         with self._lock:
@@ -392,7 +508,10 @@ class FingerprintStore(SearchMixin):
             for lo in range(0, len(todo), max(1, batch_size)):
                 batch = todo[lo : lo + batch_size]
                 fps = enc.encode_texts([t for _, t in batch])
-                self.put_many([(k, fp) for (k, _), fp in zip(batch, fps, strict=True)])
+                self.put_many(
+                    [(k, fp) for (k, _), fp in zip(batch, fps, strict=True)],
+                    encoder_id=str(enc.cache_id),
+                )
                 bar.update(len(batch))
         logger.info("ingested %d new chunks (%d already stored)", len(todo), len(present))
         return len(todo)
@@ -404,9 +523,17 @@ class FingerprintStore(SearchMixin):
             meta = db.read_meta(self._live())
             on_disk = 0
             if self.path is not None:
-                for name in (*DB_FILES, INDEX_NAME):
+                for name in DB_FILES:
                     with contextlib.suppress(OSError):
                         on_disk += (self.path / name).stat().st_size
+            staged = (
+                self._live()
+                .execute(
+                    "SELECT COALESCE(SUM(n_entries), 0) FROM codebooks WHERE codec != ?",
+                    (self.codec.name,),
+                )
+                .fetchone()[0]
+            )
             return StoreStats(
                 hits=self.hits,
                 misses=self.misses,
@@ -415,51 +542,41 @@ class FingerprintStore(SearchMixin):
                 payload_bytes=int(meta["payload_bytes"]),
                 bytes_on_disk=on_disk,
                 bytes_in_memory=0 if self._index is None else self._index.nbytes,
+                codec=self.codec.name,
+                trained=any(b.codec == self.codec.name for b in self._books.books())
+                or not self.codec.trained,
+                staged_entries=int(staged),
             )
 
     def verify(self) -> list[str]:
-        """Full consistency check (slow: reads every row); returns the problems found."""
-        problems: list[str] = []
+        """Full consistency check (slow: reads every row); returns the problems found.
+
+        A database SQLite cannot read is reported as a problem, never raised.
+        """
+        from semtoken_rag.store.checks import verify_database
+
         with self._lock:
-            conn = self._live()
-            problem = db.health_problem(conn)
-            if problem:
-                problems.append(f"sqlite: {problem}")
-            conn.execute("BEGIN")
             try:
-                meta = db.read_meta(conn)
-                count = vecs = payload = 0
-                for key, n, d, csum, vec, spans, nb in conn.execute(
-                    "SELECT key, n_words, dim, checksum, vectors, spans, nbytes FROM entries"
-                ):
-                    count += 1
-                    vecs += n
-                    payload += nb
-                    if checksum(key, n, d, vec, spans) != csum:
-                        problems.append(f"checksum mismatch: {key}")
-            finally:
-                conn.execute("COMMIT")
-            for name, value in (
-                ("n_entries", count),
-                ("n_vectors", vecs),
-                ("payload_bytes", payload),
-            ):
-                if meta[name] != value:
-                    problems.append(f"meta {name}={meta[name]} but rows say {value}")
-        return problems
+                return verify_database(self._live(), self._books)
+            except sqlite3.DatabaseError as exc:
+                return [f"sqlite: {exc}"]
+
+    def flush(self) -> None:
+        """Write buffered LRU refreshes (the database needs nothing else; no index file)."""
+        with self._lock:
+            self._flush_touches(wait=True)
 
     def close(self) -> None:
-        """Persist the search index and close the database (idempotent)."""
+        """Write buffered LRU refreshes and close the database (idempotent)."""
         with self._lock:
             if self._closed:
                 return
             try:
-                self.flush()
-            except (OSError, StoreError) as exc:
-                logger.warning("could not persist the search index: %s", exc)
-            self._closed = True
-            self._conn.close()
-            self._index = None
+                self._flush_touches(wait=True)
+            finally:
+                self._closed = True
+                self._conn.close()
+                self._index = None
 
     def __enter__(self) -> FingerprintStore:
         return self
@@ -468,8 +585,11 @@ class FingerprintStore(SearchMixin):
         self.close()
 
     def __repr__(self) -> str:
-        where = "memory" if self.path is None else str(self.path)
-        return f"FingerprintStore({where!r}, max_bytes={self.max_bytes})"
+        ro = ", read_only=True" if self.read_only else ""
+        return (
+            f"FingerprintStore({self._where!r}, codec={self.codec.name!r}, "
+            f"max_bytes={self.max_bytes}{ro})"
+        )
 
 
-__all__ = ["DB_NAME", "INDEX_NAME", "FingerprintStore", "StoreStats", "StoreWarning"]
+__all__ = ["DB_NAME", "FingerprintStore", "StoreStats", "StoreWarning"]

@@ -6,11 +6,17 @@ import logging
 import warnings
 from dataclasses import dataclass
 
+from semtoken_rag.errors import StoreError
+
 logger = logging.getLogger("semtoken_rag.store")
 
 
 class StoreWarning(UserWarning):
-    """Something in the store was damaged and has been repaired (details in the message)."""
+    """Something in the store was damaged (repaired, or left alone in a read-only store)."""
+
+
+class StoreDamagedError(StoreError):
+    """The store is damaged and may not be repaired here (read-only, or an inspection)."""
 
 
 @dataclass(frozen=True)
@@ -22,9 +28,12 @@ class StoreStats:
         misses: Keys not found (or found damaged) by this process.
         entries: Chunks stored (all processes).
         vectors: Word vectors stored.
-        payload_bytes: Bytes of vectors + offsets (what ``max_bytes`` limits).
-        bytes_on_disk: Database, WAL and index files (0 in memory mode).
-        bytes_in_memory: The loaded search index (0 until :meth:`search` is used).
+        payload_bytes: Bytes of encoded vectors + spans (what ``max_bytes`` limits).
+        bytes_on_disk: Database and WAL files (0 in memory mode): everything the store keeps.
+        bytes_in_memory: The search index's codes (0 until :meth:`search` is used).
+        codec: The store's codec.
+        trained: Whether the codec's codebook exists (always true for raw codecs).
+        staged_entries: Entries kept in float16 (before training, or not fitting the codebook).
     """
 
     hits: int
@@ -34,9 +43,13 @@ class StoreStats:
     payload_bytes: int
     bytes_on_disk: int
     bytes_in_memory: int
+    codec: str = ""
+    trained: bool = True
+    staged_entries: int = 0
 
 
-def warn_repaired(message: str) -> None:
-    """Log and warn (as :class:`StoreWarning`) about damage that was repaired."""
+def warn_damage(message: str) -> None:
+    """Log and warn (as :class:`StoreWarning`) about damage found: repaired, or handled with a
+    documented safe result (misses, nothing stored) where it could not be repaired here."""
     logger.warning(message)
     warnings.warn(message, StoreWarning, stacklevel=4)

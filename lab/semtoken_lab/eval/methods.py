@@ -21,9 +21,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from semtoken_lab.eval.selection import CHUNK_SEP, UnitSelector
+from semtoken_lab.eval.selection import segment_units, select_text
 
 logger = logging.getLogger(__name__)
+
+CHUNK_SEP = "\n\n"
 
 
 class Method(Protocol):
@@ -111,13 +113,6 @@ class MethodEnv:
 
         return self._get("model_dir", lambda: resolve_reader(self.reader)[0])
 
-    def selector(self, max_unit_words: int = 48) -> UnitSelector:
-        """The engine's selection and rendering for baselines (no encoder), one per unit size."""
-        return self._get(
-            f"selector{max_unit_words}",
-            lambda: UnitSelector(self.counter(), max_unit_words=max_unit_words),
-        )
-
     def semtoken_parts(self) -> tuple[Any, Any]:
         """One encoder and one fingerprint store shared by SemToken and its ablations.
 
@@ -170,10 +165,9 @@ def make_random(env: MethodEnv) -> Method:
     """Random sentence drop to the budget; seeded by the run seed and the question."""
 
     def run(chunks: Sequence[str], question: str, budget: int) -> str:
-        selector = env.selector()
-        units = selector.units(chunks)
+        units = segment_units(chunks, env.counter())
         rng = np.random.default_rng([env.seed, zlib.crc32(question.encode("utf-8"))])
-        return selector.select(units, rng.random(len(units.unit_texts())), budget)
+        return select_text(units, rng.random(len(units)), budget)
 
     return run
 
@@ -187,24 +181,23 @@ def make_embed_filter(env: MethodEnv) -> Method:
     """
 
     def run(chunks: Sequence[str], question: str, budget: int) -> str:
-        selector = env.selector()
-        units = selector.units(chunks)
-        sents = units.unit_texts()
-        if not sents:
+        units = segment_units(chunks, env.counter())
+        if not len(units):
             return ""
         st = env.sentence_model()
+        sents = [units.text(i) for i in range(len(units))]
         vecs = st.encode([question, *sents], normalize_embeddings=True, batch_size=64)
         scores = np.asarray(vecs[1:], dtype=np.float32) @ np.asarray(vecs[0], dtype=np.float32)
-        return selector.select(units, scores, budget)
+        return select_text(units, scores, budget)
 
     return run
 
 
 def make_selective_context(env: MethodEnv) -> Method:
     """Selective Context with the reader LM as the self-information model."""
-    from semtoken_lab.eval.selective import PHRASE_WORDS, SelectiveContext
+    from semtoken_lab.eval.selective import SelectiveContext
 
-    return SelectiveContext(env.lm_model(), env.tokenizer(), env.selector(PHRASE_WORDS))
+    return SelectiveContext(env.lm_model(), env.tokenizer(), env.counter())
 
 
 def make_longllmlingua(env: MethodEnv) -> Method:
@@ -232,6 +225,17 @@ def _semtoken(use_query: bool = True, **overrides: Any) -> Callable[[MethodEnv],
     return factory
 
 
+def _semtoken_store(codec: str) -> Callable[[MethodEnv], Method]:
+    """``semtoken`` with fingerprints read back from a store of ``codec`` (store_methods.py)."""
+
+    def factory(env: MethodEnv) -> Method:
+        from semtoken_lab.eval.store_methods import make_semtoken_store
+
+        return make_semtoken_store(env, codec)  # type: ignore[no-any-return]
+
+    return factory
+
+
 #: Method name -> factory.  Order is the report order.
 METHODS: dict[str, Callable[[MethodEnv], Method]] = {
     "none": make_none,
@@ -246,6 +250,7 @@ METHODS: dict[str, Callable[[MethodEnv], Method]] = {
     "semtoken-noentropy": _semtoken(entropy_weight=0.0, entropy_threshold=0.0),
     "semtoken-noquery": _semtoken(use_query=False),
     "semtoken-pooled": _semtoken(relevance="pooled"),
+    **{f"semtoken-store-{c}": _semtoken_store(c) for c in ("pq64", "pq96", "sq4", "float16")},
 }
 
 #: Methods whose output does not depend on the budget (run once per example, not per ratio).

@@ -1,0 +1,87 @@
+"""SemToken with fingerprints read back from a compact fingerprint store (``semtoken-store-*``).
+
+Why a variant: a codec changes the fingerprints the compressor sees only when they come *out of
+the store*.  Each example's chunks are ingested into a :class:`FingerprintStore` of the codec
+first (encode -> store -> decode), then compressed with every fingerprint a store hit, so the
+run measures exactly what a deployment that ingested its corpus would get.
+
+The store is shared by the run (in memory) and its codec is trained before the first example on
+a corpus disjoint from every evaluation set: the Paul Graham essays of
+``shared/data/needle_haystack`` (chunks of 120 words, overlap 20, ingested until the codec's
+``train_min`` vectors exist).  An out-of-domain codebook is the conservative choice: a real
+store trains on the corpus it serves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from semtoken_rag.errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
+
+#: Training corpus of the codebook (relative to the shared data root).
+TRAIN_CORPUS = "needle_haystack/essays.jsonl"
+
+
+def _training_chunks(root: Path) -> list[str]:
+    from semtoken_rag.store import chunk_words
+
+    path = root / TRAIN_CORPUS
+    if not path.is_file():
+        raise InvalidInputError(f"the codec's training corpus {path} is missing")
+    chunks: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                chunks.extend(chunk_words(json.loads(line)["text"], 120, 20))
+    return chunks
+
+
+def trained_store(encoder: Any, codec: str, root: Path | None = None) -> Any:
+    """An in-memory :class:`FingerprintStore` of ``codec`` whose codebook is trained.
+
+    Raises:
+        InvalidInputError: the training corpus is missing or too small for the codec.
+    """
+    from semtoken_rag.store import FingerprintStore
+
+    from semtoken_lab.bench.cases import DEFAULT_DATA
+
+    store = FingerprintStore(None, codec=codec)
+    chunks = _training_chunks(root or DEFAULT_DATA)
+    for lo in range(0, len(chunks), 64):
+        if store.stats().trained:
+            break
+        store.add_texts(chunks[lo : lo + 64], encoder, progress=False)
+    if not store.stats().trained:
+        raise InvalidInputError(f"{TRAIN_CORPUS} holds too few words to train codec {codec!r}")
+    logger.info("codec %s trained on %s: %s", codec, TRAIN_CORPUS, store.stats())
+    return store
+
+
+def make_semtoken_store(env: Any, codec: str) -> Any:
+    """The ``semtoken`` method, its fingerprints ingested into and read back from the store
+    (built and trained once: the runner builds each method once per run)."""
+    from semtoken_rag.compressor import Compressor
+    from semtoken_rag.config import SemTokenConfig
+
+    from semtoken_lab.eval.methods import CHUNK_SEP
+
+    encoder, _ = env.semtoken_parts()
+    store = trained_store(encoder, codec)
+    comp = Compressor(
+        SemTokenConfig(count_tokenizer=env.reader), encoder=encoder, store=store,
+        counter=env.counter(),
+    )  # fmt: skip
+
+    def run(chunks: Sequence[str], question: str, budget: int) -> str:
+        store.add_texts(list(chunks), encoder, progress=False)
+        res = comp.compress(list(chunks), question, budget=budget)
+        return str(res.joined(CHUNK_SEP))
+
+    return run

@@ -1,0 +1,314 @@
+"""The codebooks of one store: encoding new entries, training, decoding rows.
+
+Life of a codec (why entries can be in two codebooks):
+
+1. A store of a trained codec (SQ, PQ, PCA) starts *untrained*: entries are stored in the
+   :data:`~semtoken_rag.store.codecs.STAGING` codebook (float16, 768 bytes per 384-dim word).
+2. The write that brings the staged vectors of a dimension to ``train_min`` trains the codec
+   on them (:func:`~semtoken_rag.store.codecs.training_sample`: all of them, or ``train_max``
+   drawn with the spec's seed, in entry-id order; FAISS k-means seeded likewise), stores the
+   codebook with its digest, and re-encodes the staged entries, all in that one transaction.
+3. From then on entries are encoded with the codebook, except an entry whose decoded vectors
+   fit it badly (mean cosine more than :data:`GUARD_MARGIN` below the training sample's, e.g.
+   vectors of another encoder with the same dimension): it stays in float16, so a codebook
+   never degrades vectors it was not trained for.
+
+A codebook is immutable once written; every entry names its codebook and its checksum binds the
+codebook's digest, so no row is ever decoded with another codebook.  A codebook that fails its
+digest or that FAISS cannot read is *damage* (the caller quarantines the database).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.store import db
+from semtoken_rag.store.codecs import (
+    STAGING,
+    Codebook,
+    CodecSpec,
+    VectorCodec,
+    build_codec,
+    mean_cosine,
+    raw_codebook,
+    train,
+    training_sample,
+)
+from semtoken_rag.store.entries import checksum
+from semtoken_rag.store.spans import decode_spans, encode_spans
+
+logger = logging.getLogger("semtoken_rag.store")
+
+#: An entry whose mean decoded cosine is this far below the training sample's stays float16.
+GUARD_MARGIN = 0.1
+
+
+class DamagedCodebook(Exception):
+    """Internal: a codebook fails its digest or cannot be read (the database is damaged)."""
+
+
+@dataclass(frozen=True)
+class EncodedEntry:
+    """One row of ``entries`` ready to insert (``codebook`` is a codebook id)."""
+
+    key: str
+    n_words: int
+    dim: int
+    codebook: int
+    checksum: bytes
+    vectors: bytes
+    spans: bytes
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.vectors) + len(self.spans)
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One row read from ``entries`` (the columns :data:`ROW_COLUMNS` selects)."""
+
+    id: int
+    key: str
+    n_words: int
+    dim: int
+    codebook: int
+    checksum: bytes
+    vectors: bytes
+    spans: bytes
+
+
+#: Columns of ``entries`` that :class:`StoredRow` is built from, in order.
+ROW_COLUMNS = "id, key, n_words, dim, codebook, checksum, vectors, spans"
+
+
+class Codebooks:
+    """Cache of a store's codebooks and their runtime codecs (thread-safe under the store lock).
+
+    Args:
+        spec: The store's codec.
+        tables: Names of the codebooks and entries tables (the migration fills others).
+    """
+
+    def __init__(
+        self, spec: CodecSpec, *, tables: tuple[str, str] = ("codebooks", "entries")
+    ) -> None:
+        self.spec = spec
+        self.tables = tables
+        self._books: dict[int, Codebook] = {}
+        self._codecs: dict[int, VectorCodec] = {}
+
+    # -- reading ------------------------------------------------------------------------------
+    def refresh(self, conn: sqlite3.Connection) -> None:
+        """Load codebooks written since the last call (by this or another process).
+
+        Raises:
+            DamagedCodebook: a codebook fails its digest or FAISS cannot read it.
+        """
+        for cid, book in db.load_codebooks(conn, self.tables[0]).items():
+            if cid in self._books:
+                continue
+            try:
+                self._codecs[cid] = build_codec(book)
+            except ValueError as exc:
+                raise DamagedCodebook(str(exc)) from exc
+            self._books[cid] = book
+
+    def books(self) -> list[Codebook]:
+        """The loaded codebooks."""
+        return list(self._books.values())
+
+    def codec(self, cid: int) -> VectorCodec | None:
+        """The runtime codec of a loaded codebook."""
+        return self._codecs.get(cid)
+
+    def check(self, row: StoredRow) -> VectorCodec | None:
+        """The codec to decode ``row`` with, or ``None`` when the row is damaged: unknown
+        codebook, another dimension, payload size or checksum that disagree."""
+        book = self._books.get(row.codebook)
+        codec = self._codecs.get(row.codebook)
+        if (
+            book is None
+            or codec is None
+            or book.dim != row.dim
+            or len(row.vectors) != row.n_words * codec.code_size
+            or checksum(row.key, row.n_words, row.dim, book.sha256, row.vectors, row.spans)
+            != row.checksum
+        ):
+            return None
+        return codec
+
+    def ensure(self, conn: sqlite3.Connection, rows: Sequence[StoredRow]) -> None:
+        """Load the codebooks ``rows`` name if some are not loaded yet."""
+        if any(r.codebook not in self._books for r in rows):
+            self.refresh(conn)
+
+    def decode_rows(
+        self, conn: sqlite3.Connection, rows: Sequence[StoredRow]
+    ) -> tuple[dict[int, ChunkFingerprints], list[StoredRow]]:
+        """Verify and decode rows; one FAISS decode call per codebook.
+
+        Returns:
+            ``(fingerprints by row id, damaged rows)`` (see :meth:`check`; undecodable spans
+            are damage too).
+        """
+        self.ensure(conn, rows)
+        good: dict[int, list[StoredRow]] = {}
+        damaged: list[StoredRow] = []
+        for r in rows:
+            if self.check(r) is None:
+                damaged.append(r)
+            else:
+                good.setdefault(r.codebook, []).append(r)
+        out: dict[int, ChunkFingerprints] = {}
+        for cid, group in good.items():
+            codec = self._codecs[cid]
+            codes = np.frombuffer(b"".join(r.vectors for r in group), dtype=np.uint8)
+            vectors = codec.decode(codes.reshape(-1, codec.code_size))
+            lo = 0
+            for r in group:
+                try:
+                    spans = decode_spans(r.spans, r.n_words)
+                except ValueError:
+                    damaged.append(r)
+                else:
+                    out[r.id] = ChunkFingerprints(vectors[lo : lo + r.n_words], spans)
+                lo += r.n_words
+        return out, damaged
+
+    # -- writing (inside the caller's write transaction) -------------------------------------
+    def _find(self, codec: str, dim: int) -> Codebook | None:
+        return next((b for b in self._books.values() if b.codec == codec and b.dim == dim), None)
+
+    def _raw(self, conn: sqlite3.Connection, spec: CodecSpec, dim: int) -> Codebook:
+        """The raw (numpy) codebook of ``spec`` at ``dim``, created on first use."""
+        book = self._find(spec.name, dim)
+        if book is None:
+            factory, state, sha = raw_codebook(spec, dim)
+            db.insert_codebook(
+                conn,
+                codec=spec.name,
+                dim=dim,
+                factory=factory,
+                state=state,
+                sha256=sha,
+                table=self.tables[0],
+            )
+            self.refresh(conn)
+            book = self._find(spec.name, dim)
+        assert book is not None
+        return book
+
+    def encode(self, conn: sqlite3.Connection, key: str, fp: ChunkFingerprints) -> EncodedEntry:
+        """Encode one entry with the store's codebook for its dimension (or float16 staging)."""
+        book = self._find(self.spec.name, fp.dim)
+        if book is None:
+            target = STAGING if self.spec.trained else self.spec
+            book = self._raw(conn, target, fp.dim)
+        codec = self._codecs[book.id]
+        codes = codec.encode(fp.vectors)
+        if self.spec.trained and book.codec == self.spec.name and fp.n_words:
+            fit = mean_cosine(codec.decode(codes), fp.vectors)
+            if fit < book.train_cos - GUARD_MARGIN:
+                logger.info(
+                    "entry %s fits codebook %d badly (cosine %.3f, trained %.3f): kept in float16",
+                    key[:16],
+                    book.id,
+                    fit,
+                    book.train_cos,
+                )
+                book = self._raw(conn, STAGING, fp.dim)
+                codes = self._codecs[book.id].encode(fp.vectors)
+        spans = encode_spans(fp.word_spans)
+        return self._entry(key, fp.n_words, fp.dim, book, codes.tobytes(), spans)
+
+    @staticmethod
+    def _entry(
+        key: str, n: int, dim: int, book: Codebook, vec: bytes, spans: bytes
+    ) -> EncodedEntry:
+        return EncodedEntry(
+            key, n, dim, book.id, checksum(key, n, dim, book.sha256, vec, spans), vec, spans
+        )
+
+    def maybe_train(self, conn: sqlite3.Connection, dims: set[int], encoder: str = "") -> None:
+        """Train the codec for each dimension whose staged vectors reached ``train_min``."""
+        if not self.spec.trained:
+            return
+        for dim in sorted(dims):
+            staging = self._find(STAGING.name, dim)
+            if self._find(self.spec.name, dim) is not None or staging is None:
+                continue
+            staged = conn.execute(
+                f"SELECT n_vectors FROM {self.tables[0]} WHERE id = ?", (staging.id,)
+            ).fetchone()[0]
+            if staged >= self.spec.train_min:
+                self._train(conn, dim, staging, encoder)
+
+    def _train(self, conn: sqlite3.Connection, dim: int, staging: Codebook, encoder: str) -> None:
+        t0 = time.perf_counter()
+        rows = [
+            StoredRow(*r)
+            for r in conn.execute(
+                f"SELECT {ROW_COLUMNS} FROM {self.tables[1]} WHERE codebook = ? ORDER BY id",
+                (staging.id,),
+            )
+        ]
+        decoded, damaged = self.decode_rows(conn, rows)
+        rows = [r for r in rows if r.id in decoded]
+        sample = training_sample(
+            np.concatenate([decoded[r.id].vectors for r in rows])
+            if rows
+            else np.zeros((0, dim), np.float32),
+            self.spec,
+        )
+        if len(sample) < self.spec.train_min:  # damaged rows left too few: train later
+            return
+        factory, state, sha, train_cos = train(self.spec, sample)
+        db.insert_codebook(
+            conn,
+            codec=self.spec.name,
+            dim=dim,
+            factory=factory,
+            state=state,
+            sha256=sha,
+            encoder=encoder,
+            train_vectors=len(sample),
+            train_cos=train_cos,
+            table=self.tables[0],
+        )
+        self.refresh(conn)
+        moved = freed = vectors = 0
+        for r in rows:
+            entry = self.encode(conn, r.key, decoded[r.id])
+            if entry.codebook == staging.id:
+                continue
+            conn.execute(
+                f"UPDATE {self.tables[1]} SET codebook = ?, nbytes = ?, checksum = ?, "
+                "vectors = ?, spans = ? WHERE id = ?",
+                (entry.codebook, entry.nbytes, entry.checksum, entry.vectors, entry.spans, r.id),
+            )
+            db.count_codebook(conn, staging.id, -1, -r.n_words, self.tables[0])
+            db.count_codebook(conn, entry.codebook, 1, r.n_words, self.tables[0])
+            moved += 1
+            vectors += r.n_words
+            freed += len(r.vectors) + len(r.spans) - entry.nbytes
+        if self.tables[1] == "entries":  # the migration recounts at its end
+            db.bump(conn, payload=-freed, deletions=1)  # deletions: search index rebuilds
+        logger.info(
+            "codec %s trained for dim %d in %.1f s; %d staged entries (%d vectors) re-encoded, "
+            "%d bytes freed%s",
+            self.spec.name,
+            dim,
+            time.perf_counter() - t0,
+            moved,
+            vectors,
+            freed,
+            f"; {len(damaged)} damaged rows left as they are" if damaged else "",
+        )
