@@ -21,11 +21,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from semtoken_lab.eval.selection import segment_units, select_text
+from semtoken_lab.eval.selection import CHUNK_SEP, UnitSelector
 
 logger = logging.getLogger(__name__)
-
-CHUNK_SEP = "\n\n"
 
 
 class Method(Protocol):
@@ -113,6 +111,13 @@ class MethodEnv:
 
         return self._get("model_dir", lambda: resolve_reader(self.reader)[0])
 
+    def selector(self, max_unit_words: int = 48) -> UnitSelector:
+        """The engine's selection and rendering for baselines (no encoder), one per unit size."""
+        return self._get(
+            f"selector{max_unit_words}",
+            lambda: UnitSelector(self.counter(), max_unit_words=max_unit_words),
+        )
+
     def semtoken_parts(self) -> tuple[Any, Any]:
         """One encoder and one fingerprint store shared by SemToken and its ablations.
 
@@ -165,9 +170,10 @@ def make_random(env: MethodEnv) -> Method:
     """Random sentence drop to the budget; seeded by the run seed and the question."""
 
     def run(chunks: Sequence[str], question: str, budget: int) -> str:
-        units = segment_units(chunks, env.counter())
+        selector = env.selector()
+        units = selector.units(chunks)
         rng = np.random.default_rng([env.seed, zlib.crc32(question.encode("utf-8"))])
-        return select_text(units, rng.random(len(units)), budget)
+        return selector.select(units, rng.random(len(units.unit_texts())), budget)
 
     return run
 
@@ -181,23 +187,24 @@ def make_embed_filter(env: MethodEnv) -> Method:
     """
 
     def run(chunks: Sequence[str], question: str, budget: int) -> str:
-        units = segment_units(chunks, env.counter())
-        if not len(units):
+        selector = env.selector()
+        units = selector.units(chunks)
+        sents = units.unit_texts()
+        if not sents:
             return ""
         st = env.sentence_model()
-        sents = [units.text(i) for i in range(len(units))]
         vecs = st.encode([question, *sents], normalize_embeddings=True, batch_size=64)
         scores = np.asarray(vecs[1:], dtype=np.float32) @ np.asarray(vecs[0], dtype=np.float32)
-        return select_text(units, scores, budget)
+        return selector.select(units, scores, budget)
 
     return run
 
 
 def make_selective_context(env: MethodEnv) -> Method:
     """Selective Context with the reader LM as the self-information model."""
-    from semtoken_lab.eval.selective import SelectiveContext
+    from semtoken_lab.eval.selective import PHRASE_WORDS, SelectiveContext
 
-    return SelectiveContext(env.lm_model(), env.tokenizer(), env.counter())
+    return SelectiveContext(env.lm_model(), env.tokenizer(), env.selector(PHRASE_WORDS))
 
 
 def make_longllmlingua(env: MethodEnv) -> Method:
