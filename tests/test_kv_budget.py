@@ -284,3 +284,15 @@ def test_unsupported_models_name_their_class():
     with pytest.raises(ConfigError, match="GPT2LMHeadModel"):
         BudgetedGeneration(gpt2, kv(0.5, "semtoken"))
     BudgetedGeneration(gpt2, kv(0.5, "streaming"))  # no queries needed: accepted
+
+
+def test_query_policy_needs_recorded_queries(gen, case):
+    from dataclasses import replace
+
+    from semtoken_rag.errors import InvalidInputError
+
+    bare = replace(case.pre, queries=None)  # a prefill made with rows=0
+    with gen.attached("snapkv"), pytest.raises(InvalidInputError, match="rows=32"):
+        gen.session(bare, kv(0.5, "snapkv"))
+    with pytest.raises(RuntimeError, match="outside attached"):
+        gen.session(case.pre, kv(0.5, "semtoken"))

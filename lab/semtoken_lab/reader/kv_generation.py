@@ -154,9 +154,9 @@ class BudgetedGeneration:
     def attached(self, *policies: str) -> Iterator[None]:
         """Hold the lock, and the query hooks when one of ``policies`` reads queries, for a group
         of :meth:`prefill` / :meth:`session` calls."""
-        for policy in policies:
-            self.check(policy)
         with self._lock:
+            for policy in policies:
+                self.check(policy)
             if self._probe is None or not any(_reads_queries(p) for p in policies):
                 yield
                 return
@@ -203,6 +203,13 @@ class BudgetedGeneration:
         self.check(config.policy)
         if _reads_queries(config.policy) and not self._attached:
             raise RuntimeError(f"session for {config.policy!r} outside attached()")
+        rows = config.make_policy().prefill_rows
+        have = 0 if prefill.queries is None else int(prefill.queries.shape[2])
+        if rows and have < min(rows, prefill.layout.prompt_tokens):
+            raise InvalidInputError(
+                f"kv_policy {config.policy!r} reads the last {rows} prompt queries but the "
+                f"prefill recorded {have}; call prefill(layout, rows={rows})"
+            )
         return BudgetSession(
             self.model,
             prefill.cache.clone(),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.errors import ConfigError, InvalidInputError
 
 from semtoken_lab.reader.prompts import build_prompt
 
@@ -124,11 +124,18 @@ def layout_prompt(
     Raises:
         InvalidInputError: the context cannot be found in the rendered prompt (a chat
             template that rewrites message text).
+        ConfigError: the tokenizer is a slow one (no offset mapping).
     """
     fitted = reader.fit_context(
         question, context, task=task, options=options, reserve=reserve, limit=limit
     )
     prompt = build_prompt(reader.tokenizer, task, question, fitted, options, reader.prompts)
+    if not getattr(reader.tokenizer, "is_fast", False):
+        raise ConfigError(
+            f"a KV budget maps spans to tokens with offset mappings, which "
+            f"{type(reader.tokenizer).__name__} (a slow tokenizer) does not provide; load the "
+            "reader with a fast tokenizer"
+        )
     enc = reader.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
     ids = tuple(int(i) for i in enc["input_ids"])
     offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
