@@ -15,3 +15,12 @@ $K --data ../shared/data/narrativeqa/test.jsonl --per-doc 2 --limit 60 --out run
 # the 4k-prompt speed check.
 $K --data ../shared/data/leval/gov_report_summ.jsonl --max-prompt-tokens 4096 \
   --max-answer-tokens 128 --out runs/kv_gov10
+# Decode speed at 4k-token prompts, lockstep (every method decodes the same token in turn, so a
+# shared machine's load hits all alike): 5 gov reports, 64 steps, budget 0.5.
+$K --data ../shared/data/leval/gov_report_summ.jsonl --limit 5 --max-prompt-tokens 4096 \
+  --speed-steps 64 --budgets 0.5 --policies semtoken,streaming,snapkv --out runs/kv_speed4k
+# The paper's "w/o AR-budget" ablation in this frame: SemToken's scores from the prompt's queries
+# only (semtoken-static) against re-scoring every 8 decoding steps, on the long outputs.
+$K --data ../shared/data/leval/gov_report_summ.jsonl --limit 5 --max-prompt-tokens 4096 \
+  --max-answer-tokens 128 --budgets 0.5,0.25 --policies semtoken,semtoken-static \
+  --prompt-ratios "" --combine "" --out runs/kv_gov5_static

@@ -201,6 +201,8 @@ def test_semtoken_evicts_spans_as_units(gen, case):
 
 def test_semtoken_rescoring_follows_the_decoding_query(gen, case):
     """Attention scores are updated from the current query every ``recompute_every`` steps."""
+    import torch
+
     with gen.attached("semtoken"):
         sess = gen.session(case.pre, kv(0.5, "semtoken", recompute_every=4))
         seen = [sess.policy.attention.clone()]
@@ -210,6 +212,12 @@ def test_semtoken_rescoring_follows_the_decoding_query(gen, case):
     assert seen[0].shape[:2] == sess.cache.positions.shape[:2]
     changed = [not bool((a[..., : b.shape[-1]] == b).all()) for a, b in zip(seen[1:], seen)]
     assert changed == [True, False, False, False, True]  # steps 0 and 4 re-scored
+    with gen.attached("semtoken-static"):  # the "w/o AR-budget" ablation never re-scores
+        static = gen.session(case.pre, kv(0.5, "semtoken-static", recompute_every=1))
+        before = static.policy.attention.clone()
+        for tok in case.feed[:2]:
+            static.step(tok)
+    assert torch.equal(before, static.policy.attention)
 
 
 def test_reader_with_kv_budget_reports_trace(reader, gen, case, monkeypatch):

@@ -15,6 +15,11 @@ import math
 from semtoken_lab.cli.eval import _floats
 
 
+def _ratios(text: str) -> tuple[float, ...]:
+    """Like ``--budgets`` but may be empty (``""``: none)."""
+    return _floats(text) if text.strip() else ()
+
+
 def _pairs(text: str) -> tuple[tuple[float, float], ...]:
     out = []
     for item in (x.strip() for x in text.split(",") if x.strip()):
@@ -53,10 +58,16 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="KV policies",
     )
     parser.add_argument(
-        "--prompt-ratios", type=_floats, default=(0.5, 0.25), help="SemToken prompt ratios alone"
+        "--prompt-ratios",
+        type=_ratios,
+        default=(0.5, 0.25),
+        help="SemToken prompt ratios alone ('' for none)",
     )
     parser.add_argument(
-        "--combine", type=_pairs, default=((0.5, 0.5),), help="prompt ratio:KV budget pairs"
+        "--combine",
+        type=_pairs,
+        default=((0.5, 0.5),),
+        help="prompt ratio:KV budget pairs ('' for none)",
     )
     parser.add_argument("--combine-policies", type=_names, default=("semtoken",))
     parser.add_argument("--max-answer-tokens", type=int, default=64)

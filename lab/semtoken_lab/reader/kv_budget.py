@@ -34,7 +34,11 @@ from semtoken_lab.reader.kv_policies import (
     StreamingPolicy,
     context_mask,
 )
-from semtoken_lab.reader.kv_semtoken import SemTokenCosPolicy, SemTokenPolicy
+from semtoken_lab.reader.kv_semtoken import (
+    SemTokenCosPolicy,
+    SemTokenPolicy,
+    SemTokenStaticPolicy,
+)
 
 #: policy name -> factory(**options); options a policy does not use are ignored.
 KV_POLICIES: dict[str, Callable[..., KVPolicy]] = {
@@ -43,6 +47,7 @@ KV_POLICIES: dict[str, Callable[..., KVPolicy]] = {
     "snapkv": SnapKVPolicy,
     "semtoken": SemTokenPolicy,
     "semtoken-cos": SemTokenCosPolicy,
+    "semtoken-static": SemTokenStaticPolicy,
 }
 
 
@@ -52,8 +57,8 @@ class KVBudget:
 
     Attributes:
         budget: A fraction in ``(0, 1]`` of the prompt's tokens, or a token count ``>= 1``.
-        policy: ``semtoken``, ``semtoken-cos``, ``streaming``, ``snapkv`` or ``none`` (see
-            :data:`KV_POLICIES`).
+        policy: ``semtoken``, ``semtoken-static``, ``semtoken-cos``, ``streaming``, ``snapkv``
+            or ``none`` (see :data:`KV_POLICIES`).
         recompute_every: SemToken re-scores the spans with the current query every this many
             decoding steps.
         recent: Newest generated tokens never evicted (shrunk to what the budget leaves).

@@ -17,6 +17,8 @@ generating, and filters the low-impact spans.  Two readings are implemented:
   layer and KV head.  Every context entry inherits its span's score, so a span is kept or evicted
   as a unit (only the last span evicted in an eviction may go in part, its lowest-attention tokens
   first, so that every row keeps the same number of entries).
+* :class:`SemTokenStaticPolicy` (``semtoken-static``) — the paper's "w/o AR-budget" ablation in
+  this frame: the same scores from the prompt's queries only, never refreshed while decoding.
 
 Why both: measured on a NarrativeQA development split (docs/kv_budget.md), the literal cosine to
 a mean key lost most of the answer log-likelihood at budget 0.5 — averaging keys over ~30 tokens
@@ -114,6 +116,13 @@ class SemTokenPolicy(KVPolicy):
         prio = prio.masked_fill(~ctx, float("inf"))
         keep = prio.topk(pos.shape[2] - m, dim=2).indices
         return keep.sort(dim=2).values
+
+
+class SemTokenStaticPolicy(SemTokenPolicy):
+    """Ablation ("w/o AR-budget"): the prompt's queries only, never re-scored while decoding."""
+
+    name = "semtoken-static"
+    decode_queries = False
 
 
 class SemTokenCosPolicy(KVPolicy):
