@@ -45,8 +45,9 @@ class CodecSpec:
         kind: ``raw`` (numpy dtype), ``sq`` (scalar quantizer), ``pq`` (product quantizer) or
             ``pca-sq`` (PCA then scalar quantizer).
         bits: Bits per number for ``raw`` and the scalar quantizers.
-        m: PQ sub-quantizers (= code bytes) at 384 dimensions; other dimensions keep the same
-            bytes per dimension (the divisor of the dimension nearest to it).
+        m: PQ sub-quantizers at 384 dimensions; other dimensions keep the same sub-quantizers
+            per dimension (the divisor of the dimension nearest to it).
+        nbits: Bits per PQ sub-quantizer code (8: 256 centroids each; 4: 16).
         pca: PCA output dimensions at 384 input dimensions (scaled likewise).
         train_min: Vectors stored before the codec is trained (until then, and for vectors the
             codebook does not fit, entries are kept in :data:`STAGING` float16).
@@ -59,6 +60,7 @@ class CodecSpec:
     kind: str
     bits: int = 0
     m: int = 0
+    nbits: int = 8
     pca: int = 0
     train_min: int = 0
     train_max: int = 65536
@@ -68,10 +70,11 @@ class CodecSpec:
     def __post_init__(self) -> None:
         if self.kind not in _FACTORIES:
             raise StoreError(f"unknown codec kind {self.kind!r} (known: {', '.join(_FACTORIES)})")
-        if self.trained and self.train_min < _MIN_TRAIN.get(self.kind, 1):
+        need = _MIN_TRAIN[self.kind](self)
+        if self.trained and self.train_min < need:
             raise StoreError(
-                f"codec {self.name!r}: train_min={self.train_min} is below the "
-                f"{_MIN_TRAIN.get(self.kind, 1)} vectors its FAISS training needs"
+                f"codec {self.name!r}: train_min={self.train_min} is below the {need} vectors "
+                "its FAISS training needs"
             )
         if self.trained and self.train_max < self.train_min:
             raise StoreError(f"codec {self.name!r}: train_max < train_min")
@@ -87,7 +90,7 @@ class CodecSpec:
 
     def same_codec(self, other: CodecSpec) -> bool:
         """Same encoding (name and format fields); training options may differ."""
-        fields = ("name", "kind", "bits", "m", "pca")
+        fields = ("name", "kind", "bits", "m", "nbits", "pca")
         return all(getattr(self, f) == getattr(other, f) for f in fields)
 
     def with_options(self, **changes: Any) -> CodecSpec:
@@ -125,11 +128,16 @@ def _scaled(value: int, dim: int) -> float:
 _FACTORIES: dict[str, Callable[[CodecSpec, int], str]] = {
     "raw": lambda s, d: f"<f{s.bits // 8}",
     "sq": lambda s, d: f"SQ{s.bits}",
-    "pq": lambda s, d: f"PQ{_nearest_divisor(d, _scaled(s.m, d))}",
+    "pq": lambda s, d: f"PQ{_nearest_divisor(d, _scaled(s.m, d))}x{s.nbits}",
     "pca-sq": lambda s, d: f"PCA{max(1, round(_scaled(s.pca, d)))},SQ{s.bits}",
 }
 #: Smallest training sample FAISS accepts per kind (PQ: one point per k-means centroid).
-_MIN_TRAIN = {"pq": 256, "pca-sq": 2, "sq": 1}
+_MIN_TRAIN: dict[str, Callable[[CodecSpec], int]] = {
+    "raw": lambda s: 0,
+    "sq": lambda s: 1,
+    "pq": lambda s: 2**s.nbits,
+    "pca-sq": lambda s: 2,
+}
 
 #: The codec of entries stored before a codebook exists, or that a codebook does not fit.
 STAGING = CodecSpec("float16", "raw", bits=16, description="numpy float16, lossless-ish")
@@ -145,6 +153,14 @@ CODECS: dict[str, CodecSpec] = {
         CodecSpec("pq96", "pq", m=96, train_min=16384, description="faiss PQ96x8 (96 B/word)"),
         CodecSpec("pq64", "pq", m=64, train_min=16384, description="faiss PQ64x8 (64 B/word)"),
         CodecSpec("pq48", "pq", m=48, train_min=16384, description="faiss PQ48x8 (48 B/word)"),
+        CodecSpec(
+            "pq128x4",
+            "pq",
+            m=128,
+            nbits=4,
+            train_min=4096,
+            description="faiss PQ128x4: 16 centroids per sub-quantizer (64 B/word)",
+        ),
         CodecSpec(
             "pca192-sq4",
             "pca-sq",

@@ -396,35 +396,7 @@ def to_markdown(res: BenchResult) -> str:
     if res.encoder:
         lines += _encoder_lines(res.encoder)
     if res.store is not None:
-        st = res.store
-        lines += ["## Fingerprint store", ""]
-        lines += _table(
-            ["measure", "value"],
-            [
-                [
-                    "contexts / chunks / tokens / word vectors",
-                    f"{st.contexts} / {st.chunks} / {st.tokens} / {st.word_vectors}",
-                ],
-                ["insert, persistent (chunks/s)", f"{st.disk_insert_chunks_per_s:.0f}"],
-                ["lookup, persistent (chunks/s)", f"{st.disk_lookup_chunks_per_s:.0f}"],
-                ["lookup, persistent (tokens/s)", f"{st.disk_lookup_tokens_per_s:.0f}"],
-                ["insert, in-memory (chunks/s)", f"{st.memory_insert_chunks_per_s:.0f}"],
-                ["lookup, in-memory (chunks/s)", f"{st.memory_lookup_chunks_per_s:.0f}"],
-                ["SQLite bytes per 1k tokens", f"{st.db_bytes_per_1k_tokens:.0f}"],
-                [
-                    "on-disk bytes per 1k tokens (+ FAISS index)",
-                    f"{st.disk_bytes_per_1k_tokens_with_index:.0f}",
-                ],
-                ["search index build (s)", f"{st.search_index_build_s:.3f}"],
-                [
-                    "cold / warm compress, all contexts (s)",
-                    f"{st.cold_compress_s:.2f} / {st.warm_compress_s:.2f}",
-                ],
-                ["warm speed-up (x)", f"{st.warm_speedup:.1f}"],
-                ["encoder calls cold / warm", f"{st.cold_encoder_calls} / {st.warm_encoder_calls}"],
-            ],
-        )
-        lines.append("")
+        lines += res.store.markdown()
     if res.endtoend:
         rd = res.reader
         lines += [

@@ -1,48 +1,160 @@
-"""Fingerprint store benchmark: insert/lookup throughput, bytes on disk, cold vs warm compression.
+"""Fingerprint store benchmark: the codec table, throughput, bytes on disk, cold vs warm.
 
 Real MiniLM fingerprints of ``contexts`` distinct documents cut into ingestion chunks
-(:func:`semtoken_rag.store.chunk_words`); the encoder is loaded beforehand so no timing
-includes model loading.
+(:func:`semtoken_rag.store.chunk_words`, 120 words, overlap 20); the encoder is loaded
+beforehand so no timing includes model loading.  Each codec gets its own persistent store,
+trained the way a deployment trains it: the first ingested chunks are a corpus disjoint from the
+measured documents (the Paul Graham essays of ``shared/data/needle_haystack``), ingested until
+the codec has ``train_min`` vectors; then the measured chunks are inserted and read back.
+
+Measured per codec (tokens are **encoder** tokens, MiniLM WordPiece, of every chunk the store
+holds, training corpus included):
+
+* bytes on disk per 1k tokens: every file of the store directory after ``close()``;
+* insert and lookup throughput; lookup cost per 1k tokens (checksum + decode + renormalise);
+* fidelity: cosine of each decoded word vector to the original (mean and 1st percentile);
+* downstream: the share of contexts whose compressed text (ratios 0.5 and 0.25) is identical
+  to the one computed from the original float32 fingerprints;
+* warm (store only): a new ``Compressor`` per context over the store (every memo empty), as
+  ``warm (store only)`` in the compression benchmark, in ms per 1k tokens.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semtoken_lab.bench.cases import Doc
+import numpy as np
+
+from semtoken_lab.bench.cases import DEFAULT_DATA, Doc
 from semtoken_lab.bench.device import engine_config
+
+#: Training corpus of trained codecs, relative to the data root (disjoint from the eval sets).
+TRAIN_CORPUS = "needle_haystack/essays.jsonl"
+
+
+@dataclass(frozen=True)
+class CodecRow:
+    """One codec in the table (sizes in bytes, times in ms unless named otherwise)."""
+
+    codec: str
+    description: str
+    trained: bool
+    train_s: float
+    bytes_on_disk: int
+    bytes_per_1k_tokens: float
+    bytes_per_word: float
+    insert_chunks_per_s: float
+    lookup_chunks_per_s: float
+    lookup_ms_per_1k_tokens: float
+    cos_mean: float
+    cos_p1: float
+    spans_exact: bool
+    identical_0_5: float
+    identical_0_25: float
+    warm_store_only_ms_per_1k: float
+    warm_encoder_calls: int
 
 
 @dataclass(frozen=True)
 class StoreReport:
-    """Results of :func:`run_store` (throughputs per second, sizes in bytes)."""
+    """Results of :func:`run_store`."""
 
     contexts: int
     chunks: int
     tokens: int
     word_vectors: int
+    train_chunks: int
+    train_tokens: int
     encode_all_s: float
-    disk_insert_chunks_per_s: float
-    disk_lookup_chunks_per_s: float
-    disk_lookup_tokens_per_s: float
-    memory_insert_chunks_per_s: float
-    memory_lookup_chunks_per_s: float
-    memory_lookup_tokens_per_s: float
-    search_index_build_s: float
-    payload_bytes: int
-    bytes_on_disk_db: int
-    bytes_on_disk_with_index: int
-    db_bytes_per_1k_tokens: float
-    disk_bytes_per_1k_tokens_with_index: float
-    cold_compress_s: float
-    warm_compress_s: float
-    warm_speedup: float
-    cold_encoder_calls: int
-    warm_encoder_calls: int
+    cold_compress_ms_per_1k: float
+    rows: list[CodecRow] = field(default_factory=list)
+    #: Chunk encodings during the warm (store only) compressions, all codecs (0: all hits).
+    warm_encoder_calls: int = 0
+
+    @property
+    def warm_speedup(self) -> float:
+        """Cold over warm (store only) with the default codec (or the last row)."""
+        from semtoken_rag.store import DEFAULT_CODEC
+
+        row = next((r for r in self.rows if r.codec == DEFAULT_CODEC), self.rows[-1])
+        return self.cold_compress_ms_per_1k / max(row.warm_store_only_ms_per_1k, 1e-9)
+
+    def markdown(self) -> list[str]:
+        """The report's section (a table per codec, and the workload)."""
+        lines = [
+            "## Fingerprint store",
+            "",
+            f"{self.contexts} contexts, {self.chunks} chunks, {self.tokens} encoder tokens, "
+            f"{self.word_vectors} word vectors measured; each store also holds the codec's "
+            f"training corpus ({self.train_chunks} chunks, {self.train_tokens} tokens of "
+            f"{TRAIN_CORPUS}). Cold compression: {self.cold_compress_ms_per_1k:.1f} ms per 1k "
+            "tokens.",
+            "",
+            "| codec | B on disk / 1k tok | B / word | insert chunks/s | lookup ms / 1k tok | "
+            "cos mean | cos p1 | identical 0.5 | identical 0.25 | warm (store only) ms / 1k | "
+            "train s |",
+            "|---|" + "---:|" * 10,
+        ]
+        for r in self.rows:
+            lines.append(
+                f"| {r.codec} | {r.bytes_per_1k_tokens:,.0f} | {r.bytes_per_word:.1f} | "
+                f"{r.insert_chunks_per_s:.0f} | {r.lookup_ms_per_1k_tokens:.3f} | "
+                f"{r.cos_mean:.4f} | {r.cos_p1:.4f} | {r.identical_0_5:.2f} | "
+                f"{r.identical_0_25:.2f} | {r.warm_store_only_ms_per_1k:.2f} | {r.train_s:.1f} |"
+            )
+        lines.append("")
+        return lines
+
+
+def training_chunks(root: Path | None = None) -> list[str]:
+    """Chunks (120 words, overlap 20) of the codec's training corpus, in file order.
+
+    Raises:
+        InvalidInputError: the corpus is missing.
+    """
+    from semtoken_rag.errors import InvalidInputError
+    from semtoken_rag.store import chunk_words
+
+    path = (root or DEFAULT_DATA) / TRAIN_CORPUS
+    if not path.is_file():
+        raise InvalidInputError(f"the codec training corpus {path} is missing")
+    chunks: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                chunks.extend(chunk_words(json.loads(line)["text"], 120, 20))
+    return chunks
+
+
+def train_store(store: Any, encoder: Any, chunks: Sequence[str], batch: int = 64) -> int:
+    """Ingest ``chunks`` into ``store`` until its codec is trained; returns chunks ingested.
+
+    Raises:
+        InvalidInputError: the chunks hold too few words to train the codec.
+    """
+    from semtoken_rag.errors import InvalidInputError
+
+    done = 0
+    while not store.stats().trained and done < len(chunks):
+        store.add_texts(list(chunks[done : done + batch]), encoder, progress=False)
+        done += batch
+    if not store.stats().trained:
+        raise InvalidInputError(f"too few training words for codec {store.codec.name!r}")
+    return min(done, len(chunks))
+
+
+def _decoded_cache(items: list[tuple[str, Any]]) -> Any:
+    from semtoken_rag.cache import MemoryFingerprintCache
+
+    cache = MemoryFingerprintCache()
+    cache.put_many(items)
+    return cache
 
 
 def run_store(
@@ -53,99 +165,187 @@ def run_store(
     batch: int = 64,
     device: str | None = None,
     encoder_model: str | None = None,
+    codecs: Sequence[str] = ("float32", "pq64"),
+    data_root: Path | None = None,
+    on_row: Callable[[CodecRow], None] | None = None,
 ) -> StoreReport:
-    """Measure the persistent and in-memory :class:`~semtoken_rag.store.FingerprintStore`.
+    """Measure the persistent :class:`~semtoken_rag.store.FingerprintStore` per codec.
 
     Args:
-        docs: Source documents; the first ``contexts`` are used.
-        contexts: Documents (one question each) compressed cold then warm.
+        docs: Source documents; the first ``contexts`` are used (one question each).
+        contexts: Documents compressed through each store.
         chunk_size: Words per ingestion chunk.
         chunk_overlap: Words shared by consecutive chunks.
-        batch: Keys per ``get_many`` / ``put_many`` call.
+        batch: Keys per ``put_many`` call.
         device: Encoder device (``None``: the engine's ``auto``).
         encoder_model: Encoder id or folder (default: the engine's).
+        codecs: Codec names, one row each.
+        data_root: Root of the shared data (the training corpus).
+        on_row: Called with each row as it is measured.
     """
     from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.errors import StoreError
     from semtoken_rag.fingerprints import fingerprint_key
-    from semtoken_rag.store import FingerprintStore, chunk_words
+    from semtoken_rag.store import chunk_words, get_codec
 
     rows = docs[:contexts]
     work = [(chunk_words(d.context, chunk_size, chunk_overlap), d.question) for d in rows]
     texts = list(dict.fromkeys(c for chunks, _ in work for c in chunks))
     engine = engine_config(device, encoder_model)
     base = Compressor(SemTokenConfig(**engine))
-    enc: Any = base.encoder  # the real TransformerEncoder (tokenizer, model, calls)
+    enc: Any = base.encoder
     t = time.perf_counter()
     fps = enc.encode_texts(texts)
     encode_s = time.perf_counter() - t
     tokens = sum(base.count_tokens(x) for x in texts)
     items = [(fingerprint_key(x, enc.cache_id), fp) for x, fp in zip(texts, fps, strict=True)]
-    keys = [k for k, _ in items]
-    res: dict[str, float] = {}
+    need = max((get_codec(c).train_min for c in codecs), default=0)
+    train_texts = _enough(training_chunks(data_root), need)
+    train_counts = [base.count_tokens(x) for x in train_texts]
 
-    def throughput(store: FingerprintStore, tag: str) -> None:
-        t0 = time.perf_counter()
-        for lo in range(0, len(items), batch):
-            store.put_many(items[lo : lo + batch])
-        t1 = time.perf_counter()
-        for lo in range(0, len(keys), batch):
-            if any(g is None for g in store.get_many(keys[lo : lo + batch])):
-                raise StoreError("a fingerprint just stored was not found")
-        t2 = time.perf_counter()
-        res[f"{tag}_insert_chunks_per_s"] = len(items) / (t1 - t0)
-        res[f"{tag}_lookup_chunks_per_s"] = len(keys) / (t2 - t1)
-        res[f"{tag}_lookup_tokens_per_s"] = tokens / (t2 - t1)
+    # Reference outputs from the original float32 fingerprints, and the cold cost.
+    ref_comp = Compressor(SemTokenConfig(**engine), encoder=enc, store=_decoded_cache(items))
+    reference = {
+        r: [ref_comp.compress(c, q, ratio=r).joined("\n\n") for c, q in work] for r in (0.5, 0.25)
+    }
+    t = time.perf_counter()
+    for chunks, q in work:
+        Compressor(SemTokenConfig(**engine, cache_embeddings=False), encoder=enc).compress(
+            chunks, q, ratio=0.5
+        )
+    cold_ms = (time.perf_counter() - t) * 1e3 / tokens * 1000
 
-    with tempfile.TemporaryDirectory() as tmp:
-        with FingerprintStore(Path(tmp) / "s") as s:
-            throughput(s, "disk")
-            payload = s.stats().payload_bytes
-        db_only = sum(p.stat().st_size for p in (Path(tmp) / "s").glob("fingerprints*"))
-        with FingerprintStore(Path(tmp) / "s") as s:
-            t0 = time.perf_counter()
-            s.search(fps[0].vectors[:1], k=5)
-            index_s = time.perf_counter() - t0
-        with FingerprintStore(Path(tmp) / "s") as s:
-            with_index = s.stats().bytes_on_disk
-    with FingerprintStore(None) as s:
-        throughput(s, "memory")
-
-    timings: dict[str, float] = {}
-    calls: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for phase in ("cold", "warm"):
-            with FingerprintStore(tmp) as store:
-                comp = Compressor(
-                    SemTokenConfig(**engine), encoder=enc, store=store, counter=base.counter
-                )
-                before = enc.calls
-                t0 = time.perf_counter()
-                for chunks, q in work:
-                    comp.compress(chunks, q)
-                timings[phase] = time.perf_counter() - t0
-                calls[phase] = enc.calls - before
+    wl = _Work(enc, engine, items, work, reference, tokens, train_texts, train_counts, batch)
+    measured: list[CodecRow] = []
+    for codec in codecs:
+        row = _codec_row(codec, wl)
+        measured.append(row)
+        if on_row is not None:
+            on_row(row)
     return StoreReport(
         contexts=len(rows),
         chunks=len(texts),
         tokens=tokens,
         word_vectors=sum(fp.n_words for fp in fps),
+        train_chunks=len(train_texts),
+        train_tokens=sum(train_counts),
         encode_all_s=encode_s,
-        disk_insert_chunks_per_s=res["disk_insert_chunks_per_s"],
-        disk_lookup_chunks_per_s=res["disk_lookup_chunks_per_s"],
-        disk_lookup_tokens_per_s=res["disk_lookup_tokens_per_s"],
-        memory_insert_chunks_per_s=res["memory_insert_chunks_per_s"],
-        memory_lookup_chunks_per_s=res["memory_lookup_chunks_per_s"],
-        memory_lookup_tokens_per_s=res["memory_lookup_tokens_per_s"],
-        search_index_build_s=index_s,
-        payload_bytes=int(payload),
-        bytes_on_disk_db=int(db_only),
-        bytes_on_disk_with_index=int(with_index),
-        db_bytes_per_1k_tokens=db_only / max(tokens, 1) * 1000,
-        disk_bytes_per_1k_tokens_with_index=with_index / max(tokens, 1) * 1000,
-        cold_compress_s=timings["cold"],
-        warm_compress_s=timings["warm"],
-        warm_speedup=timings["cold"] / timings["warm"] if timings["warm"] else 0.0,
-        cold_encoder_calls=calls["cold"],
-        warm_encoder_calls=calls["warm"],
+        cold_compress_ms_per_1k=cold_ms,
+        rows=measured,
+        warm_encoder_calls=sum(r.warm_encoder_calls for r in measured),
+    )
+
+
+def _enough(chunks: list[str], words: int) -> list[str]:
+    """The first chunks holding at least ``words`` words (plus one batch of margin)."""
+    from semtoken_rag.core.segment import find_words
+
+    out, total = [], 0
+    for c in chunks:
+        out.append(c)
+        total += len(find_words(c))
+        if total >= words * 1.2:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What every codec row measures on (see :func:`run_store`)."""
+
+    enc: Any
+    engine: dict[str, Any]
+    items: list[tuple[str, Any]]
+    work: list[tuple[list[str], str]]
+    reference: dict[float, list[str]]
+    tokens: int
+    train_texts: list[str]
+    train_counts: list[int]
+    batch: int
+
+
+def _codec_row(codec: str, wl: _Work) -> CodecRow:
+    from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag.errors import StoreError
+    from semtoken_rag.store import FingerprintStore, get_codec
+    from semtoken_rag.tokens import TokenCounter
+
+    enc, engine, items, work, reference = wl.enc, wl.engine, wl.items, wl.work, wl.reference
+    tokens, train_texts, train_counts, batch = wl.tokens, wl.train_texts, wl.train_counts, wl.batch
+
+    spec = get_codec(codec)
+    keys = [k for k, _ in items]
+    with tempfile.TemporaryDirectory(prefix="semtoken-store-bench-") as tmp:
+        path = Path(tmp) / "store"
+        with FingerprintStore(path, codec=codec, use_gpu="never") as store:
+            t0 = time.perf_counter()
+            n_train = train_store(store, enc, train_texts, batch) if spec.trained else 0
+            train_s = time.perf_counter() - t0 if spec.trained else 0.0
+            t0 = time.perf_counter()
+            for lo in range(0, len(items), batch):
+                store.put_many(items[lo : lo + batch], encoder_id=enc.cache_id)
+            insert_s = time.perf_counter() - t0
+            vectors = store.stats().vectors
+        on_disk = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+        stored_tokens = tokens + sum(train_counts[:n_train])
+        with FingerprintStore(path, use_gpu="never") as store:
+            t0 = time.perf_counter()
+            found = []
+            for lo in range(0, len(keys), 10):  # 10-chunk queries
+                found.extend(store.get_many(keys[lo : lo + 10]))
+            lookup_s = time.perf_counter() - t0
+            got = [g for g in found if g is not None]
+            if len(got) != len(found):
+                raise StoreError(f"codec {codec}: a fingerprint just stored was not found")
+            cos = np.concatenate(
+                [
+                    np.sum(g.vectors * fp.vectors, axis=1)
+                    for g, (_, fp) in zip(got, items, strict=True)
+                ]
+            )
+            spans_exact = all(
+                np.array_equal(g.word_spans, fp.word_spans)
+                for g, (_, fp) in zip(got, items, strict=True)
+            )
+            comp = Compressor(SemTokenConfig(**engine), encoder=enc, store=store)
+            identical = {
+                r: float(
+                    np.mean(
+                        [
+                            comp.compress(c, q, ratio=r).joined("\n\n") == ref
+                            for (c, q), ref in zip(work, reference[r], strict=True)
+                        ]
+                    )
+                )
+                for r in (0.5, 0.25)
+            }
+            calls = enc.calls
+            t0 = time.perf_counter()
+            for chunks, q in work:  # a fresh serving process per context: every memo empty
+                fresh = Compressor(
+                    SemTokenConfig(**engine),
+                    encoder=enc,
+                    store=store,
+                    counter=TokenCounter(enc.tokenizer, name=getattr(enc, "model_id", None)),
+                )
+                fresh.compress(chunks, q, ratio=0.5)
+            warm_ms = (time.perf_counter() - t0) * 1e3 / tokens * 1000
+            calls = enc.calls - calls
+    return CodecRow(
+        codec=codec,
+        description=spec.description,
+        trained=spec.trained,
+        train_s=train_s,
+        bytes_on_disk=on_disk,
+        bytes_per_1k_tokens=on_disk / stored_tokens * 1000,
+        bytes_per_word=on_disk / max(vectors, 1),
+        insert_chunks_per_s=len(items) / insert_s,
+        lookup_chunks_per_s=len(keys) / lookup_s,
+        lookup_ms_per_1k_tokens=lookup_s * 1e3 / tokens * 1000,
+        cos_mean=float(cos.mean()),
+        cos_p1=float(np.percentile(cos, 1)),
+        spans_exact=spans_exact,
+        identical_0_5=identical[0.5],
+        identical_0_25=identical[0.25],
+        warm_store_only_ms_per_1k=warm_ms,
+        warm_encoder_calls=calls,
     )

@@ -19,6 +19,7 @@ DEFAULTS: dict[str, Any] = {
     "e2e_sizes": "1000,2000,4000,8000",
     "e2e_repeats": 2,
     "store_contexts": 50,
+    "store_codecs": "float32,pq64",
     "lingua_max_tokens": 4000,
     "encoder_tokens": 64000,
     "encoder_batch_sizes": "32,64,128,256,512",
@@ -30,6 +31,7 @@ QUICK: dict[str, Any] = {
     "e2e_sizes": "500,1000",
     "e2e_repeats": 1,
     "store_contexts": 3,
+    "store_codecs": "float32,float16",
     "lingua_max_tokens": 1000,
     "encoder_tokens": 2000,
     "encoder_batch_sizes": "32,128",
@@ -80,6 +82,17 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="largest workload LongLLMLingua runs on (1 repeat)",
     )
     parser.add_argument("--store-contexts", type=int, default=DEFAULTS["store_contexts"])
+    parser.add_argument(
+        "--store-codecs",
+        default=DEFAULTS["store_codecs"],
+        help="codecs of the store section, or 'all' (the codec table of docs/store.md)",
+    )
+    parser.add_argument(
+        "--store-scale",
+        default=None,
+        metavar="N[,N...]",
+        help="also run the store at scale: N synthetic entries each (store_scale.json/.md)",
+    )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch and BLAS threads (default: library's)"
     )
@@ -206,16 +219,26 @@ def run(args: argparse.Namespace) -> int:
         write_all(res, args.out)
     pin()
     if not args.skip_store:
+        from semtoken_rag.store import CODECS
+
         from semtoken_lab.bench.store import run_store
 
+        codecs = list(CODECS) if args.store_codecs == "all" else args.store_codecs.split(",")
         res.store = run_store(
             docs,
             contexts=args.store_contexts,
             device=device,
             encoder_model=args.encoder_model,
+            codecs=codecs,
+            data_root=args.data,
+            on_row=lambda r: print(f"[store] {r.codec}: {r.bytes_per_1k_tokens:,.0f} B/1k tok"),
         )
         print(f"[store] warm speed-up {res.store.warm_speedup:.1f}x", flush=True)
         write_all(res, args.out)
+    if args.store_scale:
+        from semtoken_lab.bench.store_scale import run_store_scale
+
+        run_store_scale(_ints(args.store_scale), args.out, data_root=args.data)
     pin()
     if not args.skip_reader:
         from semtoken_lab.bench.endtoend import run_endtoend
