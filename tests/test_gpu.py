@@ -276,7 +276,8 @@ def test_store_with_use_gpu_serves_identical_vectors(tmp_path):
     results = {}
     for mode in ("never", "always"):
         try:
-            with FingerprintStore(tmp_path / mode, use_gpu=mode) as store:
+            # float32: vectors compared exactly (the default codec, pq64, is lossy)
+            with FingerprintStore(tmp_path / mode, use_gpu=mode, codec="float32") as store:
                 store.put_many(items)
                 got = store.get_many([k for k, _ in items])
                 small = store.search(q, k=10)

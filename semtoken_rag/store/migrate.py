@@ -135,8 +135,9 @@ def migrate(
         raise StoreError(f"cannot take the lock of {path} to migrate it: {exc}") from exc
     try:
         before = _size(path)
-        conn = db.connect(path / DB_NAME, lock_timeout)
+        conn: sqlite3.Connection | None = None
         try:
+            conn = db.connect(path / DB_NAME, lock_timeout)
             report = _migrate(conn, path, codec, batch_rows, on_progress)
             if vacuum and report is not None:
                 conn.execute("VACUUM")
@@ -149,7 +150,8 @@ def migrate(
                 ) from exc
             raise StoreError(f"migration of {path} failed: {exc}") from exc
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
         if report is None:
             stored = _codec_of(path, lock_timeout)
             return MigrationReport(2, stored, stored, -1, 0, False, before, before, 0.0)
