@@ -108,8 +108,7 @@ def main() -> int:
             RayTransformComponent(
                 transform_class=SemTokenFingerprinter,
                 store_dir=str(args.store_dir.resolve()),
-                device=device,
-                engine_options={"encoder_dtype": "float32"},  # the keys a CPU reader asks for
+                device=device,  # fp16 on a GPU: its fingerprints serve the CPU reader too
                 map_batches_kwargs=on_actors,
             ),
         ]
@@ -125,11 +124,7 @@ def main() -> int:
     embed_model = HuggingFaceEmbedding(model_name=minilm, device="cpu")
     index = VectorStoreIndex(nodes, embed_model=embed_model)  # nodes arrive embedded
     retriever = index.as_retriever(similarity_top_k=args.k)
-    post = SemTokenNodePostprocessor(
-        compression_ratio=args.ratio,
-        store_dir=args.store_dir,
-        engine_options={"encoder_dtype": "float32"},
-    )
+    post = SemTokenNodePostprocessor(compression_ratio=args.ratio, store_dir=args.store_dir)
     count = post.engine.count_tokens
     for row in questions[: args.questions]:
         retrieved = retriever.retrieve(row["question"])

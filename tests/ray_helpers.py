@@ -88,6 +88,26 @@ class KillOnce(FingerprintActor):
         return super().encode(texts)
 
 
+def exact_store(path: Path) -> Path:
+    """Create an empty store at ``path`` that keeps vectors exactly (float32), and return it.
+
+    Why: the comparisons below are bit-for-bit; a lossy codec trains its codebook on the
+    entries present when it trains, which depend on the order batches were committed in.  A
+    store reopened without a codec keeps its own, so every later open (a path given to
+    ``ray_ingest``, the CLI, a child process) uses float32 too.  Stores without codecs (older
+    versions) are exact already.
+    """
+    import inspect
+
+    from semtoken_rag.store import FingerprintStore
+
+    exact = (
+        {"codec": "float32"} if "codec" in inspect.signature(FingerprintStore).parameters else {}
+    )
+    FingerprintStore(path, **exact).close()
+    return path
+
+
 def assert_same_fingerprints(a: Any, b: Any, keys: list[str]) -> None:
     """Both stores hold every key with bit-identical vectors and word offsets."""
     import numpy as np

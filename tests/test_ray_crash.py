@@ -20,7 +20,12 @@ from typing import Any
 
 import pytest
 
-from tests.ray_helpers import assert_same_fingerprints, narrativeqa_chunks, start_local_ray
+from tests.ray_helpers import (
+    assert_same_fingerprints,
+    exact_store,
+    narrativeqa_chunks,
+    start_local_ray,
+)
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -78,7 +83,7 @@ def test_driver_killed_mid_run_then_rerun_completes(
     from semtoken_rag.store import FingerprintStore
 
     texts = narrativeqa_chunks(shared_data, N)
-    store = tmp_path / "st"
+    store = exact_store(tmp_path / "st")
     assert _run_killed_driver(texts, store, tmp_path) == -signal.SIGKILL
     with FingerprintStore(store) as st:
         assert st.verify() == []
@@ -88,7 +93,7 @@ def test_driver_killed_mid_run_then_rerun_completes(
     assert (report.already_stored, report.encoded, report.failed) == (2 * BATCH, N - 2 * BATCH, [])
 
     enc = TransformerEncoder.from_config(SemTokenConfig())
-    with FingerprintStore(tmp_path / "ref") as ref, FingerprintStore(store) as st:
+    with FingerprintStore(exact_store(tmp_path / "ref")) as ref, FingerprintStore(store) as st:
         ref.add_texts(texts, enc, progress=False)
         assert st.verify() == [] and len(st) == N
         assert_same_fingerprints(st, ref, [fingerprint_key(t, enc.cache_id) for t in texts])

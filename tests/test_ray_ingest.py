@@ -23,6 +23,7 @@ from tests.ray_helpers import (
     FailOnMarker,
     KillOnce,
     assert_same_fingerprints,
+    exact_store,
     narrativeqa_chunks,
     start_local_ray,
 )
@@ -60,7 +61,7 @@ def single(tmp_path_factory: pytest.TempPathFactory, chunks: list[str]) -> Itera
     from semtoken_rag.store import FingerprintStore
 
     enc = TransformerEncoder.from_config(SemTokenConfig())
-    path = tmp_path_factory.mktemp("single")
+    path = exact_store(tmp_path_factory.mktemp("single"))
     with FingerprintStore(path) as store:
         assert store.add_texts(chunks, enc, batch_size=64, progress=False) == N
     with FingerprintStore(path) as store:
@@ -77,10 +78,11 @@ def test_distributed_equals_single_process_and_rerun_skips(
     from semtoken_rag.distributed import ray_ingest
     from semtoken_rag.store import FingerprintStore
 
+    path = exact_store(tmp_path / "dist")
     commits: list[int] = []
     report = ray_ingest(
         chunks,
-        tmp_path / "dist",
+        path,
         actors=2,
         batch_size=BATCH,
         on_commit=lambda r: commits.append(r.encoded),
@@ -90,12 +92,12 @@ def test_distributed_equals_single_process_and_rerun_skips(
     assert report.failed == [] and report.actors == 2
     assert report.batches == N // BATCH == len(commits)
     assert commits == sorted(commits) and commits[-1] == N
-    with FingerprintStore(tmp_path / "dist") as dist:
+    with FingerprintStore(path) as dist:
         assert dist.verify() == []
         assert len(dist) == N
         assert_same_fingerprints(dist, single, _keys(chunks, report.cache_id))
 
-    again = ray_ingest(chunks, tmp_path / "dist", actors=2, batch_size=BATCH)
+    again = ray_ingest(chunks, path, actors=2, batch_size=BATCH)
     assert (again.already_stored, again.encoded, again.batches) == (N, 0, 0)
 
 
@@ -105,15 +107,16 @@ def test_actor_killed_mid_run_loses_nothing(
     from semtoken_rag.distributed import ray_ingest
     from semtoken_rag.store import FingerprintStore
 
+    path = exact_store(tmp_path / "st")
     flag = tmp_path / "killed"
     killer = type("KillOnceHere", (KillOnce,), {"flag": str(flag)})
-    report = ray_ingest(chunks, tmp_path / "st", actors=1, batch_size=BATCH, actor_class=killer)
+    report = ray_ingest(chunks, path, actors=1, batch_size=BATCH, actor_class=killer)
     assert flag.is_file(), "the actor was never killed"
     assert report.encoded == N and report.failed == []
-    with FingerprintStore(tmp_path / "st") as st:
+    with FingerprintStore(path) as st:
         assert st.verify() == []
         assert_same_fingerprints(st, single, _keys(chunks, report.cache_id))
-    assert ray_ingest(chunks, tmp_path / "st", batch_size=BATCH).encoded == 0
+    assert ray_ingest(chunks, path, batch_size=BATCH).encoded == 0
 
 
 def test_failing_chunk_skipped_and_reported(
@@ -122,15 +125,16 @@ def test_failing_chunk_skipped_and_reported(
     from semtoken_rag.distributed import ray_ingest
     from semtoken_rag.store import FingerprintStore
 
+    path = exact_store(tmp_path / "st")
     texts = [*chunks[:6], f"{POISON} a chunk the encoder rejects", *chunks[6:]]
     ids = [f"doc#{i}" for i in range(len(texts))]
     report = ray_ingest(
-        texts, tmp_path / "st", ids=ids, batch_size=BATCH, on_error="skip", actor_class=FailOnMarker
+        texts, path, ids=ids, batch_size=BATCH, on_error="skip", actor_class=FailOnMarker
     )
     assert [f.id for f in report.failed] == ["doc#6"]
     assert "RuntimeError: injected encoder failure" in report.failed[0].error
     assert report.encoded == N and report.pending == 0
-    with FingerprintStore(tmp_path / "st") as st:
+    with FingerprintStore(path) as st:
         assert st.verify() == [] and len(st) == N
         assert report.failed[0].key not in st.contains_many([report.failed[0].key])
         assert_same_fingerprints(st, single, _keys(chunks, report.cache_id))
@@ -142,21 +146,22 @@ def test_failing_chunk_raise_stops_cleanly_and_rerun_completes(
     from semtoken_rag.distributed import ChunkEncodingError, ray_ingest
     from semtoken_rag.store import FingerprintStore
 
+    path = exact_store(tmp_path / "st")
     poison = f"{POISON} a chunk the encoder rejects"
     texts = [*chunks[:2], poison, *chunks[2:]]
     ids = [f"doc#{i}" for i in range(len(texts))]
     with pytest.raises(ChunkEncodingError, match=r"doc#2.*injected encoder failure") as info:
-        ray_ingest(texts, tmp_path / "st", ids=ids, batch_size=BATCH, actor_class=FailOnMarker)
+        ray_ingest(texts, path, ids=ids, batch_size=BATCH, actor_class=FailOnMarker)
     stopped = info.value.report
     assert [f.id for f in info.value.failed] == ["doc#2"]
-    with FingerprintStore(tmp_path / "st") as st:
+    with FingerprintStore(path) as st:
         assert st.verify() == []
         assert len(st) == stopped.encoded  # exactly the committed batches, nothing half-written
     # Re-run with a healthy encoder: the rest (and the chunk that failed) complete.
-    done = ray_ingest(texts, tmp_path / "st", ids=ids, batch_size=BATCH)
+    done = ray_ingest(texts, path, ids=ids, batch_size=BATCH)
     assert done.already_stored == stopped.encoded
     assert done.encoded == N + 1 - stopped.encoded
-    with FingerprintStore(tmp_path / "st") as st:
+    with FingerprintStore(path) as st:
         assert st.verify() == [] and len(st) == N + 1
         assert_same_fingerprints(st, single, _keys(chunks, done.cache_id))
 
@@ -205,16 +210,17 @@ def test_cli_ingest_on_ray(
     from semtoken_rag.cli.main import main
     from semtoken_rag.store import FingerprintStore
 
+    path = exact_store(tmp_path / "st")
     src = tmp_path / "chunks.jsonl"
     import json
 
     src.write_text("".join(json.dumps({"text": t}) + "\n" for t in chunks[:6]), encoding="utf-8")
-    argv = ["ingest", str(src), "--store", str(tmp_path / "st"), "--no-progress"]
+    argv = ["ingest", str(src), "--store", str(path), "--no-progress"]
     assert main([*argv, "--ray", "--actors", "2", "--batch-size", "3"]) == 0
     out = capsys.readouterr().out
     assert "ray: 2 actors, 2 batches" in out
     assert "6 chunks: 6 encoded, 0 already stored" in out
-    with FingerprintStore(tmp_path / "st") as st:
+    with FingerprintStore(path) as st:
         assert_same_fingerprints(st, single, _keys(chunks[:6], single.cache_id))
     assert main([*argv, "--ray"]) == 0
     assert "6 chunks: 0 encoded, 6 already stored" in capsys.readouterr().out

@@ -59,10 +59,10 @@ def test_ray_ingestion_pipeline_fills_the_postprocessor_store(
 
     from semtoken_rag.fingerprints import fingerprint_key
     from semtoken_rag.store import FingerprintStore
-    from tests.ray_helpers import assert_same_fingerprints
+    from tests.ray_helpers import assert_same_fingerprints, exact_store
 
     docs, question = documents
-    store_dir = tmp_path / "fp"
+    store_dir = exact_store(tmp_path / "fp")
     pipeline = RayIngestionPipeline(
         transformations=[
             RayTransformComponent(
@@ -86,7 +86,7 @@ def test_ray_ingestion_pipeline_fills_the_postprocessor_store(
     assert len(nodes) > len(docs)  # split, and returned unchanged by the fingerprinter
 
     # The same nodes fingerprinted in this process by the plain IngestionPipeline.
-    local = SemTokenFingerprinter(store_dir=tmp_path / "local")
+    local = SemTokenFingerprinter(store_dir=exact_store(tmp_path / "local"))
     IngestionPipeline(transformations=[local]).run(nodes=nodes)
     cache_id = local.engine.encoder.cache_id
     with FingerprintStore(store_dir) as dist:

@@ -70,35 +70,21 @@ def _register_ray(parser: argparse.ArgumentParser) -> None:
         "--encoder-dtype",
         choices=("auto", "float32", "float16", "bfloat16"),
         default=None,
-        help="encoder dtype (part of the store key: match the compressor that reads the store)",
+        help="encoder dtype (default auto: float16 on CUDA, float32 on CPU)",
     )
-    group = parser.add_argument_group(
-        "distributed ingestion on Ray (pip install 'semtoken-rag[ray]')"
+    from semtoken_rag.distributed.options import add_ray_options
+
+    group = add_ray_options(
+        parser,
+        title="distributed ingestion on Ray (pip install 'semtoken-rag[ray]')",
+        what="encode",
+        actors_default=1,
     )
-    group.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
-        help="encode on Ray actors; ADDRESS is HOST:PORT or ray://HOST:PORT of a cluster "
-        "(alone: RAY_ADDRESS, else the `ray start` cluster of this machine, else a local one)",
-    )
-    group.add_argument(
-        "--actors", type=int, default=1, help="encoder actors (each loads the model)"
-    )
-    group.add_argument(
-        "--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (0: CPU actors)"
-    )
-    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
     group.add_argument(
         "--on-error",
         choices=("raise", "skip"),
         default="raise",
         help="a chunk that fails to encode: stop (raise) or report it and go on (skip)",
-    )
-    group.add_argument(
-        "--connect-timeout", type=float, default=10.0, help="seconds to wait for ADDRESS"
     )
 
 

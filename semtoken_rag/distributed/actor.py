@@ -31,16 +31,17 @@ OUTPUT_COLUMNS = ("id", "key", "vectors", "word_spans", "error")
 
 
 class EncoderMismatchError(SemTokenError):
-    """A worker's encoder resolves to other settings (device, dtype) than the run's keys."""
+    """A worker's encoder has another identity (weights, windows) than the run's keys."""
 
 
 def encoder_identity(config: Any) -> dict[str, Any]:
     """Load the encoder as an actor would and describe it (run as a Ray task).
 
-    Why: the store keys contain the encoder's ``cache_id`` (model, windows, dtype), which is
-    only known once the model is loaded *where it will run* (``dtype="auto"`` is fp16 on a GPU
-    worker, fp32 on a CPU one).  The driver asks one worker first, so it can skip stored chunks
-    before any encoding, and a worker without the model fails here, once, with a clear error.
+    Why: the store keys contain the encoder's ``cache_id`` (model, a digest of its weights,
+    windows), which is only known once the model is loaded, and the model that counts is the
+    one on the workers' disks, not the driver's.  The driver asks one worker first, so it can
+    skip stored chunks before any encoding, and a worker without the model fails here, once,
+    with a clear error.
 
     Returns:
         ``{"cache_id", "model_id", "device", "dim", "node"}``.
@@ -78,8 +79,8 @@ class FingerprintActor:
         config: The :class:`~semtoken_rag.SemTokenConfig` whose encoder fields are used
             (shipped to every actor; each loads the model from its own disk).
         cache_id: The encoder identity the run's keys were computed with; an actor that
-            resolves to another one refuses to start (its fingerprints would be stored under
-            keys that query-time lookups never ask for).
+            resolves to another one (other weights on its node, other window settings)
+            refuses to start: its fingerprints would be stored under keys nobody asks for.
 
     Subclass and override :meth:`encode` to change how a list of texts is encoded.
     """
@@ -91,8 +92,8 @@ class FingerprintActor:
         if cache_id is not None and self.encoder.cache_id != cache_id:
             raise EncoderMismatchError(
                 f"worker {socket.gethostname()} (pid {os.getpid()}) resolves the encoder to "
-                f"{self.encoder.cache_id!r} but the run's keys use {cache_id!r}; set "
-                "device and encoder_dtype explicitly so every worker encodes alike"
+                f"{self.encoder.cache_id!r} but the run's keys use {cache_id!r}; install "
+                "the same encoder (same weights) on every worker"
             )
         logger.info(
             "fingerprint actor ready: %s on %s", self.encoder.cache_id, socket.gethostname()

@@ -112,6 +112,8 @@ def ray_session(
     """
     ray = ray_module()
     if ray.is_initialized():
+        if address:
+            logger.warning("Ray is already initialised in this process: %r is not used", address)
         yield ray
         return
     if address is not None and address not in SELF_RESOLVED:

@@ -143,8 +143,11 @@ def _keys_stage(
     # Without an id column a chunk is named by its first characters (row numbers are not
     # known inside a batch).
     ids = batch[id_column] if id_column else [repr(t)[:60] for t in texts]
+    # A row that is not text gets a key no chunk can have; the actor reports the row.
     keys = [
-        fingerprint_key(t, cache_id) if isinstance(t, str) else f"invalid:{i}"
+        fingerprint_key(t, cache_id)
+        if isinstance(t, str)
+        else "!" + fingerprint_key(repr(i), "")[1:]
         for t, i in zip(texts, ids, strict=True)
     ]
     return {
@@ -168,8 +171,11 @@ def check_input(
     ids: Sequence[str] | None,
     text_column: str,
     id_column: str | None,
-) -> None:
+) -> Any:
     """Refuse bad input before any worker starts.
+
+    Returns:
+        The dataset, or the chunks as a list (an iterator is read once, here).
 
     Raises:
         InvalidInputError: a chunk that is not a string, ids of another length, a dataset
@@ -180,14 +186,16 @@ def check_input(
         for col in (text_column, id_column):
             if col is not None and col not in names:
                 raise InvalidInputError(f"the dataset has no {col!r} column (columns: {names})")
-        return
+        return chunks
     if isinstance(chunks, str):
         raise InvalidInputError("chunks must be a sequence of strings, got one string")
-    for i, t in enumerate(chunks):
+    texts = list(chunks)
+    for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise InvalidInputError(f"chunk {i} is a {type(t).__name__}, not a string")
-    if ids is not None and len(ids) != len(chunks):
-        raise InvalidInputError(f"{len(ids)} ids for {len(chunks)} chunks")
+    if ids is not None and len(ids) != len(texts):
+        raise InvalidInputError(f"{len(ids)} ids for {len(texts)} chunks")
+    return texts
 
 
 def _plan_texts(
@@ -298,15 +306,10 @@ def ray_ingest(
     _check_args(actors, gpus_per_actor, cpus_per_actor, batch_size, on_error)
     config = config or SemTokenConfig()
     check_config_shippable(config)
-    if gpus_per_actor and config.encoder_dtype == "auto":
-        logger.warning(
-            "GPU actors with encoder_dtype='auto' encode in float16: the keys name float16, so "
-            "a float32 (CPU) compressor will not find them; set encoder_dtype to match serving"
-        )
     t0 = time.perf_counter()
     with ExitStack() as stack:
         ray = stack.enter_context(ray_session(address, connect_timeout=connect_timeout))
-        check_input(ray, chunks, ids, text_column, id_column)
+        chunks = check_input(ray, chunks, ids, text_column, id_column)
         if isinstance(store, (str, Path)):
             from semtoken_rag.store import FingerprintStore
 
@@ -325,7 +328,7 @@ def ray_ingest(
             todo_ds, report = _plan_dataset(chunks, cache_id, store, text_column, id_column)
             n_todo = report.chunks - report.already_stored
         else:
-            rows, report = _plan_texts(list(chunks), ids, cache_id, store)
+            rows, report = _plan_texts(chunks, ids, cache_id, store)
             n_todo = len(rows)
             todo_ds = ray.data.from_items(rows) if rows else None
         report.actors = n_actors
@@ -372,8 +375,8 @@ def _commit_stream(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, desc="fingerprints", unit="chunk", disable=not progress)
+    batches = iter(encoded.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
     try:
-        batches = encoded.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2)
         for batch in batches:
             items: list[tuple[str, ChunkFingerprints]] = []
             failed: list[FailedChunk] = []
@@ -401,3 +404,6 @@ def _commit_stream(
         raise _remote_cause(ray, exc) from exc
     finally:
         bar.close()
+        close = getattr(batches, "close", None)
+        if close is not None:  # stop Ray Data's execution now, not when garbage-collected
+            close()

@@ -83,21 +83,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _register_ray(parser: argparse.ArgumentParser) -> None:
     """Options of a distributed run (``--ray``; see docs/ray.md)."""
-    group = parser.add_argument_group("distributed evaluation on Ray (semtoken-rag[ray])")
-    group.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
-        help="spread examples over Ray actors; ADDRESS is HOST:PORT or ray://HOST:PORT "
-        "(alone: RAY_ADDRESS, else the `ray start` cluster of this machine, else a local one)",
+    from semtoken_rag.distributed.options import add_ray_options
+
+    add_ray_options(
+        parser,
+        title="distributed evaluation on Ray (pip install 'semtoken-rag[ray]')",
+        what="run examples",
+        actors_default=None,
     )
-    group.add_argument(
-        "--actors", type=int, default=None, help="actors, each with a reader (default: CPUs)"
-    )
-    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
-    group.add_argument("--gpus-per-actor", type=float, default=0.0, help="GPUs per actor")
 
 
 def _run_eval(cfg: Any, args: argparse.Namespace) -> Any:
@@ -114,6 +107,7 @@ def _run_eval(cfg: Any, args: argparse.Namespace) -> Any:
         actors=args.actors,
         cpus_per_actor=args.cpus_per_actor,
         gpus_per_actor=args.gpus_per_actor,
+        connect_timeout=args.connect_timeout,
     )
 
 

@@ -1,0 +1,51 @@
+"""Command-line options shared by every ``--ray`` subcommand (``ingest``, the lab's ``eval``).
+
+One place declares them, so both commands spell and document the address and the actor
+resources the same way.  Importing this module imports no Ray.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_ray_options(
+    parser: argparse.ArgumentParser, *, title: str, what: str, actors_default: int | None
+) -> argparse._ArgumentGroup:
+    """Add ``--ray [ADDRESS]``, ``--actors``, ``--cpus-per-actor``, ``--gpus-per-actor`` and
+    ``--connect-timeout`` in a group.
+
+    Args:
+        parser: The subcommand's parser.
+        title: Title of the option group.
+        what: What the actors do, for the help ("encode", "run examples").
+        actors_default: Default of ``--actors`` (``None``: as many as the cluster's CPUs hold).
+
+    Returns:
+        The group, for the subcommand's own Ray options.
+    """
+    group = parser.add_argument_group(title)
+    group.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help=f"{what} on Ray actors; ADDRESS is HOST:PORT or ray://HOST:PORT of a cluster "
+        "(alone: RAY_ADDRESS, else the `ray start` cluster of this machine, else a local one)",
+    )
+    group.add_argument(
+        "--actors",
+        type=int,
+        default=actors_default,
+        help="actors, each loading its models once"
+        + (f" (default {actors_default})" if actors_default else " (default: the CPUs)"),
+    )
+    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
+    group.add_argument(
+        "--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (0: CPU actors)"
+    )
+    group.add_argument(
+        "--connect-timeout", type=float, default=10.0, help="seconds to wait for ADDRESS"
+    )
+    return group
