@@ -25,6 +25,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,9 @@ class DamagedCodebook(Exception):
 
 
 @dataclass(frozen=True)
-class EncodedEntry:
-    """One row of ``entries`` ready to insert (``codebook`` is a codebook id)."""
+class Entry:
+    """One row of ``entries``: encoded by :meth:`Codebooks.encode` (``id`` 0 until inserted) or
+    read back with :meth:`from_row` (``codebook`` is a codebook id)."""
 
     key: str
     n_words: int
@@ -65,27 +67,20 @@ class EncodedEntry:
     checksum: bytes
     vectors: bytes
     spans: bytes
+    id: int = 0
 
     @property
     def nbytes(self) -> int:
         return len(self.vectors) + len(self.spans)
 
-
-@dataclass(frozen=True)
-class StoredRow:
-    """One row read from ``entries`` (the columns :data:`ROW_COLUMNS` selects)."""
-
-    id: int
-    key: str
-    n_words: int
-    dim: int
-    codebook: int
-    checksum: bytes
-    vectors: bytes
-    spans: bytes
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Entry:
+        """From the first columns of a ``SELECT`` of :data:`ROW_COLUMNS`."""
+        eid, key, n, d, cb, csum, vec, spans = row[:8]
+        return cls(key, n, d, cb, bytes(csum), bytes(vec), bytes(spans), eid)
 
 
-#: Columns of ``entries`` that :class:`StoredRow` is built from, in order.
+#: Columns of ``entries`` that :meth:`Entry.from_row` reads, in order.
 ROW_COLUMNS = "id, key, n_words, dim, codebook, checksum, vectors, spans"
 
 
@@ -129,7 +124,7 @@ class Codebooks:
         """The runtime codec of a loaded codebook."""
         return self._codecs.get(cid)
 
-    def check(self, row: StoredRow) -> VectorCodec | None:
+    def check(self, row: Entry) -> VectorCodec | None:
         """The codec to decode ``row`` with, or ``None`` when the row is damaged: unknown
         codebook, another dimension, payload size or checksum that disagree."""
         book = self._books.get(row.codebook)
@@ -145,14 +140,14 @@ class Codebooks:
             return None
         return codec
 
-    def ensure(self, conn: sqlite3.Connection, rows: Sequence[StoredRow]) -> None:
+    def ensure(self, conn: sqlite3.Connection, rows: Sequence[Entry]) -> None:
         """Load the codebooks ``rows`` name if some are not loaded yet."""
         if any(r.codebook not in self._books for r in rows):
             self.refresh(conn)
 
     def decode_rows(
-        self, conn: sqlite3.Connection, rows: Sequence[StoredRow]
-    ) -> tuple[dict[int, ChunkFingerprints], list[StoredRow]]:
+        self, conn: sqlite3.Connection, rows: Sequence[Entry]
+    ) -> tuple[dict[int, ChunkFingerprints], list[Entry]]:
         """Verify and decode rows; one FAISS decode call per codebook.
 
         Returns:
@@ -160,8 +155,8 @@ class Codebooks:
             are damage too).
         """
         self.ensure(conn, rows)
-        good: dict[int, list[StoredRow]] = {}
-        damaged: list[StoredRow] = []
+        good: dict[int, list[Entry]] = {}
+        damaged: list[Entry] = []
         for r in rows:
             if self.check(r) is None:
                 damaged.append(r)
@@ -206,7 +201,7 @@ class Codebooks:
         assert book is not None
         return book
 
-    def encode(self, conn: sqlite3.Connection, key: str, fp: ChunkFingerprints) -> EncodedEntry:
+    def encode(self, conn: sqlite3.Connection, key: str, fp: ChunkFingerprints) -> Entry:
         """Encode one entry with the store's codebook for its dimension (or float16 staging)."""
         book = self._find(self.spec.name, fp.dim)
         if book is None:
@@ -230,10 +225,8 @@ class Codebooks:
         return self._entry(key, fp.n_words, fp.dim, book, codes.tobytes(), spans)
 
     @staticmethod
-    def _entry(
-        key: str, n: int, dim: int, book: Codebook, vec: bytes, spans: bytes
-    ) -> EncodedEntry:
-        return EncodedEntry(
+    def _entry(key: str, n: int, dim: int, book: Codebook, vec: bytes, spans: bytes) -> Entry:
+        return Entry(
             key, n, dim, book.id, checksum(key, n, dim, book.sha256, vec, spans), vec, spans
         )
 
@@ -251,10 +244,35 @@ class Codebooks:
             if staged >= self.spec.train_min:
                 self._train(conn, dim, staging, encoder)
 
+    def add_trained(
+        self,
+        conn: sqlite3.Connection,
+        dim: int,
+        trained: tuple[str, bytes, bytes, float],
+        n_sample: int,
+        encoder: str = "",
+    ) -> None:
+        """Inside a write transaction: store the output of
+        :func:`~semtoken_rag.store.codecs.train` as this store's codebook for ``dim``."""
+        factory, state, sha, train_cos = trained
+        db.insert_codebook(
+            conn,
+            codec=self.spec.name,
+            dim=dim,
+            factory=factory,
+            state=state,
+            sha256=sha,
+            encoder=encoder,
+            train_vectors=n_sample,
+            train_cos=train_cos,
+            table=self.tables[0],
+        )
+        self.refresh(conn)
+
     def _train(self, conn: sqlite3.Connection, dim: int, staging: Codebook, encoder: str) -> None:
         t0 = time.perf_counter()
         rows = [
-            StoredRow(*r)
+            Entry.from_row(r)
             for r in conn.execute(
                 f"SELECT {ROW_COLUMNS} FROM {self.tables[1]} WHERE codebook = ? ORDER BY id",
                 (staging.id,),
@@ -270,20 +288,7 @@ class Codebooks:
         )
         if len(sample) < self.spec.train_min:  # damaged rows left too few: train later
             return
-        factory, state, sha, train_cos = train(self.spec, sample)
-        db.insert_codebook(
-            conn,
-            codec=self.spec.name,
-            dim=dim,
-            factory=factory,
-            state=state,
-            sha256=sha,
-            encoder=encoder,
-            train_vectors=len(sample),
-            train_cos=train_cos,
-            table=self.tables[0],
-        )
-        self.refresh(conn)
+        self.add_trained(conn, dim, train(self.spec, sample), len(sample), encoder)
         moved = freed = vectors = 0
         for r in rows:
             entry = self.encode(conn, r.key, decoded[r.id])

@@ -22,6 +22,7 @@ would not understand the result anyway.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import secrets
 import sqlite3
@@ -35,7 +36,7 @@ import numpy as np
 from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.store import db
-from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, StoredRow
+from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, Entry
 from semtoken_rag.store.codecs import (
     CodecSpec,
     get_codec,
@@ -157,8 +158,10 @@ def migrate(
             return MigrationReport(2, stored, stored, -1, 0, False, before, before, 0.0)
         with contextlib.suppress(OSError):
             (path / V1_INDEX_NAME).unlink()
-        return MigrationReport(
-            **{**report.__dict__, "bytes_before": before, "bytes_after": _size(path)},
+        return dataclasses.replace(
+            report,
+            bytes_before=before,
+            bytes_after=_size(path),
             seconds=time.perf_counter() - t0,
         )
     finally:
@@ -173,23 +176,13 @@ def _codec_of(path: Path, timeout: float) -> str:
         conn.close()
 
 
-@dataclass(frozen=True)
-class _Partial:
-    source_format: int
-    source_codec: str
-    codec: str
-    entries: int
-    damaged: int
-    resumed: bool
-
-
 def _migrate(
     conn: sqlite3.Connection,
     path: Path,
     codec: str | CodecSpec | None,
     batch_rows: int,
     on_progress: Callable[[int, int], None] | None,
-) -> _Partial | None:
+) -> MigrationReport | None:
     problem = db.health_problem(conn)
     if problem:
         raise sqlite3.DatabaseError(f"database disk image is malformed ({problem})")
@@ -248,7 +241,7 @@ def _migrate(
     logger.info(
         "migrated %s to codec %s: %d entries, %d damaged", path, target.name, entries, damaged
     )
-    return _Partial(version, source_codec, target.name, entries, damaged, resumed)
+    return MigrationReport(version, source_codec, target.name, entries, damaged, resumed, 0, 0, 0.0)
 
 
 def _drop_work_tables(conn: sqlite3.Connection) -> None:
@@ -297,7 +290,7 @@ def _read(
         f"SELECT {ROW_COLUMNS}, last_used FROM entries WHERE id > ? ORDER BY id LIMIT ?",
         (after, limit),
     ).fetchall()
-    rows = [StoredRow(*r[:-1]) for r in raw]
+    rows = [Entry.from_row(r) for r in raw]
     try:
         decoded, _ = source.decode_rows(conn, rows)
     except DamagedCodebook as exc:
@@ -331,20 +324,9 @@ def _train_target(
         sample = training_sample(np.concatenate(vectors), spec)
         if len(sample) < spec.train_min:
             continue
-        factory, state, sha, cos = train(spec, sample)
+        trained = train(spec, sample)
         with _transaction(conn):
-            db.insert_codebook(
-                conn,
-                codec=spec.name,
-                dim=dim,
-                factory=factory,
-                state=state,
-                sha256=sha,
-                train_vectors=len(sample),
-                train_cos=cos,
-                table=_NEW[0],
-            )
-        books.refresh(conn)
+            books.add_trained(conn, dim, trained, len(sample))
 
 
 def _by_ids(
@@ -361,7 +343,7 @@ def _by_ids(
         ]
     assert source is not None
     rows = [
-        StoredRow(*r)
+        Entry.from_row(r)
         for r in conn.execute(
             f"SELECT {ROW_COLUMNS} FROM entries WHERE id IN ({marks}) ORDER BY id", ids
         )

@@ -13,7 +13,7 @@ import numpy as np
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.store import db
-from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, StoredRow
+from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, Entry
 from semtoken_rag.store.gpu import resolve_use_gpu
 from semtoken_rag.store.index import CodeIndex
 
@@ -108,7 +108,7 @@ class SearchMixin:
             (idx.max_entry_id, dim),
         )
         for raw in rows:
-            r = StoredRow(*raw)
+            r = Entry.from_row(raw)
             self._books.ensure(conn, [r])
             codec = self._books.check(r)
             if codec is None:  # damaged: left out (get_many reports and removes it)

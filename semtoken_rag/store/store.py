@@ -45,7 +45,7 @@ from typing import Any
 from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.store import db
-from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, StoredRow
+from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, Entry
 from semtoken_rag.store.codecs import CodecSpec, get_codec
 from semtoken_rag.store.gpu import USE_GPU_CHOICES, resolve_use_gpu
 from semtoken_rag.store.index import CodeIndex
@@ -247,7 +247,7 @@ class FingerprintStore(SearchMixin):
         with self._lock:
             conn = self._live()
             try:
-                rows: list[StoredRow] = []
+                rows: list[Entry] = []
                 last_used: dict[int, float] = {}
                 for lo in range(0, len(wanted), _SQL_BATCH):
                     part = wanted[lo : lo + _SQL_BATCH]
@@ -256,7 +256,7 @@ class FingerprintStore(SearchMixin):
                         f"WHERE key IN ({','.join('?' * len(part))})",
                         part,
                     ):
-                        rows.append(StoredRow(*r[:-1]))
+                        rows.append(Entry.from_row(r))
                         last_used[r[0]] = r[-1]
                 decoded, damaged = self._books.decode_rows(conn, rows)
             except DamagedCodebook as exc:
@@ -405,7 +405,7 @@ class FingerprintStore(SearchMixin):
             deletions=1,
         )
 
-    def _remove_damaged(self, damaged: list[StoredRow]) -> None:
+    def _remove_damaged(self, damaged: list[Entry]) -> None:
         if self.read_only:
             warn_damage(
                 f"{len(damaged)} entries of read-only store {self._where} failed their checksum "

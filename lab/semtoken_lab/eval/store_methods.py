@@ -14,53 +14,28 @@ store trains on the corpus it serves.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from semtoken_rag.errors import InvalidInputError
-
 logger = logging.getLogger(__name__)
-
-#: Training corpus of the codebook (relative to the shared data root).
-TRAIN_CORPUS = "needle_haystack/essays.jsonl"
-
-
-def _training_chunks(root: Path) -> list[str]:
-    from semtoken_rag.store import chunk_words
-
-    path = root / TRAIN_CORPUS
-    if not path.is_file():
-        raise InvalidInputError(f"the codec's training corpus {path} is missing")
-    chunks: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                chunks.extend(chunk_words(json.loads(line)["text"], 120, 20))
-    return chunks
 
 
 def trained_store(encoder: Any, codec: str, root: Path | None = None) -> Any:
-    """An in-memory :class:`FingerprintStore` of ``codec`` whose codebook is trained.
+    """An in-memory :class:`FingerprintStore` of ``codec`` whose codebook is trained on the
+    essays (:func:`semtoken_lab.bench.store.training_chunks`).
 
     Raises:
         InvalidInputError: the training corpus is missing or too small for the codec.
     """
     from semtoken_rag.store import FingerprintStore
 
-    from semtoken_lab.bench.cases import DEFAULT_DATA
+    from semtoken_lab.bench.store import train_store, training_chunks
 
     store = FingerprintStore(None, codec=codec)
-    chunks = _training_chunks(root or DEFAULT_DATA)
-    for lo in range(0, len(chunks), 64):
-        if store.stats().trained:
-            break
-        store.add_texts(chunks[lo : lo + 64], encoder, progress=False)
-    if not store.stats().trained:
-        raise InvalidInputError(f"{TRAIN_CORPUS} holds too few words to train codec {codec!r}")
-    logger.info("codec %s trained on %s: %s", codec, TRAIN_CORPUS, store.stats())
+    train_store(store, encoder, training_chunks(root))
+    logger.info("codec %s trained: %s", codec, store.stats())
     return store
 
 
