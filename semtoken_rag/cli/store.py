@@ -47,9 +47,13 @@ def run(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     """Print the store's statistics; exit 1 when it is damaged or ``--check`` finds problems."""
     from semtoken_rag.store import FingerprintStore, StoreDamagedError
+    from semtoken_rag.store.store import DB_NAME, VERIFY_MAX_BYTES
 
+    db_file = args.dir / DB_NAME
+    quick = db_file.is_file() and db_file.stat().st_size <= VERIFY_MAX_BYTES
     try:
-        with FingerprintStore(args.dir, read_only=True, verify_on_open=False) as store:
+        # SQLite's quick_check on open up to 1 GiB (the store's default); --check reads all.
+        with FingerprintStore(args.dir, read_only=True) as store:
             stats = store.stats()
             problems = store.verify() if args.check else []
     except StoreDamagedError as exc:
@@ -63,6 +67,7 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  vectors          {stats.vectors}")
         print(f"  payload bytes    {stats.payload_bytes}")
         print(f"  bytes on disk    {stats.bytes_on_disk}")
+        print(f"  quick_check      {'ok' if quick else 'skipped (over 1 GiB: use --check)'}")
         if args.check:
             print(f"  check            {'ok' if not problems else f'{len(problems)} problems'}")
             for p in problems[:20]:

@@ -268,7 +268,7 @@ class FingerprintStore(SearchMixin):
             for r in rows:
                 if r.id in decoded:
                     found[r.key] = decoded[r.id]
-                    if now - last_used[r.id] >= self.touch_interval:
+                    if not self.read_only and now - last_used[r.id] >= self.touch_interval:
                         self._touches[r.id] = now
             if damaged:
                 self._remove_damaged(damaged)
