@@ -32,7 +32,7 @@ from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.inputs import check_budget, check_chunks, check_query, model_text
 from semtoken_rag.prepared import Plan, PreparedChunk, PreparedContext
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
-from semtoken_rag.queries import QueryVectors
+from semtoken_rag.queries import QueryVectors, is_summary_request
 from semtoken_rag.rendering import render_plan
 from semtoken_rag.results import CompressionResult, Explanation
 
@@ -255,6 +255,7 @@ class Compressor:
                 separator_cost=sep_cost,
                 dedup_search=self._dedup,
                 on_stage=record,
+                generic_query=is_summary_request(query),
             )
         return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)
 

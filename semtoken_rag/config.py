@@ -16,6 +16,7 @@ routes to the part that declares it.  Defaults, documentation and validation com
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -99,7 +100,7 @@ class EncoderConfig:
         )
         if isinstance(self.model, str):
             require(self.model.strip() != "", "encoder_model must be a non-empty string")
-        elif isinstance(self.model, (int, float, bytes, bytearray, list, tuple, dict, set)):
+        elif isinstance(self.model, (numbers.Number, bytes, bytearray, list, tuple, dict, set)):
             raise ConfigError(
                 "encoder_model must be an id, a path or a loaded transformers / "
                 f"sentence-transformers model, got {type(self.model).__name__}"

@@ -9,6 +9,7 @@ pass.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -34,6 +35,23 @@ def query_word_fingerprints(encoder: FingerprintEncoder, queries: list[str]) -> 
         mask = content_word_mask([q[a:b] for a, b in fp.word_spans.tolist()])
         out.append(fp.vectors[mask] if mask.any() else fp.vectors)
     return out
+
+
+#: Words that ask for a summary rather than a fact (English; other languages: set
+#: ``objective="coverage"`` explicitly).
+_SUMMARY_REQUEST = re.compile(
+    r"\b(?:summar\w*|overview|recap\w*|gist|synopsis|outline|abstract|tl;?dr|"
+    r"(?:main|key|important)\s+(?:points?|ideas?|topics?|takeaways?|findings?|issues?)|"
+    r"highlights?|what\s+(?:is|was)\s+(?:this|it|the)(?:\s+\w+)?\s+about)\b",
+    re.IGNORECASE,
+)
+
+
+def is_summary_request(query: str | None) -> bool:
+    """Whether ``query`` asks for a summary ("Summarize the meeting", "What are the key
+    points?"), for which relevance carries little signal and the ``auto`` objective buys
+    coverage instead."""
+    return bool(query) and _SUMMARY_REQUEST.search(query or "") is not None
 
 
 #: ``SemTokenConfig.relevance`` -> how queries are embedded for it.

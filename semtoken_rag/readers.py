@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from semtoken_rag import models
+from semtoken_rag import models, optional
 from semtoken_rag.errors import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,7 @@ def convert_gguf(gguf: Path, target: Path | None = None) -> Path:
     with _convert_lock:
         if _is_complete(target):
             return target
+        optional.require("gguf", "reading a GGUF reader checkpoint")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 

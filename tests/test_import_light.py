@@ -74,3 +74,66 @@ def test_engine_source_never_imports_the_lab() -> None:
                 names = [node.module]
             offenders += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.startswith(LAB)]
     assert offenders == [], offenders
+
+
+def _module_name(path: Path, root: Path) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _runtime_imports(tree: ast.Module) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` imported anywhere in a module, lazy imports inside functions
+    included (a lazy circle is still a circle), except under ``if TYPE_CHECKING``."""
+    out: list[tuple[str, list[str]]] = []
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+            continue
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Import):
+                out += [(a.name, []) for a in sub.names]
+            elif isinstance(sub, ast.ImportFrom) and sub.module and sub.level == 0:
+                out.append((sub.module, [a.name for a in sub.names]))
+    return out
+
+
+def test_no_import_circle() -> None:
+    """No cycle among the project's modules (engine, lab, adapters)."""
+    roots = {
+        ROOT: ["semtoken_rag"],
+        ROOT / "lab": ["semtoken_lab"],
+        ROOT / "integrations" / "langchain": ["langchain_semtoken"],
+        ROOT / "integrations" / "llama_index": ["llama_index/postprocessor/semtoken"],
+    }
+    modules: dict[str, Path] = {}
+    for root, packages in roots.items():
+        for package in packages:
+            for path in (root / package).rglob("*.py"):
+                modules[_module_name(path, root)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges: set[str] = set()
+        for target, names in _runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in modules]
+            edges.update(subs or ([target] if target in modules else []))
+        graph[name] = edges - {name}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [])
+    assert cycles == [], cycles[:3]

@@ -18,6 +18,7 @@ Unit = Literal["sentence", "word"]
 NoQueryMode = Literal["centroid", "entropy"]
 DedupBackend = Literal["auto", "numpy", "faiss"]
 Relevance = Literal["late_interaction", "pooled"]
+Objective = Literal["relevance", "summary", "coverage", "auto"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,38 @@ class SelectionConfig:
         "top-H selection).",
         "choice",
         choices=("centroid", "entropy"),
+    )
+    objective: Objective = knob(
+        "auto",
+        "What the budget buys: 'relevance' (units ranked by query relevance and entropy), "
+        "'summary' (the same plus a lead prior: earlier units of each chunk first, for "
+        "requests a question cannot steer), 'coverage' (many distinct topics, few repeats: "
+        "budgeted facility location over unit fingerprints; measured worse, kept for "
+        "comparison), or 'auto' (summary when there is no query or the query asks for a "
+        "summary, relevance otherwise).",
+        "choice",
+        choices=("relevance", "summary", "coverage", "auto"),
+    )
+    lead_weight: float = knob(
+        1.0,
+        "Summary objective: weight of the standardised lead prior (how early the unit sits in "
+        "its chunk) added to the unit score.",
+        "float",
+        lo=0.0,
+    )
+    coverage_neighbours: int = knob(
+        32,
+        "Coverage: how many most similar units each unit can be covered by (sparsity of the "
+        "similarity graph; memory is units x this).",
+        "int",
+        lo=1,
+    )
+    coverage_relevance: float = knob(
+        0.5,
+        "Coverage: how strongly a unit's relevance to the query raises its weight "
+        "(exp(coverage_relevance * z(relevance))); 0 ignores the query.",
+        "float",
+        lo=0.0,
     )
     fill_partial: bool = knob(
         True,

@@ -76,6 +76,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="cut each full context to this many reader tokens (middle) before compressing",
     )
+    parser.add_argument(
+        "--max-answer-words",
+        type=int,
+        default=48,
+        help="cut gold answers to this many words for the log-likelihood (same for all methods)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     _register_ray(parser)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_words,
         chunk_overlap=args.chunk_overlap,
         max_context_tokens=args.max_context_tokens,
+        max_answer_words=args.max_answer_words,
         progress=args.progress,
     )
     result = _run_eval(cfg, args)

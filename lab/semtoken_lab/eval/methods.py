@@ -149,21 +149,32 @@ def make_closed_book(env: MethodEnv) -> Method:
     return lambda chunks, question, budget: ""
 
 
-def make_truncate(env: MethodEnv) -> Method:
-    """LongBench's middle truncation: first half and last half of the budget, in reader tokens."""
+def _truncate(head_share: float) -> Callable[[MethodEnv], Method]:
+    """Keep the first ``head_share`` of the budget from the start and the rest from the end,
+    in reader tokens."""
 
-    def run(chunks: Sequence[str], question: str, budget: int) -> str:
-        tok = env.tokenizer()
-        text = _joined(chunks)
-        ids = tok(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= budget:
-            return text
-        half = budget // 2
-        head = tok.decode(ids[:half], skip_special_tokens=True)
-        tail = tok.decode(ids[len(ids) - (budget - half) :], skip_special_tokens=True)
-        return head + tail
+    def factory(env: MethodEnv) -> Method:
+        def run(chunks: Sequence[str], question: str, budget: int) -> str:
+            tok = env.tokenizer()
+            text = _joined(chunks)
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            if len(ids) <= budget:
+                return text
+            head_n = int(budget * head_share)  # budget // 2 for the middle cut, as before
+            head = tok.decode(ids[:head_n], skip_special_tokens=True)
+            tail_n = budget - head_n
+            tail = tok.decode(ids[len(ids) - tail_n :], skip_special_tokens=True) if tail_n else ""
+            return head + tail
 
-    return run
+        return run
+
+    return factory
+
+
+#: LongBench's middle truncation: first half and last half of the budget.
+make_truncate = _truncate(0.5)
+#: Keep the lead: the first ``budget`` tokens (summaries often favour it).
+make_truncate_lead = _truncate(1.0)
 
 
 def make_random(env: MethodEnv) -> Method:
@@ -232,22 +243,12 @@ def _semtoken(use_query: bool = True, **overrides: Any) -> Callable[[MethodEnv],
     return factory
 
 
-def _semtoken_store(codec: str) -> Callable[[MethodEnv], Method]:
-    """``semtoken`` with fingerprints read back from a store of ``codec`` (store_methods.py)."""
-
-    def factory(env: MethodEnv) -> Method:
-        from semtoken_lab.eval.store_methods import make_semtoken_store
-
-        return make_semtoken_store(env, codec)  # type: ignore[no-any-return]
-
-    return factory
-
-
 #: Method name -> factory.  Order is the report order.
 METHODS: dict[str, Callable[[MethodEnv], Method]] = {
     "none": make_none,
     "closed-book": make_closed_book,
     "truncate": make_truncate,
+    "truncate-lead": make_truncate_lead,
     "random": make_random,
     "embed-filter": make_embed_filter,
     "selective-context": make_selective_context,
@@ -257,7 +258,8 @@ METHODS: dict[str, Callable[[MethodEnv], Method]] = {
     "semtoken-noentropy": _semtoken(entropy_weight=0.0, entropy_threshold=0.0),
     "semtoken-noquery": _semtoken(use_query=False),
     "semtoken-pooled": _semtoken(relevance="pooled"),
-    **{f"semtoken-store-{c}": _semtoken_store(c) for c in ("pq64", "pq96", "sq4", "float16")},
+    "semtoken-relevance": _semtoken(objective="relevance"),
+    "semtoken-coverage": _semtoken(objective="coverage"),
 }
 
 #: Methods whose output does not depend on the budget (run once per example, not per ratio).
