@@ -230,10 +230,15 @@ class Codebooks:
             key, n, dim, book.id, checksum(key, n, dim, book.sha256, vec, spans), vec, spans
         )
 
-    def maybe_train(self, conn: sqlite3.Connection, dims: set[int], encoder: str = "") -> None:
-        """Train the codec for each dimension whose staged vectors reached ``train_min``."""
+    def maybe_train(self, conn: sqlite3.Connection, dims: set[int], encoder: str = "") -> bool:
+        """Train the codec for each dimension whose staged vectors reached ``train_min``.
+
+        Returns:
+            Whether a codebook was trained (and staged entries re-encoded, freeing pages).
+        """
+        trained = False
         if not self.spec.trained:
-            return
+            return trained
         for dim in sorted(dims):
             staging = self._find(STAGING.name, dim)
             if self._find(self.spec.name, dim) is not None or staging is None:
@@ -242,7 +247,8 @@ class Codebooks:
                 f"SELECT n_vectors FROM {self.tables[0]} WHERE id = ?", (staging.id,)
             ).fetchone()[0]
             if staged >= self.spec.train_min:
-                self._train(conn, dim, staging, encoder)
+                trained |= self._train(conn, dim, staging, encoder)
+        return trained
 
     def add_trained(
         self,
@@ -269,7 +275,7 @@ class Codebooks:
         )
         self.refresh(conn)
 
-    def _train(self, conn: sqlite3.Connection, dim: int, staging: Codebook, encoder: str) -> None:
+    def _train(self, conn: sqlite3.Connection, dim: int, staging: Codebook, encoder: str) -> bool:
         t0 = time.perf_counter()
         rows = [
             Entry.from_row(r)
@@ -287,7 +293,7 @@ class Codebooks:
             self.spec,
         )
         if len(sample) < self.spec.train_min:  # damaged rows left too few: train later
-            return
+            return False
         self.add_trained(conn, dim, train(self.spec, sample), len(sample), encoder)
         moved = freed = vectors = 0
         for r in rows:
@@ -317,3 +323,4 @@ class Codebooks:
             freed,
             f"; {len(damaged)} damaged rows left as they are" if damaged else "",
         )
+        return True

@@ -144,6 +144,9 @@ def _missing_stamp() -> int:
 
 def create_schema(conn: sqlite3.Connection, spec: CodecSpec) -> None:
     """Create the tables of a new (empty) format-2 store for codec ``spec``, in one transaction."""
+    # Before any table exists: lets the store hand pages back to the file system (after the
+    # codec's training re-encodes the float16 entries; see FingerprintStore.put_many).
+    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         if format_version(conn) is None:
@@ -207,6 +210,15 @@ def check_schema(conn: sqlite3.Connection, where: object) -> CodecSpec:
     if spec.name != name:
         raise DamagedStore(f"codec name {name!r} disagrees with its description")
     return spec
+
+
+def reclaim_free_pages(conn: sqlite3.Connection) -> None:
+    """Return the free pages to the file system (stores created with ``auto_vacuum``; a no-op
+    for others).  Its own transaction: call outside one, under the store's write lock.
+
+    ``executescript`` because Python's ``execute`` steps the pragma once (one page).
+    """
+    conn.executescript("PRAGMA incremental_vacuum;")
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, int | str]:

@@ -322,11 +322,15 @@ class FingerprintStore(SearchMixin):
                     vectors += e.n_words
                     payload += e.nbytes
                     dims.add(e.dim)
+                trained = False
                 if added:
                     db.bump(conn, entries=added, vectors=vectors, payload=payload)
-                    self._books.maybe_train(conn, dims, encoder_id)
+                    trained = self._books.maybe_train(conn, dims, encoder_id)
                     self._evict(conn)
                 self._write_touches(conn)
+            if trained:  # the float16 staging pages are free now: hand them back
+                with self._write_lock():
+                    db.reclaim_free_pages(self._live())
         except DamagedCodebook as exc:
             warn_damage(f"a codebook of {self._where} is damaged ({exc}); nothing was stored")
             return
