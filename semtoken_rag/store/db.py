@@ -98,6 +98,11 @@ def connect(
         target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri
     )
     try:
+        if not read_only:
+            # Takes effect only on a new, empty database (and before WAL writes its header):
+            # lets the store hand pages back to the file system after the codec's training
+            # re-encodes the float16 entries (FingerprintStore.put_many).
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         if path is not None and not read_only:
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -144,9 +149,6 @@ def _missing_stamp() -> int:
 
 def create_schema(conn: sqlite3.Connection, spec: CodecSpec) -> None:
     """Create the tables of a new (empty) format-2 store for codec ``spec``, in one transaction."""
-    # Before any table exists: lets the store hand pages back to the file system (after the
-    # codec's training re-encodes the float16 entries; see FingerprintStore.put_many).
-    conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     conn.execute("BEGIN IMMEDIATE")
     try:
         if format_version(conn) is None:
