@@ -67,9 +67,9 @@ def test_roundtrip_hits_misses(store):
     assert st_.vectors == sum(fp.n_words for _, fp in its)
     assert st_.trained and st_.staged_entries == 0 and st_.codec == store.codec.name
     assert len(store) == 200 and store.verify() == []
-    if store.path is not None:  # the float16 staging pages went back to the file system
+    if store.path is not None:  # the ~16 float16 staging pages went back to the file system
         free = store._live().execute("PRAGMA freelist_count").fetchone()[0]
-        assert free <= 2, free
+        assert free <= 6, free
 
 
 def test_default_codec_is_pq64_and_reopen_keeps_it(tmp_path):
