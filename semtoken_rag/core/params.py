@@ -48,9 +48,11 @@ class SelectionConfig:
         hi=1.0,
     )
     entropy_threshold: float = knob(
-        0.5,
+        0.0,
         "delta: a merged span whose semantic entropy is below delta times the median span "
-        "entropy is coarse and collapses to its most representative unit.",
+        "entropy is coarse and collapses to its most representative unit.  Default 0 (no "
+        "collapse): measured, collapsing never helped by 2 SE on any set (docs/results.md); "
+        "the seed's 0.5 and the presets' 0.4/0.6 remain available.",
         "float",
         lo=0.0,
     )
@@ -74,7 +76,12 @@ class SelectionConfig:
         1.0, "Weight of the standardised query relevance in the unit score.", "float", lo=0.0
     )
     entropy_weight: float = knob(
-        0.1, "Weight of the standardised span entropy in the unit score.", "float", lo=0.0
+        0.0,
+        "Weight of the standardised span entropy in the unit score.  Default 0: measured, the "
+        "entropy term never helped by 2 SE and hurt on NarrativeQA and gov_report "
+        "(docs/results.md); the seed's 0.1 remains available.",
+        "float",
+        lo=0.0,
     )
     dedup_threshold: float | None = knob(
         0.92,

@@ -180,6 +180,7 @@ def plan_context(
     entropy = span_entropy(ctx.word_vectors, span_word_starts)
     clock.done("entropy")
 
+    w_ent = params.entropy_weight
     if query_vector is not None and query_vector.size:
         rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params)
         w_rel = params.relevance_weight
@@ -187,21 +188,22 @@ def plan_context(
         rel = relevance(ctx.word_vectors.mean(axis=0), unit_vecs)
         w_rel = params.relevance_weight
     else:
+        # The paper's top-H: entropy alone is the score, whatever its weight next to relevance.
         rel = np.zeros(n_units, dtype=np.float32)
-        w_rel = 0.0
+        w_rel, w_ent = 0.0, max(w_ent, 1.0)
     has_query = query_vector is not None and bool(query_vector.size)
     objective = objective_for(params, has_query, generic_query)
     if objective == "coverage":
         # Coverage weights: dense units (span entropy) and, with a query, relevant ones count
         # more; the greedy order becomes the scores the one budget rule spends.
-        log_w = params.entropy_weight * standardize(entropy[span_of_unit])
+        log_w = w_ent * standardize(entropy[span_of_unit])
         if has_query:
             log_w = log_w + params.coverage_relevance * standardize(rel)
         scores = coverage_scores(
             unit_vecs, unit_costs, np.exp(log_w), neighbours=params.coverage_neighbours
         )
     else:
-        scores = combined_score(rel, entropy[span_of_unit], w_rel, params.entropy_weight)
+        scores = combined_score(rel, entropy[span_of_unit], w_rel, w_ent)
         if objective == "summary":
             scores = scores + params.lead_weight * standardize(lead_prior(ctx.unit_chunk))
 

@@ -70,11 +70,17 @@ def _copy(src: Path, dst: Path, names: Sequence[str]) -> list[str]:
 
 
 def export_data(data_dir: Path, out: Path) -> int:
-    """First row of every distinct NarrativeQA context (id, context, question, answers).
+    """First row of every distinct NarrativeQA context (id, context, question, answers), and
+    the store benchmark's codec training corpus (copied as is, 0.7 MB).
 
     Returns:
-        Rows written.
+        NarrativeQA rows written.
     """
+    from semtoken_lab.bench.store import TRAIN_CORPUS
+
+    corpus = out / DATA_DIR / TRAIN_CORPUS
+    corpus.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(data_dir / TRAIN_CORPUS, corpus)
     seen: set[str] = set()
     rows = []
     with (data_dir / DATA_FILE).open(encoding="utf-8") as fh:

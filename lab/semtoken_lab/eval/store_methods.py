@@ -1,4 +1,4 @@
-"""SemToken with fingerprints read back from a compact fingerprint store (``semtoken-store-*``).
+"""The trained store behind the ``semtoken-store-<codec>`` variants of the harness.
 
 Why a variant: a codec changes the fingerprints the compressor sees only when they come *out of
 the store*.  Each example's chunks are ingested into a :class:`FingerprintStore` of the codec
@@ -15,7 +15,6 @@ store trains on the corpus it serves.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +36,3 @@ def trained_store(encoder: Any, codec: str, root: Path | None = None) -> Any:
     train_store(store, encoder, training_chunks(root))
     logger.info("codec %s trained: %s", codec, store.stats())
     return store
-
-
-def make_semtoken_store(env: Any, codec: str) -> Any:
-    """The ``semtoken`` method, its fingerprints ingested into and read back from the store
-    (built and trained once: the runner builds each method once per run)."""
-    from semtoken_rag.compressor import Compressor
-    from semtoken_rag.config import SemTokenConfig
-
-    from semtoken_lab.eval.methods import CHUNK_SEP
-
-    encoder, _ = env.semtoken_parts()
-    store = trained_store(encoder, codec)
-    comp = Compressor(
-        SemTokenConfig(count_tokenizer=env.reader), encoder=encoder, store=store,
-        counter=env.counter(),
-    )  # fmt: skip
-
-    def run(chunks: Sequence[str], question: str, budget: int) -> str:
-        store.add_texts(list(chunks), encoder, progress=False)
-        res = comp.compress(list(chunks), question, budget=budget)
-        return str(res.joined(CHUNK_SEP))
-
-    return run
