@@ -188,6 +188,25 @@ class KVTrace:
         return tuple(i for i, kept in enumerate(self.span_kept) if kept == 0.0)
 
 
+def require_room(layout: PromptLayout, config: KVBudget) -> int:
+    """The budget in entries for ``layout``, checked to hold the protected tokens + one.
+
+    Raises:
+        ConfigError: the budget is smaller than the instruction, the question and one new
+            token (the message gives the numbers).
+    """
+    budget = config.tokens(layout.prompt_tokens)
+    need = layout.protected_tokens + 1
+    if config.policy != "none" and budget < need:
+        raise ConfigError(
+            f"KV budget of {budget} tokens ({config.budget!r} of a "
+            f"{layout.prompt_tokens}-token prompt) is smaller than the {need} the "
+            f"instruction ({layout.context_start} tokens), the question "
+            f"({layout.prompt_tokens - layout.context_end} tokens) and one new token need"
+        )
+    return budget
+
+
 def _cache_kw(model: Any) -> str:
     params = inspect.signature(model.forward).parameters
     return "cache" if "cache" in params else "past_key_values"
@@ -227,15 +246,7 @@ class BudgetSession:
 
         self.model, self.cache, self.layout, self.config = model, cache, layout, config
         self.policy = config.make_policy()
-        self.budget = config.tokens(layout.prompt_tokens)
-        need = layout.protected_tokens + 1
-        if self.policy.evicts and self.budget < need:
-            raise ConfigError(
-                f"KV budget of {self.budget} tokens ({config.budget!r} of a "
-                f"{layout.prompt_tokens}-token prompt) is smaller than the {need} the "
-                f"instruction ({layout.context_start} tokens), the question "
-                f"({layout.prompt_tokens - layout.context_end} tokens) and one new token need"
-            )
+        self.budget = require_room(layout, config)
         self.recent = min(config.recent, max(self.budget - layout.protected_tokens, 1))
         self.query_scaling = query_scaling
         self._probe = probe if self.policy.decode_queries else None

@@ -25,6 +25,7 @@ from semtoken_lab.reader.kv_budget import (
     KVBudget,
     KVTrace,
     _cache_kw,
+    require_room,
 )
 from semtoken_lab.reader.kv_cache import BudgetedCache, check_evictable
 from semtoken_lab.reader.kv_layout import CompressorSpans, PromptLayout, SpanSource, layout_prompt
@@ -262,6 +263,7 @@ class BudgetedGeneration:
             raise InvalidInputError("no KV budget given")
         t_call = time.perf_counter()
         lay = self.layout(question, context, task=task, options=options, reserve=max_new_tokens)
+        require_room(lay, cfg)  # before paying for the prefill
         rows = cfg.make_policy().prefill_rows
         eos = self.reader.eos_token_ids
         with self.attached(cfg.policy):
