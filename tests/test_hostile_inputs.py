@@ -295,6 +295,8 @@ def one_line_error(proc: subprocess.CompletedProcess[bytes]) -> str:
         (("store", "info", "no/such/store"), "no fingerprint store"),
         (("nope",), "invalid choice"),
         (("eval", "--data", "no/such.jsonl", "--out", "/tmp/x"), "no such data file"),
+        (("ask", "tests", "-q", "Why?"), "is a directory"),
+        (("ask", "no/such/file.txt", "-q", "Why?"), "no such file"),
     ],
 )
 def test_cli_failures_are_one_line(args: tuple[str, ...], fragment: str) -> None:

@@ -114,14 +114,17 @@ def _kv_lines(label: str, trace: Any, show: int = 8) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Compress the files for the question, answer, print the answer(s) and a cost table."""
     from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag.cli.compress import read_text_file
+    from semtoken_rag.errors import InvalidInputError
 
     from semtoken_lab.reader import LocalReader
     from semtoken_lab.reader.kv_layout import CompressorSpans
 
     try:
-        texts = [p.read_text(encoding="utf-8") for p in args.files]
-    except OSError as exc:
-        print(f"error: cannot read input: {exc}", file=sys.stderr)
+        # The engine's rule for files: UTF-8 with undecodable bytes replaced, or a typed error.
+        texts = [read_text_file(p) for p in args.files]
+    except InvalidInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         comp = Compressor(SemTokenConfig(compression_ratio=args.ratio, count_tokenizer=args.reader))
