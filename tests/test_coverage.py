@@ -116,3 +116,19 @@ def test_engine_coverage_keeps_distinct_sentences() -> None:
     for sentence in ("Lunch was served", "fire alarm", "new intern"):
         assert sentence in kept
     assert res.kept_tokens <= res.budget_tokens
+
+
+def test_entropy_mode_without_a_query_scores_by_entropy_under_the_zero_default() -> None:
+    """``no_query_mode="entropy"`` is the paper's top-H: its scores are the span entropy even
+    now that ``entropy_weight`` defaults to 0 (else every unit would score 0)."""
+    text = " ".join(
+        f"Sentence {i} mentions items {' '.join(map(str, range(i + 1)))}." for i in range(12)
+    )
+    cfg = SemTokenConfig(no_query_mode="entropy", objective="relevance")
+    assert cfg.entropy_weight == 0.0
+    comp = Compressor(cfg, encoder=FakeEncoder(), counter=WhitespaceCounter())
+    plan = comp.plan(comp.prepare([text]), None, ratio=0.5)
+    ex = plan.explain()
+    scores, entropy = np.asarray(ex.unit_score), np.asarray(ex.unit_entropy)
+    assert np.ptp(entropy) > 0 and np.ptp(scores) > 0
+    assert np.array_equal(np.argsort(-scores, kind="stable"), np.argsort(-entropy, kind="stable"))
