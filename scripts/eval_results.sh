@@ -33,6 +33,20 @@ for s in financial_qa legal_contract_qa; do
   $E --data ../shared/data/leval/$s.jsonl --out runs/i15_$s $C --methods $QA --ratio 0.5 --limit 24
 done
 
+# Second pass (issue 15): every example of legal/financial (48/42), the other ratios, and the
+# selective-context and LongLLMLingua baselines on the summary and boilerplate sets.
+for s in legal_contract_qa financial_qa; do
+  $E --data ../shared/data/leval/$s.jsonl --out runs/i15_$s $C --methods $QA --ratio 0.5 --limit 48
+done
+$E --data ../shared/data/leval/meeting_summ.jsonl --out runs/i15_meeting_summ $C --methods selective-context,longllmlingua --ratio 0.25
+for s in legal_contract_qa financial_qa; do
+  $E --data ../shared/data/leval/$s.jsonl --out runs/i15_$s $C --methods selective-context,longllmlingua --ratio 0.5 --limit 48
+done
+$E --data ../shared/data/leval/meeting_summ.jsonl --out runs/i15_meeting_summ $C --methods semtoken,embed-filter,truncate-lead,random --ratio 0.5,0.1
+for s in legal_contract_qa financial_qa; do
+  $E --data ../shared/data/leval/$s.jsonl --out runs/i15_$s $C --methods semtoken,embed-filter,truncate,random --ratio 0.25,0.1 --limit 48
+done
+
 # --- First runs (seed entropy defaults; the scientific_qa tables of docs/results.md) --------
 L="--data ../shared/data/leval/scientific_qa.jsonl --per-doc 3 --limit 40 --out runs/sciqa40_long --resume"
 $E $L --max-context-tokens 7680 --methods none,closed-book,truncate,random,embed-filter,semtoken,semtoken-pooled --ratio 0.5,0.25

@@ -47,9 +47,9 @@ def test_spans_of_real_words_take_about_two_bytes_per_word():
 def test_registry_names_and_factories():
     assert DEFAULT_CODEC == "pq64" and DEFAULT_CODEC in CODECS
     assert get_codec(None).name == DEFAULT_CODEC
-    assert get_codec("pq64").factory(384) == "PQ64x8"
-    assert get_codec("pq64").factory(32) == "PQ4x8"  # same sub-quantizers per dimension
-    assert get_codec("pq128x4").factory(384) == "PQ128x4"
+    assert get_codec("pq64").factory(384) == "PQ64x8np"  # np: no polysemous training
+    assert get_codec("pq64").factory(32) == "PQ4x8np"  # same sub-quantizers per dimension
+    assert get_codec("pq128x4").factory(384) == "PQ128x4np"
     assert get_codec("pca192-sq4").factory(384) == "PCA192,SQ4"
     assert get_codec("float16").factory(7) == "<f2"
     with pytest.raises(StoreError, match="unknown fingerprint codec 'zip'"):

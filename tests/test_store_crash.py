@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,6 +87,7 @@ MIGRATOR = textwrap.dedent(
     from semtoken_rag.store import migrate
     from tests.store_helpers import SMALL_PQ
 
+    print("start", flush=True)
     migrate(sys.argv[2], SMALL_PQ, batch_rows=int(sys.argv[3]))
     print("done", flush=True)
     """
@@ -191,15 +193,24 @@ def test_sigkill_during_migration_loses_nothing(tmp_path):
     store_dir = tmp_path / "store"
     write_v1_store(store_dir, its)
     script = _script(tmp_path, "migrate.py", MIGRATOR)
+    # How long an uninterrupted migration takes here (on a copy, from the moment the script
+    # has imported everything): the kills land inside it whatever the machine's speed.
+    calib = tmp_path / "calib"
+    shutil.copytree(store_dir, calib)
+    cmd = [sys.executable, str(script), str(ROOT)]
+    with subprocess.Popen([*cmd, str(calib), "16"], stdout=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stdout.readline() == b"start\n"
+        t0 = time.perf_counter()
+        assert proc.wait(timeout=600) == 0
+    whole = time.perf_counter() - t0
     rng = random.Random(7)
     kills = 0
     for _ in range(12):
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(ROOT), str(store_dir), "16"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            [*cmd, str(store_dir), "16"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        time.sleep(rng.uniform(1.0, 6.0))
+        proc.stdout.readline()  # "start": imports done, the migration begins
+        time.sleep(rng.uniform(0.05, 0.9) * whole)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1

@@ -353,6 +353,33 @@ def test_vectors_the_codebook_does_not_fit_stay_float16(tmp_path):
         assert s.stats().staged_entries == 5
         got = s.get_many([k for k, _ in other])
         assert all(close_enough(g, fp, 0.999) for g, (_, fp) in zip(got, other, strict=True))
+        # One batch mixing both: the guard judges each entry, not the batch.
+        fitting, misfits = fps(6, 0, 8), fps(3, 8, 32)
+        s.put_many([(f"mixed-{k}", fp) for k, fp in [*fitting, *misfits]])
+        assert s.stats().staged_entries == 5 + 3
+
+
+def test_batched_encoding_stores_the_same_codes_as_entry_by_entry(tmp_path):
+    """``put_many`` encodes a batch in one FAISS call; each entry's stored codes must be those
+    it gets alone (same codebook: training is deterministic on the same sample)."""
+    enc = FakeEncoder()
+    first, later = items(enc, texts(120)), items(enc, texts(30, "later"))
+    batched, single = tmp_path / "batched", tmp_path / "single"
+    for where in (batched, single):
+        with FingerprintStore(where, codec=SMALL_PQ) as s:
+            s.put_many(first)
+            assert s.stats().trained
+            if where == batched:
+                s.put_many(later)
+            else:
+                for it in later:
+                    s.put_many([it])
+    with FingerprintStore(batched) as a, FingerprintStore(single) as b:
+        keys = [k for k, _ in later]
+        for x, y in zip(a.get_many(keys), b.get_many(keys), strict=True):
+            assert x is not None and y is not None
+            np.testing.assert_array_equal(x.vectors, y.vectors)
+            np.testing.assert_array_equal(x.word_spans, y.word_spans)
 
 
 # -- FAISS build and GPU paths (callable without a GPU) ----------------------------------

@@ -37,8 +37,8 @@ from semtoken_rag.store.codecs import (
     CodecSpec,
     VectorCodec,
     build_codec,
-    mean_cosine,
     raw_codebook,
+    row_cosines,
     train,
     training_sample,
 )
@@ -202,27 +202,57 @@ class Codebooks:
         return book
 
     def encode(self, conn: sqlite3.Connection, key: str, fp: ChunkFingerprints) -> Entry:
-        """Encode one entry with the store's codebook for its dimension (or float16 staging)."""
-        book = self._find(self.spec.name, fp.dim)
-        if book is None:
-            target = STAGING if self.spec.trained else self.spec
-            book = self._raw(conn, target, fp.dim)
-        codec = self._codecs[book.id]
-        codes = codec.encode(fp.vectors)
-        if self.spec.trained and book.codec == self.spec.name and fp.n_words:
-            fit = mean_cosine(codec.decode(codes), fp.vectors)
-            if fit < book.train_cos - GUARD_MARGIN:
-                logger.info(
-                    "entry %s fits codebook %d badly (cosine %.3f, trained %.3f): kept in float16",
-                    key[:16],
-                    book.id,
-                    fit,
-                    book.train_cos,
-                )
-                book = self._raw(conn, STAGING, fp.dim)
-                codes = self._codecs[book.id].encode(fp.vectors)
-        spans = encode_spans(fp.word_spans)
-        return self._entry(key, fp.n_words, fp.dim, book, codes.tobytes(), spans)
+        """Encode one entry (see :meth:`encode_many`)."""
+        return self.encode_many(conn, [(key, fp)])[0]
+
+    def encode_many(
+        self, conn: sqlite3.Connection, items: Sequence[tuple[str, ChunkFingerprints]]
+    ) -> list[Entry]:
+        """Encode entries with the store's codebook for their dimension (or float16 staging).
+
+        One FAISS encode and one decode per dimension for the whole batch: why, FAISS's
+        product quantizer encodes a batch about 1.5x faster per vector than entry by entry.
+        An entry whose decoded vectors fit the codebook clearly worse than its training sample
+        did (mean cosine more than ``GUARD_MARGIN`` below) is kept in float16 instead.
+
+        Returns:
+            One :class:`Entry` per item, in order.
+        """
+        out: list[Entry | None] = [None] * len(items)
+        by_dim: dict[int, list[int]] = {}
+        for i, (_, fp) in enumerate(items):
+            by_dim.setdefault(fp.dim, []).append(i)
+        for dim, idx in by_dim.items():
+            book = self._find(self.spec.name, dim)
+            if book is None:
+                book = self._raw(conn, STAGING if self.spec.trained else self.spec, dim)
+            codec = self._codecs[book.id]
+            vectors = np.concatenate([items[i][1].vectors for i in idx]).reshape(-1, dim)
+            codes = codec.encode(vectors)
+            guard = self.spec.trained and book.codec == self.spec.name
+            cos = row_cosines(codec.decode(codes), vectors) if guard else None
+            lo = 0
+            for i in idx:
+                key, fp = items[i]
+                hi = lo + fp.n_words
+                entry_book, entry_codes = book, codes[lo:hi]
+                if cos is not None and fp.n_words:
+                    fit = float(cos[lo:hi].mean())
+                    if fit < book.train_cos - GUARD_MARGIN:
+                        logger.info(
+                            "entry %s fits codebook %d badly (cosine %.3f, trained %.3f): kept "
+                            "in float16",
+                            key[:16],
+                            book.id,
+                            fit,
+                            book.train_cos,
+                        )
+                        entry_book = self._raw(conn, STAGING, dim)
+                        entry_codes = self._codecs[entry_book.id].encode(fp.vectors)
+                spans = encode_spans(fp.word_spans)
+                out[i] = self._entry(key, fp.n_words, dim, entry_book, entry_codes.tobytes(), spans)
+                lo = hi
+        return [e for e in out if e is not None]
 
     @staticmethod
     def _entry(key: str, n: int, dim: int, book: Codebook, vec: bytes, spans: bytes) -> Entry:
@@ -296,8 +326,8 @@ class Codebooks:
             return False
         self.add_trained(conn, dim, train(self.spec, sample), len(sample), encoder)
         moved = freed = vectors = 0
-        for r in rows:
-            entry = self.encode(conn, r.key, decoded[r.id])
+        entries = self.encode_many(conn, [(r.key, decoded[r.id]) for r in rows])
+        for r, entry in zip(rows, entries):
             if entry.codebook == staging.id:
                 continue
             conn.execute(

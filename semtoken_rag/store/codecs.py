@@ -128,7 +128,9 @@ def _scaled(value: int, dim: int) -> float:
 _FACTORIES: dict[str, Callable[[CodecSpec, int], str]] = {
     "raw": lambda s, d: f"<f{s.bits // 8}",
     "sq": lambda s, d: f"SQ{s.bits}",
-    "pq": lambda s, d: f"PQ{_nearest_divisor(d, _scaled(s.m, d))}x{s.nbits}",
+    # ``np``: no polysemous training (a centroid reordering for Hamming search that decoding
+    # never uses, and five sixths of the training time: 131 s vs 23 s for PQ64 on 16k vectors).
+    "pq": lambda s, d: f"PQ{_nearest_divisor(d, _scaled(s.m, d))}x{s.nbits}np",
     "pca-sq": lambda s, d: f"PCA{max(1, round(_scaled(s.pca, d)))},SQ{s.bits}",
 }
 #: Smallest training sample FAISS accepts per kind (PQ: one point per k-means centroid).
@@ -399,10 +401,16 @@ def _seed_faiss(faiss: Any, index: Any, seed: int) -> None:
         node = faiss.downcast_index(inner) if inner is not None else None
 
 
+def row_cosines(decoded: np.ndarray, original: np.ndarray) -> np.ndarray:
+    """Row-wise cosines ``(n,) float32`` of decoded (unit) rows ``(n, dim)`` and the originals
+    ``(n, dim)`` (1.0 for a zero original: nothing to lose)."""
+    norms = np.linalg.norm(original, axis=1)
+    dots = np.sum(decoded * original, axis=1)
+    return np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0)
+
+
 def mean_cosine(decoded: np.ndarray, original: np.ndarray) -> float:
     """Mean row-wise cosine of decoded (unit) rows and the originals (1.0 when empty)."""
     if len(decoded) == 0:
         return 1.0
-    norms = np.linalg.norm(original, axis=1)
-    dots = np.sum(decoded * original, axis=1)
-    return float(np.mean(np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0)))
+    return float(np.mean(row_cosines(decoded, original)))

@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from semtoken_rag.errors import StoreError
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,3 +58,36 @@ def quarantine(directory: Path, names: Iterable[str]) -> Path | None:
         os.replace(p, target / p.name)
     fsync_dir(directory)
     return target
+
+
+def prepare_directory(path: Path) -> None:
+    """Create a writable store directory, or raise :class:`StoreError` saying why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create store directory {path}: {exc}") from exc
+    if not path.is_dir():
+        raise StoreError(f"{path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"store directory {path} is not writable; open it with read_only=True for lookups"
+        )
+
+
+def verify_default(db_file: Path, verify_on_open: bool | None, max_bytes: int) -> bool:
+    """Whether to run ``PRAGMA quick_check`` on open: as asked, else only for databases up to
+    ``max_bytes`` (it reads the whole file; rows are still checksummed on every read)."""
+    if verify_on_open is not None:
+        return verify_on_open
+    try:
+        size = db_file.stat().st_size
+    except OSError:
+        return True
+    if size > max_bytes:
+        logger.info(
+            "store %s is %.1f GiB: PRAGMA quick_check skipped on open (rows are still "
+            "checksummed on every read; verify_on_open=True forces it)",
+            db_file.parent,
+            size / 2**30,
+        )
+    return size <= max_bytes

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -43,12 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from semtoken_rag.errors import StoreError
-from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
+from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.store import db
 from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, Entry
 from semtoken_rag.store.codecs import CodecSpec, get_codec
+from semtoken_rag.store.fsutil import prepare_directory, verify_default
 from semtoken_rag.store.gpu import USE_GPU_CHOICES, resolve_use_gpu
 from semtoken_rag.store.index import CodeIndex
+from semtoken_rag.store.maintenance import TouchBuffer, delete_if_unchanged, evict_lru
 from semtoken_rag.store.recovery import (
     DB_FILES,
     DB_NAME,
@@ -117,7 +118,6 @@ class FingerprintStore(SearchMixin):
         self.use_gpu = use_gpu
         if use_gpu == "always":  # fail now, naming the FAISS build; "auto" resolves on search
             resolve_use_gpu(use_gpu)
-        self.touch_interval = touch_interval
         self.read_only = read_only
         self.hits = 0
         self.misses = 0
@@ -125,7 +125,7 @@ class FingerprintStore(SearchMixin):
         self._index: CodeIndex | None = None
         self._closed = False
         self._flock: Any = None
-        self._touches: dict[int, float] = {}
+        self._touches = TouchBuffer(touch_interval)
         self._warned_read_only = False
         if self.path is None:
             if read_only:
@@ -135,11 +135,11 @@ class FingerprintStore(SearchMixin):
             db.create_schema(self._conn, spec)
             self._books = Codebooks(db.check_schema(self._conn, "(memory)"))
             return
-        verify = self._verify_default(verify_on_open)
+        verify = verify_default(self.path / DB_NAME, verify_on_open, VERIFY_MAX_BYTES)
         if read_only:
             self._conn, self._books = open_read_only(self.path, lock_timeout, verify, asked)
             return
-        self._prepare_directory()
+        prepare_directory(self.path)
         from filelock import FileLock
 
         self._flock = FileLock(str(self.path / LOCK_NAME), timeout=lock_timeout)
@@ -147,37 +147,6 @@ class FingerprintStore(SearchMixin):
             self._conn, self._books = open_database(
                 self.path, lock_timeout, verify, asked, get_codec(None)
             )
-
-    def _prepare_directory(self) -> None:
-        assert self.path is not None
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create store directory {self.path}: {exc}") from exc
-        if not self.path.is_dir():
-            raise StoreError(f"{self.path} is not a directory")
-        if not os.access(self.path, os.W_OK | os.X_OK):
-            raise StoreError(
-                f"store directory {self.path} is not writable; open it with read_only=True "
-                "for lookups"
-            )
-
-    def _verify_default(self, verify_on_open: bool | None) -> bool:
-        if verify_on_open is not None:
-            return verify_on_open
-        assert self.path is not None
-        try:
-            size = (self.path / DB_NAME).stat().st_size
-        except OSError:
-            return True
-        if size > VERIFY_MAX_BYTES:
-            logger.info(
-                "store %s is %.1f GiB: PRAGMA quick_check skipped on open (rows are still "
-                "checksummed on every read; verify_on_open=True forces it)",
-                self.path,
-                size / 2**30,
-            )
-        return size <= VERIFY_MAX_BYTES
 
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -217,6 +186,11 @@ class FingerprintStore(SearchMixin):
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @property
+    def touch_interval(self) -> float:
+        """Seconds between LRU refreshes of one entry."""
+        return self._touches.interval
 
     def _live(self) -> sqlite3.Connection:
         if self._closed:
@@ -268,8 +242,8 @@ class FingerprintStore(SearchMixin):
             for r in rows:
                 if r.id in decoded:
                     found[r.key] = decoded[r.id]
-                    if not self.read_only and now - last_used[r.id] >= self.touch_interval:
-                        self._touches[r.id] = now
+                    if not self.read_only:
+                        self._touches.note(r.id, last_used[r.id], now)
             if damaged:
                 self._remove_damaged(damaged)
             if len(self._touches) >= _TOUCH_FLUSH:
@@ -305,29 +279,30 @@ class FingerprintStore(SearchMixin):
             with self._transaction() as conn:
                 self._books.refresh(conn)  # codebooks another process trained meanwhile
                 present = self._present(conn, list(batch))
-                added = vectors = payload = 0
-                dims: set[int] = set()
-                for key, fp in batch.items():
-                    if key in present:
-                        continue
-                    e = self._books.encode(conn, key, fp)
-                    conn.execute(
-                        "INSERT INTO entries(key, n_words, dim, codebook, nbytes, last_used, "
-                        "checksum, vectors, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (e.key, e.n_words, e.dim, e.codebook, e.nbytes, now, e.checksum,
-                         e.vectors, e.spans),
-                    )  # fmt: skip
-                    db.count_codebook(conn, e.codebook, 1, e.n_words)
-                    added += 1
-                    vectors += e.n_words
-                    payload += e.nbytes
-                    dims.add(e.dim)
+                new = [(k, fp) for k, fp in batch.items() if k not in present]
+                entries = self._books.encode_many(conn, new)
+                conn.executemany(
+                    "INSERT INTO entries(key, n_words, dim, codebook, nbytes, last_used, "
+                    "checksum, vectors, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(e.key, e.n_words, e.dim, e.codebook, e.nbytes, now, e.checksum,
+                      e.vectors, e.spans) for e in entries],
+                )  # fmt: skip
+                per_book: dict[int, list[int]] = {}
+                for e in entries:
+                    per_book.setdefault(e.codebook, []).append(e.n_words)
+                for cid, words in per_book.items():
+                    db.count_codebook(conn, cid, len(words), sum(words))
+                added = len(entries)
+                vectors = sum(e.n_words for e in entries)
+                payload = sum(e.nbytes for e in entries)
+                dims = {e.dim for e in entries}
                 trained = False
                 if added:
                     db.bump(conn, entries=added, vectors=vectors, payload=payload)
                     trained = self._books.maybe_train(conn, dims, encoder_id)
-                    self._evict(conn)
-                self._write_touches(conn)
+                    if self.max_bytes is not None:
+                        evict_lru(conn, self.max_bytes, self._touches)
+                self._touches.write(conn)
             if trained:  # the float16 staging pages are free now: hand them back
                 with self._write_lock():
                     db.reclaim_free_pages(self._live())
@@ -369,46 +344,7 @@ class FingerprintStore(SearchMixin):
             )
         return present
 
-    # -- maintenance -------------------------------------------------------------------------
-    def _evict(self, conn: sqlite3.Connection) -> None:
-        """Inside a write transaction: drop LRU entries until the payload fits ``max_bytes``."""
-        if self.max_bytes is None:
-            return
-        meta = db.read_meta(conn)
-        total, remaining = int(meta["payload_bytes"]), int(meta["n_entries"])
-        if total <= self.max_bytes:
-            return
-        self._write_touches(conn)  # recent hits count before choosing victims
-        doomed: list[tuple[int, int, int, int]] = []
-        freed = 0
-        for eid, nbytes, n, cb in conn.execute(
-            "SELECT id, nbytes, n_words, codebook FROM entries ORDER BY last_used, id"
-        ):
-            if total - freed <= self.max_bytes or remaining - len(doomed) <= 1:
-                break
-            doomed.append((eid, nbytes, n, cb))
-            freed += nbytes
-        self._delete(conn, doomed)
-        logger.info(
-            "evicted %d entries (%d bytes) to stay under %d", len(doomed), freed, self.max_bytes
-        )
-
-    @staticmethod
-    def _delete(conn: sqlite3.Connection, rows: list[tuple[int, int, int, int]]) -> None:
-        """Inside a write transaction: delete ``(id, nbytes, n_words, codebook)`` rows."""
-        if not rows:
-            return
-        conn.executemany("DELETE FROM entries WHERE id = ?", [(r[0],) for r in rows])
-        for _, _, n, cb in rows:
-            db.count_codebook(conn, cb, -1, -n)
-        db.bump(
-            conn,
-            entries=-len(rows),
-            vectors=-sum(r[2] for r in rows),
-            payload=-sum(r[1] for r in rows),
-            deletions=1,
-        )
-
+    # -- maintenance (the row changes live in semtoken_rag.store.maintenance) ----------
     def _remove_damaged(self, damaged: list[Entry]) -> None:
         if self.read_only:
             warn_damage(
@@ -421,25 +357,7 @@ class FingerprintStore(SearchMixin):
             f"{damaged[0].key[:16]}…); treated as misses and removed"
         )
         with self._transaction() as conn:
-            rows = []
-            for r in damaged:
-                got = conn.execute(
-                    "SELECT id, nbytes, n_words, codebook FROM entries "
-                    "WHERE id = ? AND checksum = ?",
-                    (r.id, r.checksum),
-                ).fetchone()
-                if got is not None:
-                    rows.append(tuple(got))
-            self._delete(conn, rows)
-
-    def _write_touches(self, conn: sqlite3.Connection) -> None:
-        """Inside a write transaction: write the buffered LRU refreshes."""
-        if self._touches:
-            conn.executemany(
-                "UPDATE entries SET last_used = ? WHERE id = ?",
-                [(t, i) for i, t in self._touches.items()],
-            )
-            self._touches.clear()
+            delete_if_unchanged(conn, [(r.id, r.checksum) for r in damaged])
 
     def _flush_touches(self, *, wait: bool) -> None:
         """Write buffered LRU refreshes now (skipped, not waited for, when ``wait`` is False
@@ -456,7 +374,7 @@ class FingerprintStore(SearchMixin):
             self._flock.release()
         try:
             with self._transaction() as conn:
-                self._write_touches(conn)
+                self._touches.write(conn)
         except (sqlite3.DatabaseError, StoreError) as exc:
             logger.debug("LRU time update skipped: %s", exc)
             self._touches.clear()
@@ -498,27 +416,9 @@ class FingerprintStore(SearchMixin):
         Returns:
             The number of texts newly encoded.
         """
-        enc = (
-            compressor_or_encoder
-            if hasattr(compressor_or_encoder, "encode_texts")
-            else compressor_or_encoder.encoder
-        )
-        by_key = {fingerprint_key(t, enc.cache_id): t for t in texts}
-        present = self.contains_many(list(by_key))
-        todo = [(k, t) for k, t in by_key.items() if k not in present]
-        from tqdm.auto import tqdm
+        from semtoken_rag.store.ingest import add_texts
 
-        with tqdm(total=len(todo), desc="fingerprints", unit="chunk", disable=not progress) as bar:
-            for lo in range(0, len(todo), max(1, batch_size)):
-                batch = todo[lo : lo + batch_size]
-                fps = enc.encode_texts([t for _, t in batch])
-                self.put_many(
-                    [(k, fp) for (k, _), fp in zip(batch, fps, strict=True)],
-                    encoder_id=str(enc.cache_id),
-                )
-                bar.update(len(batch))
-        logger.info("ingested %d new chunks (%d already stored)", len(todo), len(present))
-        return len(todo)
+        return add_texts(self, texts, compressor_or_encoder, batch_size, progress)
 
     # -- life cycle --------------------------------------------------------------------------
     def stats(self) -> StoreStats:
