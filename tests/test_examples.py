@@ -57,7 +57,11 @@ def test_example_runs(shared_data: Path, script: str, args: tuple[str, ...]) -> 
 
 
 @pytest.mark.ray
-def test_ray_example_runs(shared_data: Path) -> None:
+def test_ray_example_runs(shared_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    proc = _run("llama_index_ray_ingestion.py", "--docs", "3", "--actors", "1")
+    store = tmp_path / "fp-ray"  # not the example's default: nothing left in the checkout
+    proc = _run(
+        "llama_index_ray_ingestion.py", "--docs", "3", "--actors", "1", "--store-dir", str(store)
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert (store / "fingerprints.sqlite3").is_file()
