@@ -57,7 +57,7 @@ class DamagedCodebook(Exception):
 
 @dataclass(frozen=True)
 class Entry:
-    """One row of ``entries``: encoded by :meth:`Codebooks.encode` (``id`` 0 until inserted) or
+    """One row of ``entries``: encoded by :meth:`Codebooks.encode_many` (``id`` 0 until inserted) or
     read back with :meth:`from_row` (``codebook`` is a codebook id)."""
 
     key: str
@@ -200,10 +200,6 @@ class Codebooks:
             book = self._find(spec.name, dim)
         assert book is not None
         return book
-
-    def encode(self, conn: sqlite3.Connection, key: str, fp: ChunkFingerprints) -> Entry:
-        """Encode one entry (see :meth:`encode_many`)."""
-        return self.encode_many(conn, [(key, fp)])[0]
 
     def encode_many(
         self, conn: sqlite3.Connection, items: Sequence[tuple[str, ChunkFingerprints]]

@@ -217,11 +217,10 @@ def _migrate(
         if not rows:
             break
         with _transaction(conn):
-            for eid, key, last_used, fp in rows:
-                if fp is None:
-                    damaged += 1
-                    continue
-                e = books.encode(conn, key, fp)
+            good = [(eid, key, last_used, fp) for eid, key, last_used, fp in rows if fp is not None]
+            damaged += len(rows) - len(good)
+            encoded = books.encode_many(conn, [(key, fp) for _, key, _, fp in good])
+            for (eid, _, last_used, _), e in zip(good, encoded, strict=True):
                 conn.execute(
                     f"INSERT INTO {_NEW[1]}(id, key, n_words, dim, codebook, nbytes, last_used, "
                     "checksum, vectors, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
