@@ -40,3 +40,13 @@ def real_compressor():
     from semtoken_rag import Compressor, SemTokenConfig
 
     return Compressor(SemTokenConfig())
+
+
+def real_variant(real, **overrides):
+    """A compressor with ``SemTokenConfig(**overrides)`` sharing ``real``'s encoder, store and
+    counter (no second model load)."""
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    return Compressor(
+        SemTokenConfig(**overrides), encoder=real.encoder, store=real.store, counter=real.counter
+    )

@@ -9,6 +9,7 @@ import pytest
 
 from semtoken_rag import Compressor, SemTokenConfig
 from semtoken_rag.core.forcekeep import PRESET_PATTERNS
+from tests.conftest import real_variant
 
 
 def assert_verbatim_in_order(original: str, chunk, separator: str) -> None:
@@ -41,8 +42,10 @@ def test_ratio_half_tracks_target_on_every_example(
 
 
 def test_force_keep_matches_survive(real_compressor: Compressor, narrativeqa: list[dict]) -> None:
-    cfg = SemTokenConfig(force_keep_presets=("numbers",), force_keep=(r"\bKrag\b", r"\bMaskull\b"))
-    comp = Compressor(cfg, encoder=real_compressor.encoder, counter=real_compressor.counter)
+    comp = real_variant(
+        real_compressor, force_keep_presets=("numbers",), force_keep=(r"\bKrag\b", r"\bMaskull\b")
+    )
+    cfg = comp.config
     rule = re.compile(r"\bKrag\b|\bMaskull\b|" + PRESET_PATTERNS["numbers"])
     n_matches = 0
     for ratio in (0.5, 0.1):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from semtoken_lab.eval.metrics import answer_in_text
 
-from semtoken_rag import Compressor, SemTokenConfig
-from tests.conftest import read_jsonl
+from semtoken_rag import Compressor
+from tests.conftest import read_jsonl, real_variant
 
 N_EXAMPLES = 80
 
@@ -40,12 +40,7 @@ def test_late_interaction_keeps_more_hotpot_answers_than_pooled(
     real_compressor: Compressor, hotpot: list[dict]
 ) -> None:
     assert real_compressor.config.relevance == "late_interaction"
-    pooled = Compressor(
-        SemTokenConfig(relevance="pooled"),
-        encoder=real_compressor.encoder,
-        store=real_compressor.store,
-        counter=real_compressor.counter,
-    )
+    pooled = real_variant(real_compressor, relevance="pooled")
     li_hit, total = _recall(real_compressor, hotpot, 0.5)
     po_hit, total2 = _recall(pooled, hotpot, 0.5)
     assert total == total2 and total >= 60

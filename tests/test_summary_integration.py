@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag import Compressor
 from semtoken_rag.queries import is_summary_request
-from tests.conftest import read_jsonl
+from tests.conftest import read_jsonl, real_variant
 
 
 @pytest.fixture(scope="module")
@@ -28,22 +28,13 @@ def transcript(shared_data: Path) -> str:
     return " ".join(words[:600])
 
 
-def _with(real: Compressor, **overrides: object) -> Compressor:
-    return Compressor(
-        SemTokenConfig(**overrides),  # type: ignore[arg-type]
-        encoder=real.encoder,
-        store=real.store,
-        counter=real.counter,
-    )
-
-
 def test_summary_request_keeps_the_transcripts_opening(
     real_compressor: Compressor, transcript: str
 ) -> None:
     query = "Summarize the whole meeting."
     assert is_summary_request(query) and real_compressor.config.objective == "auto"
     auto = real_compressor.compress(transcript, query, ratio=0.25)
-    relevance = _with(real_compressor, objective="relevance").compress(
+    relevance = real_variant(real_compressor, objective="relevance").compress(
         transcript, query, ratio=0.25
     )
     assert auto.kept_tokens <= auto.budget_tokens
@@ -63,7 +54,7 @@ def test_a_question_about_the_meeting_is_ranked_by_relevance(
     query = "What did they say about the microphones?"
     assert not is_summary_request(query)
     auto = real_compressor.compress(transcript, query, ratio=0.25)
-    relevance = _with(real_compressor, objective="relevance").compress(
+    relevance = real_variant(real_compressor, objective="relevance").compress(
         transcript, query, ratio=0.25
     )
     assert auto.chunks[0].offsets == relevance.chunks[0].offsets
@@ -78,7 +69,7 @@ def test_coverage_spends_the_budget_on_distinct_sentences(
     assert len(sentences) >= 12
     repeated, distinct = sentences[:3], sentences[3:12]
     text = " ".join(repeated * 4 + distinct)
-    comp = _with(real_compressor, objective="coverage")
+    comp = real_variant(real_compressor, objective="coverage")
     res = comp.compress(text, "Summarize the meeting.", ratio=0.35)
     kept = res.chunks[0].text
     assert res.kept_tokens <= res.budget_tokens
