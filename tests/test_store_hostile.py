@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -432,3 +433,43 @@ def test_sigkill_leaves_no_lock_that_blocks(tmp_path):
     with FingerprintStore(tmp_path, lock_timeout=10) as s:
         s.put_many(items(FakeEncoder(), texts(2)))
     assert time.monotonic() - t0 < 10
+
+
+def test_a_writer_blocked_by_a_held_lock_gets_a_typed_timeout(tmp_path):
+    """Another process holds the store's lock past ``lock_timeout``: a put and a migration each
+    raise :class:`StoreError` naming the store, and nothing is written."""
+    from filelock import FileLock
+
+    from semtoken_rag.store.migrate import migrate
+
+    enc = FakeEncoder()
+    with FingerprintStore(tmp_path, codec="float16", lock_timeout=0.2) as s:
+        s.put_many(items(enc, texts(2)))
+        held = FileLock(str(tmp_path / ".lock"))
+        held.acquire()
+        try:
+            with pytest.raises(
+                StoreError, match=re.escape(f"timed out waiting for the lock of {tmp_path}")
+            ):
+                s.put_many(items(enc, texts(2, "new")))
+            with pytest.raises(StoreError, match="timed out waiting for the lock"):
+                migrate(tmp_path, "sq8", lock_timeout=0.2)
+        finally:
+            held.release()
+        assert len(s) == 2 and s.stats().codec == "float16"
+
+
+def test_a_lock_file_that_cannot_be_created_is_a_typed_error(tmp_path):
+    """A lock path that is a directory (as unwritable as it gets under root): the error names
+    the store and says what to do, instead of filelock's OSError."""
+    from semtoken_rag.store.migrate import migrate
+
+    FingerprintStore(tmp_path, codec="float16").close()
+    (tmp_path / ".lock").unlink(missing_ok=True)
+    (tmp_path / ".lock").mkdir()
+    with pytest.raises(StoreError, match=r"cannot take the lock file of .*read_only=True"):
+        FingerprintStore(tmp_path, lock_timeout=0.2)
+    with pytest.raises(StoreError, match=r"cannot take the lock file of .*write access"):
+        migrate(tmp_path, "sq8", lock_timeout=0.2)
+    with FingerprintStore(tmp_path, read_only=True) as ro:  # lookups still work
+        assert len(ro) == 0

@@ -16,7 +16,9 @@ from __future__ import annotations
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.store.codecs import CODECS, Codebook, CodecSpec
@@ -221,6 +223,29 @@ def reclaim_free_pages(conn: sqlite3.Connection) -> None:
     ``executescript`` because Python's ``execute`` steps the pragma once (one page).
     """
     conn.executescript("PRAGMA incremental_vacuum;")
+
+
+#: Values per ``IN (...)`` query (SQLite's variable limit is at least 999).
+SQL_BATCH = 500
+
+
+def select_entries_in(
+    conn: sqlite3.Connection, columns: str, column: str, values: Sequence[object]
+) -> Iterator[tuple[Any, ...]]:
+    """Rows ``SELECT columns FROM entries WHERE column IN values``, queried :data:`SQL_BATCH`
+    values at a time (a long list would exceed SQLite's variable limit)."""
+    for lo in range(0, len(values), SQL_BATCH):
+        part = list(values[lo : lo + SQL_BATCH])
+        marks = ",".join("?" * len(part))
+        yield from conn.execute(f"SELECT {columns} FROM entries WHERE {column} IN ({marks})", part)
+
+
+def staged_entries(conn: sqlite3.Connection, codec: str) -> int:
+    """Entries still encoded with another codec's codebook (float16 staging before training)."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(n_entries), 0) FROM codebooks WHERE codec != ?", (codec,)
+    ).fetchone()
+    return int(row[0])
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, int | str]:

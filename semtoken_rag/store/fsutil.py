@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from semtoken_rag.errors import StoreError
 
@@ -58,6 +59,35 @@ def quarantine(directory: Path, names: Iterable[str]) -> Path | None:
         os.replace(p, target / p.name)
     fsync_dir(directory)
     return target
+
+
+def files_size(directory: Path, names: Iterable[str]) -> int:
+    """Bytes of the files ``names`` in ``directory`` (missing ones count 0)."""
+    total = 0
+    for name in names:
+        with contextlib.suppress(OSError):
+            total += (directory / name).stat().st_size
+    return total
+
+
+def acquire_lock(lock: Any, path: Path | str, hint: str) -> None:
+    """Take a store's ``filelock.FileLock``, or raise a :class:`StoreError` that says why.
+
+    Args:
+        lock: The store's file lock (its timeout applies).
+        path: The store directory (named in the message).
+        hint: What to do about a lock file that cannot be created (appended to that message).
+    """
+    from filelock import Timeout
+
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise StoreError(
+            f"timed out waiting for the lock of {path} (another process writing)"
+        ) from exc
+    except OSError as exc:
+        raise StoreError(f"cannot take the lock file of {path} ({exc}); {hint}") from exc
 
 
 def prepare_directory(path: Path) -> None:

@@ -117,6 +117,18 @@ def resolve_use_gpu(use_gpu: str) -> bool:
     return False
 
 
+def check_use_gpu(use_gpu: str) -> str:
+    """Validate a ``use_gpu`` setting when a store opens: ``always`` fails now, naming the FAISS
+    build; ``auto`` is resolved on first search (no FAISS import before one is needed).
+
+    Raises:
+        StoreError: as :func:`resolve_use_gpu`.
+    """
+    if use_gpu not in USE_GPU_CHOICES or use_gpu == "always":
+        resolve_use_gpu(use_gpu)
+    return use_gpu
+
+
 class _Device:
     def __init__(self, resources: Any) -> None:
         self.resources = resources

@@ -1,4 +1,4 @@
-"""Row maintenance of the fingerprint store: LRU eviction, deletions, buffered LRU refreshes.
+"""Row changes of the fingerprint store: inserts, LRU eviction, deletions, buffered LRU refreshes.
 
 Functions that run inside the caller's write transaction (``BEGIN IMMEDIATE`` under both
 locks, see :class:`~semtoken_rag.store.FingerprintStore`), kept apart from the store class so
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Sequence
 
 from semtoken_rag.store import db
+from semtoken_rag.store.codebooks import Entry
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,29 @@ class TouchBuffer:
     def clear(self) -> None:
         """Drop the pending refreshes (a failed write: LRU time is advisory)."""
         self._pending.clear()
+
+
+def insert_entries(conn: sqlite3.Connection, entries: Sequence[Entry], now: float) -> None:
+    """Inside a write transaction: insert encoded entries and update the counters."""
+    if not entries:
+        return
+    conn.executemany(
+        "INSERT INTO entries(key, n_words, dim, codebook, nbytes, last_used, "
+        "checksum, vectors, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(e.key, e.n_words, e.dim, e.codebook, e.nbytes, now, e.checksum,
+          e.vectors, e.spans) for e in entries],
+    )  # fmt: skip
+    per_book: dict[int, list[int]] = {}
+    for e in entries:
+        per_book.setdefault(e.codebook, []).append(e.n_words)
+    for cid, words in per_book.items():
+        db.count_codebook(conn, cid, len(words), sum(words))
+    db.bump(
+        conn,
+        entries=len(entries),
+        vectors=sum(e.n_words for e in entries),
+        payload=sum(e.nbytes for e in entries),
+    )
 
 
 def delete_rows(conn: sqlite3.Connection, rows: list[RowRef]) -> None:

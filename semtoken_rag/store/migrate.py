@@ -44,6 +44,7 @@ from semtoken_rag.store.codecs import (
     training_rows,
     training_sample,
 )
+from semtoken_rag.store.fsutil import acquire_lock, files_size
 from semtoken_rag.store.legacy import V1_INDEX_NAME, read_v1_row
 from semtoken_rag.store.recovery import DB_NAME, LOCK_NAME
 
@@ -78,14 +79,6 @@ class MigrationReport:
     bytes_before: int
     bytes_after: int
     seconds: float
-
-
-def _size(directory: Path) -> int:
-    return sum(
-        (directory / n).stat().st_size
-        for n in (DB_NAME, DB_NAME + "-wal")
-        if (directory / n).exists()
-    )
 
 
 @contextlib.contextmanager
@@ -123,19 +116,16 @@ def migrate(
         StoreError: no store there, a damaged database (open it to quarantine), a format
             newer than this version, or an unknown codec.
     """
-    from filelock import FileLock, Timeout
+    from filelock import FileLock
 
     t0 = time.perf_counter()
     path = Path(directory)
     if not (path / DB_NAME).is_file():
         raise StoreError(f"no fingerprint store at {path} (missing {DB_NAME})")
+    lock = FileLock(str(path / LOCK_NAME), timeout=lock_timeout)
+    acquire_lock(lock, path, "migrating needs write access to the store directory")
     try:
-        lock = FileLock(str(path / LOCK_NAME), timeout=lock_timeout)
-        lock.acquire()
-    except (Timeout, OSError) as exc:
-        raise StoreError(f"cannot take the lock of {path} to migrate it: {exc}") from exc
-    try:
-        before = _size(path)
+        before = files_size(path, (DB_NAME, DB_NAME + "-wal"))
         conn: sqlite3.Connection | None = None
         try:
             conn = db.connect(path / DB_NAME, lock_timeout)
@@ -161,7 +151,7 @@ def migrate(
         return dataclasses.replace(
             report,
             bytes_before=before,
-            bytes_after=_size(path),
+            bytes_after=files_size(path, (DB_NAME, DB_NAME + "-wal")),
             seconds=time.perf_counter() - t0,
         )
     finally:

@@ -17,8 +17,6 @@ from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook
 from semtoken_rag.store.gpu import resolve_use_gpu
 from semtoken_rag.store.index import CodeIndex
 
-_SQL_BATCH = 500
-
 
 class SearchMixin:
     """``search`` of :class:`~semtoken_rag.store.FingerprintStore`."""
@@ -71,17 +69,7 @@ class SearchMixin:
         return scores, hits
 
     def _keys(self, ids: list[int]) -> dict[int, str]:
-        keys: dict[int, str] = {}
-        for lo in range(0, len(ids), _SQL_BATCH):
-            part = ids[lo : lo + _SQL_BATCH]
-            keys.update(
-                self._live()
-                .execute(
-                    f"SELECT id, key FROM entries WHERE id IN ({','.join('?' * len(part))})", part
-                )
-                .fetchall()
-            )
-        return keys
+        return dict(db.select_entries_in(self._live(), "id, key", "id", ids))
 
     def _search_index(self, dim: int) -> CodeIndex:
         """The index, brought up to date with the database (lazily, incrementally)."""

@@ -46,10 +46,15 @@ from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.store import db
 from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, Entry
 from semtoken_rag.store.codecs import CodecSpec, get_codec
-from semtoken_rag.store.fsutil import prepare_directory, verify_default
-from semtoken_rag.store.gpu import USE_GPU_CHOICES, resolve_use_gpu
+from semtoken_rag.store.fsutil import acquire_lock, files_size, prepare_directory, verify_default
+from semtoken_rag.store.gpu import check_use_gpu
 from semtoken_rag.store.index import CodeIndex
-from semtoken_rag.store.maintenance import TouchBuffer, delete_if_unchanged, evict_lru
+from semtoken_rag.store.maintenance import (
+    TouchBuffer,
+    delete_if_unchanged,
+    evict_lru,
+    insert_entries,
+)
 from semtoken_rag.store.recovery import (
     DB_FILES,
     DB_NAME,
@@ -62,7 +67,6 @@ from semtoken_rag.store.types import StoreStats, StoreWarning, warn_damage
 
 logger = logging.getLogger(__name__)
 
-_SQL_BATCH = 500  # keys per "IN (...)" query (SQLite's variable limit is >= 999)
 #: Buffered LRU refreshes written without waiting for a put once this many are pending.
 _TOUCH_FLUSH = 512
 #: ``verify_on_open=None`` runs ``PRAGMA quick_check`` only below this database size.
@@ -113,11 +117,7 @@ class FingerprintStore(SearchMixin):
         asked = None if codec is None else get_codec(codec)
         self.path = None if path is None else Path(path)
         self.max_bytes = max_bytes
-        if use_gpu not in USE_GPU_CHOICES:
-            raise StoreError(f"use_gpu must be one of {USE_GPU_CHOICES}, got {use_gpu!r}")
-        self.use_gpu = use_gpu
-        if use_gpu == "always":  # fail now, naming the FAISS build; "auto" resolves on search
-            resolve_use_gpu(use_gpu)
+        self.use_gpu = check_use_gpu(use_gpu)
         self.read_only = read_only
         self.hits = 0
         self.misses = 0
@@ -156,19 +156,7 @@ class FingerprintStore(SearchMixin):
             if self._flock is None:
                 yield
                 return
-            from filelock import Timeout
-
-            try:
-                self._flock.acquire()
-            except Timeout as exc:
-                raise StoreError(
-                    f"timed out waiting for the lock of {self.path} (another process writing)"
-                ) from exc
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot take the lock file of {self.path} ({exc}); open the store with "
-                    "read_only=True for lookups"
-                ) from exc
+            acquire_lock(self._flock, self._where, "open the store with read_only=True for lookups")
             try:
                 yield
             finally:
@@ -223,15 +211,9 @@ class FingerprintStore(SearchMixin):
             try:
                 rows: list[Entry] = []
                 last_used: dict[int, float] = {}
-                for lo in range(0, len(wanted), _SQL_BATCH):
-                    part = wanted[lo : lo + _SQL_BATCH]
-                    for r in conn.execute(
-                        f"SELECT {ROW_COLUMNS}, last_used FROM entries "
-                        f"WHERE key IN ({','.join('?' * len(part))})",
-                        part,
-                    ):
-                        rows.append(Entry.from_row(r))
-                        last_used[r[0]] = r[-1]
+                for row in db.select_entries_in(conn, f"{ROW_COLUMNS}, last_used", "key", wanted):
+                    rows.append(Entry.from_row(row))
+                    last_used[row[0]] = row[-1]
                 decoded, damaged = self._books.decode_rows(conn, rows)
             except DamagedCodebook as exc:
                 warn_damage(f"a codebook of {self._where} is damaged ({exc}); lookups miss")
@@ -281,25 +263,11 @@ class FingerprintStore(SearchMixin):
                 present = self._present(conn, list(batch))
                 new = [(k, fp) for k, fp in batch.items() if k not in present]
                 entries = self._books.encode_many(conn, new)
-                conn.executemany(
-                    "INSERT INTO entries(key, n_words, dim, codebook, nbytes, last_used, "
-                    "checksum, vectors, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(e.key, e.n_words, e.dim, e.codebook, e.nbytes, now, e.checksum,
-                      e.vectors, e.spans) for e in entries],
-                )  # fmt: skip
-                per_book: dict[int, list[int]] = {}
-                for e in entries:
-                    per_book.setdefault(e.codebook, []).append(e.n_words)
-                for cid, words in per_book.items():
-                    db.count_codebook(conn, cid, len(words), sum(words))
+                insert_entries(conn, entries, now)
                 added = len(entries)
-                vectors = sum(e.n_words for e in entries)
-                payload = sum(e.nbytes for e in entries)
-                dims = {e.dim for e in entries}
                 trained = False
                 if added:
-                    db.bump(conn, entries=added, vectors=vectors, payload=payload)
-                    trained = self._books.maybe_train(conn, dims, encoder_id)
+                    trained = self._books.maybe_train(conn, {e.dim for e in entries}, encoder_id)
                     if self.max_bytes is not None:
                         evict_lru(conn, self.max_bytes, self._touches)
                 self._touches.write(conn)
@@ -333,16 +301,7 @@ class FingerprintStore(SearchMixin):
 
     @staticmethod
     def _present(conn: sqlite3.Connection, keys: list[str]) -> set[str]:
-        present: set[str] = set()
-        for lo in range(0, len(keys), _SQL_BATCH):
-            part = keys[lo : lo + _SQL_BATCH]
-            present.update(
-                r[0]
-                for r in conn.execute(
-                    f"SELECT key FROM entries WHERE key IN ({','.join('?' * len(part))})", part
-                )
-            )
-        return present
+        return {r[0] for r in db.select_entries_in(conn, "key", "key", keys)}
 
     # -- maintenance (the row changes live in semtoken_rag.store.maintenance) ----------
     def _remove_damaged(self, damaged: list[Entry]) -> None:
@@ -425,31 +384,18 @@ class FingerprintStore(SearchMixin):
         """Counters of this process and sizes of the store."""
         with self._lock:
             meta = db.read_meta(self._live())
-            on_disk = 0
-            if self.path is not None:
-                for name in DB_FILES:
-                    with contextlib.suppress(OSError):
-                        on_disk += (self.path / name).stat().st_size
-            staged = (
-                self._live()
-                .execute(
-                    "SELECT COALESCE(SUM(n_entries), 0) FROM codebooks WHERE codec != ?",
-                    (self.codec.name,),
-                )
-                .fetchone()[0]
-            )
             return StoreStats(
                 hits=self.hits,
                 misses=self.misses,
                 entries=int(meta["n_entries"]),
                 vectors=int(meta["n_vectors"]),
                 payload_bytes=int(meta["payload_bytes"]),
-                bytes_on_disk=on_disk,
+                bytes_on_disk=0 if self.path is None else files_size(self.path, DB_FILES),
                 bytes_in_memory=0 if self._index is None else self._index.nbytes,
                 codec=self.codec.name,
                 trained=any(b.codec == self.codec.name for b in self._books.books())
                 or not self.codec.trained,
-                staged_entries=int(staged),
+                staged_entries=db.staged_entries(self._live(), self.codec.name),
             )
 
     def verify(self) -> list[str]:
