@@ -5,18 +5,20 @@ stride is chosen so the requested number of *distinct* chunks exists: 81 summari
 ~46k words, so 10k chunks need heavily overlapping windows; each chunk is still encoded on its
 own, so the cost per chunk is that of a distinct 120-word text).
 
-Measured, each into a fresh store directory (deleted afterwards), all through public APIs:
+Each chunk is ingested as a short document of its own (a pre-cut chunk: its exact text hits by
+key).  Measured, each into a fresh store directory (deleted afterwards), all through public APIs:
 
 * **single**: what ``semtoken-rag ingest`` runs without ``--ray``: the encoder loaded, then
-  ``FingerprintStore.add_texts`` (one process, torch threads as given);
+  :func:`semtoken_rag.ingestion.ingest` with a ``LocalRunner`` (one process, torch threads as
+  given);
 * **ray k**: :func:`semtoken_rag.distributed.ray_ingest` with ``k`` actors on a local Ray of
   ``--cpus`` CPUs: Ray start-up (once), then per run the time until the first batch starts
   encoding on an actor (encoder probe + actor start), the encoding span (first batch start to
   last batch end, over all actors; throughput = chunks / span), the commit tail (last batch
   end to the last commit), total;
 * **driver ceiling**: ``ray_ingest`` with actors that return fingerprints of the right shape
-  without running the encoder: what one driver can receive and commit per second (the bound
-  on how many fast GPU actors one driver feeds).
+  without running the encoder (the store's codec still applied in the actor): what one driver
+  can receive and commit per second (the bound on how many fast GPU actors one driver feeds).
 
 Run (timings are of this machine; results in benchmarks/results/, see docs/benchmarks.md)::
 
@@ -44,7 +46,7 @@ WORDS = 120
 
 def build_chunks(n: int) -> tuple[list[str], int]:
     """``n`` distinct 120-word windows and the stride that produced them."""
-    from semtoken_rag.store import chunk_words
+    from semtoken_rag.chunking import chunk_words
 
     with (DATA / "test.jsonl").open(encoding="utf-8") as fh:
         docs = list(dict.fromkeys(json.loads(line)["context"] for line in fh if line.strip()))
@@ -81,6 +83,7 @@ def run_single(texts: list[str], threads: int, batch: int, codec: str) -> dict[s
 
     from semtoken_rag import SemTokenConfig
     from semtoken_rag.encoder import TransformerEncoder
+    from semtoken_rag.ingestion import IngestOptions, LocalRunner, ingest
     from semtoken_rag.store import FingerprintStore
 
     torch.set_num_threads(threads)
@@ -90,7 +93,8 @@ def run_single(texts: list[str], threads: int, batch: int, codec: str) -> dict[s
         enc = TransformerEncoder.from_config(SemTokenConfig())
         t1 = time.perf_counter()
         with FingerprintStore(folder, **store_options(codec)) as store:
-            n = store.add_texts(texts, enc, batch_size=batch, progress=False)
+            options = IngestOptions(batch_size=batch, progress=False)
+            n = ingest(texts, store, LocalRunner(enc), options).encoded
             size = store.stats().bytes_on_disk
             codec = store_codec(store)
         t2 = time.perf_counter()
@@ -157,7 +161,8 @@ def run_ray(
     texts: list[str], actors: int, batch: int, codec: str, label: str, base: Any = None
 ) -> dict[str, Any]:
     """``ray_ingest`` on the running local Ray; phases from the actors' batch times."""
-    from semtoken_rag.distributed import FingerprintActor, ray_ingest
+    from semtoken_rag.distributed import FingerprintActor, RayOptions, ray_ingest
+    from semtoken_rag.ingestion import IngestOptions
     from semtoken_rag.store import FingerprintStore
 
     folder = Path(tempfile.mkdtemp(prefix="bench-ray-"))
@@ -168,8 +173,8 @@ def run_ray(
             report = ray_ingest(
                 texts,
                 store,
-                actors=actors,
-                batch_size=batch,
+                ray=RayOptions(actors=actors),
+                options=IngestOptions(batch_size=batch, progress=False),
                 actor_class=timed_actor(base or FingerprintActor, log),
             )
             size = store.stats().bytes_on_disk
@@ -184,7 +189,7 @@ def run_ray(
     return {
         "config": label,
         "chunks": report.encoded,
-        "actors": report.actors,
+        "actors": report.workers,
         "startup_s": first - t0,
         "encode_span_s": last - first,
         "steady_chunks_per_s": report.encoded / (last - first),

@@ -2,8 +2,9 @@
 
 HotpotQA paragraphs (distractor setting) from ``../shared/data`` become one ``TextNode`` each
 (title in metadata) in a ``VectorStoreIndex`` embedded with the packaged all-MiniLM-L6-v2.
-An ``IngestionPipeline`` with :class:`SemTokenFingerprinter` precomputes fingerprints, so at
-query time :class:`SemTokenNodePostprocessor` never runs the encoder on a passage.  Per
+An ``IngestionPipeline`` with :class:`SemTokenFingerprinter` fingerprints every passage into the
+postprocessor's store (in memory, or ``--store-dir``), so at query time
+:class:`SemTokenNodePostprocessor` never runs the encoder on a passage.  Per
 question the script prints the tokens retrieved, kept and saved, then the answer of the local
 SmolLM2 reader (``LocalReader(...).as_llama_index_llm()``) or, without one, the compressed
 context (a ``MockLLM`` stands in).
@@ -68,7 +69,9 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=5)
     parser.add_argument("--k", type=int, default=6, help="passages retrieved per question")
     parser.add_argument("--ratio", type=float, default=0.5, help="fraction of tokens kept")
-    parser.add_argument("--store-dir", type=Path, default=None, help="persistent fingerprints")
+    parser.add_argument(
+        "--store-dir", type=Path, default=None, help="persistent fingerprints (default: in memory)"
+    )
     parser.add_argument("--no-reader", action="store_true", help="skip the local LLM")
     args = parser.parse_args()
     if not (args.data / "dev.jsonl").is_file():
@@ -82,6 +85,7 @@ def main() -> int:
     from llama_index.postprocessor.semtoken import SemTokenNodePostprocessor
 
     from semtoken_rag.models import packaged_encoder_dir
+    from semtoken_rag.store import FingerprintStore
 
     nodes, rows = load_corpus(args.data, args.rows, args.questions)
     llm, real_llm = load_llm(not args.no_reader)
@@ -89,6 +93,7 @@ def main() -> int:
         compression_ratio=args.ratio,
         count_tokenizer="smollm2" if real_llm else None,  # budget in the reader's tokens
         store_dir=args.store_dir,
+        store=None if args.store_dir else FingerprintStore(None),  # ingestion needs a store
     )
 
     t0 = time.perf_counter()

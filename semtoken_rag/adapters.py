@@ -5,9 +5,12 @@ engine (:class:`~semtoken_rag.Compressor`) built from them on first use, and tra
 framework's objects to strings and back.  Everything the shells share lives here, with no
 framework import, so they cannot drift apart:
 
-* :func:`field_definitions`: the mirrored fields (names, types, defaults, descriptions) derived
-  from the config's knob declarations, ready for ``pydantic.create_model``; an adapter never
-  lists a knob or its default by hand;
+* :class:`CompressionFields` / :class:`EncoderFields`: pydantic mixins declaring the mirrored
+  knobs as explicit typed fields (what IDEs, type checkers and API docs see), their types,
+  defaults and descriptions taken from the config's declarations; an adapter inherits one next
+  to its framework base class and never lists a knob or its default by hand.  Their
+  constructor raises :class:`~semtoken_rag.errors.ConfigError`, never pydantic's
+  ``ValidationError``;
 * :func:`config_from_fields` / :func:`fields_from_config`: adapter fields <-> engine config;
 * :class:`EngineSlot`: the lazily built, thread-safe, rebuilt-on-change engine of an adapter
   (or one it adopted, to share a model);
@@ -15,9 +18,7 @@ framework import, so they cannot drift apart:
 
 Example (a new framework adapter)::
 
-    Fields = pydantic.create_model("MyFields", __base__=FrameworkBase, **field_definitions())
-
-    class MyCompressor(Fields):
+    class MyCompressor(CompressionFields, FrameworkBase):
         budget_scope: str = "joint"
         engine_options: dict = {}
         _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
@@ -30,36 +31,119 @@ Example (a new framework adapter)::
 from __future__ import annotations
 
 import threading
-import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from semtoken_rag.config import FLAT, PARTS, SemTokenConfig
-from semtoken_rag.errors import ConfigError
-from semtoken_rag.knobs import knob_default, knob_doc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from semtoken_rag.config import (
+    FLAT,
+    Device,
+    EncoderModel,
+    ForceKeepPresets,
+    Ratio,
+    SemTokenConfig,
+    Share,
+    config_field,
+    describe_flat,
+)
+from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config_error, describe
+from semtoken_rag.errors import ConfigError, InvalidInputError
+from semtoken_rag.fingerprints import ChunkSource
+from semtoken_rag.protocols import FingerprintStoreProtocol
 from semtoken_rag.results import ChunkResult
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
 
+
+def _default(flat: str) -> Any:
+    return config_field(flat).default
+
+
+def _doc(flat: str) -> str | None:
+    return config_field(flat).description
+
+
+class AdapterFields(BaseModel):
+    """Base of the mirrored-field mixins: its constructor raises :class:`ConfigError` (one line
+    naming the field and the bad value) instead of pydantic's ``ValidationError``, like the
+    engine's config does, so a user catches one error type whatever the framework."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            cls = type(self)
+            raise config_error(exc, data, cls.describe_field, list(cls.model_fields)) from None
+
+    @classmethod
+    def describe_field(cls, name: str) -> str | None:
+        """What a valid value of field ``name`` is, in words (``None``: no such field)."""
+        # A mirrored knob is described by the config's declaration (its bounds included).
+        if name in MIRRORED:
+            return describe_flat(name)
+        info = cls.model_fields.get(name)
+        return None if info is None else describe(info)
+
+
+class EncoderFields(AdapterFields):
+    """The encoder knobs an adapter mirrors (all an ingestion component needs: the store key
+    depends on nothing else)."""
+
+    encoder_model: EncoderModel = Field(
+        default=_default("encoder_model"), description=_doc("encoder_model")
+    )
+    device: Device = Field(default=_default("device"), description=_doc("device"))
+
+
+class CompressionFields(EncoderFields):
+    """The engine knobs a compressing adapter mirrors one-to-one (same names, types, defaults
+    and descriptions as :class:`~semtoken_rag.SemTokenConfig`); every other knob goes through
+    the adapter's ``engine_options``."""
+
+    compression_ratio: Ratio = Field(
+        default=_default("compression_ratio"), description=_doc("compression_ratio")
+    )
+    min_ratio: Share = Field(default=_default("min_ratio"), description=_doc("min_ratio"))
+    max_ratio: Share = Field(default=_default("max_ratio"), description=_doc("max_ratio"))
+    max_tokens: Integer | None = Field(
+        default=_default("max_tokens"), description=_doc("max_tokens")
+    )
+    budget_tokens: Integer | None = Field(
+        default=_default("budget_tokens"), description=_doc("budget_tokens")
+    )
+    similarity_threshold: Number = Field(
+        default=_default("similarity_threshold"), description=_doc("similarity_threshold")
+    )
+    entropy_threshold: Number = Field(
+        default=_default("entropy_threshold"), description=_doc("entropy_threshold")
+    )
+    dedup_threshold: Number | None = Field(
+        default=_default("dedup_threshold"), description=_doc("dedup_threshold")
+    )
+    force_keep: Patterns = Field(default=_default("force_keep"), description=_doc("force_keep"))
+    force_keep_presets: ForceKeepPresets = Field(
+        default=_default("force_keep_presets"), description=_doc("force_keep_presets")
+    )
+    count_tokenizer: NonBlank | None = Field(
+        default=_default("count_tokenizer"), description=_doc("count_tokenizer")
+    )
+
+
 #: Engine config fields exposed one-to-one as first-class adapter fields (same names, defaults
 #: and documentation as the config); every other field goes through ``engine_options``.
-MIRRORED: tuple[str, ...] = (
-    "compression_ratio",
-    "budget_tokens",
-    "similarity_threshold",
-    "entropy_threshold",
-    "encoder_model",
-    "dedup_threshold",
-    "force_keep",
-    "force_keep_presets",
-    "count_tokenizer",
-    "device",
-)
+MIRRORED: tuple[str, ...] = tuple(CompressionFields.model_fields)
+
+#: The mirrored fields of an ingestion component (:class:`EncoderFields`).
+ENCODER_MIRRORED: tuple[str, ...] = tuple(EncoderFields.model_fields)
 
 #: Adapter spelling of ``budget_scope`` -> engine spelling.  The engine calls the input pieces
-#: chunks; LangChain users think in documents and LlamaIndex users in nodes, so all are accepted.
+#: chunks; LangChain users think in documents and LlamaIndex users in nodes: every adapter
+#: accepts every spelling (:data:`ScopeName`), so a setting moves between frameworks unchanged.
 SCOPES: dict[str, str] = {
     "joint": "joint",
     "per_chunk": "per_chunk",
@@ -68,28 +152,50 @@ SCOPES: dict[str, str] = {
 }
 
 
-def _locate(flat: str) -> tuple[type, str]:
-    part, field = FLAT[flat]
-    return PARTS[part], field
+#: The ``budget_scope`` values every adapter accepts.
+ScopeName = Literal["joint", "per_chunk", "per_document", "per_node"]
 
 
-def field_definitions(names: tuple[str, ...] = MIRRORED) -> dict[str, tuple[Any, Any]]:
-    """``{name: (type, pydantic.FieldInfo)}`` of mirrored fields, for ``pydantic.create_model``.
+def chunk_source(document: object, start: object) -> ChunkSource | None:
+    """A :class:`~semtoken_rag.fingerprints.ChunkSource` from a framework's metadata, or
+    ``None``: a name that is not a non-empty string, or a start that is not a non-negative int,
+    is ignored (a hint, never an error: the store verifies what it serves)."""
+    name = document if isinstance(document, str) and document else None
+    begin = start if isinstance(start, int) and not isinstance(start, bool) and start >= 0 else None
+    return None if name is None and begin is None else ChunkSource(name, begin)
 
-    Types, defaults and descriptions come from the config's knob declarations, so an adapter
-    field can never disagree with the engine's.
+
+def as_items(items: Any, kind: type, what: str) -> list[Any]:
+    """``items`` as a list of ``kind`` objects (a single object or a string is refused, never
+    iterated).
+
+    Raises:
+        InvalidInputError: naming ``what`` and the offending type.
     """
-    from pydantic import Field
-
-    out: dict[str, tuple[Any, Any]] = {}
-    for name in names:
-        part, field = _locate(name)
-        hint = typing.get_type_hints(part)[field]
-        out[name] = (
-            hint,
-            Field(default=knob_default(part, field), description=knob_doc(part, field)),
+    if isinstance(items, (str, bytes, kind, Mapping)) or not isinstance(items, Iterable):
+        raise InvalidInputError(
+            f"{what} must be a sequence of {kind.__name__} objects, got {type(items).__name__}"
         )
+    out = list(items)
+    for i, item in enumerate(out):
+        if not isinstance(item, kind):
+            raise InvalidInputError(f"{what}[{i}] is a {type(item).__name__}, not {kind.__name__}")
     return out
+
+
+def require_store(store: Any, store_dir: str | Path | None, component: str) -> None:
+    """An ingestion component needs a place to write (the default in-memory cache of a
+    compressor is gone when the process ends).
+
+    Raises:
+        ConfigError: neither ``store`` nor ``store_dir`` is given.
+    """
+    check_store(store, store_dir)
+    if store is None and store_dir is None:
+        raise ConfigError(
+            f"{component} needs store_dir= (or store=, a FingerprintStore) to write the "
+            "fingerprints to; the compressor must read the same store"
+        )
 
 
 def config_from_fields(
@@ -135,8 +241,9 @@ def fields_from_config(
     spelling, and ``engine_options`` holding every other field that is not at its default.
     """
     options = {k: v for k, v in config.diff().items() if k not in names and k != "budget_scope"}
-    fields: dict[str, Any] = {name: getattr(config, name) for name in names}
-    fields["budget_scope"] = "joint" if config.budget_scope == "joint" else per_scope
+    flat = config.to_dict()
+    fields: dict[str, Any] = {name: flat[name] for name in names}
+    fields["budget_scope"] = "joint" if config.budget.budget_scope == "joint" else per_scope
     fields["engine_options"] = options
     return fields
 
@@ -149,12 +256,17 @@ def encoder_options(config: SemTokenConfig) -> dict[str, Any]:
 
 
 def check_store(store: Any, store_dir: str | Path | None) -> None:
-    """Reject a store without the protocol, or a store and a directory given together."""
+    """Reject a store without the protocol, or a store and a directory given together.
+
+    The methods required are those :class:`~semtoken_rag.protocols.FingerprintStoreProtocol`
+    declares, read from it, so this check follows the protocol.
+    """
     if store is not None and store_dir is not None:
         raise ConfigError("give either store= or store_dir=, not both")
-    if store is not None and not (hasattr(store, "get_many") and hasattr(store, "put_many")):
+    methods = [n for n in vars(FingerprintStoreProtocol) if not n.startswith("_")]
+    if store is not None and not all(callable(getattr(store, n, None)) for n in methods):
         raise ConfigError(
-            f"store must implement get_many/put_many (FingerprintStore protocol), "
+            f"store must implement {'/'.join(methods)} (FingerprintStoreProtocol), "
             f"got {type(store).__name__}"
         )
 

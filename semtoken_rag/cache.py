@@ -1,61 +1,65 @@
-"""In-process fingerprint cache: the default store of a plain ``Compressor``.
+"""In-process caches: the default fingerprint store of a plain ``Compressor``, and memos.
 
-A bounded LRU keyed by content hash; thread-safe.  The persistent, FAISS-backed store
-(:mod:`semtoken_rag.store`) implements the same two methods.
+Both are ``cachetools.LRUCache`` objects behind a lock (cachetools caches are not thread-safe
+on their own).  The fingerprint cache is bounded in *bytes* (``cache_bytes`` of the config),
+so a long-running process holds at most that much fingerprint memory.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Generic, TypeVar
 
-from semtoken_rag.fingerprints import ChunkFingerprints
+from cachetools import LRUCache
+
+from semtoken_rag.config import EncoderConfig
+from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, fingerprint_key
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+#: Default bound of the in-memory fingerprint cache (the config's one declaration of it).
+DEFAULT_CACHE_BYTES: int = EncoderConfig.model_fields["cache_bytes"].default
 
 
 class LRUMemo(Generic[K, V]):
     """Thread-safe memo of at most ``max_size`` entries, least recently used evicted first.
 
     The engine memoises per-text and per-question results (segmentation, query embeddings)
-    that are pure functions of their key; one small class instead of one hand-rolled
-    ``OrderedDict`` per use.
+    that are pure functions of their key.
     """
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._data: OrderedDict[K, V] = OrderedDict()
+        self._data: LRUCache[K, V] = LRUCache(maxsize=max_size)
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
         with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
+            return self._data.get(key)
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
             self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_size:
-                self._data.popitem(last=False)
 
 
 class MemoryFingerprintCache:
-    """LRU of :class:`ChunkFingerprints` bounded by bytes.
+    """Fingerprints of chunk texts this process encoded, by exact text, bounded in bytes.
+
+    Implements the engine's store protocol (``lookup`` / ``put``) for a ``Compressor`` without
+    a :class:`~semtoken_rag.store.FingerprintStore`: a chunk is encoded once per process.  Only
+    an identical text hits (no document slicing; sources are ignored).
 
     Args:
-        max_bytes: Evict least recently used entries beyond this many bytes of vectors.
+        max_bytes: Evict least recently used fingerprints beyond this many bytes.
     """
 
-    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._data: OrderedDict[str, ChunkFingerprints] = OrderedDict()
-        self._bytes = 0
+        self._data: LRUCache[str, ChunkFingerprints] = LRUCache(
+            maxsize=max_bytes, getsizeof=lambda fp: max(1, fp.nbytes)
+        )
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -65,29 +69,29 @@ class MemoryFingerprintCache:
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        """Bytes of fingerprints held."""
+        return int(self._data.currsize)
 
-    def get_many(self, keys: Sequence[str]) -> list[ChunkFingerprints | None]:
-        out: list[ChunkFingerprints | None] = []
+    def lookup(
+        self,
+        texts: Sequence[str],
+        encoder_id: str,
+        sources: Sequence[ChunkSource | None] | None = None,
+    ) -> list[ChunkFingerprints | None]:
+        """Fingerprints of each text encoded before by this process with ``encoder_id``."""
+        keys = [fingerprint_key(t, encoder_id) for t in texts]
         with self._lock:
-            for key in keys:
-                fp = self._data.get(key)
-                if fp is None:
-                    self.misses += 1
-                else:
-                    self.hits += 1
-                    self._data.move_to_end(key)
-                out.append(fp)
+            out = [self._data.get(k) for k in keys]
+        n_hit = sum(fp is not None for fp in out)
+        self.hits += n_hit
+        self.misses += len(out) - n_hit
         return out
 
-    def put_many(self, items: Sequence[tuple[str, ChunkFingerprints]]) -> None:
+    def put(
+        self, texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
+    ) -> None:
+        """Remember fingerprints (one larger than the whole cache is not kept)."""
         with self._lock:
-            for key, fp in items:
-                old = self._data.pop(key, None)
-                if old is not None:
-                    self._bytes -= old.nbytes
-                self._data[key] = fp
-                self._bytes += fp.nbytes
-            while self._bytes > self.max_bytes and len(self._data) > 1:
-                _, evicted = self._data.popitem(last=False)
-                self._bytes -= evicted.nbytes
+            for text, fp in zip(texts, fingerprints, strict=True):
+                if fp.nbytes <= self.max_bytes:
+                    self._data[fingerprint_key(text, encoder_id)] = fp

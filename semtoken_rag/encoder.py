@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from semtoken_rag.core.segment import find_words
 from semtoken_rag.encoder_models import load_by_name, load_loaded, weights_digest
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.fingerprints import ChunkFingerprints
+
+if TYPE_CHECKING:
+    from semtoken_rag.config import SemTokenConfig
 
 logger = logging.getLogger(__name__)
 
@@ -131,16 +134,17 @@ class TransformerEncoder:
         )
 
     @classmethod
-    def from_config(cls, config: Any) -> TransformerEncoder:
-        """Build from a :class:`~semtoken_rag.config.SemTokenConfig`."""
+    def from_config(cls, config: SemTokenConfig) -> TransformerEncoder:
+        """Build from a :class:`~semtoken_rag.config.SemTokenConfig` (its encoder part)."""
+        enc = config.encoder
         return cls(
-            config.encoder_model,
-            window_tokens=config.window_tokens,
-            overlap=config.effective_overlap,
-            batch_size=config.batch_size,
-            device=config.device,
-            dtype=config.encoder_dtype,
-            progress=config.progress,
+            enc.model,
+            window_tokens=enc.window_tokens,
+            overlap=enc.effective_overlap,
+            batch_size=enc.batch_size,
+            device=enc.device,
+            dtype=enc.dtype,
+            progress=enc.progress,
         )
 
     # -- chunks ---------------------------------------------------------------------------

@@ -78,8 +78,8 @@ def load_by_name(name: str, device: str, dtype: str) -> LoadedEncoder:
     dev = _pick_device(device)
     torch_dtype = _pick_dtype(dtype, dev)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path, dtype=torch_dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path, **models.local_only(path))
+        model = AutoModel.from_pretrained(path, dtype=torch_dtype, **models.local_only(path))
     except (OSError, ValueError) as exc:
         raise models.missing_model_error(name, exc) from exc
     model.to(dev).eval()
@@ -103,7 +103,7 @@ def _from_hf_model(obj: Any) -> tuple[Any, Any, str] | None:
     name = _name_of(obj)
     path, _ = models.resolve_encoder(name)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path, **models.local_only(path))
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"cannot find the tokenizer of the given {type(obj).__name__} ({name!r}): {exc}; "

@@ -45,11 +45,30 @@ class ChunkFingerprints:
         return int(self.vectors.nbytes + self.word_spans.nbytes)
 
 
+@dataclass(frozen=True)
+class ChunkSource:
+    """Where a retrieved chunk came from, as its framework reports it: a hint for the store.
+
+    A fingerprint store finds a chunk inside the documents it holds by the chunk's content
+    alone; a source narrows the search (and picks, among verified copies, the one at
+    ``start``).  A wrong hint costs only time: every served word is verified.
+
+    Attributes:
+        document: The source document's name as ingested: LangChain ``metadata["source"]``
+            (or the ``Document.id`` given at ingestion), LlamaIndex ``ref_doc_id``, a file path.
+        start: Character offset of the chunk in that document (LangChain ``start_index`` from
+            ``add_start_index=True``, LlamaIndex ``start_char_idx``).
+    """
+
+    document: str | None = None
+    start: int | None = None
+
+
 def fingerprint_key(text: str, encoder_cache_id: str) -> str:
-    """Content key of a chunk's fingerprints: sha256 of text, encoder id+settings, format version.
+    """Content key of a text's fingerprints: sha256 of text, encoder id+settings, format version.
 
     Args:
-        text: The chunk text, exactly as compressed.
+        text: The text (a document, or a chunk ingested as one), exactly as encoded.
         encoder_cache_id: :attr:`FingerprintEncoder.cache_id` (model id and window settings).
 
     Returns:

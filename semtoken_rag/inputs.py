@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.fingerprints import ChunkSource
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -60,14 +61,21 @@ def check_query(query: Any) -> str | None:
     return query if query.strip() else None
 
 
-def check_budget(ratio: Any, budget: Any) -> tuple[float | None, int | None]:
+def check_budget(ratio: Any, budget: Any) -> tuple[float | str | None, int | None]:
     """Validate a per-call ratio and budget; numpy scalars are accepted and made plain.
 
     A budget larger than the context is valid (everything fits); it is clamped where used.
 
     Returns:
-        ``(ratio, budget)`` as ``float`` / ``int`` (or ``None``).
+        ``(ratio, budget)`` as ``float`` (or ``"auto"``) / ``int`` (or ``None``).
     """
+    if isinstance(ratio, str) and ratio == "auto":
+        if budget is not None:
+            raise InvalidInputError(
+                "ratio='auto' chooses the budget itself; it cannot be combined with "
+                f"budget={budget!r}"
+            )
+        return ratio, None
     if ratio is not None:
         if (
             isinstance(ratio, bool)
@@ -75,10 +83,77 @@ def check_budget(ratio: Any, budget: Any) -> tuple[float | None, int | None]:
             or math.isnan(float(ratio))
             or not 0.0 < float(ratio) <= 1.0
         ):
-            raise InvalidInputError(f"ratio must be a number in (0, 1], got {ratio!r}")
+            raise InvalidInputError(f"ratio must be a number in (0, 1] or 'auto', got {ratio!r}")
         ratio = float(ratio)
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget <= 0:
             raise InvalidInputError(f"budget must be a positive int of tokens, got {budget!r}")
         budget = int(budget)
     return ratio, budget
+
+
+#: A request of :meth:`Compressor.compress_many`: ``(chunks, query)`` or
+#: ``(chunks, query, sources)``.
+Request = tuple[Any, ...]
+
+
+def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | None:
+    """Validate per-chunk sources: ``None``, or one :class:`ChunkSource` (or ``None``) per chunk.
+
+    Raises:
+        InvalidInputError: not a sequence of that length, or an item of another type.
+    """
+    if sources is None:
+        return None
+    if isinstance(sources, (str, bytes, ChunkSource, Mapping)) or not isinstance(sources, Sequence):
+        raise InvalidInputError(
+            "sources must be a sequence of ChunkSource (one per chunk), got "
+            f"{type(sources).__name__}"
+        )
+    if len(sources) != n_chunks:
+        raise InvalidInputError(f"{len(sources)} sources for {n_chunks} chunks")
+    for i, s in enumerate(sources):
+        if s is not None and not isinstance(s, ChunkSource):
+            raise InvalidInputError(f"source {i} is a {type(s).__name__}, not a ChunkSource")
+    return list(sources)
+
+
+def check_requests(
+    requests: Any,
+) -> list[tuple[list[str], str | None, list[ChunkSource | None] | None]]:
+    """Validate :meth:`Compressor.compress_many` requests (strings are never iterated)."""
+    if isinstance(requests, (str, bytes, Mapping)) or not isinstance(requests, Sequence):
+        raise InvalidInputError(
+            f"requests must be a sequence of (chunks, query) pairs, got {type(requests).__name__}"
+        )
+    out = []
+    for i, req in enumerate(requests):
+        if not isinstance(req, (tuple, list)) or len(req) not in (2, 3):
+            raise InvalidInputError(
+                f"request {i} must be a (chunks, query) pair or (chunks, query, sources) triple"
+            )
+        chunks = check_chunks(req[0])
+        sources = check_sources(req[2] if len(req) == 3 else None, len(chunks))
+        out.append((chunks, check_query(req[1]), sources))
+    return out
+
+
+def check_scores(scores: Any, n_units: int) -> Any:
+    """External unit scores as a ``(n_units,) float64`` array of finite numbers.
+
+    Raises:
+        InvalidInputError: not numbers, another length, or a NaN/infinity.
+    """
+    import numpy as np
+
+    try:
+        ext = np.asarray(scores, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"scores must be {n_units} finite numbers (one per unit), got {type(scores).__name__}"
+        ) from None
+    if len(ext) != n_units or not np.isfinite(ext).all():
+        raise InvalidInputError(
+            f"scores must be {n_units} finite numbers (one per unit), got {len(ext)}"
+        )
+    return ext

@@ -68,8 +68,8 @@ def packaged_reader_gguf() -> Path | None:
 def resolve_encoder(model: str) -> tuple[str, str]:
     """Where to load an encoder from, and the id to put in cache keys.
 
-    The default id and its hub aliases resolve to the packaged files (and switch the hub to
-    offline mode, so nothing tries the network).
+    The default id and its hub aliases resolve to the packaged files; loading a local path with
+    :func:`local_only` never tries the network (nothing process-wide is switched).
 
     Args:
         model: An id, an alias of the default, or a local path.
@@ -84,7 +84,6 @@ def resolve_encoder(model: str) -> tuple[str, str]:
     if model in ENCODER_ALIASES:
         local = packaged_encoder_dir()
         if local is not None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             return str(local), ENCODER_CANONICAL_ID
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise ModelNotFoundError(
@@ -96,6 +95,24 @@ def resolve_encoder(model: str) -> tuple[str, str]:
     if path.exists():
         return str(path.resolve()), str(path.resolve())
     return model, model
+
+
+def is_local(path: str) -> bool:
+    """Whether ``path`` names something on this disk (else it is a hub id)."""
+    return Path(path).expanduser().exists()
+
+
+def local_only(path: str) -> dict[str, bool]:
+    """``from_pretrained`` keyword arguments that keep a load of a local folder off the network.
+
+    Why per call: setting ``HF_HUB_OFFLINE`` would switch the whole process, and every child
+    process it starts, to offline mode; ``local_files_only=True`` does the same for this one
+    load.  Hub ids get nothing, so they download (or not) as the user's environment says.
+
+    Args:
+        path: What is about to be passed to ``from_pretrained``.
+    """
+    return {"local_files_only": True} if is_local(path) else {}
 
 
 def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from semtoken_rag.core.pipeline import ContextArrays, CorePlan
+from semtoken_rag.core.arrays import ContextArrays, CorePlan
+from semtoken_rag.explain import explain_plan
 from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.results import Explanation
 
@@ -91,6 +92,11 @@ class PreparedContext:
         by_text = {c.text: c for c in self.chunks}
         return PreparedContext(tuple(by_text[t] for t in texts))
 
+    def unit_char_spans(self) -> np.ndarray:
+        """``(U, 2) int64`` character span of every unit in its chunk, chunks in order."""
+        spans = [c.unit_char_spans() for c in self.chunks]
+        return np.concatenate(spans) if spans else np.zeros((0, 2), np.int64)
+
     def unit_texts(self) -> list[str]:
         """Verbatim text of every unit, chunks in order (what an external scorer ranks)."""
         out: list[str] = []
@@ -164,6 +170,4 @@ class Plan:
 
     def explain(self) -> Explanation:
         """Per-unit scores and decisions (for heatmaps, debugging and the harness)."""
-        from semtoken_rag.explain import explain_plan
-
-        return explain_plan(self.core, self.arrays, self.context.chunks)
+        return explain_plan(self.core, self.arrays, self.context.unit_char_spans())

@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 
 
 class FingerprintEncoder(Protocol):
@@ -28,11 +28,19 @@ class FingerprintEncoder(Protocol):
 
 
 class FingerprintStoreProtocol(Protocol):
-    """What the engine needs from a fingerprint store."""
+    """What the engine needs from a fingerprint store: fingerprints of chunk texts (``None``
+    where unknown), and a place for the ones it had to encode."""
 
-    def get_many(self, keys: Sequence[str]) -> list[ChunkFingerprints | None]: ...
+    def lookup(
+        self,
+        texts: Sequence[str],
+        encoder_id: str,
+        sources: Sequence[ChunkSource | None] | None = None,
+    ) -> list[ChunkFingerprints | None]: ...
 
-    def put_many(self, items: Sequence[tuple[str, ChunkFingerprints]]) -> None: ...
+    def put(
+        self, texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
+    ) -> None: ...
 
 
 class Counter(Protocol):

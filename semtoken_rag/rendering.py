@@ -64,6 +64,7 @@ def render_plan(plan: Plan, separator: str) -> CompressionResult:
         budget_tokens=int(plan.budgets.sum()),
         query=plan.query,
         dedup_saved_tokens=core.dedup_skipped_tokens,
+        budget_choice=core.budget_choice,
         timings=StageTimings(
             segment_ms=plan.stage_ms.get("assemble", 0.0),
             core_ms=core_ms,

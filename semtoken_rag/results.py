@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semtoken_rag.core.adaptive import BudgetChoice
+
 
 @dataclass(frozen=True)
 class StageTimings:
@@ -74,6 +76,8 @@ class CompressionResult:
         dedup_saved_tokens: Tokens not kept because they near-duplicated a kept unit.
         encoder_calls: Chunks that needed an encoder pass (0 when every chunk hit the store).
         timings: Per-stage wall time.
+        budget_choice: How ``compression_ratio="auto"`` chose ``budget_tokens`` (``None`` for
+            a fixed budget).
     """
 
     chunks: tuple[ChunkResult, ...]
@@ -82,6 +86,7 @@ class CompressionResult:
     dedup_saved_tokens: int = 0
     encoder_calls: int = 0
     timings: StageTimings = field(default_factory=StageTimings)
+    budget_choice: BudgetChoice | None = None
 
     @property
     def original_tokens(self) -> int:
@@ -137,6 +142,7 @@ class Explanation:
         unit_score: ``(U,) float32`` combined score.
         unit_kept: ``(U,) bool`` kept in full or in part.
         unit_coarse: ``(U,) bool`` the unit's span was collapsed (coarse granularity).
+        budget_choice: How ``compression_ratio="auto"`` chose the budget (``None``: fixed).
     """
 
     unit_chunk: np.ndarray
@@ -147,3 +153,4 @@ class Explanation:
     unit_score: np.ndarray
     unit_kept: np.ndarray
     unit_coarse: np.ndarray
+    budget_choice: BudgetChoice | None = None

@@ -162,7 +162,7 @@ def load_counter(name: str) -> TokenCounter:
 
     path, canonical = models.resolve_encoder(name)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path, **models.local_only(path))
     except (OSError, ValueError) as exc:
         raise models.missing_model_error(name, exc) from exc
     return TokenCounter(tok, name=canonical)

@@ -95,7 +95,7 @@ def test_output_is_verbatim_subsequence(chunks: list[str], query: str | None, ra
         res = comp.compress(chunks, query, ratio=ratio)
         assert len(res.chunks) == len(chunks)
         for original, cr in zip(chunks, res.chunks, strict=False):
-            check_subsequence(original, cr.text, cr.offsets, comp.config.separator)
+            check_subsequence(original, cr.text, cr.offsets, comp.config.budget.separator)
             assert cr.original_tokens == len(find_words(original))
 
 
@@ -162,9 +162,9 @@ def test_deterministic(chunks: list[str], query: str | None, ratio: float) -> No
 def test_force_keep_matches_survive(chunks: list[str], ratio: float) -> None:
     comp = make(force_keep=(r"\bKrag\b",), force_keep_presets=("numbers",))
     res = comp.compress(chunks, "the cat", ratio=ratio)
-    rules = compile_rules(comp.config.force_keep, comp.config.force_keep_presets)
+    rules = compile_rules(comp.config.budget.force_keep, comp.config.budget.force_keep_presets)
     for original, cr in zip(chunks, res.chunks, strict=False):
-        check_subsequence(original, cr.text, cr.offsets, comp.config.separator)
+        check_subsequence(original, cr.text, cr.offsets, comp.config.budget.separator)
         for a, b in match_spans(original, rules).tolist():
             assert any(s <= a and b <= e for s, e in cr.offsets), original[a:b]
     assert res.kept_tokens <= res.budget_tokens + res.overshoot_tokens

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semtoken_rag.core.budget import select_units
+from semtoken_rag.core.budget import UnitRules, select_units
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.forcekeep import (
     compile_rules,
@@ -474,7 +474,7 @@ class TestBudget:
             np.array([0.9, 0.1, 0.5]),
             np.array([3, 10, 2]),
             4,
-            forced=np.array([False, True, False]),
+            UnitRules(forced=np.array([False, True, False])),
         )
         assert sel.kept.tolist() == [False, True, False]
         assert sel.forced_tokens == 10 and sel.used_tokens == 10
@@ -483,7 +483,10 @@ class TestBudget:
         # Units 0 and 1 are near-duplicates: keeping 0 (higher score) skips 1.
         indptr, indices = np.array([0, 1, 2, 2]), np.array([1, 0])
         sel = select_units(
-            np.array([0.9, 0.8, 0.1]), np.array([2, 2, 2]), 10, duplicates=(indptr, indices)
+            np.array([0.9, 0.8, 0.1]),
+            np.array([2, 2, 2]),
+            10,
+            UnitRules(duplicates=(indptr, indices)),
         )
         assert sel.kept.tolist() == [True, False, True]
         assert sel.dedup_skipped_tokens == 2 and sel.used_tokens == 4
@@ -494,14 +497,16 @@ class TestBudget:
             np.array([0.9, 0.1]),
             np.array([2, 2]),
             10,
-            forced=np.array([False, True]),
-            duplicates=(indptr, indices),
+            UnitRules(forced=np.array([False, True]), duplicates=(indptr, indices)),
         )
         assert sel.kept.tolist() == [False, True]
 
     def test_candidates(self) -> None:
         sel = select_units(
-            np.array([0.9, 0.8]), np.array([1, 1]), 10, candidates=np.array([False, True])
+            np.array([0.9, 0.8]),
+            np.array([1, 1]),
+            10,
+            UnitRules(candidates=np.array([False, True])),
         )
         assert sel.kept.tolist() == [False, True]
 
@@ -510,29 +515,29 @@ class TestBudget:
         wc[0], wc[1] = np.array([1, 1]), np.array([2, 1, 3, 4])
         # Unit 1 (10 tokens) is best but does not fit in 6: its leading words 2+1+3 do.
         sel = select_units(
-            np.array([0.1, 0.9]), np.array([2, 10]), 6, word_costs=wc, min_fill_tokens=1
+            np.array([0.1, 0.9]), np.array([2, 10]), 6, UnitRules(word_costs=wc, min_fill_tokens=1)
         )
         assert sel.kept.tolist() == [False, False]
         assert (sel.partial_unit, sel.partial_words, sel.used_tokens) == (1, 3, 6)
         # A leftover below min_fill_tokens is not spent.
         sel = select_units(
-            np.array([0.1, 0.9]), np.array([2, 10]), 6, word_costs=wc, min_fill_tokens=7
+            np.array([0.1, 0.9]), np.array([2, 10]), 6, UnitRules(word_costs=wc, min_fill_tokens=7)
         )
         assert sel.partial_unit == -1 and sel.used_tokens == 0
 
     def test_separator_costs_charged(self) -> None:
         # Three units of 2 tokens, separator 1 token; best are 0 and 2 (not adjacent).
         scores, costs = np.array([0.9, 0.1, 0.8]), np.array([2, 2, 2])
-        sel = select_units(scores, costs, 4, sep_cost=1)
+        sel = select_units(scores, costs, 4, UnitRules(sep_cost=1))
         assert sel.kept.tolist() == [True, False, False] and sel.used_tokens == 2
-        sel = select_units(scores, costs, 5, sep_cost=1)
+        sel = select_units(scores, costs, 5, UnitRules(sep_cost=1))
         assert sel.kept.tolist() == [True, False, True] and sel.used_tokens == 5
         # Filling the gap removes the separator: 6 tokens, no separator.
         # Unit 1 bridges the gap: 2 tokens in, one separator out, 6 in all.
-        sel = select_units(scores, costs, 6, sep_cost=1)
+        sel = select_units(scores, costs, 6, UnitRules(sep_cost=1))
         assert sel.kept.tolist() == [True, True, True] and sel.used_tokens == 6
         # Different chunks render separately: no separator between them.
-        sel = select_units(scores, costs, 4, sep_cost=1, unit_chunk=np.array([0, 1, 1]))
+        sel = select_units(scores, costs, 4, UnitRules(sep_cost=1, unit_chunk=np.array([0, 1, 1])))
         assert sel.kept.tolist() == [True, False, True] and sel.used_tokens == 4
 
     def test_empty(self) -> None:

@@ -125,7 +125,7 @@ def test_entropy_mode_without_a_query_scores_by_entropy_under_the_zero_default()
         f"Sentence {i} mentions items {' '.join(map(str, range(i + 1)))}." for i in range(12)
     )
     cfg = SemTokenConfig(no_query_mode="entropy", objective="relevance")
-    assert cfg.entropy_weight == 0.0
+    assert cfg.selection.entropy_weight == 0.0
     comp = Compressor(cfg, encoder=FakeEncoder(), counter=WhitespaceCounter())
     plan = comp.plan(comp.prepare([text]), None, ratio=0.5)
     ex = plan.explain()

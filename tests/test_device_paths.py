@@ -104,7 +104,8 @@ def test_fastest_backend_is_measured_and_runs(tiny_lm):
 
 
 def test_attention_and_device_resolution():
-    from semtoken_lab.reader.attention import resolve_attention, resolve_device
+    from semtoken_lab.reader.attention import resolve_attention
+    from semtoken_lab.reader.placement import resolve_device
 
     auto = resolve_attention("auto", "cpu")
     assert (auto.label, auto.backend, auto.tune) == ("sdpa", None, False)

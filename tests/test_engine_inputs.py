@@ -55,8 +55,11 @@ def test_bad_chunks_are_typed_errors(comp: Compressor, chunks: object, fragment:
         comp.compress(chunks)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError):
         comp.compress_many([(chunks, None)])  # type: ignore[list-item]
-    with pytest.raises(InvalidInputError):
-        comp.precompute(chunks)  # type: ignore[arg-type]
+    from semtoken_rag.store import FingerprintStore
+
+    with FingerprintStore() as store, pytest.raises(InvalidInputError):
+        ingesting = Compressor(comp.config, encoder=comp.encoder, store=store, counter=comp.counter)
+        ingesting.ingest(chunks)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\n\t  \r\n", "\u00a0\u2003"])
@@ -320,6 +323,23 @@ def test_query_vectors_memoised_and_bounded() -> None:
     assert qv.get(enc, ["?!"])["?!"].shape == (1, enc.dim)  # no content word: all words
     pooled = QueryVectors("pooled").get(enc, ["who wrote it"])["who wrote it"]
     assert pooled.shape == (enc.dim,)
+
+
+def test_explain_returns_what_compress_returns_with_its_costs() -> None:
+    """``explain`` is ``compress`` plus the scores: same kept text, and the encoder pass and
+    token counting it paid for are in its result (they were dropped once)."""
+    text = "Alpha beta gamma. Delta epsilon zeta. Eta theta iota. Kappa lambda mu."
+    enc = FakeEncoder()
+    res, why = Compressor(SemTokenConfig(), encoder=enc, counter=WhitespaceCounter()).explain(
+        text, "delta", ratio=0.5
+    )
+    ref = Compressor(SemTokenConfig(), encoder=FakeEncoder(), counter=WhitespaceCounter())
+    want = ref.compress(text, "delta", ratio=0.5)
+    assert res.chunks == want.chunks and res.budget_tokens == want.budget_tokens
+    assert res.encoder_calls == want.encoder_calls == 1
+    assert why.unit_kept.sum() == want.chunks[0].n_units_kept
+    with pytest.raises(InvalidInputError):
+        Compressor(SemTokenConfig(), encoder=enc, counter=WhitespaceCounter()).explain([3], None)
 
 
 def test_compress_with_only_punctuation_query_is_safe() -> None:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from semtoken_lab.eval.data import Example, load_examples
 from semtoken_lab.eval.methods import METHODS, MethodEnv
@@ -158,3 +159,52 @@ def test_report_only_on_a_folder_without_records(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidInputError, match=r"no examples\.jsonl"):
         report_only(tmp_path / "missing")
+
+
+def test_semtoken_docs_serves_every_rag_chunk_sliced_from_its_document(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """``semtoken-docs`` ingests the run's documents (contexts after --max-context-tokens) whole
+    before the first example; every retrieved chunk is then served from them, never encoded."""
+    from semtoken_lab.eval.methods import SemTokenMethod
+    from semtoken_lab.eval.runner import _truncate_middle
+
+    from semtoken_rag.fingerprints import fingerprint_key
+
+    exs = load_examples([shared_data / "hotpotqa_dev_sample" / "dev.jsonl"], limit=3)
+    cfg = _cfg(
+        tmp_path / "docs",
+        mode="rag",
+        top_k=3,
+        max_context_tokens=600,
+        methods=("semtoken", "semtoken-docs"),
+    )
+    runner = Runner(cfg, reader=_StandInReader(), env=MethodEnv())
+    res = runner.run(exs)
+    assert res.new_records == 3 * 2
+
+    tok = runner.env.tokenizer()
+    prepared = [_truncate_middle(tok, ex.context, 600) for ex in exs]
+    assert runner.env.documents == tuple(dict.fromkeys(prepared))
+    assert any(p != ex.context for p, ex in zip(prepared, exs))  # the truncation applied
+
+    method = runner.method("semtoken-docs")
+    assert isinstance(method, SemTokenMethod)
+    assert method.calls == 3
+    assert method.encoder_calls == 0  # every chunk served from the document store
+    store = method.comp.store
+    assert len(store) == len(runner.env.documents)  # nothing stored at query time
+
+    chunks = runner.contexts(exs)[0]
+    encoder_id = method.comp.encoder.cache_id
+    assert not store.contains([fingerprint_key(c, encoder_id) for c in chunks])  # no chunk alone
+    sliced = store.lookup(chunks, encoder_id)
+    assert all(fp is not None for fp in sliced)
+    alone = method.comp.encoder.encode_texts(chunks)
+    for fp, own in zip(sliced, alone):
+        assert fp is not None and fp.n_words == own.n_words
+    # Context across the chunk's edges changes the fingerprints: that is what is measured.
+    assert any(
+        fp is not None and not np.allclose(fp.vectors, own.vectors, atol=1e-4)
+        for fp, own in zip(sliced, alone)
+    )

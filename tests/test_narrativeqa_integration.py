@@ -24,7 +24,7 @@ def test_ratio_half_tracks_target_on_every_example(
     real_compressor: Compressor, narrativeqa: list[dict]
 ) -> None:
     assert len(narrativeqa) == 50
-    sep = real_compressor.config.separator
+    sep = real_compressor.config.budget.separator
     ratios = []
     # One batched call: every question is encoded in one pass (the contexts are cached).
     results = real_compressor.compress_many(
@@ -55,7 +55,7 @@ def test_force_keep_matches_survive(real_compressor: Compressor, narrativeqa: li
         for ex, res in zip(narrativeqa, results, strict=False):
             ctx = ex["context"]
             c = res.chunks[0]
-            assert_verbatim_in_order(ctx, c, cfg.separator)
+            assert_verbatim_in_order(ctx, c, cfg.budget.separator)
             for m in rule.finditer(ctx):
                 n_matches += 1
                 assert any(s <= m.start() and m.end() <= e for s, e in c.offsets), m.group(0)
@@ -90,5 +90,5 @@ def test_multi_chunk_context_keeps_order(
     res = real_compressor.compress(chunks, ex["question"], ratio=0.5)
     assert len(res.chunks) == len(chunks)
     for original, c in zip(chunks, res.chunks, strict=False):
-        assert_verbatim_in_order(original, c, real_compressor.config.separator)
+        assert_verbatim_in_order(original, c, real_compressor.config.budget.separator)
     assert res.kept_tokens <= res.budget_tokens

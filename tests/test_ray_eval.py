@@ -2,7 +2,8 @@
 
 Real reader (SmolLM2, fp32), real MiniLM, a real local Ray with 2 actors; the four NarrativeQA
 questions with the shortest contexts (one per document), methods none / closed-book /
-embed-filter / semtoken, no generation.
+embed-filter / semtoken / semtoken-docs (the run's documents shipped to the actors), no
+generation.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tests.ray_helpers import start_local_ray
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-METHODS = ("none", "closed-book", "embed-filter", "semtoken")
+METHODS = ("none", "closed-book", "embed-filter", "semtoken", "semtoken-docs")
 #: Summary figures that are timings (they differ between any two runs).
 TIMINGS = {"compress_ms_per_1k", "prefill_ms", "ttft_ms", "decode_ms_per_token", "kv_bytes"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import string
 import warnings
@@ -159,7 +160,8 @@ def test_flash_attention_falls_back_with_warning(reader):
 
 def test_flash_attention_strict_raises():
     from semtoken_lab.reader import LocalReader
-    from semtoken_lab.reader.attention import flash_attn_available, resolve_device
+    from semtoken_lab.reader.attention import flash_attn_available
+    from semtoken_lab.reader.placement import resolve_device
 
     if resolve_device("auto").startswith("cuda"):
         pytest.skip("on CUDA flash_attention_2 runs SDPA's flash kernel (tests/test_gpu.py)")
@@ -207,8 +209,11 @@ def test_langchain_chain_uses_reader(reader, narrativeqa):
         [("human", "Text:\n{context}\n\nQuestion: {question}\nAnswer with a short phrase.")]
     )
     chain = prompt | reader.as_langchain_llm(max_new_tokens=12) | StrOutputParser()
-    out = chain.invoke({"context": ex["context"], "question": ex["question"]})
+    inputs = {"context": ex["context"], "question": ex["question"]}
+    out = chain.invoke(inputs)
     assert isinstance(out, str) and out.strip()
+    # Async through the same local model (upstream ChatHuggingFace refuses it): same answer.
+    assert asyncio.run(chain.ainvoke(inputs)) == out
 
 
 def test_llama_index_query_engine_uses_reader(reader, narrativeqa):

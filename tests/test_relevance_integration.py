@@ -39,7 +39,7 @@ def _recall(comp: Compressor, rows: list[dict], ratio: float) -> tuple[int, int]
 def test_late_interaction_keeps_more_hotpot_answers_than_pooled(
     real_compressor: Compressor, hotpot: list[dict]
 ) -> None:
-    assert real_compressor.config.relevance == "late_interaction"
+    assert real_compressor.config.selection.relevance == "late_interaction"
     pooled = real_variant(real_compressor, relevance="pooled")
     li_hit, total = _recall(real_compressor, hotpot, 0.5)
     po_hit, total2 = _recall(pooled, hotpot, 0.5)

@@ -1,175 +1,161 @@
-"""Codec registry, compact spans, deterministic training, migration through the CLI."""
+"""Codec registry, every codec through a store, deterministic and seeded training."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from semtoken_rag.errors import StoreError
-from semtoken_rag.store import CODECS, DEFAULT_CODEC, FingerprintStore, get_codec, migrate
-from semtoken_rag.store.codecs import Codebook, CodecSpec, build_codec, train, training_rows
-from semtoken_rag.store.spans import decode_spans, encode_spans
-from semtoken_rag.store.store import DB_NAME
+from semtoken_rag.store import CODECS, DEFAULT_CODEC, CodecSpec, FingerprintStore, get_codec
+from semtoken_rag.store.codebooks import Codebook, DamagedCodebook, runtime_codec
+from semtoken_rag.store.codecs import train, training_sample
 from tests.fakes import FakeEncoder
-from tests.store_helpers import ROOT, SMALL_PQ, close_enough, items, texts, write_v1_store
-
-
-# -- spans ------------------------------------------------------------------------------------
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)), max_size=60))
-def test_spans_roundtrip_any_offsets(pairs):
-    spans = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-    assert np.array_equal(decode_spans(encode_spans(spans), len(spans)), spans)
-
-
-def test_spans_of_real_words_take_about_two_bytes_per_word():
-    from semtoken_rag.core.segment import find_words
-
-    text = " ".join(texts(40))
-    spans = find_words(text)
-    data = encode_spans(spans)
-    assert len(data) == 1 + 2 * len(spans)  # uint8 deltas
-    assert np.array_equal(decode_spans(data, len(spans)), spans)
-    with pytest.raises(ValueError):
-        decode_spans(data[:-1], len(spans))
-    with pytest.raises(ValueError):
-        decode_spans(bytes([9]) + data[1:], len(spans))
+from tests.store_helpers import (
+    SMALL_PQ,
+    close_enough,
+    expected_slice,
+    fill,
+    long_texts,
+    sql,
+    words_slice,
+)
 
 
 # -- registry --------------------------------------------------------------------------------
 def test_registry_names_and_factories():
-    assert DEFAULT_CODEC == "pq64" and DEFAULT_CODEC in CODECS
-    assert get_codec(None).name == DEFAULT_CODEC
+    assert set(CODECS) == {"float32", "float16", "sq8", "sq4", "pq96", "pq64", "pq48", "pq128x4"}
+    assert DEFAULT_CODEC == "pq64" and get_codec(None).name == DEFAULT_CODEC
     assert get_codec("pq64").factory(384) == "PQ64x8np"  # np: no polysemous training
     assert get_codec("pq64").factory(32) == "PQ4x8np"  # same sub-quantizers per dimension
+    assert get_codec("pq96").factory(384) == "PQ96x8np"
+    assert get_codec("pq48").factory(384) == "PQ48x8np"
     assert get_codec("pq128x4").factory(384) == "PQ128x4np"
-    assert get_codec("pca192-sq4").factory(384) == "PCA192,SQ4"
-    assert get_codec("float16").factory(7) == "<f2"
+    assert get_codec("sq8").factory(384) == "SQ8" and get_codec("sq4").factory(7) == "SQ4"
+    assert get_codec("float16").factory(7) == "<f2" and get_codec("float32").factory(7) == "<f4"
+    assert not get_codec("float32").trained and get_codec("sq8").trained
+    assert get_codec(SMALL_PQ) is SMALL_PQ
     with pytest.raises(StoreError, match="unknown fingerprint codec 'zip'"):
         get_codec("zip")
     with pytest.raises(StoreError, match="unknown codec kind"):
         CodecSpec("x", "rq")
+
+
+def test_codec_specs_roundtrip_and_compare():
     spec = SMALL_PQ
     assert CodecSpec.from_json(spec.to_json()) == spec
     assert spec.same_codec(get_codec("pq64")) and not spec.same_codec(get_codec("pq48"))
+    assert not get_codec("pq128x4").same_codec(get_codec("pq64").with_options(name="pq128x4"))
     with pytest.raises(StoreError, match="unreadable codec description"):
         CodecSpec.from_json('{"name": 1, "bogus": 2}')
+    with pytest.raises(StoreError, match="unreadable codec description"):
+        CodecSpec.from_json("not json")
+    with pytest.raises(StoreError, match="train_min"):
+        SMALL_PQ.with_options(train_min=255)  # below one point per k-means centroid
+    get_codec("pq128x4").with_options(train_min=16)  # 4-bit PQ: 16 centroids
+    with pytest.raises(StoreError, match="train_max < train_min"):
+        SMALL_PQ.with_options(train_max=1000)
+
+
+# -- every codec through a store ----------------------------------------------------------------
+#: Codec -> lowest mean cosine of a served chunk to the document's vectors (fake 32-dim vectors).
+FLOORS = {"float32": 0.99999, "float16": 0.9999, "sq8": 0.999, "sq4": 0.95}
 
 
 @pytest.mark.parametrize("name", sorted(CODECS))
 def test_every_codec_roundtrips_through_a_store(tmp_path, name):
     spec = get_codec(name)
     if spec.trained:
-        spec = spec.with_options(train_min=max(1024, 2**spec.nbits * 4 if spec.kind == "pq" else 0))
-    its = items(FakeEncoder(), texts(150))  # 2,100 vectors of 32 dims
+        spec = spec.with_options(train_min=1024)
+    enc = FakeEncoder()
+    docs = long_texts(40, words=60)  # 2,400 words of 32 dims
+    refs = enc.encode_texts(docs)
     with FingerprintStore(tmp_path, codec=spec) as s:
-        for lo in range(0, 150, 50):
-            s.put_many(its[lo : lo + 50])
-        assert s.stats().trained and s.verify() == []
-        got = s.get_many([k for k, _ in its])
-    floor = {"float32": 0.99999, "float16": 0.9999, "sq8": 0.999, "sq4": 0.95}.get(name, 0.6)
-    assert all(close_enough(g, fp, floor) for g, (_, fp) in zip(got, its, strict=True))
+        report = fill(s, enc, docs, batch_size=10)
+        assert report.trained == spec.trained
+        st = s.stats()
+        assert st.trained and st.codec == name and st.staged_words == 0 and s.verify() == []
+    with FingerprintStore(tmp_path) as s:  # reopened with its own codec
+        assert s.codec.name == name
+        chunks = [words_slice(d, 10, 55) for d in docs]
+        got = s.lookup(chunks, enc.cache_id)
+    floor = FLOORS.get(name, 0.6)
+    for g, r, c in zip(got, refs, chunks, strict=True):
+        assert close_enough(g, expected_slice(r, 10, c), floor), name
 
 
-def test_training_is_deterministic_and_seeded(tmp_path):
+def test_code_sizes_follow_the_registry(tmp_path):
+    """Payload per word (codes, plus the packed words every codec stores alike) shrinks from
+    float32 to float16, sq8, sq4 and the product quantizers."""
+    enc = FakeEncoder()
+    docs = long_texts(40, words=60)
+    per_word = {}
+    for name in ("float32", "float16", "sq8", "sq4", "pq64"):
+        spec = get_codec(name)
+        spec = spec.with_options(train_min=1024) if spec.trained else spec
+        with FingerprintStore(codec=spec) as s:
+            fill(s, enc, docs)
+            per_word[name] = s.stats().payload_bytes / s.stats().words
+    words = per_word["float32"] - 128  # the packed words' share (the same for every codec)
+    assert 0 < words < 8
+    for name, code in (("float16", 64), ("sq8", 32), ("sq4", 16), ("pq64", 4)):
+        assert per_word[name] == pytest.approx(code + words, abs=0.5), name
+
+
+# -- training -------------------------------------------------------------------------------------
+def test_training_is_deterministic_and_seeded():
     rng = np.random.default_rng(3)
-    sample = rng.standard_normal((2000, 32)).astype(np.float32)
+    sample = rng.standard_normal((1100, 32)).astype(np.float32)
+    sample /= np.linalg.norm(sample, axis=1, keepdims=True)
     a = train(SMALL_PQ, sample)
     b = train(SMALL_PQ, sample)
-    assert a[1] == b[1] and a[2] == b[2]  # same state bytes, same digest
+    assert a == b  # same factory, state bytes and training cosine
     c = train(SMALL_PQ.with_options(seed=1), sample)
     assert c[1] != a[1]
-    book = Codebook(1, "pq64", 32, a[0], a[1], a[2], train_cos=a[3])
-    codec = build_codec(book)
+    factory, state, cos = a
+    assert factory == "PQ4x8np" and 0.3 < cos < 1.0
+    book = Codebook(1, "pq64", 32, factory, state, Codebook.digest("pq64", 32, factory, state), cos)
+    codec = runtime_codec(book)
     dec = codec.decode(codec.encode(sample[:10]))
     assert dec.dtype == np.float32 and np.allclose(np.linalg.norm(dec, axis=1), 1, atol=1e-5)
-    with pytest.raises(ValueError, match="checksum"):
-        build_codec(Codebook(1, "pq64", 32, a[0], a[1][:-1], a[2]))
-    ids, counts = np.arange(1, 101), np.full(100, 50)
-    small = SMALL_PQ.with_options(train_min=256, train_max=1000)
-    rows = training_rows(ids, counts, small)
-    assert len(rows) == 20 and np.all(np.diff(rows) > 0)
-    assert np.array_equal(rows, training_rows(ids, counts, small))
+    other = c[1]  # a state never loaded in this process (codecs are cached by digest)
+    digest = Codebook.digest("pq64", 32, factory, other)
+    with pytest.raises(DamagedCodebook, match="digest"):
+        runtime_codec(Codebook(2, "pq64", 32, factory, other[:-1], digest, cos))
+    with pytest.raises(StoreError, match="needs 1024 vectors"):
+        train(SMALL_PQ, sample[:100])
+
+
+def test_training_sample_is_documented_and_seeded():
+    x = np.arange(5000 * 4, dtype=np.float32).reshape(5000, 4)
+    small = SMALL_PQ.with_options(train_max=1500)
+    assert training_sample(x[:1500], small).shape == (1500, 4)  # every vector
+    s1, s2 = training_sample(x, small), training_sample(x, small)
+    assert s1.shape == (1500, 4) and np.array_equal(s1, s2)
+    rows = s1[:, 0].astype(int) // 4
+    assert np.all(np.diff(rows) > 0)  # a subset, in insertion order
+    other = training_sample(x, small.with_options(seed=5))
+    assert not np.array_equal(other, s1)
 
 
 def test_two_stores_fed_alike_train_identical_codebooks(tmp_path):
-    its = items(FakeEncoder(), texts(100))
-    digests = []
+    enc = FakeEncoder()
+    docs = long_texts(40, words=60)
+    rows = []
     for name in ("a", "b"):
         with FingerprintStore(tmp_path / name, codec=SMALL_PQ) as s:
-            s.put_many(its, encoder_id="fake|dim32")
-        with sqlite3.connect(tmp_path / name / DB_NAME) as conn:
-            digests.append(
-                conn.execute(
-                    "SELECT sha256, encoder, train_vectors FROM codebooks WHERE codec='pq64'"
-                ).fetchone()
+            for lo in range(0, 40, 7):  # the codec trains inside one of these writes
+                s.put(docs[lo : lo + 7], enc.encode_texts(docs[lo : lo + 7]), enc.cache_id)
+            assert s.stats().trained
+        rows.append(
+            sql(
+                tmp_path / name,
+                "SELECT sha256, state, encoder, train_vectors FROM codebooks WHERE codec='pq64'",
             )
-    assert digests[0] == digests[1] and digests[0][1] == "fake|dim32"
-
-
-# -- migration ---------------------------------------------------------------------------------
-def test_cli_migrate_v1_then_change_codec(tmp_path):
-    its = items(FakeEncoder(), texts(30))
-    write_v1_store(tmp_path, its)
-
-    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "semtoken_rag.cli.main", "store", *argv],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            timeout=300,
         )
-
-    res = cli("migrate", str(tmp_path), "--no-progress", "--codec", "float16")
-    assert res.returncode == 0, res.stderr
-    assert "format 1 (float32) -> format 2 (float16), 30 entries" in res.stdout
-    assert not (tmp_path / "vectors.faiss").exists()
-    res = cli("migrate", str(tmp_path), "--no-progress")
-    assert res.returncode == 0 and "nothing to do" in res.stdout
-    res = cli("migrate", str(tmp_path), "--no-progress", "--codec", "sq8")
-    assert res.returncode == 0 and "(float16) -> format 2 (sq8)" in res.stdout
-    info = cli("info", str(tmp_path), "--check", "--json")
-    assert info.returncode == 0, info.stderr
-    data = json.loads(info.stdout)
-    assert data["codec"] == "sq8" and data["entries"] == 30 and data["problems"] == []
-    with FingerprintStore(tmp_path) as s:
-        got = s.get_many([k for k, _ in its])
-        assert all(close_enough(g, fp, 0.999) for g, (_, fp) in zip(got, its, strict=True))
-    res = cli("migrate", str(tmp_path / "nowhere"))
-    assert res.returncode == 2 and "no fingerprint store" in res.stderr
-
-
-def test_migrate_reports_damaged_rows_and_trains_on_the_source(tmp_path):
-    its = items(FakeEncoder(), texts(120))
-    write_v1_store(tmp_path, its)
-    with sqlite3.connect(tmp_path / DB_NAME) as conn:
-        conn.execute("UPDATE entries SET checksum = zeroblob(32) WHERE id IN (3, 120)")
-    report = migrate(tmp_path, SMALL_PQ, batch_rows=7)
-    assert report.entries == 118 and report.damaged == 2 and report.source_format == 1
-    assert report.bytes_after < report.bytes_before
-    with FingerprintStore(tmp_path) as s:
-        assert s.stats().trained and s.stats().staged_entries == 0 and s.verify() == []
-        got = s.get_many([k for k, _ in its])
-        assert got[2] is None and got[119] is None
-        assert all(close_enough(g, fp, 0.8) for g, (_, fp) in zip(got, its) if g is not None)
-
-
-def test_migrate_refuses_damaged_and_future_stores(tmp_path):
-    FingerprintStore(tmp_path / "future", codec="float16").close()
-    with sqlite3.connect(tmp_path / "future" / DB_NAME) as conn:
-        conn.execute("UPDATE meta SET value = 7 WHERE name = 'format_version'")
-    with pytest.raises(StoreError, match="format 7"):
-        migrate(tmp_path / "future")
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / DB_NAME).write_bytes(b"not a database at all" * 300)
-    with pytest.raises(StoreError, match="damaged"):
-        migrate(tmp_path / "bad")
-    assert (tmp_path / "bad" / DB_NAME).read_bytes().startswith(b"not a database")
+    assert len(rows[0]) == 1 and rows[0] == rows[1]
+    assert rows[0][0][2] == enc.cache_id and rows[0][0][3] >= 1024
+    # and the stored blocks are identical too
+    blocks = [
+        sql(tmp_path / n, "SELECT id, codebook, checksum FROM blocks ORDER BY id") for n in "ab"
+    ]
+    assert blocks[0] == blocks[1] and len(blocks[0]) == 40

@@ -1,12 +1,11 @@
-"""FingerprintStore under concurrent processes, SIGKILL during ingestion (codec training
-included) and during migration, and damaged files."""
+"""FingerprintStore under SIGKILL during ingestion (the codec's training included), concurrent
+writer processes, and damaged database files."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,43 +17,53 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semtoken_rag.errors import StoreError
-from semtoken_rag.fingerprints import fingerprint_key
 from semtoken_rag.store import FingerprintStore, StoreWarning
-from semtoken_rag.store.store import DB_NAME
 from tests.fakes import FakeEncoder
-from tests.store_helpers import close_enough, items, same_exactly, texts, write_v1_store
+from tests.store_helpers import (
+    DB_NAME,
+    ROOT,
+    close_enough,
+    expected_slice,
+    fill,
+    long_texts,
+    same_exactly,
+    sql,
+    words_slice,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
+#: The crash tests' PQ codec: trains after a few killed runs (4,096 staged words).
+CRASH_PQ_TRAIN_MIN = 4096
 
 WRITER = textwrap.dedent(
     """
     import json, random, sys
     sys.path.insert(0, sys.argv[1])
-    from semtoken_rag.fingerprints import fingerprint_key
-    from semtoken_rag.store import FingerprintStore
+    from semtoken_rag.ingestion import IngestOptions, LocalRunner, ingest
+    from semtoken_rag.store import FingerprintStore, get_codec
     from tests.fakes import FakeEncoder
-    from tests.store_helpers import SMALL_PQ
 
     store_dir, side, seed, codec = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+    train_min = int(sys.argv[6])
     enc, rng = FakeEncoder(), random.Random(seed)
-    words = "alpha beta gamma delta river stone ledger clause party notice".split()
-    spec = SMALL_PQ if codec == "pq64" else codec
+    words = [f"w{i}" for i in range(5000)]  # distinct shingles: this test is about crashes
+    spec = get_codec("pq64").with_options(train_min=train_min) if codec == "pq64" else codec
     with FingerprintStore(store_dir, codec=spec) as store, open(side, "a", encoding="utf-8") as fh:
         for batch in range(10**6):
-            texts = [
-                f"run {seed} batch {batch} item {j}: "
-                + " ".join(rng.choice(words) for _ in range(rng.randint(5, 120)))
-                for j in range(rng.randint(1, 12))
+            docs = [
+                f"run {seed} batch {batch} document {j}: "
+                + " ".join(rng.choice(words) for _ in range(rng.randint(30, 300)))
+                for j in range(rng.randint(1, 8))
             ]
-            fps = enc.encode_texts(texts)
-            store.put_many([(fingerprint_key(t, enc.cache_id), fp) for t, fp in zip(texts, fps)])
-            # Only after put_many returned (committed) are the texts recorded as committed.
-            fh.write("".join(json.dumps(t) + "\\n" for t in texts))
+            opts = IngestOptions(batch_size=rng.randint(1, 4), progress=False)
+            ingest(docs, store, LocalRunner(enc), opts)
+            # Only after ingest returned (every batch committed) are the documents recorded.
+            fh.write("".join(json.dumps(t) + "\\n" for t in docs))
             fh.flush()
-            if batch % 4 == 3:
-                store.search(fps[0].vectors[:1], k=2)
-                store.get_many([fingerprint_key(texts[0], enc.cache_id)])
+            if batch % 3 == 2:
+                chunk = " ".join(docs[0].split()[5:45])
+                store.lookup([chunk], enc.cache_id)
+                misses = [f"query-time miss {seed} {batch} {k}" for k in range(3)]
+                store.put(misses, enc.encode_texts(misses), enc.cache_id)  # the engine's path
                 store.flush()  # buffered LRU refreshes written: a kill may land inside it
     """
 )
@@ -64,32 +73,21 @@ COMPRESSOR = textwrap.dedent(
     import sys
     sys.path.insert(0, sys.argv[1])
     from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag.ingestion import IngestOptions
     from semtoken_rag.store import FingerprintStore
     from tests.fakes import FakeEncoder, WhitespaceCounter
-    from tests.store_helpers import SMALL_PQ
+    from tests.store_helpers import SMALL_PQ, long_texts, words_slice
 
     store_dir, lo, hi = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    texts = [f"Shared chunk {i} about the river and item {i * 3}. It ends." for i in range(lo, hi)]
+    docs = long_texts(450, "shared", words=40)[lo:hi]
     with FingerprintStore(store_dir, codec=SMALL_PQ) as store:
         comp = Compressor(
             SemTokenConfig(), encoder=FakeEncoder(), store=store, counter=WhitespaceCounter()
         )
-        for i in range(0, len(texts), 7):
-            comp.compress(texts[i : i + 7], "river")
-        store.add_texts(texts, FakeEncoder(), batch_size=5, progress=False)
-    """
-)
-
-MIGRATOR = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, sys.argv[1])
-    from semtoken_rag.store import migrate
-    from tests.store_helpers import SMALL_PQ
-
-    print("start", flush=True)
-    migrate(sys.argv[2], SMALL_PQ, batch_rows=int(sys.argv[3]))
-    print("done", flush=True)
+        chunks = [words_slice(d, 0, 25) for d in docs]
+        for i in range(0, len(chunks), 7):
+            comp.compress(chunks[i : i + 7], "river")  # misses put as short documents
+        comp.ingest(docs, IngestOptions(batch_size=5, progress=False))
     """
 )
 
@@ -107,46 +105,79 @@ def _committed(side: Path) -> list[str]:
     return [json.loads(line) for line in lines[:-1] if line]  # last piece may be half-written
 
 
-def _check_store(store_dir: Path, chunk_texts: list[str], floor: float) -> None:
-    """Reopens cleanly (no damage warning), every committed text intact, nothing inconsistent."""
+def _pq_codebooks(store_dir: Path) -> int:
+    return sql(store_dir, "SELECT COUNT(*) FROM codebooks WHERE codec = 'pq64'")[0][0]
+
+
+def _check_store(store_dir: Path, docs: list[str], floor: float) -> None:
+    """Reopens cleanly (no damage warning), every committed document present and served (by
+    its text and by a chunk of it) with vectors close to a fresh encoding, verify() clean."""
     enc = FakeEncoder()
     with warnings.catch_warnings():
         warnings.simplefilter("error", StoreWarning)
         with FingerprintStore(store_dir) as s:
             assert s.verify() == []
-            keys = [fingerprint_key(t, enc.cache_id) for t in chunk_texts]
-            got = s.get_many(keys)
-            missing = [t[:30] for t, g in zip(chunk_texts, got, strict=True) if g is None]
-            assert not missing, f"{len(missing)} committed entries lost: {missing[:3]}"
-            refs = enc.encode_texts(chunk_texts)
+            assert len(s) >= len(docs)
+            got = s.lookup(docs, enc.cache_id)
+            missing = [t[:30] for t, g in zip(docs, got, strict=True) if g is None]
+            assert not missing, f"{len(missing)} committed documents lost: {missing[:3]}"
+            refs = enc.encode_texts(docs)
+            chunks = [words_slice(d, 3, 28) for d in docs]
+            sliced = s.lookup(chunks, enc.cache_id)
+            wants = [expected_slice(r, 3, c) for r, c in zip(refs, chunks, strict=True)]
             if floor >= 1.0:
                 assert all(same_exactly(g, r) for g, r in zip(got, refs, strict=True))
+                assert all(same_exactly(g, w) for g, w in zip(sliced, wants, strict=True))
             else:
-                bad = [
-                    t[:30]
-                    for t, g, r in zip(chunk_texts, got, refs)
-                    if not close_enough(g, r, floor)
-                ]
-                assert not bad, f"{len(bad)} entries decode badly: {bad[:3]}"
-            if chunk_texts:  # the in-memory search index matches the database
-                s.search(got[-1].vectors[:1], k=1)
-                assert s._index.ntotal == s.stats().vectors
+                bad = [t[:30] for t, g, r in zip(docs, got, refs, strict=True)
+                       if not close_enough(g, r, floor)]  # fmt: skip
+                assert not bad, f"{len(bad)} documents decode badly: {bad[:3]}"
+                assert all(close_enough(g, w, floor) for g, w in zip(sliced, wants, strict=True))
+    assert _pq_codebooks(store_dir) <= 1
 
 
+def _assert_staged_blocks_fit_badly(store_dir: Path) -> None:
+    """Every block still in float16 after training is one the fidelity guard refused (its
+    vectors fit the codebook more than ``GUARD_MARGIN`` worse than the training sample), not
+    one a killed training left behind."""
+    from semtoken_rag.store.codebooks import GUARD_MARGIN, Codebook, runtime_codec
+    from semtoken_rag.store.codecs import mean_cosine
+
+    ((cid, factory, state, digest, cos),) = sql(
+        store_dir,
+        "SELECT id, factory, state, sha256, train_cos FROM codebooks WHERE codec = 'pq64'",
+    )
+    pq = runtime_codec(Codebook(cid, "pq64", 32, factory, state, digest, cos))
+    staged = sql(
+        store_dir,
+        "SELECT b.n_words, b.codes FROM blocks b JOIN codebooks c ON c.id = b.codebook "
+        "WHERE c.codec = 'float16'",
+    )
+    total = sql(store_dir, "SELECT value FROM meta WHERE name = 'words'")[0][0]
+    assert sum(n for n, _ in staged) <= max(128, total // 50)  # a few outliers, not a backlog
+    for n, codes in staged:
+        v = np.frombuffer(codes, "<f2").astype(np.float32).reshape(n, 32)
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        assert mean_cosine(pq.decode(pq.encode(v)), v) < cos - GUARD_MARGIN
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("codec", ["float32", "pq64"])
 def test_sigkill_during_ingestion_never_loses_or_corrupts(tmp_path, codec):
-    """20 kills at random points; with pq64 the codec is trained (and the staged entries
+    """20 kills at random points; with pq64 the codec is trained (and the staged blocks
     re-encoded) in one of the killed runs' transactions."""
     script = _script(tmp_path, "writer.py", WRITER)
     store_dir, side = tmp_path / "store", tmp_path / "committed.jsonl"
     rng = random.Random(1234)
     floor = 1.0 if codec == "float32" else 0.8
+    trained_in_run = None
     for run in range(20):
         before = len(_committed(side))
         proc = subprocess.Popen(
-            [sys.executable, str(script), str(ROOT), str(store_dir), str(side), str(run), codec],
+            [sys.executable, str(script), str(ROOT), str(store_dir), str(side), str(run), codec,
+             str(CRASH_PQ_TRAIN_MIN)],
             stderr=subprocess.PIPE,
-        )
+        )  # fmt: skip
         deadline = time.monotonic() + 120
         while len(_committed(side)) <= before and proc.poll() is None:
             assert time.monotonic() < deadline, "writer made no progress"
@@ -158,37 +189,18 @@ def test_sigkill_during_ingestion_never_loses_or_corrupts(tmp_path, codec):
         proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL
         _check_store(store_dir, _committed(side), floor)
+        if trained_in_run is None and codec == "pq64" and _pq_codebooks(store_dir):
+            trained_in_run = run
     assert len(_committed(side)) > 20
     with FingerprintStore(store_dir) as s:
-        assert s.stats().trained
-        if codec == "pq64":  # nothing left half re-encoded: float16 rows are guard refusals
-            _assert_staged_rows_fit_badly(s)
+        assert s.stats().trained and s.verify() == []
+    if codec == "pq64":
+        assert trained_in_run is not None  # in one of the killed runs
+        assert _pq_codebooks(store_dir) == 1  # trained exactly once
+        _assert_staged_blocks_fit_badly(store_dir)
 
 
-def _assert_staged_rows_fit_badly(s: FingerprintStore) -> None:
-    """Every entry still in float16 after training is one the fidelity guard refused (its
-    vectors fit the codebook more than ``GUARD_MARGIN`` worse than the training sample), not
-    one a killed training left behind."""
-    from semtoken_rag.store.codebooks import GUARD_MARGIN, ROW_COLUMNS, Entry
-    from semtoken_rag.store.codecs import mean_cosine
-
-    books = s._books.books()
-    pq = next(b for b in books if b.codec == "pq64")
-    staged = [b.id for b in books if b.codec != "pq64"]
-    rows = [
-        Entry.from_row(r)
-        for cid in staged
-        for r in s._live().execute(f"SELECT {ROW_COLUMNS} FROM entries WHERE codebook = ?", (cid,))
-    ]
-    assert len(rows) <= max(1, s.stats().entries // 100)  # a few outliers, not a backlog
-    decoded, damaged = s._books.decode_rows(s._live(), rows)
-    assert not damaged
-    codec = s._books.codec(pq.id)
-    for fp in decoded.values():
-        fit = mean_cosine(codec.decode(codec.encode(fp.vectors)), fp.vectors)
-        assert fit < pq.train_cos - GUARD_MARGIN
-
-
+@pytest.mark.slow
 def test_two_processes_writing_overlapping_sets(tmp_path):
     script = _script(tmp_path, "comp.py", COMPRESSOR)
     store_dir = tmp_path / "store"
@@ -202,99 +214,51 @@ def test_two_processes_writing_overlapping_sets(tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err.decode()
-    chunk_texts = [
-        f"Shared chunk {i} about the river and item {i * 3}. It ends." for i in range(450)
-    ]
-    _check_store(store_dir, chunk_texts, 0.8)
+    docs = long_texts(450, "shared", words=40)
+    _check_store(store_dir, docs, 0.8)
     with FingerprintStore(store_dir) as s:
         st = s.stats()
-        assert st.entries == 450 and st.trained
-        assert len([b for b in s._books.books() if b.codec == "pq64"]) == 1  # trained once
+        assert st.documents == 2 * 450 and st.trained  # the documents and the chunks put
+        assert _pq_codebooks(store_dir) == 1  # trained once
 
 
-def test_sigkill_during_migration_loses_nothing(tmp_path):
-    """A format-1 store migrated while being killed at random moments: after every kill the
-    store is either still format 1 (a rerun resumes) or complete in format 2."""
-    its = items(FakeEncoder(), texts(600))
-    store_dir = tmp_path / "store"
-    write_v1_store(store_dir, its)
-    script = _script(tmp_path, "migrate.py", MIGRATOR)
-    # How long an uninterrupted migration takes here (on a copy, from the moment the script
-    # has imported everything): the kills land inside it whatever the machine's speed.
-    calib = tmp_path / "calib"
-    shutil.copytree(store_dir, calib)
-    cmd = [sys.executable, str(script), str(ROOT)]
-    with subprocess.Popen([*cmd, str(calib), "16"], stdout=subprocess.PIPE) as proc:
-        assert proc.stdout is not None and proc.stdout.readline() == b"start\n"
-        t0 = time.perf_counter()
-        assert proc.wait(timeout=600) == 0
-    whole = time.perf_counter() - t0
-    rng = random.Random(7)
-    kills = 0
-    for _ in range(12):
-        proc = subprocess.Popen(
-            [*cmd, str(store_dir), "16"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        proc.stdout.readline()  # "start": imports done, the migration begins
-        time.sleep(rng.uniform(0.05, 0.9) * whole)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
-        try:
-            with FingerprintStore(store_dir) as s:
-                assert s.stats().entries == len(its)
-            break  # migrated: format 2 and complete
-        except StoreError as exc:
-            assert "format 1" in str(exc)  # still the old store, untouched
-    else:
-        res = subprocess.run(
-            [sys.executable, str(script), str(ROOT), str(store_dir), "16"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert res.returncode == 0, res.stderr
-    assert kills >= 1
-    _check_store(store_dir, texts(600), 0.8)
-    assert not (store_dir / "vectors.faiss").exists()
-    with FingerprintStore(store_dir) as s:
-        assert s.codec.name == "pq64" and s.stats().trained
-
-
-def _filled(store_dir: Path, n: int = 200) -> list[str]:
-    chunk_texts = [f"Entry {i} with several words about item {i} and more." * 3 for i in range(n)]
+# -- damaged files ---------------------------------------------------------------------------------
+def _filled(store_dir: Path, n: int = 100) -> list[str]:
+    docs = long_texts(n, "f", words=120)
     with FingerprintStore(store_dir, codec="float32") as s:
-        s.add_texts(chunk_texts, FakeEncoder(), progress=False)
-    return chunk_texts
+        fill(s, FakeEncoder(), docs)
+    return docs
 
 
-def _corrupt(path: Path, how: str) -> None:
-    if how == "garbage":
-        path.write_bytes(os.urandom(max(4096, path.stat().st_size // 2)))
-    else:
-        os.truncate(path, path.stat().st_size // 3)
-
-
-@pytest.mark.parametrize("how", ["garbage", "truncated"])
+@pytest.mark.parametrize("how", ["garbage", "truncated", "empty", "zero-filled"])
 def test_damaged_database_is_quarantined_and_rebuilt(tmp_path, how):
     _filled(tmp_path)
-    _corrupt(tmp_path / DB_NAME, how)
-    with pytest.warns(StoreWarning, match="damaged"), FingerprintStore(tmp_path) as s:
-        assert s.stats().entries == 0 and s.verify() == []
-        assert s.add_texts(["after the repair it works again"], FakeEncoder(), progress=False) == 1
-    quarantined = list(tmp_path.glob("quarantine-*/*"))
-    assert DB_NAME in {p.name for p in quarantined}
-
-
-def test_format_1_index_file_is_not_used_and_removed(tmp_path):
-    chunk_texts = _filled(tmp_path, 20)
-    (tmp_path / "vectors.faiss").write_bytes(b"SEMTKIDX stale format-1 index")
-    (tmp_path / "vectors.faiss.tmp-1-2").write_bytes(b"half-written")
-    with FingerprintStore(tmp_path) as s:
-        _, hits = s.search(np.ones(32, np.float32) / np.sqrt(32), k=1)
-        assert s._index.ntotal == s.stats().vectors and hits[0][0] is not None
-    assert not list(tmp_path.glob("vectors.faiss*"))
-    _check_store(tmp_path, chunk_texts, 1.0)
+    db_file = tmp_path / DB_NAME
+    size = db_file.stat().st_size
+    if how == "garbage":
+        db_file.write_bytes(os.urandom(max(4096, size // 2)))
+    elif how == "truncated":
+        os.truncate(db_file, size // 3)
+    elif how == "empty":
+        os.truncate(db_file, 0)
+    else:
+        db_file.write_bytes(bytes(size))
+    enc = FakeEncoder()
+    if how == "empty":  # an empty file is an empty database: a new store, nothing to warn about
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StoreWarning)
+            s = FingerprintStore(tmp_path)
+    else:
+        with pytest.warns(StoreWarning, match="damaged"):
+            s = FingerprintStore(tmp_path)
+    with s:
+        assert len(s) == 0 and s.verify() == []
+        assert fill(s, enc, long_texts(2, "after")).encoded == 2  # it works again
+        assert all(s.lookup(long_texts(2, "after"), enc.cache_id))
+    if how != "empty":
+        quarantined = list(tmp_path.glob("quarantine-*/*"))
+        assert DB_NAME in {p.name for p in quarantined}
+    with warnings.catch_warnings():  # the rebuilt store opens cleanly
+        warnings.simplefilter("error", StoreWarning)
+        with FingerprintStore(tmp_path) as s:
+            assert len(s) == 2

@@ -1,10 +1,10 @@
-"""Hostile inputs to the store (issue 11 point 5, issue 13 "bad input"): read-only directories,
-damaged databases and codebooks, truncated WAL, future formats, inspection that must not change
-anything.  Every case ends in a typed error or a documented safe result."""
+"""Hostile conditions for the store (issue 11 point 5, issue 13 "bad input"): read-only and
+unwritable directories, damaged databases and codebooks, truncated WAL, old and future formats,
+held and uncreatable locks, inspection that must not change anything.  Every case ends in a
+typed error or a documented safe result."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -13,82 +13,124 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import StoreError
+from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.store import FingerprintStore, StoreDamagedError, StoreWarning
-from semtoken_rag.store.gpu import GPU_MAX_K, faiss_build, resolve_use_gpu
-from semtoken_rag.store.store import DB_NAME
 from tests.fakes import FakeEncoder
 from tests.store_helpers import (
+    DB_NAME,
     ROOT,
     SMALL_PQ,
     close_enough,
-    items,
+    digest,
+    encoded,
+    expected_slice,
+    fill,
+    info_cli,
+    long_texts,
     run_without_write_permission,
-    texts,
+    sql,
+    words_slice,
+    write_old_format_store,
 )
 
 
-def _filled(path: Path, n: int = 200, codec=SMALL_PQ) -> list:
-    its = items(FakeEncoder(), texts(n))
+def _filled(path: Path, n: int = 40, codec=SMALL_PQ, tag: str = "h") -> list[str]:
+    """``n`` documents of 60 words in a store at ``path`` (the small PQ trains from 18)."""
+    docs = long_texts(n, tag)
     with FingerprintStore(path, codec=codec) as s:
-        for lo in range(0, n, 50):
-            s.put_many(its[lo : lo + 50])
-    return its
-
-
-def _digest(path: Path) -> dict[str, str]:
-    """Name -> sha256 of every file under ``path`` (to prove nothing changed)."""
-    return {
-        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(path.rglob("*"))
-        if p.is_file()
-    }
+        fill(s, FakeEncoder(), docs, batch_size=10)
+    return docs
 
 
 def _garbage(path: Path) -> None:
     path.write_bytes(os.urandom(max(4096, path.stat().st_size // 2)))
 
 
-def _info(path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "semtoken_rag.cli.main", "store", "info", str(path), *extra],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
+def _smash_second_half(db_file: Path) -> None:
+    """Random bytes over the second half of the file's pages (schema and meta intact)."""
+    size = db_file.stat().st_size
+    half = size // 2 // 4096 * 4096
+    with open(db_file, "r+b") as fh:
+        fh.seek(half)
+        fh.write(os.urandom(size - half))
 
 
-# -- read-only ---------------------------------------------------------------------------
+def _info(capsys, path: Path, *extra: str) -> tuple[int, str, str]:
+    """``semtoken-rag store info PATH [extra]`` in this process: (status, stdout, stderr)."""
+    from semtoken_rag.cli.main import main
+
+    code = main(["store", "info", str(path), *extra])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# -- read-only -------------------------------------------------------------------------------
 def test_read_only_open_serves_lookups_and_touches_nothing(tmp_path):
-    its = _filled(tmp_path)
+    docs = _filled(tmp_path)
     (tmp_path / ".lock").unlink()
-    before = _digest(tmp_path)
+    before = digest(tmp_path)
+    enc = FakeEncoder()
+    refs = enc.encode_texts(docs)
+    with FingerprintStore(tmp_path, read_only=True, touch_interval=0.0) as s:
+        got = s.lookup(docs, enc.cache_id)
+        assert all(close_enough(g, r, 0.8) for g, r in zip(got, refs, strict=True))
+        chunk = words_slice(docs[3], 10, 50)
+        assert close_enough(
+            s.lookup([chunk], enc.cache_id)[0], expected_slice(refs[3], 10, chunk), 0.8
+        )
+        s.put(docs[:1], refs[:1], enc.cache_id)  # documented: stores nothing, logs once
+        new = ["a chunk nobody stored, not even now"]
+        s.put(new, enc.encode_texts(new), enc.cache_id)
+        with FingerprintStore(codec="float16") as other:
+            assert s.write(encoded(other, enc, new)) == 0
+        s.add_names({fingerprint_key(docs[0], enc.cache_id): ["name"]})
+        s.flush()
+        assert s.lookup(new, enc.cache_id) == [None]
+        assert len(s) == len(docs) and s.verify() == [] and s.stats().trained
+    assert digest(tmp_path) == before  # no lock file, no -wal/-shm, no LRU refresh written
+    assert not list(tmp_path.glob("quarantine-*"))
+
+
+def test_read_only_open_of_a_damaged_block_warns_and_leaves_it(tmp_path):
+    docs = _filled(tmp_path, codec="float16")
+    enc = FakeEncoder()
+    key = fingerprint_key(docs[5], enc.cache_id)
+    (doc_id,) = sql(tmp_path, "SELECT id FROM documents WHERE key = ?", (key,))[0]
+    sql(tmp_path, "UPDATE blocks SET checksum = zeroblob(32) WHERE id = ?", (doc_id << 20,))
+    before = digest(tmp_path)
     with FingerprintStore(tmp_path, read_only=True) as s:
-        got = s.get_many([k for k, _ in its])
-        assert all(close_enough(g, fp, 0.8) for g, (_, fp) in zip(got, its, strict=True))
-        s.put_many(its[:1])  # documented: stores nothing, logs once
-        s.put_many(items(FakeEncoder(), ["a chunk nobody stored"]))
-        assert s.stats().entries == len(its) and s.verify() == []
-        _, hits = s.search(got[0].vectors[:1], k=1)
-        assert hits[0][0] == (its[0][0], 0)
-    assert not (tmp_path / ".lock").exists()
-    after = _digest(tmp_path)
-    assert after[DB_NAME] == before[DB_NAME] and not list(tmp_path.glob("quarantine-*"))
+        with pytest.warns(StoreWarning, match="left in place"):
+            assert s.lookup([docs[5]], enc.cache_id) == [None]
+        assert len(s) == len(docs)
+        assert s.lookup([docs[6]], enc.cache_id)[0] is not None
+    assert digest(tmp_path) == before
 
 
+def test_read_only_needs_a_store_there(tmp_path):
+    with pytest.raises(StoreError, match="no fingerprint store"):
+        FingerprintStore(tmp_path, read_only=True)
+    assert list(tmp_path.iterdir()) == []  # nothing created
+    with pytest.raises(StoreError, match="no fingerprint store"):
+        FingerprintStore(tmp_path / "missing", read_only=True)
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("with_wal", [False, True])
 def test_unwritable_directory(tmp_path, with_wal):
     """Another user's store: a writable open is a StoreError naming read_only=True; a
     read-only open serves lookups (also with un-checkpointed data in the WAL, when SQLite's
     -shm exists)."""
-    its = _filled(tmp_path)
+    docs = _filled(tmp_path)
+    wal_docs = long_texts(5, "wal")
     if with_wal:  # a live writer leaves -wal/-shm behind (killed: never checkpointed)
         code = textwrap.dedent(
             f"""
@@ -96,9 +138,9 @@ def test_unwritable_directory(tmp_path, with_wal):
             sys.path.insert(0, {str(ROOT)!r})
             from semtoken_rag.store import FingerprintStore
             from tests.fakes import FakeEncoder
-            from tests.store_helpers import items, texts
+            from tests.store_helpers import fill, long_texts
             s = FingerprintStore(sys.argv[1])
-            s.put_many(items(FakeEncoder(), texts(5, "wal")))
+            fill(s, FakeEncoder(), long_texts(5, "wal"))
             os.kill(os.getpid(), 9)
             """
         )
@@ -106,7 +148,7 @@ def test_unwritable_directory(tmp_path, with_wal):
         assert (tmp_path / (DB_NAME + "-wal")).stat().st_size > 0
     else:
         assert not (tmp_path / (DB_NAME + "-wal")).exists()
-    want = [k for k, _ in its] + [k for k, _ in items(FakeEncoder(), texts(5, "wal"))]
+    want = docs + wal_docs + [words_slice(d, 5, 45) for d in docs]
     probe = textwrap.dedent(
         f"""
         import json, sys
@@ -118,9 +160,9 @@ def test_unwritable_directory(tmp_path, with_wal):
         except StoreError as exc:
             out["writable"] = str(exc)
         with FingerprintStore(sys.argv[1], read_only=True) as s:
-            got = s.get_many({json.dumps(want)})
+            got = s.lookup({json.dumps(want)}, {FakeEncoder().cache_id!r})
             out["hits"] = sum(g is not None for g in got)
-            out["entries"] = s.stats().entries
+            out["documents"] = len(s)
         print(json.dumps(out))
         """
     )
@@ -128,16 +170,17 @@ def test_unwritable_directory(tmp_path, with_wal):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert "not writable" in out["writable"] and "read_only=True" in out["writable"]
-    expected = len(its) + (5 if with_wal else 0)
-    assert out["hits"] == expected == out["entries"]
+    expected = len(docs) + (5 if with_wal else 0)
+    assert out["documents"] == expected and out["hits"] == expected + len(docs)
 
 
+@pytest.mark.slow
 def test_unwritable_directory_with_wal_but_no_shm_is_a_typed_error(tmp_path):
-    its = _filled(tmp_path, 20, codec="float16")
+    _filled(tmp_path, 20, codec="float16")
     conn = sqlite3.connect(tmp_path / DB_NAME)  # keeps a WAL alive while we copy it
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA wal_autocheckpoint=0")
-    conn.execute("UPDATE entries SET last_used = 1")
+    conn.execute("UPDATE documents SET last_used = 1")
     conn.commit()
     snap = tmp_path / "snap"
     snap.mkdir()
@@ -152,174 +195,270 @@ def test_unwritable_directory_with_wal_but_no_shm_is_a_typed_error(tmp_path):
         "except StoreError as exc:\n    print('StoreError:', exc)\n",
     )
     assert "StoreError:" in res.stdout, res.stderr
-    assert "write-ahead log" in res.stdout or "read-only" in res.stdout
-    assert len(its) == 20
+    assert "write-ahead log" in res.stdout
 
 
 # -- damage with and without verification ------------------------------------------------
 def test_damage_without_verify_on_open_is_typed(tmp_path):
-    its = _filled(tmp_path, 200, codec="float32")
-    size = (tmp_path / DB_NAME).stat().st_size
-    with open(tmp_path / DB_NAME, "r+b") as fh:  # smash the second half: entry pages only
-        fh.seek(size // 2 // 4096 * 4096)
-        fh.write(os.urandom(size - size // 2 // 4096 * 4096))
+    docs = _filled(tmp_path, 120, codec="float32")
+    _smash_second_half(tmp_path / DB_NAME)
+    enc = FakeEncoder()
+    refs = enc.encode_texts(docs)
     with FingerprintStore(tmp_path, verify_on_open=False) as s:
-        with pytest.raises(StoreError, match="search failed"):
-            s.search(np.ones(32, np.float32) / np.sqrt(32), k=1)
         problems = s.verify()
         assert problems and all(isinstance(p, str) for p in problems)
-        with pytest.warns(StoreWarning):
-            got = s.get_many([k for k, _ in its])
-        assert all(g is None or close_enough(g, fp, 0.999) for g, (_, fp) in zip(got, its))
-        with pytest.warns(StoreWarning):
-            s.put_many(items(FakeEncoder(), ["stored into a damaged file?"]))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = s.lookup(docs, enc.cache_id)
+            chunks = s.lookup([words_slice(d, 5, 50) for d in docs], enc.cache_id)
+            s.put(["stored into a damaged file?"], enc.encode_texts(["x y"]), enc.cache_id)
+        assert any(issubclass(w.category, StoreWarning) for w in caught)
+        assert not all(got)  # the smashed pages cost documents...
+        for g, r in zip(got, refs, strict=True):  # ...but never a wrong vector
+            assert g is None or close_enough(g, r, 0.99999)
+        for g, r, d in zip(chunks, refs, docs, strict=True):
+            assert g is None or close_enough(
+                g, expected_slice(r, 5, words_slice(d, 5, 50)), 0.99999
+            )
     with pytest.warns(StoreWarning, match="damaged"), FingerprintStore(tmp_path) as s:
-        assert s.stats().entries == 0  # verified open: quarantined, started again
+        assert len(s) == 0  # verified open: quarantined, started again
     assert list(tmp_path.glob(f"quarantine-*/{DB_NAME}"))
 
 
-@pytest.mark.parametrize("how", ["garbage", "truncated", "entry pages"])
-def test_store_info_on_damaged_store_changes_nothing(tmp_path, how):
-    _filled(tmp_path, 100, codec="float32")
+@pytest.mark.parametrize("how", ["garbage", "truncated", "smashed pages"])
+def test_store_info_on_damaged_store_changes_nothing(tmp_path, capsys, how):
+    _filled(tmp_path, 60, codec="float32")
     db_file = tmp_path / DB_NAME
     if how == "garbage":
         _garbage(db_file)
     elif how == "truncated":
         os.truncate(db_file, db_file.stat().st_size // 3)
     else:  # the schema and meta intact, rows smashed: found by quick_check
-        half = db_file.stat().st_size // 2 // 4096 * 4096
-        with open(db_file, "r+b") as fh:
-            fh.seek(half)
-            fh.write(os.urandom(db_file.stat().st_size - half))
-    before = _digest(tmp_path)
+        _smash_second_half(db_file)
+    before = digest(tmp_path)
     for extra in ((), ("--check",), ("--check", "--json")):
-        res = _info(tmp_path, *extra)
-        assert res.returncode != 0, res.stdout
-        assert "damaged" in (res.stdout + res.stderr).lower()
-        assert "check            ok" not in res.stdout and "Traceback" not in res.stderr
-    assert _digest(tmp_path) == before and not list(tmp_path.glob("quarantine-*"))
+        code, out, err = _info(capsys, tmp_path, *extra)
+        assert code == 1, out
+        assert "damaged" in (out + err).lower() and "check            ok" not in out
+        if "--json" in extra:
+            data = json.loads(out)
+            assert data["damaged"] is True and data["problems"]
+    assert digest(tmp_path) == before and not list(tmp_path.glob("quarantine-*"))
 
 
-def test_store_info_check_ok_only_when_clean(tmp_path):
-    its = _filled(tmp_path, 60, codec="float16")
-    res = _info(tmp_path, "--check")
-    assert res.returncode == 0 and "check            ok" in res.stdout, res.stderr
-    with sqlite3.connect(tmp_path / DB_NAME) as conn:  # one row's bytes damaged
-        vec = bytearray(conn.execute("SELECT vectors FROM entries LIMIT 1").fetchone()[0])
-        vec[0] ^= 0xFF
-        conn.execute("UPDATE entries SET vectors=? WHERE id=1", (bytes(vec),))
-    before = _digest(tmp_path)
-    res = _info(tmp_path, "--check")
-    assert (
-        res.returncode == 1
-        and "1 problems" in res.stdout
-        and "check            ok" not in res.stdout
-    )
-    assert _digest(tmp_path)[DB_NAME] == before[DB_NAME] and len(its) == 60
+def test_store_info_check_ok_only_when_clean(tmp_path, capsys):
+    docs = _filled(tmp_path, 30, codec="float16")
+    code, out, _ = _info(capsys, tmp_path, "--check")
+    assert code == 0 and "check            ok" in out and "documents        30" in out
+    code, out, _ = _info(capsys, tmp_path, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["documents"] == 30 and data["words"] == 30 * 60
+    assert data["codec"] == "float16" and data["problems"] == []
+    key = fingerprint_key(docs[0], FakeEncoder().cache_id)
+    (doc_id,) = sql(tmp_path, "SELECT id FROM documents WHERE key = ?", (key,))[0]
+    codes = bytearray(sql(tmp_path, "SELECT codes FROM blocks WHERE id = ?", (doc_id << 20,))[0][0])
+    codes[0] ^= 0xFF  # one block's bytes damaged
+    sql(tmp_path, "UPDATE blocks SET codes = ? WHERE id = ?", (bytes(codes), doc_id << 20))
+    before = digest(tmp_path)
+    code, out, _ = _info(capsys, tmp_path, "--check")
+    assert code == 1 and "problems" in out and "checksum mismatch: block 0" in out
+    assert "check            ok" not in out
+    code, out, _ = _info(capsys, tmp_path, "--check", "--json")
+    problems = json.loads(out)["problems"]
+    assert code == 1 and any(key[:16] in p for p in problems)
+    assert digest(tmp_path) == before
+
+
+def test_store_info_of_nothing_and_of_old_and_future_formats(tmp_path, capsys):
+    code, _, err = _info(capsys, tmp_path)
+    assert code == 2 and "no fingerprint store" in err and "Traceback" not in err
+    write_old_format_store(tmp_path / "old", 2)
+    code, _, err = _info(capsys, tmp_path / "old")
+    assert code == 2 and "Re-ingest" in err
+    _filled(tmp_path / "future", 3, codec="float16")
+    sql(tmp_path / "future", "UPDATE meta SET value = 4 WHERE name = 'format_version'")
+    code, _, err = _info(capsys, tmp_path / "future")
+    assert code == 2 and "newer" in err
+
+
+@pytest.mark.slow
+def test_store_info_cli_in_a_child_process(tmp_path):
+    """``python -m semtoken_rag.cli.main store info``: a clean store, then a damaged one."""
+    _filled(tmp_path, 20, codec="float16")
+    res = info_cli(tmp_path, "--check", "--json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["documents"] == 20 and data["problems"] == []
+    res = info_cli(tmp_path, "--check")
+    assert res.returncode == 0 and "check            ok" in res.stdout
+    _garbage(tmp_path / DB_NAME)
+    before = digest(tmp_path)
+    res = info_cli(tmp_path, "--check")
+    assert res.returncode == 1 and "DAMAGED" in res.stdout and "Traceback" not in res.stderr
+    assert digest(tmp_path) == before
+    res = info_cli(tmp_path / "nowhere")
+    assert res.returncode == 2 and "no fingerprint store" in res.stderr
 
 
 @pytest.mark.parametrize("how", ["digest", "garbage-with-digest", "missing"])
 def test_damaged_codebook_is_quarantined(tmp_path, how):
-    its = _filled(tmp_path)
-    with sqlite3.connect(tmp_path / DB_NAME) as conn:
-        cid, codec, dim, factory, state = conn.execute(
-            "SELECT id, codec, dim, factory, state FROM codebooks WHERE codec='pq64'"
-        ).fetchone()
-        if how == "digest":  # one byte of the trained state flipped
-            bad = bytearray(state)
-            bad[len(bad) // 2] ^= 0x01
-            conn.execute("UPDATE codebooks SET state=? WHERE id=?", (bytes(bad), cid))
-        elif how == "garbage-with-digest":  # a consistent digest over bytes FAISS rejects
-            from semtoken_rag.store.codecs import Codebook
+    docs = _filled(tmp_path)
+    enc = FakeEncoder()
+    ((cid, codec, dim, factory, state, sha),) = sql(
+        tmp_path,
+        "SELECT id, codec, dim, factory, state, sha256 FROM codebooks WHERE codec = 'pq64'",
+    )
+    if how == "digest":  # the stored digest no longer matches the state
+        bad = bytearray(sha)
+        bad[0] ^= 0x01
+        sql(tmp_path, "UPDATE codebooks SET sha256 = ? WHERE id = ?", (bytes(bad), cid))
+    elif how == "garbage-with-digest":  # a consistent digest over bytes FAISS rejects
+        from semtoken_rag.store.codebooks import Codebook
 
-            junk = os.urandom(len(state))
-            sha = Codebook.digest(codec, dim, factory, junk)
-            conn.execute("UPDATE codebooks SET state=?, sha256=? WHERE id=?", (junk, sha, cid))
-        else:
-            conn.execute("DELETE FROM codebooks WHERE id=?", (cid,))
-    if how == "missing":  # rows naming a codebook that does not exist: misses, then removed
-        with (
-            FingerprintStore(tmp_path, read_only=True) as s,
-            pytest.warns(StoreWarning, match="left in place"),
-        ):
-            assert all(g is None for g in s.get_many([k for k, _ in its[-5:]]))
-        with FingerprintStore(tmp_path) as s, pytest.warns(StoreWarning, match="checksum"):
-            assert all(g is None for g in s.get_many([k for k, _ in its[-5:]]))
+        junk = os.urandom(len(state))
+        sha = Codebook.digest(codec, dim, factory, junk)
+        sql(tmp_path, "UPDATE codebooks SET state = ?, sha256 = ? WHERE id = ?", (junk, sha, cid))
+    else:
+        sql(tmp_path, "DELETE FROM codebooks WHERE id = ?", (cid,))
+    if how == "missing":  # blocks naming a codebook that does not exist: misses, then removed
+        with FingerprintStore(tmp_path, read_only=True) as s:
+            with pytest.warns(StoreWarning, match="left in place"):
+                assert s.lookup(docs[-5:], enc.cache_id) == [None] * 5
+            assert len(s) == len(docs)
+        with FingerprintStore(tmp_path) as s:
+            with pytest.warns(StoreWarning, match="checksum"):
+                assert s.lookup(docs[-5:], enc.cache_id) == [None] * 5
+            assert len(s) == len(docs) - 5
         return
     with pytest.raises(StoreDamagedError, match="damaged"):
         FingerprintStore(tmp_path, read_only=True)
+    assert not list(tmp_path.glob("quarantine-*"))
     with pytest.warns(StoreWarning, match="damaged"), FingerprintStore(tmp_path) as s:
-        assert s.stats().entries == 0 and s.verify() == []
+        assert len(s) == 0 and s.verify() == []
     assert list(tmp_path.glob(f"quarantine-*/{DB_NAME}"))
 
 
+def test_verify_reports_a_damaged_codebook_state(tmp_path):
+    """One byte of the trained codebook's state flipped on disk: ``verify()`` (the "full
+    consistency check" that reads "every codebook's digest") must report it, also in a process
+    that loaded the intact codebook before (ready codecs are cached by their claimed digest).
+    """
+    docs = _filled(tmp_path)
+    ((cid, state),) = sql(tmp_path, "SELECT id, state FROM codebooks WHERE codec = 'pq64'")
+    bad = bytearray(state)
+    bad[len(bad) // 2] ^= 0x01
+    sql(tmp_path, "UPDATE codebooks SET state = ? WHERE id = ?", (bytes(bad), cid))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        with FingerprintStore(tmp_path, verify_on_open=False) as s:
+            assert len(s) in (0, len(docs))
+            assert len(s) == 0 or s.verify() != []
+
+
+@pytest.mark.slow
+def test_a_damaged_codebook_state_is_quarantined_by_a_fresh_process(tmp_path):
+    """One byte of the trained state flipped: a process that never loaded the codebook finds
+    the digest mismatch on open (read-only: a typed error; writable: quarantine)."""
+    _filled(tmp_path)
+    ((cid, state),) = sql(tmp_path, "SELECT id, state FROM codebooks WHERE codec = 'pq64'")
+    bad = bytearray(state)
+    bad[len(bad) // 2] ^= 0x01
+    sql(tmp_path, "UPDATE codebooks SET state = ? WHERE id = ?", (bytes(bad), cid))
+    code = textwrap.dedent(
+        """
+        import sys, warnings
+        from semtoken_rag.store import FingerprintStore, StoreDamagedError, StoreWarning
+        try:
+            FingerprintStore(sys.argv[1], read_only=True)
+        except StoreDamagedError as exc:
+            print("read-only:", exc)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with FingerprintStore(sys.argv[1]) as s:
+                print("documents:", len(s))
+        print("warned:", any(issubclass(w.category, StoreWarning) for w in caught))
+        """
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=ROOT,
+        timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "read-only:" in res.stdout and "damaged" in res.stdout
+    assert "documents: 0" in res.stdout and "warned: True" in res.stdout
+    assert list(tmp_path.glob(f"quarantine-*/{DB_NAME}"))
+
+
+@pytest.mark.slow
 def test_truncated_wal_keeps_a_consistent_prefix(tmp_path):
     """A WAL cut mid-frame (disk full, a copy interrupted): SQLite ignores the torn frames;
-    the store opens, serves every entry of the transactions that survive, verify() is clean."""
-    base = _filled(tmp_path, 40, codec="float16")
+    the store opens, serves every document of the transactions that survive, verify() clean."""
+    base = _filled(tmp_path, 20, codec="float16")
     code = textwrap.dedent(
         f"""
-        import json, os, sys
+        import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from semtoken_rag.store import FingerprintStore
         from tests.fakes import FakeEncoder
-        from tests.store_helpers import items, texts
+        from tests.store_helpers import fill, long_texts
         s = FingerprintStore(sys.argv[1])
         for b in range(6):
-            s.put_many(items(FakeEncoder(), texts(10, f"w{{b}}-")))
+            fill(s, FakeEncoder(), long_texts(10, f"w{{b}}-"))
         os.kill(os.getpid(), 9)
         """
     )
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, timeout=120)
     wal = tmp_path / (DB_NAME + "-wal")
     os.truncate(wal, wal.stat().st_size * 2 // 3 + 7)  # not on a frame boundary
+    enc = FakeEncoder()
     with FingerprintStore(tmp_path) as s:
         assert s.verify() == []
-        got = s.get_many([k for k, _ in base])
-        assert all(close_enough(g, fp, 0.9999) for g, (_, fp) in zip(got, base, strict=True))
+        got = s.lookup(base, enc.cache_id)
+        refs = enc.encode_texts(base)
+        assert all(close_enough(g, r, 0.9999) for g, r in zip(got, refs, strict=True))
         batches = [
-            sum(
-                g is not None
-                for g in s.get_many([k for k, _ in items(FakeEncoder(), texts(10, f"w{b}-"))])
-            )
+            sum(g is not None for g in s.lookup(long_texts(10, f"w{b}-"), enc.cache_id))
             for b in range(6)
         ]
         assert all(n in (0, 10) for n in batches)  # whole transactions or nothing
         assert batches == sorted(batches, reverse=True)  # a prefix of the commits survives
+        assert 0 < sum(batches) < 60  # the cut removed some, kept some
+        assert len(s) == len(base) + sum(batches)
 
 
-def test_future_format_and_unknown_codec_leave_the_store_alone(tmp_path):
+@pytest.mark.parametrize("change", ["future-format", "unknown-codec"])
+def test_future_format_and_unknown_codec_leave_the_store_alone(tmp_path, change):
+    """A store this version cannot read is refused with a typed error, read-only or not, and
+    its database is left byte for byte as it was."""
     _filled(tmp_path, 10, codec="float16")
-    with sqlite3.connect(tmp_path / DB_NAME) as conn:
-        conn.execute("UPDATE meta SET value = 3 WHERE name = 'format_version'")
-    before = _digest(tmp_path)
-    for kw in ({}, {"read_only": True}):
-        with pytest.raises(StoreError, match="format 3, written by a newer"):
+    if change == "future-format":
+        sql(tmp_path, "UPDATE meta SET value = 4 WHERE name = 'format_version'")
+        message = "format 4, written by a newer"
+    else:
+        sql(tmp_path, "UPDATE meta SET value = 'rq32' WHERE name = 'codec'")
+        message = "codec 'rq32', unknown"
+    before = digest(tmp_path)
+    with pytest.raises(StoreError, match=message):
+        FingerprintStore(tmp_path, read_only=True)
+    assert digest(tmp_path) == before
+    for kw in ({}, {"codec": "float16"}, {"verify_on_open": True}):
+        with pytest.raises(StoreError, match=message):
             FingerprintStore(tmp_path, **kw)
-    res = _info(tmp_path)
-    assert res.returncode == 2 and "newer" in res.stderr and "Traceback" not in res.stderr
-    assert _digest(tmp_path)[DB_NAME] == before[DB_NAME]
-
-
-def test_format_1_store_asks_for_migration(tmp_path):
-    from tests.store_helpers import write_v1_store
-
-    write_v1_store(tmp_path, items(FakeEncoder(), texts(5)))
-    for kw in ({}, {"read_only": True}):
-        with pytest.raises(StoreError, match=r"format 1 .*semtoken-rag store migrate"):
-            FingerprintStore(tmp_path, **kw)
-    res = _info(tmp_path)
-    assert res.returncode == 2 and "store migrate" in res.stderr
+        assert not list(tmp_path.glob("quarantine-*"))
+        assert digest(tmp_path) == before, kw
 
 
 def test_codec_that_cannot_train_yet_stays_float16_without_faiss_errors(tmp_path):
-    """Fewer vectors than the codec needs: documented fallback (float16), never a FAISS crash;
+    """Fewer words than the codec needs: documented fallback (float16), never a FAISS crash;
     a codec spec below FAISS's minimum is refused up front."""
-    its = items(FakeEncoder(), texts(10))  # 140 vectors < 256 centroids
+    enc = FakeEncoder()
+    docs = long_texts(4)  # 240 words < 256 centroids
     with FingerprintStore(tmp_path, codec=SMALL_PQ) as s:
-        s.put_many(its)
+        report = fill(s, enc, docs)
         st = s.stats()
-        assert not st.trained and st.staged_entries == 10
+        assert not report.trained and not st.trained and st.staged_words == 240
+        got = s.lookup(docs, enc.cache_id)
+        assert all(close_enough(g, r, 0.9999) for g, r in zip(got, enc.encode_texts(docs)))
     with pytest.raises(StoreError, match="train_min"):
         SMALL_PQ.with_options(train_min=10)
     from semtoken_rag.store.codecs import train
@@ -328,86 +467,65 @@ def test_codec_that_cannot_train_yet_stays_float16_without_faiss_errors(tmp_path
         train(SMALL_PQ, np.ones((100, 32), np.float32))
 
 
+def _subspace_texts(
+    n: int, lo: int, hi: int, tag: str
+) -> tuple[list[str], list[ChunkFingerprints]]:
+    """``n`` 40-word texts whose unit vectors live in dimensions ``lo:hi`` only."""
+    rng = np.random.default_rng(lo)
+    texts, fps = [], []
+    for i in range(n):
+        text = " ".join(f"{tag}{i}w{j}" for j in range(40))
+        v = np.zeros((40, 32), np.float32)
+        v[:, lo:hi] = rng.standard_normal((40, hi - lo))
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        texts.append(text)
+        fps.append(ChunkFingerprints(v, find_words(text)))
+    return texts, fps
+
+
 def test_vectors_the_codebook_does_not_fit_stay_float16(tmp_path):
     """Another encoder's vectors of the same dimension: the fidelity guard keeps them in
     float16 instead of degrading them with a codebook trained on other statistics."""
-    rng = np.random.default_rng(0)
-
-    def fps(n: int, lo: int, hi: int):
-        from semtoken_rag.fingerprints import ChunkFingerprints
-
-        out = []
-        for i in range(n):
-            v = np.zeros((20, 32), np.float32)
-            v[:, lo:hi] = rng.standard_normal((20, hi - lo))
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            spans = np.stack([np.arange(20) * 4, np.arange(20) * 4 + 3], axis=1)
-            out.append((f"{lo}-{i}", ChunkFingerprints(v, spans)))
-        return out
-
-    trained_on = fps(80, 0, 8)  # 1,600 vectors living in dims 0-7
-    other = fps(5, 8, 32)  # another "encoder": dims 8-31
+    fit_texts, fit = _subspace_texts(40, 0, 8, "fit")  # 1,600 vectors living in dims 0-7
+    odd_texts, odd = _subspace_texts(5, 8, 32, "odd")  # another "encoder": dims 8-31
     with FingerprintStore(tmp_path, codec=SMALL_PQ) as s:
-        s.put_many(trained_on)
-        assert s.stats().trained
-        s.put_many(other)
-        assert s.stats().staged_entries == 5
-        got = s.get_many([k for k, _ in other])
-        assert all(close_enough(g, fp, 0.999) for g, (_, fp) in zip(got, other, strict=True))
-        # One batch mixing both: the guard judges each entry, not the batch.
-        fitting, misfits = fps(6, 0, 8), fps(3, 8, 32)
-        s.put_many([(f"mixed-{k}", fp) for k, fp in [*fitting, *misfits]])
-        assert s.stats().staged_entries == 5 + 3
+        s.put(fit_texts, fit, "enc")
+        assert s.stats().trained and s.stats().staged_words == 0
+        s.put(odd_texts, odd, "enc")
+        assert s.stats().staged_words == 5 * 40
+        got = s.lookup(odd_texts, "enc")
+        assert all(close_enough(g, fp, 0.999) for g, fp in zip(got, odd, strict=True))
+        # One write mixing both: the guard judges each block, not the batch.
+        more_fit_texts, more_fit = _subspace_texts(6, 0, 8, "fit2")
+        more_odd_texts, more_odd = _subspace_texts(3, 8, 32, "odd2")
+        s.put([*more_fit_texts, *more_odd_texts], [*more_fit, *more_odd], "enc")
+        assert s.stats().staged_words == (5 + 3) * 40 and s.verify() == []
 
 
-def test_batched_encoding_stores_the_same_codes_as_entry_by_entry(tmp_path):
-    """``put_many`` encodes a batch in one FAISS call; each entry's stored codes must be those
+def test_batched_encoding_stores_the_same_codes_as_document_by_document(tmp_path):
+    """Ingestion encodes a batch in one codec call; each document's stored codes must be those
     it gets alone (same codebook: training is deterministic on the same sample)."""
     enc = FakeEncoder()
-    first, later = items(enc, texts(120)), items(enc, texts(30, "later"))
+    first, later = long_texts(40, "first"), long_texts(12, "later")
     batched, single = tmp_path / "batched", tmp_path / "single"
     for where in (batched, single):
         with FingerprintStore(where, codec=SMALL_PQ) as s:
-            s.put_many(first)
+            fill(s, enc, first)
             assert s.stats().trained
             if where == batched:
-                s.put_many(later)
+                fill(s, enc, later, batch_size=64)
             else:
-                for it in later:
-                    s.put_many([it])
+                for doc in later:
+                    fill(s, enc, [doc])
     with FingerprintStore(batched) as a, FingerprintStore(single) as b:
-        keys = [k for k, _ in later]
-        for x, y in zip(a.get_many(keys), b.get_many(keys), strict=True):
+        for x, y in zip(a.lookup(later, enc.cache_id), b.lookup(later, enc.cache_id), strict=True):
             assert x is not None and y is not None
             np.testing.assert_array_equal(x.vectors, y.vectors)
             np.testing.assert_array_equal(x.word_spans, y.word_spans)
 
 
-# -- FAISS build and GPU paths (callable without a GPU) ----------------------------------
-def test_faiss_build_is_reported_and_always_fails_clearly_without_gpu():
-    build = faiss_build()
-    assert build.version and build.module_file and build.describe().startswith("faiss ")
-    if build.gpu_usable:
-        pytest.skip("a GPU FAISS build is active here: covered by tests/test_gpu.py")
-    assert resolve_use_gpu("auto") is False and resolve_use_gpu("never") is False
-    with pytest.raises(StoreError, match=r"use_gpu='always' but faiss .*pip"):
-        FingerprintStore(use_gpu="always")
-    from semtoken_rag.store import SpanIndex
-
-    with pytest.raises(StoreError, match="use_gpu='always'"):
-        SpanIndex(8, use_gpu="always")
-
-
-def test_search_with_k_beyond_the_gpu_limit(tmp_path):
-    its = _filled(tmp_path, 200, codec="float16")
-    with FingerprintStore(tmp_path, use_gpu="auto") as s:
-        total = s.stats().vectors
-        assert total > GPU_MAX_K
-        scores, hits = s.search(its[0][1].vectors[:2], k=GPU_MAX_K + 100)
-        assert scores.shape == (2, GPU_MAX_K + 100) and all(h is not None for h in hits[0])
-        assert np.all(np.diff(scores, axis=1) <= 1e-6)
-
-
+# -- locks --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sigkill_leaves_no_lock_that_blocks(tmp_path):
     """A writer killed while holding the file lock: the OS releases it; the next open works."""
     code = textwrap.dedent(
@@ -429,47 +547,63 @@ def test_sigkill_leaves_no_lock_that_blocks(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
-    t0 = time.monotonic()
+    enc = FakeEncoder()
     with FingerprintStore(tmp_path, lock_timeout=10) as s:
-        s.put_many(items(FakeEncoder(), texts(2)))
-    assert time.monotonic() - t0 < 10
+        assert fill(s, enc, long_texts(2)).encoded == 2
+    with FingerprintStore(tmp_path, lock_timeout=0.5) as s:  # and nothing held it since
+        assert len(s) == 2
 
 
 def test_a_writer_blocked_by_a_held_lock_gets_a_typed_timeout(tmp_path):
-    """Another process holds the store's lock past ``lock_timeout``: a put and a migration each
-    raise :class:`StoreError` naming the store, and nothing is written."""
+    """Another process holds the store's lock past ``lock_timeout``: every write raises
+    :class:`StoreError` naming the store, nothing is written, and lookups never wait."""
     from filelock import FileLock
 
-    from semtoken_rag.store.migrate import migrate
-
     enc = FakeEncoder()
+    docs = long_texts(2)
     with FingerprintStore(tmp_path, codec="float16", lock_timeout=0.2) as s:
-        s.put_many(items(enc, texts(2)))
+        fill(s, enc, docs)
+        ready = encoded(s, enc, long_texts(2, "new"))
         held = FileLock(str(tmp_path / ".lock"))
         held.acquire()
         try:
-            with pytest.raises(
-                StoreError, match=re.escape(f"timed out waiting for the lock of {tmp_path}")
-            ):
-                s.put_many(items(enc, texts(2, "new")))
-            with pytest.raises(StoreError, match="timed out waiting for the lock"):
-                migrate(tmp_path, "sq8", lock_timeout=0.2)
+            timeout = re.escape(f"timed out waiting for the lock of {tmp_path}")
+            for write in (
+                lambda: s.put(long_texts(2, "new"), enc.encode_texts(long_texts(2, "new")),
+                              enc.cache_id),
+                lambda: s.write(ready),
+                lambda: s.add_names({"k": ["n"]}),
+                lambda: s.codec_set(32),
+                lambda: fill(s, enc, long_texts(2, "new")),
+            ):  # fmt: skip
+                with pytest.raises(StoreError, match=timeout):
+                    write()
+            with pytest.raises(StoreError, match=timeout):
+                FingerprintStore(tmp_path, lock_timeout=0.2)
+            assert all(s.lookup(docs, enc.cache_id))  # readers take no file lock
+            with FingerprintStore(tmp_path, read_only=True) as ro:
+                assert len(ro) == 2
         finally:
             held.release()
         assert len(s) == 2 and s.stats().codec == "float16"
+        assert fill(s, enc, long_texts(2, "new")).encoded == 2  # released: writes work again
 
 
 def test_a_lock_file_that_cannot_be_created_is_a_typed_error(tmp_path):
     """A lock path that is a directory (as unwritable as it gets under root): the error names
     the store and says what to do, instead of filelock's OSError."""
-    from semtoken_rag.store.migrate import migrate
-
-    FingerprintStore(tmp_path, codec="float16").close()
+    _filled(tmp_path, 3, codec="float16")
     (tmp_path / ".lock").unlink(missing_ok=True)
     (tmp_path / ".lock").mkdir()
     with pytest.raises(StoreError, match=r"cannot take the lock file of .*read_only=True"):
         FingerprintStore(tmp_path, lock_timeout=0.2)
-    with pytest.raises(StoreError, match=r"cannot take the lock file of .*write access"):
-        migrate(tmp_path, "sq8", lock_timeout=0.2)
     with FingerprintStore(tmp_path, read_only=True) as ro:  # lookups still work
-        assert len(ro) == 0
+        assert len(ro) == 3 and all(ro.lookup(long_texts(3, "h"), FakeEncoder().cache_id))
+
+
+def test_a_store_path_that_is_a_file_is_a_typed_error(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError, match=r"not a directory|cannot create"):
+        FingerprintStore(tmp_path / "file")
+    with pytest.raises(StoreError, match="cannot create store directory"):
+        FingerprintStore(tmp_path / "file" / "below")

@@ -32,7 +32,7 @@ def test_summary_request_keeps_the_transcripts_opening(
     real_compressor: Compressor, transcript: str
 ) -> None:
     query = "Summarize the whole meeting."
-    assert is_summary_request(query) and real_compressor.config.objective == "auto"
+    assert is_summary_request(query) and real_compressor.config.selection.objective == "auto"
     auto = real_compressor.compress(transcript, query, ratio=0.25)
     relevance = real_variant(real_compressor, objective="relevance").compress(
         transcript, query, ratio=0.25

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, get_args
 
+from semtoken_rag.cli.args import budget, ratio
 from semtoken_rag.compressor import Compressor
-from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
 
 
@@ -16,9 +18,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", help="text files (one chunk each); stdin if none")
     parser.add_argument("--query", "-q", default=None, help="the question to condition on")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--ratio", type=float, default=None, help="fraction of tokens to keep")
-    group.add_argument("--budget", type=int, default=None, help="absolute token budget")
+    group.add_argument("--ratio", type=ratio, default=None, help="fraction of tokens to keep")
+    group.add_argument("--budget", type=budget, default=None, help="absolute token budget")
     parser.add_argument("--encoder", default=None, help="encoder id or path")
+    parser.add_argument("--device", default=None, help="encoder device: auto, cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--store", type=Path, default=None,
+        help="fingerprint store written by `semtoken-rag ingest` (read-only: chunks found in "
+        "its documents need no encoder pass)",
+    )  # fmt: skip
     parser.add_argument("--count-tokenizer", default=None, help="tokenizer the budget counts in")
     parser.add_argument(
         "--force-keep", action="append", default=[], help="regex whose matches are kept"
@@ -27,7 +35,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--preset-keep",
         action="append",
         default=[],
-        choices=["numbers", "ids", "dates", "urls", "emails"],
+        choices=get_args(ForceKeepPreset),
         help="named force-keep rule",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -48,8 +56,24 @@ def read_text_file(path: Path) -> str:
 def _read_inputs(files: list[str]) -> list[str]:
     if not files:
         # Bytes, decoded leniently: binary or mis-encoded input is text with U+FFFD, not a crash.
-        return [sys.stdin.buffer.read().decode("utf-8", errors="replace")]
-    return [read_text_file(Path(f)) for f in files]
+        texts = [sys.stdin.buffer.read().decode("utf-8", errors="replace")]
+    else:
+        texts = [read_text_file(Path(f)) for f in files]
+    if not any(t.strip() for t in texts):
+        raise InvalidInputError("nothing to compress: " + ("stdin" if not files else "the files")
+                                + " hold no text")  # fmt: skip
+    return texts
+
+
+def _compress(config: SemTokenConfig, texts: list[str], args: argparse.Namespace) -> Any:
+    """Compress with the store given by ``--store`` (read-only) or the in-memory cache."""
+    if args.store is None:
+        return Compressor(config).compress(texts, args.query, ratio=args.ratio, budget=args.budget)
+    from semtoken_rag.store import FingerprintStore
+
+    with FingerprintStore(args.store, read_only=True) as store:
+        comp = Compressor(config, store=store)
+        return comp.compress(texts, args.query, ratio=args.ratio, budget=args.budget)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,11 +84,13 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.encoder:
         overrides["encoder_model"] = args.encoder
+    if args.device:
+        overrides["device"] = args.device
     if args.count_tokenizer:
         overrides["count_tokenizer"] = args.count_tokenizer
     config = SemTokenConfig(**overrides)  # type: ignore[arg-type]
     texts = _read_inputs(args.files)
-    result = Compressor(config).compress(texts, args.query, ratio=args.ratio, budget=args.budget)
+    result = _compress(config, texts, args)
     if args.json:
         payload = {
             "query": args.query,
@@ -74,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             "budget_tokens": result.budget_tokens,
             "overshoot_tokens": result.overshoot_tokens,
             "dedup_saved_tokens": result.dedup_saved_tokens,
+            "encoder_calls": result.encoder_calls,
             "timings_ms": {
                 "encode": result.timings.encode_ms,
                 "core": result.timings.core_ms,

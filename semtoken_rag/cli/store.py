@@ -1,9 +1,10 @@
-"""``semtoken-rag store info|migrate DIR``: inspect a fingerprint store, or re-encode it.
+"""``semtoken-rag store info DIR``: inspect a fingerprint store.
 
 ``info`` opens the store read-only: it never takes the lock, moves, repairs or creates
 anything.  A damaged store is reported as damaged with exit status 1 (and "check ok" is
-printed only when ``--check`` found nothing).  ``migrate`` re-encodes in place, crash-safely
-(see :mod:`semtoken_rag.store.migrate`).
+printed only when ``--check`` found nothing).  There is no in-place migration: a store is
+derived data, so another codec or an older format means ingesting into a new directory
+(docs/store.md, "Formats and codecs").
 """
 
 from __future__ import annotations
@@ -11,32 +12,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``semtoken-rag store``."""
-    from semtoken_rag.store.codecs import CODECS
-
     sub = parser.add_subparsers(dest="store_command", required=True, metavar="ACTION")
     info = sub.add_parser("info", help="print the statistics of a store (read-only)")
     info.add_argument("dir", type=Path, help="store directory")
     info.add_argument("--check", action="store_true", help="verify every entry (slow)")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    mig = sub.add_parser(
-        "migrate", help="re-encode a store in place (format 1 -> 2, or another codec)"
-    )
-    mig.add_argument("dir", type=Path, help="store directory")
-    mig.add_argument(
-        "--codec",
-        choices=sorted(CODECS),
-        default=None,
-        help="target codec (default: pq64 for a format-1 store, else the store's own)",
-    )
-    mig.add_argument("--no-vacuum", action="store_true", help="keep the freed pages in the file")
-    mig.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,8 +48,8 @@ def _info(args: argparse.Namespace) -> int:
     else:
         print(f"store {args.dir}")
         print(f"  codec            {stats.codec}{'' if stats.trained else ' (not trained yet)'}")
-        print(f"  entries          {stats.entries} ({stats.staged_entries} in float16)")
-        print(f"  vectors          {stats.vectors}")
+        print(f"  documents        {stats.documents}")
+        print(f"  words            {stats.words} ({stats.staged_words} in float16)")
         print(f"  payload bytes    {stats.payload_bytes}")
         print(f"  bytes on disk    {stats.bytes_on_disk}")
         print(f"  quick_check      {'ok' if quick else 'skipped (over 1 GiB: use --check)'}")
@@ -84,35 +69,4 @@ def _report_damage(args: argparse.Namespace, message: str) -> int:
     return 1
 
 
-def _migrate(args: argparse.Namespace) -> int:
-    """Re-encode the store; print what changed."""
-    from tqdm.auto import tqdm
-
-    from semtoken_rag.store.migrate import migrate
-
-    bar: Any = tqdm(desc="migrate", unit="entry", disable=args.no_progress, file=sys.stderr)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        report = migrate(args.dir, args.codec, vacuum=not args.no_vacuum, on_progress=progress)
-    finally:
-        bar.close()
-    if report.entries < 0:
-        print(f"store {args.dir} already uses codec {report.codec}: nothing to do")
-        return 0
-    print(
-        f"migrated {args.dir}: format {report.source_format} ({report.source_codec}) -> "
-        f"format 2 ({report.codec}), {report.entries} entries"
-        + (f", {report.damaged} damaged entries dropped" if report.damaged else "")
-        + (" (resumed)" if report.resumed else "")
-        + f"; {report.bytes_before / 2**20:.1f} MiB -> {report.bytes_after / 2**20:.1f} MiB "
-        f"in {report.seconds:.1f} s"
-    )
-    return 0
-
-
-ACTIONS = {"info": _info, "migrate": _migrate}
+ACTIONS = {"info": _info}

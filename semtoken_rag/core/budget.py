@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: A CSR graph ``(indptr (n+1,) int64, values)``: row ``i`` is ``values[indptr[i]:indptr[i+1]]``.
+CSR = tuple[np.ndarray, np.ndarray]
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -43,27 +46,14 @@ class Selection:
     dedup_skipped_tokens: int = 0
 
 
-def select_units(
-    scores: np.ndarray,
-    costs: np.ndarray,
-    budget: int,
-    *,
-    candidates: np.ndarray | None = None,
-    forced: np.ndarray | None = None,
-    duplicates: tuple[np.ndarray, np.ndarray] | None = None,
-    word_costs: np.ndarray | None = None,
-    min_fill_tokens: int = 1,
-    sep_cost: int = 0,
-    unit_chunk: np.ndarray | None = None,
-    shingles: tuple[np.ndarray, np.ndarray] | None = None,
-    lexical_threshold: float | None = None,
-) -> Selection:
-    """Choose units under ``budget``.
+@dataclass(frozen=True)
+class UnitRules:
+    """Everything besides scores, costs and the budget that shapes :func:`select_units`.
 
-    Args:
-        scores: ``(n,) float32`` higher is better.
-        costs: ``(n,) int64`` tokens of each unit.
-        budget: Token budget (>= 0).  Forced units are kept even beyond it.
+    Why one object: the rules travel together from the pipeline to the budget (per chunk or
+    joint), and each defaults to "off", so a caller names only what it uses.
+
+    Attributes:
         candidates: ``(n,) bool`` units that may be chosen (collapsed span members may not);
             ``None`` means all.
         forced: ``(n,) bool`` units kept regardless of budget and score.
@@ -80,94 +70,174 @@ def select_units(
             :func:`~semtoken_rag.core.redundancy.unit_shingles`), or ``None``.
         lexical_threshold: Skip a unit when at least this fraction of its shingles already
             occur in kept units (verbatim or partial repeats); ``None`` disables the check.
+    """
+
+    candidates: np.ndarray | None = None
+    forced: np.ndarray | None = None
+    duplicates: CSR | None = None
+    word_costs: np.ndarray | None = None
+    min_fill_tokens: int = 1
+    sep_cost: int = 0
+    unit_chunk: np.ndarray | None = None
+    shingles: CSR | None = None
+    lexical_threshold: float | None = None
+
+
+class _Kept:
+    """The units kept so far and what keeping one more would add or block.
+
+    Why a class: keeping a unit updates four views at once (the kept mask, the rendered pieces
+    per chunk, the shingles already seen, the near-duplicates now blocked), and the separator
+    charge of the next unit depends on the first two.
+    """
+
+    def __init__(self, n: int, rules: UnitRules) -> None:
+        self.mask = np.zeros(n, dtype=bool)
+        self.blocked = np.zeros(n, dtype=bool)
+        self.flags = [False] * n
+        self.sep_cost = rules.sep_cost
+        self.duplicates = rules.duplicates
+        chunk = (
+            np.zeros(n, dtype=np.int64)
+            if rules.unit_chunk is None
+            else np.asarray(rules.unit_chunk, np.int64)
+        )
+        self.chunk = chunk.tolist()
+        # joins[i]: unit i and unit i + 1 render as one piece when both are kept.
+        self.joins = [*(chunk[1:] == chunk[:-1]).tolist(), False]
+        self.pieces = [0] * (int(chunk.max()) + 1 if n else 1)
+        self.lexical = rules.shingles is not None and rules.lexical_threshold is not None
+        self.threshold = float(rules.lexical_threshold or 0.0)
+        self.seen: set[int] = set()
+        shingles = rules.shingles if self.lexical else None
+        self.sh_ptr: list[int] = shingles[0].tolist() if shingles is not None else []
+        self.sh_all: list[int] = shingles[1].tolist() if shingles is not None else []
+
+    def _neighbours_kept(self, i: int, right: bool) -> tuple[bool, bool]:
+        left_kept = i > 0 and self.joins[i - 1] and self.flags[i - 1]
+        right_kept = right and self.joins[i] and self.flags[i + 1]
+        return left_kept, right_kept
+
+    def sep_delta(self, i: int, right: bool = True) -> int:
+        """Separator tokens added by keeping unit ``i`` (its leading words if not ``right``)."""
+        if not self.sep_cost:
+            return 0
+        left_kept, right_kept = self._neighbours_kept(i, right)
+        c = self.chunk[i]
+        new = self.pieces[c] + 1 - int(left_kept) - int(right_kept)
+        return self.sep_cost * (max(new - 1, 0) - max(self.pieces[c] - 1, 0))
+
+    def repeats_kept_text(self, i: int) -> bool:
+        """Whether at least ``lexical_threshold`` of unit ``i``'s shingles were already kept."""
+        if not self.lexical:
+            return False
+        own = self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]]
+        if not own:
+            return False
+        hit = sum(1 for h in own if h in self.seen)
+        return hit >= self.threshold * len(own)
+
+    def keep(self, i: int) -> None:
+        left_kept, right_kept = self._neighbours_kept(i, True)
+        self.pieces[self.chunk[i]] += 1 - int(left_kept) - int(right_kept)
+        self.flags[i] = True
+        self.mask[i] = True
+        if self.lexical:
+            self.seen.update(self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]])
+        if self.duplicates is not None:
+            indptr, indices = self.duplicates
+            self.blocked[indices[indptr[i] : indptr[i + 1]]] = True
+
+
+def _keep_forced(state: _Kept, forced: np.ndarray | None, costs: list[int]) -> tuple[int, int]:
+    """Keep every forced unit, in order; returns ``(used tokens, forced tokens)``."""
+    used = forced_tokens = 0
+    if forced is not None and forced.any():
+        for i in np.flatnonzero(forced).tolist():
+            used += costs[i] + state.sep_delta(i)
+            forced_tokens += costs[i]
+            state.keep(i)
+    return used, forced_tokens
+
+
+def _greedy(
+    state: _Kept,
+    scores: np.ndarray,
+    costs: list[int],
+    candidates: list[bool],
+    budget: int,
+    used: int,
+) -> tuple[int, int, int]:
+    """Keep units by descending score until one does not fit.
+
+    Returns:
+        ``(used tokens, tokens skipped as near-duplicates, the unit that did not fit or -1)``.
+    """
+    skipped = 0
+    # Scores are rounded before ordering: identical units (repeated chunks) can differ in the last
+    # bits of a BLAS product, and a tie must go to the earlier unit, not to float noise.
+    order = np.argsort(-np.round(scores.astype(np.float64), 5), kind="stable").tolist()
+    for i in order:
+        if state.flags[i] or not candidates[i]:
+            continue
+        if state.blocked[i] or state.repeats_kept_text(i):
+            skipped += costs[i]
+            continue
+        c = costs[i] + state.sep_delta(i)
+        if used + c > budget:
+            return used, skipped, i
+        used += c
+        state.keep(i)
+    return used, skipped, -1
+
+
+def _partial_fill(
+    state: _Kept, rules: UnitRules, stop: int, budget: int, used: int
+) -> tuple[int, int, int]:
+    """Spend the leftover on the leading words of ``stop`` (the unit that did not fit).
+
+    Returns:
+        ``(partial unit or -1, its leading words kept, used tokens)``.
+    """
+    if rules.word_costs is None or stop < 0:
+        return -1, 0, used
+    leftover = budget - used - state.sep_delta(stop, right=False)
+    if leftover < rules.min_fill_tokens:
+        return -1, 0, used
+    wc = np.cumsum(rules.word_costs[stop])[:-1]  # never all words: the unit did not fit
+    k = int(np.searchsorted(wc, leftover, side="right"))
+    if k <= 0:
+        return -1, 0, used
+    return stop, k, used + int(wc[k - 1]) + state.sep_delta(stop, right=False)
+
+
+def select_units(
+    scores: np.ndarray, costs: np.ndarray, budget: int, rules: UnitRules | None = None
+) -> Selection:
+    """Choose units under ``budget``.
+
+    Args:
+        scores: ``(n,) float32`` higher is better.
+        costs: ``(n,) int64`` tokens of each unit.
+        budget: Token budget (>= 0).  Forced units are kept even beyond it.
+        rules: Candidates, forced units, near-duplicates, partial fill and separators (see
+            :class:`UnitRules`); ``None``: none of them.
 
     Returns:
         A :class:`Selection`.
     """
+    rules = rules or UnitRules()
     n = len(scores)
-    kept = np.zeros(n, dtype=bool)
     if n == 0:
-        return Selection(kept=kept)
-    cand = np.ones(n, dtype=bool) if candidates is None else candidates.copy()
-    blocked = np.zeros(n, dtype=bool)
-    indptr, indices = duplicates if duplicates is not None else (None, None)
+        return Selection(kept=np.zeros(n, dtype=bool))
+    state = _Kept(n, rules)
     costs_list = costs.tolist()
-    chunk = np.zeros(n, dtype=np.int64) if unit_chunk is None else np.asarray(unit_chunk, np.int64)
-    chunk_list = chunk.tolist()
-    # joins[i]: unit i and unit i + 1 render as one piece when both are kept.
-    joins = [*(chunk[1:] == chunk[:-1]).tolist(), False]
-    pieces = [0] * (int(chunk.max()) + 1 if n else 1)
-    kept_list = [False] * n
-    lexical = shingles is not None and lexical_threshold is not None
-    seen: set[int] = set()
-    sh_ptr: list[int] = shingles[0].tolist() if lexical and shingles is not None else []
-    sh_all: list[int] = shingles[1].tolist() if lexical and shingles is not None else []
-
-    def repeats_kept_text(i: int) -> bool:
-        own = sh_all[sh_ptr[i] : sh_ptr[i + 1]]
-        if not own:
-            return False
-        hit = sum(1 for h in own if h in seen)
-        return hit >= float(lexical_threshold or 0.0) * len(own)
-
-    def sep_delta(i: int, right: bool = True) -> int:
-        """Separator tokens added by keeping unit ``i`` (its leading words if not ``right``)."""
-        if not sep_cost:
-            return 0
-        left_kept = i > 0 and joins[i - 1] and kept_list[i - 1]
-        right_kept = right and joins[i] and kept_list[i + 1]
-        c = chunk_list[i]
-        new = pieces[c] + 1 - int(left_kept) - int(right_kept)
-        return sep_cost * (max(new - 1, 0) - max(pieces[c] - 1, 0))
-
-    def keep(i: int) -> None:
-        c = chunk_list[i]
-        left_kept = i > 0 and joins[i - 1] and kept_list[i - 1]
-        right_kept = joins[i] and kept_list[i + 1]
-        pieces[c] += 1 - int(left_kept) - int(right_kept)
-        kept_list[i] = True
-        kept[i] = True
-        if lexical:
-            seen.update(sh_all[sh_ptr[i] : sh_ptr[i + 1]])
-        if indptr is not None and indices is not None:
-            blocked[indices[indptr[i] : indptr[i + 1]]] = True
-
-    used = 0
-    forced_tokens = 0
-    if forced is not None and forced.any():
-        for i in np.flatnonzero(forced).tolist():
-            used += costs_list[i] + sep_delta(i)
-            forced_tokens += costs_list[i]
-            keep(i)
-    skipped = 0
-    stop = -1
-    # Scores are rounded before ordering: identical units (repeated chunks) can differ in the last
-    # bits of a BLAS product, and a tie must go to the earlier unit, not to float noise.
-    order = np.argsort(-np.round(scores.astype(np.float64), 5), kind="stable").tolist()
-    cand_list = cand.tolist()
-    for i in order:
-        if kept_list[i] or not cand_list[i]:
-            continue
-        if blocked[i] or (lexical and repeats_kept_text(i)):
-            skipped += costs_list[i]
-            continue
-        c = costs_list[i] + sep_delta(i)
-        if used + c > budget:
-            stop = i
-            break
-        used += c
-        keep(i)
-    partial_unit, partial_words = -1, 0
-    if word_costs is not None and stop >= 0:
-        leftover = budget - used - sep_delta(stop, right=False)
-        if leftover >= min_fill_tokens:
-            wc = np.cumsum(word_costs[stop])[:-1]  # never all words: the unit did not fit
-            k = int(np.searchsorted(wc, leftover, side="right"))
-            if k > 0:
-                partial_unit, partial_words = stop, k
-                used += int(wc[k - 1]) + sep_delta(stop, right=False)
+    cand = np.ones(n, dtype=bool) if rules.candidates is None else rules.candidates
+    used, forced_tokens = _keep_forced(state, rules.forced, costs_list)
+    used, skipped, stop = _greedy(state, scores, costs_list, cand.tolist(), budget, used)
+    partial_unit, partial_words, used = _partial_fill(state, rules, stop, budget, used)
     return Selection(
-        kept=kept,
+        kept=state.mask,
         partial_unit=partial_unit,
         partial_words=partial_words,
         used_tokens=used,

@@ -16,15 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import regex
 
 from semtoken_rag.errors import ConfigError, ForceKeepTimeoutError
 
+#: The names of the built-in force-keep patterns: the one declaration of the presets.  The config
+#: field ``force_keep_presets``, its documentation and the CLI's ``--preset-keep`` choices are
+#: derived from it, so a new preset is this name plus its pattern below (one file).
+ForceKeepPreset = Literal["numbers", "ids", "dates", "urls", "emails"]
+
 #: Named patterns for ``force_keep_presets``.  Every pattern starts only where a run of its
 #: characters starts (a lookbehind), so no text makes it scan a run more than a few times.
-PRESET_PATTERNS: dict[str, str] = {
+PRESET_PATTERNS: dict[ForceKeepPreset, str] = {
     "numbers": r"(?<![\w.])[-+]?(?:\d{1,3}(?:[,\u00a0]\d{3})+|\d+)(?:\.\d+)?%?(?![\w])",
     # A run of letters/digits/_/- holding a digit and a letter, 4+ long, from its first
     # letter or digit to its last.  Each lookahead stops at the first digit (letter) of the run.
@@ -39,6 +45,8 @@ PRESET_PATTERNS: dict[str, str] = {
     "urls": r"\bhttps?://\S++",
     "emails": r"(?<![\w.+-])[\w.+-]++(?<=\w)@[\w-]++(?:\.[\w-]++)+",
 }
+if set(PRESET_PATTERNS) != set(get_args(ForceKeepPreset)):  # a name without a pattern, or reverse
+    raise AssertionError("ForceKeepPreset and PRESET_PATTERNS must list the same presets")
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,9 @@ def check_patterns(patterns: Sequence[str]) -> None:
         _compile(f"#{i}", p)
 
 
-def compile_rules(patterns: Iterable[str], presets: Iterable[str]) -> tuple[ForceKeepRule, ...]:
+def compile_rules(
+    patterns: Iterable[str], presets: Iterable[ForceKeepPreset]
+) -> tuple[ForceKeepRule, ...]:
     """The presets' and the user's patterns, each compiled on its own (empty: no rule)."""
     rules = [_compile(f"preset {p!r}", PRESET_PATTERNS[p]) for p in presets]
     rules += [_compile(f"#{i}", p) for i, p in enumerate(patterns)]

@@ -7,13 +7,22 @@ same plan, byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from semtoken_rag.core.budget import Selection, select_units
+from semtoken_rag.core.adaptive import (
+    AdaptiveRule,
+    BudgetChoice,
+    choose_budget,
+    scope_budgets,
+    word_unit_matches,
+)
+from semtoken_rag.core.arrays import ContextArrays, CorePlan, empty_plan
+from semtoken_rag.core.budget import CSR
 from semtoken_rag.core.coverage import coverage_scores
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.params import SelectionConfig
@@ -27,7 +36,22 @@ from semtoken_rag.core.scoring import (
     representatives,
     standardize,
 )
+from semtoken_rag.core.selection import ContextRules, select_context
 from semtoken_rag.core.spans import form_spans
+
+__all__ = [
+    "RELEVANCE",
+    "STAGES",
+    "ContextArrays",
+    "CorePlan",
+    "DedupSearch",
+    "StageHook",
+    "lead_prior",
+    "objective_for",
+    "plan_context",
+    "plan_scored",
+    "select_context",
+]
 
 #: Near-duplicate search ``(unit_vectors, threshold) -> CSR`` with the contract of
 #: :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs` (the engine injects a FAISS range
@@ -57,54 +81,24 @@ class _Stages:
 
 
 @dataclass(frozen=True)
-class ContextArrays:
-    """Everything the core needs about one context.
+class _Units:
+    """The context's units after pooling and span formation (what scoring reads).
 
     Attributes:
-        word_vectors: ``(W, d) float32`` L2-normalised word fingerprints, chunks concatenated.
-        word_costs: ``(W,) int64`` tokens of each word in the counting tokenizer.
-        unit_starts: ``(U,) int64`` first (global) word of each unit.
-        unit_chunk: ``(U,) int64`` chunk index of each unit (non-decreasing).
-        forced: ``(U,) bool`` units force-kept by a rule.
-        word_ids: ``(W,) uint64`` id of each normalised word (equal words, equal ids), for the
-            lexical repeat check; ``None`` disables it.
-    """
-
-    word_vectors: np.ndarray
-    word_costs: np.ndarray
-    unit_starts: np.ndarray
-    unit_chunk: np.ndarray
-    forced: np.ndarray
-    word_ids: np.ndarray | None = None
-
-    @property
-    def n_units(self) -> int:
-        return len(self.unit_starts)
-
-
-@dataclass(frozen=True)
-class CorePlan:
-    """The core's decision for one context.
-
-    Attributes:
-        kept: ``(U,) bool`` units kept in full.
-        partial: ``(U,) int64`` leading words kept of units not kept in full (0 for most).
+        vectors: ``(U, d) float32`` L2-normalised mean fingerprint of each unit.
+        costs: ``(U,) int64`` tokens of each unit.
         span_starts: ``(S,) int64`` first unit of each span.
-        span_entropy: ``(S,) float32`` semantic entropy of each span.
-        unit_scores: ``(U,) float32`` combined score of each unit.
-        coarse: ``(S,) bool`` spans collapsed to their representative unit.
-        unit_costs: ``(U,) int64`` tokens of each unit.
-        dedup_skipped_tokens: Tokens skipped as near-duplicates.
+        span_sizes: ``(S,) int64`` units of each span.
+        span_of_unit: ``(U,)`` span of each unit.
+        span_word_starts: ``(S,) int64`` first word of each span.
     """
 
-    kept: np.ndarray
-    partial: np.ndarray
+    vectors: np.ndarray
+    costs: np.ndarray
     span_starts: np.ndarray
-    span_entropy: np.ndarray
-    unit_scores: np.ndarray
-    coarse: np.ndarray
-    unit_costs: np.ndarray
-    dedup_skipped_tokens: int
+    span_sizes: np.ndarray
+    span_of_unit: np.ndarray
+    span_word_starts: np.ndarray
 
 
 def _pooled_relevance(
@@ -129,10 +123,136 @@ RELEVANCE: dict[
 }
 
 
+def _spans(
+    ctx: ContextArrays, unit_vecs: np.ndarray, unit_costs: np.ndarray, params: SelectionConfig
+) -> _Units:
+    """Units grouped into spans that never cross a chunk boundary."""
+    n_units = ctx.n_units
+    breaks = np.zeros(n_units, dtype=bool)
+    breaks[1:] = ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]
+    span_starts = form_spans(
+        unit_vecs, params.similarity_threshold, params.max_cluster_size, breaks
+    )
+    span_sizes = segment_lengths(span_starts, n_units)
+    return _Units(
+        vectors=unit_vecs,
+        costs=unit_costs,
+        span_starts=span_starts,
+        span_sizes=span_sizes,
+        span_of_unit=np.repeat(np.arange(len(span_starts)), span_sizes),
+        span_word_starts=ctx.unit_starts[span_starts],
+    )
+
+
+def _relevance(
+    ctx: ContextArrays,
+    query_vector: np.ndarray | None,
+    unit_vecs: np.ndarray,
+    params: SelectionConfig,
+) -> tuple[np.ndarray, float, float]:
+    """``(relevance (U,), relevance weight, entropy weight)`` for the query (or its absence)."""
+    w_ent = params.entropy_weight
+    if query_vector is not None and query_vector.size:
+        rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params)
+        return rel, params.relevance_weight, w_ent
+    if params.no_query_mode == "centroid":
+        rel = relevance(ctx.word_vectors.mean(axis=0), unit_vecs)
+        return rel, params.relevance_weight, w_ent
+    # The paper's top-H: entropy alone is the score, whatever its weight next to relevance.
+    return np.zeros(ctx.n_units, dtype=np.float32), 0.0, max(w_ent, 1.0)
+
+
+def _unit_scores(
+    ctx: ContextArrays,
+    units: _Units,
+    entropy: np.ndarray,
+    query_vector: np.ndarray | None,
+    params: SelectionConfig,
+    generic_query: bool,
+) -> np.ndarray:
+    """``(U,) float32`` the score each unit is ranked by, under the objective in force."""
+    rel, w_rel, w_ent = _relevance(ctx, query_vector, units.vectors, params)
+    has_query = query_vector is not None and bool(query_vector.size)
+    objective = objective_for(params, has_query, generic_query)
+    unit_entropy = entropy[units.span_of_unit]
+    if objective == "coverage":
+        # Coverage weights: dense units (span entropy) and, with a query, relevant ones count
+        # more; the greedy order becomes the scores the one budget rule spends.
+        log_w = w_ent * standardize(unit_entropy)
+        if has_query:
+            log_w = log_w + params.coverage_relevance * standardize(rel)
+        return coverage_scores(
+            units.vectors, units.costs, np.exp(log_w), neighbours=params.coverage_neighbours
+        )
+    scores = combined_score(rel, unit_entropy, w_rel, w_ent)
+    if objective == "summary":
+        scores = scores + params.lead_weight * standardize(lead_prior(ctx.unit_chunk))
+    return scores
+
+
+def _candidates(
+    ctx: ContextArrays, units: _Units, entropy: np.ndarray, params: SelectionConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(coarse (S,) bool, candidates (U,) bool)``: low-entropy spans collapse to their
+    representative unit, the only one of them that may be chosen."""
+    coarse = coarse_spans(
+        entropy, units.span_sizes, params.entropy_threshold, params.min_cluster_size
+    )
+    candidates = np.ones(ctx.n_units, dtype=bool)
+    if coarse.any():
+        span_means = segment_means(ctx.word_vectors, units.span_word_starts)
+        reps = representatives(units.vectors, units.span_of_unit, span_means)
+        candidates = ~coarse[units.span_of_unit]
+        candidates[reps[coarse]] = True
+    return coarse, candidates
+
+
+def _redundancy(
+    ctx: ContextArrays,
+    unit_vecs: np.ndarray,
+    params: SelectionConfig,
+    dedup_search: DedupSearch | None,
+) -> tuple[CSR | None, CSR | None]:
+    """``(near-duplicate graph, word shingles)`` of the units, each ``None`` when disabled."""
+    dups = (
+        (dedup_search or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
+        if params.dedup_threshold is not None
+        else None
+    )
+    shingles = (
+        unit_shingles(ctx.word_ids, ctx.unit_starts)
+        if ctx.word_ids is not None and params.lexical_dedup_threshold is not None
+        else None
+    )
+    return dups, shingles
+
+
+def _adaptive(
+    ctx: ContextArrays,
+    query_vector: np.ndarray | None,
+    scores: np.ndarray,
+    units: _Units,
+    candidates: np.ndarray,
+    rule: AdaptiveRule,
+    params: SelectionConfig,
+) -> tuple[np.ndarray, BudgetChoice]:
+    """The selection's budgets under the ``auto`` rule (see :mod:`semtoken_rag.core.adaptive`):
+    a query ranked by relevance is covered word by word; any other objective gets the
+    ceiling."""
+    has_query = query_vector is not None and bool(query_vector.size)
+    matches = None
+    if query_vector is not None and objective_for(params, has_query, rule.summary) == "relevance":
+        words = query_vector.reshape(1, -1) if query_vector.ndim == 1 else query_vector
+        matches = word_unit_matches(words, ctx.word_vectors, ctx.unit_starts)
+    choice = choose_budget(matches, scores, units.costs, candidates, ctx.forced, rule)
+    chunk_costs = np.bincount(ctx.unit_chunk, weights=units.costs).astype(np.int64)
+    return scope_budgets(choice, rule, chunk_costs), choice
+
+
 def plan_context(
     ctx: ContextArrays,
     query_vector: np.ndarray | None,
-    budgets: np.ndarray,
+    budgets: np.ndarray | AdaptiveRule,
     params: SelectionConfig,
     *,
     separator_cost: int = 0,
@@ -147,7 +267,9 @@ def plan_context(
         query_vector: ``(d,)`` pooled query embedding, ``(Q, d)`` fingerprints of the query's
             content words (what late interaction matches word by word; pooled relevance takes
             their mean), or ``None`` (no query).
-        budgets: ``(1,) int64`` one joint budget, or ``(n_chunks,) int64`` one per chunk.
+        budgets: ``(1,) int64`` one joint budget, ``(n_chunks,) int64`` one per chunk, or an
+            :class:`~semtoken_rag.core.adaptive.AdaptiveRule` (the ``auto`` budget: chosen
+            from the scores, reported in ``CorePlan.budget_choice``).
         params: The selection knobs.
         separator_cost: Tokens of the separator between two kept pieces of a chunk; charged to
             the budget.
@@ -160,94 +282,30 @@ def plan_context(
     Returns:
         A :class:`CorePlan`.
     """
-    n_units = ctx.n_units
-    if n_units == 0:
-        return _empty_plan()
+    if ctx.n_units == 0:
+        return empty_plan()
     clock = _Stages(on_stage)
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
     unit_vecs = l2_normalize(segment_means(ctx.word_vectors, ctx.unit_starts))
     clock.done("pooling")
-
-    breaks = np.zeros(n_units, dtype=bool)
-    breaks[1:] = ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]
-    span_starts = form_spans(
-        unit_vecs, params.similarity_threshold, params.max_cluster_size, breaks
-    )
-    span_sizes = segment_lengths(span_starts, n_units)
-    span_of_unit = np.repeat(np.arange(len(span_starts)), span_sizes)
+    units = _spans(ctx, unit_vecs, unit_costs, params)
     clock.done("spans")
-    span_word_starts = ctx.unit_starts[span_starts]
-    entropy = span_entropy(ctx.word_vectors, span_word_starts)
+    entropy = span_entropy(ctx.word_vectors, units.span_word_starts)
     clock.done("entropy")
-
-    w_ent = params.entropy_weight
-    if query_vector is not None and query_vector.size:
-        rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params)
-        w_rel = params.relevance_weight
-    elif params.no_query_mode == "centroid":
-        rel = relevance(ctx.word_vectors.mean(axis=0), unit_vecs)
-        w_rel = params.relevance_weight
-    else:
-        # The paper's top-H: entropy alone is the score, whatever its weight next to relevance.
-        rel = np.zeros(n_units, dtype=np.float32)
-        w_rel, w_ent = 0.0, max(w_ent, 1.0)
-    has_query = query_vector is not None and bool(query_vector.size)
-    objective = objective_for(params, has_query, generic_query)
-    if objective == "coverage":
-        # Coverage weights: dense units (span entropy) and, with a query, relevant ones count
-        # more; the greedy order becomes the scores the one budget rule spends.
-        log_w = w_ent * standardize(entropy[span_of_unit])
-        if has_query:
-            log_w = log_w + params.coverage_relevance * standardize(rel)
-        scores = coverage_scores(
-            unit_vecs, unit_costs, np.exp(log_w), neighbours=params.coverage_neighbours
-        )
-    else:
-        scores = combined_score(rel, entropy[span_of_unit], w_rel, w_ent)
-        if objective == "summary":
-            scores = scores + params.lead_weight * standardize(lead_prior(ctx.unit_chunk))
-
-    coarse = coarse_spans(entropy, span_sizes, params.entropy_threshold, params.min_cluster_size)
-    candidates = np.ones(n_units, dtype=bool)
-    if coarse.any():
-        span_means = segment_means(ctx.word_vectors, span_word_starts)
-        reps = representatives(unit_vecs, span_of_unit, span_means)
-        candidates = ~coarse[span_of_unit]
-        candidates[reps[coarse]] = True
+    scores = _unit_scores(ctx, units, entropy, query_vector, params, generic_query)
+    coarse, candidates = _candidates(ctx, units, entropy, params)
+    choice = None
+    if isinstance(budgets, AdaptiveRule):
+        rule = dataclasses.replace(budgets, summary=generic_query, separator_cost=separator_cost)
+        budgets, choice = _adaptive(ctx, query_vector, scores, units, candidates, rule, params)
     clock.done("scoring")
-
-    dups = (
-        (dedup_search or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
-        if params.dedup_threshold is not None
-        else None
-    )
-    shingles = (
-        unit_shingles(ctx.word_ids, ctx.unit_starts)
-        if ctx.word_ids is not None and params.lexical_dedup_threshold is not None
-        else None
-    )
+    dups, shingles = _redundancy(ctx, unit_vecs, params, dedup_search)
     clock.done("dedup")
-    kept, partial, skipped = select_context(
-        ctx,
-        scores,
-        unit_costs,
-        budgets,
-        params,
-        candidates=candidates,
-        duplicates=dups,
-        shingles=shingles,
-        separator_cost=separator_cost,
-    )
+    rules = ContextRules(candidates, dups, shingles, separator_cost)
+    kept, partial, skipped = select_context(ctx, scores, units.costs, budgets, params, rules)
     clock.done("selection")
     return CorePlan(
-        kept=kept,
-        partial=partial,
-        span_starts=span_starts,
-        span_entropy=entropy,
-        unit_scores=scores,
-        coarse=coarse,
-        unit_costs=unit_costs,
-        dedup_skipped_tokens=skipped,
+        kept, partial, units.span_starts, entropy, scores, coarse, units.costs, skipped, choice
     )
 
 
@@ -300,14 +358,13 @@ def plan_scored(
     """
     n_units = ctx.n_units
     if n_units == 0:
-        return _empty_plan()
+        return empty_plan()
     scores = np.asarray(scores, dtype=np.float32).reshape(-1)
     if len(scores) != n_units:
         raise ValueError(f"{len(scores)} scores for {n_units} units")
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
-    kept, partial, _ = select_context(
-        ctx, scores, unit_costs, budgets, params, separator_cost=separator_cost
-    )
+    rules = ContextRules(separator_cost=separator_cost)
+    kept, partial, _ = select_context(ctx, scores, unit_costs, budgets, params, rules)
     return CorePlan(
         kept=kept,
         partial=partial,
@@ -318,102 +375,3 @@ def plan_scored(
         unit_costs=unit_costs,
         dedup_skipped_tokens=0,
     )
-
-
-def select_context(
-    ctx: ContextArrays,
-    scores: np.ndarray,
-    unit_costs: np.ndarray,
-    budgets: np.ndarray,
-    params: SelectionConfig,
-    *,
-    candidates: np.ndarray | None = None,
-    duplicates: tuple[np.ndarray, np.ndarray] | None = None,
-    shingles: tuple[np.ndarray, np.ndarray] | None = None,
-    separator_cost: int = 0,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """The one budget rule: :func:`~semtoken_rag.core.budget.select_units` over the joint
-    context or each chunk.
-
-    Returns:
-        ``(kept (U,) bool, partial (U,) int64 leading words of partly kept units, tokens
-        skipped as near-duplicates)``.
-    """
-    n_units = ctx.n_units
-    n_words = len(ctx.word_costs)
-    word_costs = None
-    if params.fill_partial:
-        ends = np.append(ctx.unit_starts[1:], n_words)
-        word_costs = np.empty(n_units, dtype=object)
-        for i, (s, e) in enumerate(zip(ctx.unit_starts.tolist(), ends.tolist(), strict=False)):
-            word_costs[i] = ctx.word_costs[s:e]
-    cand = np.ones(n_units, dtype=bool) if candidates is None else candidates
-    kept = np.zeros(n_units, dtype=bool)
-    partial = np.zeros(n_units, dtype=np.int64)
-    skipped = 0
-    groups = (
-        [np.arange(n_units)]
-        if len(budgets) == 1
-        else [np.flatnonzero(ctx.unit_chunk == c) for c in range(len(budgets))]
-    )
-    for g, idx in enumerate(groups):
-        if len(idx) == 0:
-            continue
-        sel: Selection = select_units(
-            scores[idx],
-            unit_costs[idx],
-            int(budgets[g]),
-            candidates=cand[idx],
-            forced=ctx.forced[idx],
-            duplicates=_restrict(duplicates, idx) if duplicates is not None else None,
-            word_costs=word_costs[idx] if word_costs is not None else None,
-            min_fill_tokens=params.min_fill_tokens,
-            sep_cost=separator_cost,
-            unit_chunk=ctx.unit_chunk[idx],
-            shingles=_restrict_shingles(shingles, idx) if shingles is not None else None,
-            lexical_threshold=params.lexical_dedup_threshold,
-        )
-        kept[idx] = sel.kept
-        if sel.partial_unit >= 0:
-            partial[idx[sel.partial_unit]] = sel.partial_words
-        skipped += sel.dedup_skipped_tokens
-    return kept, partial, skipped
-
-
-def _empty_plan() -> CorePlan:
-    empty_i = np.zeros(0, dtype=np.int64)
-    empty_f = np.zeros(0, dtype=np.float32)
-    return CorePlan(
-        np.zeros(0, bool), empty_i, empty_i, empty_f, empty_f, np.zeros(0, bool), empty_i, 0
-    )
-
-
-def _restrict(
-    dups: tuple[np.ndarray, np.ndarray], idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The CSR duplicate graph restricted to the units ``idx`` (renumbered 0..len-1)."""
-    indptr, indices = dups
-    if len(idx) == len(indptr) - 1:
-        return dups
-    remap = np.full(len(indptr) - 1, -1, dtype=np.int64)
-    remap[idx] = np.arange(len(idx))
-    new_ptr = [0]
-    new_idx: list[np.ndarray] = []
-    for i in idx.tolist():
-        part = remap[indices[indptr[i] : indptr[i + 1]]]
-        part = part[part >= 0]
-        new_idx.append(part)
-        new_ptr.append(new_ptr[-1] + len(part))
-    flat = np.concatenate(new_idx) if new_idx else np.zeros(0, dtype=np.int64)
-    return np.asarray(new_ptr, dtype=np.int64), flat.astype(np.int64)
-
-
-def _restrict_shingles(
-    shingles: tuple[np.ndarray, np.ndarray], idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The shingle CSR of the contiguous unit range ``idx`` (one chunk, or all units)."""
-    indptr, hashes = shingles
-    if len(idx) == len(indptr) - 1:
-        return shingles
-    a, b = int(idx[0]), int(idx[-1]) + 1
-    return indptr[a : b + 1] - indptr[a], hashes[indptr[a] : indptr[b]]

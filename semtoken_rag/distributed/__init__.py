@@ -5,8 +5,8 @@ is loaded when a function here first needs it, through :func:`semtoken_rag.optio
 so a missing extra is a one-line :class:`~semtoken_rag.errors.MissingDependencyError`.
 
 Example:
-    >>> from semtoken_rag.distributed import ray_ingest  # doctest: +SKIP
-    >>> report = ray_ingest(chunks, "fp-store", actors=4, gpus_per_actor=1)  # doctest: +SKIP
+    >>> from semtoken_rag.distributed import RayOptions, ray_ingest  # doctest: +SKIP
+    >>> report = ray_ingest(documents, "fp-store", ray=RayOptions(actors=4))  # doctest: +SKIP
 
 See ``docs/ray.md`` for running on a cluster.
 """
@@ -15,20 +15,14 @@ from __future__ import annotations
 
 from semtoken_rag.distributed.actor import EncoderMismatchError, FingerprintActor
 from semtoken_rag.distributed.cluster import RayConnectionError, ray_session
-from semtoken_rag.distributed.ingest import (
-    ChunkEncodingError,
-    FailedChunk,
-    IngestReport,
-    ray_ingest,
-)
+from semtoken_rag.distributed.ingest import RayOptions, RayRunner, ray_ingest
 
 __all__ = [
-    "ChunkEncodingError",
     "EncoderMismatchError",
-    "FailedChunk",
     "FingerprintActor",
-    "IngestReport",
     "RayConnectionError",
+    "RayOptions",
+    "RayRunner",
     "ray_ingest",
     "ray_session",
 ]

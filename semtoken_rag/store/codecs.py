@@ -5,8 +5,13 @@ word, about 1.2 MB per 1k encoder tokens), and the right trade-off between bytes
 is a measurement (docs/store.md, "Codecs"), not a constant.  Each codec is a named
 :class:`CodecSpec`; lossy ones are FAISS *standalone codecs* (``index_factory`` strings encoded
 with ``sa_encode`` / decoded with ``sa_decode``: ``faiss.ScalarQuantizer``,
-``faiss.ProductQuantizer``, ``faiss.PCAMatrix``), raw ones are numpy dtypes.  Nothing here is a
-hand-written quantizer.
+``faiss.ProductQuantizer``), raw ones are numpy dtypes.  Training and decoding are FAISS's.
+
+One exception, measured: *encoding* with an 8-bit product quantizer assigns each sub-vector to
+its nearest centroid by a matrix product per sub-quantizer (numpy BLAS) instead of
+``sa_encode``, whose direct path for short sub-vectors (6 dimensions for ``pq64``) runs at about
+half that speed (docs/store.md, "Ingestion throughput").  The centroids are FAISS's; the codes
+equal ``sa_encode``'s except where two centroids are equidistant to within float32 rounding.
 
 A trained codec's state (its *codebook*) is what ``faiss.serialize_index`` writes: FAISS's own
 format, never pickle.  Training is deterministic: the sample is chosen by the store (see
@@ -16,7 +21,6 @@ format, never pickle.  Training is deterministic: the sample is chosen by the st
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -42,13 +46,11 @@ class CodecSpec:
 
     Attributes:
         name: Registry name (``float16``, ``pq64``, ...).
-        kind: ``raw`` (numpy dtype), ``sq`` (scalar quantizer), ``pq`` (product quantizer) or
-            ``pca-sq`` (PCA then scalar quantizer).
+        kind: ``raw`` (numpy dtype), ``sq`` (scalar quantizer) or ``pq`` (product quantizer).
         bits: Bits per number for ``raw`` and the scalar quantizers.
         m: PQ sub-quantizers at 384 dimensions; other dimensions keep the same sub-quantizers
             per dimension (the divisor of the dimension nearest to it).
         nbits: Bits per PQ sub-quantizer code (8: 256 centroids each; 4: 16).
-        pca: PCA output dimensions at 384 input dimensions (scaled likewise).
         train_min: Vectors stored before the codec is trained (until then, and for vectors the
             codebook does not fit, entries are kept in :data:`STAGING` float16).
         train_max: Largest training sample; more staged vectors are subsampled with ``seed``.
@@ -61,7 +63,6 @@ class CodecSpec:
     bits: int = 0
     m: int = 0
     nbits: int = 8
-    pca: int = 0
     train_min: int = 0
     train_max: int = 65536
     seed: int = 0
@@ -90,7 +91,7 @@ class CodecSpec:
 
     def same_codec(self, other: CodecSpec) -> bool:
         """Same encoding (name and format fields); training options may differ."""
-        fields = ("name", "kind", "bits", "m", "nbits", "pca")
+        fields = ("name", "kind", "bits", "m", "nbits")
         return all(getattr(self, f) == getattr(other, f) for f in fields)
 
     def with_options(self, **changes: Any) -> CodecSpec:
@@ -131,14 +132,12 @@ _FACTORIES: dict[str, Callable[[CodecSpec, int], str]] = {
     # ``np``: no polysemous training (a centroid reordering for Hamming search that decoding
     # never uses, and five sixths of the training time: 131 s vs 23 s for PQ64 on 16k vectors).
     "pq": lambda s, d: f"PQ{_nearest_divisor(d, _scaled(s.m, d))}x{s.nbits}np",
-    "pca-sq": lambda s, d: f"PCA{max(1, round(_scaled(s.pca, d)))},SQ{s.bits}",
 }
 #: Smallest training sample FAISS accepts per kind (PQ: one point per k-means centroid).
 _MIN_TRAIN: dict[str, Callable[[CodecSpec], int]] = {
     "raw": lambda s: 0,
     "sq": lambda s: 1,
     "pq": lambda s: 2**s.nbits,
-    "pca-sq": lambda s: 2,
 }
 
 #: The codec of entries stored before a codebook exists, or that a codebook does not fit.
@@ -162,14 +161,6 @@ CODECS: dict[str, CodecSpec] = {
             nbits=4,
             train_min=4096,
             description="faiss PQ128x4: 16 centroids per sub-quantizer (64 B/word)",
-        ),
-        CodecSpec(
-            "pca192-sq4",
-            "pca-sq",
-            bits=4,
-            pca=192,
-            train_min=4096,
-            description="faiss PCAMatrix 384->192 + SQ4 (96 B/word)",
         ),
     )
 }
@@ -227,18 +218,34 @@ class RawCodec:
 
 
 class FaissCodec:
-    """A trained FAISS standalone codec (``sa_encode`` / ``sa_decode``)."""
+    """A trained FAISS standalone codec (``sa_encode`` / ``sa_decode``).
 
-    def __init__(self, index: Any) -> None:
+    Args:
+        index: The trained FAISS index (a standalone codec).
+        faiss: The ``faiss`` module (to read an 8-bit product quantizer's centroids, which
+            :func:`pq_assign` encodes with instead of ``sa_encode``; see the module docstring).
+    """
+
+    def __init__(self, index: Any, faiss: Any) -> None:
         self.index = index
         self.dim = int(index.d)
         self.code_size = int(index.sa_code_size())
+        self._pq: tuple[np.ndarray, np.ndarray] | None = None
+        self._cents: np.ndarray | None = None
+        pq = getattr(faiss.downcast_index(index), "pq", None)
+        if pq is not None and int(pq.nbits) == 8:
+            cents = faiss.vector_to_array(pq.centroids).reshape(int(pq.M), int(pq.ksub), -1)
+            # (M, dsub, ksub) transposed centroids, scaled by 2, and (M, ksub) squared norms.
+            self._pq = (np.ascontiguousarray(2.0 * cents.transpose(0, 2, 1)), (cents**2).sum(-1))
+            self._cents = cents
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
         """``(n, dim) float32`` -> ``(n, code_size) uint8``."""
         x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if len(x) == 0:
             return np.zeros((0, self.code_size), np.uint8)
+        if self._pq is not None:
+            return pq_assign(x, *self._pq)
         return np.concatenate(
             [self.index.sa_encode(x[lo : lo + _BATCH]) for lo in range(0, len(x), _BATCH)]
         )
@@ -248,10 +255,43 @@ class FaissCodec:
         c = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, self.code_size)
         if len(c) == 0:
             return np.zeros((0, self.dim), np.float32)
+        if self._cents is not None:
+            # The same centroid copy as sa_decode, without FAISS's per-call cost (about 1 ms of
+            # thread start-up), which dominated a lookup's many small decodes.
+            m = np.arange(self._cents.shape[0])
+            return renormalise(self._cents[m, c].reshape(len(c), self.dim))
         out = np.concatenate(
             [self.index.sa_decode(c[lo : lo + _BATCH]) for lo in range(0, len(c), _BATCH)]
         )
         return renormalise(out)
+
+
+#: Vectors per block of :func:`pq_assign` (bounds its ``(block, ksub)`` temporaries: 8 MB).
+_ASSIGN_BLOCK = 8192
+
+
+def pq_assign(x: np.ndarray, cents2t: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """Nearest centroid of every sub-vector: ``argmax(2 x.c - |c|^2)`` (= ``argmin |x - c|^2``).
+
+    Args:
+        x: ``(n, M * dsub) float32`` vectors.
+        cents2t: ``(M, dsub, ksub) float32`` centroids, transposed and doubled.
+        norms: ``(M, ksub) float32`` squared centroid norms.
+
+    Returns:
+        ``(n, M) uint8`` codes (one byte per sub-quantizer: 8-bit PQ only).
+    """
+    n_sub, dsub, ksub = cents2t.shape
+    out = np.empty((len(x), n_sub), np.uint8)
+    buf = np.empty((min(len(x), _ASSIGN_BLOCK), ksub), np.float32)
+    for lo in range(0, len(x), _ASSIGN_BLOCK):
+        block = x[lo : lo + _ASSIGN_BLOCK]
+        scores = buf[: len(block)]
+        for m in range(n_sub):
+            np.matmul(block[:, m * dsub : (m + 1) * dsub], cents2t[m], out=scores)
+            scores -= norms[m]
+            out[lo : lo + len(block), m] = scores.argmax(axis=1)
+    return out
 
 
 def renormalise(x: np.ndarray) -> np.ndarray:
@@ -259,71 +299,6 @@ def renormalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.divide(x, norms, out=x, where=norms > 0)
     return x
-
-
-@dataclass(frozen=True)
-class Codebook:
-    """A codec made concrete for one dimension, as stored in the ``codebooks`` table.
-
-    Attributes:
-        id: Row id (entries name the codebook they were encoded with).
-        codec: Spec name.
-        dim: Vector dimension.
-        factory: FAISS factory string, or the numpy dtype of a raw codec.
-        state: ``faiss.serialize_index`` bytes of the trained codec (empty for raw codecs).
-        sha256: Digest of codec, dim, factory and state (checked before any use).
-        encoder: ``cache_id`` of the encoder whose vectors trained it ("" when unknown).
-        train_vectors: Size of the training sample.
-        train_cos: Mean cosine of decoded vs original vectors over the training sample.
-    """
-
-    id: int
-    codec: str
-    dim: int
-    factory: str
-    state: bytes
-    sha256: bytes
-    encoder: str = ""
-    train_vectors: int = 0
-    train_cos: float = 1.0
-
-    @staticmethod
-    def digest(codec: str, dim: int, factory: str, state: bytes) -> bytes:
-        h = hashlib.sha256(f"{codec}\0{dim}\0{factory}\0".encode())
-        h.update(state)
-        return h.digest()
-
-    @property
-    def intact(self) -> bool:
-        """Whether the stored digest matches the content."""
-        return self.digest(self.codec, self.dim, self.factory, self.state) == self.sha256
-
-
-def build_codec(cb: Codebook) -> VectorCodec:
-    """The runtime codec of a codebook.
-
-    Raises:
-        ValueError: the codebook fails its checksum or FAISS cannot read it (callers treat
-            this as damage).
-    """
-    if not cb.intact:
-        raise ValueError(f"codebook {cb.id} ({cb.codec}, dim {cb.dim}) fails its checksum")
-    if not cb.state:
-        return RawCodec(cb.dim, cb.factory)
-    faiss = optional.faiss("the fingerprint store's codec")
-    try:
-        index = faiss.deserialize_index(np.frombuffer(cb.state, dtype=np.uint8))
-    except RuntimeError as exc:
-        raise ValueError(f"codebook {cb.id} is unreadable by FAISS: {exc}") from exc
-    if int(index.d) != cb.dim or not index.is_trained:
-        raise ValueError(f"codebook {cb.id} disagrees with its header (dim {index.d})")
-    return FaissCodec(index)
-
-
-def raw_codebook(spec: CodecSpec, dim: int) -> tuple[str, bytes, bytes]:
-    """``(factory, state, sha256)`` of an untrained (raw numpy) codec."""
-    factory = spec.factory(dim)
-    return factory, b"", Codebook.digest(spec.name, dim, factory, b"")
 
 
 def training_sample(vectors: np.ndarray, spec: CodecSpec) -> np.ndarray:
@@ -340,23 +315,12 @@ def training_sample(vectors: np.ndarray, spec: CodecSpec) -> np.ndarray:
     return np.ascontiguousarray(vectors[pick], dtype=np.float32)
 
 
-def training_rows(ids: np.ndarray, counts: np.ndarray, spec: CodecSpec) -> np.ndarray:
-    """Entries whose vectors are read to train a codec over a large existing store.
-
-    A seeded uniform permutation of the entries (``default_rng(spec.seed)``) taken until it
-    holds ``train_max`` vectors, returned in id order (then :func:`training_sample` applies).
-    Why entries, not vectors: a migration must not read every vector of a large store twice.
-    """
-    order = np.random.default_rng(spec.seed).permutation(len(ids))
-    enough = np.searchsorted(np.cumsum(counts[order]), spec.train_max) + 1
-    return np.sort(ids[order[:enough]])
-
-
-def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, bytes, float]:
+def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, float]:
     """Train ``spec`` on ``sample`` (deterministic for a given sample and machine).
 
     Returns:
-        ``(factory, state, sha256, train_cos)``.
+        ``(factory, state, train_cos)``: the FAISS factory string, ``faiss.serialize_index``
+        bytes (FAISS's own format, never pickle) and the sample's mean decoded cosine.
 
     Raises:
         StoreError: too few vectors, or FAISS refused the sample (never a raw FAISS error).
@@ -375,19 +339,12 @@ def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, bytes, float
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
     except RuntimeError as exc:
         raise StoreError(f"FAISS could not train codec {spec.name!r} ({factory}): {exc}") from exc
-    codec = FaissCodec(index)
+    codec = FaissCodec(index, faiss)
     decoded = codec.decode(codec.encode(sample))
     train_cos = mean_cosine(decoded, sample)
     state = faiss.serialize_index(index).tobytes()
-    logger.info(
-        "trained codec %s (%s) on %d vectors of dim %d: mean cosine %.4f",
-        spec.name,
-        factory,
-        n,
-        dim,
-        train_cos,
-    )
-    return factory, state, Codebook.digest(spec.name, dim, factory, state), train_cos
+    logger.info("trained %s (%s) on %d vectors: cosine %.4f", spec.name, factory, n, train_cos)
+    return factory, state, train_cos
 
 
 def _seed_faiss(faiss: Any, index: Any, seed: int) -> None:

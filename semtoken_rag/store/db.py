@@ -1,65 +1,94 @@
-"""SQLite side of the store: schema, connections, health check, meta counters, codebooks.
+"""SQLite side of the store: schema, connections, format checks, the one transaction helper.
 
-SQLite is the store's source of truth.  Every change of ``entries`` happens in one
-``BEGIN IMMEDIATE`` transaction that also updates the counters in ``meta`` (and those of the
-codebook the rows use) and draws a fresh random ``token`` naming the exact committed state
-(the in-memory search index records the token it reflects).
+SQLite is the store's only source of truth.  The unit stored is a **document**: one
+``documents`` row, its word vectors and words in ``blocks`` of :data:`BLOCK_WORDS` words (row id
+``document << 20 | block``, so a document's blocks are one range of the table's own key), a
+winnowed sample of its shingle hashes in ``shingles`` and the names a framework knows it by in
+``names``.
 
-Format 2 (this version) adds the codec: ``meta`` holds the codec's name and its JSON
-description, ``codebooks`` holds each trained codec state with its digest, and every entry
-names the codebook its vectors were encoded with.  Format 1 stores are refused with a message
-that says to run ``semtoken-rag store migrate``; newer formats with one that says to upgrade.
+**The database keeps its own counters**: triggers update ``meta`` (documents, words, payload
+bytes) and ``codebooks.n_words`` in the statement that changes the rows they count, and delete
+a document's blocks, shingles and names with it.  No Python code maintains a counter, so none
+can drift.
+
+Format 3 (this version).  Formats 1 and 2 keyed fingerprints by the exact chunk text; they are
+refused with a message that says to re-ingest (see :func:`check_schema`).
 """
 
 from __future__ import annotations
 
-import secrets
+import contextlib
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from semtoken_rag.errors import StoreError
-from semtoken_rag.store.codecs import CODECS, Codebook, CodecSpec
+from semtoken_rag.store.codecs import CODECS, CodecSpec
 
 #: Version of the on-disk layout (tables, byte encoding).  A store of another version is refused.
-STORE_FORMAT_VERSION = 2
+STORE_FORMAT_VERSION = 3
+#: Words per block: a lookup reads and verifies only the blocks a chunk covers.
+BLOCK_WORDS = 128
+#: Bits of a block row id that number the block inside its document.
+BLOCK_BITS = 20
+#: Largest document, in words (blocks per document fit :data:`BLOCK_BITS`).
+MAX_DOCUMENT_WORDS = BLOCK_WORDS << BLOCK_BITS
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value NOT NULL);
-CREATE TABLE IF NOT EXISTS codebooks (
-    id INTEGER PRIMARY KEY,
-    codec TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    factory TEXT NOT NULL,
-    encoder TEXT NOT NULL,
-    train_vectors INTEGER NOT NULL,
-    train_cos REAL NOT NULL,
-    created REAL NOT NULL,
-    n_entries INTEGER NOT NULL DEFAULT 0,
-    n_vectors INTEGER NOT NULL DEFAULT 0,
-    sha256 BLOB NOT NULL,
-    state BLOB NOT NULL,
-    UNIQUE (codec, dim)
-);
-CREATE TABLE IF NOT EXISTS entries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL UNIQUE,
-    n_words INTEGER NOT NULL,
-    dim INTEGER NOT NULL,
-    codebook INTEGER NOT NULL,
-    nbytes INTEGER NOT NULL,
-    last_used REAL NOT NULL,
-    checksum BLOB NOT NULL,
-    vectors BLOB NOT NULL,
-    spans BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS entries_last_used ON entries(last_used, id);
+SCHEMA = f"""
+CREATE TABLE meta (name TEXT PRIMARY KEY, value NOT NULL);
+CREATE TABLE codebooks (
+    id INTEGER PRIMARY KEY, codec TEXT NOT NULL, dim INTEGER NOT NULL, factory TEXT NOT NULL,
+    encoder TEXT NOT NULL, train_vectors INTEGER NOT NULL, train_cos REAL NOT NULL,
+    created REAL NOT NULL, n_words INTEGER NOT NULL DEFAULT 0, sha256 BLOB NOT NULL,
+    state BLOB NOT NULL, UNIQUE (codec, dim));
+CREATE TABLE encoders (id INTEGER PRIMARY KEY, cache_id TEXT NOT NULL UNIQUE);
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE, encoder INTEGER NOT NULL,
+    n_words INTEGER NOT NULL, dim INTEGER NOT NULL, nbytes INTEGER NOT NULL,
+    last_used REAL NOT NULL);
+CREATE INDEX documents_lru ON documents(last_used, id);
+CREATE TABLE blocks (
+    id INTEGER PRIMARY KEY, start INTEGER NOT NULL, codebook INTEGER NOT NULL,
+    n_words INTEGER NOT NULL, checksum BLOB NOT NULL, codes BLOB NOT NULL, words BLOB NOT NULL);
+CREATE TABLE shingles (
+    hash INTEGER NOT NULL, document INTEGER NOT NULL, word INTEGER NOT NULL,
+    PRIMARY KEY (hash, document, word)) WITHOUT ROWID;
+CREATE INDEX shingles_document ON shingles(document);
+CREATE TABLE names (
+    name TEXT NOT NULL, document INTEGER NOT NULL, PRIMARY KEY (name, document)) WITHOUT ROWID;
+CREATE INDEX names_document ON names(document);
+CREATE TRIGGER documents_added AFTER INSERT ON documents BEGIN
+    UPDATE meta SET value = value + 1 WHERE name = 'documents';
+    UPDATE meta SET value = value + NEW.n_words WHERE name = 'words';
+    UPDATE meta SET value = value + NEW.nbytes WHERE name = 'payload_bytes';
+END;
+CREATE TRIGGER documents_resized AFTER UPDATE OF nbytes ON documents BEGIN
+    UPDATE meta SET value = value + NEW.nbytes - OLD.nbytes WHERE name = 'payload_bytes';
+END;
+CREATE TRIGGER documents_removed AFTER DELETE ON documents BEGIN
+    UPDATE meta SET value = value - 1 WHERE name = 'documents';
+    UPDATE meta SET value = value - OLD.n_words WHERE name = 'words';
+    UPDATE meta SET value = value - OLD.nbytes WHERE name = 'payload_bytes';
+    DELETE FROM blocks WHERE id BETWEEN OLD.id << {BLOCK_BITS}
+        AND (OLD.id << {BLOCK_BITS}) + {(1 << BLOCK_BITS) - 1};
+    DELETE FROM shingles WHERE document = OLD.id;
+    DELETE FROM names WHERE document = OLD.id;
+END;
+CREATE TRIGGER blocks_added AFTER INSERT ON blocks BEGIN
+    UPDATE codebooks SET n_words = n_words + NEW.n_words WHERE id = NEW.codebook;
+END;
+CREATE TRIGGER blocks_recoded AFTER UPDATE OF codebook ON blocks BEGIN
+    UPDATE codebooks SET n_words = n_words - OLD.n_words WHERE id = OLD.codebook;
+    UPDATE codebooks SET n_words = n_words + NEW.n_words WHERE id = NEW.codebook;
+END;
+CREATE TRIGGER blocks_removed AFTER DELETE ON blocks BEGIN
+    UPDATE codebooks SET n_words = n_words - OLD.n_words WHERE id = OLD.codebook;
+END;
 """
 
-#: Counters kept in ``meta`` (updated in the same transaction as the rows they count).
-COUNTERS = ("generation", "deletions", "n_entries", "n_vectors", "payload_bytes")
+#: Counters in ``meta``, kept by the triggers above.
+COUNTERS = ("documents", "words", "payload_bytes")
 
 #: SQLite result codes meaning "the file is damaged" (as opposed to busy/locked/permissions).
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -81,13 +110,12 @@ def is_damage(exc: sqlite3.DatabaseError) -> bool:
 def connect(
     path: Path | None, timeout: float, *, read_only: bool = False, immutable: bool = False
 ) -> sqlite3.Connection:
-    """Open a connection: autocommit (transactions are explicit), WAL for files.
+    """Open a connection (autocommit: transactions are explicit).  Nothing is written to the
+    file: a store of another format must be refusable untouched; a writer calls
+    :func:`configure_writer` once the format is known.
 
-    ``synchronous=NORMAL`` in WAL mode keeps every committed transaction across a process
-    crash and keeps the database consistent across power loss (where the last transactions may
-    be lost, never half-applied).  ``read_only`` opens with ``mode=ro`` (SQLite refuses every
-    write); ``immutable`` additionally tells SQLite the file cannot change (no locks, no
-    ``-shm``), for snapshots in directories nobody can write.
+    ``read_only`` opens with ``mode=ro``; ``immutable`` also tells SQLite the file cannot
+    change (no locks, no ``-shm``), for snapshots nobody can write.
     """
     if path is None:
         target, uri = ":memory:", False
@@ -99,30 +127,54 @@ def connect(
     conn = sqlite3.connect(
         target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri
     )
-    try:
-        if not read_only:
-            # Takes effect only on a new, empty database (and before WAL writes its header):
-            # lets the store hand pages back to the file system after the codec's training
-            # re-encodes the float16 entries (FingerprintStore.put_many).
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-        if path is not None and not read_only:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
-            conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    except BaseException:
-        conn.close()
-        raise
+    conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return conn
+
+
+def configure_writer(conn: sqlite3.Connection, path: Path | None, *, new: bool) -> None:
+    """Journal settings of a writable store: WAL, ``synchronous=NORMAL``, and for a new
+    database ``auto_vacuum=INCREMENTAL`` (pages freed by eviction or the codec's training go
+    back to the file system, see :func:`reclaim_free_pages`).
+
+    ``synchronous=NORMAL`` in WAL mode keeps every committed transaction across a process
+    crash and the database consistent across power loss (the last transactions may be lost,
+    never half-applied).
+
+    Raises:
+        StoreError: the file cannot be put in WAL mode.
+    """
+    if new:
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # before the first table is created
+    if path is not None:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"cannot put {path} in WAL mode (got {mode!r})")
+        conn.execute("PRAGMA synchronous=NORMAL")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
+    """``BEGIN <mode>`` ... ``COMMIT``, rolled back on any error (the store's only helper).
+
+    ``IMMEDIATE`` takes SQLite's write lock at once (writers); ``DEFERRED`` is a read snapshot
+    (a lookup sees one committed state across its several queries).  A rollback that fails
+    because SQLite already rolled back (disk full, I/O error) does not hide the first error.
+    """
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def health_problem(conn: sqlite3.Connection) -> str | None:
     """``PRAGMA quick_check`` (O(size), reads every page once); ``None`` when healthy."""
     rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
-    if rows == ["ok"]:
-        return None
-    return "; ".join(str(r) for r in rows[:5])
+    return None if rows == ["ok"] else "; ".join(str(r) for r in rows[:5])
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -135,58 +187,61 @@ def format_version(conn: sqlite3.Connection) -> int | None:
     Raises:
         DamagedStore: tables exist but the stamp is missing or unreadable.
     """
-    tables = _tables(conn)
-    if "meta" not in tables and "entries" not in tables:
+    if not _tables(conn) & {"meta", "entries", "documents"}:
         return None
     try:
         row = conn.execute("SELECT value FROM meta WHERE name='format_version'").fetchone()
-        return int(row[0]) if row is not None else _missing_stamp()
+        if row is None:
+            raise DamagedStore("the meta table has no format_version")
+        return int(row[0])
     except (sqlite3.OperationalError, ValueError, TypeError) as exc:
         raise DamagedStore(f"unreadable format stamp ({exc})") from exc
 
 
-def _missing_stamp() -> int:
-    raise DamagedStore("the meta table has no format_version")
-
-
 def create_schema(conn: sqlite3.Connection, spec: CodecSpec) -> None:
-    """Create the tables of a new (empty) format-2 store for codec ``spec``, in one transaction."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        if format_version(conn) is None:
-            for stmt in SCHEMA.strip().split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
-            rows = [
-                ("format_version", STORE_FORMAT_VERSION),
-                ("codec", spec.name),
-                ("codec_spec", spec.to_json()),
-                ("token", secrets.token_hex(16)),
-                *((name, 0) for name in COUNTERS),
-            ]
-            conn.executemany("INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    """Create the tables of a new (empty) store for codec ``spec``, in one transaction."""
+    with transaction(conn):
+        if format_version(conn) is not None:
+            return
+        for stmt in _statements(SCHEMA):
+            conn.execute(stmt)
+        rows = [
+            ("format_version", STORE_FORMAT_VERSION),
+            ("codec", spec.name),
+            ("codec_spec", spec.to_json()),
+            *((name, 0) for name in COUNTERS),
+        ]
+        conn.executemany("INSERT INTO meta(name, value) VALUES (?, ?)", rows)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of ``script`` (trigger bodies hold semicolons, so lines are
+    joined until :func:`sqlite3.complete_statement` says a statement is complete)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            yield buffer
+            buffer = ""
 
 
 def check_schema(conn: sqlite3.Connection, where: object) -> CodecSpec:
     """Check an existing store's format and return its codec.
 
     Raises:
-        StoreError: format 1 (migrate), a newer format (upgrade), an unknown codec.
+        StoreError: an older format (re-ingest), a newer one (upgrade), an unknown codec.
         DamagedStore: the tables or the stamp are missing or unreadable.
     """
     version = format_version(conn)
     if version is None:
         raise DamagedStore("the database has no tables")
-    if version == 1:
+    if version < STORE_FORMAT_VERSION:
         raise StoreError(
-            f"fingerprint store {where} is in format 1 (float32 vectors, written by an older "
-            f"semtoken-rag); this version reads format {STORE_FORMAT_VERSION}. Run "
-            f"`semtoken-rag store migrate {where}` to re-encode it in place (crash-safe; add "
-            "--codec NAME to choose the codec), or use the older semtoken-rag"
+            f"fingerprint store {where} is in format {version}, written by an older "
+            "semtoken-rag that keyed fingerprints by exact chunk text; this version stores "
+            f"whole documents (format {STORE_FORMAT_VERSION}) and cannot read it. Re-ingest "
+            "your documents into a new directory (`semtoken-rag ingest DOCS --store NEW_DIR`); "
+            "the old store is left as it is"
         )
     if version != STORE_FORMAT_VERSION:
         raise StoreError(
@@ -194,33 +249,36 @@ def check_schema(conn: sqlite3.Connection, where: object) -> CodecSpec:
             f"semtoken-rag (this version reads format {STORE_FORMAT_VERSION}); upgrade "
             "semtoken-rag or use another directory"
         )
-    missing = [
-        n
-        for n in (*COUNTERS, "token", "codec", "codec_spec")
-        if conn.execute("SELECT 1 FROM meta WHERE name=?", (n,)).fetchone() is None
-    ]
-    absent = {"entries", "codebooks"} - _tables(conn)
+    meta = {name: value for name, value in conn.execute("SELECT name, value FROM meta")}
+    missing = [n for n in (*COUNTERS, "codec", "codec_spec") if n not in meta]
+    absent = {"documents", "blocks", "shingles", "names", "codebooks", "encoders"} - _tables(conn)
     if missing or absent:
         raise DamagedStore(f"the store's tables are incomplete (missing {missing or absent})")
-    name = str(conn.execute("SELECT value FROM meta WHERE name='codec'").fetchone()[0])
-    text = str(conn.execute("SELECT value FROM meta WHERE name='codec_spec'").fetchone()[0])
+    name = str(meta["codec"])
     if name not in CODECS:
         raise StoreError(
             f"fingerprint store {where} uses codec {name!r}, unknown to this semtoken-rag "
-            f"(known: {', '.join(CODECS)}); upgrade semtoken-rag, or migrate the store with "
-            "the version that wrote it (`semtoken-rag store migrate DIR --codec pq64`)"
+            f"(known: {', '.join(CODECS)}); upgrade semtoken-rag or use another directory"
         )
-    spec = CodecSpec.from_json(text)
+    spec = CodecSpec.from_json(str(meta["codec_spec"]))
     if spec.name != name:
         raise DamagedStore(f"codec name {name!r} disagrees with its description")
     return spec
 
 
-def reclaim_free_pages(conn: sqlite3.Connection) -> None:
-    """Return the free pages to the file system (stores created with ``auto_vacuum``; a no-op
-    for others).  Its own transaction: call outside one, under the store's write lock.
+def read_counters(conn: sqlite3.Connection) -> dict[str, int]:
+    """The trigger-kept counters of ``meta``."""
+    rows = conn.execute(
+        f"SELECT name, value FROM meta WHERE name IN ({','.join('?' * len(COUNTERS))})", COUNTERS
+    )
+    return {str(name): int(value) for name, value in rows}
 
-    ``executescript`` because Python's ``execute`` steps the pragma once (one page).
+
+def reclaim_free_pages(conn: sqlite3.Connection) -> None:
+    """Return free pages to the file system (a no-op for stores without ``auto_vacuum``).
+
+    Its own transaction: call outside one, under the store's write lock.  ``executescript``
+    because ``execute`` steps the pragma once (one page).
     """
     conn.executescript("PRAGMA incremental_vacuum;")
 
@@ -229,106 +287,16 @@ def reclaim_free_pages(conn: sqlite3.Connection) -> None:
 SQL_BATCH = 500
 
 
-def select_entries_in(
-    conn: sqlite3.Connection, columns: str, column: str, values: Sequence[object]
+def select_in(
+    conn: sqlite3.Connection, query: str, values: Sequence[Any]
 ) -> Iterator[tuple[Any, ...]]:
-    """Rows ``SELECT columns FROM entries WHERE column IN values``, queried :data:`SQL_BATCH`
-    values at a time (a long list would exceed SQLite's variable limit)."""
+    """Rows of ``query`` (with one ``IN ({})`` placeholder) for ``values``, queried
+    :data:`SQL_BATCH` values at a time (a long list would exceed SQLite's variable limit)."""
     for lo in range(0, len(values), SQL_BATCH):
         part = list(values[lo : lo + SQL_BATCH])
-        marks = ",".join("?" * len(part))
-        yield from conn.execute(f"SELECT {columns} FROM entries WHERE {column} IN ({marks})", part)
+        yield from conn.execute(query.format(",".join("?" * len(part))), part)
 
 
-def staged_entries(conn: sqlite3.Connection, codec: str) -> int:
-    """Entries still encoded with another codec's codebook (float16 staging before training)."""
-    row = conn.execute(
-        "SELECT COALESCE(SUM(n_entries), 0) FROM codebooks WHERE codec != ?", (codec,)
-    ).fetchone()
-    return int(row[0])
-
-
-def read_meta(conn: sqlite3.Connection) -> dict[str, int | str]:
-    """Meta values: counters and the format as int, token and codec as str."""
-    out: dict[str, int | str] = {}
-    for name, value in conn.execute("SELECT name, value FROM meta"):
-        out[name] = int(value) if name in (*COUNTERS, "format_version") else str(value)
-    return out
-
-
-def bump(
-    conn: sqlite3.Connection,
-    *,
-    entries: int = 0,
-    vectors: int = 0,
-    payload: int = 0,
-    deletions: int = 0,
-) -> None:
-    """Record a change inside the caller's write transaction: counters and a fresh token."""
-    for name, delta in (
-        ("n_entries", entries),
-        ("n_vectors", vectors),
-        ("payload_bytes", payload),
-        ("deletions", deletions),
-        ("generation", 1),
-    ):
-        if delta:
-            conn.execute("UPDATE meta SET value = value + ? WHERE name = ?", (delta, name))
-    conn.execute("UPDATE meta SET value = ? WHERE name = 'token'", (secrets.token_hex(16),))
-
-
-def count_codebook(
-    conn: sqlite3.Connection,
-    codebook: int,
-    entries: int,
-    vectors: int,
-    table: str = "codebooks",
-) -> None:
-    """Inside a write transaction: rows encoded with ``codebook`` changed by these deltas."""
-    conn.execute(
-        f"UPDATE {table} SET n_entries = n_entries + ?, n_vectors = n_vectors + ? WHERE id = ?",
-        (entries, vectors, codebook),
-    )
-
-
-_CODEBOOK_COLUMNS = "id, codec, dim, factory, state, sha256, encoder, train_vectors, train_cos"
-
-
-def load_codebooks(conn: sqlite3.Connection, table: str = "codebooks") -> dict[int, Codebook]:
-    """Every codebook of the store (checksums are checked by the caller before use)."""
-    return {
-        int(row[0]): Codebook(
-            id=int(row[0]),
-            codec=str(row[1]),
-            dim=int(row[2]),
-            factory=str(row[3]),
-            state=bytes(row[4]),
-            sha256=bytes(row[5]),
-            encoder=str(row[6]),
-            train_vectors=int(row[7]),
-            train_cos=float(row[8]),
-        )
-        for row in conn.execute(f"SELECT {_CODEBOOK_COLUMNS} FROM {table}")
-    }
-
-
-def insert_codebook(
-    conn: sqlite3.Connection,
-    *,
-    codec: str,
-    dim: int,
-    factory: str,
-    state: bytes,
-    sha256: bytes,
-    encoder: str = "",
-    train_vectors: int = 0,
-    train_cos: float = 1.0,
-    table: str = "codebooks",
-) -> int:
-    """Inside a write transaction: add a codebook; returns its id."""
-    cur = conn.execute(
-        f"INSERT INTO {table}(codec, dim, factory, encoder, train_vectors, train_cos, created, "
-        "sha256, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (codec, dim, factory, encoder, train_vectors, train_cos, time.time(), sha256, state),
-    )
-    return int(cur.lastrowid or 0)
+def block_range(document: int) -> tuple[int, int]:
+    """Inclusive row-id range of a document's blocks."""
+    return document << BLOCK_BITS, (document << BLOCK_BITS) + (1 << BLOCK_BITS) - 1

@@ -29,18 +29,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def remove_stale_temps(directory: Path, name: str) -> None:
-    """Delete temporary files ``name.tmp-*`` a killed atomic write left behind (format 1
-    wrote its index file that way).
-
-    Call only while holding the store's cross-process lock (no writer is active then).
-    """
-    for tmp in directory.glob(f"{name}.tmp-*"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-            logger.info("removed stale temporary file %s", tmp)
-
-
 def quarantine(directory: Path, names: Iterable[str]) -> Path | None:
     """Move the named files of ``directory`` into ``directory/quarantine-<timestamp>/``.
 

@@ -8,7 +8,6 @@ is reported as :class:`StoreError` instead of repaired.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 from pathlib import Path
@@ -17,8 +16,7 @@ from semtoken_rag.errors import StoreError
 from semtoken_rag.store import db
 from semtoken_rag.store.codebooks import Codebooks, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec
-from semtoken_rag.store.fsutil import quarantine, remove_stale_temps
-from semtoken_rag.store.legacy import V1_INDEX_NAME
+from semtoken_rag.store.fsutil import quarantine
 from semtoken_rag.store.types import StoreDamagedError, warn_damage
 
 logger = logging.getLogger(__name__)
@@ -56,13 +54,14 @@ def open_database(
     try:
         problem = db.health_problem(conn) if verify else None
         if problem is None:
-            if db.format_version(conn) is None:
+            new = db.format_version(conn) is None
+            if not new:  # refused (another format or codec) before anything is written
+                check_codec(db.check_schema(conn, directory), spec, directory)
+            db.configure_writer(conn, path, new=new)
+            if new:
                 db.create_schema(conn, spec or default)
-            stored = db.check_schema(conn, directory)
-            check_codec(stored, spec, directory)
-            books = Codebooks(stored)
+            books = Codebooks(db.check_schema(conn, directory))
             books.refresh(conn)
-            remove_legacy_index(directory)
             return conn, books
     except (db.DamagedStore, DamagedCodebook) as exc:
         problem = str(exc)
@@ -77,29 +76,18 @@ def open_database(
     return _start_over(directory, conn, problem, timeout, spec or default)
 
 
-def remove_legacy_index(directory: Path) -> None:
-    """Delete a format-1 search index file (and temp files of its writes) left beside a
-    format-2 database: a derived cache nothing reads any more."""
-    remove_stale_temps(directory, V1_INDEX_NAME)
-    legacy = directory / V1_INDEX_NAME
-    if legacy.exists():
-        with contextlib.suppress(OSError):
-            legacy.unlink()
-            logger.info("removed the format-1 search index file %s", legacy)
-
-
 def check_codec(stored: CodecSpec, asked: CodecSpec | None, where: object) -> None:
     """Refuse to open a store with a codec other than its own.
 
     Raises:
-        StoreError: ``asked`` differs from ``stored`` (the message says how to migrate).
+        StoreError: ``asked`` differs from ``stored`` (the message says what to do).
     """
     if asked is not None and not asked.same_codec(stored):
         raise StoreError(
             f"fingerprint store {where} uses codec {stored.name!r} "
             f"({stored.to_json()}); it was opened with codec {asked.name!r}. Open it with "
-            f"codec=None to use its own codec, or re-encode it with `semtoken-rag store "
-            f"migrate {where} --codec {asked.name}`"
+            f"codec=None to use its own codec, or ingest into a new directory with codec "
+            f"{asked.name!r} (`semtoken-rag ingest DOCS --store NEW_DIR --codec {asked.name}`)"
         )
 
 
@@ -118,6 +106,7 @@ def _start_over(
         f"{where} and an empty store was started (fingerprints will be recomputed)"
     )
     conn = db.connect(directory / DB_NAME, timeout)
+    db.configure_writer(conn, directory / DB_NAME, new=True)
     db.create_schema(conn, spec)
     books = Codebooks(db.check_schema(conn, directory))
     books.refresh(conn)

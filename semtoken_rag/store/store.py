@@ -1,33 +1,24 @@
-"""``FingerprintStore``: persistent (or in-memory) content-addressed chunk fingerprints.
+"""``FingerprintStore``: word fingerprints of whole documents, served to any chunk cut from them.
 
-Design (why it is crash-safe and compact):
+Design (why any chunking hits, and why a crash can never serve a wrong vector):
 
-* **SQLite is the only source of truth.**  Each entry row holds the key, shape, the id of the
-  codebook its vectors were encoded with, a sha256 checksum and the encoded vectors and spans.
-  Every change (insert, eviction, removal of a damaged row, training of the codec) is one
-  ``BEGIN IMMEDIATE`` transaction that also updates the counters in ``meta`` and draws a
-  fresh random ``token``.  SQLite's WAL makes each transaction atomic and durable across a
-  process kill: a reader sees all of a batch or none of it.
-* **A codec makes it small** (:mod:`semtoken_rag.store.codecs`, default ``pq64``: 64 bytes per
-  384-dim word instead of 1,536).  The codec, its description and its trained codebooks (with
-  digests) are part of the store; a row is never decoded with another codebook
-  (:mod:`semtoken_rag.store.codebooks`).  Decoded vectors are float32, L2-normalised.
-* **Every read is verified**: the row checksum covers key, shape, codebook digest and bytes; a
-  mismatch is a miss, a warning, and the row is deleted (it is recomputed on the next put).
-* **Damage on open** (``PRAGMA quick_check`` fails, the file is not a database, a codebook
-  fails its digest) moves the damaged files to ``<dir>/quarantine-<timestamp>/``, warns, and
-  starts an empty store.  A read-only store reports damage as :class:`StoreError` instead.
-* **No search index unless asked**: :meth:`search` builds an in-memory index of the stored
-  codes on first use (:mod:`semtoken_rag.store.index`); nothing is persisted beside SQLite.
-* **Concurrency**: a ``threading.RLock`` serialises threads of a process; a
-  ``filelock.FileLock`` on ``<dir>/.lock`` serialises writers and recovery across processes
-  (held only for the write itself; readers rely on WAL snapshots).
-
-Size limit: with ``max_bytes`` the least recently used entries are evicted in the same
-transaction as the insert that overflowed the limit.  ``max_bytes`` counts payload bytes
-(encoded vectors + spans).  Hits refresh an entry's LRU time at most every ``touch_interval``
-seconds; the refreshes are buffered and written with the next write (or on :meth:`flush` /
-:meth:`close`), so a lookup never waits for a write.
+* **The unit stored is the document** a user ingests, keyed by the sha256 of its text and the
+  encoder's identity.  A retrieved chunk is served the fingerprints of exactly its words from
+  whichever stored document it occurs in, found by its key or its shingles and verified word by
+  word (:mod:`semtoken_rag.store.locate`), whatever splitter cut it.
+* **SQLite is the only source of truth**, in WAL mode.  Every change (a batch of documents, the
+  codec's training, an eviction, the removal of damage) is one ``BEGIN IMMEDIATE`` transaction:
+  after a crash it is all there or absent.  Counters and cascades are the database's own
+  triggers.
+* **Codes are made where the encoder runs** (:mod:`semtoken_rag.store.encoding`): the writer
+  receives encoded documents, checks that their codebooks are the store's, and writes them.
+* **Every read is verified**: each block's checksum binds its document, position, codebook digest
+  and bytes; a mismatch is a miss and a :class:`StoreWarning`, and the document is removed.
+* **Damage on open** (quick_check, not a database, a damaged codebook) moves the files to
+  ``<dir>/quarantine-<timestamp>/`` and starts an empty store; read-only stores report it as
+  :class:`StoreDamagedError`.
+* **Concurrency**: a ``threading.RLock`` serialises threads; ``filelock.FileLock(<dir>/.lock)``
+  serialises writers across processes; readers use WAL snapshots without the file lock.
 """
 
 from __future__ import annotations
@@ -37,33 +28,35 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from semtoken_rag.errors import StoreError
-from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.store import db
-from semtoken_rag.store.codebooks import ROW_COLUMNS, Codebooks, DamagedCodebook, Entry
+from semtoken_rag.store.checks import collect_stats, verify_database
+from semtoken_rag.store.codebooks import Codebooks, CodecSet, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec, get_codec
+from semtoken_rag.store.encoding import EncodedDocument, encode_by_dim
 from semtoken_rag.store.fsutil import acquire_lock, files_size, prepare_directory, verify_default
-from semtoken_rag.store.gpu import check_use_gpu
-from semtoken_rag.store.index import CodeIndex
-from semtoken_rag.store.maintenance import (
-    TouchBuffer,
-    delete_if_unchanged,
-    evict_lru,
-    insert_entries,
+from semtoken_rag.store.locate import ChunkQuery, Locator, Lookup, chunk_queries
+from semtoken_rag.store.maintenance import TouchBuffer, delete_documents, evict_lru
+from semtoken_rag.store.recovery import DB_FILES, DB_NAME, LOCK_NAME, open_database, open_read_only
+from semtoken_rag.store.training import maybe_train
+from semtoken_rag.store.types import (
+    StoreStats,
+    check_max_bytes,
+    read_failed,
+    warn_damage,
+    write_failed,
 )
-from semtoken_rag.store.recovery import (
-    DB_FILES,
-    DB_NAME,
-    LOCK_NAME,
-    open_database,
-    open_read_only,
+from semtoken_rag.store.writes import (
+    check_codebooks,
+    finite_documents,
+    insert_documents,
+    insert_names,
 )
-from semtoken_rag.store.search import SearchMixin
-from semtoken_rag.store.types import StoreStats, StoreWarning, warn_damage
 
 logger = logging.getLogger(__name__)
 
@@ -73,31 +66,29 @@ _TOUCH_FLUSH = 512
 VERIFY_MAX_BYTES = 1 << 30
 
 
-class FingerprintStore(SearchMixin):
-    """Content-addressed store of chunk fingerprints (SQLite, a FAISS or numpy codec).
+class FingerprintStore:
+    """Persistent (or in-memory) store of document fingerprints (SQLite, a FAISS/numpy codec).
 
     Args:
-        path: Directory of a persistent store (created if missing), or ``None`` for a store
-            that lives in memory only.
+        path: Directory of a persistent store (created if missing), or ``None`` for a store in
+            memory only.
         codec: Codec name (see :data:`~semtoken_rag.store.codecs.CODECS`) or a
-            :class:`~semtoken_rag.store.codecs.CodecSpec`; ``None`` = the store's own codec
-            (a new store gets the default, ``pq64``).  Another codec than the store's is a
-            :class:`StoreError` (use ``semtoken-rag store migrate``).
-        max_bytes: Evict least recently used entries beyond this many payload bytes.
-        use_gpu: ``auto``/``never``/``always`` for :meth:`search` (needs a FAISS GPU build;
-            ``always`` without one raises :class:`StoreError` here, naming the active build).
+            :class:`~semtoken_rag.store.codecs.CodecSpec`; ``None`` = the store's own codec (a
+            new store gets ``pq64``).  Another codec than the store's is a :class:`StoreError`.
+        max_bytes: Evict least recently used documents beyond this many payload bytes.
         verify_on_open: ``True`` runs ``PRAGMA quick_check`` (reads the whole file), ``False``
             skips it, ``None`` (default) runs it for databases up to 1 GiB.
-        touch_interval: Hits refresh an entry's LRU time at most this often (seconds).
+        touch_interval: Hits refresh a document's LRU time at most this often (seconds).
         lock_timeout: Seconds to wait for another process's write before :class:`StoreError`.
-        read_only: Open for lookups only: no lock file, nothing created, moved or repaired;
-            :meth:`put_many` stores nothing (logged once), damage raises :class:`StoreError`.
-            Use it for stores in directories you cannot write (another user's, a snapshot).
+        read_only: Lookups only: no lock file, nothing created, moved or repaired; writes store
+            nothing (logged once); damage raises :class:`StoreError`.
 
     Example:
+        >>> from semtoken_rag import Compressor
         >>> with FingerprintStore("fp-store") as store:  # doctest: +SKIP
         ...     comp = Compressor(store=store)
-        ...     store.add_texts(chunks, comp)
+        ...     comp.ingest(documents)          # whole documents, any later chunking hits
+        ...     comp.compress(chunks, "question")
     """
 
     def __init__(
@@ -106,33 +97,28 @@ class FingerprintStore(SearchMixin):
         *,
         codec: str | CodecSpec | None = None,
         max_bytes: int | None = None,
-        use_gpu: str = "auto",
         verify_on_open: bool | None = None,
         touch_interval: float = 1.0,
         lock_timeout: float = 600.0,
         read_only: bool = False,
     ) -> None:
-        if max_bytes is not None and max_bytes <= 0:
-            raise StoreError(f"max_bytes must be positive, got {max_bytes}")
+        self.max_bytes = check_max_bytes(max_bytes)
         asked = None if codec is None else get_codec(codec)
         self.path = None if path is None else Path(path)
-        self.max_bytes = max_bytes
-        self.use_gpu = check_use_gpu(use_gpu)
-        self.read_only = read_only
-        self.hits = 0
-        self.misses = 0
+        self.read_only = bool(read_only)
+        self.hits = self.misses = 0
         self._lock = threading.RLock()
-        self._index: CodeIndex | None = None
         self._closed = False
         self._flock: Any = None
-        self._touches = TouchBuffer(touch_interval)
+        self._touches = TouchBuffer(float(touch_interval))
         self._warned_read_only = False
+        self._encoders: dict[str, int] = {}
         if self.path is None:
             if read_only:
                 raise StoreError("read_only needs a store directory (path=None is in memory)")
             self._conn = db.connect(None, lock_timeout)
-            spec = asked or get_codec(None)
-            db.create_schema(self._conn, spec)
+            db.configure_writer(self._conn, None, new=True)
+            db.create_schema(self._conn, asked or get_codec(None))
             self._books = Codebooks(db.check_schema(self._conn, "(memory)"))
             return
         verify = verify_default(self.path / DB_NAME, verify_on_open, VERIFY_MAX_BYTES)
@@ -167,18 +153,8 @@ class FingerprintStore(SearchMixin):
         """One write transaction under both locks; rolled back on any error."""
         with self._write_lock():
             conn = self._live()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with db.transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    @property
-    def touch_interval(self) -> float:
-        """Seconds between LRU refreshes of one entry."""
-        return self._touches.interval
 
     def _live(self) -> sqlite3.Connection:
         if self._closed:
@@ -190,133 +166,172 @@ class FingerprintStore(SearchMixin):
         """The store's codec."""
         return self._books.spec
 
-    # -- the store protocol ------------------------------------------------------------------
-    def get_many(self, keys: Sequence[str]) -> list[ChunkFingerprints | None]:
-        """Fingerprints of each key, ``None`` where absent (or damaged, which also warns).
-
-        Args:
-            keys: Keys from :func:`~semtoken_rag.fingerprints.fingerprint_key`.
-
-        Returns:
-            One entry per key, in order (duplicated keys give the same object); vectors are
-            float32 ``(n_words, dim)``, L2-normalised, word spans int64 ``(n_words, 2)``.
-        """
-        if not keys:
-            return []
-        wanted = list(dict.fromkeys(keys))
-        found: dict[str, ChunkFingerprints] = {}
-        now = time.time()
-        with self._lock:
-            conn = self._live()
-            try:
-                rows: list[Entry] = []
-                last_used: dict[int, float] = {}
-                for row in db.select_entries_in(conn, f"{ROW_COLUMNS}, last_used", "key", wanted):
-                    rows.append(Entry.from_row(row))
-                    last_used[row[0]] = row[-1]
-                decoded, damaged = self._books.decode_rows(conn, rows)
-            except DamagedCodebook as exc:
-                warn_damage(f"a codebook of {self._where} is damaged ({exc}); lookups miss")
-                decoded, damaged, rows = {}, [], []
-            except sqlite3.DatabaseError as exc:
-                self._read_failed(exc, "the batch counts as misses")
-                decoded, damaged, rows = {}, [], []
-            for r in rows:
-                if r.id in decoded:
-                    found[r.key] = decoded[r.id]
-                    if not self.read_only:
-                        self._touches.note(r.id, last_used[r.id], now)
-            if damaged:
-                self._remove_damaged(damaged)
-            if len(self._touches) >= _TOUCH_FLUSH:
-                self._flush_touches(wait=False)
-            out = [found.get(k) for k in keys]
-            n_hit = sum(fp is not None for fp in out)
-            self.hits += n_hit
-            self.misses += len(out) - n_hit
-        return out
-
-    def put_many(
-        self, items: Sequence[tuple[str, ChunkFingerprints]], *, encoder_id: str = ""
-    ) -> None:
-        """Store fingerprints (keys already present are left as they are: content-addressed).
-
-        The whole batch is one transaction: after a crash it is either all there or absent.
-
-        Args:
-            items: ``(key, fingerprints)`` pairs.
-            encoder_id: ``cache_id`` of the encoder that produced them, recorded with a codebook
-                trained on them (``add_texts`` passes it; the engine's protocol call does not).
-        """
-        if not items:
-            return
-        if self.read_only:
-            if not self._warned_read_only:
-                logger.warning("read-only fingerprint store %s: new entries are not stored", self)
-                self._warned_read_only = True
-            return
-        now = time.time()
-        batch = dict(items)
-        try:
-            with self._transaction() as conn:
-                self._books.refresh(conn)  # codebooks another process trained meanwhile
-                present = self._present(conn, list(batch))
-                new = [(k, fp) for k, fp in batch.items() if k not in present]
-                entries = self._books.encode_many(conn, new)
-                insert_entries(conn, entries, now)
-                added = len(entries)
-                trained = False
-                if added:
-                    trained = self._books.maybe_train(conn, {e.dim for e in entries}, encoder_id)
-                    if self.max_bytes is not None:
-                        evict_lru(conn, self.max_bytes, self._touches)
-                self._touches.write(conn)
-            if trained:  # the float16 staging pages are free now: hand them back
-                with self._write_lock():
-                    db.reclaim_free_pages(self._live())
-        except DamagedCodebook as exc:
-            warn_damage(f"a codebook of {self._where} is damaged ({exc}); nothing was stored")
-            return
-        except sqlite3.DatabaseError as exc:
-            if not db.is_damage(exc):
-                raise StoreError(f"fingerprint store write failed: {exc}") from exc
-            warn_damage(
-                f"fingerprint store {self._where} is damaged ({exc}); new fingerprints were "
-                "not stored. Reopen it with verify_on_open=True to quarantine and repair it"
-            )
-            return
-        logger.debug("stored %d new of %d fingerprint entries", added, len(batch))
-
     @property
     def _where(self) -> str:
         return "(memory)" if self.path is None else str(self.path)
 
-    def _read_failed(self, exc: sqlite3.DatabaseError, consequence: str) -> None:
-        if not db.is_damage(exc):
-            raise StoreError(f"fingerprint store read failed: {exc}") from exc
-        warn_damage(
-            f"fingerprint store {self._where} read failed ({exc}); {consequence}. Reopen it "
-            "with verify_on_open=True to quarantine and repair it"
-        )
+    # -- lookups (the engine's store protocol) -------------------------------------------------
+    def lookup(
+        self,
+        texts: Sequence[str],
+        encoder_id: str,
+        sources: Sequence[ChunkSource | None] | None = None,
+    ) -> list[ChunkFingerprints | None]:
+        """Fingerprints of each chunk from the stored document it occurs in, ``None`` where
+        no stored document holds it (see :mod:`semtoken_rag.store.locate`).
 
-    @staticmethod
-    def _present(conn: sqlite3.Connection, keys: list[str]) -> set[str]:
-        return {r[0] for r in db.select_entries_in(conn, "key", "key", keys)}
+        Args:
+            texts: Chunk texts, exactly as they will be compressed.
+            encoder_id: ``cache_id`` of the asking encoder (only its documents are served).
+            sources: Optional hints per chunk (document name, start offset).
 
-    # -- maintenance (the row changes live in semtoken_rag.store.maintenance) ----------
-    def _remove_damaged(self, damaged: list[Entry]) -> None:
-        if self.read_only:
-            warn_damage(
-                f"{len(damaged)} entries of read-only store {self._where} failed their checksum "
-                "(treated as misses, left in place)"
-            )
-            return
-        warn_damage(
-            f"{len(damaged)} fingerprint entries failed their checksum (first key "
-            f"{damaged[0].key[:16]}…); treated as misses and removed"
-        )
+        Returns:
+            One entry per chunk: vectors ``(n_words, dim) float32`` (L2-normalised, one per
+            word of the chunk) with the chunk's own word spans, or ``None``.
+        """
+        queries = chunk_queries(texts, encoder_id, sources)
+        with self._lock:
+            result = self._locate(queries, encoder_id)
+            now = time.time()
+            if not self.read_only:
+                for doc, last_used in result.served.items():
+                    self._touches.note(doc, last_used, now)
+            if result.damaged:
+                self._remove_damaged(result.damaged)
+            if len(self._touches) >= _TOUCH_FLUSH:
+                self._flush_touches(wait=False)
+            n_hit = sum(fp is not None for fp in result.found)
+            self.hits += n_hit
+            self.misses += len(queries) - n_hit
+        return result.found
+
+    def _locate(self, queries: list[ChunkQuery], encoder_id: str) -> Lookup:
+        conn = self._live()
+        try:
+            encoder = self._encoder_row(conn, encoder_id, create=False)
+            if encoder is None or not queries:
+                return Lookup(found=[None] * len(queries))
+            with db.transaction(conn, "DEFERRED"):
+                return Locator(conn, self._books, encoder).run(queries)
+        except DamagedCodebook as exc:
+            warn_damage(f"a codebook of {self._where} is damaged ({exc}); lookups miss")
+        except sqlite3.DatabaseError as exc:
+            read_failed(exc, self._where, "the chunks count as misses")
+        return Lookup(found=[None] * len(queries))
+
+    def _encoder_row(self, conn: sqlite3.Connection, cache_id: str, *, create: bool) -> int | None:
+        if cache_id not in self._encoders:
+            if create:
+                conn.execute("INSERT OR IGNORE INTO encoders(cache_id) VALUES (?)", (cache_id,))
+            row = conn.execute("SELECT id FROM encoders WHERE cache_id = ?", (cache_id,)).fetchone()
+            if row is None:
+                return None
+            self._encoders[cache_id] = int(row[0])
+        return self._encoders[cache_id]
+
+    def _encoder_ids(
+        self, conn: sqlite3.Connection, docs: Sequence[EncodedDocument]
+    ) -> dict[str, int]:
+        ids = {d.encoder: self._encoder_row(conn, d.encoder, create=True) for d in docs}
+        return {k: int(v or 0) for k, v in ids.items()}
+
+    def contains(self, keys: Sequence[str]) -> set[str]:
+        """The subset of document ``keys`` stored (nothing read but the keys)."""
+        with self._lock:
+            try:
+                sql = "SELECT key FROM documents WHERE key IN ({})"
+                return {r[0] for r in db.select_in(self._live(), sql, list(dict.fromkeys(keys)))}
+            except sqlite3.DatabaseError as exc:
+                read_failed(exc, self._where, "nothing counts as stored")
+                return set()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return db.read_counters(self._live())["documents"]
+
+    # -- writing ------------------------------------------------------------------------------
+    def codec_set(self, dim: int) -> CodecSet:
+        """The codebooks an encoder needs to encode documents of ``dim`` for this store (ship
+        it to wherever the encoder runs; see :func:`~semtoken_rag.store.encoding.
+        encode_documents`)."""
         with self._transaction() as conn:
-            delete_if_unchanged(conn, [(r.id, r.checksum) for r in damaged])
+            self._books.refresh(conn)
+            return self._books.codec_set(conn, int(dim))
+
+    def write(self, docs: Sequence[EncodedDocument]) -> int:
+        """Write encoded documents in one transaction (documents already stored only gain
+        their names); trains the codec when its staged words reach ``train_min``.
+
+        Returns:
+            Documents newly written.
+
+        Raises:
+            CodebookChangedError: a document names a codebook the store does not hold with
+                that digest (nothing is written).
+        """
+        if not docs or self._refuse_write():
+            return 0
+        try:
+            with self._transaction() as conn:
+                self._books.refresh(conn)
+                check_codebooks(self._books, docs, self._where)
+                added = insert_documents(conn, docs, self._encoder_ids(conn, docs))
+                dims = {d.dim for d in docs}
+                trained = maybe_train(conn, self._books, dims, docs[0].encoder) if added else False
+                if added and self.max_bytes is not None:
+                    evict_lru(conn, self.max_bytes, self._touches)
+                self._touches.write(conn)
+            if trained:  # the float16 staging pages are free now: hand them back
+                with self._write_lock():
+                    db.reclaim_free_pages(self._live())
+        except sqlite3.DatabaseError as exc:
+            write_failed(exc, self._where)
+            return 0
+        logger.debug("wrote %d new of %d documents", added, len(docs))
+        return added
+
+    def put(
+        self,
+        texts: Sequence[str],
+        fingerprints: Sequence[ChunkFingerprints],
+        encoder_id: str,
+    ) -> None:
+        """Store texts the engine had to encode (query-time misses) as documents of their own,
+        so the next lookup of the same text hits.  Fingerprints that are not finite are not
+        stored (logged)."""
+        docs = finite_documents(texts, fingerprints, encoder_id)
+        if docs and not self._refuse_write():
+            self.write(encode_by_dim(docs, self.codec_set, encoder=encoder_id))
+
+    def add_names(self, names: Mapping[str, Sequence[str]]) -> None:
+        """Record more names (a file path, a framework's document id) of stored documents,
+        by key (unknown keys are ignored)."""
+        if not names or self._refuse_write():
+            return
+        with self._transaction() as conn:
+            insert_names(conn, names)
+
+    def _refuse_write(self) -> bool:
+        if self.read_only:
+            if not self._warned_read_only:
+                logger.warning("read-only fingerprint store %s: nothing new is stored", self)
+                self._warned_read_only = True
+            return True
+        self._live()
+        return False
+
+    # -- failures and maintenance ---------------------------------------------------------------
+    def _remove_damaged(self, docs: set[int]) -> None:
+        verb = "left in place (read-only store)" if self.read_only else "removed"
+        warn_damage(
+            f"{len(docs)} documents of {self._where} failed their checksums; treated as misses "
+            f"and {verb}"
+        )
+        if self.read_only:
+            return
+        with self._transaction() as conn:
+            rows = db.select_in(conn, "SELECT id, key FROM documents WHERE id IN ({})", list(docs))
+            delete_documents(conn, [(int(i), str(k)) for i, k in rows])
 
     def _flush_touches(self, *, wait: bool) -> None:
         """Write buffered LRU refreshes now (skipped, not waited for, when ``wait`` is False
@@ -338,73 +353,15 @@ class FingerprintStore(SearchMixin):
             logger.debug("LRU time update skipped: %s", exc)
             self._touches.clear()
 
-    def contains_many(self, keys: Sequence[str]) -> set[str]:
-        """The subset of ``keys`` present (no payload read, no hit/miss counting)."""
-        with self._lock:
-            try:
-                return self._present(self._live(), list(dict.fromkeys(keys)))
-            except sqlite3.DatabaseError as exc:
-                self._read_failed(exc, "nothing counts as present")
-                return set()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return int(db.read_meta(self._live())["n_entries"])
-
-    # -- ingestion ---------------------------------------------------------------------------
-    def add_texts(
-        self,
-        texts: Sequence[str],
-        compressor_or_encoder: Any,
-        *,
-        batch_size: int = 64,
-        progress: bool = True,
-    ) -> int:
-        """Fingerprint ``texts`` into the store (ingestion), skipping those already stored.
-
-        Each batch of ``batch_size`` texts is encoded in one encoder pass and committed in one
-        transaction, so an interrupted ingestion keeps every finished batch.
-
-        Args:
-            texts: Chunk texts, exactly as they will later be compressed.
-            compressor_or_encoder: A :class:`~semtoken_rag.Compressor` (its encoder is used) or
-                an encoder with ``cache_id`` and ``encode_texts``.
-            batch_size: Texts per encoder call and per transaction.
-            progress: Show a tqdm progress bar.
-
-        Returns:
-            The number of texts newly encoded.
-        """
-        from semtoken_rag.store.ingest import add_texts
-
-        return add_texts(self, texts, compressor_or_encoder, batch_size, progress)
-
-    # -- life cycle --------------------------------------------------------------------------
+    # -- life cycle ---------------------------------------------------------------------------
     def stats(self) -> StoreStats:
         """Counters of this process and sizes of the store."""
         with self._lock:
-            meta = db.read_meta(self._live())
-            return StoreStats(
-                hits=self.hits,
-                misses=self.misses,
-                entries=int(meta["n_entries"]),
-                vectors=int(meta["n_vectors"]),
-                payload_bytes=int(meta["payload_bytes"]),
-                bytes_on_disk=0 if self.path is None else files_size(self.path, DB_FILES),
-                bytes_in_memory=0 if self._index is None else self._index.nbytes,
-                codec=self.codec.name,
-                trained=any(b.codec == self.codec.name for b in self._books.books())
-                or not self.codec.trained,
-                staged_entries=db.staged_entries(self._live(), self.codec.name),
-            )
+            size = 0 if self.path is None else files_size(self.path, DB_FILES)
+            return collect_stats(self._live(), self._books, self.hits, self.misses, size)
 
     def verify(self) -> list[str]:
-        """Full consistency check (slow: reads every row); returns the problems found.
-
-        A database SQLite cannot read is reported as a problem, never raised.
-        """
-        from semtoken_rag.store.checks import verify_database
-
+        """Full consistency check (slow: reads every block); returns the problems found."""
         with self._lock:
             try:
                 return verify_database(self._live(), self._books)
@@ -412,21 +369,23 @@ class FingerprintStore(SearchMixin):
                 return [f"sqlite: {exc}"]
 
     def flush(self) -> None:
-        """Write buffered LRU refreshes (the database needs nothing else; no index file)."""
+        """Write buffered LRU refreshes."""
         with self._lock:
             self._flush_touches(wait=True)
 
     def close(self) -> None:
-        """Write buffered LRU refreshes and close the database (idempotent)."""
+        """Write buffered LRU refreshes, merge the write-ahead log, close (idempotent)."""
         with self._lock:
             if self._closed:
                 return
             try:
                 self._flush_touches(wait=True)
+                if self.path is not None and not self.read_only:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._closed = True
                 self._conn.close()
-                self._index = None
 
     def __enter__(self) -> FingerprintStore:
         return self
@@ -440,6 +399,3 @@ class FingerprintStore(SearchMixin):
             f"FingerprintStore({self._where!r}, codec={self.codec.name!r}, "
             f"max_bytes={self.max_bytes}{ro})"
         )
-
-
-__all__ = ["DB_NAME", "FingerprintStore", "StoreStats", "StoreWarning"]

@@ -1,6 +1,7 @@
 """``SemTokenCompressor``: semtoken-rag as a LangChain ``BaseDocumentCompressor``.
 
-A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig`, the engine
+A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig` (declared once, in
+:class:`semtoken_rag.adapters.CompressionFields`), the engine
 (:class:`semtoken_rag.Compressor`) does all the work, and this module only translates
 ``Document`` objects to strings and results back to ``Document`` objects plus metadata.
 """
@@ -9,20 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr, create_model, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from semtoken_rag.adapters import (
+    CompressionFields,
     EngineSlot,
+    ScopeName,
+    as_items,
     check_store,
     chunk_metadata,
     config_from_fields,
-    field_definitions,
     fields_from_config,
 )
 from semtoken_rag.config import SemTokenConfig
+
+from langchain_semtoken.ingestor import SemTokenIngestor
+from langchain_semtoken.sources import document_source
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
@@ -31,16 +37,8 @@ if TYPE_CHECKING:
 #: Key under which each output document carries what was kept.
 METADATA_KEY = "semtoken"
 
-#: ``BaseDocumentCompressor`` plus the engine knobs mirrored one-to-one (``compression_ratio``,
-#: ``budget_tokens``, ``similarity_threshold``, ``entropy_threshold``, ``encoder_model``,
-#: ``dedup_threshold``, ``force_keep``, ``force_keep_presets``, ``count_tokenizer``, ``device``):
-#: names, types, defaults and descriptions derived from ``semtoken_rag.SemTokenConfig``.
-_MirroredFields: Any = create_model(
-    "SemTokenCompressorFields", __base__=BaseDocumentCompressor, **field_definitions()
-)
 
-
-class SemTokenCompressor(_MirroredFields):
+class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
     """Query-aware semantic compression of retrieved documents (semtoken-rag).
 
     Every document is shortened to the sentences that best answer the query, near-duplicates
@@ -67,20 +65,28 @@ class SemTokenCompressor(_MirroredFields):
         ... )
 
     The engine is built on first use (so constructing the compressor loads no model) and is
-    rebuilt if a field is changed afterwards.  Pass ``store=`` (any object with ``get_many`` /
-    ``put_many``, e.g. a ``semtoken_rag.store.FingerprintStore``) or ``store_dir=`` to share
+    rebuilt if a field is changed afterwards.  Pass ``store=`` (any object with the methods of
+    ``semtoken_rag.protocols.FingerprintStoreProtocol``, e.g. a
+    ``semtoken_rag.store.FingerprintStore``) or ``store_dir=`` to share
     fingerprints with ingestion and with the LlamaIndex postprocessor.
+
+    The engine knobs ``compression_ratio``, ``budget_tokens``, ``similarity_threshold``,
+    ``entropy_threshold``, ``encoder_model``, ``dedup_threshold``, ``force_keep``,
+    ``force_keep_presets``, ``count_tokenizer`` and ``device`` are typed fields inherited from
+    :class:`semtoken_rag.adapters.CompressionFields`; any invalid value raises
+    :class:`semtoken_rag.ConfigError` (a ``ValueError``) at construction.
     """
 
-    budget_scope: Literal["joint", "per_document", "per_chunk"] = "joint"
+    budget_scope: ScopeName = "joint"
     """One budget over all documents (``joint``) or one share per document (``per_document``;
-    ``per_chunk`` is the engine's spelling of the same)."""
+    ``per_chunk`` and ``per_node`` are the same, spelled as the engine and LlamaIndex do)."""
     engine_options: dict[str, Any] = Field(default_factory=dict)
     """Any other :class:`semtoken_rag.SemTokenConfig` field (``unit``, ``separator``, ...)."""
     store_dir: str | Path | None = None
     """Directory of a persistent fingerprint store (opened on first use)."""
     store: Any | None = Field(default=None, exclude=True, repr=False)
-    """A fingerprint store object (``get_many`` / ``put_many``), e.g. shared with LlamaIndex."""
+    """A fingerprint store object (``semtoken_rag.protocols.FingerprintStoreProtocol``), e.g.
+    shared with LlamaIndex."""
     drop_empty: bool = True
     """Drop documents compressed to nothing (see the class docstring)."""
 
@@ -107,6 +113,11 @@ class SemTokenCompressor(_MirroredFields):
         obj._slot.adopt(engine)
         return obj
 
+    def ingestor(self, **kwargs: Any) -> SemTokenIngestor:
+        """A :class:`SemTokenIngestor` writing the store this compressor reads (same engine:
+        same encoder settings, same store, one model in memory)."""
+        return SemTokenIngestor.from_engine(self.engine, **kwargs)
+
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration these fields describe."""
         return config_from_fields(self, self.budget_scope, self.engine_options)
@@ -123,10 +134,12 @@ class SemTokenCompressor(_MirroredFields):
         callbacks: Callbacks | None = None,
     ) -> Sequence[Document]:
         """Compress ``documents`` for ``query`` (see the class docstring for the contract)."""
-        docs = list(documents)
+        docs = as_items(documents, Document, "documents")
         if not docs:
             return []
-        result = self.engine.compress([d.page_content for d in docs], query)
+        result = self.engine.compress(
+            [d.page_content for d in docs], query, sources=[document_source(d) for d in docs]
+        )
         return self._to_documents(docs, result)
 
     async def acompress_documents(
@@ -137,10 +150,12 @@ class SemTokenCompressor(_MirroredFields):
     ) -> Sequence[Document]:
         """Async :meth:`compress_documents`: the engine runs in a worker thread, so the event
         loop is never blocked by the encoder."""
-        docs = list(documents)
+        docs = as_items(documents, Document, "documents")
         if not docs:
             return []
-        result = await self.engine.acompress([d.page_content for d in docs], query)
+        result = await self.engine.acompress(
+            [d.page_content for d in docs], query, sources=[document_source(d) for d in docs]
+        )
         return self._to_documents(docs, result)
 
     def _to_documents(self, docs: list[Document], result: CompressionResult) -> list[Document]:

@@ -42,7 +42,7 @@ class TestSemTokenCompressorContract(DocumentCompressorContract):
         by_id = {d.id: d for d in docs}
         out = self.compressor.compress_documents(docs, self.query)
         assert out
-        sep = self.compressor.semtoken_config().separator
+        sep = self.compressor.semtoken_config().budget.separator
         for d in out:
             meta = d.metadata["semtoken"]
             assert set(meta) == {"offsets", "original_tokens", "kept_tokens", "ratio"}

@@ -48,8 +48,8 @@ def test_adapter_fields_mirror_engine_config() -> None:
         0.8,
         0.6,
     )
-    assert cfg.dedup_threshold is None and cfg.force_keep == (r"\d+",)
-    assert cfg.budget_scope == "per_chunk" and cfg.separator == " ... "
+    assert cfg.selection.dedup_threshold is None and cfg.budget.force_keep == (r"\d+",)
+    assert cfg.budget.budget_scope == "per_chunk" and cfg.budget.separator == " ... "
     assert not comp._slot.built  # nothing built, no model loaded, until first use
 
 

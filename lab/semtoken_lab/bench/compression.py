@@ -7,12 +7,14 @@ For each workload size the same chunks and question go through:
 * **core** — fingerprints given: ``Compressor.plan`` + ``Compressor.render`` on a
   ``Compressor.prepare``-d context (context arrays, spans, entropy, scoring, dedup, budgeted
   selection, render), plus each stage timed through the pipeline's own ``on_stage`` hook;
-* **warm** — ``Compressor.compress`` with every chunk's fingerprints already in the store
-  (``precompute``), with the *same* query again (memoised query vector: no encoder work at
-  all) and with a *fresh* query (one short encoder pass for the question); and **store
-  only**: a new ``Compressor`` per call over a persistent
-  :class:`~semtoken_rag.store.FingerprintStore` (SQLite reads, fresh query, no in-process memo
-  of token costs or segmentation — a serving process seeing these chunks for the first time);
+* **warm** — ``Compressor.compress`` with every chunk's fingerprints already in the engine's
+  in-memory store (one ``Compressor.fingerprints`` call beforehand: no encoder call for the
+  chunks), with the *same* query again (memoised query vector: no encoder work at all) and
+  with a *fresh* query (one short encoder pass for the question); and **store only**: a new
+  ``Compressor`` per call over a persistent :class:`~semtoken_rag.store.FingerprintStore`
+  holding each chunk as a short document (exact-key hits: SQLite reads, fresh query, no
+  in-process memo of token costs or segmentation — a serving process seeing these chunks for
+  the first time);
 * **cold** — a new ``Compressor`` with no store and a new token counter: tokenise, encoder
   forward over every window, pool, count, core;
 * **raw forward** — ``model(**batch)`` alone over exactly the windows the encoder builds;
@@ -159,7 +161,7 @@ def run_compression(
         sizes: Workload sizes in encoder tokens.
         repeats: Timed repeats (halved, at least 1, above 16k tokens).  Encoder-bound paths
             get no untimed warm-up above 4k tokens: the model is already warm from
-            ``precompute`` and a 64k-token warm-up would cost as much as the measurement.
+            filling the store and a 64k-token warm-up would cost as much as the measurement.
         ratio: Compression ratio.
         on_row: Called with ``("row", CompressionRow)`` as rows arrive.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``None`` (the engine's ``auto``).  On CUDA every
@@ -168,7 +170,6 @@ def run_compression(
         encoder_model: Encoder id or folder (default: the engine's default encoder).
     """
     from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.fingerprints import fingerprint_key
     from semtoken_rag.store import FingerprintStore
     from semtoken_rag.tokens import TokenCounter
 
@@ -188,7 +189,7 @@ def run_compression(
             reps = repeats if n_tok <= 16000 else max(1, repeats // 2)
             enc_warmup = 1 if n_tok <= 4000 else 0
             comp = Compressor(SemTokenConfig(**engine), encoder=enc, counter=base.counter)
-            comp.precompute(chunks)
+            fps, _ = comp.fingerprints(chunks)  # every chunk in the engine's store
             comp.compress(chunks, wl.question, ratio=ratio)  # memoise the query vector
             prepared = comp.prepare(chunks)
             plan = comp.plan(prepared, wl.question, ratio=ratio)
@@ -207,10 +208,7 @@ def run_compression(
                 lambda: comp.compress(chunks, next(fresh), ratio=ratio), reps, device=dev
             )
             with FingerprintStore(Path(tmp) / f"s{n_tok}") as store:
-                fps, _ = comp.fingerprints(chunks)
-                store.put_many(
-                    [(fingerprint_key(t, enc.cache_id), fp) for t, fp in zip(chunks, fps)]
-                )
+                store.put(chunks, fps, enc.cache_id)  # each chunk a document of its own
 
                 def store_only() -> None:
                     # A fresh serving process: fingerprints on disk, every in-process memo

@@ -91,9 +91,9 @@ def run_encoder(
     rows: list[EncoderRow] = []
     for dtype in dtypes:
         enc = TransformerEncoder(
-            cfg.encoder_model,
-            window_tokens=cfg.window_tokens,
-            overlap=cfg.effective_overlap,
+            cfg.encoder.model,
+            window_tokens=cfg.encoder.window_tokens,
+            overlap=cfg.encoder.effective_overlap,
             device=engine_device(device),
             dtype=dtype,
         )

@@ -1,11 +1,13 @@
 """Fingerprint store benchmark: the codec table, throughput, bytes on disk, cold vs warm.
 
 Real MiniLM fingerprints of ``contexts`` distinct documents cut into ingestion chunks
-(:func:`semtoken_rag.store.chunk_words`, 120 words, overlap 20); the encoder is loaded
+(:func:`semtoken_rag.chunking.chunk_words`, 120 words, overlap 20); the encoder is loaded
 beforehand so no timing includes model loading.  Each codec gets its own persistent store,
 trained the way a deployment trains it: the first ingested chunks are a corpus disjoint from the
 measured documents (the Paul Graham essays of ``shared/data/needle_haystack``), ingested until
-the codec has ``train_min`` vectors; then the measured chunks are inserted and read back.
+the codec has ``train_min`` word vectors; then the measured chunks are inserted (each chunk a
+short document of its own, its fingerprints computed beforehand: the insert time is the codec's
+encoding and the write) and read back by exact text.
 
 Measured per codec (tokens are **encoder** tokens, MiniLM WordPiece, of every chunk the store
 holds, training corpus included):
@@ -118,8 +120,8 @@ def training_chunks(root: Path | None = None) -> list[str]:
     Raises:
         InvalidInputError: the corpus is missing.
     """
+    from semtoken_rag.chunking import chunk_words
     from semtoken_rag.errors import InvalidInputError
-    from semtoken_rag.store import chunk_words
 
     path = (root or DEFAULT_DATA) / TRAIN_CORPUS
     if not path.is_file():
@@ -133,27 +135,32 @@ def training_chunks(root: Path | None = None) -> list[str]:
 
 
 def train_store(store: Any, encoder: Any, chunks: Sequence[str], batch: int = 64) -> int:
-    """Ingest ``chunks`` into ``store`` until its codec is trained; returns chunks ingested.
+    """Ingest ``chunks`` (each a short document) into ``store`` until its codec is trained;
+    returns chunks ingested.
 
     Raises:
         InvalidInputError: the chunks hold too few words to train the codec.
     """
     from semtoken_rag.errors import InvalidInputError
+    from semtoken_rag.ingestion import IngestOptions, LocalRunner, ingest
 
+    runner = LocalRunner(encoder)
+    options = IngestOptions(batch_size=batch, progress=False)
     done = 0
     while not store.stats().trained and done < len(chunks):
-        store.add_texts(list(chunks[done : done + batch]), encoder, progress=False)
+        ingest(list(chunks[done : done + batch]), store, runner, options)
         done += batch
     if not store.stats().trained:
         raise InvalidInputError(f"too few training words for codec {store.codec.name!r}")
     return min(done, len(chunks))
 
 
-def _decoded_cache(items: list[tuple[str, Any]]) -> Any:
+def _decoded_cache(texts: Sequence[str], fps: Sequence[Any], encoder_id: str) -> Any:
+    """An in-memory cache holding the original float32 fingerprints of ``texts``."""
     from semtoken_rag.cache import MemoryFingerprintCache
 
-    cache = MemoryFingerprintCache()
-    cache.put_many(items)
+    cache = MemoryFingerprintCache(max_bytes=2**50)  # the whole workload, never evicted
+    cache.put(texts, fps, encoder_id)
     return cache
 
 
@@ -176,7 +183,7 @@ def run_store(
         contexts: Documents compressed through each store.
         chunk_size: Words per ingestion chunk.
         chunk_overlap: Words shared by consecutive chunks.
-        batch: Keys per ``put_many`` call.
+        batch: Chunks per store write (and per ingestion batch of the training corpus).
         device: Encoder device (``None``: the engine's ``auto``).
         encoder_model: Encoder id or folder (default: the engine's).
         codecs: Codec names, one row each.
@@ -184,8 +191,8 @@ def run_store(
         on_row: Called with each row as it is measured.
     """
     from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.fingerprints import fingerprint_key
-    from semtoken_rag.store import chunk_words, get_codec
+    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.store import get_codec
 
     rows = docs[:contexts]
     work = [(chunk_words(d.context, chunk_size, chunk_overlap), d.question) for d in rows]
@@ -197,13 +204,14 @@ def run_store(
     fps = enc.encode_texts(texts)
     encode_s = time.perf_counter() - t
     tokens = sum(base.count_tokens(x) for x in texts)
-    items = [(fingerprint_key(x, enc.cache_id), fp) for x, fp in zip(texts, fps, strict=True)]
     need = max((get_codec(c).train_min for c in codecs), default=0)
     train_texts = _enough(training_chunks(data_root), need)
     train_counts = [base.count_tokens(x) for x in train_texts]
 
     # Reference outputs from the original float32 fingerprints, and the cold cost.
-    ref_comp = Compressor(SemTokenConfig(**engine), encoder=enc, store=_decoded_cache(items))
+    ref_comp = Compressor(
+        SemTokenConfig(**engine), encoder=enc, store=_decoded_cache(texts, fps, enc.cache_id)
+    )
     reference = {
         r: [ref_comp.compress(c, q, ratio=r).joined("\n\n") for c, q in work] for r in (0.5, 0.25)
     }
@@ -214,7 +222,7 @@ def run_store(
         )
     cold_ms = (time.perf_counter() - t) * 1e3 / tokens * 1000
 
-    wl = _Work(enc, engine, items, work, reference, tokens, train_texts, train_counts, batch)
+    wl = _Work(enc, engine, texts, fps, work, reference, tokens, train_texts, train_counts, batch)
     measured: list[CodecRow] = []
     for codec in codecs:
         row = _codec_row(codec, wl)
@@ -254,7 +262,8 @@ class _Work:
 
     enc: Any
     engine: dict[str, Any]
-    items: list[tuple[str, Any]]
+    texts: list[str]
+    fps: list[Any]
     work: list[tuple[list[str], str]]
     reference: dict[float, list[str]]
     tokens: int
@@ -269,42 +278,38 @@ def _codec_row(codec: str, wl: _Work) -> CodecRow:
     from semtoken_rag.store import FingerprintStore, get_codec
     from semtoken_rag.tokens import TokenCounter
 
-    enc, engine, items, work, reference = wl.enc, wl.engine, wl.items, wl.work, wl.reference
+    enc, engine, texts, fps = wl.enc, wl.engine, wl.texts, wl.fps
+    work, reference = wl.work, wl.reference
     tokens, train_texts, train_counts, batch = wl.tokens, wl.train_texts, wl.train_counts, wl.batch
 
     spec = get_codec(codec)
-    keys = [k for k, _ in items]
     with tempfile.TemporaryDirectory(prefix="semtoken-store-bench-") as tmp:
         path = Path(tmp) / "store"
-        with FingerprintStore(path, codec=codec, use_gpu="never") as store:
+        with FingerprintStore(path, codec=codec) as store:
             t0 = time.perf_counter()
             n_train = train_store(store, enc, train_texts, batch) if spec.trained else 0
             train_s = time.perf_counter() - t0 if spec.trained else 0.0
             t0 = time.perf_counter()
-            for lo in range(0, len(items), batch):
-                store.put_many(items[lo : lo + batch], encoder_id=enc.cache_id)
+            for lo in range(0, len(texts), batch):  # fingerprints given: codec + write only
+                store.put(texts[lo : lo + batch], fps[lo : lo + batch], enc.cache_id)
             insert_s = time.perf_counter() - t0
-            vectors = store.stats().vectors
+            vectors = store.stats().words
         on_disk = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
         stored_tokens = tokens + sum(train_counts[:n_train])
-        with FingerprintStore(path, use_gpu="never") as store:
+        with FingerprintStore(path) as store:
             t0 = time.perf_counter()
             found = []
-            for lo in range(0, len(keys), 10):  # 10-chunk queries
-                found.extend(store.get_many(keys[lo : lo + 10]))
+            for lo in range(0, len(texts), 10):  # 10-chunk queries
+                found.extend(store.lookup(texts[lo : lo + 10], enc.cache_id))
             lookup_s = time.perf_counter() - t0
             got = [g for g in found if g is not None]
             if len(got) != len(found):
                 raise StoreError(f"codec {codec}: a fingerprint just stored was not found")
             cos = np.concatenate(
-                [
-                    np.sum(g.vectors * fp.vectors, axis=1)
-                    for g, (_, fp) in zip(got, items, strict=True)
-                ]
+                [np.sum(g.vectors * fp.vectors, axis=1) for g, fp in zip(got, fps, strict=True)]
             )
             spans_exact = all(
-                np.array_equal(g.word_spans, fp.word_spans)
-                for g, (_, fp) in zip(got, items, strict=True)
+                np.array_equal(g.word_spans, fp.word_spans) for g, fp in zip(got, fps, strict=True)
             )
             comp = Compressor(SemTokenConfig(**engine), encoder=enc, store=store)
             identical = {
@@ -338,8 +343,8 @@ def _codec_row(codec: str, wl: _Work) -> CodecRow:
         bytes_on_disk=on_disk,
         bytes_per_1k_tokens=on_disk / stored_tokens * 1000,
         bytes_per_word=on_disk / max(vectors, 1),
-        insert_chunks_per_s=len(items) / insert_s,
-        lookup_chunks_per_s=len(keys) / lookup_s,
+        insert_chunks_per_s=len(texts) / insert_s,
+        lookup_chunks_per_s=len(texts) / lookup_s,
         lookup_ms_per_1k_tokens=lookup_s * 1e3 / tokens * 1000,
         cos_mean=float(cos.mean()),
         cos_p1=float(np.percentile(cos, 1)),

@@ -1,328 +1,376 @@
 """``semtoken-rag bench --store-scale N[,N...]``: the fingerprint store at corpus scale.
 
-Synthetic entries with realistic shapes go into a persistent store through the public API
-(``put_many``, batches of 64 like ``add_texts``):
+N chunk-sized documents of real texts and real PQ codes (:mod:`semtoken_lab.bench.
+scale_corpus`) are written with ``FingerprintStore.write`` in batches of 64 (ingestion's batch)
+into a store whose codec was trained first on real MiniLM fingerprints (the training documents
+count among the N).  The writer receives ``EncodedDocument`` objects as ``encode_documents``
+builds them; only the PQ assignment of each document is skipped, so the largest N measures the
+writer and the lookups, not N PQ encodes (``bench_writer.py`` measures the encode).
 
-* **shapes**: ``(words, encoder tokens)`` pairs drawn from real chunks of ``shared/data``
-  (NarrativeQA, HotpotQA, L-Eval scientific_qa, the essays) cut the way ``semtoken-rag ingest``
-  cuts them by default (256 words, overlap 32);
-* **vectors**: real MiniLM word fingerprints of those documents (a pool), each draw plus
-  Gaussian noise (sigma 0.02 per dimension, cosine ~0.93 to its source) and renormalised, so the
-  codec trains and encodes on real statistics without storing the same vector twice;
-* **spans**: monotonic offsets with word lengths 1 + Poisson(4) and one-character gaps.
+Measured per N, each phase in its own process (timings and peak RSS are that phase's alone):
 
-Measured per N, each in its own process so timings and peak RSS are the store's alone: insert
-throughput (after the codec's training, which is reported apart), bytes on disk per entry and per
-1k encoder tokens (every file of the directory), open time with and without ``PRAGMA
-quick_check``, ``get_many`` latency of 10-chunk queries of random keys in a fresh process (the
-database file evicted from the OS page cache first with ``posix_fadvise(DONTNEED)``) and warm
-(the same queries again), peak RSS; and, at the smallest N, the behaviour at ``max_bytes`` (half
-the payload): insert throughput with eviction, what is kept, and the file size.
+* **writer**: documents/s and words/s of ``store.write`` (building the documents is timed
+  apart), the final ``close`` (WAL checkpoint), peak RSS;
+* **size**: every file of the directory after close, per document and per 1k encoder tokens;
+* **open**: with and without ``PRAGMA quick_check``, the database dropped from the page cache;
+* **lookups** of 10 chunks (``store.lookup``), 200 queries of random documents: *exact* (the
+  stored documents' own texts: found by key) and *sliced* (the same documents without their
+  first and last 10-30 words: found by shingles, verified word by word); *fresh* drops the
+  database from the OS page cache (``fsync`` + ``posix_fadvise(DONTNEED)``) before each query
+  (SQLite's own cache of the open connection stays, as in a server), *warm* repeats them;
+* **eviction** at the smallest N: the same documents into ``max_bytes`` = half their payload.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semtoken_lab.bench.cases import DEFAULT_DATA
+from semtoken_lab.bench.realdocs import dir_bytes, percentiles, rss_mib
 
-#: Documents whose chunks give the shapes and the vector pool (relative to the data root).
-SOURCES = (
-    ("narrativeqa/test.jsonl", "context"),
-    ("hotpotqa_dev_sample/dev.jsonl", "context"),
-    ("leval/scientific_qa.jsonl", "context"),
-    ("needle_haystack/essays.jsonl", "text"),
-)
-NOISE = 0.02
+#: Sources of the recycled chunks (every text source of shared/data: fewer copies per chunk).
+SCALE_SOURCES = ("narrativeqa", "hotpotqa", "scientific_qa", "gov_report", "meeting", "legal",
+                 "natural_question", "coursera", "quality", "loogle", "essays")  # fmt: skip
 BATCH = 64
 QUERIES = 200
+DB = "fingerprints.sqlite3"
 
 
 @dataclass(frozen=True)
 class EvictionRow:
-    """Inserting ``inserted`` entries into a store limited to half their payload."""
+    """The smallest N written into a store limited to half their payload."""
 
     max_bytes: int
-    inserted: int
-    entries_after: int
+    written: int
+    documents_after: int
     payload_after: int
     bytes_on_disk: int
-    insert_entries_per_s: float
+    write_docs_per_s: float
     oldest_tenth_present: float
     newest_tenth_present: float
 
 
 @dataclass(frozen=True)
 class ScaleRow:
-    """One store size (times in ms unless named otherwise)."""
+    """One store size (times in ms unless named otherwise; lookups are of 10 chunks)."""
 
-    entries: int
+    documents: int
     codec: str
-    vectors: int
+    words: int
     tokens: int
-    train_s: float
-    insert_s: float
-    insert_entries_per_s: float
-    insert_vectors_per_s: float
+    copies_per_chunk: float
+    write_s: float
+    batch: int
+    pragmas: dict[str, int]
+    written_bytes_per_doc: float
+    read_bytes_per_doc: float
+    write_docs_per_s: float
+    write_words_per_s: float
+    generate_docs_per_s: float
+    close_s: float
     bytes_on_disk: int
-    bytes_per_entry: float
+    bytes_per_doc: float
     bytes_per_1k_tokens: float
     open_ms_verify: float
     open_ms_no_verify: float
-    first_query_ms: float
-    get_p50_ms_cold: float
-    get_p99_ms_cold: float
-    get_p50_ms_warm: float
-    get_p99_ms_warm: float
-    peak_rss_insert_mib: float
+    lookups: dict[str, dict[str, float]]
+    peak_rss_writer_mib: float
     peak_rss_lookup_mib: float
     eviction: EvictionRow | None = None
+    profile: list[str] = field(default_factory=list)
 
 
-def _chunks(root: Path) -> list[str]:
-    from semtoken_rag.store import chunk_words
+def prepare(
+    work: Path, root: Path | None, codec: Any, pool_chunks: int, cache: Path
+) -> dict[str, Any]:
+    """Chunks, their tokens, real fingerprints of a pool of them, a trained template store and
+    the pool's codes (the :class:`ScaleCorpus` recipe) in ``work``."""
+    from semtoken_rag.store import FingerprintStore
+    from semtoken_rag.store.codebooks import runtime_codec
 
-    seen: set[str] = set()
-    out: list[str] = []
-    for rel, key in SOURCES:
-        path = root / rel
-        if not path.is_file():
-            continue
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                text = json.loads(line)[key] if line.strip() else ""
-                if text and text not in seen:
-                    seen.add(text)
-                    out.extend(chunk_words(text, 256, 32))
-    return out
+    from semtoken_lab.bench import realdocs
+    from semtoken_lab.bench.scale_corpus import ScaleCorpus
 
-
-def prepare(work: Path, root: Path | None = None, pool_chunks: int = 240) -> dict[str, Any]:
-    """Write ``shapes.npy`` (words, tokens per real chunk) and ``pool.npy`` (real MiniLM word
-    fingerprints of ``pool_chunks`` chunks spread over the sources) into ``work``."""
-    from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.core.segment import find_words
-
-    chunks = _chunks(root or DEFAULT_DATA)
-    comp = Compressor(SemTokenConfig())
-    shapes = np.array([(len(find_words(c)), comp.count_tokens(c)) for c in chunks], np.int64)
-    step = max(1, len(chunks) // pool_chunks)
-    fps = comp.encoder.encode_texts(chunks[::step][:pool_chunks])
-    pool = np.concatenate([fp.vectors for fp in fps]).astype(np.float32)
-    np.save(work / "shapes.npy", shapes)
-    np.save(work / "pool.npy", pool)
+    chunks = [c for c in realdocs.chunk_documents(realdocs.load_documents(SCALE_SOURCES, root))
+              if _marker_safe(c)]  # fmt: skip
+    enc = realdocs.load_encoder()
+    ids = enc.tokenizer(chunks, add_special_tokens=False, verbose=False)["input_ids"]
+    tokens = np.array([len(x) for x in ids], np.int64)
+    pool = chunks[:: max(1, len(chunks) // pool_chunks)][:pool_chunks]
+    fps, encode_s = realdocs.cached_fingerprints(pool, enc, cache)
+    docs = realdocs.document_fingerprints(pool, fps, enc.cache_id)
+    with FingerprintStore(work / "template", codec=codec) as store:
+        n_train, train_s = realdocs.train_store(store, docs, enc.cache_id)
+        codecs = store.codec_set(enc.dim)
+        stats = store.stats()
+    vectors = np.concatenate([fp.vectors for fp in fps])
+    codes = runtime_codec(codecs.book).encode(vectors)
+    ScaleCorpus(chunks, tokens, codes, codecs, enc.cache_id).save(work)
+    words = [len(fp.word_spans) for fp in fps]
     return {
         "chunks": len(chunks),
-        "mean_words": float(shapes[:, 0].mean()),
-        "mean_tokens": float(shapes[:, 1].mean()),
-        "pool_vectors": len(pool),
-    }
-
-
-def _key(seed: int, i: int) -> str:
-    return hashlib.sha256(f"synthetic-{seed}-{i}".encode()).hexdigest()
-
-
-def _entries(work: Path, lo: int, hi: int, seed: int) -> list[tuple[str, Any, int]]:
-    """Entries ``lo..hi`` of the synthetic corpus: ``(key, fingerprints, tokens)``."""
-    from semtoken_rag.fingerprints import ChunkFingerprints
-
-    shapes = np.load(work / "shapes.npy", mmap_mode="r")
-    pool = np.load(work / "pool.npy", mmap_mode="r")
-    out = []
-    for i in range(lo, hi):
-        rng = np.random.default_rng([seed, i])
-        words, tokens = shapes[int(rng.integers(len(shapes)))]
-        v = pool[rng.integers(len(pool), size=int(words))] + NOISE * rng.standard_normal(
-            (int(words), pool.shape[1]), dtype=np.float32
-        )
-        v /= np.linalg.norm(v, axis=1, keepdims=True)
-        lengths = 1 + rng.poisson(4, size=int(words))
-        starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])
-        spans = np.stack([starts, starts + lengths], axis=1).astype(np.int64)
-        out.append((_key(seed, i), ChunkFingerprints(v.astype(np.float32), spans), int(tokens)))
-    return out
-
-
-def _rss_mib() -> float:
-    """Peak RSS of this process image (``VmHWM``: ``ru_maxrss`` would include the parent's
-    pages the child held between fork and exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def child_insert(args: dict[str, Any]) -> dict[str, Any]:
-    """(child process) Insert ``n`` entries; timings, counts, peak RSS."""
-    from semtoken_rag.store import FingerprintStore
-
-    work, n, seed = Path(args["work"]), int(args["n"]), int(args["seed"])
-    t_start = time.perf_counter()
-    train_s = vectors = tokens = 0.0
-    gen_s = 0.0
-    with FingerprintStore(
-        args["dir"], codec=args["codec"], max_bytes=args.get("max_bytes"), use_gpu="never"
-    ) as store:
-        trained = store.stats().trained
-        for lo in range(0, n, BATCH):
-            g0 = time.perf_counter()
-            batch = _entries(work, lo, min(n, lo + BATCH), seed)
-            gen_s += time.perf_counter() - g0
-            t0 = time.perf_counter()
-            store.put_many([(k, fp) for k, fp, _ in batch], encoder_id="synthetic")
-            if not trained:
-                train_s += time.perf_counter() - t0
-                trained = store.stats().trained
-            vectors += sum(fp.n_words for _, fp, _ in batch)
-            tokens += sum(t for _, _, t in batch)
-        stats = store.stats()
-    total = time.perf_counter() - t_start - gen_s
-    return {
-        "insert_s": total,
+        "mean_chunk_words": float(np.mean([len(c.split()) for c in chunks])),
+        "mean_chunk_tokens": float(tokens.mean()),
+        "pool_chunks": len(pool),
+        "pool_vectors": int(sum(words)),
+        "pool_encode_s": encode_s,
+        "codec": stats.codec,
+        "train_min": int(codec.train_min),
+        "train_docs": n_train,
         "train_s": train_s,
-        "generate_s": gen_s,
-        "vectors": int(vectors),
-        "tokens": int(tokens),
-        "entries": stats.entries,
-        "payload": stats.payload_bytes,
-        "trained": stats.trained,
-        "peak_rss_mib": _rss_mib(),
+        "train_cos": float(codecs.book.train_cos),
+        "encoder": enc.cache_id,
     }
 
 
-def _evict_from_page_cache(path: Path) -> None:
-    for name in ("fingerprints.sqlite3", "fingerprints.sqlite3-wal"):
+def _marker_safe(chunk: str) -> bool:
+    """Whether the chunk's first word is followed by whitespace (the marker that replaces it
+    stays one word)."""
+    from semtoken_rag.core.segment import find_words
+
+    spans = find_words(chunk)
+    return len(spans) > 1 and chunk[int(spans[0, 1])].isspace()
+
+
+def _drop_cache(path: Path) -> None:
+    """Write back and drop the database's pages from the OS page cache."""
+    for name in (DB, DB + "-wal"):
         f = path / name
         if f.exists() and hasattr(os, "posix_fadvise"):
             fd = os.open(f, os.O_RDONLY)
             try:
+                os.fsync(fd)
                 os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             finally:
                 os.close(fd)
 
 
-def child_lookup(args: dict[str, Any]) -> dict[str, Any]:
-    """(child process) Open time, then 10-chunk ``get_many`` latencies cold and warm."""
+def child_write(args: dict[str, Any]) -> dict[str, Any]:
+    """(child process) Write documents ``0 .. n - 1`` of the corpus; times, counts, RSS."""
     from semtoken_rag.store import FingerprintStore
 
-    path, n, seed = Path(args["dir"]), int(args["n"]), int(args["seed"])
-    rng = np.random.default_rng(seed + 1)
-    queries = [[_key(seed, int(i)) for i in rng.integers(n, size=10)] for _ in range(QUERIES)]
-    _evict_from_page_cache(path)
+    from semtoken_lab.bench.scale_corpus import ScaleCorpus
+
+    corpus = ScaleCorpus.load(Path(args["work"]))
+    n, batch = int(args["n"]), int(args.get("batch", BATCH))
+    prof = _profiler(bool(args.get("profile")))
+    gen_s = write_s = 0.0
+    words = tokens = 0
+    io0 = _io()
+    with FingerprintStore(args["dir"], max_bytes=args.get("max_bytes")) as store:
+        _apply_pragmas(store, args.get("pragmas") or {})
+        for lo in range(0, n, batch):
+            t0 = time.perf_counter()
+            docs = corpus.documents(lo, min(n, lo + batch))
+            t1 = time.perf_counter()
+            prof.enable()
+            store.write(docs)
+            prof.disable()
+            write_s += time.perf_counter() - t1
+            gen_s += t1 - t0
+            words += sum(d.n_words for d in docs)
+            tokens += sum(corpus.tokens_of(i) for i in range(lo, min(n, lo + batch)))
+            _progress(lo + len(docs), n, write_s)
+        stats = store.stats()
+        t0 = time.perf_counter()
+    close_s = time.perf_counter() - t0
+    io = {k: v - io0.get(k, 0) for k, v in _io().items()}
+    return {"write_s": write_s, "generate_s": gen_s, "close_s": close_s, "words": words,
+            "tokens": tokens, "documents": stats.documents, "payload": stats.payload_bytes,
+            "peak_rss_mib": rss_mib(), "profile": _profile_lines(prof),
+            "wchar": io.get("wchar", 0), "rchar": io.get("rchar", 0)}  # fmt: skip
+
+
+#: PRAGMAs ``--pragmas`` may set on the writer's connection (an experiment, not the library's
+#: settings: they are applied to the store's private connection after it opened).
+PRAGMAS = ("cache_size", "wal_autocheckpoint", "mmap_size", "synchronous")
+
+
+def _apply_pragmas(store: Any, pragmas: dict[str, int]) -> None:
+    for name, value in pragmas.items():
+        if name not in PRAGMAS:
+            raise ValueError(f"unsupported PRAGMA {name!r} (allowed: {', '.join(PRAGMAS)})")
+        store._conn.execute(f"PRAGMA {name}={int(value)}")
+
+
+def _io() -> dict[str, int]:
+    """This process's I/O counters (``/proc/self/io``: ``wchar`` = bytes passed to write
+    calls, the WAL and the checkpoints included); {} where unavailable."""
+    try:
+        lines = Path("/proc/self/io").read_text().splitlines()
+    except OSError:
+        return {}
+    return {k.strip(): int(v) for k, v in (line.split(":") for line in lines)}
+
+
+class _NoProfile:
+    def enable(self) -> None: ...
+
+    def disable(self) -> None: ...
+
+
+def _profiler(on: bool) -> Any:
+    import cProfile
+
+    return cProfile.Profile() if on else _NoProfile()
+
+
+def _profile_lines(prof: Any, top: int = 25) -> list[str]:
+    """The top functions by cumulative time (``pstats``), as lines; [] when not profiled."""
+    if isinstance(prof, _NoProfile):
+        return []
+    import io
+    import pstats
+
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(top)
+    return [line for line in buf.getvalue().splitlines() if line.strip()]
+
+
+def _progress(done: int, total: int, write_s: float) -> None:
+    step = max(BATCH, total // 10 // BATCH * BATCH)
+    if done % step < BATCH or done == total:
+        print(f"[store-scale] wrote {done:,}/{total:,} ({done / max(write_s, 1e-9):,.0f} docs/s "
+              "in write)", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def child_lookup(args: dict[str, Any]) -> dict[str, Any]:
+    """(child process) Open time; then exact and sliced lookups, fresh and warm."""
+    from semtoken_rag.store import FingerprintStore
+
+    from semtoken_lab.bench.scale_corpus import ScaleCorpus
+
+    path, n = Path(args["dir"]), int(args["n"])
+    corpus = ScaleCorpus.load(Path(args["work"]))
+    rng = np.random.default_rng(int(args.get("seed", 0)) + 1)
+    picks = rng.integers(n, size=(int(args.get("queries", QUERIES)), 10)).tolist()
+    queries = {
+        "exact": [[corpus.text(i) for i in q] for q in picks],
+        "sliced": [[corpus.sliced(i, rng) for i in q] for q in picks],
+    }
+    _drop_cache(path)
     t0 = time.perf_counter()
-    store = FingerprintStore(path, verify_on_open=bool(args["verify"]), use_gpu="never")
-    open_ms = (time.perf_counter() - t0) * 1e3
-    out: dict[str, Any] = {"open_ms": open_ms}
-    if args.get("queries", True):
-        for phase in ("cold", "warm"):
-            times = []
-            for q in queries:
-                t0 = time.perf_counter()
-                got = store.get_many(q)
-                times.append((time.perf_counter() - t0) * 1e3)
-                if any(g is None for g in got):
-                    raise SystemExit("a stored entry was not found")
-            out[phase] = times
+    store = FingerprintStore(path, verify_on_open=bool(args["verify"]))
+    out: dict[str, Any] = {"open_ms": (time.perf_counter() - t0) * 1e3}
+    if args.get("lookups", True):
+        for kind, qs in queries.items():
+            out[kind] = _timed_lookups(store, path, qs, corpus.encoder)
     store.close()
-    out["peak_rss_mib"] = _rss_mib()
+    out["peak_rss_mib"] = rss_mib()
     return out
+
+
+def _timed_lookups(
+    store: Any, path: Path, queries: list[list[str]], encoder: str
+) -> dict[str, Any]:
+    res: dict[str, Any] = {}
+    for phase in ("fresh", "warm"):
+        times, hits = [], 0
+        for q in queries:
+            if phase == "fresh":
+                _drop_cache(path)
+            t0 = time.perf_counter()
+            got = store.lookup(q, encoder)
+            times.append((time.perf_counter() - t0) * 1e3)
+            hits += sum(g is not None for g in got)
+        res[phase] = times
+        res[f"{phase}_hit_rate"] = hits / max(1, 10 * len(queries))
+    return res
 
 
 def _run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     res = subprocess.run(
         [sys.executable, "-m", "semtoken_lab.bench.store_scale", kind, json.dumps(args)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
         check=False,
     )
     if res.returncode != 0:
-        raise RuntimeError(f"store-scale {kind} child failed: {res.stderr[-2000:]}")
+        raise RuntimeError(f"store-scale {kind} child failed (exit {res.returncode})")
     return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def _dir_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+def _new_store(work: Path, name: str) -> Path:
+    """A copy of the trained template store (its training documents included)."""
+    target = work / name
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(work / "template", target)
+    return target
 
 
-def measure(n: int, work: Path, codec: str, seed: int = 0, eviction: bool = False) -> ScaleRow:
-    """One row: build a store of ``n`` entries under ``work`` and measure it (then delete it)."""
-    store_dir = work / f"store-{n}"
-    shutil.rmtree(store_dir, ignore_errors=True)
-    ins = _run_child("insert", {"work": str(work), "dir": str(store_dir), "n": n,
-                                "codec": codec, "seed": seed})  # fmt: skip
-    on_disk = _dir_bytes(store_dir)
-    base = {"dir": str(store_dir), "n": n, "seed": seed}
-    opened = {v: _run_child("lookup", {**base, "verify": v, "queries": False}) for v in (1, 0)}
+def _lookup_summary(look: dict[str, Any]) -> dict[str, dict[str, float]]:
+    out = {}
+    for kind in ("exact", "sliced"):
+        r = look[kind]
+        fresh, warm = percentiles(r["fresh"]), percentiles(r["warm"])
+        out[kind] = {"fresh_p50_ms": fresh["p50"], "fresh_p99_ms": fresh["p99"],
+                     "warm_p50_ms": warm["p50"], "warm_p99_ms": warm["p99"],
+                     "first_fresh_ms": float(r["fresh"][0]),
+                     "hit_rate": min(r["fresh_hit_rate"], r["warm_hit_rate"])}  # fmt: skip
+    return out
+
+
+def measure(n: int, work: Path, info: dict[str, Any], opts: dict[str, Any]) -> ScaleRow:
+    """One row: a store of ``n`` documents under ``work``, measured, then deleted."""
+    store_dir = _new_store(work, f"store-{n}")
+    gen = max(0, n - int(info["train_docs"]))
+    base = {"work": str(work), "dir": str(store_dir), "n": gen}
+    ins = _run_child("write", {**base, "batch": opts["batch"], "profile": opts["profile"],
+                               "pragmas": opts["pragmas"]})  # fmt: skip
+    on_disk = dir_bytes(store_dir)
+    opened = {v: _run_child("lookup", {**base, "verify": v, "lookups": False}) for v in (1, 0)}
     look = _run_child("lookup", {**base, "verify": 0})
-    cold, warm = np.array(look["cold"]), np.array(look["warm"])
-    evict = _eviction(work, n, codec, seed, ins["payload"]) if eviction else None
+    evict = _eviction(work, gen, ins["payload"], opts) if opts["eviction"] else None
     shutil.rmtree(store_dir, ignore_errors=True)
-    steady = max(ins["insert_s"] - ins["train_s"], 1e-9)
+    w = max(ins["write_s"], 1e-9)
     return ScaleRow(
-        entries=n,
-        codec=codec,
-        vectors=ins["vectors"],
-        tokens=ins["tokens"],
-        train_s=ins["train_s"],
-        insert_s=ins["insert_s"],
-        insert_entries_per_s=n / steady,
-        insert_vectors_per_s=ins["vectors"] / steady,
-        bytes_on_disk=on_disk,
-        bytes_per_entry=on_disk / n,
-        bytes_per_1k_tokens=on_disk / ins["tokens"] * 1000,
-        open_ms_verify=opened[1]["open_ms"],
-        open_ms_no_verify=opened[0]["open_ms"],
-        first_query_ms=float(cold[0]),
-        get_p50_ms_cold=float(np.percentile(cold, 50)),
-        get_p99_ms_cold=float(np.percentile(cold, 99)),
-        get_p50_ms_warm=float(np.percentile(warm, 50)),
-        get_p99_ms_warm=float(np.percentile(warm, 99)),
-        peak_rss_insert_mib=ins["peak_rss_mib"],
-        peak_rss_lookup_mib=look["peak_rss_mib"],
-        eviction=evict,
-    )
+        documents=ins["documents"], codec=info["codec"], words=ins["words"],
+        tokens=ins["tokens"], copies_per_chunk=gen / info["chunks"], write_s=ins["write_s"],
+        batch=opts["batch"], pragmas=opts["pragmas"],
+        written_bytes_per_doc=ins["wchar"] / max(1, gen),
+        read_bytes_per_doc=ins["rchar"] / max(1, gen),
+        write_docs_per_s=gen / w, write_words_per_s=ins["words"] / w,
+        generate_docs_per_s=gen / max(ins["generate_s"], 1e-9), close_s=ins["close_s"],
+        bytes_on_disk=on_disk, bytes_per_doc=on_disk / max(1, ins["documents"]),
+        bytes_per_1k_tokens=on_disk / max(1, ins["tokens"]) * 1000,
+        open_ms_verify=opened[1]["open_ms"], open_ms_no_verify=opened[0]["open_ms"],
+        lookups=_lookup_summary(look), peak_rss_writer_mib=ins["peak_rss_mib"],
+        peak_rss_lookup_mib=look["peak_rss_mib"], eviction=evict, profile=ins["profile"],
+    )  # fmt: skip
 
 
-def _eviction(work: Path, n: int, codec: str, seed: int, payload: int) -> EvictionRow:
+def _eviction(work: Path, n: int, payload: int, opts: dict[str, Any]) -> EvictionRow:
     from semtoken_rag.store import FingerprintStore
 
-    store_dir = work / f"evict-{n}"
-    shutil.rmtree(store_dir, ignore_errors=True)
+    from semtoken_lab.bench.scale_corpus import ScaleCorpus
+
+    store_dir = _new_store(work, f"evict-{n}")
     limit = payload // 2
-    ins = _run_child("insert", {"work": str(work), "dir": str(store_dir), "n": n,
-                                "codec": codec, "seed": seed, "max_bytes": limit})  # fmt: skip
+    ins = _run_child("write", {"work": str(work), "dir": str(store_dir), "n": n,
+                               "batch": opts["batch"], "pragmas": opts["pragmas"],
+                               "max_bytes": limit})  # fmt: skip
+    corpus = ScaleCorpus.load(work)
     tenth = max(1, n // 10)
-    with FingerprintStore(store_dir, use_gpu="never") as s:
-        old = s.get_many([_key(seed, i) for i in range(tenth)])
-        new = s.get_many([_key(seed, i) for i in range(n - tenth, n)])
+    with FingerprintStore(store_dir) as s:
+        old = s.contains([corpus.key(i) for i in range(tenth)])
+        new = s.contains([corpus.key(i) for i in range(n - tenth, n)])
         stats = s.stats()
     row = EvictionRow(
-        max_bytes=limit,
-        inserted=n,
-        entries_after=stats.entries,
-        payload_after=stats.payload_bytes,
-        bytes_on_disk=_dir_bytes(store_dir),
-        insert_entries_per_s=n / max(ins["insert_s"] - ins["train_s"], 1e-9),
-        oldest_tenth_present=sum(g is not None for g in old) / tenth,
-        newest_tenth_present=sum(g is not None for g in new) / tenth,
-    )
+        max_bytes=limit, written=n, documents_after=stats.documents,
+        payload_after=stats.payload_bytes, bytes_on_disk=dir_bytes(store_dir),
+        write_docs_per_s=n / max(ins["write_s"], 1e-9),
+        oldest_tenth_present=len(old) / tenth, newest_tenth_present=len(new) / tenth,
+    )  # fmt: skip
     shutil.rmtree(store_dir, ignore_errors=True)
     return row
 
@@ -333,80 +381,57 @@ def run_store_scale(
     codec: str | None = None,
     data_root: Path | None = None,
     work: Path | None = None,
+    *,
+    pool_chunks: int = 240,
+    train_min: int | None = None,
+    batch: int = BATCH,
+    profile: bool = False,
+    pragmas: dict[str, int] | None = None,
 ) -> list[ScaleRow]:
     """Measure every size (smallest first, with the eviction run); write ``store_scale.json``
-    and ``store_scale.md`` into ``out`` after each size."""
-    from semtoken_rag.store import DEFAULT_CODEC
+    and ``store_scale.md`` into ``out`` after each size.
 
-    codec = codec or DEFAULT_CODEC
+    Args:
+        pool_chunks: Real chunks encoded with MiniLM (their codes are recycled).
+        train_min: Override the codec's ``train_min`` (small smoke runs).
+        batch: Documents per ``store.write`` (one transaction; ingestion's default is 64).
+        profile: cProfile the writer's ``store.write`` calls (top functions in the JSON).
+        pragmas: Experiment: PRAGMAs set on the writer's connection (see :data:`PRAGMAS`).
+    """
+    from semtoken_rag.store import get_codec
+
+    spec = get_codec(codec)
+    if train_min is not None:
+        spec = spec.with_options(train_min=train_min)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="semtoken-store-scale-", dir=work))
     rows: list[ScaleRow] = []
     try:
-        info = prepare(tmp, data_root)
+        info = prepare(tmp, data_root, spec, pool_chunks, out / "cache")
         for i, n in enumerate(sorted(sizes)):
-            rows.append(measure(n, tmp, codec, eviction=i == 0))
+            opts = {"batch": batch, "profile": profile, "eviction": i == 0,
+                    "pragmas": dict(pragmas or {})}  # fmt: skip
+            rows.append(measure(n, tmp, info, opts))
             write(rows, info, out)
             r = rows[-1]
-            print(
-                f"[store-scale] {n} entries: {r.bytes_per_1k_tokens:,.0f} B per 1k tokens, "
-                f"get_many p99 {r.get_p99_ms_cold:.2f} ms fresh",
-                flush=True,
-            )
+            print(f"[store-scale] {n:,} documents: {r.write_docs_per_s:,.0f} docs/s written, "
+                  f"{r.bytes_per_1k_tokens:,.0f} B per 1k tokens", flush=True)  # fmt: skip
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
 def write(rows: list[ScaleRow], info: dict[str, Any], out: Path) -> None:
-    """``store_scale.json`` and ``store_scale.md`` (the table of docs/benchmarks.md)."""
+    """``store_scale.json`` and ``store_scale.md``."""
+    from semtoken_lab.bench.scale_report import markdown
     from semtoken_lab.bench.timing import machine_info
 
-    (out / "store_scale.json").write_text(
-        json.dumps(
-            {"machine": machine_info(), "workload": info, "rows": [asdict(r) for r in rows]},
-            indent=2,
-        ),
-        encoding="utf-8",
-    )
+    data = {"machine": machine_info(), "workload": info, "rows": [asdict(r) for r in rows]}
+    (out / "store_scale.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
     (out / "store_scale.md").write_text("\n".join(markdown(rows, info)) + "\n", encoding="utf-8")
-
-
-def markdown(rows: list[ScaleRow], info: dict[str, Any]) -> list[str]:
-    lines = [
-        f"Workload: shapes of {info['chunks']} real chunks (mean {info['mean_words']:.0f} words, "
-        f"{info['mean_tokens']:.0f} encoder tokens), vectors from {info['pool_vectors']} real "
-        f"MiniLM fingerprints + noise.",
-        "",
-        "| entries | codec | B on disk / entry | B / 1k tok | insert entries/s | train s | "
-        "open ms (quick_check / none) | get_many 10 p50 / p99 ms, fresh | warm p50 / p99 ms | "
-        "peak RSS MiB insert / lookup |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.entries:,} | {r.codec} | {r.bytes_per_entry:,.0f} | "
-            f"{r.bytes_per_1k_tokens:,.0f} | {r.insert_entries_per_s:.0f} | {r.train_s:.0f} | "
-            f"{r.open_ms_verify:,.0f} / {r.open_ms_no_verify:.1f} | "
-            f"{r.get_p50_ms_cold:.2f} / {r.get_p99_ms_cold:.2f} | "
-            f"{r.get_p50_ms_warm:.2f} / {r.get_p99_ms_warm:.2f} | "
-            f"{r.peak_rss_insert_mib:.0f} / {r.peak_rss_lookup_mib:.0f} |"
-        )
-    for r in rows:
-        if r.eviction is not None:
-            e = r.eviction
-            lines += [
-                "",
-                f"Eviction ({e.inserted:,} entries into max_bytes = {e.max_bytes:,}, half their "
-                f"payload): {e.entries_after:,} entries kept, payload {e.payload_after:,} B, "
-                f"{e.bytes_on_disk:,} B on disk, {e.insert_entries_per_s:.0f} entries/s; oldest "
-                f"tenth present {e.oldest_tenth_present:.2f}, newest tenth "
-                f"{e.newest_tenth_present:.2f}.",
-            ]
-    return lines
 
 
 if __name__ == "__main__":  # child processes of :func:`measure`
     kind, payload = sys.argv[1], json.loads(sys.argv[2])
-    result = {"insert": child_insert, "lookup": child_lookup}[kind](payload)
+    result = {"write": child_write, "lookup": child_lookup}[kind](payload)
     print(json.dumps(result))

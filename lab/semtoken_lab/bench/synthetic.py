@@ -162,11 +162,14 @@ def build_model(source: Path, target: Path, *, causal_lm: bool, seed: int = 0) -
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp)
-    config = AutoConfig.from_pretrained(source)
-    torch.manual_seed(seed)
+    config = AutoConfig.from_pretrained(source, local_files_only=True)
     cls = AutoModelForCausalLM if causal_lm else AutoModel
     dtype = torch.bfloat16 if causal_lm else torch.float32
-    model = cls.from_config(config, dtype=dtype)
+    # The seed holds for this model's initialisation only: the caller's random stream is
+    # restored afterwards (fork_rng), so building a model never reseeds the process.
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)  # CPU init: the CPU stream only
+        model = cls.from_config(config, dtype=dtype)
     _spread(model)
     model.save_pretrained(tmp)
     _marker(tmp, seed, source, str(dtype).replace("torch.", ""))

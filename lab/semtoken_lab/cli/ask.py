@@ -8,12 +8,11 @@ on the user's own files.  Printing is fine here (the library logs).
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semtoken_rag.errors import SemTokenError
+from semtoken_rag.cli import args
 
 
 @dataclass(frozen=True)
@@ -28,16 +27,28 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``ask`` arguments to ``parser``."""
     parser.add_argument("files", nargs="+", type=Path, help="text files used as context chunks")
     parser.add_argument("--question", "-q", required=True, help="the question to answer")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--ratio", type=_ratio, default=None,
+        help="fraction of reader tokens to keep, or 'auto' (default: 0.5, lowered to fit the "
+        "reader's window)",
+    )  # fmt: skip
+    budget.add_argument("--budget", type=args.budget, default=None, help="token budget")
     parser.add_argument(
-        "--ratio", type=float, default=0.5, help="fraction of reader tokens to keep (default 0.5)"
-    )
+        "--store", type=Path, default=None,
+        help="fingerprint store written by `semtoken-rag ingest` (read-only)",
+    )  # fmt: skip
+    parser.add_argument("--device", default=None, help="encoder device: auto, cpu, cuda, cuda:N")
     parser.add_argument(
         "--compare", action="store_true", help="also answer from the full context and compare"
     )
     parser.add_argument(
         "--reader", default="smollm2", help="reader model: smollm2 (default), hub id or path"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=32, help="answer length limit")
+    parser.add_argument(
+        "--max-new-tokens", type=args.integer("--max-new-tokens", high=8192), default=32,
+        help="answer length limit",
+    )  # fmt: skip
     parser.add_argument(
         "--attn", default="auto", help="attention: auto, sdpa, eager, flash_attention_2"
     )
@@ -52,6 +63,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="semtoken",
         help="what the KV budget evicts: semtoken (default), semtoken-cos, streaming, snapkv, none",
     )
+
+
+def _ratio(text: str) -> float | str:
+    """``auto`` or a ratio in (0, 1]."""
+    return "auto" if text == "auto" else args.ratio(text)
+
+
+_ratio.__name__ = "float"
 
 
 def _kv_budget(text: str) -> float | int:
@@ -111,48 +130,69 @@ def _kv_lines(label: str, trace: Any, show: int = 8) -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
-    """Compress the files for the question, answer, print the answer(s) and a cost table."""
-    from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.cli.compress import read_text_file
-    from semtoken_rag.errors import InvalidInputError
+def _budget(ns: argparse.Namespace, comp: Any, reader: Any, texts: list[str]) -> dict[str, Any]:
+    """The compression call's ``ratio``/``budget``, never above what the reader's window holds
+    beside the instruction, the question and the answer (else the reader would cut the
+    compressed context in the middle)."""
+    room = reader.context_room(ns.question, reserve=ns.max_new_tokens)
+    total = sum(comp.count_tokens(t) for t in texts)
+    if ns.ratio == "auto":
+        return {"ratio": "auto"} if room >= total else {"budget": room}
+    want = ns.budget if ns.budget is not None else round((ns.ratio or 0.5) * total)
+    if want > room:
+        print(f"note: budget lowered from {want} to {room} tokens to fit the reader's window")
+    return {"budget": max(1, min(want, room))}
 
+
+def _compressor(ns: argparse.Namespace, stack: Any) -> Any:
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    options: dict[str, Any] = {"count_tokenizer": ns.reader}
+    if ns.device:
+        options["device"] = ns.device
+    if ns.ratio == "auto":
+        options["compression_ratio"] = "auto"
+    store = None
+    if ns.store is not None:
+        from semtoken_rag.store import FingerprintStore
+
+        store = stack.enter_context(FingerprintStore(ns.store, read_only=True))
+    return Compressor(SemTokenConfig(**options), store=store)
+
+
+def _answers(ns: argparse.Namespace, texts: list[str], stack: Any) -> list[_Row]:
     from semtoken_lab.reader import LocalReader
     from semtoken_lab.reader.kv_layout import CompressorSpans
 
-    try:
-        # The engine's rule for files: UTF-8 with undecodable bytes replaced, or a typed error.
-        texts = [read_text_file(p) for p in args.files]
-    except InvalidInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        comp = Compressor(SemTokenConfig(compression_ratio=args.ratio, count_tokenizer=args.reader))
-        reader = LocalReader(
-            args.reader,
-            attn=args.attn,
-            kv_budget=args.kv_budget,
-            kv_policy=args.kv_policy,
-            kv_spans=CompressorSpans(comp),
-        )
-        reader.warmup()
-        res = comp.compress(texts, query=args.question)
-        rows = [
-            _Row(
-                f"compressed ({res.ratio:.2f})",
-                res.kept_tokens,
-                res.timings.total_ms,
-                reader.answer(args.question, res.joined(), max_new_tokens=args.max_new_tokens),
-            )
-        ]
-        if args.compare:
-            full = reader.answer(
-                args.question, "\n\n".join(texts), max_new_tokens=args.max_new_tokens
-            )
-            rows.insert(0, _Row("full", res.original_tokens, 0.0, full))
-    except SemTokenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    comp = _compressor(ns, stack)
+    reader = LocalReader(
+        ns.reader, attn=ns.attn, kv_budget=ns.kv_budget, kv_policy=ns.kv_policy,
+        kv_spans=CompressorSpans(comp),
+    )  # fmt: skip
+    reader.warmup()
+    res = comp.compress(texts, query=ns.question, **_budget(ns, comp, reader, texts))
+    answer = reader.answer(ns.question, res.joined(), max_new_tokens=ns.max_new_tokens)
+    rows = [_Row(f"compressed ({res.ratio:.2f})", res.kept_tokens, res.timings.total_ms, answer)]
+    if ns.compare:
+        full = reader.answer(ns.question, "\n\n".join(texts), max_new_tokens=ns.max_new_tokens)
+        rows.insert(0, _Row("full", res.original_tokens, 0.0, full))
+    return rows
+
+
+def run(ns: argparse.Namespace) -> int:
+    """Compress the files for the question, answer, print the answer(s) and a cost table.
+
+    Raises:
+        SemTokenError: a bad file, model, option or store (one ``error:`` line, status 2).
+    """
+    from contextlib import ExitStack
+
+    from semtoken_rag.cli.compress import read_text_file
+
+    # The engine's rule for files: UTF-8 with undecodable bytes replaced, or a typed error.
+    texts = [read_text_file(p) for p in ns.files]
+    with ExitStack() as stack:
+        rows = _answers(ns, texts, stack)
     for r in rows:
         print(f"answer [{r.label}]: {r.answer.text}")
     print()
@@ -163,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
             print("\n".join(_kv_lines(r.label, r.answer.kv_trace)))
     a = rows[-1].answer
     print(
-        f"\nreader {args.reader} on {a.device}, attention {a.attn_implementation}; "
+        f"\nreader {ns.reader} on {a.device}, attention {a.attn_implementation}; "
         f"tokens are the reader's (context only); TTFT includes prompt building"
     )
     return 0

@@ -9,15 +9,22 @@ from typing import Any
 
 from semtoken_rag.errors import InvalidInputError
 
+from semtoken_lab.eval.records import ratio_label
+
 
 def _floats(text: str) -> tuple[float, ...]:
+    """Comma-separated ratios in (0, 1], or ``auto`` (SemToken's adaptive budget)."""
+    from semtoken_lab.eval.records import AUTO
+
     try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
+        values = tuple(
+            AUTO if x.strip() == "auto" else float(x) for x in text.split(",") if x.strip()
+        )
     except ValueError:
-        msg = f"expected comma-separated numbers, got {text!r}"
+        msg = f"expected comma-separated numbers or 'auto', got {text!r}"
         raise argparse.ArgumentTypeError(msg) from None
-    if not values or any(not 0.0 < v <= 1.0 for v in values):
-        raise argparse.ArgumentTypeError("ratios must be in (0, 1]")
+    if not values or any(not (0.0 < v <= 1.0 or v == AUTO) for v in values):
+        raise argparse.ArgumentTypeError("ratios must be in (0, 1] or 'auto'")
     return values
 
 
@@ -89,7 +96,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _register_ray(parser: argparse.ArgumentParser) -> None:
     """Options of a distributed run (``--ray``; see docs/ray.md)."""
-    from semtoken_rag.distributed.options import add_ray_options
+    from semtoken_rag.cli.ray_options import add_ray_options
 
     add_ray_options(
         parser,
@@ -164,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     for row in result.summary:
         ret = row.loglik_retained
         print(
-            f"{row.dataset:24s} {row.method:20s} r={row.ratio:<5g} n={row.n:<4d} "
+            f"{row.dataset:24s} {row.method:20s} r={ratio_label(row.ratio):<5s} n={row.n:<4d} "
             f"achieved={row.achieved_ratio:.3f} LL={row.answer_loglik:.3f} "
             f"retained={'–' if math.isnan(ret) else f'{ret:.2f}'} "
             f"recall={row.answer_recall:.3f}",

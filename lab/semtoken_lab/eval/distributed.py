@@ -35,10 +35,13 @@ class EvalWorker:
 
     Args:
         cfg: The run (the same :class:`RunConfig` as the driver's).
+        documents: The run's documents as the driver prepared them
+            (:attr:`~semtoken_lab.eval.methods.MethodEnv.documents`, for ``semtoken-docs``).
     """
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, documents: tuple[str, ...] | None = None) -> None:
         self.runner = Runner(cfg)
+        self.runner.env.documents = documents
 
     def process(
         self, ex: Example, chunks: list[str], pending: Sequence[tuple[str, float]]
@@ -126,7 +129,8 @@ class RayRunner(Runner):
             max_restarts=MAX_RESTARTS,
             max_task_retries=MAX_RESTARTS,
         )(EvalWorker)
-        pool = ray.util.ActorPool([worker.remote(cfg) for _ in range(n)])
+        docs = ray.put(self.env.documents)  # set by contexts(): shipped once, not per actor
+        pool = ray.util.ActorPool([worker.remote(cfg, docs) for _ in range(n)])
         logger.info("eval on ray: %d examples over %d actors", len(work), n)
 
         def submit(actor: Any, item: tuple[Example, list[tuple[str, float]]]) -> Any:

@@ -4,8 +4,9 @@ Three problems of ``llmlingua`` 0.2.2 are handled here, without touching the pac
 
 1. **tiktoken download**: ``PromptCompressor`` builds a GPT tokenizer with tiktoken, which
    fetches ``cl100k_base`` from the network.  llama-index-core bundles that file in its
-   ``_static/tiktoken_cache`` (named by the sha1 of the URL, as tiktoken expects), so
-   ``TIKTOKEN_CACHE_DIR`` is pointed there before the first use.
+   ``_static/tiktoken_cache`` (named by the sha1 of the URL, as tiktoken expects), so that file
+   is copied into the cache folder tiktoken reads before the first use (no environment variable
+   is set: it would hold for the whole process and its children).
 2. **new transformers cache** (microsoft/LLMLingua#210): ``get_ppl`` indexes
    ``past_key_values[0][0]`` and slices it as a list of ``[k, v]`` pairs; transformers 5 returns a
    ``DynamicCache``.  :class:`OfflinePromptCompressor` overrides ``get_ppl`` to hand the model a
@@ -18,8 +19,11 @@ Three problems of ``llmlingua`` 0.2.2 are handled here, without touching the pac
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,12 +48,37 @@ def tiktoken_cache_dir() -> Path | None:
     return folder if folder.is_dir() else None
 
 
+#: Where tiktoken downloads ``cl100k_base`` from; its cache names the file by this URL's sha1.
+_CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+
+
+def tiktoken_read_cache() -> Path | None:
+    """The folder tiktoken reads cached files from, by its own rule
+    (``tiktoken.load.read_file_cached``), or ``None`` when the user disabled caching."""
+    for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
+        if var in os.environ:
+            return Path(os.environ[var]) if os.environ[var] else None
+    return Path(tempfile.gettempdir()) / "data-gym-cache"
+
+
 def ensure_tiktoken_offline() -> None:
-    """Point ``TIKTOKEN_CACHE_DIR`` at the bundled cache unless the user set one."""
-    if "TIKTOKEN_CACHE_DIR" not in os.environ:
-        folder = tiktoken_cache_dir()
-        if folder is not None:
-            os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
+    """Copy the bundled ``cl100k_base`` into tiktoken's cache folder unless it is there.
+
+    Why a copy and not ``TIKTOKEN_CACHE_DIR``: the variable would switch every later tiktoken
+    user in this process and its children to the bundled folder; a file in tiktoken's own cache
+    is what a first download would have left there (tiktoken checks its hash on every read).
+    """
+    bundled, cache = tiktoken_cache_dir(), tiktoken_read_cache()
+    if bundled is None or cache is None:
+        return
+    name = hashlib.sha1(_CL100K_URL.encode()).hexdigest()
+    source, target = bundled / name, cache / name
+    if not source.is_file() or target.is_file():
+        return
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{name}.{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
 
 
 def _make_compressor_class() -> type:

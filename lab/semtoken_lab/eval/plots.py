@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semtoken_lab.eval.records import ExampleRecord
+from semtoken_lab.eval.records import ExampleRecord, ratio_label
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def time_breakdown(records: Sequence[ExampleRecord], path: Path) -> Path:
     by: dict[str, list[ExampleRecord]] = defaultdict(list)
     for r in records:
         if r.prediction is not None:
-            by[f"{r.method}@{r.ratio:g}"].append(r)
+            by[f"{r.method}@{ratio_label(r.ratio)}"].append(r)
     labels = list(by)
     comp = np.array([np.mean([r.compress_ms for r in by[k]]) for k in labels])
     pre = np.array([np.mean([r.prefill_ms for r in by[k]]) for k in labels])

@@ -19,6 +19,21 @@ logger = logging.getLogger(__name__)
 
 Key = tuple[str, str, str, float]
 
+#: The ``ratio`` of records of ``compression_ratio="auto"`` runs (``--ratio auto``): each example
+#: keeps what the engine chose; ``achieved_ratio`` says how much.  A number so that records,
+#: keys and sorting stay numeric; shown as ``auto`` everywhere (:func:`ratio_label`).
+AUTO = -1.0
+
+
+def ratio_label(ratio: float) -> str:
+    """``auto`` for :data:`AUTO`, else the ratio (``0.5``)."""
+    return "auto" if ratio == AUTO else f"{ratio:g}"
+
+
+def runs_auto(method: str) -> bool:
+    """Whether a method can run with the ``auto`` budget (the SemToken variants)."""
+    return method.startswith("semtoken")
+
 
 @dataclass(frozen=True)
 class ExampleRecord:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semtoken_lab.eval.records import ExampleRecord
+from semtoken_lab.eval.records import ExampleRecord, ratio_label
 from semtoken_lab.eval.stats import Estimate, mean_se, paired_delta, retained_fraction
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ def render_markdown(
         ]
         for r in rs:
             lines.append(
-                f"| {r.method} | {_f(r.ratio, 2)} | {r.n} | {_f(r.achieved_ratio)} "
+                f"| {r.method} | {ratio_label(r.ratio)} | {r.n} | {_f(r.achieved_ratio)} "
                 f"({_f(r.achieved_ratio_max_dev)}) | {_pm(r.answer_loglik, r.answer_loglik_se)} "
                 f"| {_pm(r.loglik_delta, r.loglik_delta_se)} "
                 f"| {_pm(r.loglik_retained, r.loglik_retained_se, 2)} "

@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from semtoken_lab.eval.data import Example, load_examples
-from semtoken_lab.eval.methods import CHUNK_SEP, RATIO_FREE, Method, MethodEnv, build_method
+from semtoken_lab.eval.methods import (
+    CHUNK_SEP,
+    RATIO_FREE,
+    Method,
+    MethodEnv,
+    SemTokenMethod,
+    build_method,
+)
 from semtoken_lab.eval.metrics import (
     answer_in_text,
     exact_match_score,
@@ -27,7 +34,14 @@ from semtoken_lab.eval.metrics import (
     rouge_l_score,
     score,
 )
-from semtoken_lab.eval.records import ExampleRecord, RecordWriter, read_records, record_key
+from semtoken_lab.eval.records import (
+    AUTO,
+    ExampleRecord,
+    RecordWriter,
+    read_records,
+    record_key,
+    runs_auto,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,14 +118,19 @@ def _targets(cfg: RunConfig, method: str) -> list[float]:
         return [1.0]
     if method == "closed-book":
         return [0.0]
-    return [float(cfg.budget)] if cfg.budget else list(cfg.ratios)
+    if cfg.budget:
+        return [float(cfg.budget)]
+    return [r for r in cfg.ratios if r != AUTO or runs_auto(method)]
 
 
-def _budget(cfg: RunConfig, method: str, target: float, tokens_full: int) -> int:
+def _budget(cfg: RunConfig, method: str, target: float, tokens_full: int) -> int | None:
+    """The method's token budget (``None``: the engine's ``auto`` budget)."""
     if method == "none":
         return tokens_full
     if method == "closed-book":
         return 0
+    if target == AUTO:
+        return None
     if cfg.budget:
         return min(int(cfg.budget), tokens_full)
     return max(1, round(target * tokens_full))
@@ -154,12 +173,17 @@ class Runner:
 
     # ------------------------------------------------------------------ inputs
     def contexts(self, examples: Sequence[Example]) -> list[list[str]]:
-        """The chunks each example's methods compress (own context, or retrieved chunks)."""
+        """The chunks each example's methods compress (own context, or retrieved chunks).
+
+        Also sets ``env.documents`` to the distinct contexts as prepared here (what
+        ``semtoken-docs`` ingests whole), before any method is built.
+        """
         cfg = self.cfg
         docs = [ex.context for ex in examples]
         if cfg.max_context_tokens:
             tok = self.env.tokenizer()
             docs = [_truncate_middle(tok, d, cfg.max_context_tokens) for d in docs]
+        self.env.documents = tuple(dict.fromkeys(docs))
         if cfg.mode == "context":
             return [[d] for d in docs]
         from semtoken_lab.eval.rag import ChunkPool
@@ -187,7 +211,7 @@ class Runner:
             ms = (time.perf_counter() - t0) * 1e3
             kept = self.env.count(text)
             texts.append(text)
-            infos.append((method, target, budget, ms, kept))
+            infos.append((method, target, kept if budget is None else budget, ms, kept))
         gold = " ".join((ex.answers[0] if ex.answers else "").split()[: cfg.max_answer_words])
         lls: list[Any] = [None] * len(texts)
         if gold.strip():
@@ -286,6 +310,7 @@ class Runner:
             # run retrieves from the same pool as the original one.
             all_chunks = dict(zip((e.id for e in examples), self.contexts(examples), strict=False))
             new = self._loop(work, all_chunks, path)
+            self._log_store_use()
         records = read_records(path)
         if work and examples:
             self._heatmap(examples[0], all_chunks[examples[0].id], out)
@@ -293,6 +318,13 @@ class Runner:
 
         summary = write_outputs(records, out, methods=cfg.methods)
         return RunResult(records=records, new_records=new, out=out, summary=summary)
+
+    def _log_store_use(self) -> None:
+        """Log, for each method reading a store, the chunks it had to encode at query time
+        (0 for ``semtoken-docs`` in ``rag`` mode; the records have no per-method field)."""
+        for method in self._methods.values():
+            if isinstance(method, SemTokenMethod) and method.from_store:
+                logger.info("%s", method.summary())
 
     def _heatmap(self, ex: Example, chunks: list[str], out: Path) -> None:
         """Semantic-density heatmap of the first example (best effort: never fails a run)."""

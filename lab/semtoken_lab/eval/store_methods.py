@@ -1,4 +1,4 @@
-"""The trained store behind the ``semtoken-store-<codec>`` variants of the harness.
+"""The stores behind the ``semtoken-store-<codec>`` and ``semtoken-docs`` variants of the harness.
 
 Why a variant: a codec changes the fingerprints the compressor sees only when they come *out of
 the store*.  Each example's chunks are ingested into a :class:`FingerprintStore` of the codec
@@ -10,11 +10,18 @@ a corpus disjoint from every evaluation set: the Paul Graham essays of
 ``shared/data/needle_haystack`` (chunks of 120 words, overlap 20, ingested until the codec's
 ``train_min`` vectors exist).  An out-of-domain codebook is the conservative choice: a real
 store trains on the corpus it serves.
+
+``semtoken-docs`` (issue 23, point 3: the fidelity of document-sliced fingerprints) reads from a
+float32 store (no codec error) into which every document of the run was ingested whole before
+the first example; each retrieved chunk is then served sliced from its document, its words'
+fingerprints computed with the document's context on both sides, never encoded alone as
+``semtoken`` encodes it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,4 +42,26 @@ def trained_store(encoder: Any, codec: str, root: Path | None = None) -> Any:
     store = FingerprintStore(None, codec=codec)
     train_store(store, encoder, training_chunks(root))
     logger.info("codec %s trained: %s", codec, store.stats())
+    return store
+
+
+def document_store(encoder: Any, documents: Sequence[str]) -> Any:
+    """An in-memory float32 :class:`FingerprintStore` holding every one of ``documents`` whole.
+
+    Args:
+        encoder: The SemToken encoder (the compressor reading the store must use it too).
+        documents: The run's documents (:attr:`semtoken_lab.eval.methods.MethodEnv.documents`).
+
+    Raises:
+        DocumentEncodingError: a document could not be encoded.
+    """
+    from semtoken_rag.ingestion import IngestOptions, LocalRunner, ingest
+    from semtoken_rag.store import FingerprintStore
+
+    store = FingerprintStore(None, codec="float32")
+    report = ingest(list(documents), store, LocalRunner(encoder), IngestOptions(progress=False))
+    logger.info(
+        "document store: %d documents (%d words) ingested whole in %.1f s",
+        report.encoded, report.words, report.seconds,
+    )  # fmt: skip
     return store

@@ -1,4 +1,4 @@
-"""Choosing the attention kernel, the device and the dtype of the reader, and saying why.
+"""Choosing the attention kernel of the reader, and saying why.
 
 Reading time is what compression is supposed to save, so the reader must run the fastest kernel
 the machine has and report which one *ran*, not which one was merely enabled:
@@ -15,7 +15,8 @@ the machine has and report which one *ran*, not which one was merely enabled:
   itself; measuring on a small shared CPU would cost seconds on every load and decide nothing).
 * ``sdpa`` / ``eager``: as requested.
 
-Each choice is a resolver in a registry, not an if/elif chain.
+Each choice is a resolver in a registry, not an if/elif chain.  The device and the dtype are
+chosen in :mod:`semtoken_lab.reader.placement`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
-import os
 import statistics
 import threading
 import time
@@ -33,6 +33,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from semtoken_rag.errors import ConfigError
+
+from semtoken_lab.reader.placement import is_cuda
 
 logger = logging.getLogger(__name__)
 
@@ -69,11 +71,6 @@ class AttentionChoice:
     reason: str
     backend: str | None = None
     tune: bool = False
-
-
-def is_cuda(device: str) -> bool:
-    """``cuda`` / ``cuda:N``."""
-    return str(device).startswith("cuda")
 
 
 def flash_attn_available(device: str) -> bool:
@@ -312,112 +309,3 @@ def fastest_sdpa_backend(
     best = replace(best, reason=f"auto: fastest of {summary} ({n}-token prefill)")
     logger.info("reader attention tuned: %s", best.reason)
     return best, timings
-
-
-def _auto_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-#: device argument -> resolver (explicit devices such as ``cuda:1`` pass through).
-DEVICE_RESOLVERS: dict[str, Callable[[], str]] = {"auto": _auto_device}
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; anything else unchanged.
-
-    Raises:
-        ConfigError: a CUDA device that does not exist here.
-    """
-    resolver = DEVICE_RESOLVERS.get(device)
-    chosen = resolver() if resolver is not None else device
-    if is_cuda(chosen):
-        import torch
-
-        index = int(chosen.split(":", 1)[1]) if ":" in chosen else 0
-        if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {device!r}: CUDA device {index} is not available "
-                f"({torch.cuda.device_count()} visible)"
-            )
-    return chosen
-
-
-def cpu_supports_bf16() -> bool:
-    """Whether this CPU has fast bf16 matrix units (AMX).
-
-    Why: AVX512-BF16 alone is not enough.  Measured on this project's CI CPU (AVX512-BF16, no
-    AMX), SmolLM2-135M scored an answer in 2.45 s in bf16 against 1.45 s in fp32, so
-    ``dtype='auto'`` picks bf16 on a CPU only where AMX tiles make it pay.  Uses a private
-    ``torch.cpu`` probe, guarded for other builds.
-    """
-    import torch
-
-    fn = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    try:
-        return bool(fn is not None and fn())
-    except Exception:  # a failing probe only means "unknown"
-        return False
-
-
-#: Environment variable that overrides what ``dtype="auto"`` picks (any name of
-#: :data:`DTYPE_RESOLVERS` but ``auto``): runs the whole test suite or an eval in one dtype
-#: whatever the CPU (``SEMTOKEN_READER_DTYPE=bfloat16 pytest``).
-DTYPE_ENV = "SEMTOKEN_READER_DTYPE"
-
-
-def _auto_dtype(device: str) -> Any:
-    import torch
-
-    forced = os.environ.get(DTYPE_ENV, "").strip()
-    if forced and forced != "auto":
-        resolver = DTYPE_RESOLVERS.get(forced)
-        if resolver is None:
-            raise ConfigError(
-                f"{DTYPE_ENV}={forced!r} is not a dtype; choose one of {sorted(DTYPE_RESOLVERS)}"
-            )
-        return resolver(device)
-    if is_cuda(device):
-        with torch.cuda.device(torch.device(device)):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_supports_bf16() else torch.float32
-
-
-def _fixed(name: str) -> Callable[[str], Any]:
-    def resolve(device: str) -> Any:
-        import torch
-
-        return getattr(torch, name)
-
-    return resolve
-
-
-#: dtype argument -> resolver(device).
-DTYPE_RESOLVERS: dict[str, Callable[[str], Any]] = {
-    "auto": _auto_dtype,
-    "float32": _fixed("float32"),
-    "fp32": _fixed("float32"),
-    "bfloat16": _fixed("bfloat16"),
-    "bf16": _fixed("bfloat16"),
-    "float16": _fixed("float16"),
-    "fp16": _fixed("float16"),
-}
-
-
-def resolve_dtype(dtype: Any, device: str) -> Any:
-    """A ``torch.dtype`` for the reader (``auto``: bf16 on CUDA / bf16-capable CPUs, else fp32).
-
-    Raises:
-        ConfigError: unknown dtype name.
-    """
-    import torch
-
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    resolver = DTYPE_RESOLVERS.get(str(dtype))
-    if resolver is None:
-        raise ConfigError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPE_RESOLVERS)}")
-    chosen = resolver(device)
-    logger.info("reader dtype: %s on %s (requested %s)", chosen, device, dtype)
-    return chosen

@@ -5,21 +5,38 @@ Why reuse the frameworks' own Hugging Face wrappers: ``langchain_huggingface`` a
 reader's weights (converted once, loaded once) are shared and nothing touches the hub.  Both
 wrappers apply the tokenizer's chat template, which small instruction models need to answer.
 The imports are lazy: ``import semtoken_rag`` never pulls in either framework.
+
+The functions take any object with a reader's loaded model and tokenizer
+(:class:`LoadedReader`), which :class:`~semtoken_lab.reader.LocalReader` is; so this module never
+imports the reader, and the reader's ``as_langchain_llm`` / ``as_llama_index_llm`` can call it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from semtoken_lab.reader.reader import LocalReader
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
 
+class LoadedReader(Protocol):
+    """What the framework wrappers read of a reader: its model, tokenizer and limits."""
+
+    model: Any
+    tokenizer: Any
+    model_name: str
+    device: str
+    max_context_tokens: int
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        """Token ids that end the assistant's turn."""
+        ...
+
+
 def text_generation_pipeline(
-    reader: LocalReader, *, max_new_tokens: int = 64, **pipeline_kwargs: Any
+    reader: LoadedReader, *, max_new_tokens: int = 64, **pipeline_kwargs: Any
 ) -> Any:
     """A greedy transformers ``text-generation`` pipeline over the reader's model, on its device.
 
@@ -40,7 +57,7 @@ def text_generation_pipeline(
 
 
 def as_langchain_llm(
-    reader: LocalReader, *, max_new_tokens: int = 64, chat: bool = True, **pipeline_kwargs: Any
+    reader: LoadedReader, *, max_new_tokens: int = 64, chat: bool = True, **pipeline_kwargs: Any
 ) -> Any:
     """A LangChain model backed by ``reader.model`` / ``reader.tokenizer`` (greedy).
 
@@ -54,18 +71,39 @@ def as_langchain_llm(
     Returns:
         ``ChatHuggingFace`` or ``HuggingFacePipeline``; use it as the LLM of any runnable chain.
     """
-    from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
+    from langchain_huggingface import HuggingFacePipeline
 
     pipe = text_generation_pipeline(reader, max_new_tokens=max_new_tokens, **pipeline_kwargs)
     model_id = str(getattr(reader.model, "name_or_path", reader.model_name))
     llm = HuggingFacePipeline(pipeline=pipe, model_id=model_id)
     if not chat:
         return llm
-    return ChatHuggingFace(llm=llm, tokenizer=reader.tokenizer, model_id=model_id)
+    return local_chat_class()(llm=llm, tokenizer=reader.tokenizer, model_id=model_id)
+
+
+@functools.cache
+def local_chat_class() -> type:
+    """``ChatHuggingFace`` whose async generation runs the local pipeline in a worker thread.
+
+    Why: upstream ``ChatHuggingFace._agenerate`` refuses a local pipeline ("async generation is
+    not supported with HuggingFacePipeline"), so ``await chain.ainvoke(...)`` failed; the sync
+    path in a thread is what LangChain's own ``BaseLLM`` does for models without async support.
+    """
+    from langchain_core.runnables.config import run_in_executor
+    from langchain_huggingface import ChatHuggingFace
+
+    class LocalChatHuggingFace(ChatHuggingFace):  # type: ignore[misc]
+        async def _agenerate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> Any:
+            sync = run_manager.get_sync() if run_manager is not None else None
+            return await run_in_executor(None, self._generate, messages, stop, sync, **kwargs)
+
+    return LocalChatHuggingFace
 
 
 def as_llama_index_llm(
-    reader: LocalReader, *, max_new_tokens: int = 64, context_window: int | None = None
+    reader: LoadedReader, *, max_new_tokens: int = 64, context_window: int | None = None
 ) -> Any:
     """A LlamaIndex ``HuggingFaceLLM`` backed by ``reader.model`` / ``reader.tokenizer`` (greedy).
 

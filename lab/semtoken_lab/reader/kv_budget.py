@@ -16,7 +16,6 @@ what it would be without eviction.
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 
 from semtoken_rag.errors import ConfigError
 
+from semtoken_lab.reader.decoding import cache_argument
 from semtoken_lab.reader.kv_cache import BudgetedCache
 from semtoken_lab.reader.kv_layout import PromptLayout
 from semtoken_lab.reader.kv_policies import (
@@ -207,11 +207,6 @@ def require_room(layout: PromptLayout, config: KVBudget) -> int:
     return budget
 
 
-def _cache_kw(model: Any) -> str:
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
 class BudgetSession:
     """Decoding one prompt under a budget, one token per :meth:`step`.
 
@@ -250,7 +245,7 @@ class BudgetSession:
         self.recent = min(config.recent, max(self.budget - layout.protected_tokens, 1))
         self.query_scaling = query_scaling
         self._probe = probe if self.policy.decode_queries else None
-        self._kw = _cache_kw(model)
+        self._kw = cache_argument(model)
         self._torch = torch
         self._steps = 0
         self._per_entry = cache.nbytes() / max(cache.n_entries, 1)

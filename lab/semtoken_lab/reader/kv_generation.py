@@ -19,12 +19,12 @@ from typing import Any
 
 from semtoken_rag.errors import ConfigError, InvalidInputError
 
+from semtoken_lab.reader.decoding import cache_argument
 from semtoken_lab.reader.kv_budget import (
     KV_POLICIES,
     BudgetSession,
     KVBudget,
     KVTrace,
-    _cache_kw,
     require_room,
 )
 from semtoken_lab.reader.kv_cache import BudgetedCache, check_evictable
@@ -104,7 +104,7 @@ class BudgetedGeneration:
         self._lock = threading.RLock()
         self._probe: QueryProbe | None = None
         self._attached = False
-        self._cache_kw = _cache_kw(self.model)
+        self._cache_kw = cache_argument(self.model)
         self._clock = DeviceClock(reader.device)
         if config is not None:
             self.check(config.policy)

@@ -102,6 +102,23 @@ def _token_spans(starts: np.ndarray, span_chars: np.ndarray) -> np.ndarray:
     return np.clip(idx, 0, span_chars.shape[0] - 1).astype(np.int64)
 
 
+def _tokens_with_offsets(tokenizer: Any, prompt: str) -> tuple[tuple[int, ...], np.ndarray]:
+    """``(token ids, (T, 2) int64 character offsets)`` of ``prompt``.
+
+    Raises:
+        ConfigError: the tokenizer is a slow one (no offset mapping).
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(
+            f"a KV budget maps spans to tokens with offset mappings, which "
+            f"{type(tokenizer).__name__} (a slow tokenizer) does not provide; load the "
+            "reader with a fast tokenizer"
+        )
+    enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
+    ids = tuple(int(i) for i in enc["input_ids"])
+    return ids, np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+
+
 def layout_prompt(
     reader: _PromptReader,
     question: str,
@@ -130,15 +147,7 @@ def layout_prompt(
         question, context, task=task, options=options, reserve=reserve, limit=limit
     )
     prompt = build_prompt(reader.tokenizer, task, question, fitted, options, reader.prompts)
-    if not getattr(reader.tokenizer, "is_fast", False):
-        raise ConfigError(
-            f"a KV budget maps spans to tokens with offset mappings, which "
-            f"{type(reader.tokenizer).__name__} (a slow tokenizer) does not provide; load the "
-            "reader with a fast tokenizer"
-        )
-    enc = reader.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)
-    ids = tuple(int(i) for i in enc["input_ids"])
-    offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+    ids, offsets = _tokens_with_offsets(reader.tokenizer, prompt)
     body = fitted.strip()
     if not body:
         return PromptLayout(

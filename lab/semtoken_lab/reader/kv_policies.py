@@ -20,15 +20,40 @@ baselines are here, written small because kvpress (NVIDIA's library of presses) 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from semtoken_lab.reader.kv_budget import BudgetSession
+    from semtoken_lab.reader.kv_cache import BudgetedCache
+    from semtoken_lab.reader.kv_layout import PromptLayout
 
 
-def context_mask(session: BudgetSession, positions: Any) -> Any:
+class PolicySession(Protocol):
+    """What a policy reads of the decoding session it serves.
+
+    Why a protocol here: the session (:class:`semtoken_lab.reader.kv_budget.BudgetSession`)
+    builds its policy from the registry of policies, so the policies must not import it back;
+    they name only the three things they read.
+    """
+
+    @property
+    def layout(self) -> PromptLayout:
+        """Where the prompt's instruction, context and question sit."""
+        ...
+
+    @property
+    def cache(self) -> BudgetedCache:
+        """The cache being evicted from."""
+        ...
+
+    @property
+    def query_scaling(self) -> float:
+        """The attention's softmax scale."""
+        ...
+
+
+def context_mask(session: PolicySession, positions: Any) -> Any:
     """Boolean mask of the entries of ``positions`` that belong to the prompt's context."""
     lay = session.layout
     return (positions >= lay.context_start) & (positions < lay.context_end)
@@ -54,7 +79,7 @@ class KVPolicy(ABC):
     def prefill_rows(self) -> int:
         return 0
 
-    def start(self, session: BudgetSession, queries: Any) -> None:  # noqa: B027 (optional hook)
+    def start(self, session: PolicySession, queries: Any) -> None:  # noqa: B027 (optional hook)
         """Called once after prefill, before the first eviction.
 
         Args:
@@ -62,11 +87,11 @@ class KVPolicy(ABC):
                 :attr:`prefill_rows` prompt positions, or ``None``.
         """
 
-    def observe(self, session: BudgetSession, query: Any) -> None:  # noqa: B027 (optional hook)
+    def observe(self, session: PolicySession, query: Any) -> None:  # noqa: B027 (optional hook)
         """The current decoding query ``(layers, heads, 1, dim)`` (every N steps)."""
 
     @abstractmethod
-    def evict_context(self, session: BudgetSession, n: int) -> Any:
+    def evict_context(self, session: PolicySession, n: int) -> Any:
         """Keep-index that evicts at least ``min(n, context entries)`` context entries.
 
         Returns:
@@ -90,7 +115,7 @@ class NoEviction(KVPolicy):
     def __init__(self, **_: Any) -> None:
         pass
 
-    def evict_context(self, session: BudgetSession, n: int) -> Any:
+    def evict_context(self, session: PolicySession, n: int) -> Any:
         raise RuntimeError("the 'none' policy never evicts")
 
 
@@ -102,7 +127,7 @@ class StreamingPolicy(KVPolicy):
     def __init__(self, chunk: int = 16, **_: Any) -> None:
         self.chunk = chunk
 
-    def evict_context(self, session: BudgetSession, n: int) -> Any:
+    def evict_context(self, session: PolicySession, n: int) -> Any:
         row = session.cache.positions[0, 0]
         ctx = context_mask(session, row)
         m = min(max(n, self.chunk), int(ctx.sum()))
@@ -126,7 +151,7 @@ class SnapKVPolicy(KVPolicy):
     def prefill_rows(self) -> int:
         return self.window
 
-    def start(self, session: BudgetSession, queries: Any) -> None:
+    def start(self, session: PolicySession, queries: Any) -> None:
         import torch
         import torch.nn.functional as F
 
@@ -149,7 +174,7 @@ class SnapKVPolicy(KVPolicy):
             out.append(F.avg_pool1d(attn[:, None], self.kernel, stride=1, padding=pad)[:, 0])
         self.scores = torch.stack(out)  # (layers, kv_heads, entries == prompt positions)
 
-    def evict_context(self, session: BudgetSession, n: int) -> Any:
+    def evict_context(self, session: PolicySession, n: int) -> Any:
         import torch
 
         pos = session.cache.positions  # (layers, kv_heads, entries)

@@ -29,17 +29,14 @@ query, re-scored while generating) with the scoring attention actually uses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from semtoken_lab.reader.kv_policies import KVPolicy, context_mask, shared_keep
-
-if TYPE_CHECKING:
-    from semtoken_lab.reader.kv_budget import BudgetSession
+from semtoken_lab.reader.kv_policies import KVPolicy, PolicySession, context_mask, shared_keep
 
 
-def _span_of(session: BudgetSession, positions: Any) -> Any:
+def _span_of(session: PolicySession, positions: Any) -> Any:
     """Span index of each entry of ``positions`` (``-1`` outside the context)."""
     import torch
 
@@ -71,11 +68,11 @@ class SemTokenPolicy(KVPolicy):
     def prefill_rows(self) -> int:
         return self.query_window
 
-    def start(self, session: BudgetSession, queries: Any) -> None:
+    def start(self, session: PolicySession, queries: Any) -> None:
         if queries is not None:
             self.observe(session, queries[:, :, -self.query_window :])
 
-    def observe(self, session: BudgetSession, query: Any) -> None:
+    def observe(self, session: PolicySession, query: Any) -> None:
         """Add the attention of ``query`` rows ``(layers, heads, rows, dim)`` to the scores."""
         import torch
 
@@ -100,7 +97,7 @@ class SemTokenPolicy(KVPolicy):
         self.attention.scatter_add_(2, pos, torch.stack(per_layer))
         self._seen += rows
 
-    def evict_context(self, session: BudgetSession, n: int) -> Any:
+    def evict_context(self, session: PolicySession, n: int) -> Any:
         import torch
 
         pos = session.cache.positions
@@ -141,7 +138,7 @@ class SemTokenCosPolicy(KVPolicy):
     def prefill_rows(self) -> int:
         return 1
 
-    def start(self, session: BudgetSession, queries: Any) -> None:
+    def start(self, session: PolicySession, queries: Any) -> None:
         import torch
 
         lay, cache = session.layout, session.cache
@@ -157,7 +154,7 @@ class SemTokenCosPolicy(KVPolicy):
         if queries is not None:
             self.observe(session, queries[:, :, -1:])
 
-    def observe(self, session: BudgetSession, query: Any) -> None:
+    def observe(self, session: PolicySession, query: Any) -> None:
         import torch
 
         q = torch.nn.functional.normalize(query[:, :, -1].float(), dim=-1)  # (L, H, D)
@@ -167,7 +164,7 @@ class SemTokenCosPolicy(KVPolicy):
             qg.shape[0] * qg.shape[1] * qg.shape[2]
         )
 
-    def evict_context(self, session: BudgetSession, n: int) -> Any:
+    def evict_context(self, session: PolicySession, n: int) -> Any:
         import torch
 
         row = session.cache.positions[0, 0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from semtoken_rag.errors import ModelNotFoundError
+from semtoken_rag.models import local_only
 from semtoken_rag.readers import (
     cache_root,
     convert_gguf,
@@ -38,7 +39,7 @@ def load_reader_model(name: str, *, dtype: Any, attn_implementation: str, device
     path, _ = resolve_reader(name)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, attn_implementation=attn_implementation
+            path, dtype=dtype, attn_implementation=attn_implementation, **local_only(path)
         )
     except OSError as exc:
         raise ModelNotFoundError(f"could not load reader model {name!r}: {exc}") from exc

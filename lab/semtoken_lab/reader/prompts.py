@@ -18,6 +18,8 @@ from semtoken_rag.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Tokens of slack left when a context is cut to fit (re-tokenisation at the cut may differ).
+FIT_MARGIN = 8
 
 
 @dataclass(frozen=True)
@@ -117,3 +119,19 @@ def build_prompt(
     return render_prompt(
         tokenizer, get_template(task, templates).messages(question, context, options)
     )
+
+
+def cut_middle(tokenizer: Any, ids: Sequence[int], keep: int) -> str:
+    """The context of token ids ``ids`` with all but ``keep`` tokens cut from its middle.
+
+    Why the middle (LongBench's rule): a long document's opening and ending carry its setting
+    and its conclusion; the cut is marked `` ... `` so the reader sees that text is missing.
+
+    Returns:
+        ``"head ... tail"``, or ``""`` when ``keep <= 0``.
+    """
+    if keep <= 0:
+        return ""
+    head = tokenizer.decode(ids[: keep // 2])
+    tail = tokenizer.decode(ids[len(ids) - (keep - keep // 2) :])
+    return f"{head} ... {tail}"

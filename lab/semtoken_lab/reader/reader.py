@@ -1,35 +1,26 @@
 """LocalReader: a local causal LM that answers from a context and reports what reading cost.
 
-Why a hand-written greedy loop instead of ``model.generate``: compression is supposed to save
-*reading* time, so prefill time, time to first token, per-token decode time and the KV-cache size
-must be measured separately and honestly.  The loop is one prefill forward pass (logits for the
-last position only) and one cached forward pass per new token; batches are left-padded with
-explicit position ids, so a batched greedy answer equals the single one.
+The forward passes (the measured greedy loop, the log-likelihood pass) live in
+:mod:`semtoken_lab.reader.decoding`; this module fits prompts to the model, batches examples and
+turns the passes' outputs into :class:`~semtoken_lab.reader.results.ReaderAnswer` objects.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from semtoken_rag.errors import InvalidInputError
 
-from semtoken_lab.reader.attention import (
-    AttentionRuntime,
-    fastest_sdpa_backend,
-    is_cuda,
-    resolve_attention,
-    resolve_device,
-    resolve_dtype,
-)
+from semtoken_lab.reader import frameworks
+from semtoken_lab.reader.attention import AttentionRuntime, fastest_sdpa_backend, resolve_attention
+from semtoken_lab.reader.decoding import Decoder, Generated, answer_logprobs
 from semtoken_lab.reader.loading import load_reader_model, load_reader_tokenizer
-from semtoken_lab.reader.measure import DeviceClock, cache_nbytes
-from semtoken_lab.reader.prompts import PromptTemplate, build_prompt
+from semtoken_lab.reader.placement import is_cuda, resolve_device, resolve_dtype
+from semtoken_lab.reader.prompts import FIT_MARGIN, PromptTemplate, build_prompt, cut_middle
 from semtoken_lab.reader.results import AnswerLoglik, ReaderAnswer
 
 if TYPE_CHECKING:
@@ -38,19 +29,6 @@ if TYPE_CHECKING:
     from semtoken_lab.reader.kv_layout import SpanSource
 
 logger = logging.getLogger(__name__)
-
-#: Tokens of slack left when a context is cut to fit (re-tokenisation at the cut may differ).
-_FIT_MARGIN = 8
-
-
-@dataclass
-class _Generated:
-    tokens: list[list[int]]
-    prefill_s: float
-    first_s: float  # from the batch's start to the first token on the host
-    decode_s_per_step: float
-    kv_bytes: int
-    slots: int  # batch * padded length: cached token slots
 
 
 class LocalReader:
@@ -98,16 +76,16 @@ class LocalReader:
         kv_policy: str = "semtoken",
         kv_spans: SpanSource | None = None,
     ) -> None:
-        import torch
-
         self.model_name = model
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         choice = resolve_attention(attn, self.device, strict=strict)
-        self.tokenizer = load_reader_tokenizer(model)
+        # The model first: a GGUF reader is converted once, and its tokenizer then comes from
+        # the converted folder instead of being built from the GGUF metadata a second time.
         self.model = load_reader_model(
             model, dtype=self.dtype, attn_implementation=choice.implementation, device=self.device
         )
+        self.tokenizer = load_reader_tokenizer(model)
         #: Prefill ms per SDPA backend when ``attn="auto"`` measured them (CUDA), else empty.
         self.attention_timings: dict[str, float | None] = {}
         if choice.tune:
@@ -118,14 +96,11 @@ class LocalReader:
         self.prompts = prompts
         limit = getattr(self.model.config, "max_position_embeddings", None)
         self.max_context_tokens = int(max_context_tokens or limit or 1 << 30)
-        self._clock = DeviceClock(self.device)
-        # transformers 5.x renamed the cache argument ``past_key_values`` -> ``cache``.
-        params = inspect.signature(self.model.forward).parameters
-        self._cache_kw = "cache" if "cache" in params else "past_key_values"
-        self._torch = torch
         self._eos = self._eos_ids()
         pad = self.tokenizer.pad_token_id
-        self._pad_id = int(pad if pad is not None else next(iter(self._eos), 0))
+        pad_id = int(pad if pad is not None else next(iter(self._eos), 0))
+        self._decoder = Decoder.of(self.model, self.device, self._eos, pad_id)
+        self._clock = self._decoder.clock
         #: KV-budgeted decoding, or ``None`` (the unbounded cache).
         self.kv: BudgetedGeneration | None = None
         if kv_budget is not None:
@@ -188,6 +163,13 @@ class LocalReader:
         """
         return self._fit(question, context, task, options, reserve, None)[1]
 
+    def context_room(self, question: str, *, task: str = "qa", reserve: int = 0) -> int:
+        """Tokens left for the context in a prompt for ``question`` that must also hold
+        ``reserve`` answer tokens (what a compression budget must stay under to avoid the
+        middle cut of :meth:`prompt_ids`)."""
+        empty = build_prompt(self.tokenizer, task, question, "", None, self.prompts)
+        return max(0, self.max_context_tokens - reserve - len(self._encode(empty)) - FIT_MARGIN)
+
     def fit_context(
         self,
         question: str,
@@ -220,93 +202,25 @@ class LocalReader:
         if len(ids) <= limit:
             return context, ids
         ctx = self._encode(context)
-        keep = len(ctx) - (len(ids) - limit) - _FIT_MARGIN
+        keep = len(ctx) - (len(ids) - limit) - FIT_MARGIN
         logger.warning(
             "prompt of %d tokens exceeds %d; cutting %d context tokens from the middle",
             len(ids),
             limit,
             len(ctx) - max(keep, 0),
         )
-        if keep <= 0:
-            context = ""
-        else:
-            head, tail = (
-                self.tokenizer.decode(ctx[: keep // 2]),
-                self.tokenizer.decode(ctx[len(ctx) - (keep - keep // 2) :]),
-            )
-            context = f"{head} ... {tail}"
+        context = cut_middle(self.tokenizer, ctx, keep)
         ids = self._encode(
             build_prompt(self.tokenizer, task, question, context, options, self.prompts)
         )
         return context, (ids[-limit:] if len(ids) > limit else ids)
 
     # ---------------------------------------------------------------- generation
-    def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any]:
-        torch = self._torch
-        width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            if s:
-                ids[i, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
-                mask[i, width - len(s) :] = 1
-        return ids.to(self.device), mask.to(self.device)
-
     def _greedy(
         self, seqs: Sequence[Sequence[int]], max_new_tokens: int, t_call: float
-    ) -> _Generated:
+    ) -> Generated:
         """Prefill + cached greedy decode of left-padded ``seqs``."""
-        from transformers import DynamicCache
-
-        torch = self._torch
-        ids, mask = self._left_pad(seqs)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
-        with torch.inference_mode():
-            t0 = self._clock.now()
-            out = self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=pos,
-                use_cache=True,
-                logits_to_keep=1,
-                **{self._cache_kw: cache},
-            )
-            t1 = self._clock.now()
-            nxt = out.logits[:, -1].argmax(-1)
-            toks = nxt.tolist()
-            t_first = time.perf_counter()
-            kv = cache_nbytes(cache)  # filled in place by the forward pass
-            generated = [[t] for t in toks]
-            done = [t in self._eos for t in toks]
-            last = pos[:, -1:]
-            steps = 0
-            while not all(done) and steps + 1 < max_new_tokens:
-                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-                last = last + 1
-                out = self.model(
-                    input_ids=nxt[:, None],
-                    attention_mask=mask,
-                    position_ids=last,
-                    use_cache=True,
-                    logits_to_keep=1,
-                    **{self._cache_kw: cache},
-                )
-                nxt = out.logits[:, -1].argmax(-1)
-                steps += 1
-                for i, t in enumerate(nxt.tolist()):
-                    if not done[i]:
-                        generated[i].append(t)
-                        done[i] = t in self._eos
-            t_end = time.perf_counter()
-        return _Generated(
-            tokens=generated,
-            prefill_s=t1 - t0,
-            first_s=t_first - t_call,
-            decode_s_per_step=(t_end - t_first) / steps if steps else 0.0,
-            kv_bytes=kv,
-            slots=int(ids.numel()),
-        )
+        return self._decoder.greedy(seqs, max_new_tokens, t_call)
 
     def _decode(self, tokens: Sequence[int]) -> str:
         body = [t for t in tokens if t not in self._eos]
@@ -347,13 +261,7 @@ class LocalReader:
         fields are those of the example's batch; ``kv_bytes`` is the example's unpadded share.
         With a ``kv_budget`` the examples are decoded one at a time under the budget.
         """
-        if len(questions) != len(contexts):
-            raise InvalidInputError("questions and contexts must have the same length")
-        if max_new_tokens < 1 or batch_size < 1:
-            raise InvalidInputError("max_new_tokens and batch_size must be >= 1")
-        opts = list(options) if options is not None else [None] * len(questions)
-        if len(opts) != len(questions):
-            raise InvalidInputError("options must have one entry per question")
+        opts = _check_batch(questions, contexts, options, max_new_tokens, batch_size)
         if self.kv is not None:
             return [
                 self.kv.generate(q, c, max_new_tokens=max_new_tokens, task=task, options=o)
@@ -368,28 +276,37 @@ class LocalReader:
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = [seqs[i] for i in idx]
-            with self._clock.stream(), self._clock.peak_window() as peak:
-                gen, kernel = self._attention.run(
-                    functools.partial(self._greedy, batch, max_new_tokens, t_call),
-                    padded=len({len(s) for s in batch}) > 1,
-                )
-            per_slot = gen.kv_bytes / gen.slots if gen.slots else 0.0
-            for row, i in enumerate(idx):
-                results[i] = ReaderAnswer(
-                    text=self._decode(gen.tokens[row]),
-                    prompt_tokens=len(seqs[i]),
-                    prefill_ms=gen.prefill_s * 1e3,
-                    ttft_ms=gen.first_s * 1e3,
-                    decode_ms_per_token=gen.decode_s_per_step * 1e3,
-                    new_tokens=len(gen.tokens[row]),
-                    kv_bytes=round(per_slot * len(seqs[i])),
-                    peak_memory_bytes=peak.bytes,
-                    attn_implementation=kernel,
-                    device=self.device,
-                )
+            answers = self._answer_padded([seqs[i] for i in idx], max_new_tokens, t_call)
+            for i, answer in zip(idx, answers, strict=True):
+                results[i] = answer
             t_call = time.perf_counter()  # the next batch's TTFT starts when it starts
         return [r for r in results if r is not None]
+
+    def _answer_padded(
+        self, batch: list[list[int]], max_new_tokens: int, t_call: float
+    ) -> list[ReaderAnswer]:
+        """Greedy answers of one left-padded batch of prompts, with the batch's costs."""
+        with self._clock.stream(), self._clock.peak_window() as peak:
+            gen, kernel = self._attention.run(
+                functools.partial(self._greedy, batch, max_new_tokens, t_call),
+                padded=len({len(s) for s in batch}) > 1,
+            )
+        per_slot = gen.kv_bytes / gen.slots if gen.slots else 0.0
+        return [
+            ReaderAnswer(
+                text=self._decode(gen.tokens[row]),
+                prompt_tokens=len(seq),
+                prefill_ms=gen.prefill_s * 1e3,
+                ttft_ms=gen.first_s * 1e3,
+                decode_ms_per_token=gen.decode_s_per_step * 1e3,
+                new_tokens=len(gen.tokens[row]),
+                kv_bytes=round(per_slot * len(seq)),
+                peak_memory_bytes=peak.bytes,
+                attn_implementation=kernel,
+                device=self.device,
+            )
+            for row, seq in enumerate(batch)
+        ]
 
     # ---------------------------------------------------------------- log-likelihood
     def answer_loglik(
@@ -415,7 +332,6 @@ class LocalReader:
         """
         if not len(questions) == len(contexts) == len(answers):
             raise InvalidInputError("questions, contexts and answers must have the same length")
-        torch = self._torch
         items: list[tuple[list[int], list[int]]] = []
         for q, c, a in zip(questions, contexts, answers, strict=True):
             ans = self._encode(a.strip()) if isinstance(a, str) else []
@@ -426,28 +342,14 @@ class LocalReader:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             rows = [p + a for p, a in chunk]
-            ids, mask = self._left_pad(rows)
             keep = max(len(a) for _, a in chunk) + 1
-
-            def forward(ids: Any = ids, mask: Any = mask, keep: int = keep) -> Any:
-                with torch.inference_mode():
-                    return self.model(
-                        input_ids=ids,
-                        attention_mask=mask,
-                        position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                        use_cache=False,
-                        logits_to_keep=keep,
-                    ).logits
-
-            logits, _ = self._attention.run(forward, padded=len({len(r) for r in rows}) > 1)
-            with torch.inference_mode():
-                logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # predicts last keep-1
-            for row, (_, ans) in enumerate(chunk):
-                n = len(ans)
-                target = torch.tensor(ans, device=logp.device)
-                lp = logp[row, keep - 1 - n :].gather(-1, target[:, None]).squeeze(-1)
-                total = float(lp.sum())
-                out.append(AnswerLoglik(total=total, per_token=total / n, n_tokens=n))
+            logits, _ = self._attention.run(
+                functools.partial(self._decoder.answer_logits, rows, keep),
+                padded=len({len(r) for r in rows}) > 1,
+            )
+            totals = answer_logprobs(logits, [a for _, a in chunk], keep)
+            for (_, ans), total in zip(chunk, totals, strict=True):
+                out.append(AnswerLoglik(total=total, per_token=total / len(ans), n_tokens=len(ans)))
         return out
 
     # ---------------------------------------------------------------- misc
@@ -460,12 +362,32 @@ class LocalReader:
 
     def as_langchain_llm(self, **kwargs: Any) -> Any:
         """This reader as a LangChain chat model (see :mod:`semtoken_lab.reader.frameworks`)."""
-        from semtoken_lab.reader.frameworks import as_langchain_llm
-
-        return as_langchain_llm(self, **kwargs)
+        return frameworks.as_langchain_llm(self, **kwargs)
 
     def as_llama_index_llm(self, **kwargs: Any) -> Any:
         """This reader as a LlamaIndex LLM (see :mod:`semtoken_lab.reader.frameworks`)."""
-        from semtoken_lab.reader.frameworks import as_llama_index_llm
+        return frameworks.as_llama_index_llm(self, **kwargs)
 
-        return as_llama_index_llm(self, **kwargs)
+
+def _check_batch(
+    questions: Sequence[str],
+    contexts: Sequence[str],
+    options: Sequence[Sequence[str] | None] | None,
+    max_new_tokens: int,
+    batch_size: int,
+) -> list[Sequence[str] | None]:
+    """The options of each example, after checking the batch's arguments agree.
+
+    Raises:
+        InvalidInputError: lengths differ, or a limit is below 1.
+    """
+    if len(questions) != len(contexts):
+        raise InvalidInputError("questions and contexts must have the same length")
+    if max_new_tokens < 1 or batch_size < 1:
+        raise InvalidInputError("max_new_tokens and batch_size must be >= 1")
+    opts: list[Sequence[str] | None] = [None] * len(questions)
+    if options is not None:
+        opts = list(options)
+    if len(opts) != len(questions):
+        raise InvalidInputError("options must have one entry per question")
+    return opts

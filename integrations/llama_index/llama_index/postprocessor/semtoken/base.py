@@ -1,6 +1,7 @@
 """``SemTokenNodePostprocessor``: semtoken-rag as a LlamaIndex node postprocessor.
 
-A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig`, the engine
+A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig` (declared once, in
+:class:`semtoken_rag.adapters.CompressionFields`), the engine
 (:class:`semtoken_rag.Compressor`) does the work, and this module translates ``NodeWithScore``
 objects to strings and results back to node copies plus metadata.
 
@@ -12,29 +13,26 @@ metadata survive, so citations, source display and score-based postprocessors st
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from llama_index.core.bridge.pydantic import (
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    create_model,
-    model_validator,
-)
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from semtoken_rag.adapters import (
+    CompressionFields,
     EngineSlot,
+    ScopeName,
+    as_items,
     check_store,
     chunk_metadata,
     config_from_fields,
-    field_definitions,
     fields_from_config,
 )
 from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.fingerprints import ChunkSource
 
 from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
-from llama_index.postprocessor.semtoken.nodes import node_text
+from llama_index.postprocessor.semtoken.nodes import node_source, node_text
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
@@ -43,14 +41,8 @@ if TYPE_CHECKING:
 #: Key under which each output node carries what was kept.
 METADATA_KEY = "semtoken"
 
-#: ``BaseNodePostprocessor`` plus the engine knobs mirrored one-to-one, derived from
-#: ``semtoken_rag.SemTokenConfig`` (names, types, defaults, descriptions).
-_MirroredFields: Any = create_model(
-    "SemTokenNodePostprocessorFields", __base__=BaseNodePostprocessor, **field_definitions()
-)
 
-
-class SemTokenNodePostprocessor(_MirroredFields):
+class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
     """Query-aware semantic compression of retrieved nodes (semtoken-rag).
 
     Every node is shortened to the sentences that best answer the query, near-duplicates across
@@ -70,20 +62,27 @@ class SemTokenNodePostprocessor(_MirroredFields):
       ``SimilarityPostprocessor`` drops irrelevant nodes; nodes with no text at all (e.g. image
       nodes) pass through untouched.
 
+    The engine knobs ``compression_ratio``, ``budget_tokens``, ``similarity_threshold``,
+    ``entropy_threshold``, ``encoder_model``, ``dedup_threshold``, ``force_keep``,
+    ``force_keep_presets``, ``count_tokenizer`` and ``device`` are typed fields inherited from
+    :class:`semtoken_rag.adapters.CompressionFields`; any invalid value raises
+    :class:`semtoken_rag.ConfigError` (a ``ValueError``) at construction.
+
     Example:
         >>> pp = SemTokenNodePostprocessor(compression_ratio=0.4)  # doctest: +SKIP
         >>> engine = index.as_query_engine(node_postprocessors=[pp])  # doctest: +SKIP
     """
 
-    budget_scope: Literal["joint", "per_node", "per_chunk"] = "joint"
+    budget_scope: ScopeName = "joint"
     """One budget over all nodes (``joint``) or one share per node (``per_node``; ``per_chunk``
-    is the engine's spelling of the same)."""
+    and ``per_document`` are the same, spelled as the engine and LangChain do)."""
     engine_options: dict[str, Any] = Field(default_factory=dict)
     """Any other :class:`semtoken_rag.SemTokenConfig` field (``unit``, ``separator``, ...)."""
     store_dir: str | Path | None = None
     """Directory of a persistent fingerprint store (opened on first use)."""
     store: Any | None = Field(default=None, exclude=True, repr=False)
-    """A fingerprint store object (``get_many`` / ``put_many``), e.g. shared with LangChain."""
+    """A fingerprint store object (``semtoken_rag.protocols.FingerprintStoreProtocol``), e.g.
+    shared with LangChain."""
     drop_empty: bool = True
     """Drop nodes compressed to nothing (see the class docstring)."""
 
@@ -133,10 +132,10 @@ class SemTokenNodePostprocessor(_MirroredFields):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        texts, positions = self._texts(nodes)
+        texts, positions, sources = self._texts(nodes)
         if not texts:
             return list(nodes)
-        result = self.engine.compress(texts, _query(query_bundle))
+        result = self.engine.compress(texts, _query(query_bundle), sources=sources)
         return self._to_nodes(nodes, positions, result)
 
     async def _apostprocess_nodes(
@@ -144,22 +143,26 @@ class SemTokenNodePostprocessor(_MirroredFields):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        texts, positions = self._texts(nodes)
+        texts, positions, sources = self._texts(nodes)
         if not texts:
             return list(nodes)
-        result = await self.engine.acompress(texts, _query(query_bundle))
+        result = await self.engine.acompress(texts, _query(query_bundle), sources=sources)
         return self._to_nodes(nodes, positions, result)
 
     @staticmethod
-    def _texts(nodes: list[NodeWithScore]) -> tuple[list[str], list[int]]:
-        """Texts to compress and the positions of their nodes (text-less nodes are skipped)."""
-        texts, positions = [], []
-        for i, nws in enumerate(nodes):
+    def _texts(
+        nodes: list[NodeWithScore],
+    ) -> tuple[list[str], list[int], list[ChunkSource | None]]:
+        """Texts to compress, the positions of their nodes (text-less nodes are skipped) and
+        their sources (hints for the store)."""
+        texts, positions, sources = [], [], []
+        for i, nws in enumerate(as_items(nodes, NodeWithScore, "nodes")):
             text = node_text(nws.node)
             if text.strip():
                 texts.append(text)
                 positions.append(i)
-        return texts, positions
+                sources.append(node_source(nws))
+        return texts, positions, sources
 
     def _to_nodes(
         self, nodes: list[NodeWithScore], positions: list[int], result: CompressionResult

@@ -1,8 +1,10 @@
-"""``SemTokenFingerprinter``: precompute fingerprints at ingestion, inside an IngestionPipeline.
+"""``SemTokenFingerprinter``: fingerprints computed at ingestion, inside an IngestionPipeline.
 
-Query-time compression is then a store lookup plus numpy: the encoder never runs on a chunk
-that was ingested.  The component leaves nodes unchanged (it only writes to the store), so it
-can sit anywhere after the splitter, alongside an embedding model.
+Query-time compression is then a store lookup plus numpy: the encoder never runs on text that
+was ingested.  The component leaves its input unchanged (it only writes to the store).  Put it
+*before* the node parser: each ``Document`` is stored whole, and every node any parser cuts from
+it is served from the store (located by its ``ref_doc_id`` and its content).  After the parser,
+each node is stored as a short document of its own (it hits when the same node comes back).
 """
 
 from __future__ import annotations
@@ -13,24 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.bridge.pydantic import (
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    create_model,
-    model_validator,
-)
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from llama_index.core.schema import BaseNode, TransformComponent
 from semtoken_rag.adapters import (
+    ENCODER_MIRRORED,
+    EncoderFields,
     EngineSlot,
-    check_store,
+    as_items,
     config_from_fields,
     encoder_options,
-    field_definitions,
+    require_store,
 )
 from semtoken_rag.config import SemTokenConfig
 
-from llama_index.postprocessor.semtoken.nodes import node_text
+from llama_index.postprocessor.semtoken.nodes import node_names, node_text
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
@@ -39,27 +37,24 @@ logger = logging.getLogger(__name__)
 
 
 #: The encoder fields an ingestion component mirrors (the store key depends on nothing else).
-_ENCODER_FIELDS = ("encoder_model", "device")
-
-#: ``TransformComponent`` plus ``encoder_model`` and ``device``, derived from the config.
-_MirroredFields: Any = create_model(
-    "SemTokenFingerprinterFields",
-    __base__=TransformComponent,
-    **field_definitions(_ENCODER_FIELDS),
-)
+_ENCODER_FIELDS = ENCODER_MIRRORED
 
 
-class SemTokenFingerprinter(_MirroredFields):
+class SemTokenFingerprinter(EncoderFields, TransformComponent):
     """Writes the fingerprints of every node's text into a fingerprint store.
 
     Give it the same ``store`` / ``store_dir`` and encoder settings as the
     :class:`SemTokenNodePostprocessor` (or build it with ``postprocessor.fingerprinter()``) so
-    query-time lookups hit.  Only the encoder settings matter here (the store key is the text,
-    the encoder id and its window settings), so compression fields are not repeated.
+    query-time lookups hit; a store is required (``store_dir`` or ``store``).  A ``Document``
+    is recorded under its ``doc_id``, a node under its ``ref_doc_id``: the names a retrieved
+    node carries back as a hint.  Only the encoder settings matter here (the store key is the text,
+    the encoder id and its window settings), so compression fields are not repeated: the typed
+    fields ``encoder_model`` and ``device`` come from :class:`semtoken_rag.adapters.EncoderFields`
+    (an invalid value raises :class:`semtoken_rag.ConfigError`).
 
     Example:
         >>> pipeline = IngestionPipeline(  # doctest: +SKIP
-        ...     transformations=[SentenceSplitter(), SemTokenFingerprinter(store_dir="fp/")]
+        ...     transformations=[SemTokenFingerprinter(store_dir="fp/"), SentenceSplitter()]
         ... )
     """
 
@@ -68,7 +63,7 @@ class SemTokenFingerprinter(_MirroredFields):
     store_dir: str | Path | None = None
     """Directory of a persistent fingerprint store (opened on first use)."""
     store: Any | None = Field(default=None, exclude=True, repr=False)
-    """A fingerprint store object (``get_many`` / ``put_many``)."""
+    """A fingerprint store object (``semtoken_rag.protocols.FingerprintStoreProtocol``)."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
@@ -76,7 +71,7 @@ class SemTokenFingerprinter(_MirroredFields):
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenFingerprinter:
-        check_store(self.store, self.store_dir)
+        require_store(self.store, self.store_dir, "SemTokenFingerprinter")
         self.semtoken_config()
         return self
 
@@ -89,11 +84,9 @@ class SemTokenFingerprinter(_MirroredFields):
         """Wrap an existing engine (its encoder and store are shared, no second model)."""
         cfg = engine.config
         options = {k: v for k, v in encoder_options(cfg).items() if k not in _ENCODER_FIELDS}
-        if not cfg.cache_embeddings:
-            options["cache_embeddings"] = False
         obj = cls(
-            encoder_model=cfg.encoder_model,
-            device=cfg.device,
+            encoder_model=cfg.encoder.model,
+            device=cfg.encoder.device,
             engine_options=options,
             store=engine.store,
         )
@@ -113,11 +106,19 @@ class SemTokenFingerprinter(_MirroredFields):
         )
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
-        """Fingerprint the nodes' texts into the store; return the nodes unchanged."""
-        texts = [t for t in (node_text(n) for n in nodes) if t.strip()]
-        if texts:
-            encoded = self.engine.precompute(texts)
-            logger.info("fingerprinted %d nodes (%d newly encoded)", len(texts), encoded)
+        """Fingerprint the documents' (or nodes') texts into the store; return them unchanged.
+
+        ``show_progress=True`` (what ``IngestionPipeline.run(show_progress=True)`` passes)
+        shows a progress bar, also while a new store's codec trains.
+        """
+        from semtoken_rag.ingestion import IngestOptions, SourceDocument
+
+        items = as_items(nodes, BaseNode, "nodes")
+        docs = [SourceDocument(node_text(n), node_names(n)) for n in items]
+        report = self.engine.ingest(docs, IngestOptions(progress=bool(kwargs.get("show_progress"))))
+        logger.info(
+            "fingerprinted %d documents (%d newly encoded)", report.documents, report.encoded
+        )
         return nodes
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from semtoken_rag.cli.args import integer, number
+
 
 def add_ray_options(
     parser: argparse.ArgumentParser, *, title: str, what: str, actors_default: int | None
@@ -36,16 +38,27 @@ def add_ray_options(
     )
     group.add_argument(
         "--actors",
-        type=int,
+        type=integer("--actors"),
         default=actors_default,
         help="actors, each loading its models once"
         + (f" (default {actors_default})" if actors_default else " (default: the CPUs)"),
     )
-    group.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
     group.add_argument(
-        "--gpus-per-actor", type=float, default=0.0, help="GPUs per actor (0: CPU actors)"
+        "--cpus-per-actor",
+        type=number("--cpus-per-actor", 0.0, 1e6, low_open=True),
+        default=1.0,
+        help="CPUs per actor",
     )
     group.add_argument(
-        "--connect-timeout", type=float, default=10.0, help="seconds to wait for ADDRESS"
+        "--gpus-per-actor",
+        type=number("--gpus-per-actor", 0.0, 1e6),
+        default=0.0,
+        help="GPUs per actor (0: CPU actors)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=number("--connect-timeout", 0.0, 1e6, low_open=True),
+        default=10.0,
+        help="seconds to wait for ADDRESS",
     )
     return group

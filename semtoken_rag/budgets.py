@@ -1,0 +1,84 @@
+"""How many tokens a call may keep: one rule for the engine, the harness and every baseline.
+
+Pure (numpy): the per-call ratio or budget, else the config's, spent jointly over all chunks
+or shared per chunk in proportion to their lengths, never above the text.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from semtoken_rag.config import BudgetConfig
+from semtoken_rag.core.adaptive import AdaptiveRule
+
+
+def token_budgets(
+    originals: np.ndarray, ratio: float | None, budget: int | None, config: BudgetConfig
+) -> np.ndarray:
+    """Token budget(s) of one call with a fixed budget (:func:`adaptive_rule` takes the
+    ``auto`` calls).
+
+    Args:
+        originals: ``(n_chunks,) int64`` tokens of each chunk.
+        ratio: The call's ratio (``None``: the config's, unless ``budget`` is given).
+        budget: The call's absolute budget (overrides any ratio).
+        config: The budget part of the engine's config.
+
+    Returns:
+        ``(1,) int64`` joint budget, or ``(n_chunks,) int64`` per-chunk budgets.
+    """
+    total = int(originals.sum())
+    if budget is None and ratio is None:
+        budget = config.budget_tokens
+        ratio = None if config.compression_ratio == "auto" else float(config.compression_ratio)
+    if budget is not None:
+        budget = min(int(budget), total)  # also keeps huge budgets out of int64 overflow
+    if config.budget_scope == "joint":
+        b = budget if budget is not None else int(float(ratio or 1.0) * total)
+        return np.asarray([min(b, total)], dtype=np.int64)
+    if budget is not None:
+        share = originals / max(total, 1)
+        return np.floor(share * budget).astype(np.int64)
+    return np.floor(float(ratio or 1.0) * originals).astype(np.int64)
+
+
+def adaptive_rule(
+    originals: np.ndarray, ratio: float | str | None, budget: int | None, config: BudgetConfig
+) -> AdaptiveRule | None:
+    """The ``auto`` rule of one call (``None`` when its budget is fixed): the call's
+    ``ratio="auto"``, or no per-call budget and the config's ``compression_ratio="auto"``.
+
+    Args:
+        originals: ``(n_chunks,) int64`` tokens of each chunk.
+        ratio: The call's ratio (``"auto"``, a number or ``None``).
+        budget: The call's absolute budget.
+        config: The budget part of the engine's config (bounds, target, tolerance, scope).
+    """
+    own = ratio is None and budget is None and config.budget_tokens is None
+    if ratio != "auto" and not (own and config.compression_ratio == "auto"):
+        return None
+    total = int(originals.sum())
+    ceiling = math.floor(config.max_ratio * total)
+    if config.max_tokens is not None:
+        ceiling = min(ceiling, config.max_tokens)
+    floor = min(math.ceil(config.min_ratio * total), ceiling)
+    return AdaptiveRule(
+        floor=floor,
+        ceiling=ceiling,
+        target_coverage=config.target_coverage,
+        tolerance=config.coverage_tolerance,
+        per_chunk=config.budget_scope == "per_chunk",
+    )
+
+
+def call_budgets(
+    originals: np.ndarray, ratio: float | str | None, budget: int | None, config: BudgetConfig
+) -> np.ndarray | AdaptiveRule:
+    """The budgets of one call: fixed ``(1,)``/``(n_chunks,)`` tokens, or the ``auto`` rule."""
+    rule = adaptive_rule(originals, ratio, budget, config)
+    if rule is not None:
+        return rule
+    fixed = None if isinstance(ratio, str) else ratio
+    return token_budgets(originals, fixed, budget, config)

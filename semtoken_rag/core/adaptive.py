@@ -1,0 +1,145 @@
+"""The adaptive budget (``compression_ratio="auto"``): how much to keep, chosen per question.
+
+Why: the right ratio differs per question.  A lookup is answered by one sentence; a multi-hop
+question needs the sentences that match each of its parts.  The engine already measures, for
+every content word of the question, its best match in each unit (late interaction), so it can
+tell when the units it would keep *cover the question*:
+
+* a content word ``q`` is **covered** by a set of units when its best match among them is at
+  least its best match anywhere in the context minus ``tolerance`` (cosine);
+* the budget is the cost of the shortest prefix of the units, in the order the selection ranks
+  them, after which at least ``target_coverage`` of the question's content words are covered
+  (plus the force-kept units and a separator per unit), clipped to ``[floor, ceiling]``.
+
+A summary request (or no question) has no words to cover: it gets the ceiling.  A question whose
+words all match weakly (something the context does not hold) is covered by its few best units
+and gets the floor.  Pure numpy; deterministic: same arrays, same budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Why a budget was chosen (``BudgetChoice.reason``).
+REASONS = ("coverage", "floor", "ceiling", "summary")
+
+
+@dataclass(frozen=True)
+class AdaptiveRule:
+    """The core's view of the ``auto`` budget knobs for one context.
+
+    Attributes:
+        floor: Fewest tokens kept (``min_ratio`` of the context).
+        ceiling: Most tokens kept (``max_ratio`` of the context, capped by ``max_tokens``).
+        target_coverage: Share of the question's content words that must be covered.
+        tolerance: Cosine by which a word's match in the kept text may fall short of its best
+            match in the whole context and still count as covered.
+        per_chunk: Share the chosen budget between chunks in proportion to their lengths (the
+            ``per_chunk`` scope) instead of spending it jointly.
+        summary: The query asks for a summary (set by the pipeline).
+        separator_cost: Tokens of a separator (set by the pipeline).
+    """
+
+    floor: int
+    ceiling: int
+    target_coverage: float = 1.0
+    tolerance: float = 0.05
+    per_chunk: bool = False
+    summary: bool = False
+    separator_cost: int = 0
+
+
+@dataclass(frozen=True)
+class BudgetChoice:
+    """The budget the ``auto`` rule chose for one call, and why.
+
+    Attributes:
+        tokens: The joint budget.
+        reason: ``coverage`` (the covering prefix), ``floor`` / ``ceiling`` (clipped to the
+            bound), ``summary`` (no question words: the ceiling).
+        coverage: Share of the question's content words covered by the covering prefix.
+        needed: Tokens of the covering prefix before clipping (0 for summaries).
+        query_words: Content words of the question considered.
+    """
+
+    tokens: int
+    reason: str
+    coverage: float = 0.0
+    needed: int = 0
+    query_words: int = 0
+
+
+def word_unit_matches(
+    query_words: np.ndarray, word_vectors: np.ndarray, unit_starts: np.ndarray
+) -> np.ndarray:
+    """``(Q, U) float32`` best match (cosine) of each query word in each unit."""
+    sims = query_words.astype(np.float32, copy=False) @ word_vectors.T.astype(
+        np.float32, copy=False
+    )
+    return np.maximum.reduceat(sims, unit_starts, axis=1)
+
+
+def covering_prefix(
+    matches: np.ndarray, order: np.ndarray, target: float, tolerance: float
+) -> tuple[int, float]:
+    """``(k, coverage)``: the first ``k`` units of ``order`` cover ``coverage >= target`` of
+    the query words (``k`` counts units; ``len(order)`` when only all of them do).
+
+    Args:
+        matches: ``(Q, U)`` from :func:`word_unit_matches`.
+        order: ``(m,) int64`` units in the order the selection ranks them.
+        target: Share of words to cover, in ``(0, 1]``.
+        tolerance: See :class:`AdaptiveRule`.
+    """
+    if matches.shape[0] == 0 or len(order) == 0:
+        return 0, 1.0
+    best = matches.max(axis=1, keepdims=True)
+    running = np.maximum.accumulate(matches[:, order], axis=1)
+    share = (running >= best - tolerance).mean(axis=0)
+    hit = np.flatnonzero(share >= target - 1e-9)
+    k = int(hit[0]) + 1 if len(hit) else len(order)
+    return k, float(share[k - 1])
+
+
+def choose_budget(
+    matches: np.ndarray | None,
+    scores: np.ndarray,
+    unit_costs: np.ndarray,
+    candidates: np.ndarray,
+    forced: np.ndarray,
+    rule: AdaptiveRule,
+) -> BudgetChoice:
+    """The ``auto`` budget of one context (see the module docstring).
+
+    Args:
+        matches: ``(Q, U)`` word-unit matches of the question's content words, or ``None``
+            for a summary request / no question.
+        scores: ``(U,)`` the selection's unit scores (higher first; ties keep the earlier).
+        unit_costs: ``(U,) int64`` tokens of each unit.
+        candidates: ``(U,) bool`` units the selection may choose.
+        forced: ``(U,) bool`` units kept whatever the budget (their cost is added).
+        rule: Floor, ceiling, target, tolerance and the separator's cost (one per kept unit).
+    """
+    if matches is None or matches.shape[0] == 0:
+        return BudgetChoice(rule.ceiling, "summary")
+    order = np.argsort(-scores, kind="stable")
+    order = order[candidates[order]]
+    k, coverage = covering_prefix(matches, order, rule.target_coverage, rule.tolerance)
+    chosen = order[: max(k, 1)]
+    extra = forced.copy()
+    extra[chosen] = False
+    needed = int(unit_costs[chosen].sum() + unit_costs[extra].sum())
+    needed += rule.separator_cost * len(chosen)
+    tokens = min(max(needed, rule.floor), rule.ceiling)
+    reason = "coverage" if tokens == needed else ("floor" if tokens > needed else "ceiling")
+    return BudgetChoice(tokens, reason, coverage, needed, int(matches.shape[0]))
+
+
+def scope_budgets(choice: BudgetChoice, rule: AdaptiveRule, chunk_costs: np.ndarray) -> np.ndarray:
+    """The chosen budget as the selection's budgets: ``(1,)`` joint or ``(n_chunks,)`` shares."""
+    if not rule.per_chunk:
+        return np.asarray([choice.tokens], dtype=np.int64)
+    share = chunk_costs / max(int(chunk_costs.sum()), 1)
+    return np.floor(share * choice.tokens).astype(np.int64)

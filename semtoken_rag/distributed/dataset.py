@@ -1,0 +1,126 @@
+"""Ingesting a ``ray.data.Dataset`` a user already has: the plan is made on the cluster.
+
+The texts never come to the driver: a Ray Data stage computes each row's key, word count and
+name; only keys, counts and names reach the driver, which checks them against the store.  The
+training sample (when the store's codec is untrained) is the leading rows, the only texts the
+driver reads; every other row goes from the dataset to the actors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from semtoken_rag.core.segment import find_words
+from semtoken_rag.errors import InvalidInputError, SemTokenError
+from semtoken_rag.fingerprints import fingerprint_key
+from semtoken_rag.ingestion.documents import PlannedDocument
+from semtoken_rag.ingestion.run import IngestOptions, IngestReport
+from semtoken_rag.ingestion.worker import BatchResult
+from semtoken_rag.inputs import model_text
+from semtoken_rag.store.codebooks import CodecSet
+
+#: Rows read per driver-side batch of the key pass and of the sample.
+_KEY_BATCH = 4096
+
+
+def remote_cause(ray: Any, exc: BaseException) -> BaseException:
+    """The library error inside a Ray task error (so callers see our typed error)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, SemTokenError):
+        return cause
+    return exc
+
+
+def _keys_stage(
+    batch: dict[str, np.ndarray], cache_id: str, text_column: str, id_column: str | None
+) -> dict[str, np.ndarray]:
+    """Ray Data task: a user's rows as ``id``, ``key``, ``text``, ``names``, ``words``."""
+    texts = list(batch[text_column])
+    ids = [str(i) for i in batch[id_column]] if id_column else [repr(t)[:60] for t in texts]
+    # A row that is not text gets a key no document can have; the actor reports the row.
+    keys = [fingerprint_key(t, cache_id) if isinstance(t, str) else "!" + fingerprint_key(i, "")
+            for t, i in zip(texts, ids, strict=True)]  # fmt: skip
+    words = [len(find_words(model_text(t))) if isinstance(t, str) else 0 for t in texts]
+    return {
+        "id": np.asarray(ids, dtype=object),
+        "key": np.asarray(keys, dtype=object),
+        "text": np.asarray(texts, dtype=object),
+        "names": np.asarray(ids if id_column else [""] * len(ids), dtype=object),
+        "words": np.asarray(words, dtype=np.int64),
+    }
+
+
+def _drop_keys(batch: dict[str, np.ndarray], keys: np.ndarray) -> dict[str, np.ndarray]:
+    """Ray Data task: remove rows whose key is in ``keys`` (stored, or in the sample)."""
+    keep = ~np.isin(np.asarray(batch["key"], dtype="S65"), keys)
+    return {name: col[keep] for name, col in batch.items() if name != "words"}
+
+
+class DatasetPlan:
+    """The plan of a Dataset input (see the module docstring)."""
+
+    def __init__(self, runner: Any, ds: Any, store: Any, cache_id: str) -> None:
+        text_column, id_column = runner.columns
+        self.runner = runner
+        self.keyed = ds.map_batches(
+            _keys_stage,
+            fn_kwargs={"cache_id": cache_id, "text_column": text_column, "id_column": id_column},
+            batch_format="numpy",
+        )
+        seen: dict[str, int] = {}
+        stored: set[str] = set()
+        for batch in self.keyed.select_columns(["key", "words", "names"]).iter_batches(
+            batch_size=_KEY_BATCH, batch_format="numpy"
+        ):
+            fresh = {str(k): int(w) for k, w in zip(batch["key"], batch["words"], strict=True)
+                     if str(k) not in seen}  # fmt: skip
+            seen.update(fresh)
+            found = store.contains(list(fresh))
+            stored |= found
+            named = {str(k): (str(n),) for k, n in zip(batch["key"], batch["names"], strict=True)
+                     if str(k) in found and n}  # fmt: skip
+            if named:
+                store.add_names(named)
+        self.report = IngestReport(documents=len(seen), already_stored=len(stored),
+                                   cache_id=cache_id)  # fmt: skip
+        self._words = sum(w for k, w in seen.items() if k not in stored)
+        self._skip = stored
+
+    @staticmethod
+    def check(ds: Any, text_column: str, id_column: str | None) -> None:
+        """Refuse a dataset without the named columns, before any worker starts."""
+        names = ds.columns() or []
+        for col in (text_column, id_column):
+            if col is not None and col not in names:
+                raise InvalidInputError(f"the dataset has no {col!r} column (columns: {names})")
+
+    def _todo(self) -> Any:
+        keys = np.asarray(sorted(self._skip), dtype="S65")
+        return self.keyed.map_batches(_drop_keys, fn_kwargs={"keys": keys}, batch_format="numpy")
+
+    def words(self) -> int:
+        return self._words
+
+    def take_sample(self, words: int) -> list[PlannedDocument]:
+        out: list[PlannedDocument] = []
+        total = 0
+        rows = self._todo().iter_batches(batch_size=_KEY_BATCH, batch_format="numpy")
+        for batch in rows:
+            for i, k, t, n in zip(batch["id"], batch["key"], batch["text"], batch["names"],
+                                  strict=True):  # fmt: skip
+                if total >= words:
+                    break
+                doc = PlannedDocument(str(i), str(k), t, (str(n),) if n else (), 0)
+                out.append(doc)
+                total += len(find_words(model_text(t))) if isinstance(t, str) else 0
+            if total >= words:
+                break
+        self._skip |= {d.key for d in out}
+        self._words -= total
+        return out
+
+    def encode(self, codecs: CodecSet, opts: IngestOptions) -> Iterator[BatchResult]:
+        return self.runner.map(self._todo(), codecs, opts.batch_size)  # type: ignore[no-any-return]

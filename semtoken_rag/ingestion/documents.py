@@ -1,0 +1,113 @@
+"""What ingestion takes: documents (a text and the names it is known by), checked and keyed.
+
+Why names: a framework's chunk remembers its source document by name (LangChain
+``metadata["source"]``, LlamaIndex ``ref_doc_id``); recording that name at ingestion lets the
+store narrow its search for that chunk later (:class:`~semtoken_rag.fingerprints.ChunkSource`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from semtoken_rag.core.segment import find_words
+from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.fingerprints import fingerprint_key
+from semtoken_rag.inputs import model_text
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """A document to ingest.
+
+    Attributes:
+        text: Its full text (a pre-cut chunk is a short document).
+        names: Names it is known by (a file path, ``Document.id``, ``metadata["source"]``,
+            LlamaIndex ``doc_id``): chunks that carry one of them are looked up there first.
+    """
+
+    text: str
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise InvalidInputError(f"document text must be a str, got {type(self.text).__name__}")
+        if isinstance(self.names, str) or not all(isinstance(n, str) for n in self.names):
+            raise InvalidInputError(f"document names must be a tuple of str, got {self.names!r}")
+
+
+@dataclass(frozen=True)
+class PlannedDocument:
+    """A document the ingestion will encode: a label for reports, its key, text and names."""
+
+    id: str
+    key: str
+    text: str
+    names: tuple[str, ...]
+    words: int
+
+
+def as_documents(documents: object) -> Iterator[SourceDocument]:
+    """The input as :class:`SourceDocument` objects (one ``str`` is one document).
+
+    Raises:
+        InvalidInputError: an item that is neither a str nor a SourceDocument, or a mapping.
+    """
+    if isinstance(documents, (str, SourceDocument)):
+        yield documents if isinstance(documents, SourceDocument) else SourceDocument(documents)
+        return
+    if isinstance(documents, (bytes, bytearray, Mapping)) or not isinstance(documents, Iterable):
+        raise InvalidInputError(
+            "documents must be a str, a SourceDocument or an iterable of them, got "
+            f"{type(documents).__name__}"
+        )
+    for i, doc in enumerate(documents):
+        if isinstance(doc, str):
+            yield SourceDocument(doc)
+        elif isinstance(doc, SourceDocument):
+            yield doc
+        else:
+            raise InvalidInputError(
+                f"document {i} is a {type(doc).__name__}, not a str or a SourceDocument"
+            )
+
+
+def plan_documents(
+    documents: Iterable[SourceDocument], cache_id: str
+) -> tuple[list[PlannedDocument], int]:
+    """Distinct, non-blank documents keyed for ``cache_id``, in input order (names of
+    duplicates merged); and how many input documents were blank (nothing to store)."""
+    planned: dict[str, PlannedDocument] = {}
+    blank = 0
+    for i, doc in enumerate(documents):
+        if not doc.text.strip():
+            blank += 1
+            continue
+        key = fingerprint_key(doc.text, cache_id)
+        old = planned.get(key)
+        if old is not None:
+            names = tuple(dict.fromkeys(old.names + doc.names))
+            planned[key] = PlannedDocument(old.id, key, old.text, names, old.words)
+            continue
+        label = doc.names[0] if doc.names else str(i)
+        words = len(find_words(model_text(doc.text)))
+        planned[key] = PlannedDocument(label, key, doc.text, doc.names, words)
+    return list(planned.values()), blank
+
+
+def batches(
+    docs: list[PlannedDocument], batch_size: int, max_words: int
+) -> Iterator[list[PlannedDocument]]:
+    """Consecutive batches of at most ``batch_size`` documents and about ``max_words`` words
+    (a document larger than that is a batch of its own): one encoder call and one store
+    transaction each, so memory stays bounded whatever the documents' sizes."""
+    batch: list[PlannedDocument] = []
+    words = 0
+    for doc in docs:
+        if batch and (len(batch) >= batch_size or words + doc.words > max_words):
+            yield batch
+            batch, words = [], 0
+        batch.append(doc)
+        words += doc.words
+    if batch:
+        yield batch

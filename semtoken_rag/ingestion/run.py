@@ -1,0 +1,292 @@
+"""The one ingestion function: documents in, the store filled, one report out.
+
+The engine (:meth:`Compressor.ingest`), the CLI (``semtoken-rag ingest``), both framework
+adapters and Ray (:func:`semtoken_rag.distributed.ray_ingest`) all call :func:`ingest`; only
+the *runner* (where the encoder runs) differs:
+
+1. **Plan**: documents keyed with the encoder's identity, duplicates folded, documents already
+   stored skipped (their new names recorded).
+2. **Train first**: a store whose codec is not trained yet gets a *sample* batch first (the
+   leading documents, in input order, until they hold the codec's ``train_min`` words); the
+   write of that batch trains the codec.  Every later batch is encoded with the trained
+   codebook where the encoder runs.  An input too small for that is stored in float16, and
+   the codec trains at the write that brings the store's staged words to ``train_min``.
+3. **Batches**: each batch is encoded by the runner (encoder, then the store's codec) and
+   written in one transaction; an interrupted run keeps every committed batch and a re-run
+   skips them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from semtoken_rag.errors import InvalidInputError, SemTokenError
+from semtoken_rag.ingestion.documents import (
+    PlannedDocument,
+    SourceDocument,
+    as_documents,
+    batches,
+    plan_documents,
+)
+from semtoken_rag.ingestion.worker import BatchResult, FailedDocument, encode_batch
+from semtoken_rag.store.codebooks import CodecSet
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+
+
+@dataclass
+class IngestReport:
+    """What an ingestion did (also passed to ``on_commit`` after every batch).
+
+    Attributes:
+        documents: Distinct non-blank documents in the input.
+        already_stored: Of those, found in the store before encoding (skipped).
+        encoded: Newly encoded and committed so far.
+        failed: Documents that could not be encoded (never stored).
+        blank: Input documents with no text (nothing to store).
+        words: Words encoded and committed.
+        batches: Transactions committed.
+        trained: Whether the store's codec was trained during this run.
+        workers: Encoders that ran (1 in-process; the actor pool on Ray).
+        cache_id: Encoder identity in the keys.
+        seconds: Wall time of the run.
+    """
+
+    documents: int = 0
+    already_stored: int = 0
+    encoded: int = 0
+    failed: list[FailedDocument] = field(default_factory=list)
+    blank: int = 0
+    words: int = 0
+    batches: int = 0
+    trained: bool = False
+    workers: int = 1
+    cache_id: str = ""
+    seconds: float = 0.0
+
+    @property
+    def pending(self) -> int:
+        """Documents neither stored nor failed (non-zero only while running or after a stop)."""
+        return self.documents - self.already_stored - self.encoded - len(self.failed)
+
+
+class DocumentEncodingError(SemTokenError):
+    """A document failed to encode and ``on_error="raise"`` stopped the run (after the rest of
+    its batch was committed).
+
+    Attributes:
+        failed: The failing document(s) of that batch.
+        report: The run so far (everything in it is committed).
+    """
+
+    def __init__(self, failed: list[FailedDocument], report: IngestReport) -> None:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more in its batch)" if len(failed) > 1 else ""
+        super().__init__(
+            f"document {first.id!r} (key {first.key[:12]}…) failed to encode: {first.error}"
+            f"{more}; stopped after committing {report.encoded} documents; a re-run skips them "
+            "(use on_error='skip' / --on-error skip to go on past failures)"
+        )
+        self.failed = failed
+        self.report = report
+
+
+class Plan(Protocol):
+    """What an ingestion will encode (built by the runner: a list in this process, a Ray
+    Dataset on a cluster)."""
+
+    report: IngestReport
+
+    def words(self) -> int:
+        """Words left to encode (a lower bound where unknown)."""
+        ...
+
+    def take_sample(self, words: int) -> list[PlannedDocument]:
+        """Remove and return the leading documents holding at least ``words`` words."""
+        ...
+
+    def encode(self, codecs: CodecSet, opts: IngestOptions) -> Iterator[BatchResult]:
+        """Encode what is left, batch by batch."""
+        ...
+
+
+class Runner(Protocol):
+    """Where the encoder runs: this process (:class:`LocalRunner`) or Ray actors."""
+
+    workers: int
+
+    def identity(self) -> tuple[str, int]:
+        """``(cache_id, dim)`` of the encoder."""
+        ...
+
+    def plan(self, documents: Any, store: Any, cache_id: str) -> Plan:
+        """Key the documents and skip the stored ones."""
+        ...
+
+    def encode(
+        self, batches: Iterable[list[PlannedDocument]], codecs: CodecSet
+    ) -> Iterator[BatchResult]:
+        """Encode each batch (encoder, then ``codecs``)."""
+        ...
+
+
+class ListPlan:
+    """The documents of an in-memory input, keyed; stored ones skipped (names recorded)."""
+
+    def __init__(self, documents: Any, store: Any, cache_id: str, runner: Runner) -> None:
+        planned, blank = plan_documents(as_documents(documents), cache_id)
+        stored = store.contains([d.key for d in planned])
+        named = {d.key: d.names for d in planned if d.key in stored and d.names}
+        if named:
+            store.add_names(named)
+        self.report = IngestReport(
+            documents=len(planned), already_stored=len(stored), blank=blank, cache_id=cache_id
+        )
+        self.todo = [d for d in planned if d.key not in stored]
+        self.runner = runner
+
+    def words(self) -> int:
+        return sum(d.words for d in self.todo)
+
+    def take_sample(self, words: int) -> list[PlannedDocument]:
+        total = cut = 0
+        while cut < len(self.todo) and total < words:
+            total += self.todo[cut].words
+            cut += 1
+        sample, self.todo = self.todo[:cut], self.todo[cut:]
+        return sample
+
+    def encode(self, codecs: CodecSet, opts: IngestOptions) -> Iterator[BatchResult]:
+        return self.runner.encode(batches(self.todo, opts.batch_size, opts.max_batch_words), codecs)
+
+
+class LocalRunner:
+    """The encoder of this process (a :class:`~semtoken_rag.protocols.FingerprintEncoder`)."""
+
+    workers = 1
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+
+    def identity(self) -> tuple[str, int]:
+        return str(self.encoder.cache_id), int(self.encoder.dim)
+
+    def plan(self, documents: Any, store: Any, cache_id: str) -> Plan:
+        return ListPlan(documents, store, cache_id, self)
+
+    def encode(
+        self, batches: Iterable[list[PlannedDocument]], codecs: CodecSet
+    ) -> Iterator[BatchResult]:
+        for batch in batches:
+            yield encode_batch(self.encoder, batch, codecs)
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How :func:`ingest` batches, reports and reacts to failures.
+
+    Attributes:
+        batch_size: Documents per encoder call and per store transaction.
+        max_batch_words: A batch closes before exceeding this many words (bounds memory).
+        on_error: ``"raise"`` stops at a failing document with :class:`DocumentEncodingError`
+            (after committing the rest of its batch); ``"skip"`` reports it and goes on.
+        progress: Show a progress bar (words).
+        on_commit: Called with the report after every committed batch.
+    """
+
+    batch_size: int = 64
+    max_batch_words: int = 65536
+    on_error: str = "raise"
+    progress: bool = True
+    on_commit: Callable[[IngestReport], None] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_batch_words"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        if self.on_error not in ON_ERROR:
+            raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {self.on_error!r}")
+
+
+def ingest(
+    documents: str | SourceDocument | Iterable[str | SourceDocument] | Any,
+    store: Any,
+    runner: Runner,
+    options: IngestOptions | None = None,
+) -> IngestReport:
+    """Fingerprint documents into a store (see the module docstring for the steps).
+
+    Args:
+        documents: Texts or :class:`SourceDocument` objects (one ``str`` is one document);
+            a Ray runner also takes a ``ray.data.Dataset``.
+        store: A :class:`~semtoken_rag.store.FingerprintStore`.
+        runner: Where the encoder runs (:class:`LocalRunner`, or a Ray runner).
+        options: Batching, failures, progress (:class:`IngestOptions`).
+
+    Returns:
+        The :class:`IngestReport`.
+
+    Raises:
+        InvalidInputError: bad documents or options (before anything is encoded).
+        DocumentEncodingError: a document failed and ``on_error="raise"``.
+        CodebookChangedError: the store's codec changed under the run (nothing of that batch
+            is written).
+    """
+    opts = options or IngestOptions()
+    t0 = time.perf_counter()
+    cache_id, dim = runner.identity()
+    plan = runner.plan(documents, store, cache_id)
+    report = plan.report
+    report.workers = runner.workers
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=plan.words(), desc="fingerprints", unit="word", disable=not opts.progress)
+    with bar:
+        spec = store.codec
+        needed = spec.train_min - store.stats().staged_words
+        if spec.trained and not store.stats().trained and 0 < needed <= plan.words():
+            bar.set_description(f"fingerprints (the sample that trains {spec.name})")
+            logger.info("encoding a %d-word sample to train the %s codebook", needed, spec.name)
+            for result in runner.encode([plan.take_sample(needed)], store.codec_set(dim)):
+                _commit(result, store, report, opts, bar, t0)
+            report.trained = store.stats().trained
+            bar.set_description("fingerprints")
+        for result in plan.encode(store.codec_set(dim), opts):
+            _commit(result, store, report, opts, bar, t0)
+    report.seconds = time.perf_counter() - t0
+    logger.info(
+        "ingested %d documents (%d words) in %.1f s; %d already stored, %d failed",
+        report.encoded, report.words, report.seconds, report.already_stored, len(report.failed),
+    )  # fmt: skip
+    return report
+
+
+def _commit(
+    result: BatchResult,
+    store: Any,
+    report: IngestReport,
+    opts: IngestOptions,
+    bar: Any,
+    t0: float,
+) -> None:
+    """Write one encoded batch (one transaction) and account for it."""
+    store.write(result.encoded)
+    report.encoded += len(result.encoded)
+    report.words += sum(d.n_words for d in result.encoded)
+    report.failed.extend(result.failed)
+    report.batches += 1
+    report.seconds = time.perf_counter() - t0
+    bar.update(sum(d.n_words for d in result.encoded))
+    for f in result.failed:
+        logger.warning("document %s failed to encode: %s", f.id, f.error)
+    if opts.on_commit is not None:
+        opts.on_commit(report)
+    if result.failed and opts.on_error == "raise":
+        raise DocumentEncodingError(result.failed, report)

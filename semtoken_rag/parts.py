@@ -1,0 +1,40 @@
+"""Building the engine's heavy parts from its config: the encoder and the counting tokenizer.
+
+Both load models, so both run under :data:`semtoken_rag.models.LOAD_LOCK` (a server's first
+requests arrive together; two threads must not load the same files at once).  Imported lazily
+by the engine: ``import semtoken_rag`` loads no torch.
+"""
+
+from __future__ import annotations
+
+from semtoken_rag import models
+from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.protocols import Counter, FingerprintEncoder
+
+
+def load_encoder(config: SemTokenConfig) -> FingerprintEncoder:
+    """The encoder ``config`` describes."""
+    from semtoken_rag.encoder import TransformerEncoder
+
+    with models.LOAD_LOCK:
+        return TransformerEncoder.from_config(config)
+
+
+def load_counter(config: SemTokenConfig, encoder: FingerprintEncoder) -> Counter:
+    """The counter of ``config.budget.count_tokenizer``, else the encoder's own tokenizer.
+
+    Raises:
+        InvalidInputError: no count tokenizer is configured and the encoder has none.
+    """
+    from semtoken_rag.tokens import TokenCounter, load_counter
+
+    if config.budget.count_tokenizer is not None:
+        with models.LOAD_LOCK:
+            return load_counter(config.budget.count_tokenizer)
+    tok = getattr(encoder, "tokenizer", None)
+    if tok is None:
+        raise InvalidInputError(
+            "the encoder has no tokenizer: pass counter= or config.count_tokenizer"
+        )
+    return TokenCounter(tok, name=getattr(encoder, "model_id", None))

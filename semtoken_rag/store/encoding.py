@@ -1,0 +1,226 @@
+"""A document's fingerprints as the store keeps them, made wherever the encoder ran.
+
+:func:`encode_document` turns one document's word fingerprints into an
+:class:`EncodedDocument`: blocks of codes (with the store's codebook, shipped as a
+:class:`~semtoken_rag.store.codebooks.CodecSet`), the words of each block, a checksum per block,
+and the winnowed shingle hashes the locator finds chunks with.  It runs in the process that
+encoded the document: the engine, the ingestion loop, or a Ray actor, so that the store's writer
+receives codes (64 bytes per word with ``pq64``, not 1,536 of float32) and only writes.  The
+same function everywhere makes a document's rows bit-identical whichever path wrote them (on
+the same machine and codebook).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.store.codebooks import GUARD_MARGIN, Codebook, CodecSet, runtime_codec
+from semtoken_rag.store.codecs import row_cosines
+from semtoken_rag.store.db import BLOCK_WORDS, MAX_DOCUMENT_WORDS
+from semtoken_rag.store.words import normalise, pack, shingle_hashes, winnow
+
+
+class NonFiniteFingerprintsError(InvalidInputError):
+    """An encoder produced NaN or infinite fingerprints; they are never stored."""
+
+
+@dataclass(frozen=True)
+class EncodedBlock:
+    """Words ``[index * BLOCK_WORDS, ...)`` of a document, encoded.
+
+    Attributes:
+        index: Block number in the document.
+        start: Character offset of its first word in the document's text.
+        codebook: Id of the codebook the codes were made with.
+        n_words: Words in the block.
+        checksum: sha256 of key, index, shape, the codebook's digest, codes and words.
+        codes: ``n_words * code_size`` bytes.
+        words: The block's NFKC words, packed (:func:`~semtoken_rag.store.words.pack`).
+    """
+
+    index: int
+    start: int
+    codebook: int
+    n_words: int
+    checksum: bytes
+    codes: bytes
+    words: bytes
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedDocument:
+    """Everything the store writes for one document.
+
+    Attributes:
+        key: :func:`~semtoken_rag.fingerprints.fingerprint_key` of the text.
+        encoder: ``cache_id`` of the encoder.
+        n_words: Words of the document.
+        dim: Vector dimension.
+        blocks: The encoded blocks, in order.
+        digests: Codebook id -> digest of the codebooks used (checked by the writer).
+        shingles: ``(m,) int32`` winnowed shingle hashes.
+        positions: ``(m,) int32`` first word of each of those shingles.
+        names: Names the document is known by (a file path, a framework's document id).
+    """
+
+    key: str
+    encoder: str
+    n_words: int
+    dim: int
+    blocks: tuple[EncodedBlock, ...]
+    digests: dict[int, bytes]
+    shingles: np.ndarray
+    positions: np.ndarray
+    names: tuple[str, ...] = ()
+
+    @property
+    def nbytes(self) -> int:
+        """Payload bytes (codes and words): what ``max_bytes`` limits."""
+        return sum(len(b.codes) + len(b.words) for b in self.blocks)
+
+
+def block_checksum(
+    key: str, index: int, n_words: int, dim: int, book: bytes, codes: bytes, words: bytes
+) -> bytes:
+    """Digest binding a block to its document, position, shape, codebook and bytes."""
+    h = hashlib.sha256(f"{key}\0{index}\0{n_words}\0{dim}\0".encode("utf-8", "surrogatepass"))
+    for part in (book, codes, words):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.digest()
+
+
+@dataclass(frozen=True, eq=False)
+class DocumentFingerprints:
+    """A document to encode for the store: its key, text, fingerprints and names."""
+
+    key: str
+    text: str
+    fingerprints: ChunkFingerprints
+    names: tuple[str, ...] = ()
+
+
+def check_document(doc: DocumentFingerprints) -> None:
+    """Refuse fingerprints the store must never hold.
+
+    Raises:
+        NonFiniteFingerprintsError: a vector holds NaN or infinity.
+        InvalidInputError: the document is larger than a store document can be.
+    """
+    fp = doc.fingerprints
+    if not np.isfinite(fp.vectors).all():
+        raise NonFiniteFingerprintsError(
+            f"the encoder produced non-finite fingerprints for document {doc.key[:12]}…; "
+            "they are not stored"
+        )
+    if fp.n_words > MAX_DOCUMENT_WORDS:
+        raise InvalidInputError(
+            f"a document of {fp.n_words} words exceeds the store's {MAX_DOCUMENT_WORDS}; "
+            "split it first"
+        )
+
+
+def encode_blocks(
+    key: str, vectors: np.ndarray, words: Sequence[str], codes: np.ndarray,
+    cos: np.ndarray | None, codecs: CodecSet, starts: Sequence[int], first: int = 0,
+) -> tuple[EncodedBlock, ...]:  # fmt: skip
+    """A document's blocks from its codes made with ``codecs.book`` (one call for a batch).
+
+    Args:
+        key: The document's key.
+        vectors: ``(n, dim) float32`` its word vectors.
+        words: Its ``n`` NFKC words.
+        codes: ``(n, code_size) uint8`` the vectors encoded with ``codecs.book``.
+        cos: ``(n,)`` decoded-vs-original cosines when the guard applies, else ``None``: a
+            block whose mean is more than :data:`GUARD_MARGIN` below the codebook's training
+            cosine is re-encoded in float16.
+        codecs: The store's codebooks for this dimension.
+        starts: Character offset of each block's first word in the document.
+        first: Block number of the first block (the codec's training re-encodes one block).
+    """
+    out = []
+    dim = int(vectors.shape[1])
+    for index, lo in enumerate(range(0, len(words), BLOCK_WORDS), start=first):
+        hi = min(lo + BLOCK_WORDS, len(words))
+        book: Codebook = codecs.book
+        raw = codes[lo:hi]
+        if cos is not None and float(cos[lo:hi].mean()) < book.train_cos - GUARD_MARGIN:
+            book = codecs.staging
+            raw = runtime_codec(book).encode(vectors[lo:hi])
+        packed = pack(words[lo:hi])
+        data = raw.tobytes()
+        digest = block_checksum(key, index, hi - lo, dim, book.sha256, data, packed)
+        start = starts[index - first]
+        out.append(EncodedBlock(index, start, book.id, hi - lo, digest, data, packed))
+    return tuple(out)
+
+
+def code_vectors(vectors: np.ndarray, codecs: CodecSet) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(codes, cosines or None)`` of ``(n, dim)`` vectors with ``codecs.book``: one encode
+    (and, for the guard, one decode) for a whole batch, which is where the time goes."""
+    codec = runtime_codec(codecs.book)
+    codes = codec.encode(vectors)
+    cos = row_cosines(codec.decode(codes), vectors) if codecs.guard else None
+    return codes, cos
+
+
+def encode_documents(
+    docs: Sequence[DocumentFingerprints], codecs: CodecSet, *, encoder: str
+) -> list[EncodedDocument]:
+    """Encode documents for the store, all their vectors in one codec call.
+
+    Args:
+        docs: Documents whose fingerprints passed :func:`check_document`, all of
+            ``codecs``' dimension.
+        codecs: The store's codebooks for that dimension.
+        encoder: The encoder's ``cache_id``.
+    """
+    if not docs:
+        return []
+    vectors = np.concatenate(
+        [np.asarray(d.fingerprints.vectors, dtype=np.float32) for d in docs]
+    ).reshape(-1, docs[0].fingerprints.dim)
+    codes, cos = code_vectors(vectors, codecs)
+    out = []
+    lo = 0
+    for d in docs:
+        fp = d.fingerprints
+        hi = lo + fp.n_words
+        words = normalise([d.text[s:e] for s, e in fp.word_spans.tolist()])
+        starts = fp.word_spans[::BLOCK_WORDS, 0].tolist()
+        blocks = encode_blocks(
+            d.key, vectors[lo:hi], words, codes[lo:hi], None if cos is None else cos[lo:hi],
+            codecs, starts,
+        )  # fmt: skip
+        hashes = shingle_hashes(words)
+        picks = winnow(hashes)
+        out.append(
+            EncodedDocument(d.key, encoder, fp.n_words, fp.dim, blocks, codecs.digests,
+                            hashes[picks], picks.astype(np.int32), tuple(dict.fromkeys(d.names)))
+        )  # fmt: skip
+        lo = hi
+    return out
+
+
+def encode_by_dim(
+    docs: Sequence[DocumentFingerprints],
+    codec_set: Callable[[int], CodecSet],
+    *,
+    encoder: str,
+) -> list[EncodedDocument]:
+    """:func:`encode_documents` for documents of any dimensions (one codec call per
+    dimension), in input order; ``codec_set(dim)`` gives the store's codebooks."""
+    out: dict[int, EncodedDocument] = {}
+    by_dim: dict[int, list[int]] = {}
+    for i, d in enumerate(docs):
+        by_dim.setdefault(d.fingerprints.dim, []).append(i)
+    for dim, idx in by_dim.items():
+        encoded = encode_documents([docs[i] for i in idx], codec_set(dim), encoder=encoder)
+        out.update(zip(idx, encoded, strict=True))
+    return [out[i] for i in range(len(docs))]

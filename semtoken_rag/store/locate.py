@@ -1,0 +1,294 @@
+"""Serving a chunk from the stored document it occurs in: locate, verify every word, decode.
+
+For each chunk (in one read snapshot):
+
+1. **Exact key**: a chunk ingested as a document of its own (a pre-cut chunk, or a query-time
+   miss the engine stored) is found by its key.
+2. **Candidates**: otherwise the chunk's shingle hashes (the winnowed ones, or all of them for
+   a chunk too short to hold a winnowing window) are looked up, at most
+   :data:`ROWS_PER_HASH` rows each (boilerplate that occurs in thousands of documents costs
+   bounded time), and each hit votes for an alignment ``(document, first word)``.  A document
+   *name* the framework gave (LangChain ``metadata["source"]``, LlamaIndex ``ref_doc_id``)
+   restricts the first search to the documents ingested under that name; nothing is found
+   there, the search is repeated over every document.
+3. **Verification**: the best :data:`MAX_VERIFY` alignments are checked word by word against
+   the chunk (:func:`~semtoken_rag.store.words.same_words`) on blocks whose checksums verify.
+   Only a verified alignment is served, so a wrong slice cannot be served whatever the hashes
+   proposed; any verified copy is correct.  With a start offset (LangChain ``start_index``,
+   LlamaIndex ``start_char_idx``), the verified copy nearest to it is served.
+4. Only the covered blocks are read and only the chunk's own words are decoded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from semtoken_rag.core.segment import find_words
+from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, fingerprint_key
+from semtoken_rag.inputs import model_text
+from semtoken_rag.store.codebooks import Codebook, Codebooks, DamagedCodebook, runtime_codec
+from semtoken_rag.store.db import BLOCK_BITS, BLOCK_WORDS, block_range, select_in
+from semtoken_rag.store.encoding import block_checksum
+from semtoken_rag.store.words import (
+    SHINGLE_WORDS,
+    WINNOW_WINDOW,
+    normalise,
+    same_words,
+    shingle_hashes,
+    unpack,
+    winnow,
+)
+
+#: Shingle rows read per hash (bounds the cost of boilerplate shared by many documents).
+ROWS_PER_HASH = 64
+#: Alignments verified per chunk and pass before it counts as a miss.
+MAX_VERIFY = 8
+
+
+@dataclass(frozen=True)
+class ChunkQuery:
+    """A chunk to serve: its key, its words (spans into the text and NFKC forms), its source."""
+
+    key: str
+    spans: np.ndarray
+    words: list[str]
+    source: ChunkSource | None = None
+
+
+def chunk_queries(
+    texts: Sequence[str], encoder_id: str, sources: Sequence[ChunkSource | None] | None
+) -> list[ChunkQuery]:
+    """The :class:`ChunkQuery` of each chunk text (its words as the engine segments them)."""
+    if sources is not None and len(sources) != len(texts):
+        raise InvalidInputError(f"{len(sources)} sources for {len(texts)} chunks")
+    out = []
+    for i, text in enumerate(texts):
+        clean = model_text(text)
+        spans = find_words(clean)
+        words = [clean[s:e] for s, e in spans.tolist()]
+        if not unicodedata.is_normalized("NFKC", clean):
+            words = normalise(words)
+        source = None if sources is None else sources[i]
+        out.append(ChunkQuery(fingerprint_key(text, encoder_id), spans, words, source))
+    return out
+
+
+@dataclass(frozen=True)
+class _Doc:
+    id: int
+    key: str
+    encoder: int
+    n_words: int
+    dim: int
+    last_used: float
+
+
+@dataclass(frozen=True)
+class _Block:
+    start: int
+    book: Codebook
+    codes: np.ndarray
+    words: list[str]
+
+
+@dataclass
+class Lookup:
+    """What one lookup found.
+
+    Attributes:
+        found: One entry per chunk: its fingerprints, or ``None`` (a miss).
+        served: Documents served -> their stored LRU time (for the touch buffer).
+        damaged: Documents with a block that failed its checksum (to remove).
+    """
+
+    found: list[ChunkFingerprints | None] = field(default_factory=list)
+    served: dict[int, float] = field(default_factory=dict)
+    damaged: set[int] = field(default_factory=set)
+
+
+class Locator:
+    """One lookup's reads (call inside a read transaction, under the store's lock).
+
+    Args:
+        conn: The store's connection.
+        books: The store's codebooks.
+        encoder: Row id of the asking encoder in ``encoders`` (documents of other encoders are
+            never served).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, books: Codebooks, encoder: int) -> None:
+        self.conn = conn
+        self.books = books
+        self.encoder = encoder
+        self.result = Lookup()
+        self._docs: dict[int, _Doc] = {}
+        self._rows: dict[tuple[int, int | None], list[tuple[int, int]]] = {}
+        self._blocks: dict[int, _Block | None] = {}
+
+    def run(self, queries: Sequence[ChunkQuery]) -> Lookup:
+        """Serve each chunk (see the module docstring)."""
+        by_key = self._load_docs(
+            "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE key IN ({})",
+            list({q.key for q in queries}),
+        )
+        keyed = {d.key: d for d in by_key}
+        for q in queries:
+            doc = keyed.get(q.key)
+            exact = [(doc.id, 0)] if doc is not None and doc.encoder == self.encoder else []
+            fp = self._serve(q, exact) if exact else None
+            if fp is None:
+                fp = self._search(q)
+            self.result.found.append(fp)
+        return self.result
+
+    # -- candidates ---------------------------------------------------------------------
+    def _search(self, q: ChunkQuery) -> ChunkFingerprints | None:
+        """Named documents first, then all; the winnowed shingles first, then every shingle
+        of the chunk (more votes where text repeats; only a chunk not found pays for it)."""
+        named = self._named(q.source.document) if q.source and q.source.document else []
+        for within in ([*named], None) if named else (None,):
+            for every in (False, True):
+                fp = self._serve(q, self._candidates(q, within, every))
+                if fp is not None:
+                    return fp
+        return None
+
+    def _named(self, name: str) -> list[int]:
+        rows = self.conn.execute("SELECT document FROM names WHERE name = ? LIMIT 64", (name,))
+        return [int(r[0]) for r in rows]
+
+    def _candidates(
+        self, q: ChunkQuery, within: list[int] | None, every: bool
+    ) -> list[tuple[int, int]]:
+        """Alignments ``(document, first word)`` ranked by the votes of the chunk's shingles.
+
+        A shingle found in ``r`` places votes ``1/r`` for each: the chunk's rare shingles (its
+        own text) outweigh boilerplate it shares with many documents.
+        """
+        hashes = shingle_hashes(q.words)
+        short = len(q.words) < WINNOW_WINDOW + SHINGLE_WORDS - 1
+        picks = np.arange(len(hashes)) if short or every else winnow(hashes)
+        votes: dict[tuple[int, int], float] = defaultdict(float)
+        for pos in picks.tolist():
+            for scope in within or [None]:
+                rows = self._shingle_rows(int(hashes[pos]), scope)
+                for doc, word in rows:
+                    votes[(doc, word - pos)] += 1.0 / len(rows)
+        self._load_docs(
+            "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE id IN ({})",
+            [d for d, _ in votes if d not in self._docs],
+        )
+        n = len(q.words)
+        ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [
+            (doc, off)
+            for (doc, off), _ in ranked
+            if (d := self._docs.get(doc)) is not None
+            and d.encoder == self.encoder
+            and 0 <= off <= d.n_words - n
+        ][:MAX_VERIFY]
+
+    def _shingle_rows(self, h: int, doc: int | None) -> list[tuple[int, int]]:
+        key = (h, doc)
+        if key not in self._rows:
+            if doc is None:
+                sql, args = "SELECT document, word FROM shingles WHERE hash = ? LIMIT ?", (h,)
+            else:
+                sql = "SELECT document, word FROM shingles WHERE hash = ? AND document = ? LIMIT ?"
+                args = (h, doc)
+            rows = self.conn.execute(sql, (*args, ROWS_PER_HASH))
+            self._rows[key] = [(int(a), int(b)) for a, b in rows]
+        return self._rows[key]
+
+    def _load_docs(self, sql: str, values: list[object]) -> list[_Doc]:
+        out = [_Doc(int(i), str(k), int(e), int(n), int(d), float(t))
+               for i, k, e, n, d, t in select_in(self.conn, sql, values)]  # fmt: skip
+        self._docs.update((d.id, d) for d in out)
+        return out
+
+    # -- verification -------------------------------------------------------------------
+    def _serve(self, q: ChunkQuery, cands: list[tuple[int, int]]) -> ChunkFingerprints | None:
+        """The verified candidate's fingerprints (nearest to the source's start, if given)."""
+        want = q.source.start if q.source is not None else None
+        best: tuple[int, ChunkFingerprints, int] | None = None
+        for doc, off in cands:
+            got = self._verified(doc, off, q)
+            if got is None:
+                continue
+            fp, start = got
+            distance = 0 if want is None else abs(start - want)
+            if best is None or distance < best[0]:
+                best = (distance, fp, doc)
+            if want is None:
+                break
+        if best is None:
+            return None
+        d = self._docs[best[2]]
+        self.result.served[d.id] = d.last_used
+        return best[1]
+
+    def _verified(self, doc: int, off: int, q: ChunkQuery) -> tuple[ChunkFingerprints, int] | None:
+        """``(fingerprints, approximate char start of the slice)`` when every word verifies."""
+        n = len(q.words)
+        if n == 0:  # a text without words, stored as such (found by its key)
+            empty = np.zeros((0, self._docs[doc].dim), np.float32)
+            return (ChunkFingerprints(empty, q.spans), 0) if self._docs[doc].n_words == 0 else None
+        first, last = off // BLOCK_WORDS, (off + n - 1) // BLOCK_WORDS
+        blocks = [self._block(doc, b) for b in range(first, last + 1)]
+        if any(b is None for b in blocks):
+            return None
+        parts = [b for b in blocks if b is not None]
+        lo = off - first * BLOCK_WORDS
+        stored = [w for b in parts for w in b.words][lo : lo + n]
+        if not same_words(stored, q.words):
+            return None
+        vectors = []
+        for i, b in enumerate(parts):
+            a = lo if i == 0 else 0
+            z = min(len(b.words), lo + n - i * BLOCK_WORDS)
+            vectors.append(runtime_codec(b.book).decode(b.codes[a:z]))
+        # Where the slice starts in the document, to within the spaces between words (only
+        # block starts are stored): enough to tell apart copies of a passage.
+        start = parts[0].start + sum(len(w) + 1 for w in parts[0].words[:lo])
+        return ChunkFingerprints(np.concatenate(vectors), q.spans), start
+
+    def _block(self, doc: int, index: int) -> _Block | None:
+        bid = block_range(doc)[0] + index
+        if bid not in self._blocks:
+            self._blocks[bid] = self._read_block(doc, bid)
+        return self._blocks[bid]
+
+    def _read_block(self, doc: int, bid: int) -> _Block | None:
+        row = self.conn.execute(
+            "SELECT start, codebook, n_words, checksum, codes, words FROM blocks WHERE id = ?",
+            (bid,),
+        ).fetchone()
+        d = self._docs[doc]
+        if row is None:
+            self.result.damaged.add(doc)
+            return None
+        start, cid, n, csum, codes, words = row
+        book = self.books.get(int(cid))
+        if book is None:
+            self.books.refresh(self.conn)
+            book = self.books.get(int(cid))
+        index = bid & ((1 << BLOCK_BITS) - 1)
+        try:
+            if book is None or book.dim != d.dim:
+                raise ValueError("unknown codebook")
+            digest = block_checksum(d.key, index, n, d.dim, book.sha256, codes, words)
+            if digest != csum:
+                raise ValueError("checksum mismatch")
+            size = runtime_codec(book).code_size
+            array = np.frombuffer(codes, np.uint8).reshape(n, size)
+            return _Block(int(start), book, array, unpack(words, n))
+        except (ValueError, DamagedCodebook):
+            self.result.damaged.add(doc)
+            return None

@@ -1,0 +1,122 @@
+"""Words of a stored document: normalisation, packing, shingle hashes, winnowing, verification.
+
+Pure (numpy, zlib, unicodedata): the store keeps, beside each document's word vectors, the
+document's *words* (to verify a served slice word by word) and a sample of hashed *shingles*
+(runs of :data:`SHINGLE_WORDS` words, chosen by winnowing) to find where a chunk occurs.
+
+* **Words** are those of :func:`~semtoken_rag.core.segment.find_words` (runs of non-space
+  characters), so whitespace and line breaks a splitter adds or removes change nothing.  They are
+  compared after Unicode NFKC normalisation: composed and decomposed accents, ligatures (``ﬁ``),
+  full-width forms and other compatibility characters of a chunk match the stored document's;
+  case, punctuation and every other difference do not.
+* **Shingle hashes** (32-bit) are computed on the NFKC, case-folded words, so a hash collision or
+  a case difference can only propose a candidate: every served word is verified.
+* **Winnowing** (Schleimer, Wilkerson and Aiken, 2003) keeps the smallest hash of every window
+  of :data:`WINNOW_WINDOW` consecutive shingles: any text shared by a chunk and a document that
+  is at least ``WINNOW_WINDOW + SHINGLE_WORDS - 1`` words long contains a kept shingle, while
+  only about ``2 / (WINNOW_WINDOW + 1)`` of the shingles are stored.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Words per shingle.
+SHINGLE_WORDS = 4
+#: Winnowing window, in shingles.
+WINNOW_WINDOW = 16
+#: Separator of packed words: ``\x1f`` is whitespace to Python's ``re``, so never inside a word.
+_SEP = "\x1f"
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_FINAL = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def normalise(words: Sequence[str]) -> list[str]:
+    """NFKC form of each word (what is stored and compared)."""
+    return [unicodedata.normalize("NFKC", w) for w in words]
+
+
+def pack(words: Sequence[str]) -> bytes:
+    """Normalised words -> zlib-compressed bytes (see :func:`unpack`)."""
+    return zlib.compress(_SEP.join(words).encode("utf-8", "surrogatepass"), 6)
+
+
+def unpack(data: bytes, n_words: int) -> list[str]:
+    """Inverse of :func:`pack`.
+
+    Raises:
+        ValueError: the bytes do not hold ``n_words`` words (damage).
+    """
+    try:
+        text = zlib.decompress(data).decode("utf-8", "surrogatepass")
+    except (zlib.error, UnicodeDecodeError) as exc:
+        raise ValueError(f"unreadable word payload: {exc}") from exc
+    words = text.split(_SEP) if n_words else []
+    if len(words) != n_words:
+        raise ValueError(f"word payload holds {len(words)} words, expected {n_words}")
+    return words
+
+
+def shingle_hashes(words: Sequence[str]) -> np.ndarray:
+    """``(max(0, n - SHINGLE_WORDS + 1),) int32`` hash of each run of ``SHINGLE_WORDS`` words.
+
+    Args:
+        words: NFKC-normalised words (case is folded here).
+    """
+    n = len(words) - SHINGLE_WORDS + 1
+    if n <= 0:
+        return np.zeros(0, np.int32)
+    h = np.fromiter(
+        (zlib.crc32(w.casefold().encode("utf-8", "surrogatepass")) for w in words),
+        dtype=np.uint64,
+        count=len(words),
+    )
+    acc = np.zeros(n, np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(SHINGLE_WORDS):
+            acc = (acc ^ h[j : j + n]) * _MIX
+        acc ^= acc >> np.uint64(31)
+        acc *= _FINAL
+        acc ^= acc >> np.uint64(29)
+    return (acc >> np.uint64(32)).astype(np.uint32).view(np.int32)
+
+
+def winnow(hashes: np.ndarray) -> np.ndarray:
+    """Sorted positions ``(m,) int64`` of the shingles winnowing keeps.
+
+    The rightmost smallest hash of each window of :data:`WINNOW_WINDOW` shingles; all of them
+    when there are fewer shingles than one window (short texts).
+    """
+    n = len(hashes)
+    if n <= WINNOW_WINDOW:
+        return np.arange(n, dtype=np.int64)
+    windows = np.lib.stride_tricks.sliding_window_view(hashes, WINNOW_WINDOW)[:, ::-1]
+    picks = WINNOW_WINDOW - 1 - np.argmin(windows, axis=1) + np.arange(len(windows))
+    return np.unique(picks).astype(np.int64)
+
+
+def same_words(stored: Sequence[str], chunk: Sequence[str]) -> bool:
+    """Whether a chunk's words are exactly the stored words it would be served.
+
+    Interior words must be equal; the chunk's first word may be the end of the stored word and
+    its last word the start of one (a splitter that cut inside a word, e.g. a token splitter):
+    such a fragment is served the vector of the whole word it was cut from.
+
+    Args:
+        stored: The stored (NFKC) words of the candidate slice.
+        chunk: The chunk's NFKC words, same length.
+    """
+    n = len(chunk)
+    if n == 0 or len(stored) != n:
+        return False
+    if n == 1:
+        return chunk[0] in stored[0]
+    return (
+        stored[0].endswith(chunk[0])
+        and stored[-1].startswith(chunk[-1])
+        and list(stored[1:-1]) == list(chunk[1:-1])
+    )

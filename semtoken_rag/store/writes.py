@@ -1,0 +1,115 @@
+"""The writer's statements: encoded documents in, rows out (inside the caller's transaction).
+
+The writer does not encode: documents arrive as codes made where the encoder ran
+(:mod:`semtoken_rag.store.encoding`).  It checks that their codebooks are the store's and
+inserts the rows; the database's triggers keep the counters.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+
+from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
+from semtoken_rag.store.codebooks import Codebooks
+from semtoken_rag.store.db import block_range, select_in
+from semtoken_rag.store.encoding import DocumentFingerprints, EncodedDocument, check_document
+from semtoken_rag.store.types import CodebookChangedError
+
+logger = logging.getLogger(__name__)
+
+
+def finite_documents(
+    texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
+) -> list[DocumentFingerprints]:
+    """Texts with their fingerprints as documents, leaving out (and logging) any the store
+    must not hold (non-finite vectors)."""
+    docs = []
+    for text, fp in zip(texts, fingerprints, strict=True):
+        doc = DocumentFingerprints(fingerprint_key(text, encoder_id), text, fp)
+        try:
+            check_document(doc)
+        except InvalidInputError as exc:
+            logger.warning("not stored: %s", exc)
+            continue
+        docs.append(doc)
+    return docs
+
+
+def check_codebooks(books: Codebooks, docs: Sequence[EncodedDocument], where: str) -> None:
+    """Refuse documents encoded with a codebook the store does not hold with that digest.
+
+    Raises:
+        CodebookChangedError: naming the codebook (nothing is written).
+    """
+    for doc in docs:
+        for cid, digest in doc.digests.items():
+            book = books.get(cid)
+            if book is None or book.sha256 != digest:
+                raise CodebookChangedError(
+                    f"document {doc.key[:12]}… was encoded with codebook {cid}, which {where} "
+                    "does not hold (its codec changed, or the store was replaced, while the "
+                    "ingestion ran); nothing was written: restart the ingestion"
+                )
+
+
+def insert_documents(
+    conn: sqlite3.Connection, docs: Sequence[EncodedDocument], encoders: Mapping[str, int]
+) -> int:
+    """Insert documents not stored yet (all of them gain their names).
+
+    Args:
+        conn: The store's connection, inside a write transaction.
+        docs: Encoded documents.
+        encoders: ``cache_id`` -> row id in ``encoders`` for every document's encoder.
+
+    Returns:
+        Documents inserted.
+    """
+    sql = "SELECT key, id FROM documents WHERE key IN ({})"
+    present = {str(k): int(i) for k, i in select_in(conn, sql, [d.key for d in docs])}
+    now, added = time.time(), 0
+    for d in docs:
+        doc_id = present.get(d.key)
+        if doc_id is None:
+            doc_id = _insert_one(conn, d, encoders[d.encoder], now)
+            present[d.key] = doc_id
+            added += 1
+        conn.executemany(
+            "INSERT OR IGNORE INTO names(name, document) VALUES (?, ?)",
+            [(name, doc_id) for name in d.names],
+        )
+    return added
+
+
+def _insert_one(conn: sqlite3.Connection, d: EncodedDocument, encoder: int, now: float) -> int:
+    cur = conn.execute(
+        "INSERT INTO documents(key, encoder, n_words, dim, nbytes, last_used) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (d.key, encoder, d.n_words, d.dim, d.nbytes, now),
+    )
+    doc_id = int(cur.lastrowid or 0)
+    base = block_range(doc_id)[0]
+    conn.executemany(
+        "INSERT INTO blocks(id, start, codebook, n_words, checksum, codes, words) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(base + b.index, b.start, b.codebook, b.n_words, b.checksum, b.codes, b.words)
+         for b in d.blocks],
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT OR IGNORE INTO shingles(hash, document, word) VALUES (?, ?, ?)",
+        zip(d.shingles.tolist(), [doc_id] * len(d.shingles), d.positions.tolist(), strict=True),
+    )
+    return doc_id
+
+
+def insert_names(conn: sqlite3.Connection, names: Mapping[str, Sequence[str]]) -> None:
+    """Inside a write transaction: record names of stored documents, by key."""
+    rows = list(select_in(conn, "SELECT key, id FROM documents WHERE key IN ({})", list(names)))
+    conn.executemany(
+        "INSERT OR IGNORE INTO names(name, document) VALUES (?, ?)",
+        [(n, int(doc)) for key, doc in rows for n in names[key]],
+    )

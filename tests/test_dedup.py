@@ -1,0 +1,163 @@
+"""``SemTokenConfig.dedup_backend``: which near-duplicate search runs, and the FAISS fallback.
+
+Synthetic unit vectors (clusters of noisy copies) stand in for a context; the threshold of the
+``auto`` backend is lowered so "a large context" stays small.  FAISS is made unavailable by
+putting ``None`` in ``sys.modules`` (``import faiss`` then raises ``ModuleNotFoundError``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from semtoken_rag import Compressor, SemTokenConfig, dedup
+from semtoken_rag.core.pooling import l2_normalize
+from semtoken_rag.core.redundancy import near_duplicate_pairs
+from semtoken_rag.errors import MissingDependencyError
+from tests.fakes import FakeEncoder, WhitespaceCounter
+
+HAS_FAISS = importlib.util.find_spec("faiss") is not None
+needs_faiss = pytest.mark.skipif(not HAS_FAISS, reason="FAISS is not installed")
+THRESHOLD = 0.9
+
+CSR = tuple[np.ndarray, np.ndarray]
+
+
+def _vectors(n_clusters: int = 12, copies: int = 4, dim: int = 16) -> np.ndarray:
+    """``(n_clusters * copies, dim)`` unit vectors: each cluster's rows are near-duplicates."""
+    rng = np.random.default_rng(7)
+    base = rng.standard_normal((n_clusters, dim)).astype(np.float32)
+    rows = np.repeat(base, copies, axis=0)
+    rows += 0.05 * rng.standard_normal(rows.shape).astype(np.float32)
+    return l2_normalize(rows)
+
+
+def _same(a: CSR, b: CSR) -> bool:
+    return np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+class _Spy:
+    """Wraps a search and records how many vectors each call got."""
+
+    def __init__(self, search: Callable[[np.ndarray, float], CSR]) -> None:
+        self.search = search
+        self.calls: list[int] = []
+
+    def __call__(self, vectors: np.ndarray, threshold: float) -> CSR:
+        self.calls.append(len(vectors))
+        return self.search(vectors, threshold)
+
+
+@pytest.fixture
+def no_faiss(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "faiss", None)
+
+
+@pytest.fixture
+def faiss_spy(monkeypatch: pytest.MonkeyPatch) -> _Spy:
+    """The FAISS search, recorded (delegating to the numpy search when FAISS is absent, so the
+    choice of backend is tested everywhere)."""
+    spy = _Spy(dedup.near_duplicates if HAS_FAISS else near_duplicate_pairs)
+    monkeypatch.setattr(dedup, "near_duplicates", spy)
+    return spy
+
+
+def test_synthetic_vectors_have_near_duplicates() -> None:
+    indptr, _ = near_duplicate_pairs(_vectors(), THRESHOLD)
+    assert (np.diff(indptr) == 3).all()  # each row's 3 cluster mates, nothing else
+
+
+def test_numpy_backend_is_the_cores_own_search() -> None:
+    assert dedup.dedup_backend("numpy") is None
+
+
+@needs_faiss
+def test_faiss_backend_matches_numpy() -> None:
+    search = dedup.dedup_backend("faiss")
+    assert search is not None
+    x = _vectors()
+    assert _same(search(x, THRESHOLD), near_duplicate_pairs(x, THRESHOLD))
+    empty = search(np.zeros((0, 16), np.float32), THRESHOLD)
+    assert empty[0].tolist() == [0] and empty[1].tolist() == []
+
+
+def test_faiss_backend_without_faiss_names_the_install(no_faiss: None) -> None:
+    search = dedup.dedup_backend("faiss")
+    assert search is not None
+    with pytest.raises(MissingDependencyError, match=r"pip install 'semtoken-rag\[faiss\]'"):
+        search(_vectors(), THRESHOLD)
+
+
+def test_auto_below_threshold_uses_numpy(faiss_spy: _Spy) -> None:
+    search = dedup.dedup_backend("auto")
+    assert search is not None
+    x = _vectors()
+    assert len(x) < dedup.FAISS_DEDUP_MIN_UNITS
+    assert _same(search(x, THRESHOLD), near_duplicate_pairs(x, THRESHOLD))
+    assert faiss_spy.calls == []
+
+
+@needs_faiss
+def test_auto_at_threshold_uses_faiss(monkeypatch: pytest.MonkeyPatch, faiss_spy: _Spy) -> None:
+    x = _vectors()
+    monkeypatch.setattr(dedup, "FAISS_DEDUP_MIN_UNITS", len(x))
+    search = dedup.dedup_backend("auto")
+    assert search is not None
+    assert _same(search(x, THRESHOLD), near_duplicate_pairs(x, THRESHOLD))
+    assert faiss_spy.calls == [len(x)]
+
+
+def test_auto_without_faiss_falls_back_to_numpy(
+    monkeypatch: pytest.MonkeyPatch, no_faiss: None
+) -> None:
+    """The documented fallback: a large context without FAISS gets the exact numpy search
+    (this raised ``MissingDependencyError`` when the check caught only import-time errors)."""
+    x = _vectors()
+    monkeypatch.setattr(dedup, "FAISS_DEDUP_MIN_UNITS", 8)
+    assert not dedup.faiss_available()
+    search = dedup.dedup_backend("auto")
+    assert search is not None
+    assert _same(search(x, THRESHOLD), near_duplicate_pairs(x, THRESHOLD))
+
+
+# -- through the engine ---------------------------------------------------------------------
+CHUNKS = [
+    "The river rose overnight. The river rose overnight. Bridges closed at dawn.",
+    "Crews moved sandbags to the levee. The river rose overnight again. Schools stayed shut.",
+    "Officials said the water would fall by Friday. Bridges closed at dawn.",
+]
+
+
+def _compress(backend: str) -> tuple[str, int, int]:
+    comp = Compressor(
+        SemTokenConfig(dedup_backend=backend, compression_ratio=0.6),
+        encoder=FakeEncoder(),
+        counter=WhitespaceCounter(),
+    )
+    res = comp.compress(CHUNKS, "When did the bridges close?")
+    return res.joined(), res.kept_tokens, res.dedup_saved_tokens
+
+
+def test_compressor_hands_the_configured_backend_to_the_core(
+    monkeypatch: pytest.MonkeyPatch, faiss_spy: _Spy
+) -> None:
+    """``dedup_backend`` reaches the core's search: ``auto`` over the (lowered) threshold calls
+    the FAISS search with every unit, ``numpy`` never does, and both keep the same text."""
+    monkeypatch.setattr(dedup, "FAISS_DEDUP_MIN_UNITS", 1)
+    numpy_result = _compress("numpy")
+    assert faiss_spy.calls == [] and numpy_result[2] > 0  # a repeated sentence was skipped
+    assert _compress("auto") == numpy_result
+    assert faiss_spy.calls == [8]  # the eight sentences of CHUNKS
+
+
+def test_compressor_auto_without_faiss_and_faiss_without_faiss(
+    monkeypatch: pytest.MonkeyPatch, no_faiss: None
+) -> None:
+    monkeypatch.setattr(dedup, "FAISS_DEDUP_MIN_UNITS", 1)
+    assert _compress("auto") == _compress("numpy")
+    with pytest.raises(MissingDependencyError, match="faiss"):
+        _compress("faiss")
