@@ -46,7 +46,7 @@ WORDS = 120
 
 def build_chunks(n: int) -> tuple[list[str], int]:
     """``n`` distinct 120-word windows and the stride that produced them."""
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     with (DATA / "test.jsonl").open(encoding="utf-8") as fh:
         docs = list(dict.fromkeys(json.loads(line)["context"] for line in fh if line.strip()))

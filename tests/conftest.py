@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,4 +51,16 @@ def real_variant(real, **overrides):
 
     return Compressor(
         SemTokenConfig(**overrides), encoder=real.encoder, store=real.store, counter=real.counter
+    )
+
+
+def run_example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``examples/<script> <args>`` in a fresh interpreter from the repository root."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        cwd=ROOT,
     )

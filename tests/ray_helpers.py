@@ -1,15 +1,18 @@
-"""Shared pieces of the Ray tests: a local cluster, real NarrativeQA chunks, fault injection.
+"""Shared pieces of the Ray tests: a local cluster, real NarrativeQA documents, fault injection,
+stores of a chosen codec and lookups compared bit for bit.
 
 The fault-injecting actors are real :class:`FingerprintActor` subclasses (the real MiniLM
-encodes every other chunk).  Ray workers cannot import the ``tests`` package, so this module is
-registered with cloudpickle to travel by value.
+encodes every other document).  Ray workers cannot import the ``tests`` package, so this module
+is registered with cloudpickle to travel by value.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +20,13 @@ import pytest
 
 from semtoken_rag.distributed import FingerprintActor
 from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.store.words import SHINGLE_WORDS, WINNOW_WINDOW
 
-#: A chunk containing this string makes :class:`FailOnMarker` raise.
-POISON = "POISON-PILL-CHUNK"
+#: A document containing this string makes :class:`FailOnMarker` raise.
+POISON = "POISON-PILL-DOCUMENT"
+#: A chunk of at least this many words is always found in a stored document that holds it
+#: (one of its shingles is among the winnowed ones stored); a shorter one may be missed.
+GUARANTEED_WORDS = WINNOW_WINDOW + SHINGLE_WORDS - 1
 
 
 def start_local_ray() -> Iterator[Any]:
@@ -39,8 +46,9 @@ def start_local_ray() -> Iterator[Any]:
 
 
 def narrativeqa_chunks(shared_data: Path, n: int, words: int = 120, stride: int = 120) -> list[str]:
-    """``n`` distinct word windows of the NarrativeQA summaries, in file order."""
-    from semtoken_rag.store import chunk_words
+    """``n`` distinct word windows of the NarrativeQA summaries, in file order (each is
+    ingested as a short document)."""
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     out: list[str] = []
     seen: set[str] = set()
@@ -56,8 +64,19 @@ def narrativeqa_chunks(shared_data: Path, n: int, words: int = 120, stride: int 
     return out
 
 
+def sub_chunks(texts: Sequence[str], size: int = 37) -> list[str]:
+    """Word windows cut from ``texts`` by another splitter than the one that made them (not
+    aligned with blocks or documents): what a retriever later asks the store for.  Only
+    windows the store guarantees to find are kept (:data:`GUARANTEED_WORDS`)."""
+    from semtoken_rag.core.segment import find_words
+    from semtoken_rag.ingestion.chunking import chunk_words
+
+    pieces = [piece for t in texts for piece in chunk_words(t, size, 5)]
+    return [p for p in pieces if len(find_words(p)) >= GUARANTEED_WORDS]
+
+
 class FailOnMarker(FingerprintActor):
-    """Raises inside the encoder for any batch holding a :data:`POISON` chunk."""
+    """Raises inside the encoder for any batch holding a :data:`POISON` document."""
 
     def encode(self, texts: list[str]) -> list[ChunkFingerprints]:
         if any(POISON in t for t in texts):
@@ -74,8 +93,8 @@ class KillOnce(FingerprintActor):
 
     flag = ""
 
-    def __init__(self, config: Any, cache_id: str | None = None) -> None:
-        super().__init__(config, cache_id)
+    def __init__(self, config: Any, cache_id: str, codecs: Any) -> None:
+        super().__init__(config, cache_id, codecs)
         self.calls = 0
 
     def encode(self, texts: list[str]) -> list[ChunkFingerprints]:
@@ -88,34 +107,98 @@ class KillOnce(FingerprintActor):
         return super().encode(texts)
 
 
-def exact_store(path: Path) -> Path:
-    """Create an empty store at ``path`` that keeps vectors exactly (float32), and return it.
+def new_store(path: Path, codec: Any = "float32") -> Path:
+    """Create an empty store of ``codec`` at ``path`` and return the path.
 
-    Why: the comparisons below are bit-for-bit; a lossy codec trains its codebook on the
-    entries present when it trains, which depend on the order batches were committed in.  A
-    store reopened without a codec keeps its own, so every later open (a path given to
-    ``ray_ingest``, the CLI, a child process) uses float32 too.  Stores without codecs (older
-    versions) are exact already.
+    A store reopened without a codec keeps its own (options such as ``train_min`` included), so
+    every later open (a path given to ``ray_ingest``, the CLI, a child process) uses it too.
+    ``float32`` keeps vectors exactly, for bit-for-bit comparisons with an encoder's output.
     """
-    import inspect
-
     from semtoken_rag.store import FingerprintStore
 
-    exact = (
-        {"codec": "float32"} if "codec" in inspect.signature(FingerprintStore).parameters else {}
-    )
-    FingerprintStore(path, **exact).close()
+    FingerprintStore(path, codec=codec).close()
     return path
 
 
-def assert_same_fingerprints(a: Any, b: Any, keys: list[str]) -> None:
-    """Both stores hold every key with bit-identical vectors and word offsets."""
+def exact_store(path: Path) -> Path:
+    """:func:`new_store` of the exact ``float32`` codec."""
+    return new_store(path, "float32")
+
+
+def small_pq(train_min: int) -> Any:
+    """``pq64`` trained from ``train_min`` words (the registry's 16,384 is too many for a test;
+    256, one point per centroid, is FAISS's minimum)."""
+    from semtoken_rag.store import get_codec
+
+    return get_codec("pq64").with_options(train_min=train_min)
+
+
+def assert_same_lookups(a: Any, b: Any, texts: Sequence[str], cache_id: str) -> None:
+    """Both stores serve every text, with bit-identical float32 vectors and word spans."""
     import numpy as np
 
-    fa, fb = a.get_many(keys), b.get_many(keys)
+    fa, fb = a.lookup(list(texts), cache_id), b.lookup(list(texts), cache_id)
     assert all(fp is not None for fp in fa), "missing in the first store"
     assert all(fp is not None for fp in fb), "missing in the second store"
     for x, y in zip(fa, fb, strict=True):
         assert np.array_equal(x.word_spans, y.word_spans)
         assert x.vectors.dtype == y.vectors.dtype == np.float32
         assert np.array_equal(x.vectors, y.vectors)
+
+
+def stored_names(path: Path) -> dict[str, set[str]]:
+    """Document key -> the names recorded for it (read from the database file directly)."""
+    from semtoken_rag.store.recovery import DB_NAME
+
+    out: dict[str, set[str]] = {}
+    with contextlib.closing(sqlite3.connect(f"file:{path / DB_NAME}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT d.key, n.name FROM names n JOIN documents d ON d.id = n.document"
+        ).fetchall()
+    for key, name in rows:
+        out.setdefault(str(key), set()).add(str(name))
+    return out
+
+
+def codebooks(path: Path) -> set[tuple[str, int, bytes]]:
+    """``(codec, dim, sha256)`` of every codebook of the store at ``path`` (read directly)."""
+    from semtoken_rag.store.recovery import DB_NAME
+
+    with contextlib.closing(sqlite3.connect(f"file:{path / DB_NAME}?mode=ro", uri=True)) as conn:
+        rows = conn.execute("SELECT codec, dim, sha256 FROM codebooks").fetchall()
+    return {(str(c), int(d), bytes(s)) for c, d, s in rows}
+
+
+class OtherWindows(FingerprintActor):
+    """Resolves the encoder with other windows (another ``cache_id``), as a worker whose
+    settings or weights differ from the driver's would."""
+
+    def __init__(self, config: Any, cache_id: str, codecs: Any) -> None:
+        super().__init__(_other_windows(config), cache_id, codecs)
+
+
+def _other_windows(config: Any) -> Any:
+    from semtoken_rag import SemTokenConfig
+
+    return SemTokenConfig(encoder_model=config.encoder_model, window_tokens=96)
+
+
+class OtherDimension(FingerprintActor):
+    """Holds codebooks of another dimension than its encoder's (128 instead of 384)."""
+
+    def __init__(self, config: Any, cache_id: str, codecs: Any) -> None:
+        from semtoken_rag.store import FingerprintStore
+
+        with FingerprintStore(codec="float32") as other:
+            codecs = other.codec_set(128)
+        super().__init__(config, cache_id, codecs)
+
+
+class ForeignCodebook(FingerprintActor):
+    """Encodes with the codebooks of another store (the subclass attribute ``foreign``)
+    instead of the run's."""
+
+    foreign: Any = None
+
+    def __init__(self, config: Any, cache_id: str, codecs: Any) -> None:
+        super().__init__(config, cache_id, self.foreign)

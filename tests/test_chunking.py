@@ -1,4 +1,4 @@
-"""``semtoken_rag.chunking.chunk_words``: word windows that are verbatim slices of the text."""
+"""``semtoken_rag.ingestion.chunking.chunk_words``: word windows that are verbatim slices of the text."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semtoken_rag.chunking import chunk_words
+from semtoken_rag.ingestion.chunking import chunk_words
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
 

@@ -366,3 +366,18 @@ def test_explain_maps_every_unit_to_its_chunk_text() -> None:
     kept = [p for p, k in zip(pieces, why.unit_kept) if k]
     assert kept and all(p.split()[0] in result.joined() for p in kept)
     assert "Delta epsilon zeta." in result.joined()  # the query's sentence ranks first
+
+
+def test_ratio_one_keeps_all_but_near_duplicates_as_documented() -> None:
+    """``ratio=1.0`` (or any budget above the text) keeps every unit except repeats of a kept
+    one (the cross-chunk skip); with both skips off it keeps the text as it is (README, "Bad
+    input, documented")."""
+    text = "The cat sat on the mat. The cat sat on the mat. A dog barked loudly."
+    comp = Compressor(SemTokenConfig(), encoder=FakeEncoder(), counter=WhitespaceCounter())
+    assert comp.compress(text, "cat", ratio=1.0).chunks[0].text.count("The cat sat") == 1
+    keep = Compressor(
+        SemTokenConfig(dedup_threshold=None, lexical_dedup_threshold=None),
+        encoder=FakeEncoder(),
+        counter=WhitespaceCounter(),
+    )
+    assert keep.compress(text, "cat", ratio=1.0).chunks[0].text == text

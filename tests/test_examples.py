@@ -1,15 +1,16 @@
-"""The seed README's Quick Start and every example script run unchanged (issue 12)."""
+"""The seed README's Quick Start and the Ray example run unchanged (issue 12).
+
+The examples that answer with the reader (LangChain, LlamaIndex) are run by
+tests/lab/test_reader_examples.py."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, run_example
 
 pytestmark = pytest.mark.slow
 
@@ -32,35 +33,11 @@ def test_readme_quick_start_runs_as_written(narrativeqa: list[dict]) -> None:
     assert len(namespace["batch"]) == 3
 
 
-def _run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "examples" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-        cwd=ROOT,
-    )
-
-
-@pytest.mark.parametrize(
-    ("script", "args"),
-    [
-        ("langchain_retrieval_chain.py", ("--docs", "4", "--questions", "2")),
-        ("llama_index_query_engine.py", ("--rows", "4", "--questions", "2")),
-    ],
-)
-def test_example_runs(shared_data: Path, script: str, args: tuple[str, ...]) -> None:
-    proc = _run(script, *args)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "total:" in proc.stdout or "saved" in proc.stdout
-
-
 @pytest.mark.ray
 def test_ray_example_runs(shared_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     store = tmp_path / "fp-ray"  # not the example's default: nothing left in the checkout
-    proc = _run(
+    proc = run_example(
         "llama_index_ray_ingestion.py", "--docs", "3", "--actors", "1", "--store-dir", str(store)
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -370,7 +370,7 @@ def test_import_and_a_raw_store_do_not_load_faiss():
 # -- the engine with a store --------------------------------------------------------------------
 def test_compressor_with_store_warm_encodes_nothing(tmp_path, shared_data):
     from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     docs = narrative_documents(shared_data, 6)
     chunks = [c for d in docs for c in chunk_words(d, 80, 20) if len(c.split()) >= 19]
@@ -450,7 +450,7 @@ def test_cold_vs_warm_narrativeqa_real_minilm(tmp_path, narrativeqa, real_compre
     """The engine's own path: a cold run encodes every distinct chunk once and puts it; a warm
     run (reopened store) encodes nothing and renders byte-identical results."""
     from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     enc = real_compressor.encoder
     contexts = [(chunk_words(r["context"], 120, 20), r["question"]) for r in narrativeqa]
@@ -539,7 +539,7 @@ def test_cli_ingest_and_info(tmp_path, shared_data, real_compressor, capsys):
         argv = ["store", "info", str(tmp_path)]
         store_cli.run(build_parser(argv).parse_args(argv))
     # --chunk-size: each word window is a document of its own (named by its file)
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     argv = ["ingest", str(doc), "--store", str(tmp_path / "windows"), "--chunk-size", "80",
             "--chunk-overlap", "20", "--codec", "float16", "--no-progress"]  # fmt: skip

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from semtoken_rag.chunking import chunk_words
+from semtoken_rag.ingestion.chunking import chunk_words
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, fingerprint_key

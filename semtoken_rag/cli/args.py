@@ -11,9 +11,18 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 #: Largest value any count option accepts (beyond it nothing sensible fits in memory).
 MAX_COUNT = 10**9
+
+
+def mark_numeric(parse: Callable[[str], Any], *, allow_empty: bool = False) -> Callable[[str], Any]:
+    """Mark ``parse`` as a validated numeric type (tests walk every parser for these marks)."""
+    parse.semtoken_numeric = True  # type: ignore[attr-defined]
+    parse.allow_empty = allow_empty  # type: ignore[attr-defined]
+    return parse
 
 
 def _parse(text: str, kind: type) -> float:
@@ -42,7 +51,7 @@ def integer(what: str, low: int = 1, high: int = MAX_COUNT, noun: str = "") -> C
         return value
 
     parse.__name__ = "int"
-    return parse
+    return mark_numeric(parse)
 
 
 def number(what: str, low: float, high: float, *, low_open: bool = False) -> Callable[[str], float]:
@@ -58,10 +67,104 @@ def number(what: str, low: float, high: float, *, low_open: bool = False) -> Cal
         return value
 
     parse.__name__ = "float"
-    return parse
+    return mark_numeric(parse)
 
 
 #: A compression ratio: ``(0, 1]``.
 ratio = number("ratio", 0.0, 1.0, low_open=True)
 #: A token budget.
 budget = integer("budget", noun="a positive int of tokens")
+
+
+def number_list(
+    what: str,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    integers: bool = False,
+    words: dict[str, float] | None = None,
+    max_items: int = 32,
+    allow_empty: bool = False,
+    keep_text: bool = False,
+) -> Callable[[str], Any]:
+    """A type accepting comma-separated numbers, each in ``[low, high]`` (``(low, high]`` with
+    ``low_open``), at most ``max_items`` of them; blank items are skipped.
+
+    Args:
+        what: The option's name in the message.
+        low: Smallest value.
+        high: Largest value.
+        low_open: ``low`` itself is refused.
+        integers: Items are ints (``1.5`` is refused).
+        words: Items accepted as words, and their values (``{"auto": -1.0}``).
+        max_items: Most items.
+        allow_empty: ``""`` (no item) is accepted (an empty tuple).
+        keep_text: Return the text itself once checked (for callers that parse it later).
+
+    Returns:
+        The values as a tuple (or ``text`` with ``keep_text``).
+    """
+    kind = "int" if integers else "number"
+    left = "(" if low_open else "["
+    also = "".join(f" or {w!r}" for w in words or {})
+    rule = f"comma-separated {kind}s in {left}{low:g}, {high:g}]{also}"
+
+    def parse(text: str) -> Any:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items and not allow_empty:
+            raise argparse.ArgumentTypeError(f"{what} must be {rule}, got {text!r}")
+        if len(items) > max_items:
+            raise argparse.ArgumentTypeError(
+                f"{what} takes at most {max_items} values, got {len(items)}"
+            )
+        values: list[float] = []
+        for item in items:
+            if words and item in words:
+                values.append(words[item])
+                continue
+            try:
+                value = _parse(item, int if integers else float)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{what} must be {rule}, got {text!r}") from None
+            if value > high or value < low or (low_open and value == low):
+                raise argparse.ArgumentTypeError(f"{what} must be {rule}, got {item}")
+            values.append(int(value) if integers else value)
+        return text if keep_text else tuple(values)
+
+    parse.__name__ = "ints" if integers else "floats"
+    return mark_numeric(parse, allow_empty=allow_empty)
+
+
+def _nearest_existing(path: Path) -> Path:
+    for parent in (path, *path.parents):
+        if parent.exists():
+            return parent
+    return Path(".")
+
+
+def check_output(path: str | Path, what: str, *, folder: bool) -> Path:
+    """Refuse, before anything runs, an output path that cannot be written: a folder (or a
+    file's folder) that is an existing file, or a file that is an existing folder.
+
+    Args:
+        path: The path given.
+        what: The option, for the message (``--out``).
+        folder: Whether ``path`` is a folder to create (else a file to write).
+
+    Raises:
+        InvalidInputError: naming the option and the path.
+    """
+    from semtoken_rag.errors import InvalidInputError
+
+    target = Path(path)
+    if not str(path).strip():
+        raise InvalidInputError(f"{what} must be a path, got {str(path)!r}")
+    if folder and target.exists() and not target.is_dir():
+        raise InvalidInputError(f"{what} {target} is a file, not a folder")
+    if not folder and target.is_dir():
+        raise InvalidInputError(f"{what} {target} is a folder, not a file")
+    anchor = _nearest_existing(target if folder else target.parent)
+    if not anchor.is_dir():
+        raise InvalidInputError(f"{what} {target}: {anchor} is a file, not a folder")
+    return target

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from semtoken_rag.cli.args import budget, ratio
+from semtoken_rag.cli.args import MAX_COUNT, budget, ratio
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
@@ -18,8 +18,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="*", help="text files (one chunk each); stdin if none")
     parser.add_argument("--query", "-q", default=None, help="the question to condition on")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--ratio", type=ratio, default=None, help="fraction of tokens to keep")
-    group.add_argument("--budget", type=budget, default=None, help="absolute token budget")
+    group.add_argument(
+        "--ratio", type=ratio, default=None, help="fraction of tokens to keep, in (0, 1]"
+    )
+    group.add_argument(
+        "--budget", type=budget, default=None, help=f"absolute token budget, 1 to {MAX_COUNT:,}"
+    )
     parser.add_argument("--encoder", default=None, help="encoder id or path")
     parser.add_argument("--device", default=None, help="encoder device: auto, cpu, cuda, cuda:N")
     parser.add_argument(

@@ -9,18 +9,27 @@ from importlib import resources
 from pathlib import Path
 
 from semtoken_rag import optional
+from semtoken_rag.cli.args import check_output, integer, ratio
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.errors import MissingDependencyError
 
+#: Widest ``--width`` accepted (columns).
+MAX_WIDTH = 1000
+
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ratio", type=float, default=0.5, help="fraction of tokens to keep")
+    parser.add_argument(
+        "--ratio", type=ratio, default=0.5, help="fraction of tokens to keep, in (0, 1]"
+    )
     parser.add_argument("--query", default=None, help="question (default: the bundled one)")
     parser.add_argument(
         "--heatmap", default="semtoken-demo-heatmap.png", help="where to write the PNG heatmap"
     )
-    parser.add_argument("--width", type=int, default=0, help="terminal width (0 = detect)")
+    parser.add_argument(
+        "--width", type=integer("--width", low=0, high=MAX_WIDTH), default=0,
+        help=f"terminal width in columns, 0 to {MAX_WIDTH} (0 = detect)",
+    )  # fmt: skip
 
 
 def _side_by_side(left: str, right: str, width: int) -> str:
@@ -36,6 +45,7 @@ def _side_by_side(left: str, right: str, width: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output(args.heatmap, "--heatmap", folder=False)  # before the model loads
     data = resources.files("semtoken_rag") / "data"
     text = (data / "demo_sample.txt").read_text(encoding="utf-8").strip()
     query = args.query or (data / "demo_question.txt").read_text(encoding="utf-8").strip()

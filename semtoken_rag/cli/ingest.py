@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".rst"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+#: Largest ``--chunk-size`` / ``--chunk-overlap`` (words).
+MAX_WORDS = 10**6
+#: Largest ``--batch-size`` / ``--window-batch``.
+MAX_BATCH = 65536
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -35,26 +39,27 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-field", default="text", help="JSONL field holding the text")
     parser.add_argument("--id-field", default=None, help="JSONL field naming each document")
     parser.add_argument(
-        "--chunk-size", type=integer("--chunk-size"), default=None,
-        help="cut documents into windows of this many words first (default: whole documents)",
+        "--chunk-size", type=integer("--chunk-size", high=MAX_WORDS), default=None,
+        help=f"cut documents into windows of this many words first, 1 to {MAX_WORDS:,} "
+        "(default: whole documents)",
     )  # fmt: skip
     parser.add_argument(
         "--chunk-overlap",
-        type=integer("--chunk-overlap", low=0),
+        type=integer("--chunk-overlap", low=0, high=MAX_WORDS),
         default=0,
-        help="words shared by windows",
+        help="words shared by windows, 0 to --chunk-size - 1 (needs --chunk-size)",
     )
     parser.add_argument("--encoder", default=None, help="encoder id or path (default MiniLM)")
     parser.add_argument("--device", default=None, help="encoder device: auto, cpu, cuda, cuda:N")
     parser.add_argument(
-        "--batch-size", type=integer("--batch-size"), default=64,
-        help="documents per encoder call and per store transaction",
+        "--batch-size", type=integer("--batch-size", high=MAX_BATCH), default=64,
+        help=f"documents per encoder call and per store transaction, 1 to {MAX_BATCH:,}",
     )  # fmt: skip
     parser.add_argument(
         "--max-bytes",
         type=integer("--max-bytes", high=2**62),
         default=None,
-        help="store size limit",
+        help="store size limit in bytes, 1 to 2^62",
     )
     parser.add_argument(
         "--codec", choices=sorted(CODECS), default=None,
@@ -66,8 +71,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
-        "--window-batch", type=integer("--window-batch"), default=None,
-        help="encoder windows per forward pass (default 32; larger on GPUs)",
+        "--window-batch", type=integer("--window-batch", high=MAX_BATCH), default=None,
+        help=f"encoder windows per forward pass, 1 to {MAX_BATCH:,} (default 32; larger on "
+        "GPUs)",
     )  # fmt: skip
     parser.add_argument(
         "--encoder-dtype", choices=get_args(DType), default=None,
@@ -79,6 +85,27 @@ def register(parser: argparse.ArgumentParser) -> None:
         parser, title="distributed ingestion on Ray (pip install 'semtoken-rag[ray]')",
         what="encode", actors_default=1,
     )  # fmt: skip
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse option combinations that would be ignored or fail later (before any reading).
+
+    Raises:
+        InvalidInputError: ``--chunk-overlap`` without ``--chunk-size`` or not below it,
+            or an actor option without ``--ray``.
+    """
+    from semtoken_rag.cli.ray_options import check_ray_options
+
+    if args.chunk_overlap and args.chunk_size is None:
+        raise InvalidInputError(
+            f"--chunk-overlap {args.chunk_overlap} needs --chunk-size (windows to overlap)"
+        )
+    if args.chunk_size is not None and args.chunk_overlap >= args.chunk_size:
+        raise InvalidInputError(
+            f"--chunk-overlap must be below --chunk-size {args.chunk_size}, got "
+            f"{args.chunk_overlap}"
+        )
+    check_ray_options(args)
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
@@ -118,8 +145,8 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
 
 def read_documents(path: Path, args: argparse.Namespace) -> list[Any]:
     """Documents of one file (see the module docstring for the rules)."""
-    from semtoken_rag.chunking import chunk_words
     from semtoken_rag.ingestion import SourceDocument
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     if path.suffix.lower() in JSONL_SUFFIXES:
         docs = list(_jsonl_documents(path, args.text_field, args.id_field))
@@ -140,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
     from semtoken_rag import SemTokenConfig
     from semtoken_rag.ingestion import IngestOptions
 
+    check_options(args)
     files = list(iter_files(list(args.paths)))
     docs = [d for f in files for d in read_documents(f, args)]
     if not any(d.text.strip() for d in docs):

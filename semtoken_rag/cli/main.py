@@ -67,9 +67,15 @@ def _safe_streams() -> None:
             reconfigure(errors="replace")
 
 
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if isinstance(exc, SemTokenError) else f"{type(exc).__name__}: {text}"
+def _one_line(exc: BaseException, verbose: bool = False) -> str:
+    """One line describing ``exc``: a typed error's message (its lines joined); for any other
+    exception its class and the first non-blank line of its message only (a Ray or
+    child-process error carries a whole traceback in its message), and the ``-v`` hint."""
+    if isinstance(exc, SemTokenError):
+        return " ".join(str(exc).split()) or type(exc).__name__
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if verbose else f"{text} (-v for the traceback)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_one_line(exc, args.verbose)}", file=sys.stderr)
         return 2 if isinstance(exc, SemTokenError) else 1
 
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from semtoken_rag.cli.args import integer, number
+from semtoken_rag.cli.args import MAX_COUNT, integer, number
+
+#: Options that mean something only with ``--ray`` (refused without it).
+RAY_ONLY = ("actors", "cpus_per_actor", "gpus_per_actor", "connect_timeout")
 
 
 def add_ray_options(
@@ -40,25 +43,46 @@ def add_ray_options(
         "--actors",
         type=integer("--actors"),
         default=actors_default,
-        help="actors, each loading its models once"
+        help=f"actors, each loading its models once, 1 to {MAX_COUNT:,}"
         + (f" (default {actors_default})" if actors_default else " (default: the CPUs)"),
     )
     group.add_argument(
         "--cpus-per-actor",
         type=number("--cpus-per-actor", 0.0, 1e6, low_open=True),
         default=1.0,
-        help="CPUs per actor",
+        help="CPUs per actor, in (0, 1e6]",
     )
     group.add_argument(
         "--gpus-per-actor",
         type=number("--gpus-per-actor", 0.0, 1e6),
         default=0.0,
-        help="GPUs per actor (0: CPU actors)",
+        help="GPUs per actor, in [0, 1e6] (0: CPU actors)",
     )
     group.add_argument(
         "--connect-timeout",
         type=number("--connect-timeout", 0.0, 1e6, low_open=True),
         default=10.0,
-        help="seconds to wait for ADDRESS",
+        help="seconds to wait for ADDRESS, in (0, 1e6]",
     )
+    parser.set_defaults(_ray_defaults={d: parser.get_default(d) for d in RAY_ONLY})
     return group
+
+
+def check_ray_options(args: argparse.Namespace) -> None:
+    """Refuse actor options given without ``--ray`` (they would be ignored).
+
+    An option counts as given when its value differs from its default.
+
+    Raises:
+        InvalidInputError: naming the first such option.
+    """
+    from semtoken_rag.errors import InvalidInputError
+
+    if getattr(args, "ray", None) is not None:
+        return
+    for dest, default in getattr(args, "_ray_defaults", {}).items():
+        if getattr(args, dest, default) != default:
+            flag = "--" + dest.replace("_", "-")
+            raise InvalidInputError(
+                f"{flag} applies to Ray runs only: add --ray, or drop {flag} {getattr(args, dest)}"
+            )

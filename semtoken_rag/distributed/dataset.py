@@ -8,6 +8,8 @@ driver reads; every other row goes from the dataset to the actors.
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,12 +28,36 @@ from semtoken_rag.store.codebooks import CodecSet
 _KEY_BATCH = 4096
 
 
+#: The last line of a traceback that names one of the library's errors.
+_OUR_ERROR = re.compile(r"^(semtoken_rag(?:\.\w+)*)\.(\w+): (.*)$", re.MULTILINE)
+
+
 def remote_cause(ray: Any, exc: BaseException) -> BaseException:
-    """The library error inside a Ray task error (so callers see our typed error)."""
+    """The library error inside a Ray task error, or inside an actor whose constructor raised
+    it (e.g. :class:`~semtoken_rag.distributed.actor.EncoderMismatchError`), so callers see
+    our typed error."""
     cause = getattr(exc, "cause", None)
     if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, SemTokenError):
         return cause
+    if isinstance(exc, ray.exceptions.RayActorError) and exc.actor_init_failed:
+        # Ray keeps only the text of a constructor's error (ActorDiedError): rebuild ours.
+        return _rebuilt(str(exc)) or exc
     return exc
+
+
+def _rebuilt(text: str) -> SemTokenError | None:
+    """The library error whose traceback ``text`` ends with, if any (one-message errors)."""
+    found = _OUR_ERROR.findall(text)
+    if not found:
+        return None
+    module, name, message = found[-1]
+    try:
+        cls = getattr(importlib.import_module(module), name)
+        if isinstance(cls, type) and issubclass(cls, SemTokenError):
+            return cls(message)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError, TypeError):
+        pass
+    return None
 
 
 def _keys_stage(

@@ -71,9 +71,10 @@ class RayOptions:
         for name, low in (("gpus_per_actor", 0.0), ("cpus_per_actor", 0.0), ("connect_timeout", 0)):
             value = getattr(self, name)
             bad = isinstance(value, bool) or not isinstance(value, (int, float))
-            if bad or not math.isfinite(value) or value < low or (name != "gpus_per_actor"
-                                                                 and value == low):  # fmt: skip
-                raise InvalidInputError(f"{name} must be a finite number > 0, got {value!r}")
+            zero_ok = name == "gpus_per_actor"
+            if bad or not math.isfinite(value) or value < low or (not zero_ok and value == low):
+                bound = ">= 0" if zero_ok else "> 0"
+                raise InvalidInputError(f"{name} must be a finite number {bound}, got {value!r}")
 
     @property
     def resources(self) -> dict[str, float]:
@@ -132,7 +133,13 @@ class RayRunner:
         frames = [pd.DataFrame(document_columns(batch)) for batch in batches if batch]
         if not frames:
             return iter(())
-        return self.map(self.ray.data.from_pandas(frames), codecs, None)
+        source = self.ray.data.from_pandas(frames)
+        # ... committed in the plan's order too, as in one process: the documents a codec
+        # trains on later (staged in float16, in insertion order) are then the same, and so is
+        # its codebook; a stopped run has committed a prefix of the plan.  (This dataset's
+        # context is its own copy: nothing of the caller's Ray Data settings changes.)
+        source.context.execution_options.preserve_order = True
+        return self.map(source, codecs, None)
 
     def map(self, ds: Any, codecs: CodecSet, batch_size: int | None) -> Iterator[BatchResult]:
         """Run the actor pool over a dataset of documents; one result per actor call."""
@@ -205,8 +212,12 @@ def ray_ingest(
     """
     from semtoken_rag.config import SemTokenConfig
 
-    pool = ray or RayOptions()
-    opts = options or IngestOptions()
+    pool = RayOptions() if ray is None else ray
+    opts = IngestOptions() if options is None else options
+    if not isinstance(pool, RayOptions):  # refused here, not once the workers loaded the model
+        raise InvalidInputError(f"ray must be a RayOptions, got {type(pool).__name__}")
+    if not isinstance(opts, IngestOptions):
+        raise InvalidInputError(f"options must be an IngestOptions, got {type(opts).__name__}")
     config = config or SemTokenConfig()
     check_config_shippable(config)
     with ExitStack() as stack:

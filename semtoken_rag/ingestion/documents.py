@@ -32,8 +32,16 @@ class SourceDocument:
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
             raise InvalidInputError(f"document text must be a str, got {type(self.text).__name__}")
-        if isinstance(self.names, str) or not all(isinstance(n, str) for n in self.names):
-            raise InvalidInputError(f"document names must be a tuple of str, got {self.names!r}")
+        names = self.names
+        if not isinstance(names, tuple):  # a list or another iterable of names: kept as a tuple
+            if isinstance(names, (str, bytes, bytearray, Mapping)) or not isinstance(
+                names, Iterable
+            ):
+                raise InvalidInputError(f"document names must be a tuple of str, got {names!r:.80}")
+            names = tuple(names)
+            object.__setattr__(self, "names", names)
+        if not all(isinstance(n, str) for n in names):
+            raise InvalidInputError(f"document names must be a tuple of str, got {names!r:.80}")
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,14 @@ from semtoken_rag.ingestion.documents import (
     plan_documents,
 )
 from semtoken_rag.ingestion.worker import BatchResult, FailedDocument, encode_batch
+from semtoken_rag.inputs import check_part
 from semtoken_rag.store.codebooks import CodecSet
 
 logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")
+#: What ingestion calls on its store (a :class:`~semtoken_rag.store.FingerprintStore`).
+STORE_METHODS = ("contains", "add_names", "write", "codec_set", "stats")
 
 
 @dataclass
@@ -211,8 +214,12 @@ class IngestOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-        if self.on_error not in ON_ERROR:
+        if not isinstance(self.on_error, str) or self.on_error not in ON_ERROR:
             raise InvalidInputError(f"on_error must be one of {ON_ERROR}, got {self.on_error!r}")
+        if self.on_commit is not None and not callable(self.on_commit):
+            raise InvalidInputError(
+                f"on_commit must be callable or None, got {type(self.on_commit).__name__}"
+            )
 
 
 def ingest(
@@ -239,7 +246,11 @@ def ingest(
         CodebookChangedError: the store's codec changed under the run (nothing of that batch
             is written).
     """
-    opts = options or IngestOptions()
+    opts = IngestOptions() if options is None else options
+    if not isinstance(opts, IngestOptions):
+        raise InvalidInputError(f"options must be an IngestOptions, got {type(opts).__name__}")
+    check_part(store, "store", STORE_METHODS)
+    check_part(runner, "runner", ("identity", "plan", "encode"))
     t0 = time.perf_counter()
     cache_id, dim = runner.identity()
     plan = runner.plan(documents, store, cache_id)

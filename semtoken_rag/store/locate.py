@@ -32,7 +32,7 @@ import numpy as np
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, fingerprint_key
-from semtoken_rag.inputs import model_text
+from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.store.codebooks import Codebook, Codebooks, DamagedCodebook, runtime_codec
 from semtoken_rag.store.db import BLOCK_BITS, BLOCK_WORDS, block_range, select_in
 from semtoken_rag.store.encoding import block_checksum
@@ -65,9 +65,16 @@ class ChunkQuery:
 def chunk_queries(
     texts: Sequence[str], encoder_id: str, sources: Sequence[ChunkSource | None] | None
 ) -> list[ChunkQuery]:
-    """The :class:`ChunkQuery` of each chunk text (its words as the engine segments them)."""
-    if sources is not None and len(sources) != len(texts):
-        raise InvalidInputError(f"{len(sources)} sources for {len(texts)} chunks")
+    """The :class:`ChunkQuery` of each chunk text (its words as the engine segments them).
+
+    Raises:
+        InvalidInputError: texts that are not a sequence of strings (one string is refused),
+            sources of another length, an encoder id that is not a non-empty string.
+    """
+    texts = check_strings(texts, "texts")
+    sources = check_sources(sources, len(texts))
+    if not isinstance(encoder_id, str) or not encoder_id:
+        raise InvalidInputError(f"encoder_id must be a non-empty str, got {encoder_id!r:.60}")
     out = []
     for i, text in enumerate(texts):
         clean = model_text(text)

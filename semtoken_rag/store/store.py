@@ -14,11 +14,8 @@ Design (why any chunking hits, and why a crash can never serve a wrong vector):
   receives encoded documents, checks that their codebooks are the store's, and writes them.
 * **Every read is verified**: each block's checksum binds its document, position, codebook digest
   and bytes; a mismatch is a miss and a :class:`StoreWarning`, and the document is removed.
-* **Damage on open** (quick_check, not a database, a damaged codebook) moves the files to
-  ``<dir>/quarantine-<timestamp>/`` and starts an empty store; read-only stores report it as
-  :class:`StoreDamagedError`.
-* **Concurrency**: a ``threading.RLock`` serialises threads; ``filelock.FileLock(<dir>/.lock)``
-  serialises writers across processes; readers use WAL snapshots without the file lock.
+* **Damage on open** is quarantined (:mod:`~semtoken_rag.store.recovery`).  A thread lock and a
+  ``filelock.FileLock(<dir>/.lock)`` serialise writers; readers use WAL snapshots.
 """
 
 from __future__ import annotations
@@ -34,6 +31,7 @@ from typing import Any
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
+from semtoken_rag.inputs import check_store_args, check_strings
 from semtoken_rag.store import db
 from semtoken_rag.store.checks import collect_stats, verify_database
 from semtoken_rag.store.codebooks import Codebooks, CodecSet, DamagedCodebook
@@ -53,6 +51,9 @@ from semtoken_rag.store.types import (
 )
 from semtoken_rag.store.writes import (
     check_codebooks,
+    check_dim,
+    check_encoded,
+    check_names,
     finite_documents,
     insert_documents,
     insert_names,
@@ -102,6 +103,9 @@ class FingerprintStore:
         lock_timeout: float = 600.0,
         read_only: bool = False,
     ) -> None:
+        touch_interval, lock_timeout = check_store_args(
+            path, touch_interval, lock_timeout, verify_on_open
+        )
         self.max_bytes = check_max_bytes(max_bytes)
         asked = None if codec is None else get_codec(codec)
         self.path = None if path is None else Path(path)
@@ -237,10 +241,11 @@ class FingerprintStore:
 
     def contains(self, keys: Sequence[str]) -> set[str]:
         """The subset of document ``keys`` stored (nothing read but the keys)."""
+        wanted = list(dict.fromkeys(check_strings(keys, "keys")))
         with self._lock:
             try:
                 sql = "SELECT key FROM documents WHERE key IN ({})"
-                return {r[0] for r in db.select_in(self._live(), sql, list(dict.fromkeys(keys)))}
+                return {r[0] for r in db.select_in(self._live(), sql, wanted)}
             except sqlite3.DatabaseError as exc:
                 read_failed(exc, self._where, "nothing counts as stored")
                 return set()
@@ -254,6 +259,7 @@ class FingerprintStore:
         """The codebooks an encoder needs to encode documents of ``dim`` for this store (ship
         it to wherever the encoder runs; see :func:`~semtoken_rag.store.encoding.
         encode_documents`)."""
+        dim = check_dim(dim)
         with self._transaction() as conn:
             self._books.refresh(conn)
             return self._books.codec_set(conn, int(dim))
@@ -269,6 +275,7 @@ class FingerprintStore:
             CodebookChangedError: a document names a codebook the store does not hold with
                 that digest (nothing is written).
         """
+        docs = check_encoded(docs)
         if not docs or self._refuse_write():
             return 0
         try:
@@ -306,6 +313,7 @@ class FingerprintStore:
     def add_names(self, names: Mapping[str, Sequence[str]]) -> None:
         """Record more names (a file path, a framework's document id) of stored documents,
         by key (unknown keys are ignored)."""
+        names = check_names(names)
         if not names or self._refuse_write():
             return
         with self._transaction() as conn:

@@ -8,12 +8,15 @@ inserts the rows; the database's triggers keep the counters.
 from __future__ import annotations
 
 import logging
+import numbers
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
+from semtoken_rag.inputs import check_strings
 from semtoken_rag.store.codebooks import Codebooks
 from semtoken_rag.store.db import block_range, select_in
 from semtoken_rag.store.encoding import DocumentFingerprints, EncodedDocument, check_document
@@ -22,11 +25,62 @@ from semtoken_rag.store.types import CodebookChangedError
 logger = logging.getLogger(__name__)
 
 
+def check_encoded(docs: Any) -> list[EncodedDocument]:
+    """Encoded documents as a list (typed error for anything else)."""
+    if isinstance(docs, (str, bytes, EncodedDocument)) or not isinstance(docs, Iterable):
+        raise InvalidInputError(f"docs must be a sequence of EncodedDocument, got {docs!r:.60}")
+    out = list(docs)
+    for i, d in enumerate(out):
+        if not isinstance(d, EncodedDocument):
+            raise InvalidInputError(f"docs[{i}] is a {type(d).__name__}, not an EncodedDocument")
+    return out
+
+
+def check_encoder_id(encoder_id: Any) -> str:
+    """An encoder's ``cache_id``: a non-empty string."""
+    if not isinstance(encoder_id, str) or not encoder_id:
+        raise InvalidInputError(f"encoder_id must be a non-empty str, got {encoder_id!r:.60}")
+    return encoder_id
+
+
+def check_fingerprints(fps: Any, n: int) -> list[ChunkFingerprints]:
+    """``n`` :class:`ChunkFingerprints`, one per text."""
+    items = list(fps) if isinstance(fps, Iterable) else None
+    if items is None or len(items) != n:
+        raise InvalidInputError(f"expected {n} ChunkFingerprints (one per text), got {fps!r:.60}")
+    for i, fp in enumerate(items):
+        if not isinstance(fp, ChunkFingerprints):
+            raise InvalidInputError(f"fingerprints[{i}] is a {type(fp).__name__}")
+    return items
+
+
+def check_names(names: Any) -> dict[str, tuple[str, ...]]:
+    """``{document key: names}`` with string keys and sequences of strings."""
+    if not isinstance(names, Mapping):
+        raise InvalidInputError(f"names must be a mapping of key -> names, got {names!r:.60}")
+    out = {}
+    for key, value in names.items():
+        if not isinstance(key, str):
+            raise InvalidInputError(f"names: key {key!r:.60} is not a str")
+        out[key] = tuple(check_strings(value, f"names[{key[:12]}…]"))
+    return out
+
+
+def check_dim(dim: Any) -> int:
+    """A vector dimension: a positive int."""
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
+        raise InvalidInputError(f"dim must be a positive int, got {dim!r:.60}")
+    return int(dim)
+
+
 def finite_documents(
     texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
 ) -> list[DocumentFingerprints]:
-    """Texts with their fingerprints as documents, leaving out (and logging) any the store
-    must not hold (non-finite vectors)."""
+    """Texts with their fingerprints as documents (arguments checked), leaving out (and
+    logging) any the store must not hold (non-finite vectors)."""
+    texts = check_strings(texts, "texts")
+    fingerprints = check_fingerprints(fingerprints, len(texts))
+    encoder_id = check_encoder_id(encoder_id)
     docs = []
     for text, fp in zip(texts, fingerprints, strict=True):
         doc = DocumentFingerprints(fingerprint_key(text, encoder_id), text, fp)

@@ -101,7 +101,8 @@ class SemTokenIngestor(EncoderFields, BaseDocumentTransformer):
             sources, IngestOptions(progress=self.show_progress)
         )
         self.last_report = report
-        return documents
+        # The input itself (a one-shot iterable, already consumed, as the list it yielded).
+        return documents if isinstance(documents, Sequence) else docs
 
     async def atransform_documents(
         self, documents: Sequence[Document], **kwargs: Any

@@ -13,7 +13,7 @@ from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
-from semtoken_rag.cache import MemoryFingerprintCache
+from semtoken_rag.store import FingerprintStore
 
 from llama_index.postprocessor.semtoken import (
     SemTokenFingerprinter,
@@ -60,7 +60,7 @@ def test_class_name_and_serialisation(postprocessor: SemTokenNodePostprocessor) 
 
 
 def test_invalid_configuration_fails_at_construction() -> None:
-    for bad in ({"compression_ratio": 1.5}, {"budget_scope": "per_document"}, {"nope": 1}):
+    for bad in ({"compression_ratio": 1.5}, {"budget_scope": "per_paragraph"}, {"nope": 1}):
         with pytest.raises(ValueError):
             SemTokenNodePostprocessor(**bad)
 
@@ -140,7 +140,7 @@ def test_ingestion_pipeline_fingerprinter(li_engine: Any, li_nqa: Any) -> None:
 
     chunks, questions = li_nqa
     docs = [Document(text=c["text"], id_=f"doc-{c['id']}") for c in chunks[:20]]
-    store = MemoryFingerprintCache()
+    store = FingerprintStore()  # ingestion writes to a store (an in-memory cache is refused)
     fingerprinter = SemTokenFingerprinter.from_engine(
         Compressor(li_engine.config, encoder=li_engine.encoder, store=store)
     )
@@ -165,7 +165,7 @@ def test_ingestion_pipeline_fingerprinter(li_engine: Any, li_nqa: Any) -> None:
 
 
 async def test_fingerprinter_acall_and_standalone_fields(li_engine: Any, li_nodes: Any) -> None:
-    store = MemoryFingerprintCache()
+    store = FingerprintStore()
     standalone = SemTokenFingerprinter(store=store, engine_options={"batch_size": 8})
     assert standalone.to_dict()["class_name"] == "SemTokenFingerprinter"
     from semtoken_rag import Compressor

@@ -113,7 +113,8 @@ def sentence(tokenizer: Any, size: int) -> Callable[[Sequence[RealDoc]], list[Cu
         nodes = splitter.get_nodes_from_documents([Document(text=d.text, id_=d.name)
                                                    for d in docs])  # fmt: skip
         out = []
-        for n in nodes:
+        for node in nodes:
+            n: Any = node  # TextNode (text, start_char_idx)
             i = index[str(n.ref_doc_id)]
             start = _true_start(docs[i].text, n.text, n.start_char_idx, 0)
             out.append(Cut(n.text, i, start, _source(str(n.ref_doc_id), n.start_char_idx)))
@@ -124,7 +125,7 @@ def sentence(tokenizer: Any, size: int) -> Callable[[Sequence[RealDoc]], list[Cu
 
 def verbatim(words: int = 256, overlap: int = 32) -> Callable[[Sequence[RealDoc]], list[Cut]]:
     """``semtoken-rag ingest``'s word windows (the reference: these are ingested as documents)."""
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     def cut(docs: Sequence[RealDoc]) -> list[Cut]:
         out = []

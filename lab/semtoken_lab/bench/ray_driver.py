@@ -57,7 +57,7 @@ class DriverRow:
 def build_chunks(root: Path | None, n: int) -> list[str]:
     """``n`` distinct 120-word windows of the NarrativeQA summaries (stride shrunk until
     there are enough, as the previous benchmark did)."""
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     docs = [d.text for d in load_documents(["narrativeqa"], root)]
     for stride in range(WORDS, 0, -1):

@@ -84,7 +84,7 @@ def load_documents(
 
 def chunk_documents(docs: Sequence[RealDoc], words: int = 256, overlap: int = 32) -> list[str]:
     """Distinct chunks of the documents cut like ``semtoken-rag ingest`` cuts them."""
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     return list(dict.fromkeys(c for d in docs for c in chunk_words(d.text, words, overlap)))
 

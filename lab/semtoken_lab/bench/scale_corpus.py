@@ -6,7 +6,9 @@ real texts and real codes, made without one encoder or PQ pass per document.
   unique marker word (``#i``), so every key differs while the words (what the store keeps
   beside the codes) stay real.  Each distinct chunk's shingles then occur in about
   ``N / chunks`` documents: sliced lookups meet that duplication (bounded by the locator's
-  ``ROWS_PER_HASH``), which a corpus of distinct texts would not have.
+  ``ROWS_PER_HASH``), which a corpus of distinct texts would not have.  With ``distinct``,
+  copy ``k >= 1`` of a chunk also appends ``~k`` to every fourth word, so every shingle of a
+  copy is its own (about 0.6 more characters per word; token counts stay the chunk's).
 * **Codes**: a slice of the codes of a pool of real MiniLM fingerprints encoded once with the
   store's trained codebook, as many rows as the text has words.  The writer receives
   ``EncodedDocument`` objects exactly as ``encode_documents`` builds them (the library's
@@ -38,6 +40,7 @@ class ScaleCorpus:
         codecs: The trained store's ``CodecSet`` (the codes' codebook).
         encoder: ``cache_id`` of the encoder.
         seed: Order of the recycled chunks and of the code slices.
+        distinct: Tag the words of recycled copies (every shingle distinct).
     """
 
     chunks: list[str]
@@ -46,13 +49,14 @@ class ScaleCorpus:
     codecs: Any
     encoder: str
     seed: int = 0
+    distinct: bool = False
 
     def save(self, work: Path) -> None:
         """Write the recipe into ``work`` (read back by :meth:`load` in child processes)."""
         (work / "chunks.json").write_text(json.dumps(self.chunks), encoding="utf-8")
         np.save(work / "tokens.npy", self.tokens)
         np.save(work / "pool_codes.npy", self.codes)
-        meta = {"encoder": self.encoder, "seed": self.seed}
+        meta = {"encoder": self.encoder, "seed": self.seed, "distinct": self.distinct}
         (work / "corpus.json").write_text(json.dumps(meta), encoding="utf-8")
         (work / "codecs.pkl").write_bytes(pickle.dumps(self.codecs))
 
@@ -67,6 +71,7 @@ class ScaleCorpus:
             codecs=pickle.loads((work / "codecs.pkl").read_bytes()),  # written by save()
             encoder=str(meta["encoder"]),
             seed=int(meta["seed"]),
+            distinct=bool(meta.get("distinct", False)),
         )
 
     @cached_property
@@ -95,9 +100,33 @@ class ScaleCorpus:
         return {}
 
     def text(self, i: int) -> str:
-        """Document ``i``: its chunk with the first word replaced by the marker ``#i``."""
+        """Document ``i`` (see :meth:`_layout`)."""
+        return self._layout(i)[0]
+
+    def _layout(self, i: int) -> tuple[str, np.ndarray]:
+        """Text and word spans of document ``i``: its chunk with the first word replaced by
+        the marker ``#i``; with ``distinct``, copy ``k >= 1`` of a chunk also appends ``~k`` to
+        every fourth word (2, 6, 10, ...), so every shingle differs from the other copies'."""
         c = self.chunk_of(i)
-        return f"#{i}" + self.chunks[c][int(self._chunk(c)[0][0, 1]) :]
+        chunk, spans0 = self.chunks[c], self._chunk(c)[0]
+        marker, first_end = f"#{i}", int(spans0[0, 1])
+        text = marker + chunk[first_end:]
+        spans = spans0.astype(np.int64) + (len(marker) - first_end)
+        spans[0] = (0, len(marker))
+        k = i // len(self.chunks)
+        if not self.distinct or k == 0:
+            return text, spans
+        tag = f"~{k}"
+        p = np.arange(len(spans))
+        tagged, before = p % 4 == 2, (p + 1) // 4
+        pieces, prev = [], 0
+        for end in spans[tagged, 1].tolist():
+            pieces += [text[prev:end], tag]
+            prev = end
+        pieces.append(text[prev:])
+        spans[:, 0] += len(tag) * before
+        spans[:, 1] += len(tag) * (before + tagged)
+        return "".join(pieces), spans
 
     def tokens_of(self, i: int) -> int:
         """Encoder tokens of document ``i`` (its chunk's; the marker is within a few)."""
@@ -110,16 +139,16 @@ class ScaleCorpus:
         return fingerprint_key(self.text(i), self.encoder)
 
     def _words(self, i: int) -> tuple[str, np.ndarray, list[str], np.ndarray]:
-        """Text, word spans, NFKC words and shingle hashes of document ``i`` (the chunk's,
-        with those the marker changes recomputed: identical to computing them afresh)."""
+        """Text, word spans, NFKC words and shingle hashes of document ``i`` (a recycled
+        chunk's hashes with those the marker changes recomputed: identical to computing them
+        afresh)."""
         from semtoken_rag.store.words import SHINGLE_WORDS, normalise, shingle_hashes
 
-        text = self.text(i)
-        spans0, hashes0 = self._chunk(self.chunk_of(i))
-        spans = spans0.astype(np.int64) + (len(text) - len(self.chunks[self.chunk_of(i)]))
-        spans[0] = (0, len(f"#{i}"))
+        text, spans = self._layout(i)
         words = normalise([text[s:e] for s, e in spans.tolist()])
-        hashes = hashes0.copy()
+        if self.distinct and i >= len(self.chunks):
+            return text, spans, words, shingle_hashes(words)
+        hashes = self._chunk(self.chunk_of(i))[1].copy()
         head = shingle_hashes(words[: 2 * SHINGLE_WORDS - 1])
         hashes[: len(head)] = head
         return text, spans, words, hashes
@@ -152,9 +181,7 @@ class ScaleCorpus:
     def sliced(self, i: int, rng: np.random.Generator) -> str:
         """A chunk cut from document ``i`` with other boundaries: its first 10-30 and last
         10-30 words dropped (a retriever's splitter that cut elsewhere)."""
-        text = self.text(i)
-        spans = self._chunk(self.chunk_of(i))[0]
+        text, spans = self._layout(i)
         n = len(spans)
-        shift = len(text) - len(self.chunks[self.chunk_of(i)])
         a, b = (min(int(x), n // 4) for x in rng.integers(10, 31, size=2))
-        return text[int(spans[a, 0]) + shift : int(spans[n - b - 1, 1]) + shift]
+        return text[int(spans[a, 0]) : int(spans[n - b - 1, 1])]

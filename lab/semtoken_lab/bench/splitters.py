@@ -142,8 +142,11 @@ def measure_splitter(name: str, size: int, cuts: Sequence[Cut], ctx: dict[str, A
     def aligned(found: Sequence[Any]) -> float | None:
         if fulls is None:
             return None
-        ok = sum(w for c, fp, w in zip(cuts, found, words, strict=True)
-                 if fp is not None and _aligned(c, fp, fulls.get(c.doc), docs[c.doc]))
+        ok = sum(
+            w
+            for c, fp, w in zip(cuts, found, words, strict=True)
+            if fp is not None and _aligned(c, fp, fulls.get(c.doc), docs[c.doc])
+        )
         return ok / max(1, sum(w for fp, w in zip(found, words, strict=True) if fp is not None))
 
     p, h = realdocs.percentiles(t_plain), realdocs.percentiles(t_hint)

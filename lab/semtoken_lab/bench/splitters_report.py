@@ -22,7 +22,8 @@ def _size_line(label: str, s: dict[str, Any]) -> str:
 def _tables_line(label: str, s: dict[str, Any]) -> str:
     parts = ", ".join(f"{name} {size / 1e3:,.0f}" for name, size in s["tables"].items()
                       if size >= 0.005 * s["disk"])  # fmt: skip
-    return f"* {label}: {parts} (KB of pages; words payload {s['words_payload_bytes'] / 1e3:,.0f} KB)"
+    words = s["words_payload_bytes"] / 1e3
+    return f"* {label}: {parts} (KB of pages; words payload {words:,.0f} KB)"
 
 
 def size_table(info: dict[str, Any]) -> list[str]:

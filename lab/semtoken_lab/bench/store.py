@@ -1,8 +1,8 @@
 """Fingerprint store benchmark: the codec table, throughput, bytes on disk, cold vs warm.
 
 Real MiniLM fingerprints of ``contexts`` distinct documents cut into ingestion chunks
-(:func:`semtoken_rag.chunking.chunk_words`, 120 words, overlap 20); the encoder is loaded
-beforehand so no timing includes model loading.  Each codec gets its own persistent store,
+(:func:`semtoken_rag.ingestion.chunking.chunk_words`, 120 words, overlap 20); the encoder is
+loaded beforehand so no timing includes model loading.  Each codec gets its own persistent store,
 trained the way a deployment trains it: the first ingested chunks are a corpus disjoint from the
 measured documents (the Paul Graham essays of ``shared/data/needle_haystack``), ingested until
 the codec has ``train_min`` word vectors; then the measured chunks are inserted (each chunk a
@@ -120,7 +120,7 @@ def training_chunks(root: Path | None = None) -> list[str]:
     Raises:
         InvalidInputError: the corpus is missing.
     """
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
     from semtoken_rag.errors import InvalidInputError
 
     path = (root or DEFAULT_DATA) / TRAIN_CORPUS
@@ -191,7 +191,7 @@ def run_store(
         on_row: Called with each row as it is measured.
     """
     from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.chunking import chunk_words
+    from semtoken_rag.ingestion.chunking import chunk_words
     from semtoken_rag.store import get_codec
 
     rows = docs[:contexts]

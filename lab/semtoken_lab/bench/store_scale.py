@@ -24,26 +24,24 @@ Measured per N, each phase in its own process (timings and peak RSS are that pha
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from semtoken_lab.bench.realdocs import dir_bytes, percentiles, rss_mib
+from semtoken_lab.bench.realdocs import dir_bytes, percentiles, table_bytes
+from semtoken_lab.bench.scale_children import BATCH
 
 #: Sources of the recycled chunks (every text source of shared/data: fewer copies per chunk).
 SCALE_SOURCES = ("narrativeqa", "hotpotqa", "scientific_qa", "gov_report", "meeting", "legal",
                  "natural_question", "coursera", "quality", "loogle", "essays")  # fmt: skip
-BATCH = 64
-QUERIES = 200
-DB = "fingerprints.sqlite3"
+#: Pages per table (``dbstat``, a full read of the file) are listed up to this database size.
+TABLES_MAX_BYTES = 4 << 30
 
 
 @dataclass(frozen=True)
@@ -87,11 +85,12 @@ class ScaleRow:
     peak_rss_writer_mib: float
     peak_rss_lookup_mib: float
     eviction: EvictionRow | None = None
+    tables: dict[str, int] = field(default_factory=dict)
     profile: list[str] = field(default_factory=list)
 
 
 def prepare(
-    work: Path, root: Path | None, codec: Any, pool_chunks: int, cache: Path
+    work: Path, root: Path | None, codec: Any, pool_chunks: int, cache: Path, distinct: bool
 ) -> dict[str, Any]:
     """Chunks, their tokens, real fingerprints of a pool of them, a trained template store and
     the pool's codes (the :class:`ScaleCorpus` recipe) in ``work``."""
@@ -103,6 +102,8 @@ def prepare(
 
     chunks = [c for c in realdocs.chunk_documents(realdocs.load_documents(SCALE_SOURCES, root))
               if _marker_safe(c)]  # fmt: skip
+    if not chunks:
+        raise FileNotFoundError(f"no benchmark documents under {root or 'the default data root'}")
     enc = realdocs.load_encoder()
     ids = enc.tokenizer(chunks, add_special_tokens=False, verbose=False)["input_ids"]
     tokens = np.array([len(x) for x in ids], np.int64)
@@ -115,7 +116,7 @@ def prepare(
         stats = store.stats()
     vectors = np.concatenate([fp.vectors for fp in fps])
     codes = runtime_codec(codecs.book).encode(vectors)
-    ScaleCorpus(chunks, tokens, codes, codecs, enc.cache_id).save(work)
+    ScaleCorpus(chunks, tokens, codes, codecs, enc.cache_id, distinct=distinct).save(work)
     words = [len(fp.word_spans) for fp in fps]
     return {
         "chunks": len(chunks),
@@ -130,6 +131,7 @@ def prepare(
         "train_s": train_s,
         "train_cos": float(codecs.book.train_cos),
         "encoder": enc.cache_id,
+        "distinct_texts": distinct,
     }
 
 
@@ -142,155 +144,9 @@ def _marker_safe(chunk: str) -> bool:
     return len(spans) > 1 and chunk[int(spans[0, 1])].isspace()
 
 
-def _drop_cache(path: Path) -> None:
-    """Write back and drop the database's pages from the OS page cache."""
-    for name in (DB, DB + "-wal"):
-        f = path / name
-        if f.exists() and hasattr(os, "posix_fadvise"):
-            fd = os.open(f, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-
-
-def child_write(args: dict[str, Any]) -> dict[str, Any]:
-    """(child process) Write documents ``0 .. n - 1`` of the corpus; times, counts, RSS."""
-    from semtoken_rag.store import FingerprintStore
-
-    from semtoken_lab.bench.scale_corpus import ScaleCorpus
-
-    corpus = ScaleCorpus.load(Path(args["work"]))
-    n, batch = int(args["n"]), int(args.get("batch", BATCH))
-    prof = _profiler(bool(args.get("profile")))
-    gen_s = write_s = 0.0
-    words = tokens = 0
-    io0 = _io()
-    with FingerprintStore(args["dir"], max_bytes=args.get("max_bytes")) as store:
-        _apply_pragmas(store, args.get("pragmas") or {})
-        for lo in range(0, n, batch):
-            t0 = time.perf_counter()
-            docs = corpus.documents(lo, min(n, lo + batch))
-            t1 = time.perf_counter()
-            prof.enable()
-            store.write(docs)
-            prof.disable()
-            write_s += time.perf_counter() - t1
-            gen_s += t1 - t0
-            words += sum(d.n_words for d in docs)
-            tokens += sum(corpus.tokens_of(i) for i in range(lo, min(n, lo + batch)))
-            _progress(lo + len(docs), n, write_s)
-        stats = store.stats()
-        t0 = time.perf_counter()
-    close_s = time.perf_counter() - t0
-    io = {k: v - io0.get(k, 0) for k, v in _io().items()}
-    return {"write_s": write_s, "generate_s": gen_s, "close_s": close_s, "words": words,
-            "tokens": tokens, "documents": stats.documents, "payload": stats.payload_bytes,
-            "peak_rss_mib": rss_mib(), "profile": _profile_lines(prof),
-            "wchar": io.get("wchar", 0), "rchar": io.get("rchar", 0)}  # fmt: skip
-
-
-#: PRAGMAs ``--pragmas`` may set on the writer's connection (an experiment, not the library's
-#: settings: they are applied to the store's private connection after it opened).
-PRAGMAS = ("cache_size", "wal_autocheckpoint", "mmap_size", "synchronous")
-
-
-def _apply_pragmas(store: Any, pragmas: dict[str, int]) -> None:
-    for name, value in pragmas.items():
-        if name not in PRAGMAS:
-            raise ValueError(f"unsupported PRAGMA {name!r} (allowed: {', '.join(PRAGMAS)})")
-        store._conn.execute(f"PRAGMA {name}={int(value)}")
-
-
-def _io() -> dict[str, int]:
-    """This process's I/O counters (``/proc/self/io``: ``wchar`` = bytes passed to write
-    calls, the WAL and the checkpoints included); {} where unavailable."""
-    try:
-        lines = Path("/proc/self/io").read_text().splitlines()
-    except OSError:
-        return {}
-    return {k.strip(): int(v) for k, v in (line.split(":") for line in lines)}
-
-
-class _NoProfile:
-    def enable(self) -> None: ...
-
-    def disable(self) -> None: ...
-
-
-def _profiler(on: bool) -> Any:
-    import cProfile
-
-    return cProfile.Profile() if on else _NoProfile()
-
-
-def _profile_lines(prof: Any, top: int = 25) -> list[str]:
-    """The top functions by cumulative time (``pstats``), as lines; [] when not profiled."""
-    if isinstance(prof, _NoProfile):
-        return []
-    import io
-    import pstats
-
-    buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(top)
-    return [line for line in buf.getvalue().splitlines() if line.strip()]
-
-
-def _progress(done: int, total: int, write_s: float) -> None:
-    step = max(BATCH, total // 10 // BATCH * BATCH)
-    if done % step < BATCH or done == total:
-        print(f"[store-scale] wrote {done:,}/{total:,} ({done / max(write_s, 1e-9):,.0f} docs/s "
-              "in write)", file=sys.stderr, flush=True)  # fmt: skip
-
-
-def child_lookup(args: dict[str, Any]) -> dict[str, Any]:
-    """(child process) Open time; then exact and sliced lookups, fresh and warm."""
-    from semtoken_rag.store import FingerprintStore
-
-    from semtoken_lab.bench.scale_corpus import ScaleCorpus
-
-    path, n = Path(args["dir"]), int(args["n"])
-    corpus = ScaleCorpus.load(Path(args["work"]))
-    rng = np.random.default_rng(int(args.get("seed", 0)) + 1)
-    picks = rng.integers(n, size=(int(args.get("queries", QUERIES)), 10)).tolist()
-    queries = {
-        "exact": [[corpus.text(i) for i in q] for q in picks],
-        "sliced": [[corpus.sliced(i, rng) for i in q] for q in picks],
-    }
-    _drop_cache(path)
-    t0 = time.perf_counter()
-    store = FingerprintStore(path, verify_on_open=bool(args["verify"]))
-    out: dict[str, Any] = {"open_ms": (time.perf_counter() - t0) * 1e3}
-    if args.get("lookups", True):
-        for kind, qs in queries.items():
-            out[kind] = _timed_lookups(store, path, qs, corpus.encoder)
-    store.close()
-    out["peak_rss_mib"] = rss_mib()
-    return out
-
-
-def _timed_lookups(
-    store: Any, path: Path, queries: list[list[str]], encoder: str
-) -> dict[str, Any]:
-    res: dict[str, Any] = {}
-    for phase in ("fresh", "warm"):
-        times, hits = [], 0
-        for q in queries:
-            if phase == "fresh":
-                _drop_cache(path)
-            t0 = time.perf_counter()
-            got = store.lookup(q, encoder)
-            times.append((time.perf_counter() - t0) * 1e3)
-            hits += sum(g is not None for g in got)
-        res[phase] = times
-        res[f"{phase}_hit_rate"] = hits / max(1, 10 * len(queries))
-    return res
-
-
 def _run_child(kind: str, args: dict[str, Any]) -> dict[str, Any]:
     res = subprocess.run(
-        [sys.executable, "-m", "semtoken_lab.bench.store_scale", kind, json.dumps(args)],
+        [sys.executable, "-m", "semtoken_lab.bench.scale_children", kind, json.dumps(args)],
         stdout=subprocess.PIPE,
         text=True,
         check=False,
@@ -328,6 +184,8 @@ def measure(n: int, work: Path, info: dict[str, Any], opts: dict[str, Any]) -> S
     ins = _run_child("write", {**base, "batch": opts["batch"], "profile": opts["profile"],
                                "pragmas": opts["pragmas"]})  # fmt: skip
     on_disk = dir_bytes(store_dir)
+    db_file = store_dir / "fingerprints.sqlite3"
+    tables = table_bytes(db_file) if db_file.stat().st_size <= TABLES_MAX_BYTES else {}
     opened = {v: _run_child("lookup", {**base, "verify": v, "lookups": False}) for v in (1, 0)}
     look = _run_child("lookup", {**base, "verify": 0})
     evict = _eviction(work, gen, ins["payload"], opts) if opts["eviction"] else None
@@ -345,7 +203,8 @@ def measure(n: int, work: Path, info: dict[str, Any], opts: dict[str, Any]) -> S
         bytes_per_1k_tokens=on_disk / max(1, ins["tokens"]) * 1000,
         open_ms_verify=opened[1]["open_ms"], open_ms_no_verify=opened[0]["open_ms"],
         lookups=_lookup_summary(look), peak_rss_writer_mib=ins["peak_rss_mib"],
-        peak_rss_lookup_mib=look["peak_rss_mib"], eviction=evict, profile=ins["profile"],
+        peak_rss_lookup_mib=look["peak_rss_mib"], eviction=evict, tables=tables,
+        profile=ins["profile"],
     )  # fmt: skip
 
 
@@ -387,6 +246,7 @@ def run_store_scale(
     batch: int = BATCH,
     profile: bool = False,
     pragmas: dict[str, int] | None = None,
+    distinct: bool = False,
 ) -> list[ScaleRow]:
     """Measure every size (smallest first, with the eviction run); write ``store_scale.json``
     and ``store_scale.md`` into ``out`` after each size.
@@ -397,6 +257,8 @@ def run_store_scale(
         batch: Documents per ``store.write`` (one transaction; ingestion's default is 64).
         profile: cProfile the writer's ``store.write`` calls (top functions in the JSON).
         pragmas: Experiment: PRAGMAs set on the writer's connection (see :data:`PRAGMAS`).
+        distinct: Tag recycled copies' words so every shingle is distinct (see
+            :mod:`~semtoken_lab.bench.scale_corpus`).
     """
     from semtoken_rag.store import get_codec
 
@@ -407,7 +269,7 @@ def run_store_scale(
     tmp = Path(tempfile.mkdtemp(prefix="semtoken-store-scale-", dir=work))
     rows: list[ScaleRow] = []
     try:
-        info = prepare(tmp, data_root, spec, pool_chunks, out / "cache")
+        info = prepare(tmp, data_root, spec, pool_chunks, out / "cache", distinct)
         for i, n in enumerate(sorted(sizes)):
             opts = {"batch": batch, "profile": profile, "eviction": i == 0,
                     "pragmas": dict(pragmas or {})}  # fmt: skip
@@ -429,9 +291,3 @@ def write(rows: list[ScaleRow], info: dict[str, Any], out: Path) -> None:
     data = {"machine": machine_info(), "workload": info, "rows": [asdict(r) for r in rows]}
     (out / "store_scale.json").write_text(json.dumps(data, indent=2), encoding="utf-8")
     (out / "store_scale.md").write_text("\n".join(markdown(rows, info)) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":  # child processes of :func:`measure`
-    kind, payload = sys.argv[1], json.loads(sys.argv[2])
-    result = {"write": child_write, "lookup": child_lookup}[kind](payload)
-    print(json.dumps(result))

@@ -105,9 +105,9 @@ def export_assets(out: Path, data_dir: Path | None = None) -> dict[str, Any]:
     """
     from semtoken_rag.errors import ModelNotFoundError
     from semtoken_rag.models import ENCODER_PIP, packaged_encoder_dir
-    from semtoken_rag.readers import resolve_reader
 
     from semtoken_lab.bench.cases import DEFAULT_DATA
+    from semtoken_lab.reader.loading import resolve_reader
 
     enc = packaged_encoder_dir()
     if enc is None:

@@ -9,8 +9,9 @@ On real MiniLM fingerprints of real documents (encoded once, cached as ``.npy``)
   checksums), each part also timed on its own with the library's functions;
 * **write**: ``FingerprintStore.write`` in batches (ingestion's 64) into a copy of a store
   whose codec is trained;
-* **insert** = ``encode_documents`` + write, single process: words/s and its ratio to the raw
-  encode (target >= 0.8, i.e. everything but the encode under 25% of it).
+* **insert** = ``encode_documents`` + write as measured (not the sum of the parts), single
+  process: words/s and the raw encode's time over it (target >= 0.8, i.e. everything but the
+  encode under 25% of the encode).
 
 For ``pq64`` and ``pq128x4`` (4-bit PQ: FAISS's path), with the mean cosine of decoded vs
 original vectors and the bytes per word, on whole documents and on 256-word chunks of them.
@@ -47,6 +48,7 @@ class WriterRow:
     raw_blas_s: float | None
     guard_s: float
     build_s: float
+    encode_documents_s: float
     write_s: float
     build_parts_s: dict[str, float]
     mean_cos: float
@@ -65,7 +67,7 @@ class WriterRow:
     def finish(self) -> WriterRow:
         """Fill the shares of the raw encode and the insert ratio."""
         raw = max(self.raw_s, 1e-12)
-        insert = self.raw_s + self.guard_s + self.build_s + self.write_s
+        insert = self.encode_documents_s + self.write_s
         self.shares = {
             "guard": self.guard_s / raw,
             "build": self.build_s / raw,
@@ -209,7 +211,7 @@ def measure_codec(
     return WriterRow(
         codec=name, unit=unit, documents=len(docs), words=n, raw_faiss_s=raw["faiss_s"],
         raw_blas_s=raw["blas_s"], guard_s=guard_s if codecs.guard else 0.0,
-        build_s=max(0.0, total_s - coded_s), write_s=wrote["seconds"],
+        build_s=max(0.0, total_s - coded_s), encode_documents_s=total_s, write_s=wrote["seconds"],
         build_parts_s=build_parts(docs, codecs, codes),
         mean_cos=mean_cosine(codec.decode(codes), vectors), train_cos=codecs.book.train_cos,
         code_bytes_per_word=float(codec.code_size), payload_bytes_per_word=wrote["payload"] / n,
@@ -294,12 +296,13 @@ def markdown(info: dict[str, Any], rows: Sequence[WriterRow]) -> list[str]:
         f"Workload: {info['measured_documents']} real documents ({', '.join(info['sources'])}) "
         f"after {max(info['train_documents'].values())} that trained the codecs; real MiniLM "
         f"fingerprints; medians of {info['repeats']}; write batches of {info['batch']}. "
-        "Shares are of the faster raw encode; insert = encode_documents + write.",
+        "Shares are of the faster raw encode; insert = encode_documents + write (measured); "
+        "target raw / insert >= 0.8.",
         "",
         "| codec | unit | words | raw FAISS s | raw BLAS s | guard s (x raw) | build s (x raw) | "
-        "write s (x raw) | insert words/s | raw words/s | insert / raw | mean cos | "
-        "payload B/word | disk B/word |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "encode_documents s | write s (x raw) | insert words/s | raw words/s | raw / insert | "
+        "mean cos | payload B/word | disk B/word |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         s = r.shares
@@ -307,7 +310,8 @@ def markdown(info: dict[str, Any], rows: Sequence[WriterRow]) -> list[str]:
         lines.append(
             f"| {r.codec} | {r.unit} | {r.words:,} | {r.raw_faiss_s:.2f} | {blas} | "
             f"{r.guard_s:.2f} ({s['guard']:.2f}) | {r.build_s:.2f} ({s['build']:.2f}) | "
-            f"{r.write_s:.2f} ({s['write']:.2f}) | {s['insert_words_per_s']:,.0f} | "
+            f"{r.encode_documents_s:.2f} | {r.write_s:.2f} ({s['write']:.2f}) | "
+            f"{s['insert_words_per_s']:,.0f} | "
             f"{s['raw_words_per_s']:,.0f} | **{s['insert_over_raw']:.2f}** | {r.mean_cos:.4f} | "
             f"{r.payload_bytes_per_word:.1f} | {r.disk_bytes_per_word:.1f} |"
         )
@@ -316,6 +320,6 @@ def markdown(info: dict[str, Any], rows: Sequence[WriterRow]) -> list[str]:
               "|---|---|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         p = r.build_parts_s
-        lines.append(f"| {r.codec} | {r.unit} | {p['words']:.2f} | {p['pack']:.2f} | "
-                     f"{p['shingles']:.2f} | {p['checksums']:.2f} |")  # fmt: skip
+        lines.append(f"| {r.codec} | {r.unit} | {p['words']:.3f} | {p['pack']:.3f} | "
+                     f"{p['shingles']:.3f} | {p['checksums']:.3f} |")  # fmt: skip
     return lines

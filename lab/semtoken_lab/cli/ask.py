@@ -30,10 +30,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument(
         "--ratio", type=_ratio, default=None,
-        help="fraction of reader tokens to keep, or 'auto' (default: 0.5, lowered to fit the "
-        "reader's window)",
+        help="fraction of reader tokens to keep, in (0, 1], or 'auto' (default: 0.5, lowered to "
+        "fit the reader's window)",
     )  # fmt: skip
-    budget.add_argument("--budget", type=args.budget, default=None, help="token budget")
+    budget.add_argument(
+        "--budget", type=args.budget, default=None, help=f"token budget, 1 to {args.MAX_COUNT:,}"
+    )
     parser.add_argument(
         "--store", type=Path, default=None,
         help="fingerprint store written by `semtoken-rag ingest` (read-only)",
@@ -47,7 +49,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-new-tokens", type=args.integer("--max-new-tokens", high=8192), default=32,
-        help="answer length limit",
+        help="answer length limit, 1 to 8192 tokens",
     )  # fmt: skip
     parser.add_argument(
         "--attn", default="auto", help="attention: auto, sdpa, eager, flash_attention_2"
@@ -56,7 +58,8 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--kv-budget",
         type=_kv_budget,
         default=None,
-        help="bound the KV cache while decoding: a fraction of the prompt (0.5) or tokens (300)",
+        help="bound the KV cache while decoding: a fraction of the prompt in (0, 1] (0.5) or a "
+        "token count >= 1 (300)",
     )
     parser.add_argument(
         "--kv-policy",
@@ -71,15 +74,26 @@ def _ratio(text: str) -> float | str:
 
 
 _ratio.__name__ = "float"
+args.mark_numeric(_ratio)
+
+_KV_FRACTION = args.number("--kv-budget", 0.0, 1.0, low_open=True)
+_KV_TOKENS = args.integer("--kv-budget", high=args.MAX_COUNT)
 
 
 def _kv_budget(text: str) -> float | int:
-    """``0.5`` -> a fraction of the prompt, ``300`` -> a token count."""
+    """``0.5`` -> a fraction of the prompt in (0, 1], ``300`` -> a token count >= 1."""
     try:
-        return float(text) if any(c in text for c in ".eE") else int(text)
-    except ValueError:
-        msg = f"expected a fraction or a token count, got {text!r}"
+        is_fraction = any(c in text for c in ".eE") or not text.strip().lstrip("+-").isdigit()
+        return _KV_FRACTION(text) if is_fraction else _KV_TOKENS(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        msg = (
+            "expected a fraction or a token count (a fraction of the prompt in (0, 1], or "
+            f"tokens in [1, {args.MAX_COUNT:,}]), got {text!r}"
+        )
         raise argparse.ArgumentTypeError(msg) from None
+
+
+args.mark_numeric(_kv_budget)
 
 
 def _fmt_bytes(n: int) -> str:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from semtoken_rag.cli.args import integer, number_list, ratio
+
 #: Defaults of the options ``--quick`` shrinks.
 DEFAULTS: dict[str, Any] = {
     "sizes": "1000,4000,16000,64000",
@@ -50,13 +52,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--sizes",
+        type=number_list("--sizes", 1, 262144, integers=True, keep_text=True),
         default=DEFAULTS["sizes"],
         help="compression workload sizes in encoder tokens",
     )
     parser.add_argument(
-        "--repeats", type=int, default=DEFAULTS["repeats"], help="timed repeats (medians)"
+        "--repeats",
+        type=integer("--repeats", high=100),
+        default=DEFAULTS["repeats"],
+        help="timed repeats (medians)",
     )
-    parser.add_argument("--ratio", type=float, default=0.5, help="ratio of the cost benchmark")
+    parser.add_argument("--ratio", type=ratio, default=0.5, help="ratio of the cost benchmark")
     parser.add_argument("--skip-reader", action="store_true", help="no end-to-end reader run")
     parser.add_argument(
         "--skip-baselines", action="store_true", help="no embed-filter / LongLLMLingua"
@@ -69,19 +75,30 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=None, help="data root (../shared/data)")
     parser.add_argument(
         "--e2e-sizes",
+        type=number_list("--e2e-sizes", 1, 32768, integers=True, keep_text=True),
         default=DEFAULTS["e2e_sizes"],
         help="end-to-end context sizes in reader tokens",
     )
-    parser.add_argument("--e2e-ratios", default="0.5,0.25")
-    parser.add_argument("--e2e-repeats", type=int, default=DEFAULTS["e2e_repeats"])
-    parser.add_argument("--max-new-tokens", type=int, default=16)
+    parser.add_argument(
+        "--e2e-ratios",
+        type=number_list("--e2e-ratios", 0.0, 1.0, low_open=True, keep_text=True),
+        default="0.5,0.25",
+    )
+    parser.add_argument(
+        "--e2e-repeats", type=integer("--e2e-repeats", high=100), default=DEFAULTS["e2e_repeats"]
+    )
+    parser.add_argument("--max-new-tokens", type=integer("--max-new-tokens", high=4096), default=16)
     parser.add_argument(
         "--lingua-max-tokens",
-        type=int,
+        type=integer("--lingua-max-tokens", low=0, high=262144),
         default=DEFAULTS["lingua_max_tokens"],
         help="largest workload LongLLMLingua runs on (1 repeat)",
     )
-    parser.add_argument("--store-contexts", type=int, default=DEFAULTS["store_contexts"])
+    parser.add_argument(
+        "--store-contexts",
+        type=integer("--store-contexts", high=10000),
+        default=DEFAULTS["store_contexts"],
+    )
     parser.add_argument(
         "--store-codecs",
         default=DEFAULTS["store_codecs"],
@@ -89,12 +106,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--store-scale",
+        type=number_list("--store-scale", 1, 10**6, integers=True, max_items=8, keep_text=True),
         default=None,
         metavar="N[,N...]",
         help="also run the store at scale: N synthetic entries each (store_scale.json/.md)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="torch and BLAS threads (default: library's)"
+        "--threads",
+        type=integer("--threads", high=4096),
+        default=None,
+        help="torch and BLAS threads (default: library's)",
     )
     parser.add_argument(
         "--device",
@@ -110,8 +131,16 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--baselines", default="embed-filter,longllmlingua", help="baseline methods to time"
     )
     parser.add_argument("--encoder", action="store_true", help="run the encoder throughput section")
-    parser.add_argument("--encoder-tokens", type=int, default=DEFAULTS["encoder_tokens"])
-    parser.add_argument("--encoder-batch-sizes", default=DEFAULTS["encoder_batch_sizes"])
+    parser.add_argument(
+        "--encoder-tokens",
+        type=integer("--encoder-tokens", high=10**6),
+        default=DEFAULTS["encoder_tokens"],
+    )
+    parser.add_argument(
+        "--encoder-batch-sizes",
+        type=number_list("--encoder-batch-sizes", 1, 4096, integers=True, keep_text=True),
+        default=DEFAULTS["encoder_batch_sizes"],
+    )
     parser.add_argument(
         "--encoder-dtypes",
         default=None,

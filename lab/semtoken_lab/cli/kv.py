@@ -12,23 +12,35 @@ import argparse
 import json
 import math
 
-from semtoken_lab.cli.eval import _floats
+from semtoken_rag.cli import args as cli_args
 
+#: Bounds of the count options (explicit, so a typo cannot start an endless run).
+MAX_EXAMPLES = 10**7
+MAX_TOKENS = 10**7
+MAX_STEPS = 10**6
 
-def _ratios(text: str) -> tuple[float, ...]:
-    """Like ``--budgets`` but may be empty (``""``: none)."""
-    return _floats(text) if text.strip() else ()
+_budgets = cli_args.number_list("--budgets", 0.0, 1.0, low_open=True)
+#: Like ``--budgets`` but may be empty (``""``: none).
+_ratios = cli_args.number_list("--prompt-ratios", 0.0, 1.0, low_open=True, allow_empty=True)
+_FRACTION = cli_args.number("--combine", 0.0, 1.0, low_open=True)
 
 
 def _pairs(text: str) -> tuple[tuple[float, float], ...]:
+    """``RATIO:BUDGET`` pairs, both in (0, 1] (``""``: none)."""
     out = []
     for item in (x.strip() for x in text.split(",") if x.strip()):
         try:
-            r, b = (float(v) for v in item.split(":"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected RATIO:BUDGET pairs, got {item!r}") from None
+            r, b = (_FRACTION(v) for v in item.split(":"))
+        except (ValueError, argparse.ArgumentTypeError):
+            raise argparse.ArgumentTypeError(
+                f"--combine must be RATIO:BUDGET pairs of numbers in (0, 1], got {item!r}"
+            ) from None
         out.append((r, b))
     return tuple(out)
+
+
+_pairs.__name__ = "pairs"
+cli_args.mark_numeric(_pairs, allow_empty=True)
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -48,9 +60,19 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", default=None, help="JSONL files or folders")
     parser.add_argument("--out", required=True, help="output folder (resumed when it exists)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report of --out")
-    parser.add_argument("--limit", type=int, default=None, help="examples per data file")
-    parser.add_argument("--per-doc", type=int, default=None, help="questions per document at most")
-    parser.add_argument("--budgets", type=_floats, default=(0.5, 0.25), help="e.g. 0.5,0.25")
+    integer = cli_args.integer
+    parser.add_argument(
+        "--limit", type=integer("--limit", high=MAX_EXAMPLES), default=None,
+        help=f"examples per data file, 1 to {MAX_EXAMPLES:,}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--per-doc", type=integer("--per-doc", high=MAX_EXAMPLES), default=None,
+        help="questions per document at most",
+    )  # fmt: skip
+    parser.add_argument(
+        "--budgets", type=_budgets, default=(0.5, 0.25),
+        help="KV budgets, comma-separated fractions in (0, 1], e.g. 0.5,0.25",
+    )  # fmt: skip
     parser.add_argument(
         "--policies",
         type=_names,
@@ -61,39 +83,64 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--prompt-ratios",
         type=_ratios,
         default=(0.5, 0.25),
-        help="SemToken prompt ratios alone ('' for none)",
+        help="SemToken prompt ratios alone, in (0, 1] ('' for none)",
     )
     parser.add_argument(
         "--combine",
         type=_pairs,
         default=((0.5, 0.5),),
-        help="prompt ratio:KV budget pairs ('' for none)",
+        help="prompt ratio:KV budget pairs, both in (0, 1] ('' for none)",
     )
     parser.add_argument("--combine-policies", type=_names, default=("semtoken",))
-    parser.add_argument("--max-answer-tokens", type=int, default=64)
     parser.add_argument(
-        "--max-prompt-tokens", type=int, default=None, help="cut contexts so the prompt fits"
-    )
-    parser.add_argument("--recompute-every", type=int, default=None, help="SemToken rescoring")
+        "--max-answer-tokens", type=integer("--max-answer-tokens", low=2, high=8192), default=64,
+        help="gold answers capped at this many reader tokens, 2 to 8192",
+    )  # fmt: skip
     parser.add_argument(
-        "--query-window", type=int, default=None, help="SemToken's prompt queries at prefill"
-    )
+        "--max-prompt-tokens", type=integer("--max-prompt-tokens", high=MAX_TOKENS),
+        default=None, help=f"cut contexts so the prompt fits, 1 to {MAX_TOKENS:,} tokens",
+    )  # fmt: skip
+    parser.add_argument(
+        "--recompute-every", type=integer("--recompute-every", high=MAX_STEPS), default=None,
+        help=f"SemToken rescoring every this many steps, 1 to {MAX_STEPS:,}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--query-window", type=integer("--query-window", high=MAX_STEPS), default=None,
+        help=f"SemToken's prompt queries at prefill, 1 to {MAX_STEPS:,}",
+    )  # fmt: skip
     parser.add_argument("--reader", default="smollm2")
     parser.add_argument("--reader-dtype", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--seed", type=integer("--seed", low=0, high=2**32 - 1), default=0,
+        help="seed of the per-example method order, 0 to 2^32-1",
+    )  # fmt: skip
+    parser.add_argument(
+        "--threads", type=integer("--threads", high=4096), default=None,
+        help="torch CPU threads, 1 to 4096",
+    )  # fmt: skip
     parser.add_argument(
         "--speed-steps",
-        type=int,
+        type=integer("--speed-steps", high=MAX_STEPS),
         default=None,
-        help="instead of the LL evaluation: decode speed in lockstep over this many steps "
-        "(--max-prompt-tokens defaults to 4096; writes speed.json / speed.md)",
+        help="instead of the LL evaluation: decode speed in lockstep over this many steps, "
+        f"1 to {MAX_STEPS:,} (--max-prompt-tokens defaults to 4096; writes speed.json / "
+        "speed.md)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run (or resume) the evaluation and print the report."""
     from semtoken_rag.errors import InvalidInputError
+
+    if not args.report_only:  # refused before torch and the reader load
+        if not args.data:
+            raise InvalidInputError("--data is required (unless --report-only)")
+        cli_args.check_output(args.out, "--out", folder=True)
+        speed_ignores = {"--per-doc": args.per_doc, "--recompute-every": args.recompute_every,
+                         "--query-window": args.query_window}  # fmt: skip
+        ignored = [flag for flag, value in speed_ignores.items() if value is not None]
+        if args.speed_steps and ignored:
+            raise InvalidInputError(f"{', '.join(ignored)} do not apply to --speed-steps runs")
 
     from semtoken_lab.eval.kv_eval import KVEvalConfig, read_records, run_kv_eval
     from semtoken_lab.eval.kv_report import render_markdown, summarize, write_report
@@ -107,8 +154,6 @@ def run(args: argparse.Namespace) -> int:
         write_report(args.out, records)
         print(render_markdown(*summarize(records)))
         return 0
-    if not args.data:
-        raise InvalidInputError("--data is required (unless --report-only)")
     if args.speed_steps:
         from semtoken_lab.eval.kv_speed import SpeedConfig, run_kv_speed
 

@@ -259,7 +259,7 @@ def document_key(ex: Example) -> str:
 
 
 def load_examples(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path] | str | Path,
     *,
     fmt: Format = "auto",
     limit: int | None = None,
@@ -268,7 +268,7 @@ def load_examples(
     """Examples of one or more JSONL files, in file order.
 
     Args:
-        paths: JSONL files, or folders (every ``*.jsonl`` inside, sorted).
+        paths: JSONL files, or folders (every ``*.jsonl`` inside, sorted); one path alone too.
         fmt: ``auto`` detects the schema per file from its first line.
         limit: Keep at most this many examples *per file* (the first ones).
         per_doc: Keep at most this many questions per document, so a limited run spreads over
@@ -307,7 +307,9 @@ def load_examples(
     return out
 
 
-def _expand(paths: Iterable[str | Path]) -> list[Path]:
+def _expand(paths: Iterable[str | Path] | str | Path) -> list[Path]:
+    if isinstance(paths, (str, Path)):  # one path is one path, never its characters
+        paths = [paths]
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():

@@ -82,6 +82,9 @@ class KVEvalConfig:
     def __post_init__(self) -> None:
         from semtoken_lab.reader.kv_budget import KV_POLICIES
 
+        for name in ("policies", "combine_policies"):
+            if isinstance(getattr(self, name), str):  # one name, never its characters
+                raise ConfigError(f"{name} must be a sequence of policy names, got one string")
         bad = [p for p in (*self.policies, *self.combine_policies) if p not in KV_POLICIES]
         if bad:
             raise ConfigError(f"unknown kv policies {bad}; choose from {sorted(KV_POLICIES)}")

@@ -125,6 +125,8 @@ def _make_compressor_class() -> type:
             import torch
             from transformers import DynamicCache
 
+            from semtoken_lab.reader.decoding import cache_argument, output_cache
+
             if input_ids is None:
                 tok = self.tokenizer(text, return_tensors="pt")
                 input_ids = tok["input_ids"].to(self.device)
@@ -142,10 +144,10 @@ def _make_compressor_class() -> type:
                 response = self.model(
                     input_ids[:, past_length:end],
                     attention_mask=attention_mask[:, :end],
-                    past_key_values=cache,
                     use_cache=True,
+                    **{cache_argument(self.model): cache},
                 )
-            new_cache = response.past_key_values
+            new_cache = output_cache(response)
             legacy = [[layer.keys, layer.values] for layer in new_cache.layers]
             shift_logits = response.logits[..., :-1, :].contiguous()
             shift_labels = input_ids[..., past_length + 1 : end].contiguous()

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from semtoken_rag.errors import InvalidInputError
+
 from semtoken_lab.eval.data import Example, load_examples
 from semtoken_lab.eval.methods import (
     CHUNK_SEP,
+    METHODS,
     RATIO_FREE,
     Method,
     MethodEnv,
@@ -101,6 +105,97 @@ class RunConfig:
     max_context_tokens: int | None = None
     max_answer_words: int = 48
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Check every field (a one-line :class:`~semtoken_rag.errors.InvalidInputError` naming
+        it); ``data`` and ``methods`` given as lists are kept as tuples.
+
+        Paths are not opened here (:func:`~semtoken_lab.eval.data.load_examples` does)."""
+        object.__setattr__(self, "data", _names_tuple(self.data, "RunConfig.data", paths=True))
+        object.__setattr__(self, "methods", _names_tuple(self.methods, "RunConfig.methods"))
+        object.__setattr__(self, "ratios", _ratios(self.ratios, "RunConfig.ratios"))
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise InvalidInputError(
+                f"RunConfig.methods: unknown {unknown}; choose from {', '.join(METHODS)}"
+            )
+        for name, choices in (("fmt", FORMATS), ("mode", MODES)):
+            if getattr(self, name) not in choices:
+                raise InvalidInputError(
+                    f"RunConfig.{name} must be one of {choices}, got {getattr(self, name)!r}"
+                )
+        for name in ("out", "reader", "reader_dtype"):
+            value = getattr(self, name)
+            if not isinstance(value, (str, Path)) or not str(value).strip():
+                raise InvalidInputError(f"RunConfig.{name} must be a non-empty str, got {value!r}")
+            object.__setattr__(self, name, str(value))  # str: the config is written as JSON
+        for name, low, optional in _COUNTS:
+            _count(self, name, low, optional)
+        if self.chunk_overlap >= self.chunk_size:
+            raise InvalidInputError(
+                f"RunConfig.chunk_overlap must be below chunk_size {self.chunk_size}, got "
+                f"{self.chunk_overlap}"
+            )
+
+
+#: Choices of :attr:`RunConfig.fmt` and :attr:`RunConfig.mode`.
+FORMATS = ("auto", "longbench", "shared")
+MODES = ("context", "rag")
+#: Integer fields of :class:`RunConfig`: ``(name, smallest value, None allowed)``.
+_COUNTS = (
+    ("budget", 1, True), ("limit", 1, True), ("per_doc", 1, True), ("seed", 0, False),
+    ("workers", 1, False), ("top_k", 1, False), ("chunk_size", 1, False),
+    ("chunk_overlap", 0, False), ("max_context_tokens", 1, True), ("max_answer_words", 1, False),
+)  # fmt: skip
+
+
+def _count(cfg: RunConfig, name: str, low: int, optional: bool) -> None:
+    value = getattr(cfg, name)
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidInputError(
+            f"RunConfig.{name} must be an int >= {low}{' or None' if optional else ''}, "
+            f"got {value!r}"
+        )
+
+
+def _names_tuple(values: Any, name: str, *, paths: bool = False) -> tuple[Any, ...]:
+    """A non-empty sequence of names (strings, or also paths) as a tuple of strings; one string
+    is refused, never split into characters."""
+    kinds = (str, Path) if paths else (str,)
+    if isinstance(values, (str, bytes, bytearray, Path, Mapping)) or not isinstance(
+        values, Iterable
+    ):
+        raise InvalidInputError(
+            f"{name} must be a tuple of {'paths' if paths else 'names'}, got {values!r:.60}"
+        )
+    items = tuple(values)
+    bad = [v for v in items if not isinstance(v, kinds) or not str(v).strip()]
+    if bad or not items:
+        raise InvalidInputError(
+            f"{name} must be a non-empty tuple of {'paths' if paths else 'names'}, "
+            f"got {values!r:.60}"
+        )
+    return tuple(str(v) for v in items)  # str: the config is written as JSON
+
+
+def _ratios(values: Any, name: str) -> tuple[float, ...]:
+    """Target ratios in (0, 1], or :data:`~semtoken_lab.eval.records.AUTO`."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise InvalidInputError(f"{name} must be a tuple of ratios, got {values!r:.60}")
+    items = tuple(values)
+    ok = [
+        not isinstance(r, bool)
+        and isinstance(r, (int, float))
+        and (r == AUTO or (math.isfinite(r) and 0.0 < r <= 1.0))
+        for r in items
+    ]
+    if not items or not all(ok):
+        raise InvalidInputError(
+            f"{name} must be ratios in (0, 1] or AUTO ({AUTO}), got {values!r:.60}"
+        )
+    return tuple(float(r) for r in items)
 
 
 @dataclass
@@ -403,13 +498,16 @@ def report_only(
     computes nothing new.
 
     Raises:
-        InvalidInputError: ``out`` holds no ``examples.jsonl``.
+        InvalidInputError: ``out`` is not a folder path or holds no ``examples.jsonl``;
+            ``methods`` or ``ratios`` given as one string or not names / numbers.
     """
-    from semtoken_rag.errors import InvalidInputError
-
     from semtoken_lab.eval.records import read_records
     from semtoken_lab.eval.report import write_outputs
 
+    if not isinstance(out, (str, Path)) or not str(out).strip():
+        raise InvalidInputError(f"out must be a folder path, got {out!r:.60}")
+    methods = _names_tuple(methods, "methods") if methods else ()
+    ratios = _ratios(ratios, "ratios") if ratios else ()
     folder = Path(out)
     if not (folder / "examples.jsonl").is_file():
         raise InvalidInputError(f"{folder} holds no examples.jsonl: nothing to report")

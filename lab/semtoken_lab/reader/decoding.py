@@ -25,6 +25,14 @@ def cache_argument(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def output_cache(output: Any) -> Any:
+    """The cache a forward pass returned: ``output.cache`` (transformers 5.x; reading the old
+    name ``past_key_values`` is deprecated there), else ``output.past_key_values``."""
+    if "cache" in output:
+        return output["cache"]
+    return output.past_key_values
+
+
 @dataclass
 class Generated:
     """The greedy tokens of one batch and what producing them cost."""

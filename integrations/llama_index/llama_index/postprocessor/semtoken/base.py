@@ -29,6 +29,7 @@ from semtoken_rag.adapters import (
     fields_from_config,
 )
 from semtoken_rag.config import SemTokenConfig
+from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkSource
 
 from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
@@ -132,22 +133,26 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        texts, positions, sources = self._texts(nodes)
+        items = as_items(nodes, NodeWithScore, "nodes")
+        query = _query(query_bundle)
+        texts, positions, sources = self._texts(items)
         if not texts:
-            return list(nodes)
-        result = self.engine.compress(texts, _query(query_bundle), sources=sources)
-        return self._to_nodes(nodes, positions, result)
+            return items
+        result = self.engine.compress(texts, query, sources=sources)
+        return self._to_nodes(items, positions, result)
 
     async def _apostprocess_nodes(
         self,
         nodes: list[NodeWithScore],
         query_bundle: QueryBundle | None = None,
     ) -> list[NodeWithScore]:
-        texts, positions, sources = self._texts(nodes)
+        items = as_items(nodes, NodeWithScore, "nodes")
+        query = _query(query_bundle)
+        texts, positions, sources = self._texts(items)
         if not texts:
-            return list(nodes)
-        result = await self.engine.acompress(texts, _query(query_bundle), sources=sources)
-        return self._to_nodes(nodes, positions, result)
+            return items
+        result = await self.engine.acompress(texts, query, sources=sources)
+        return self._to_nodes(items, positions, result)
 
     @staticmethod
     def _texts(
@@ -156,7 +161,7 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
         """Texts to compress, the positions of their nodes (text-less nodes are skipped) and
         their sources (hints for the store)."""
         texts, positions, sources = [], [], []
-        for i, nws in enumerate(as_items(nodes, NodeWithScore, "nodes")):
+        for i, nws in enumerate(nodes):
             text = node_text(nws.node)
             if text.strip():
                 texts.append(text)
@@ -185,8 +190,20 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
         return out
 
 
-def _query(query_bundle: QueryBundle | None) -> str | None:
-    return None if query_bundle is None else query_bundle.query_str
+def _query(query_bundle: QueryBundle | str | None) -> str | None:
+    """The question of a ``QueryBundle``; a plain string is taken as the question itself (a
+    common call, ``postprocess_nodes(nodes, "question")``).
+
+    Raises:
+        InvalidInputError: anything else.
+    """
+    if query_bundle is None or isinstance(query_bundle, str):
+        return query_bundle
+    if not isinstance(query_bundle, QueryBundle):
+        raise InvalidInputError(
+            f"query_bundle must be a QueryBundle, a str or None, got {type(query_bundle).__name__}"
+        )
+    return query_bundle.query_str
 
 
 def _with_key(keys: list[str]) -> list[str]:

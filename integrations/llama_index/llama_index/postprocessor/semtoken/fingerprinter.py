@@ -119,7 +119,8 @@ class SemTokenFingerprinter(EncoderFields, TransformComponent):
         logger.info(
             "fingerprinted %d documents (%d newly encoded)", report.documents, report.encoded
         )
-        return nodes
+        # The input itself (a one-shot iterable, already consumed, as the list it yielded).
+        return nodes if isinstance(nodes, Sequence) else items
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         """:meth:`__call__` in a worker thread, so the event loop is not blocked."""

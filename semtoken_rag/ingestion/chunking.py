@@ -7,6 +7,8 @@ a retriever that used these settings have the same fingerprint key.
 
 from __future__ import annotations
 
+import numbers
+
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
 
@@ -24,8 +26,14 @@ def chunk_words(text: str, size: int, overlap: int = 0) -> list[str]:
         no chunk is entirely contained in the previous one.
 
     Raises:
-        InvalidInputError: ``size``/``overlap`` out of range.
+        InvalidInputError: ``text`` is not a str, ``size``/``overlap`` not ints or out of range.
     """
+    if not isinstance(text, str):
+        raise InvalidInputError(f"text must be a str, got {type(text).__name__}")
+    for name, value in (("size", size), ("overlap", overlap)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise InvalidInputError(f"chunk {name} must be an int, got {value!r:.40}")
+    size, overlap = int(size), int(overlap)
     if size <= 0:
         raise InvalidInputError(f"chunk size must be positive, got {size}")
     if not 0 <= overlap < size:

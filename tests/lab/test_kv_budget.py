@@ -1,8 +1,8 @@
 """KV budget during decoding, on the real SmolLM2-135M: positions, invariants, bad input.
 
 The spans here come from a plain sentence regex (fast); the compressor's own units are used by
-tests/test_kv_eval.py through the CLI.  The reader is pinned to fp32 so tolerances do not depend
-on the CPU (bf16 where AMX is present).
+tests/lab/test_kv_eval.py through the CLI.  The reader is pinned to fp32 so tolerances do not
+depend on the CPU (bf16 where AMX is present).
 """
 
 from __future__ import annotations

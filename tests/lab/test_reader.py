@@ -237,7 +237,7 @@ def test_half_written_conversion_is_not_trusted(tmp_path, monkeypatch):
     half = tmp_path / "readers" / "x"
     half.mkdir(parents=True)
     (half / "config.json").write_text("{}")
-    assert not loading._is_complete(half)  # no completion marker: would be re-converted
-    (half / loading._MARKER).write_text("{}")
-    assert loading._is_complete(half)
+    assert not loading.is_complete(half)  # no completion marker: would be re-converted
+    (half / loading.MARKER).write_text("{}")
+    assert loading.is_complete(half)
     assert loading.cache_root() == tmp_path

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The evaluation runs behind docs/results.md, "Document-sliced fingerprints" (issue 23) and
+# "Adaptive budget" (issue 26).  Resumable (--resume); outputs in runs/ (not in the repository).
+# Reader SmolLM2-135M (packaged); primary metrics only (--no-generate); one thread per process.
+set -u
+cd "$(dirname "$0")/.."
+mkdir -p runs
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+E=".venv/bin/semtoken-rag eval --no-generate --no-progress --threads 1 --resume"
+HP="--data ../shared/data/hotpotqa_dev_sample/dev.jsonl --mode rag --out runs/i26_hotpot_rag"
+NQ="--data ../shared/data/narrativeqa/test.jsonl --per-doc 2 --limit 160 --reader-dtype bfloat16"
+C="--max-context-tokens 2048 --max-answer-words 128 --reader-dtype float32"
+case "${1:-}" in
+  # Issue 23: chunk-alone (semtoken) vs document-sliced (semtoken-docs), rag mode.
+  i23-hotpot) $E $HP --methods none,closed-book,semtoken,semtoken-docs --ratio 0.5,0.25 ;;
+  i23-nqa) $E $NQ --mode rag --out runs/i23_nqa_rag --methods none,closed-book,semtoken,semtoken-docs --ratio 0.5,0.25 ;;
+  # Issue 26, step 1: the auto budget (and fixed ratios for the curve).
+  i26-hotpot) $E $HP --methods none,closed-book,semtoken --ratio auto,0.5,0.25 ;;
+  i26-nqa) $E $NQ --out runs/i26_nqa --methods none,closed-book,semtoken --ratio auto,0.5,0.25 ;;
+  i26-leval)
+    for s in meeting_summ legal_contract_qa financial_qa; do
+      $E --data ../shared/data/leval/$s.jsonl --out runs/i26_$s $C --methods none,closed-book,semtoken --ratio auto,0.5,0.25
+    done ;;
+  # Issue 26, step 2: fixed SemToken, embed-filter and LongLLMLingua at auto's mean achieved
+  # ratio R of each set (printed by scripts/auto_budget_report.py): i26-matched OUT R [extra args]
+  i26-matched) out=$2; r=$3; shift 3
+    $E --out "$out" --methods semtoken,embed-filter,longllmlingua --ratio "$r" "$@" ;;
+  *) echo "usage: $0 i23-hotpot|i23-nqa|i26-hotpot|i26-nqa|i26-leval|i26-matched OUT R ARGS" >&2; exit 2 ;;
+esac
