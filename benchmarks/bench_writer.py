@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few documents, one repeat")
     parser.add_argument("--data", type=Path, default=None, help="data root (../shared/data)")
     parser.add_argument("--cache", type=Path, default=None, help="fingerprint cache folder")
+    parser.add_argument("--per-source", type=int, default=None, help="documents per source")
     parser.add_argument("--codecs", default=",".join(CODECS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64, help="documents per store.write")
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     limiter = _limit_threads(args.threads) if args.threads else None
     quick: dict[str, Any] = {"sources": ("narrativeqa", "essays"), "per_source": 4, "repeats": 1,
-             "train_min": 2048} if args.quick else {"repeats": args.repeats}  # fmt: skip
+             "train_min": 2048} if args.quick else {"repeats": args.repeats,
+                                            "per_source": args.per_source}  # fmt: skip
     res = run_writer(
         args.out,
         data_root=args.data,

@@ -12,6 +12,11 @@ import numpy as np
 
 from semtoken_rag.config import BudgetConfig
 from semtoken_rag.core.adaptive import AdaptiveRule
+from semtoken_rag.core.arrays import ContextArrays, CorePlan
+from semtoken_rag.core.params import SelectionConfig
+from semtoken_rag.core.pipeline import plan_scored
+from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.inputs import check_scores
 
 
 def token_budgets(
@@ -82,3 +87,22 @@ def call_budgets(
         return rule
     fixed = None if isinstance(ratio, str) else ratio
     return token_budgets(originals, fixed, budget, config)
+
+
+def plan_with_scores(
+    arrays: ContextArrays,
+    scores: object,
+    budgets: np.ndarray | AdaptiveRule,
+    selection: SelectionConfig,
+    separator_cost: int,
+) -> CorePlan:
+    """The budget rule over units ranked by external scores (``plan(..., scores=...)``).
+
+    Raises:
+        InvalidInputError: the ``auto`` budget (it needs the engine's own evidence), or scores
+            that are not one finite number per unit.
+    """
+    if not isinstance(budgets, np.ndarray):
+        raise InvalidInputError("ratio='auto' needs the engine's own scores, not scores=")
+    ext = check_scores(scores, arrays.n_units)
+    return plan_scored(arrays, ext, budgets, selection, separator_cost=separator_cost)

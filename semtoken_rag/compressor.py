@@ -7,7 +7,7 @@
 * :meth:`Compressor.render`: the plan back to verbatim text with offsets.
 
 :meth:`Compressor.compress` is their composition; :meth:`Compressor.compress_many` shares one
-``prepare`` (one encoder pass) across many requests.
+``prepare`` (one encoder pass) across requests.  :meth:`Compressor.ingest` fills the store.
 """
 
 from __future__ import annotations
@@ -20,27 +20,25 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from semtoken_rag.budgets import call_budgets
+from semtoken_rag.budgets import call_budgets, plan_with_scores
 from semtoken_rag.config import SemTokenConfig
-from semtoken_rag.core.pipeline import StageHook, plan_context, plan_scored
+from semtoken_rag.core.pipeline import StageHook, plan_context
 from semtoken_rag.dedup import dedup_backend
 from semtoken_rag.errors import ConfigError, InvalidInputError
+from semtoken_rag.fingerprinting import fingerprints_of
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.ingestion import IngestOptions, IngestReport, SourceDocument
 from semtoken_rag.inputs import (
     Request,
     check_budget,
     check_chunks,
-    check_part,
     check_query,
     check_requests,
-    check_scores,
     check_sources,
-    check_strings,
     check_text,
     model_text,
 )
-from semtoken_rag.parts import check_model_names, load_counter, load_encoder
+from semtoken_rag.parts import check_engine_parts, check_plan_args, load_counter, load_encoder
 from semtoken_rag.preparation import ChunkPreparer
 from semtoken_rag.prepared import Plan, PreparedContext
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
@@ -63,12 +61,8 @@ class Compressor:
         counter: Token counter for budgets; built from ``config.count_tokenizer`` or the
             encoder's tokenizer if omitted.
 
-    Example:
-        >>> comp = Compressor(SemTokenConfig(compression_ratio=0.5))  # doctest: +SKIP
-        >>> res = comp.compress(chunks, query="Who wrote it?")  # doctest: +SKIP
-        >>> prepared = comp.prepare(chunks)  # doctest: +SKIP
-        >>> plan = comp.plan(prepared, "Who wrote it?", ratio=0.25)  # doctest: +SKIP
-        >>> comp.render(plan).joined(), plan.explain().unit_score  # doctest: +SKIP
+    Example: ``Compressor(SemTokenConfig(compression_ratio=0.5)).compress(chunks, "Who?")``,
+    or stage by stage ``render(plan(prepare(chunks), "Who?", ratio=0.25))`` (README).
     """
 
     def __init__(
@@ -79,16 +73,8 @@ class Compressor:
         store: FingerprintStoreProtocol | None = None,
         counter: Counter | None = None,
     ) -> None:
-        self.config = config or SemTokenConfig()
-        if not isinstance(self.config, SemTokenConfig):
-            raise InvalidInputError(
-                f"config must be a SemTokenConfig, got {type(self.config).__name__}"
-            )
-        check_part(encoder, "encoder", ("encode_texts", "encode_queries"))
-        check_part(store, "store", ("lookup", "put"))
-        check_part(counter, "counter", ("count", "word_costs"))
+        self.config = check_engine_parts(config or SemTokenConfig(), encoder, store, counter)
         self._encoder = encoder
-        check_model_names(self.config, encoder is None, counter is None)
         if store is None and self.config.cache_embeddings:
             from semtoken_rag.cache import MemoryFingerprintCache
 
@@ -134,7 +120,6 @@ class Compressor:
         """
         return self.counter.count(model_text(check_text(text)))
 
-    # -- fingerprints ---------------------------------------------------------------------
     def fingerprints(
         self, texts: Sequence[str], sources: Sequence[ChunkSource | None] | None = None
     ) -> tuple[list[ChunkFingerprints], int]:
@@ -148,23 +133,7 @@ class Compressor:
             InvalidInputError: ``texts`` is not a sequence of strings (one string is refused),
                 or sources of another length.
         """
-        texts = check_strings(texts, "texts")
-        sources = check_sources(sources, len(texts))
-        enc = self.encoder
-        found: list[ChunkFingerprints | None] = (
-            self.store.lookup(texts, enc.cache_id, sources)
-            if self.store is not None
-            else [None] * len(texts)
-        )
-        missing = list(dict.fromkeys(t for t, fp in zip(texts, found, strict=True) if fp is None))
-        if missing:
-            new = dict(
-                zip(missing, enc.encode_texts([model_text(t) for t in missing]), strict=True)
-            )
-            found = [fp if fp is not None else new[t] for fp, t in zip(found, texts, strict=True)]
-            if self.store is not None:
-                self.store.put(missing, [new[t] for t in missing], enc.cache_id)
-        return [fp for fp in found if fp is not None], len(missing)
+        return fingerprints_of(texts, self.encoder, self.store, sources)
 
     def ingest(
         self,
@@ -242,7 +211,7 @@ class Compressor:
         prepared: PreparedContext,
         query: str | None = None,
         *,
-        ratio: float | None = None,
+        ratio: float | str | None = None,
         budget: int | None = None,
         scores: np.ndarray | Sequence[float] | None = None,
         on_stage: StageHook | None = None,
@@ -252,7 +221,7 @@ class Compressor:
         Args:
             prepared: From :meth:`prepare`.
             query: The question; ``None``, ``""`` or blank means query-free compression.
-            ratio: Overrides ``config.compression_ratio``.
+            ratio: Overrides ``config.compression_ratio`` (a number, or ``"auto"``).
             budget: Absolute token budget (overrides any ratio).
             scores: ``(U,)`` external unit scores (``prepared.unit_texts()`` order) to rank by
                 instead of SemToken's; the budget, force-keep and rendering stay the engine's.
@@ -262,12 +231,7 @@ class Compressor:
             InvalidInputError: not a prepared context, a bad budget, or scores of the wrong
                 length.
         """
-        if not isinstance(prepared, PreparedContext):
-            raise InvalidInputError(
-                f"plan() takes the PreparedContext of prepare(), got {type(prepared).__name__}"
-            )
-        if on_stage is not None and not callable(on_stage):
-            raise InvalidInputError(f"on_stage must be callable, got {type(on_stage).__name__}")
+        check_plan_args(prepared, on_stage)
         ratio, budget = check_budget(ratio, budget)
         query = check_query(query)
         t0 = time.perf_counter()
@@ -284,17 +248,9 @@ class Compressor:
                 on_stage(name, seconds)
 
         if scores is not None:
-            if not isinstance(budgets, np.ndarray):
-                raise InvalidInputError("ratio='auto' needs the engine's own scores, not scores=")
-            ext = check_scores(scores, arrays.n_units)
-            core = plan_scored(arrays, ext, budgets, self.config.selection, separator_cost=sep_cost)
+            core = plan_with_scores(arrays, scores, budgets, self.config.selection, sep_cost)
         else:
-            if not prepared.has_fingerprints:
-                raise InvalidInputError(
-                    "this context was prepared without fingerprints: pass scores= or "
-                    "prepare(chunks) with fingerprints"
-                )
-            qvec = None if query is None else self._queries.get(self.encoder, [query])[query]
+            qvec = self._query_vector(prepared, query)
             core = plan_context(
                 arrays, qvec, budgets, self.config.selection, separator_cost=sep_cost,
                 dedup_search=self._dedup, on_stage=record, generic_query=is_summary_request(query),
@@ -313,13 +269,12 @@ class Compressor:
             raise InvalidInputError(f"render() takes the Plan of plan(), got {type(plan).__name__}")
         return render_plan(plan, self.config.budget.separator)
 
-    # -- compositions -----------------------------------------------------------------------
     def compress(
         self,
         chunks: str | Sequence[str],
         query: str | None = None,
         *,
-        ratio: float | None = None,
+        ratio: float | str | None = None,
         budget: int | None = None,
         sources: Sequence[ChunkSource | None] | None = None,
     ) -> CompressionResult:
@@ -344,7 +299,7 @@ class Compressor:
         chunks: str | Sequence[str],
         query: str | None = None,
         *,
-        ratio: float | None = None,
+        ratio: float | str | None = None,
         budget: int | None = None,
         sources: Sequence[ChunkSource | None] | None = None,
     ) -> CompressionResult:
@@ -357,7 +312,7 @@ class Compressor:
         self,
         requests: Sequence[Request],
         *,
-        ratio: float | None = None,
+        ratio: float | str | None = None,
         budget: int | None = None,
         explain: list[Explanation] | None = None,
     ) -> list[CompressionResult]:
@@ -412,7 +367,7 @@ class Compressor:
         chunks: str | Sequence[str],
         query: str | None = None,
         *,
-        ratio: float | None = None,
+        ratio: float | str | None = None,
         budget: int | None = None,
         sources: Sequence[ChunkSource | None] | None = None,
     ) -> tuple[CompressionResult, Explanation]:
@@ -426,7 +381,14 @@ class Compressor:
         result = self.compress_many(requests, ratio=ratio, budget=budget, explain=why)
         return result[0], why[0]
 
-    # -- internals ------------------------------------------------------------------------
+    def _query_vector(self, prepared: PreparedContext, query: str | None) -> np.ndarray | None:
+        if not prepared.has_fingerprints:
+            raise InvalidInputError(
+                "this context was prepared without fingerprints: pass scores= or "
+                "prepare(chunks) with fingerprints"
+            )
+        return None if query is None else self._queries.get(self.encoder, [query])[query]
+
     def _separator_cost(self) -> int:
         if self._sep_cost is None:
             sep = self.config.budget.separator

@@ -7,9 +7,12 @@ by the engine: ``import semtoken_rag`` loads no torch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from semtoken_rag import models
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.inputs import check_part
 from semtoken_rag.protocols import Counter, FingerprintEncoder
 
 
@@ -53,3 +56,36 @@ def check_model_names(config: SemTokenConfig, encoder: bool, counter: bool) -> N
     tokenizer = config.budget.count_tokenizer
     if counter and tokenizer is not None:
         models.check_model_name(tokenizer, models.READER_ALIASES, "count_tokenizer")
+
+
+def check_engine_parts(config: Any, encoder: Any, store: Any, counter: Any) -> SemTokenConfig:
+    """The engine's constructor arguments checked, before anything loads.
+
+    Raises:
+        InvalidInputError: a config that is not a ``SemTokenConfig``, or a part without the
+            methods the engine calls.
+        ModelNotFoundError: a model name that cannot load here.
+    """
+    if not isinstance(config, SemTokenConfig):
+        raise InvalidInputError(f"config must be a SemTokenConfig, got {type(config).__name__}")
+    check_part(encoder, "encoder", ("encode_texts", "encode_queries"))
+    check_part(store, "store", ("lookup", "put"))
+    check_part(counter, "counter", ("count", "word_costs"))
+    check_model_names(config, encoder is None, counter is None)
+    return config
+
+
+def check_plan_args(prepared: Any, on_stage: Any) -> None:
+    """``Compressor.plan``'s arguments: a prepared context and an optional callable.
+
+    Raises:
+        InvalidInputError: naming what was given instead.
+    """
+    from semtoken_rag.prepared import PreparedContext
+
+    if not isinstance(prepared, PreparedContext):
+        raise InvalidInputError(
+            f"plan() takes the PreparedContext of prepare(), got {type(prepared).__name__}"
+        )
+    if on_stage is not None and not callable(on_stage):
+        raise InvalidInputError(f"on_stage must be callable, got {type(on_stage).__name__}")

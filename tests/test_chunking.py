@@ -1,4 +1,4 @@
-"""``semtoken_rag.ingestion.chunking.chunk_words``: word windows that are verbatim slices of the text."""
+"""``chunk_words``: word windows that are verbatim slices of the text."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from semtoken_rag.ingestion.chunking import chunk_words
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.ingestion.chunking import chunk_words
 
 
 @settings(max_examples=60, deadline=None)

@@ -31,6 +31,7 @@ COUNTS = {
 }
 
 
+@pytest.mark.slow
 def test_counter_loads_the_tokenizer_without_converting_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,8 +19,6 @@ from semtoken_rag.encoder import TransformerEncoder
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.models import ENCODER_CANONICAL_ID, packaged_encoder_dir
 
-pytestmark = pytest.mark.slow
-
 CHUNKS = [
     "The harbour master kept a small dog. It barked at every ferry.",
     "In winter the ferries stopped. The master read books about distant seas.",
@@ -46,6 +44,7 @@ def _perturb(folder: Path) -> None:
     save_file(tensors, str(path), metadata={"format": "pt"})
 
 
+@pytest.mark.slow
 def test_replaced_weights_at_the_same_path_never_hit(minilm_dir: Path, tmp_path: Path) -> None:
     model = tmp_path / "encoder"
     shutil.copytree(minilm_dir, model)
@@ -61,6 +60,7 @@ def test_replaced_weights_at_the_same_path_never_hit(minilm_dir: Path, tmp_path:
     assert changed.compress(CHUNKS, QUESTION).encoder_calls == len(CHUNKS)  # all misses
 
 
+@pytest.mark.slow
 def test_dtype_does_not_change_the_key(minilm_dir: Path) -> None:
     fp32 = TransformerEncoder(str(minilm_dir), device="cpu", dtype="float32")
     fp16 = TransformerEncoder(str(minilm_dir), device="cpu", dtype="float16")
@@ -68,6 +68,7 @@ def test_dtype_does_not_change_the_key(minilm_dir: Path) -> None:
     assert fp32.cache_id.startswith(ENCODER_CANONICAL_ID + "|weights:")
 
 
+@pytest.mark.slow
 def test_windows_change_the_key(minilm_dir: Path) -> None:
     a = TransformerEncoder(str(minilm_dir), device="cpu", window_tokens=64, overlap=16)
     b = TransformerEncoder(str(minilm_dir), device="cpu", window_tokens=128, overlap=16)
@@ -92,12 +93,16 @@ def _llama_index_embedding(folder: Path):
     return HuggingFaceEmbedding(model_name=str(folder), device="cpu")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "build", [_sentence_transformer, _langchain_embeddings, _llama_index_embedding]
 )
-def test_an_already_loaded_model_is_shared_not_copied(minilm_dir: Path, build) -> None:
+def test_an_already_loaded_model_is_shared_not_copied(
+    minilm_dir: Path, build, real_compressor: Compressor
+) -> None:
     app_model = build(minilm_dir)
-    reference = Compressor(SemTokenConfig())
+    # Compressor(SemTokenConfig()) on the session's loaded MiniLM, with a store of its own.
+    reference = Compressor(SemTokenConfig(), encoder=real_compressor.encoder)
     shared = Compressor(SemTokenConfig(encoder_model=app_model))
     assert shared.encoder.cache_id == reference.encoder.cache_id  # same weights, same keys
     inner = shared.encoder.model  # type: ignore[attr-defined]

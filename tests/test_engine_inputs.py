@@ -183,6 +183,7 @@ def test_no_whitespace_text(comp: Compressor) -> None:
 
 
 # -- real encoder --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_real_encoder_bad_inputs(real_compressor: Compressor) -> None:
     for bad in (None, 7, b"x", ["ok", 1]):
         with pytest.raises(InvalidInputError):
@@ -194,6 +195,7 @@ def test_real_encoder_bad_inputs(real_compressor: Compressor) -> None:
         assert res.chunks[0].text == "" and res.kept_tokens == 0
 
 
+@pytest.mark.slow
 def test_real_encoder_mixed_scripts(real_compressor: Compressor) -> None:
     res = real_compressor.compress([MIXED, "\x00\x01\x02 \x1f", "🙂" * 50], "Wie groß?", ratio=0.5)
     assert_verbatim(MIXED, res.chunks[0])
@@ -202,6 +204,7 @@ def test_real_encoder_mixed_scripts(real_compressor: Compressor) -> None:
     assert res.kept_tokens <= res.budget_tokens + res.overshoot_tokens
 
 
+@pytest.mark.slow
 def test_real_encoder_50k_characters(real_compressor: Compressor, narrativeqa: list[dict]) -> None:
     contexts = list(dict.fromkeys(r["context"] for r in narrativeqa))
     doc = ""

@@ -68,10 +68,21 @@ def cases(data: Path) -> list[tuple[str, list[str], str]]:
     return out
 
 
-def compute(data: Path) -> dict[str, Any]:
+def compute(data: Path, shared: Any = None) -> dict[str, Any]:
+    """The golden outputs, with ``SemTokenConfig(count_tokenizer="smollm2")``.
+
+    ``shared``: a compressor with the default encoder whose loaded encoder is reused (no second
+    MiniLM load). The fingerprint store is a fresh one all the same: every text is encoded here,
+    alone, as when the golden file was written, whatever other tests cached before.
+    """
     from semtoken_rag import Compressor, SemTokenConfig
 
-    comp = Compressor(SemTokenConfig(count_tokenizer="smollm2"))
+    config = SemTokenConfig(count_tokenizer="smollm2")
+    if shared is None:
+        comp = Compressor(config)
+    else:
+        assert shared.config.encoder == config.encoder, "the shared encoder must be the default"
+        comp = Compressor(config, encoder=shared.encoder)
     result: dict[str, Any] = {}
     for case_id, chunks, question in cases(data):
         for ratio in RATIOS:
@@ -83,9 +94,9 @@ def compute(data: Path) -> dict[str, Any]:
     return result
 
 
-def test_engine_output_is_byte_identical_to_golden(shared_data: Path) -> None:
+def test_engine_output_is_byte_identical_to_golden(shared_data: Path, real_compressor) -> None:
     expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
-    got = compute(shared_data)
+    got = compute(shared_data, shared=real_compressor)
     assert got.keys() == expected.keys()
     changed = [k for k in expected if got[k] != expected[k]]
     assert not changed, f"{len(changed)} of {len(expected)} outputs changed, e.g. {changed[:5]}"

@@ -32,10 +32,12 @@ def _loaded(code: str, banned: tuple[str, ...]) -> list[str]:
     return ast.literal_eval(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_semtoken_rag_is_light() -> None:
     assert _loaded("import semtoken_rag", HEAVY + LAB) == []
 
 
+@pytest.mark.slow
 def test_public_engine_objects_stay_light() -> None:
     """Touching the config, results, engine and store classes (what adapters import at module
     level) loads no framework, no FAISS, no torch and no lab."""
@@ -48,6 +50,7 @@ def test_public_engine_objects_stay_light() -> None:
     assert _loaded(code, HEAVY + LAB) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "module",
     ["langchain_semtoken", "llama_index.postprocessor.semtoken"],

@@ -11,6 +11,8 @@ from semtoken_rag import Compressor, SemTokenConfig
 from semtoken_rag.core.forcekeep import PRESET_PATTERNS
 from tests.conftest import real_variant
 
+pytestmark = pytest.mark.slow
+
 
 def assert_verbatim_in_order(original: str, chunk, separator: str) -> None:
     prev = 0

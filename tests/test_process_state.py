@@ -16,6 +16,8 @@ import pytest
 
 from semtoken_rag import models
 
+pytestmark = pytest.mark.slow
+
 #: Variables the hub libraries read; removed from the child's environment so a write shows.
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 

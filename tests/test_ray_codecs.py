@@ -159,7 +159,9 @@ def test_ray_and_single_process_stores_are_bit_identical(
         assert_same_lookups(a, b, docs, r.cache_id)
         assert_same_lookups(a, b, sub_chunks(docs), r.cache_id)
         sa, sb = a.stats(), b.stats()
-    sizes = ("documents", "words", "payload_bytes", "staged_words", "trained", "codec")
+    # The same transactions in the same order: the same sizes, the files' included.
+    sizes = ("documents", "words", "payload_bytes", "bytes_on_disk", "staged_words", "trained",
+             "codec")  # fmt: skip
     assert [getattr(sa, s) for s in sizes] == [getattr(sb, s) for s in sizes]
     assert sa.documents == N and sa.trained
     if pair.codec == "float32":  # exact: the served vectors are the encoder's own

@@ -16,6 +16,8 @@ from semtoken_lab.eval.metrics import answer_in_text
 from semtoken_rag import Compressor
 from tests.conftest import read_jsonl, real_variant
 
+pytestmark = pytest.mark.slow
+
 N_EXAMPLES = 80
 
 

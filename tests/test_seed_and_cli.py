@@ -25,6 +25,7 @@ def semtoken() -> SemToken:
     return SemToken()
 
 
+@pytest.mark.slow
 def test_basic_usage(semtoken: SemToken) -> None:
     result = semtoken.tokenize(TEXT)
     stats = result["compression_stats"]
@@ -35,6 +36,7 @@ def test_basic_usage(semtoken: SemToken) -> None:
         assert TEXT[s:e] == piece
 
 
+@pytest.mark.slow
 def test_advanced_configuration() -> None:
     config = SemTokenConfig(
         compression_ratio=0.4,
@@ -46,6 +48,7 @@ def test_advanced_configuration() -> None:
     assert result["compression_stats"]["compression_ratio"] <= 0.45
 
 
+@pytest.mark.slow
 def test_query_aware_keeps_relevant(semtoken: SemToken) -> None:
     document = (
         "Deep learning uses neural networks with many layers to learn representations. "
@@ -58,6 +61,7 @@ def test_query_aware_keeps_relevant(semtoken: SemToken) -> None:
     assert "Football" not in result["compressed_text"]
 
 
+@pytest.mark.slow
 def test_batch_processing(semtoken: SemToken) -> None:
     documents = [
         "Document 1 about artificial intelligence. It covers search and planning.",
@@ -72,6 +76,7 @@ def test_batch_processing(semtoken: SemToken) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_hf_tokenizer_counts_in_its_tokens() -> None:
     from transformers import AutoTokenizer
 
@@ -89,6 +94,7 @@ def test_presets() -> None:
     assert SemTokenConfig.aggressive().compression_ratio == 0.3
 
 
+@pytest.mark.slow
 def test_cli_compress_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "a.txt"
     f.write_text(TEXT, encoding="utf-8")
@@ -105,6 +111,7 @@ def test_cli_missing_file_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_demo_writes_heatmap(tmp_path: Path) -> None:
     out = tmp_path / "heat.png"
     proc = subprocess.run(

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from semtoken_rag.ingestion.chunking import chunk_words
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, fingerprint_key
 from semtoken_rag.ingestion import DocumentEncodingError, SourceDocument
+from semtoken_rag.ingestion.chunking import chunk_words
 from semtoken_rag.store import (
     CodebookChangedError,
     DocumentFingerprints,
@@ -640,3 +640,27 @@ def test_real_splitters_chunks_are_served_without_encoding(tmp_path, shared_data
             i = int(d.metadata["source"].split("-")[1])
             ref = expected_slice(full[i], word_index(docs[i], src.start), d.page_content)
             assert float(np.mean(np.sum(g.vectors * ref.vectors, axis=1))) > 0.85
+
+
+def test_a_short_chunk_is_served_at_its_named_start():
+    """A chunk under 19 words may hold no shingle its document kept (a splitter's last
+    sentence); with the framework's hints (document name and start offset) its position is
+    tried directly, and verified like any other candidate."""
+    enc = FakeEncoder()
+    doc = " ".join(f"word{i}" for i in range(400)) + ". The end comes here at last."
+    with FingerprintStore(codec="float32") as s:
+        s.write(
+            encode_documents(
+                [DocumentFingerprints(fingerprint_key(doc, enc.cache_id), doc,
+                                      enc.encode_texts([doc])[0], ("doc-a",))],
+                s.codec_set(enc.dim), encoder=enc.cache_id,
+            )
+        )  # fmt: skip
+        start = doc.index("The end")
+        chunk = doc[start:]
+        hint = [ChunkSource(document="doc-a", start=start)]
+        got = s.lookup([chunk], enc.cache_id, hint)[0]
+        assert got is not None and got.n_words == len(find_words(chunk))
+        ref = enc.encode_texts([doc])[0]
+        assert np.array_equal(got.vectors, ref.vectors[-got.n_words :])
+        assert s.lookup([chunk.replace("end", "END")], enc.cache_id, hint)[0] is None

@@ -18,6 +18,8 @@ from semtoken_rag import Compressor
 from semtoken_rag.queries import is_summary_request
 from tests.conftest import read_jsonl, real_variant
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def transcript(shared_data: Path) -> str:

@@ -52,7 +52,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--encoder", default=None, help="encoder id or path (default MiniLM)")
     parser.add_argument("--device", default=None, help="encoder device: auto, cpu, cuda, cuda:N")
     parser.add_argument(
-        "--batch-size", type=integer("--batch-size", high=MAX_BATCH), default=64,
+        "--batch-size", type=integer("--batch-size", high=MAX_BATCH), default=256,
         help=f"documents per encoder call and per store transaction, 1 to {MAX_BATCH:,}",
     )  # fmt: skip
     parser.add_argument(

@@ -203,7 +203,7 @@ class IngestOptions:
         on_commit: Called with the report after every committed batch.
     """
 
-    batch_size: int = 64
+    batch_size: int = 256
     max_batch_words: int = 65536
     on_error: str = "raise"
     progress: bool = True

@@ -148,8 +148,11 @@ class Codebooks:
         Raises:
             DamagedCodebook: a new codebook fails its digest or FAISS cannot read it.
         """
-        for row in conn.execute(f"SELECT {_COLUMNS} FROM codebooks"):
-            if int(row[0]) not in self._books:
+        new = [i for (i,) in conn.execute("SELECT id FROM codebooks") if int(i) not in self._books]
+        for lo in range(0, len(new), 500):  # only new rows: a codebook's state is ~400 KB
+            part = new[lo : lo + 500]
+            sql = f"SELECT {_COLUMNS} FROM codebooks WHERE id IN ({','.join('?' * len(part))})"
+            for row in conn.execute(sql, part):
                 book = Codebook(int(row[0]), str(row[1]), int(row[2]), str(row[3]),
                                 bytes(row[4]), bytes(row[5]), float(row[6]))  # fmt: skip
                 if not book.intact:  # checked on every load: the runtime cache is by digest

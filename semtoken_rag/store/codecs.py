@@ -237,7 +237,9 @@ class FaissCodec:
             cents = faiss.vector_to_array(pq.centroids).reshape(int(pq.M), int(pq.ksub), -1)
             # (M, dsub, ksub) transposed centroids, scaled by 2, and (M, ksub) squared norms.
             self._pq = (np.ascontiguousarray(2.0 * cents.transpose(0, 2, 1)), (cents**2).sum(-1))
-            self._cents = cents
+            # Flat (M * ksub, dsub) table: code c of sub-quantizer m is row m * ksub + c.
+            self._cents = np.ascontiguousarray(cents.reshape(-1, cents.shape[2]))
+            self._offsets = (np.arange(int(pq.M)) * int(pq.ksub)).astype(np.intp)
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
         """``(n, dim) float32`` -> ``(n, code_size) uint8``."""
@@ -258,8 +260,8 @@ class FaissCodec:
         if self._cents is not None:
             # The same centroid copy as sa_decode, without FAISS's per-call cost (about 1 ms of
             # thread start-up), which dominated a lookup's many small decodes.
-            m = np.arange(self._cents.shape[0])
-            return renormalise(self._cents[m, c].reshape(len(c), self.dim))
+            rows = self._cents.take(c.astype(np.intp) + self._offsets, axis=0)
+            return renormalise(rows.reshape(len(c), self.dim))
         out = np.concatenate(
             [self.index.sa_decode(c[lo : lo + _BATCH]) for lo in range(0, len(c), _BATCH)]
         )

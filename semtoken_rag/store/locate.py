@@ -48,6 +48,8 @@ from semtoken_rag.store.words import (
 
 #: Shingle rows read per hash (bounds the cost of boilerplate shared by many documents).
 ROWS_PER_HASH = 64
+_DOCS_BY_ID = "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE id IN ({})"
+_BLOCK_AT = "SELECT id FROM blocks WHERE id BETWEEN ? AND ? AND start <= ? ORDER BY id DESC LIMIT 1"
 #: Alignments verified per chunk and pass before it counts as a miss.
 MAX_VERIFY = 8
 
@@ -160,12 +162,42 @@ class Locator:
         """Named documents first, then all; the winnowed shingles first, then every shingle
         of the chunk (more votes where text repeats; only a chunk not found pays for it)."""
         named = self._named(q.source.document) if q.source and q.source.document else []
+        if named and q.source is not None and q.source.start is not None:
+            fp = self._serve(q, self._near_start(q, named, q.source.start))
+            if fp is not None:  # a short chunk may hold no kept shingle: its position does
+                return fp
         for within in ([*named], None) if named else (None,):
             for every in (False, True):
                 fp = self._serve(q, self._candidates(q, within, every))
                 if fp is not None:
                     return fp
         return None
+
+    def _near_start(self, q: ChunkQuery, docs: list[int], start: int) -> list[tuple[int, int]]:
+        """Alignments where the chunk's words begin near character ``start`` of a named
+        document: the block holding ``start`` and its neighbours are scanned for the chunk's
+        first whole word (verification decides)."""
+        if not q.words:
+            return []
+        self._load_docs(_DOCS_BY_ID, [d for d in docs if d not in self._docs])
+        anchor, shift = (q.words[1], 1) if len(q.words) > 1 else (q.words[0], 0)
+        out = []
+        for doc in docs:
+            lo, hi = block_range(doc)
+            row = self.conn.execute(_BLOCK_AT, (lo, hi, start)).fetchone()
+            if row is None or doc not in self._docs:
+                continue
+            index = int(row[0]) - lo
+            for b in range(max(index - 1, 0), index + 2):
+                block = self._block(doc, b) if b * BLOCK_WORDS < self._docs[doc].n_words else None
+                for i, w in enumerate(block.words if block is not None else []):
+                    if w == anchor or (shift == 0 and anchor in w):
+                        out.append((doc, b * BLOCK_WORDS + i - shift))
+        return [(d, o) for d, o in out if self._fits(d, o, len(q.words))]
+
+    def _fits(self, doc: int, off: int, n: int) -> bool:
+        d = self._docs.get(doc)
+        return d is not None and d.encoder == self.encoder and 0 <= off <= d.n_words - n
 
     def _named(self, name: str) -> list[int]:
         rows = self.conn.execute("SELECT document FROM names WHERE name = ? LIMIT 64", (name,))
@@ -183,33 +215,25 @@ class Locator:
         short = len(q.words) < WINNOW_WINDOW + SHINGLE_WORDS - 1
         picks = np.arange(len(hashes)) if short or every else winnow(hashes)
         votes: dict[tuple[int, int], float] = defaultdict(float)
+        scopes: list[int | None] = list(within) if within else [None]
         for pos in picks.tolist():
-            for scope in within or [None]:
+            for scope in scopes:
                 rows = self._shingle_rows(int(hashes[pos]), scope)
                 for doc, word in rows:
                     votes[(doc, word - pos)] += 1.0 / len(rows)
-        self._load_docs(
-            "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE id IN ({})",
-            [d for d, _ in votes if d not in self._docs],
-        )
-        n = len(q.words)
+        self._load_docs(_DOCS_BY_ID, [d for d, _ in votes if d not in self._docs])
         ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [
-            (doc, off)
-            for (doc, off), _ in ranked
-            if (d := self._docs.get(doc)) is not None
-            and d.encoder == self.encoder
-            and 0 <= off <= d.n_words - n
-        ][:MAX_VERIFY]
+        return [(doc, off) for (doc, off), _ in ranked if self._fits(doc, off, len(q.words))][
+            :MAX_VERIFY
+        ]
 
     def _shingle_rows(self, h: int, doc: int | None) -> list[tuple[int, int]]:
         key = (h, doc)
         if key not in self._rows:
-            if doc is None:
-                sql, args = "SELECT document, word FROM shingles WHERE hash = ? LIMIT ?", (h,)
-            else:
-                sql = "SELECT document, word FROM shingles WHERE hash = ? AND document = ? LIMIT ?"
-                args = (h, doc)
+            args: tuple[int, ...] = (h,) if doc is None else (h, doc)
+            sql = "SELECT document, word FROM shingles WHERE hash = ? " + (
+                "LIMIT ?" if doc is None else "AND document = ? LIMIT ?"
+            )
             rows = self.conn.execute(sql, (*args, ROWS_PER_HASH))
             self._rows[key] = [(int(a), int(b)) for a, b in rows]
         return self._rows[key]

@@ -76,6 +76,14 @@ def open_database(
     return _start_over(directory, conn, problem, timeout, spec or default)
 
 
+def open_memory(timeout: float, spec: CodecSpec) -> tuple[sqlite3.Connection, Codebooks]:
+    """A new store that lives in memory only (``FingerprintStore(None)``)."""
+    conn = db.connect(None, timeout)
+    db.configure_writer(conn, None, new=True)
+    db.create_schema(conn, spec)
+    return conn, Codebooks(db.check_schema(conn, "(memory)"))
+
+
 def check_codec(stored: CodecSpec, asked: CodecSpec | None, where: object) -> None:
     """Refuse to open a store with a codec other than its own.
 

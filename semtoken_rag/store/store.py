@@ -34,13 +34,20 @@ from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.inputs import check_store_args, check_strings
 from semtoken_rag.store import db
 from semtoken_rag.store.checks import collect_stats, verify_database
-from semtoken_rag.store.codebooks import Codebooks, CodecSet, DamagedCodebook
+from semtoken_rag.store.codebooks import CodecSet, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec, get_codec
 from semtoken_rag.store.encoding import EncodedDocument, encode_by_dim
 from semtoken_rag.store.fsutil import acquire_lock, files_size, prepare_directory, verify_default
 from semtoken_rag.store.locate import ChunkQuery, Locator, Lookup, chunk_queries
 from semtoken_rag.store.maintenance import TouchBuffer, delete_documents, evict_lru
-from semtoken_rag.store.recovery import DB_FILES, DB_NAME, LOCK_NAME, open_database, open_read_only
+from semtoken_rag.store.recovery import (
+    DB_FILES,
+    DB_NAME,
+    LOCK_NAME,
+    open_database,
+    open_memory,
+    open_read_only,
+)
 from semtoken_rag.store.training import maybe_train
 from semtoken_rag.store.types import (
     StoreStats,
@@ -50,6 +57,7 @@ from semtoken_rag.store.types import (
     write_failed,
 )
 from semtoken_rag.store.writes import (
+    EncoderRows,
     check_codebooks,
     check_dim,
     check_encoded,
@@ -84,12 +92,8 @@ class FingerprintStore:
         read_only: Lookups only: no lock file, nothing created, moved or repaired; writes store
             nothing (logged once); damage raises :class:`StoreError`.
 
-    Example:
-        >>> from semtoken_rag import Compressor
-        >>> with FingerprintStore("fp-store") as store:  # doctest: +SKIP
-        ...     comp = Compressor(store=store)
-        ...     comp.ingest(documents)          # whole documents, any later chunking hits
-        ...     comp.compress(chunks, "question")
+    Example (docs/store.md): ``comp = Compressor(store=FingerprintStore("fp-store"))``, then
+    ``comp.ingest(documents)`` and ``comp.compress(chunks_cut_any_way, question)``.
     """
 
     def __init__(
@@ -116,14 +120,11 @@ class FingerprintStore:
         self._flock: Any = None
         self._touches = TouchBuffer(float(touch_interval))
         self._warned_read_only = False
-        self._encoders: dict[str, int] = {}
+        self._encoders = EncoderRows()
         if self.path is None:
             if read_only:
                 raise StoreError("read_only needs a store directory (path=None is in memory)")
-            self._conn = db.connect(None, lock_timeout)
-            db.configure_writer(self._conn, None, new=True)
-            db.create_schema(self._conn, asked or get_codec(None))
-            self._books = Codebooks(db.check_schema(self._conn, "(memory)"))
+            self._conn, self._books = open_memory(lock_timeout, asked or get_codec(None))
             return
         verify = verify_default(self.path / DB_NAME, verify_on_open, VERIFY_MAX_BYTES)
         if read_only:
@@ -172,7 +173,7 @@ class FingerprintStore:
 
     @property
     def _where(self) -> str:
-        return "(memory)" if self.path is None else str(self.path)
+        return str(self.path or "(memory)")
 
     # -- lookups (the engine's store protocol) -------------------------------------------------
     def lookup(
@@ -190,16 +191,14 @@ class FingerprintStore:
             sources: Optional hints per chunk (document name, start offset).
 
         Returns:
-            One entry per chunk: vectors ``(n_words, dim) float32`` (L2-normalised, one per
-            word of the chunk) with the chunk's own word spans, or ``None``.
+            Per chunk: ``(n_words, dim) float32`` unit vectors and the chunk's own word spans.
         """
         queries = chunk_queries(texts, encoder_id, sources)
         with self._lock:
             result = self._locate(queries, encoder_id)
             now = time.time()
-            if not self.read_only:
-                for doc, last_used in result.served.items():
-                    self._touches.note(doc, last_used, now)
+            for doc, last_used in result.served.items() if not self.read_only else ():
+                self._touches.note(doc, last_used, now)
             if result.damaged:
                 self._remove_damaged(result.damaged)
             if len(self._touches) >= _TOUCH_FLUSH:
@@ -212,7 +211,7 @@ class FingerprintStore:
     def _locate(self, queries: list[ChunkQuery], encoder_id: str) -> Lookup:
         conn = self._live()
         try:
-            encoder = self._encoder_row(conn, encoder_id, create=False)
+            encoder = self._encoders.row(conn, encoder_id, create=False)
             if encoder is None or not queries:
                 return Lookup(found=[None] * len(queries))
             with db.transaction(conn, "DEFERRED"):
@@ -222,22 +221,6 @@ class FingerprintStore:
         except sqlite3.DatabaseError as exc:
             read_failed(exc, self._where, "the chunks count as misses")
         return Lookup(found=[None] * len(queries))
-
-    def _encoder_row(self, conn: sqlite3.Connection, cache_id: str, *, create: bool) -> int | None:
-        if cache_id not in self._encoders:
-            if create:
-                conn.execute("INSERT OR IGNORE INTO encoders(cache_id) VALUES (?)", (cache_id,))
-            row = conn.execute("SELECT id FROM encoders WHERE cache_id = ?", (cache_id,)).fetchone()
-            if row is None:
-                return None
-            self._encoders[cache_id] = int(row[0])
-        return self._encoders[cache_id]
-
-    def _encoder_ids(
-        self, conn: sqlite3.Connection, docs: Sequence[EncodedDocument]
-    ) -> dict[str, int]:
-        ids = {d.encoder: self._encoder_row(conn, d.encoder, create=True) for d in docs}
-        return {k: int(v or 0) for k, v in ids.items()}
 
     def contains(self, keys: Sequence[str]) -> set[str]:
         """The subset of document ``keys`` stored (nothing read but the keys)."""
@@ -282,7 +265,7 @@ class FingerprintStore:
             with self._transaction() as conn:
                 self._books.refresh(conn)
                 check_codebooks(self._books, docs, self._where)
-                added = insert_documents(conn, docs, self._encoder_ids(conn, docs))
+                added = insert_documents(conn, docs, self._encoders)
                 dims = {d.dim for d in docs}
                 trained = maybe_train(conn, self._books, dims, docs[0].encoder) if added else False
                 if added and self.max_bytes is not None:

@@ -1,7 +1,8 @@
 """Training the store's codec on its staged blocks (once per store and dimension).
 
 Runs in the writer, inside the write transaction that brought the staged (float16) words of a
-dimension to the codec's ``train_min``: the sample is every staged vector in block order, or
+dimension to the codec's ``train_min``: the sample is every staged vector, documents in key
+order (so the order in which batches were committed, e.g. by Ray, changes nothing), or
 ``train_max`` of them drawn with the spec's seed (:func:`~semtoken_rag.store.codecs.
 training_sample`); FAISS's k-means is seeded likewise.  The staged blocks are then re-encoded
 with the new codebook (the fidelity guard still judges each block) in the same transaction, so
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 _STAGED = (
     "SELECT b.id, b.n_words, b.checksum, b.codes, b.words, d.id, d.key, d.dim, b.start "
     "FROM blocks b "
-    f"JOIN documents d ON d.id = b.id >> {BLOCK_BITS} WHERE b.codebook = ? ORDER BY b.id"
+    f"JOIN documents d ON d.id = b.id >> {BLOCK_BITS} WHERE b.codebook = ? ORDER BY d.key, b.id"
 )
 
 

@@ -110,15 +110,37 @@ def check_codebooks(books: Codebooks, docs: Sequence[EncodedDocument], where: st
                 )
 
 
+class EncoderRows:
+    """Row ids of encoder identities in ``encoders`` (memoised: they never change)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+
+    def row(self, conn: sqlite3.Connection, cache_id: str, *, create: bool) -> int | None:
+        """The id of ``cache_id`` (inserted first when ``create``, inside a write transaction;
+        ``None`` when absent and not created)."""
+        if cache_id not in self._ids:
+            if create:
+                conn.execute("INSERT OR IGNORE INTO encoders(cache_id) VALUES (?)", (cache_id,))
+            row = conn.execute("SELECT id FROM encoders WHERE cache_id = ?", (cache_id,)).fetchone()
+            if row is None:
+                return None
+            self._ids[cache_id] = int(row[0])
+        return self._ids[cache_id]
+
+
 def insert_documents(
-    conn: sqlite3.Connection, docs: Sequence[EncodedDocument], encoders: Mapping[str, int]
+    conn: sqlite3.Connection, docs: Sequence[EncodedDocument], encoders: EncoderRows
 ) -> int:
     """Insert documents not stored yet (all of them gain their names).
+
+    The batch's shingles go in one statement sorted by hash: the shingle index is keyed by
+    hash, so sorted inserts touch each page once instead of once per document.
 
     Args:
         conn: The store's connection, inside a write transaction.
         docs: Encoded documents.
-        encoders: ``cache_id`` -> row id in ``encoders`` for every document's encoder.
+        encoders: The store's encoder rows (a new encoder identity is recorded).
 
     Returns:
         Documents inserted.
@@ -126,16 +148,21 @@ def insert_documents(
     sql = "SELECT key, id FROM documents WHERE key IN ({})"
     present = {str(k): int(i) for k, i in select_in(conn, sql, [d.key for d in docs])}
     now, added = time.time(), 0
+    shingles: list[tuple[int, int, int]] = []
+    names: list[tuple[str, int]] = []
     for d in docs:
         doc_id = present.get(d.key)
         if doc_id is None:
-            doc_id = _insert_one(conn, d, encoders[d.encoder], now)
+            doc_id = _insert_one(conn, d, int(encoders.row(conn, d.encoder, create=True) or 0), now)
+            shingles += zip(d.shingles.tolist(), [doc_id] * len(d.shingles), d.positions.tolist())
             present[d.key] = doc_id
             added += 1
-        conn.executemany(
-            "INSERT OR IGNORE INTO names(name, document) VALUES (?, ?)",
-            [(name, doc_id) for name in d.names],
-        )
+        names += [(name, doc_id) for name in d.names]
+    shingles.sort()
+    conn.executemany(
+        "INSERT OR IGNORE INTO shingles(hash, document, word) VALUES (?, ?, ?)", shingles
+    )
+    conn.executemany("INSERT OR IGNORE INTO names(name, document) VALUES (?, ?)", names)
     return added
 
 
@@ -153,10 +180,6 @@ def _insert_one(conn: sqlite3.Connection, d: EncodedDocument, encoder: int, now:
         [(base + b.index, b.start, b.codebook, b.n_words, b.checksum, b.codes, b.words)
          for b in d.blocks],
     )  # fmt: skip
-    conn.executemany(
-        "INSERT OR IGNORE INTO shingles(hash, document, word) VALUES (?, ?, ?)",
-        zip(d.shingles.tolist(), [doc_id] * len(d.shingles), d.positions.tolist(), strict=True),
-    )
     return doc_id
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from semtoken_rag.cli.main import main
 
+pytestmark = pytest.mark.slow
+
 
 def test_bench_quick_writes_reports(
     shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

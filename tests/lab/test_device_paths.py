@@ -27,12 +27,17 @@ def tokenizer():
     return load_reader_tokenizer("smollm2")
 
 
+#: SmolLM2's vocabulary size: the tiny model takes the reader tokenizer's ids (the tests that
+#: tokenize text load that tokenizer; the others need no file).
+VOCAB = 49152
+
+
 @pytest.fixture(scope="module")
-def tiny_lm(tokenizer):
+def tiny_lm():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=VOCAB,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
@@ -147,8 +152,11 @@ def test_peak_windows_overlapping_in_threads_are_marked_shared():
     assert mine.shared and seen["w"].shared
 
 
+@pytest.mark.slow
 def test_selective_surprisal_on_the_models_device(tiny_lm, tokenizer):
     from semtoken_lab.eval.selective import model_device, token_surprisal
+
+    assert len(tokenizer) == VOCAB
 
     text = "The ship left the harbour at dawn. The captain watched the sea."
     offs, info = token_surprisal(tiny_lm, tokenizer, text)
@@ -162,6 +170,7 @@ def test_selective_surprisal_on_the_models_device(tiny_lm, tokenizer):
     assert info[0] == pytest.approx(want.mean())
 
 
+@pytest.mark.slow
 def test_pipeline_is_built_on_the_models_device(tiny_lm, tokenizer):
     from semtoken_lab.reader.frameworks import text_generation_pipeline
 
@@ -198,6 +207,7 @@ def test_bench_device_helpers_and_event_timing():
     assert device_info("cpu")["device"] == "cpu"
 
 
+@pytest.mark.slow
 def test_raw_forward_moves_batches_to_the_encoders_device(real_compressor):
     from semtoken_lab.bench.encoder import raw_forward
 

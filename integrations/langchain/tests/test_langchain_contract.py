@@ -8,6 +8,8 @@ import pytest
 from langchain_core.documents import Document
 from lc_compressor_contract import DocumentCompressorContract
 
+pytestmark = pytest.mark.slow
+
 QUERY = "Who does Maskull accept an invitation from?"
 
 

@@ -71,6 +71,7 @@ def test_invalid_configuration_fails_at_construction(bad: dict[str, Any]) -> Non
         SemTokenCompressor(**bad)
 
 
+@pytest.mark.slow
 def test_contextual_compression_retriever_invoke(
     retriever: Any, compressor: SemTokenCompressor, nqa: Any
 ) -> None:
@@ -95,6 +96,7 @@ def test_contextual_compression_retriever_invoke(
     assert saved > 0
 
 
+@pytest.mark.slow
 def test_gold_answers_mostly_survive(
     retriever: Any, compressor: SemTokenCompressor, nqa: Any
 ) -> None:
@@ -117,6 +119,7 @@ def test_gold_answers_mostly_survive(
     assert kept / present >= 0.6, (kept, present)
 
 
+@pytest.mark.slow
 async def test_contextual_compression_retriever_ainvoke_equals_invoke(
     retriever: Any, compressor: SemTokenCompressor, nqa: Any
 ) -> None:
@@ -128,6 +131,7 @@ async def test_contextual_compression_retriever_ainvoke_equals_invoke(
         assert asynchronous == sync and sync
 
 
+@pytest.mark.slow
 def test_pipeline_splitter_then_semtoken_then_llm_filter(
     retriever: Any, compressor: SemTokenCompressor, nqa: Any
 ) -> None:
@@ -156,6 +160,7 @@ def test_pipeline_splitter_then_semtoken_then_llm_filter(
     )
 
 
+@pytest.mark.slow
 async def test_pipeline_semtoken_twice_async(
     retriever: Any, make_compressor: Any, nqa: Any
 ) -> None:
@@ -178,6 +183,7 @@ async def test_pipeline_semtoken_twice_async(
         assert d.page_content.startswith(by_id[d.id][s:e])
 
 
+@pytest.mark.slow
 def test_persistent_store_dir_round_trip(tmp_path: Any, lc_documents: list[Document]) -> None:
     """``store_dir`` opens a FingerprintStore: a second compressor on the same directory (a new
     process, in effect) encodes nothing."""

@@ -21,6 +21,8 @@ from llama_index.postprocessor.semtoken import (  # noqa: E402
     SemTokenNodePostprocessor,
 )
 
+pytestmark = pytest.mark.slow
+
 N = 12
 
 

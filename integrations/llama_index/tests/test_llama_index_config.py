@@ -50,9 +50,7 @@ def test_postprocessor_raises_config_error(bad: dict[str, Any], name: str) -> No
         ({"engine_options": {"batch_size": 0}}, "batch_size"),
     ],
 )
-def test_fingerprinter_raises_config_error(
-    bad: dict[str, Any], name: str, tmp_path: Any
-) -> None:
+def test_fingerprinter_raises_config_error(bad: dict[str, Any], name: str, tmp_path: Any) -> None:
     _config_error(SemTokenFingerprinter, {"store_dir": str(tmp_path), **bad}, name)
 
 

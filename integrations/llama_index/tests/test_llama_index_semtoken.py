@@ -51,6 +51,7 @@ def _check_against_retrieved(retrieved: list[NodeWithScore], out: list[NodeWithS
         assert "semtoken" not in src.node.metadata  # the retrieved node was not mutated
 
 
+@pytest.mark.slow
 def test_class_name_and_serialisation(postprocessor: SemTokenNodePostprocessor) -> None:
     assert SemTokenNodePostprocessor.class_name() == "SemTokenNodePostprocessor"
     data = postprocessor.to_dict()
@@ -65,6 +66,7 @@ def test_invalid_configuration_fails_at_construction() -> None:
             SemTokenNodePostprocessor(**bad)
 
 
+@pytest.mark.slow
 def test_query_engine_keeps_ids_scores_metadata(
     li_index: Any, postprocessor: SemTokenNodePostprocessor, li_nqa: Any
 ) -> None:
@@ -87,6 +89,7 @@ def test_query_engine_keeps_ids_scores_metadata(
         assert kept <= 0.5 * original
 
 
+@pytest.mark.slow
 async def test_async_query_engine_equals_sync(
     li_index: Any, postprocessor: SemTokenNodePostprocessor, li_nqa: Any
 ) -> None:
@@ -106,6 +109,7 @@ async def test_async_query_engine_equals_sync(
         assert [n.node.get_content() for n in direct] == [n.node.get_content() for n in sync]
 
 
+@pytest.mark.slow
 def test_empty_unicode_duplicates_and_textless_nodes(
     make_postprocessor: Any, li_nodes: list[TextNode]
 ) -> None:
@@ -126,6 +130,7 @@ def test_empty_unicode_duplicates_and_textless_nodes(
     assert [n.node.node_id for n in out] == [n.node.node_id for n in nodes]
 
 
+@pytest.mark.slow
 def test_budget_per_node(make_postprocessor: Any, li_nodes: list[TextNode]) -> None:
     pp = make_postprocessor(budget_tokens=150, budget_scope="per_node")
     nodes = [NodeWithScore(node=n, score=0.5) for n in li_nodes[:5]]
@@ -133,6 +138,7 @@ def test_budget_per_node(make_postprocessor: Any, li_nodes: list[TextNode]) -> N
     assert sum(n.node.metadata["semtoken"]["kept_tokens"] for n in out) <= 150
 
 
+@pytest.mark.slow
 def test_ingestion_pipeline_fingerprinter(li_engine: Any, li_nqa: Any) -> None:
     """Fingerprints computed at ingestion: nodes come out unchanged and the query-time
     postprocessor (same store) encodes nothing."""
@@ -164,6 +170,7 @@ def test_ingestion_pipeline_fingerprinter(li_engine: Any, li_nqa: Any) -> None:
     assert out and li_engine.encoder.calls == before
 
 
+@pytest.mark.slow
 async def test_fingerprinter_acall_and_standalone_fields(li_engine: Any, li_nodes: Any) -> None:
     store = FingerprintStore()
     standalone = SemTokenFingerprinter(store=store, engine_options={"batch_size": 8})

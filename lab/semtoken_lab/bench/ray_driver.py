@@ -136,6 +136,33 @@ def make_templates(work: Path, codecs: Sequence[str], texts: list[str], cache_id
         (work / f"encoded-{name}.pkl").write_bytes(blob)
 
 
+def local_write(work: Path, codec: str, tokens: int, n_texts: int, batch: int) -> DriverRow:
+    """The same encoded documents written by ``store.write`` in this process, without Ray
+    (what the driver's writer alone does per second)."""
+    from semtoken_rag.store import FingerprintStore
+
+    docs = list(pickle.loads((work / f"encoded-{codec}.pkl").read_bytes()).values())
+    target = work / "run"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(work / f"template-{codec}", target)
+    with FingerprintStore(target) as store:
+        before = store.stats().payload_bytes
+        t0 = time.perf_counter()
+        for lo in range(0, len(docs), batch):
+            store.write(docs[lo : lo + batch])
+        seconds = max(time.perf_counter() - t0, 1e-9)
+        payload = store.stats().payload_bytes - before
+    shutil.rmtree(target, ignore_errors=True)
+    words = sum(d.n_words for d in docs)
+    return DriverRow(
+        variant="no Ray: store.write alone", codec=codec, actors=0, documents=len(docs),
+        words=words, tokens=tokens, startup_s=0.0, steady_s=seconds, total_s=seconds,
+        docs_per_s=len(docs) / seconds, words_per_s=words / seconds,
+        tokens_per_s=len(docs) / seconds * tokens / max(1, n_texts),
+        mb_per_s=payload / seconds / 1e6,
+    )  # fmt: skip
+
+
 def run_one(
     texts: list[str], tokens: int, work: Path, variant: str, codec: str, actors: int,
     opts: dict[str, Any],
@@ -205,6 +232,8 @@ def run_driver(
     try:
         np.save(work / "pool.npy", unit_pool(enc.dim))
         make_templates(work, codecs, texts, enc.cache_id)
+        for codec in codecs:
+            rows.append(local_write(work, codec, tokens, len(texts), batch))
         t0 = time.perf_counter()
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         info["ray_start_s"] = time.perf_counter() - t0
@@ -250,7 +279,8 @@ def markdown(info: dict[str, Any], rows: Sequence[DriverRow]) -> list[str]:
         f"({info['tokens']:,} MiniLM tokens), batches of {info['batch']}, local Ray of "
         f"{info['ray_cpus']} CPUs. *encoded*: actors return precomputed EncodedDocuments (the "
         "driver's ceiling); *fingerprints*: actors return fingerprints at once and apply the "
-        "store's codec. Steady = first to last commit, at the driver.",
+        "store's codec; *no Ray*: the same encoded documents written by `store.write` in one "
+        "process. Steady = first to last commit, at the driver.",
         "",
         "| actors return | codec | actors | startup s | steady s | docs/s | words/s | tokens/s | "
         "MB/s payload | total s |",

@@ -155,9 +155,12 @@ def document_fingerprints(
     ]  # fmt: skip
 
 
-def train_store(store: Any, docs: Sequence[Any], encoder_id: str) -> tuple[int, float]:
-    """Write the leading documents holding the codec's ``train_min`` words (staged in float16,
-    as ingestion's sample batch), which trains the store's codec.
+def train_store(
+    store: Any, docs: Sequence[Any], encoder_id: str, words: int | None = None
+) -> tuple[int, float]:
+    """Write the leading documents holding the codec's ``train_min`` words (or ``words``, if
+    more: codecs compared on one sample) in one batch, staged in float16 as ingestion's sample
+    batch; that write trains the store's codec (on all of them, up to ``train_max``).
 
     Returns:
         ``(documents written, seconds)``; ``(0, 0.0)`` for a raw codec.
@@ -167,12 +170,13 @@ def train_store(store: Any, docs: Sequence[Any], encoder_id: str) -> tuple[int, 
     spec = store.codec
     if not spec.trained:
         return 0, 0.0
-    words = cut = 0
-    while cut < len(docs) and words < spec.train_min:
-        words += docs[cut].fingerprints.n_words
+    need = max(spec.train_min, words or 0)
+    total = cut = 0
+    while cut < len(docs) and total < need:
+        total += docs[cut].fingerprints.n_words
         cut += 1
-    if words < spec.train_min:
-        raise ValueError(f"{words} words cannot train {spec.name} (train_min {spec.train_min})")
+    if total < spec.train_min:
+        raise ValueError(f"{total} words cannot train {spec.name} (train_min {spec.train_min})")
     t0 = time.perf_counter()
     dim = docs[0].fingerprints.dim
     store.write(encode_documents(docs[:cut], store.codec_set(dim), encoder=encoder_id))

@@ -1,7 +1,9 @@
 """The child processes of ``semtoken-rag bench --store-scale`` (one per phase, so that
 timings and peak RSS are that phase's alone): the writer and the lookups.
 
-Run as ``python -m semtoken_lab.bench.scale_children KIND JSON``; prints one JSON line.
+Run as ``python -m semtoken_lab.bench.scale_children KIND JSON``; prints one JSON line.  The
+writer's documents are built by a producer process (:func:`_produce`) and arrive pickled, so
+the writer process holds and does nothing but the store's work (its RSS, its I/O counters).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,37 +38,67 @@ def _drop_cache(path: Path) -> None:
                 os.close(fd)
 
 
-def child_write(args: dict[str, Any]) -> dict[str, Any]:
-    """(child process) Write documents ``0 .. n - 1`` of the corpus; times, counts, RSS."""
-    from semtoken_rag.store import FingerprintStore
-
+def _produce(work: str, n: int, batch: int, queue: Any) -> None:
+    """(producer process) Put ``(documents, tokens, seconds)`` batches on the queue, then
+    ``None``: the writer's process only unpickles and writes."""
     from semtoken_lab.bench.scale_corpus import ScaleCorpus
 
-    corpus = ScaleCorpus.load(Path(args["work"]))
+    corpus = ScaleCorpus.load(Path(work))
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
+        t0 = time.perf_counter()
+        docs = corpus.documents(lo, hi)
+        tokens = sum(corpus.tokens_of(i) for i in range(lo, hi))
+        queue.put((docs, tokens, time.perf_counter() - t0))
+    queue.put(None)
+
+
+def _batches(work: str, n: int, batch: int) -> Iterator[tuple[list[Any], int, float]]:
+    """The producer's batches, as they come (it runs one batch ahead or more)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue(maxsize=8)
+    proc = ctx.Process(target=_produce, args=(work, n, batch, queue), daemon=True)
+    proc.start()
+    try:
+        while (item := queue.get()) is not None:
+            yield item
+    finally:
+        proc.join(timeout=60)
+        if proc.is_alive():
+            proc.terminate()
+
+
+def child_write(args: dict[str, Any]) -> dict[str, Any]:
+    """(child process) Write documents ``0 .. n - 1`` of the corpus (built by a producer
+    process); times, counts, I/O, RSS."""
+    from semtoken_rag.store import FingerprintStore
+
     n, batch = int(args["n"]), int(args.get("batch", BATCH))
     prof = _profiler(bool(args.get("profile")))
     gen_s = write_s = 0.0
-    words = tokens = 0
-    io0 = _io()
+    done = words = tokens = 0
+    io0, t_start = _io(), time.perf_counter()
     with FingerprintStore(args["dir"], max_bytes=args.get("max_bytes")) as store:
         _apply_pragmas(store, args.get("pragmas") or {})
-        for lo in range(0, n, batch):
-            t0 = time.perf_counter()
-            docs = corpus.documents(lo, min(n, lo + batch))
+        for docs, n_tokens, seconds in _batches(str(args["work"]), n, batch):
             t1 = time.perf_counter()
             prof.enable()
             store.write(docs)
             prof.disable()
             write_s += time.perf_counter() - t1
-            gen_s += t1 - t0
+            gen_s += seconds
+            done += len(docs)
             words += sum(d.n_words for d in docs)
-            tokens += sum(corpus.tokens_of(i) for i in range(lo, min(n, lo + batch)))
-            _progress(lo + len(docs), n, write_s)
+            tokens += n_tokens
+            _progress(done, n, write_s)
         stats = store.stats()
         t0 = time.perf_counter()
     close_s = time.perf_counter() - t0
     io = {k: v - io0.get(k, 0) for k, v in _io().items()}
     return {"write_s": write_s, "generate_s": gen_s, "close_s": close_s, "words": words,
+            "wall_s": time.perf_counter() - t_start,
             "tokens": tokens, "documents": stats.documents, "payload": stats.payload_bytes,
             "peak_rss_mib": rss_mib(), "profile": _profile_lines(prof),
             "wchar": io.get("wchar", 0), "rchar": io.get("rchar", 0)}  # fmt: skip

@@ -28,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+#: Longest word that gets a copy tag (``find_words`` hard-wraps words at 64 characters).
+_TAG_MAX_WORD = 56
+
 
 @dataclass
 class ScaleCorpus:
@@ -106,7 +109,9 @@ class ScaleCorpus:
     def _layout(self, i: int) -> tuple[str, np.ndarray]:
         """Text and word spans of document ``i``: its chunk with the first word replaced by
         the marker ``#i``; with ``distinct``, copy ``k >= 1`` of a chunk also appends ``~k`` to
-        every fourth word (2, 6, 10, ...), so every shingle differs from the other copies'."""
+        every fourth word (2, 6, 10, ...), so every shingle differs from the other copies'
+        (not to words a tag would make longer than a segmenter's word, or to CJK, which the
+        segmenter would split: the spans must stay those of ``find_words``)."""
         c = self.chunk_of(i)
         chunk, spans0 = self.chunks[c], self._chunk(c)[0]
         marker, first_end = f"#{i}", int(spans0[0, 1])
@@ -118,7 +123,9 @@ class ScaleCorpus:
             return text, spans
         tag = f"~{k}"
         p = np.arange(len(spans))
-        tagged, before = p % 4 == 2, (p + 1) // 4
+        tagged = (p % 4 == 2) & (spans[:, 1] - spans[:, 0] <= _TAG_MAX_WORD)
+        tagged &= np.array([text[a:b].isascii() for a, b in spans.tolist()])  # no CJK split
+        before = np.concatenate([[0], np.cumsum(tagged)[:-1]])
         pieces, prev = [], 0
         for end in spans[tagged, 1].tolist():
             pieces += [text[prev:end], tag]

@@ -48,6 +48,7 @@ class SplitRow:
     not_substrings: int
     bad_start_hints: int
     served: float
+    served_words: float
     served_hinted: float
     shape_ok: float
     aligned: float | None
@@ -137,7 +138,7 @@ def measure_splitter(name: str, size: int, cuts: Sequence[Cut], ctx: dict[str, A
     hinted, t_hint = timed_lookups(store, cache_id, cuts, hinted=True)
     words = [len(find_words(c.text)) for c in cuts]
     served = [(c, fp, w) for c, fp, w in zip(cuts, plain, words, strict=True) if fp is not None]
-    served_words = max(1, sum(w for _, _, w in served))
+    served_words = sum(w for _, _, w in served)
 
     def aligned(found: Sequence[Any]) -> float | None:
         if fulls is None:
@@ -154,9 +155,9 @@ def measure_splitter(name: str, size: int, cuts: Sequence[Cut], ctx: dict[str, A
         splitter=name, size=size, chunks=len(cuts), mean_words=float(np.mean(words or [0])),
         not_substrings=sum(c.start is None for c in cuts),
         bad_start_hints=sum(c.source.start != c.start for c in cuts),
-        served=len(served) / max(1, len(cuts)),
+        served=len(served) / max(1, len(cuts)), served_words=served_words / max(1, sum(words)),
         served_hinted=sum(fp is not None for fp in hinted) / max(1, len(cuts)),
-        shape_ok=sum(w for _, fp, w in served if fp.n_words == w) / served_words,
+        shape_ok=sum(w for _, fp, w in served if fp.n_words == w) / max(1, served_words),
         aligned=aligned(plain), aligned_hinted=aligned(hinted),
         warm_p50_ms=p["p50"], warm_p99_ms=p["p99"], hinted_p50_ms=h["p50"],
         hinted_p99_ms=h["p99"],

@@ -55,19 +55,23 @@ def markdown(info: dict[str, Any], rows: Sequence[Any]) -> list[str]:
         "the served chunks; *aligned*: served words whose vectors are the stored document's at "
         "the chunk's true position (a passage several documents share, e.g. an essay's "
         "boilerplate, is served verified words from whichever holds it unless hinted); "
-        "*hinted*: with the framework's `ChunkSource(document, start)`; *bad start hints*: "
+        "*hinted*: with the framework's `ChunkSource(document, start)`; "
+        "*served words*: share of all the chunks' words in served chunks (a chunk under 19 "
+        "words, shorter than the winnowing guarantee, may miss: headings, short lines); "
+        "*bad start hints*: "
         "start offsets the framework reported wrong (LangChain's `add_start_index` with a token "
         "splitter subtracts the overlap in tokens from a character offset: -1 when not found).",
         "",
         "| splitter | size | chunks | mean words | not substrings | bad start hints | served | "
-        "served, hinted | shape ok | aligned | aligned, hinted | p50 / p99 ms | "
+        "served words | served, hinted | shape ok | aligned | aligned, hinted | p50 / p99 ms | "
         "hinted p50 / p99 ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.splitter} | {r.size} | {r.chunks:,} | {r.mean_words:.0f} | "
             f"{r.not_substrings:,} | {r.bad_start_hints:,} | {_pct(r.served)} | "
+            f"{_pct(r.served_words)} | "
             f"{_pct(r.served_hinted)} | {_pct(r.shape_ok)} | {_pct(r.aligned)} | "
             f"{_pct(r.aligned_hinted)} | "
             f"{r.warm_p50_ms:.2f} / {r.warm_p99_ms:.2f} | "

@@ -120,8 +120,8 @@ def training_chunks(root: Path | None = None) -> list[str]:
     Raises:
         InvalidInputError: the corpus is missing.
     """
-    from semtoken_rag.ingestion.chunking import chunk_words
     from semtoken_rag.errors import InvalidInputError
+    from semtoken_rag.ingestion.chunking import chunk_words
 
     path = (root or DEFAULT_DATA) / TRAIN_CORPUS
     if not path.is_file():

@@ -68,6 +68,7 @@ class ScaleRow:
     tokens: int
     copies_per_chunk: float
     write_s: float
+    write_wall_s: float
     batch: int
     pragmas: dict[str, int]
     written_bytes_per_doc: float
@@ -194,7 +195,7 @@ def measure(n: int, work: Path, info: dict[str, Any], opts: dict[str, Any]) -> S
     return ScaleRow(
         documents=ins["documents"], codec=info["codec"], words=ins["words"],
         tokens=ins["tokens"], copies_per_chunk=gen / info["chunks"], write_s=ins["write_s"],
-        batch=opts["batch"], pragmas=opts["pragmas"],
+        write_wall_s=ins["wall_s"], batch=opts["batch"], pragmas=opts["pragmas"],
         written_bytes_per_doc=ins["wchar"] / max(1, gen),
         read_bytes_per_doc=ins["rchar"] / max(1, gen),
         write_docs_per_s=gen / w, write_words_per_s=ins["words"] / w,

@@ -79,14 +79,16 @@ class WriterRow:
         return self
 
 
-def median_s(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall seconds of ``fn`` over ``repeats`` calls (no warm-up: each is big)."""
-    times = []
+def interleaved_medians(stages: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall seconds of each stage, the stages run in turn within each repeat (a shared
+    machine's load drifts: every stage then sees the same drift)."""
+    times: dict[str, list[float]] = {name: [] for name in stages}
     for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in stages.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def chunk_units(docs: Sequence[Any], encoder_id: str, words: int = 256) -> list[Any]:
@@ -137,15 +139,16 @@ def build_parts(docs: Sequence[Any], codecs: Any, codes: np.ndarray) -> dict[str
 
 
 def trained_template(
-    folder: Path, codec: Any, docs: Sequence[Any], encoder_id: str
+    folder: Path, codec: Any, docs: Sequence[Any], encoder_id: str, words: int
 ) -> tuple[Path, Any, int]:
-    """A store of ``codec`` trained on the leading documents; ``(path, CodecSet, n_train)``."""
+    """A store of ``codec`` trained on the leading documents holding ``words`` words (the same
+    sample for every codec); ``(path, CodecSet, n_train)``."""
     from semtoken_rag.store import FingerprintStore
 
     path = folder / f"template-{codec.name}"
     shutil.rmtree(path, ignore_errors=True)
     with FingerprintStore(path, codec=codec) as store:
-        n_train, _ = realdocs.train_store(store, docs, encoder_id)
+        n_train, _ = realdocs.train_store(store, docs, encoder_id, words)
         codecs = store.codec_set(docs[0].fingerprints.dim)
     return path, codecs, n_train
 
@@ -170,21 +173,35 @@ def timed_write(template: Path, target: Path, encoded: Sequence[Any], batch: int
     return out
 
 
-def raw_encodes(codec: Any, vectors: np.ndarray, repeats: int) -> dict[str, Any]:
-    """FAISS ``sa_encode`` and (8-bit PQ) the BLAS assignment of the same vectors."""
-    from semtoken_rag.store.codecs import _BATCH
+def encode_stages(codec: Any, codecs: Any, vectors: np.ndarray, docs: Sequence[Any],
+                  encoder: str) -> dict[str, Callable[[], object]]:  # fmt: skip
+    """The timed stages: raw FAISS (and, 8-bit PQ, BLAS) encodes, the guard's decode +
+    cosines, ``code_vectors`` (encode + guard) and the whole ``encode_documents``."""
+    from semtoken_rag.store import encode_documents
+    from semtoken_rag.store.codecs import _BATCH, row_cosines
+    from semtoken_rag.store.encoding import code_vectors
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-
-    def faiss_encode() -> np.ndarray:
-        return np.concatenate([codec.index.sa_encode(x[lo : lo + _BATCH])
-                               for lo in range(0, len(x), _BATCH)])  # fmt: skip
-
-    out: dict[str, Any] = {"faiss_s": median_s(faiss_encode, repeats), "blas_s": None}
+    codes = codec.encode(x)
+    stages: dict[str, Callable[[], object]] = {
+        "faiss": lambda: np.concatenate([codec.index.sa_encode(x[lo : lo + _BATCH])
+                                         for lo in range(0, len(x), _BATCH)]),
+    }  # fmt: skip
     if codec._pq is not None:  # the library encodes 8-bit PQ with pq_assign
-        out["blas_s"] = median_s(lambda: codec.encode(x), repeats)
-        out["agree"] = float(np.mean(faiss_encode() == codec.encode(x)))
-    return out
+        stages["blas"] = lambda: codec.encode(x)
+    stages["guard"] = lambda: row_cosines(codec.decode(codes), x)
+    stages["coded"] = lambda: code_vectors(x, codecs)
+    stages["total"] = lambda: encode_documents(docs, codecs, encoder=encoder)
+    return stages
+
+
+def _agreement(codec: Any, codes: np.ndarray, vectors: np.ndarray) -> float:
+    """Share of the BLAS assignment's code bytes equal to ``sa_encode``'s."""
+    from semtoken_rag.store.codecs import _BATCH
+
+    faiss_codes = [codec.index.sa_encode(vectors[lo : lo + _BATCH])
+                   for lo in range(0, len(vectors), _BATCH)]  # fmt: skip
+    return float(np.mean(codes == np.concatenate(faiss_codes)))
 
 
 def measure_codec(
@@ -193,29 +210,26 @@ def measure_codec(
     """Every stage of one codec on one unit (documents or chunks) of ``docs``."""
     from semtoken_rag.store import encode_documents
     from semtoken_rag.store.codebooks import runtime_codec
-    from semtoken_rag.store.codecs import mean_cosine, row_cosines
-    from semtoken_rag.store.encoding import code_vectors
+    from semtoken_rag.store.codecs import mean_cosine
 
     path, codecs, _ = template
     codec: Any = runtime_codec(codecs.book)
-    reps, enc_id = int(opts["repeats"]), str(opts["encoder"])
+    enc_id = str(opts["encoder"])
     vectors = np.concatenate([d.fingerprints.vectors for d in docs]).astype(np.float32)
-    raw = raw_encodes(codec, vectors, reps)
     codes = codec.encode(vectors)
-    guard_s = median_s(lambda: row_cosines(codec.decode(codes), vectors), reps)
-    coded_s = median_s(lambda: code_vectors(vectors, codecs), reps)
-    total_s = median_s(lambda: encode_documents(docs, codecs, encoder=enc_id), reps)
+    t = interleaved_medians(encode_stages(codec, codecs, vectors, docs, enc_id), opts["repeats"])
     encoded = encode_documents(docs, codecs, encoder=enc_id)
     wrote = timed_write(path, Path(opts["work"]) / "write", encoded, int(opts["batch"]))
     n = len(vectors)
+    agree = _agreement(codec, codes, vectors) if "blas" in t else None
     return WriterRow(
-        codec=name, unit=unit, documents=len(docs), words=n, raw_faiss_s=raw["faiss_s"],
-        raw_blas_s=raw["blas_s"], guard_s=guard_s if codecs.guard else 0.0,
-        build_s=max(0.0, total_s - coded_s), encode_documents_s=total_s, write_s=wrote["seconds"],
-        build_parts_s=build_parts(docs, codecs, codes),
+        codec=name, unit=unit, documents=len(docs), words=n, raw_faiss_s=t["faiss"],
+        raw_blas_s=t.get("blas"), guard_s=t["guard"] if codecs.guard else 0.0,
+        build_s=max(0.0, t["total"] - t["coded"]), encode_documents_s=t["total"],
+        write_s=wrote["seconds"], build_parts_s=build_parts(docs, codecs, codes),
         mean_cos=mean_cosine(codec.decode(codes), vectors), train_cos=codecs.book.train_cos,
         code_bytes_per_word=float(codec.code_size), payload_bytes_per_word=wrote["payload"] / n,
-        disk_bytes_per_word=wrote["disk"] / n, codes_agree=raw.get("agree"),
+        disk_bytes_per_word=wrote["disk"] / n, codes_agree=agree,
     ).finish()  # fmt: skip
 
 
@@ -224,13 +238,10 @@ def _templates(
 ) -> dict[str, tuple[Path, Any, int]]:
     from semtoken_rag.store import get_codec
 
-    out = {}
-    for name in names:
-        spec = get_codec(name)
-        if train_min is not None and spec.trained:
-            spec = spec.with_options(train_min=train_min)
-        out[name] = trained_template(work, spec, docs, encoder_id)
-    return out
+    specs = [get_codec(name) for name in names]
+    specs = [s.with_options(train_min=train_min) if train_min and s.trained else s for s in specs]
+    words = max(s.train_min for s in specs)
+    return {s.name: trained_template(work, s, docs, encoder_id, words) for s in specs}
 
 
 def run_writer(
@@ -248,8 +259,8 @@ def run_writer(
 ) -> dict[str, Any]:
     """Measure every codec on every unit; write ``writer.json`` / ``writer.md`` into ``out``.
 
-    The leading documents train each codec (as ingestion's sample batch) and are left out of
-    the measurement, the same documents for every codec.
+    The leading documents train every codec (one sample, as ingestion's sample batch holding
+    the largest ``train_min``) and are left out of the measurement.
     """
     import tempfile
 

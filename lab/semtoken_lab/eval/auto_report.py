@@ -126,7 +126,7 @@ def analyse(run: Path) -> dict[str, Any]:
                 ),
             }
             for k in sorted(set(kinds.values()))
-        },  # fmt: skip
+        },
     }
     target = out["auto_retained"]["value"]
     eq = _equal_retained(t, ids, closed, full, target)
@@ -153,11 +153,10 @@ def plot(run: Path, path: Path) -> None:
     for (m, r), recs in sorted(t.items()):
         if m != "semtoken":
             continue
-        ids = [i for i in recs if i in closed and i in full and full[i] != closed[i]]
+        lls = {i: rec.answer_loglik for i, rec in recs.items() if rec.answer_loglik is not None}
+        ids = [i for i in lls if i in closed and i in full and full[i] != closed[i]]
         x = [recs[i].achieved_ratio for i in ids]
-        y = np.clip(
-            [(recs[i].answer_loglik - closed[i]) / (full[i] - closed[i]) for i in ids], -1, 2
-        )
+        y = np.clip([(lls[i] - closed[i]) / (full[i] - closed[i]) for i in ids], -1, 2)
         ax.scatter(x, y, s=8, alpha=0.6, label="auto" if r == AUTO else f"fixed {r:g}")
     ax.set_xlabel("achieved ratio")
     ax.set_ylabel("LL retained (per example, clipped)")
@@ -177,7 +176,7 @@ def markdown(res: dict[str, Any]) -> str:
         f"LL retained {res['auto_retained']['value']:.3f} ± {res['auto_retained']['se']:.3f}; "
         + ", ".join(
             f"{k}: n={v['n']}, mean ratio {v['mean_ratio']:.3f}" for k, v in res["by_kind"].items()
-        )  # fmt: skip
+        )
         + f"; fixed SemToken reaches that retained at ratio {res['equal_retained_ratio']:.3f} "
         f"(auto keeps {res['token_saving_at_equal_retained']:+.0%} fewer tokens).",
         "",

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 class Method(Protocol):
     """A compression method (see module docstring)."""
 
-    def __call__(self, chunks: Sequence[str], question: str, budget: int | None) -> str: ...
+    def __call__(self, chunks: Sequence[str], question: str, budget: int) -> str: ...
 
 
 @dataclass
@@ -268,17 +268,21 @@ class SemTokenMethod:
         self.calls = self.encoder_calls = self.calls_missed = 0
         self._lock = threading.Lock()
 
-    def __call__(self, chunks: Sequence[str], question: str, budget: int | None) -> str:
-        """Compress for ``question`` under ``budget`` tokens (``None``: the ``auto`` budget)."""
+    def __call__(self, chunks: Sequence[str], question: str, budget: int) -> str:
+        """Compress for ``question`` under ``budget`` reader tokens."""
+        return self._run(chunks, question, budget=budget)
+
+    def auto(self, chunks: Sequence[str], question: str) -> str:
+        """Compress for ``question`` with the engine's ``compression_ratio="auto"`` budget."""
+        return self._run(chunks, question, ratio="auto")
+
+    def _run(self, chunks: Sequence[str], question: str, **budget: Any) -> str:
         if self.ingest_chunks:
             from semtoken_rag.ingestion import IngestOptions
 
             self.comp.ingest(list(chunks), IngestOptions(progress=False))
         query = question if self.use_query else None
-        if budget is None:
-            res = self.comp.compress(list(chunks), query, ratio="auto")
-        else:
-            res = self.comp.compress(list(chunks), query, budget=budget)
+        res = self.comp.compress(list(chunks), query, **budget)
         with self._lock:
             self.calls += 1
             self.encoder_calls += res.encoder_calls

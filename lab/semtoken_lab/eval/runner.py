@@ -12,7 +12,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -231,6 +231,13 @@ def _budget(cfg: RunConfig, method: str, target: float, tokens_full: int) -> int
     return max(1, round(target * tokens_full))
 
 
+def _auto(fn: Method) -> Callable[[Sequence[str], str], str]:
+    """The ``auto``-budget entry point of ``fn`` (only SemToken methods have one)."""
+    if not isinstance(fn, SemTokenMethod):
+        raise InvalidInputError(f"method {fn!r:.60} has no auto budget; use a ratio")
+    return fn.auto
+
+
 def _truncate_middle(tokenizer: Any, text: str, limit: int) -> str:
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) <= limit:
@@ -302,7 +309,11 @@ class Runner:
             budget = _budget(cfg, method, target, tokens_full)
             fn = self.method(method)
             t0 = time.perf_counter()
-            text = fn(chunks, ex.question, budget)
+            text = (
+                fn(chunks, ex.question, budget)
+                if budget is not None
+                else _auto(fn)(chunks, ex.question)
+            )
             ms = (time.perf_counter() - t0) * 1e3
             kept = self.env.count(text)
             texts.append(text)
@@ -432,8 +443,10 @@ class Runner:
             from semtoken_lab.eval.plots import density_heatmap
 
             tokens = self.env.count(CHUNK_SEP.join(chunks))
-            target = self.cfg.ratios[0] if self.cfg.ratios else 0.5
+            target = next((r for r in self.cfg.ratios if r != AUTO), 0.5)
             budget = _budget(self.cfg, names[0], target, tokens)
+            if budget is None:  # not reached: target is a ratio
+                return
             rows = sentence_density(
                 self.env, chunks, ex.question, {m: self.method(m) for m in names}, budget
             )

@@ -89,13 +89,21 @@ def local_chat_class() -> type:
     not supported with HuggingFacePipeline"), so ``await chain.ainvoke(...)`` failed; the sync
     path in a thread is what LangChain's own ``BaseLLM`` does for models without async support.
     """
+    from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+    from langchain_core.messages import BaseMessage
+    from langchain_core.outputs import ChatResult
     from langchain_core.runnables.config import run_in_executor
     from langchain_huggingface import ChatHuggingFace
 
     class LocalChatHuggingFace(ChatHuggingFace):  # type: ignore[misc]
         async def _agenerate(
-            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
-        ) -> Any:
+            self,
+            messages: list[BaseMessage],
+            stop: list[str] | None = None,
+            run_manager: AsyncCallbackManagerForLLMRun | None = None,
+            stream: bool | None = None,
+            **kwargs: Any,
+        ) -> ChatResult:
             sync = run_manager.get_sync() if run_manager is not None else None
             return await run_in_executor(None, self._generate, messages, stop, sync, **kwargs)
 
