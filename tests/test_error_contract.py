@@ -560,6 +560,10 @@ def ray_cases() -> list[Case]:
         for field in ("cpus_per_actor", "connect_timeout")
     ]
     cases += [
+        refused(f"RayOptions(address={bad!r})", lambda b=bad: RayOptions(address=b))
+        for bad in [6379, b"h:1", ["h:1"]]
+    ]
+    cases += [
         safe("RayOptions(gpus_per_actor=0)", lambda: RayOptions(gpus_per_actor=0)),
         safe("RayOptions(address=str)", lambda: RayOptions(address="ray://h:10001")),
     ]

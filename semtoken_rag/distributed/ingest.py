@@ -75,6 +75,10 @@ class RayOptions:
             if bad or not math.isfinite(value) or value < low or (not zero_ok and value == low):
                 bound = ">= 0" if zero_ok else "> 0"
                 raise InvalidInputError(f"{name} must be a finite number {bound}, got {value!r}")
+        if self.address is not None and not isinstance(self.address, str):
+            raise InvalidInputError(
+                f"address must be a str such as '10.0.0.5:6379' or None, got {self.address!r:.60}"
+            )
 
     @property
     def resources(self) -> dict[str, float]:

@@ -11,7 +11,8 @@ One exception, measured: *encoding* with an 8-bit product quantizer assigns each
 its nearest centroid by a matrix product per sub-quantizer (numpy BLAS) instead of
 ``sa_encode``, whose direct path for short sub-vectors (6 dimensions for ``pq64``) runs at about
 half that speed (docs/store.md, "Ingestion throughput").  The centroids are FAISS's; the codes
-equal ``sa_encode``'s except where two centroids are equidistant to within float32 rounding.
+equal ``sa_encode``'s except where two centroids are equidistant to within float32 rounding,
+and the same products give the fidelity guard its cosines without a decode pass.
 
 A trained codec's state (its *codebook*) is what ``faiss.serialize_index`` writes: FAISS's own
 format, never pickle.  Training is deterministic: the sample is chosen by the store (see
@@ -193,6 +194,8 @@ class VectorCodec(Protocol):
 
     def encode(self, vectors: np.ndarray) -> np.ndarray: ...
 
+    def encode_with_cosines(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
     def decode(self, codes: np.ndarray) -> np.ndarray: ...
 
 
@@ -209,6 +212,11 @@ class RawCodec:
         """``(n, dim)`` floats -> ``(n, code_size) uint8``."""
         raw = np.ascontiguousarray(vectors, dtype=self.dtype)
         return raw.view(np.uint8).reshape(len(raw), self.code_size)
+
+    def encode_with_cosines(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, (n,) decoded-vs-original cosines)``: what the fidelity guard checks."""
+        codes = self.encode(vectors)
+        return codes, row_cosines(self.decode(codes), np.asarray(vectors, np.float32))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """``(n, code_size) uint8`` -> ``(n, dim) float32`` (renormalised unless exact)."""
@@ -247,10 +255,20 @@ class FaissCodec:
         if len(x) == 0:
             return np.zeros((0, self.code_size), np.uint8)
         if self._pq is not None:
-            return pq_assign(x, *self._pq)
+            return pq_assign(x, *self._pq)[0]
         return np.concatenate(
             [self.index.sa_encode(x[lo : lo + _BATCH]) for lo in range(0, len(x), _BATCH)]
         )
+
+    def encode_with_cosines(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, (n,) decoded-vs-original cosines)`` (8-bit PQ: from the assignment)."""
+        x = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        if self._pq is None or len(x) == 0:
+            codes = self.encode(x)
+            return codes, row_cosines(self.decode(codes), x)
+        codes, dots, sq_norms = pq_assign(x, *self._pq)
+        norms = np.sqrt(sq_norms) * np.linalg.norm(x, axis=1)
+        return codes, np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """``(n, code_size) uint8`` -> ``(n, dim) float32``, L2-renormalised."""
@@ -272,8 +290,11 @@ class FaissCodec:
 _ASSIGN_BLOCK = 8192
 
 
-def pq_assign(x: np.ndarray, cents2t: np.ndarray, norms: np.ndarray) -> np.ndarray:
+def pq_assign(x: np.ndarray, cents2t: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, ...]:
     """Nearest centroid of every sub-vector: ``argmax(2 x.c - |c|^2)`` (= ``argmin |x - c|^2``).
+
+    Sub-quantizers cover disjoint dimensions, so the decoded vector's dot product with ``x``
+    and its squared norm are sums of what the assignment already has.
 
     Args:
         x: ``(n, M * dsub) float32`` vectors.
@@ -281,25 +302,32 @@ def pq_assign(x: np.ndarray, cents2t: np.ndarray, norms: np.ndarray) -> np.ndarr
         norms: ``(M, ksub) float32`` squared centroid norms.
 
     Returns:
-        ``(n, M) uint8`` codes (one byte per sub-quantizer: 8-bit PQ only).
+        ``(n, M) uint8`` codes (one byte per sub-quantizer: 8-bit PQ only), ``(n,) float32``
+        dot products of ``x`` with its decoded vectors, and ``(n,)`` squared decoded norms.
     """
     n_sub, dsub, ksub = cents2t.shape
     out = np.empty((len(x), n_sub), np.uint8)
+    best_sum, sq_norms = np.zeros(len(x), np.float32), np.zeros(len(x), np.float32)
     buf = np.empty((min(len(x), _ASSIGN_BLOCK), ksub), np.float32)
     for lo in range(0, len(x), _ASSIGN_BLOCK):
-        block = x[lo : lo + _ASSIGN_BLOCK]
+        block, hi = x[lo : lo + _ASSIGN_BLOCK], min(lo + _ASSIGN_BLOCK, len(x))
         scores = buf[: len(block)]
         for m in range(n_sub):
             np.matmul(block[:, m * dsub : (m + 1) * dsub], cents2t[m], out=scores)
             scores -= norms[m]
-            out[lo : lo + len(block), m] = scores.argmax(axis=1)
-    return out
+            best = scores.argmax(axis=1)
+            out[lo:hi, m] = best
+            best_sum[lo:hi] += np.take_along_axis(scores, best[:, None], 1)[:, 0]
+            sq_norms[lo:hi] += norms[m][best]
+    # sum of (2 x.c - |c|^2) plus sum of |c|^2 is twice the dot product.
+    return out, (best_sum + sq_norms) / 2, sq_norms
 
 
 def renormalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length in place (zero rows stay zero); returns ``x``."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    np.divide(x, norms, out=x, where=norms > 0)
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    norms[norms == 0] = 1.0
+    x /= norms[:, None]
     return x
 
 
@@ -341,9 +369,7 @@ def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, float]:
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
     except RuntimeError as exc:
         raise StoreError(f"FAISS could not train codec {spec.name!r} ({factory}): {exc}") from exc
-    codec = FaissCodec(index, faiss)
-    decoded = codec.decode(codec.encode(sample))
-    train_cos = mean_cosine(decoded, sample)
+    train_cos = float(np.mean(FaissCodec(index, faiss).encode_with_cosines(sample)[1]))
     state = faiss.serialize_index(index).tobytes()
     logger.info("trained %s (%s) on %d vectors: cosine %.4f", spec.name, factory, n, train_cos)
     return factory, state, train_cos
@@ -366,10 +392,3 @@ def row_cosines(decoded: np.ndarray, original: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(original, axis=1)
     dots = np.sum(decoded * original, axis=1)
     return np.divide(dots, norms, out=np.ones_like(dots), where=norms > 0)
-
-
-def mean_cosine(decoded: np.ndarray, original: np.ndarray) -> float:
-    """Mean row-wise cosine of decoded (unit) rows and the originals (1.0 when empty)."""
-    if len(decoded) == 0:
-        return 1.0
-    return float(np.mean(row_cosines(decoded, original)))

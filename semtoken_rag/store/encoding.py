@@ -21,7 +21,6 @@ import numpy as np
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.store.codebooks import GUARD_MARGIN, Codebook, CodecSet, runtime_codec
-from semtoken_rag.store.codecs import row_cosines
 from semtoken_rag.store.db import BLOCK_WORDS, MAX_DOCUMENT_WORDS
 from semtoken_rag.store.words import normalise, pack, shingle_hashes, winnow
 
@@ -165,9 +164,9 @@ def code_vectors(vectors: np.ndarray, codecs: CodecSet) -> tuple[np.ndarray, np.
     """``(codes, cosines or None)`` of ``(n, dim)`` vectors with ``codecs.book``: one encode
     (and, for the guard, one decode) for a whole batch, which is where the time goes."""
     codec = runtime_codec(codecs.book)
-    codes = codec.encode(vectors)
-    cos = row_cosines(codec.decode(codes), vectors) if codecs.guard else None
-    return codes, cos
+    if not codecs.guard:
+        return codec.encode(vectors), None
+    return codec.encode_with_cosines(vectors)
 
 
 def encode_documents(

@@ -26,6 +26,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain, islice
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def chunk_queries(
     for i, text in enumerate(texts):
         clean = model_text(text)
         spans = find_words(clean)
-        words = [clean[s:e] for s, e in spans.tolist()]
+        words = list(map(clean.__getitem__, map(slice, spans[:, 0].tolist(), spans[:, 1].tolist())))
         if not unicodedata.is_normalized("NFKC", clean):
             words = normalise(words)
         source = None if sources is None else sources[i]
@@ -277,14 +278,13 @@ class Locator:
             return None
         parts = [b for b in blocks if b is not None]
         lo = off - first * BLOCK_WORDS
-        stored = [w for b in parts for w in b.words][lo : lo + n]
+        stored = list(islice(chain.from_iterable(b.words for b in parts), lo, lo + n))
         if not same_words(stored, q.words):
             return None
-        vectors = []
-        for i, b in enumerate(parts):
-            a = lo if i == 0 else 0
-            z = min(len(b.words), lo + n - i * BLOCK_WORDS)
-            vectors.append(runtime_codec(b.book).decode(b.codes[a:z]))
+        vectors = [
+            runtime_codec(b.book).decode(b.codes[lo if i == 0 else 0 : lo + n - i * BLOCK_WORDS])
+            for i, b in enumerate(parts)
+        ]
         # Where the slice starts in the document, to within the spaces between words (only
         # block starts are stored): enough to tell apart copies of a passage.
         start = parts[0].start + sum(len(w) + 1 for w in parts[0].words[:lo])

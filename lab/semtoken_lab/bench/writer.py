@@ -4,7 +4,7 @@ On real MiniLM fingerprints of real documents (encoded once, cached as ``.npy``)
 
 * **raw encode** of all the vectors: FAISS ``sa_encode`` and, for 8-bit PQ, the library's BLAS
   assignment (``FaissCodec.encode`` -> ``pq_assign``); the faster is the reference;
-* **guard**: the fidelity guard's decode + row cosines (``code_vectors`` minus the encode);
+* **guard**: the fidelity guard's cosines (``code_vectors`` minus the faster raw encode);
 * **build**: the rest of ``encode_documents`` (NFKC words, packing, shingles + winnowing,
   checksums), each part also timed on its own with the library's functions;
 * **write**: ``FingerprintStore.write`` in batches (ingestion's 64) into a copy of a store
@@ -175,21 +175,19 @@ def timed_write(template: Path, target: Path, encoded: Sequence[Any], batch: int
 
 def encode_stages(codec: Any, codecs: Any, vectors: np.ndarray, docs: Sequence[Any],
                   encoder: str) -> dict[str, Callable[[], object]]:  # fmt: skip
-    """The timed stages: raw FAISS (and, 8-bit PQ, BLAS) encodes, the guard's decode +
-    cosines, ``code_vectors`` (encode + guard) and the whole ``encode_documents``."""
+    """The timed stages: raw FAISS (and, 8-bit PQ, BLAS) encodes, ``code_vectors`` (encode +
+    the guard's cosines) and the whole ``encode_documents``."""
     from semtoken_rag.store import encode_documents
-    from semtoken_rag.store.codecs import _BATCH, row_cosines
+    from semtoken_rag.store.codecs import _BATCH
     from semtoken_rag.store.encoding import code_vectors
 
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    codes = codec.encode(x)
     stages: dict[str, Callable[[], object]] = {
         "faiss": lambda: np.concatenate([codec.index.sa_encode(x[lo : lo + _BATCH])
                                          for lo in range(0, len(x), _BATCH)]),
     }  # fmt: skip
     if codec._pq is not None:  # the library encodes 8-bit PQ with pq_assign
         stages["blas"] = lambda: codec.encode(x)
-    stages["guard"] = lambda: row_cosines(codec.decode(codes), x)
     stages["coded"] = lambda: code_vectors(x, codecs)
     stages["total"] = lambda: encode_documents(docs, codecs, encoder=encoder)
     return stages
@@ -210,7 +208,7 @@ def measure_codec(
     """Every stage of one codec on one unit (documents or chunks) of ``docs``."""
     from semtoken_rag.store import encode_documents
     from semtoken_rag.store.codebooks import runtime_codec
-    from semtoken_rag.store.codecs import mean_cosine
+    from semtoken_rag.store.codecs import row_cosines
 
     path, codecs, _ = template
     codec: Any = runtime_codec(codecs.book)
@@ -221,13 +219,16 @@ def measure_codec(
     encoded = encode_documents(docs, codecs, encoder=enc_id)
     wrote = timed_write(path, Path(opts["work"]) / "write", encoded, int(opts["batch"]))
     n = len(vectors)
+    raw = min(t["faiss"], t.get("blas", t["faiss"]))
+    guard = max(0.0, t["coded"] - raw) if codecs.guard else 0.0
     agree = _agreement(codec, codes, vectors) if "blas" in t else None
     return WriterRow(
         codec=name, unit=unit, documents=len(docs), words=n, raw_faiss_s=t["faiss"],
-        raw_blas_s=t.get("blas"), guard_s=t["guard"] if codecs.guard else 0.0,
+        raw_blas_s=t.get("blas"), guard_s=guard,
         build_s=max(0.0, t["total"] - t["coded"]), encode_documents_s=t["total"],
         write_s=wrote["seconds"], build_parts_s=build_parts(docs, codecs, codes),
-        mean_cos=mean_cosine(codec.decode(codes), vectors), train_cos=codecs.book.train_cos,
+        mean_cos=float(row_cosines(codec.decode(codes), vectors).mean()),
+        train_cos=codecs.book.train_cos,
         code_bytes_per_word=float(codec.code_size), payload_bytes_per_word=wrote["payload"] / n,
         disk_bytes_per_word=wrote["disk"] / n, codes_agree=agree,
     ).finish()  # fmt: skip
