@@ -55,7 +55,9 @@ def check_model_names(config: SemTokenConfig, encoder: bool, counter: bool) -> N
         models.check_model_name(model, models.ENCODER_ALIASES, "encoder_model")
     tokenizer = config.budget.count_tokenizer
     if counter and tokenizer is not None:
-        models.check_model_name(tokenizer, models.READER_ALIASES, "count_tokenizer")
+        # Either packaged model counts tokens (tokens.load_counter resolves both).
+        aliases = models.READER_ALIASES | models.ENCODER_ALIASES
+        models.check_model_name(tokenizer, aliases, "count_tokenizer")
 
 
 def check_engine_parts(config: Any, encoder: Any, store: Any, counter: Any) -> SemTokenConfig:

@@ -64,3 +64,27 @@ def test_converted_reader_folder_is_reused_for_the_tokenizer(
     (converted / readers.MARKER).write_text("{}", encoding="utf-8")
     assert readers.gguf_tokenizer_dir(gguf) == converted
     assert not (tmp_path / "tokenizers").exists()
+
+
+@pytest.mark.parametrize("name", sorted(models.READER_ALIASES | models.ENCODER_ALIASES))
+def test_every_packaged_alias_is_accepted_as_count_tokenizer(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Either packaged model counts tokens (``load_counter`` resolves both); the check made when
+    the engine is built (nothing loads) must accept every alias it resolves, hub offline too
+    (where an uncached hub id is refused)."""
+    from huggingface_hub import constants
+
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    Compressor(SemTokenConfig(count_tokenizer=name))  # raises ModelNotFoundError if refused
+
+
+def test_a_count_tokenizer_that_cannot_load_is_refused_at_construction() -> None:
+    from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag.errors import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="no-such-dir"):
+        Compressor(SemTokenConfig(count_tokenizer="./no-such-dir/tok"))

@@ -207,9 +207,10 @@ def test_the_writer_receives_codes_never_float32(pair: Pair, docs: list[str]) ->
     assert per_batch[0] == {"float16"}
     sample_words = sum(b.n_words for d in pair.received[0]["encoded"] for b in d.blocks)
     assert sample_words >= TRAIN_MIN
-    # Every later batch is pq64 codes made on the actors (float16 only where the guard keeps
-    # a block the small codebook fits badly).
-    assert all("pq64" in kinds for kinds in per_batch[1:])
+    # Later batches carry pq64 codes made on the actors, float16 only where the guard keeps a
+    # block the small test codebook fits badly: how Ray cuts batches varies from run to run (a
+    # batch of one such document is all float16), so the check is on the words, not per batch.
+    assert any("pq64" in kinds for kinds in per_batch[1:])
     assert words["pq64"] >= (total - sample_words) // 2
 
 

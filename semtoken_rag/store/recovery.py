@@ -142,23 +142,8 @@ def open_read_only(
     path = directory / DB_NAME
     if not path.is_file():
         raise StoreError(f"no fingerprint store at {directory} (missing {DB_NAME})")
-    wal = directory / (DB_NAME + "-wal")
     try:
-        conn = db.connect(path, timeout, read_only=True, immutable=not wal.exists())
-        try:
-            db.format_version(conn)
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            code = getattr(exc, "sqlite_errorcode", 0)
-            if code not in _READONLY_DIRECTORY or not wal.exists():
-                raise
-            if wal.stat().st_size > 0:
-                raise StoreError(
-                    f"{path} has changes in its write-ahead log that cannot be read without "
-                    f"write access to {directory}; open it once writable (or copy the "
-                    "directory) to checkpoint them"
-                ) from exc
-            conn = db.connect(path, timeout, read_only=True, immutable=True)
+        conn = _connect_read_only(directory, timeout)
         try:
             problem = db.health_problem(conn) if verify else None
             if problem is not None:
@@ -186,3 +171,31 @@ def damaged_error(directory: Path | None, problem: str) -> StoreDamagedError:
         "changed. Open it writable (read_only=False) to move the damaged files to a "
         "quarantine folder and start an empty store"
     )
+
+
+def _connect_read_only(directory: Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection whose format could be read (see :func:`open_read_only`).
+
+    The first statement that reads the file (a PRAGMA of :func:`db.connect`, or the format)
+    is where a write-ahead log that cannot be read without write access fails.
+    """
+    path, wal = directory / DB_NAME, directory / (DB_NAME + "-wal")
+    try:
+        conn = db.connect(path, timeout, read_only=True, immutable=not wal.exists())
+        try:
+            db.format_version(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+    except sqlite3.OperationalError as exc:
+        code = getattr(exc, "sqlite_errorcode", 0)
+        if code not in _READONLY_DIRECTORY or not wal.exists():
+            raise
+        if wal.stat().st_size > 0:
+            raise StoreError(
+                f"{path} has changes in its write-ahead log that cannot be read without "
+                f"write access to {directory}; open it once writable (or copy the "
+                "directory) to checkpoint them"
+            ) from exc
+        return db.connect(path, timeout, read_only=True, immutable=True)

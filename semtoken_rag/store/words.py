@@ -22,6 +22,7 @@ from __future__ import annotations
 import unicodedata
 import zlib
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 
@@ -33,6 +34,7 @@ WINNOW_WINDOW = 16
 _SEP = "\x1f"
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FINAL = np.uint64(0xBF58476D1CE4E5B9)
+_to_bytes = partial(str.encode, encoding="utf-8", errors="surrogatepass")
 
 
 def normalise(words: Sequence[str]) -> list[str]:
@@ -70,11 +72,9 @@ def shingle_hashes(words: Sequence[str]) -> np.ndarray:
     n = len(words) - SHINGLE_WORDS + 1
     if n <= 0:
         return np.zeros(0, np.int32)
-    h = np.fromiter(
-        (zlib.crc32(w.casefold().encode("utf-8", "surrogatepass")) for w in words),
-        dtype=np.uint64,
-        count=len(words),
-    )
+    # map keeps the per-word loop in C (a lookup hashes every word of every chunk it locates).
+    folded = map(_to_bytes, map(str.casefold, words))
+    h = np.fromiter(map(zlib.crc32, folded), dtype=np.uint64, count=len(words))
     acc = np.zeros(n, np.uint64)
     with np.errstate(over="ignore"):
         for j in range(SHINGLE_WORDS):

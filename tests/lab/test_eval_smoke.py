@@ -20,8 +20,14 @@ from semtoken_lab.eval.runner import RunConfig, Runner
 #: Every method, but of the store variants only the untrained float16 one: the trained codecs
 #: share its code path and their training (16k word vectors, minutes on two cores) is covered by
 #: tests/test_store.py::test_default_codec_on_real_minilm_trains_and_decodes_faithfully.
+#: LongLLMLingua runs on one example of its own (test_longllmlingua_steers_to_the_ratio): up to
+#: five rate-steering passes of its scorer LM per example made it two thirds of this module's
+#: time when it ran on all three examples of the resume test, which checks the runner, not it.
 SMOKE_METHODS = tuple(
-    m for m in METHODS if not m.startswith("semtoken-store-") or m == "semtoken-store-float16"
+    m
+    for m in METHODS
+    if (not m.startswith("semtoken-store-") or m == "semtoken-store-float16")
+    and m != "longllmlingua"
 )
 
 pytestmark = pytest.mark.slow
@@ -96,6 +102,23 @@ def test_all_methods_then_resume_after_kill(
 
     third = Runner(_cfg(out, resume=True), reader=reader, env=env).run(short_examples[:3])
     assert third.new_records == 0
+
+
+def test_longllmlingua_steers_to_the_ratio(
+    tmp_path: Path, short_examples: list[Example], reader
+) -> None:  # type: ignore[no-untyped-def]
+    """LongLLMLingua through the runner, with the reader's LM as its scorer: the rate steering
+    lands within TOL of the target ratio (reader tokens) and the answer is scored."""
+    out = tmp_path / "lingua"
+    cfg = _cfg(out, methods=("none", "longllmlingua"))
+    res = Runner(cfg, reader=reader, env=MethodEnv(lm=reader.model)).run(short_examples[:1])
+    assert res.new_records == 2
+    recs = {r.method: r for r in read_records(out / "examples.jsonl")}
+    assert set(recs) == {"none", "longllmlingua"}
+    lingua = recs["longllmlingua"]
+    assert abs(lingua.achieved_ratio - RATIO) <= TOL, lingua.achieved_ratio
+    assert lingua.answer_loglik is not None and recs["none"].answer_loglik is not None
+    assert lingua.tokens_kept < recs["none"].tokens_kept
 
 
 @dataclass
