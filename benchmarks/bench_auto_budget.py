@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {s['auto_ratio_mean']:.3f} |"
         )
     (args.out / "auto_budget.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))  # noqa: T201 - a benchmark's report
+    print("\n".join(lines))
     return 0
 
 
