@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rel in SETS.items():
         exs = load_examples(args.data / rel, limit=args.examples, per_doc=1)
         rows[name] = [
-            _measure(comp, _chunks(ex.context), ex.question, args.ratio, args.repeats)
-            for ex in exs
+            _measure(comp, _chunks(ex.context), ex.question, args.ratio, args.repeats) for ex in exs
         ]
     summary = {
         name: {

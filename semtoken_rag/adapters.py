@@ -52,7 +52,7 @@ from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config
 from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import ChunkSource
 from semtoken_rag.protocols import FingerprintStoreProtocol
-from semtoken_rag.results import ChunkResult
+from semtoken_rag.results import ChunkResult, CompressionResult
 
 if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
@@ -286,18 +286,29 @@ def open_store(store: Any, store_dir: str | Path | None) -> Any:
     return FingerprintStore(path=Path(store_dir).expanduser())
 
 
-def chunk_metadata(chunk: ChunkResult) -> dict[str, Any]:
-    """JSON-ready metadata for one compressed chunk.
+def chunk_metadata(chunk: ChunkResult, result: CompressionResult) -> dict[str, Any]:
+    """JSON-ready metadata for one compressed chunk of ``result``.
 
     Plain lists and ints (not tuples or numpy scalars) so any vector store or tracer can
-    serialise the metadata.  Offsets index the text the compressor *received*.
+    serialise the metadata.  Offsets index the text the compressor *received*.  With
+    ``compression_ratio="auto"`` it also says which budget the call chose and why
+    (``budget_choice``: the same for every chunk of the call), since a framework user sees
+    only the documents, not the result.
     """
-    return {
+    meta: dict[str, Any] = {
         "offsets": [[int(s), int(e)] for s, e in chunk.offsets],
         "original_tokens": int(chunk.original_tokens),
         "kept_tokens": int(chunk.kept_tokens),
         "ratio": float(chunk.ratio),
     }
+    choice = result.budget_choice
+    if choice is not None:
+        meta["budget_choice"] = {
+            "tokens": int(choice.tokens),
+            "reason": str(choice.reason),
+            "coverage": float(choice.coverage),
+        }
+    return meta
 
 
 class EngineSlot:

@@ -11,6 +11,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--gpu-rehearsal",
+        action="store_true",
+        help="also run the GPU check's CPU rehearsal (tests/test_gpu_check.py: wheels, random-"
+        "weight models, the device script end to end; minutes): before a device session or "
+        "after changing scripts/gpu_check.sh",
+    )
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``; tests needing it are skipped when it is absent."""
@@ -64,3 +74,20 @@ def run_example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         cwd=ROOT,
     )
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """The session's local Ray of 2 CPUs (``tests.ray_helpers.shared_local_ray``)."""
+    from tests.ray_helpers import shared_local_ray
+
+    return shared_local_ray()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_ray_at_the_end():
+    """Stop the Ray the Ray tests shared, once the session is over (nothing if none ran)."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        ray.shutdown()

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,29 @@ POISON = "POISON-PILL-DOCUMENT"
 GUARANTEED_WORDS = WINNOW_WINDOW + SHINGLE_WORDS - 1
 
 
-def start_local_ray() -> Iterator[Any]:
-    """A fresh local Ray of 2 CPUs for one test module (never a cluster found on the machine)."""
+def shared_local_ray() -> Any:
+    """The session's local Ray of 2 CPUs (never a cluster found on the machine), started on
+    first use and left running for the next module (each start costs seconds of CPU on this
+    2-core machine); ``tests/conftest.py`` stops it at the end of the session.  A test that
+    stops it (:func:`stop_local_ray`) gets a fresh one at the next call."""
     ray = pytest.importorskip("ray")
     import sys
 
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    try:
-        yield ray
-    finally:
+    if not ray.is_initialized():
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+    return ray
+
+
+def stop_local_ray() -> None:
+    """Stop this process's Ray, if any (before a child process starts a cluster of its own)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
         ray.shutdown()
 
 

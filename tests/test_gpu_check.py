@@ -4,6 +4,10 @@ The device machine is lent rarely and for minutes, so the script that will run t
 here in CI: wheels installed into a temporary site, random-weight models built from the carried
 configs, the GPU tests collected and skipped *with their reason* (-rs), the benchmark run on the
 CPU at the smallest sizes, the summary written.  No timing is asserted.
+
+Opt-in (``pytest --gpu-rehearsal tests/test_gpu_check.py``): it takes minutes (on a fresh clone
+it also downloads the device's wheels), more than the rest of CI's budget allows; run it before
+a device session and after any change to ``scripts/gpu_check.sh`` or ``scripts/gpu_wheels.sh``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def rehearsal(tmp_path_factory, shared_data):
+def rehearsal(request, tmp_path_factory, shared_data):
+    if not request.config.getoption("--gpu-rehearsal"):
+        pytest.skip("the GPU check's rehearsal runs with --gpu-rehearsal (minutes; CONTRIBUTING)")
     if not (ROOT / ".whl").is_dir() or not (ROOT / ".gpu_assets").is_dir():
         prep = subprocess.run(
             ["bash", "scripts/gpu_wheels.sh", "--no-faiss"],

@@ -33,7 +33,6 @@ from tests.ray_helpers import (
     narrativeqa_chunks,
     new_store,
     small_pq,
-    start_local_ray,
     sub_chunks,
 )
 
@@ -46,11 +45,6 @@ TRAIN_MIN = 512
 DIM = 384
 #: Code bytes per word of each codebook at MiniLM's 384 dimensions.
 CODE_BYTES = {"float32": 4 * DIM, "float16": 2 * DIM, "pq64": 64}
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    yield from start_local_ray()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,8 +25,9 @@ from tests.ray_helpers import (
     codebooks,
     narrativeqa_chunks,
     new_store,
+    shared_local_ray,
     small_pq,
-    start_local_ray,
+    stop_local_ray,
     sub_chunks,
 )
 
@@ -60,11 +59,6 @@ print("not killed", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    yield from start_local_ray()
-
-
 def _run_killed_driver(texts: list[str], store: Path, tmp_path: Path) -> tuple[int, str]:
     src = tmp_path / "docs.json"
     src.write_text(json.dumps(texts), encoding="utf-8")
@@ -83,9 +77,7 @@ def _run_killed_driver(texts: list[str], store: Path, tmp_path: Path) -> tuple[i
     return proc.returncode, out
 
 
-def test_driver_killed_mid_run_then_rerun_completes(
-    request: pytest.FixtureRequest, shared_data: Path, tmp_path: Path
-) -> None:
+def test_driver_killed_mid_run_then_rerun_completes(shared_data: Path, tmp_path: Path) -> None:
     from semtoken_rag import Compressor, SemTokenConfig
     from semtoken_rag.distributed import ray_ingest
     from semtoken_rag.encoder import TransformerEncoder
@@ -95,6 +87,7 @@ def test_driver_killed_mid_run_then_rerun_completes(
 
     texts = narrativeqa_chunks(shared_data, N)
     store = new_store(tmp_path / "st", small_pq(TRAIN_MIN))
+    stop_local_ray()  # the child starts its own cluster: not two on 2 cores at once
     code, out = _run_killed_driver(texts, store, tmp_path)
     assert code == -signal.SIGKILL and "not killed" not in out
     committed = SAMPLE + BATCH
@@ -108,7 +101,7 @@ def test_driver_killed_mid_run_then_rerun_completes(
         assert st.contains(keys) == set(keys[:committed])
         assert st.stats().trained  # the first batch trained the codec, and that survived
 
-    request.getfixturevalue("ray_local")  # this process's Ray, now that the child's is gone
+    shared_local_ray()  # this process's Ray, now that the child's is gone
     opts = IngestOptions(batch_size=BATCH, progress=False)
     report = ray_ingest(texts, store, options=opts)
     assert (report.already_stored, report.encoded, report.failed) == (committed, N - committed, [])

@@ -17,18 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.ray_helpers import start_local_ray
-
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 METHODS = ("none", "closed-book", "embed-filter", "semtoken", "semtoken-docs")
 #: Summary figures that are timings (they differ between any two runs).
 TIMINGS = {"compress_ms_per_1k", "prefill_ms", "ttft_ms", "decode_ms_per_token", "kv_bytes"}
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    yield from start_local_ray()
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,6 @@ from tests.ray_helpers import (
     assert_same_lookups,
     exact_store,
     narrativeqa_chunks,
-    start_local_ray,
     stored_names,
     sub_chunks,
 )
@@ -40,11 +39,6 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 N = 12
 BATCH = 4
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    yield from start_local_ray()
 
 
 @pytest.fixture(scope="module")

@@ -10,22 +10,16 @@ its own MiniLM, writing one store directory), ``SentenceSplitter``, the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.ray_helpers import GUARANTEED_WORDS, start_local_ray
+from tests.ray_helpers import GUARANTEED_WORDS
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 pytest.importorskip("llama_index.ingestion.ray")
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    yield from start_local_ray()
 
 
 @pytest.fixture(scope="module")

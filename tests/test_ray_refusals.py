@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,6 @@ from tests.ray_helpers import (
     narrativeqa_chunks,
     new_store,
     small_pq,
-    start_local_ray,
     sub_chunks,
 )
 
@@ -40,11 +38,6 @@ N = 9
 BATCH = 3
 #: Small enough for four 120-word documents to train a store's pq64 codebook.
 TRAIN_MIN = 256
-
-
-@pytest.fixture(scope="module")
-def ray_local() -> Iterator[Any]:
-    yield from start_local_ray()
 
 
 @dataclass

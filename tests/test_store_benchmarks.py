@@ -109,6 +109,10 @@ def test_ray_driver_smallest(shared_data: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from semtoken_lab.bench.ray_driver import run_driver
 
+    from tests.ray_helpers import stop_local_ray
+
+    stop_local_ray()  # the benchmark starts (and stops) a local Ray of its own
+
     run_driver(tmp_path, chunks=150, codecs=("float32",), actors=(1,),
                variants=("encoded", "fingerprints"), data_root=shared_data)  # fmt: skip
     data = _report(tmp_path, "ray_driver")

@@ -76,6 +76,22 @@ ratio = number("ratio", 0.0, 1.0, low_open=True)
 budget = integer("budget", noun="a positive int of tokens")
 
 
+def ratio_or_auto(text: str) -> float | str:
+    """``auto`` (the engine chooses the budget per call) or a ratio in (0, 1]."""
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        return ratio(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(
+            f"ratio must be a number in (0, 1] or 'auto', got {text}"
+        ) from None
+
+
+ratio_or_auto.__name__ = "float"
+mark_numeric(ratio_or_auto)
+
+
 def number_list(
     what: str,
     low: float,

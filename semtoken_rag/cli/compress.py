@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from semtoken_rag.cli.args import MAX_COUNT, budget, ratio
+from semtoken_rag.cli.args import MAX_COUNT, budget, ratio_or_auto
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
@@ -19,8 +19,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", "-q", default=None, help="the question to condition on")
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--ratio", type=ratio, default=None, help="fraction of tokens to keep, in (0, 1]"
-    )
+        "--ratio", type=ratio_or_auto, default=None,
+        help="fraction of tokens to keep, in (0, 1], or 'auto' (chosen per call: the smallest "
+        "budget whose kept text covers the question, between 0.1 and 0.5)",
+    )  # fmt: skip
     group.add_argument(
         "--budget", type=budget, default=None, help=f"absolute token budget, 1 to {MAX_COUNT:,}"
     )
@@ -105,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
             "overshoot_tokens": result.overshoot_tokens,
             "dedup_saved_tokens": result.dedup_saved_tokens,
             "encoder_calls": result.encoder_calls,
+            "budget_choice": _choice(result),
             "timings_ms": {
                 "encode": result.timings.encode_ms,
                 "core": result.timings.core_ms,
@@ -128,9 +131,20 @@ def run(args: argparse.Namespace) -> int:
     for c in result.chunks:
         print(c.text)
         print()
+    why = result.budget_choice
+    auto = f", auto budget {why.tokens} ({why.reason})" if why is not None else ""
     print(
         f"# kept {result.kept_tokens}/{result.original_tokens} tokens "
-        f"(ratio {result.ratio:.3f}, {result.timings.total_ms:.0f} ms)",
+        f"(ratio {result.ratio:.3f}{auto}, {result.timings.total_ms:.0f} ms)",
         file=sys.stderr,
     )
     return 0
+
+
+def _choice(result: Any) -> dict[str, Any] | None:
+    """``--ratio auto``: the budget the call chose and why (``None`` for a fixed budget)."""
+    why = result.budget_choice
+    if why is None:
+        return None
+    return {"tokens": why.tokens, "reason": why.reason, "coverage": why.coverage,
+            "needed": why.needed, "query_words": why.query_words}  # fmt: skip

@@ -51,7 +51,9 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
       input documents are never mutated);
     * each gains ``metadata["semtoken"] = {"offsets": [[start, end], ...], "original_tokens",
       "kept_tokens", "ratio"}``; ``offsets`` are character offsets of the kept pieces in the
-      ``page_content`` this compressor received, so ``original[s:e]`` is verbatim;
+      ``page_content`` this compressor received, so ``original[s:e]`` is verbatim; with
+      ``compression_ratio="auto"`` also ``"budget_choice": {"tokens", "reason", "coverage"}``
+      (the budget the call chose and why);
     * a document compressed to nothing is **dropped** (``drop_empty=True``), like
       ``EmbeddingsFilter`` drops irrelevant documents and ``LLMChainExtractor`` drops empty
       extractions: an empty ``page_content`` only wastes a prompt slot.  Set
@@ -168,7 +170,7 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
                 doc.model_copy(
                     update={
                         "page_content": chunk.text,
-                        "metadata": {**doc.metadata, METADATA_KEY: chunk_metadata(chunk)},
+                        "metadata": {**doc.metadata, METADATA_KEY: chunk_metadata(chunk, result)},
                     }
                 )
             )

@@ -197,3 +197,25 @@ def test_persistent_store_dir_round_trip(tmp_path: Any, lc_documents: list[Docum
     assert second.engine.encoder.calls == 0
     assert out2 == out1
     assert second.engine.store.stats().hits == len(docs)
+
+
+@pytest.mark.slow
+async def test_auto_budget_reports_its_choice_on_every_document(
+    make_compressor: Any, lc_documents: list[Document]
+) -> None:
+    """``compression_ratio="auto"``: each document says which budget the call chose and why
+    (the same for all of them), within the bounds; async equals sync."""
+    comp = make_compressor(compression_ratio="auto", min_ratio=0.1, max_ratio=0.4, drop_empty=False)
+    docs = lc_documents[:6]
+    out = comp.compress_documents(docs, "Who is Krag?")
+    metas = [d.metadata["semtoken"] for d in out]
+    choices = [m["budget_choice"] for m in metas]
+    assert choices and all(c == choices[0] for c in choices)
+    assert choices[0]["reason"] in ("coverage", "floor", "ceiling")
+    original = sum(m["original_tokens"] for m in metas)
+    assert 0 < sum(m["kept_tokens"] for m in metas) <= choices[0]["tokens"]
+    assert choices[0]["tokens"] <= 0.4 * original + 1
+    again = await comp.acompress_documents(docs, "Who is Krag?")
+    assert [d.page_content for d in again] == [d.page_content for d in out]
+    fixed = make_compressor(compression_ratio=0.3).compress_documents(docs, "Krag")
+    assert all("budget_choice" not in d.metadata["semtoken"] for d in fixed)

@@ -139,6 +139,29 @@ def test_budget_per_node(make_postprocessor: Any, li_nodes: list[TextNode]) -> N
 
 
 @pytest.mark.slow
+async def test_auto_budget_reports_its_choice_on_every_node(
+    make_postprocessor: Any, li_nodes: list[TextNode]
+) -> None:
+    """``compression_ratio="auto"``: each node says which budget the call chose and why (the
+    same for all of them), within the bounds; async equals sync."""
+    pp = make_postprocessor(
+        compression_ratio="auto", min_ratio=0.1, max_ratio=0.4, drop_empty=False
+    )
+    nodes = [NodeWithScore(node=n, score=0.5) for n in li_nodes[:6]]
+    out = pp.postprocess_nodes(nodes, query_str="Who is Krag?")
+    choices = [n.node.metadata["semtoken"]["budget_choice"] for n in out]
+    assert choices and all(c == choices[0] for c in choices)
+    assert choices[0]["reason"] in ("coverage", "floor", "ceiling")
+    original = sum(n.node.metadata["semtoken"]["original_tokens"] for n in out)
+    kept = sum(n.node.metadata["semtoken"]["kept_tokens"] for n in out)
+    assert 0 < kept <= choices[0]["tokens"] <= 0.4 * original + 1
+    again = await pp.apostprocess_nodes(nodes, query_str="Who is Krag?")
+    assert [n.node.get_content() for n in again] == [n.node.get_content() for n in out]
+    fixed = make_postprocessor(compression_ratio=0.3).postprocess_nodes(nodes, query_str="Krag")
+    assert all("budget_choice" not in n.node.metadata["semtoken"] for n in fixed)
+
+
+@pytest.mark.slow
 def test_ingestion_pipeline_fingerprinter(li_engine: Any, li_nqa: Any) -> None:
     """Fingerprints computed at ingestion: nodes come out unchanged and the query-time
     postprocessor (same store) encodes nothing."""

@@ -19,7 +19,6 @@ documents committed after the first commit over the time from the first to the l
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 import time
 from collections.abc import Sequence
@@ -85,6 +84,19 @@ def pool_fingerprints(text: str, pool: np.ndarray) -> Any:
     return ChunkFingerprints(pool[lo : lo + len(spans)], spans)
 
 
+def encoded_documents(work: Path, codecs: Any, cache_id: str) -> list[Any]:
+    """The run's documents (``texts.json``) with pool fingerprints, encoded with ``codecs``:
+    deterministic, so an actor and the driver rebuild the same ones (nothing is pickled)."""
+    from semtoken_rag.fingerprints import fingerprint_key
+    from semtoken_rag.store import DocumentFingerprints, encode_documents
+
+    pool = np.load(work / "pool.npy", mmap_mode="r")
+    texts = json.loads((work / "texts.json").read_text(encoding="utf-8"))
+    docs = [DocumentFingerprints(fingerprint_key(t, cache_id), t, pool_fingerprints(t, pool))
+            for t in texts]  # fmt: skip
+    return encode_documents(docs, codecs, encoder=cache_id)
+
+
 def zero_cost_actor(variant: str, work: str) -> type:
     """A ``FingerprintActor`` subclass that loads no model (see the module docstring)."""
     from semtoken_rag.distributed import FingerprintActor
@@ -95,9 +107,9 @@ def zero_cost_actor(variant: str, work: str) -> type:
             self.codecs, self.cache_id = codecs, cache_id
             self.pool = np.load(Path(work) / "pool.npy", mmap_mode="r")
             self.encoded: dict[str, Any] = {}
-            if variant == "encoded":
-                name = f"encoded-{codecs.book.codec}.pkl"
-                self.encoded = pickle.loads((Path(work) / name).read_bytes())  # our file
+            if variant == "encoded":  # before the run: nothing is computed per batch
+                docs = encoded_documents(Path(work), codecs, cache_id)
+                self.encoded = {d.key: d for d in docs}
 
         def encode(self, texts: list[str]) -> list[Any]:
             return [pool_fingerprints(t, self.pool) for t in texts]
@@ -114,38 +126,36 @@ def zero_cost_actor(variant: str, work: str) -> type:
 
 
 def make_templates(work: Path, codecs: Sequence[str], texts: list[str], cache_id: str) -> None:
-    """Per codec: a template store (trained on other texts for a trained codec) and the
-    documents encoded with its codebook (``encoded-<codec>.pkl``) for the ``encoded`` actors."""
+    """The run's texts (``texts.json``) and, per codec, a template store (trained on other
+    texts for a trained codec) that every run copies."""
     from semtoken_rag.fingerprints import fingerprint_key
-    from semtoken_rag.store import DocumentFingerprints, FingerprintStore, encode_documents
+    from semtoken_rag.store import DocumentFingerprints, FingerprintStore
 
     from semtoken_lab.bench.realdocs import train_store
 
+    (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
     pool = np.load(work / "pool.npy")
-    docs = [DocumentFingerprints(fingerprint_key(t, cache_id), t, pool_fingerprints(t, pool))
-            for t in texts]  # fmt: skip
     for name in codecs:
         with FingerprintStore(work / f"template-{name}", codec=name) as store:
             trainers = [DocumentFingerprints(fingerprint_key("train " + t, cache_id),
                                              "train " + t, pool_fingerprints("train " + t, pool))
                         for t in texts]  # fmt: skip
             train_store(store, trainers, cache_id)
-            codecs_set = store.codec_set(pool.shape[1])
-        encoded = encode_documents(docs, codecs_set, encoder=cache_id)
-        blob = pickle.dumps({d.key: d for d in encoded})
-        (work / f"encoded-{name}.pkl").write_bytes(blob)
 
 
-def local_write(work: Path, codec: str, tokens: int, n_texts: int, batch: int) -> DriverRow:
+def local_write(
+    work: Path, codec: str, tokens: int, n_texts: int, batch: int, cache_id: str
+) -> DriverRow:
     """The same encoded documents written by ``store.write`` in this process, without Ray
     (what the driver's writer alone does per second)."""
     from semtoken_rag.store import FingerprintStore
 
-    docs = list(pickle.loads((work / f"encoded-{codec}.pkl").read_bytes()).values())
     target = work / "run"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(work / f"template-{codec}", target)
     with FingerprintStore(target) as store:
+        dim = int(np.load(work / "pool.npy", mmap_mode="r").shape[1])
+        docs = encoded_documents(work, store.codec_set(dim), cache_id)
         before = store.stats().payload_bytes
         t0 = time.perf_counter()
         for lo in range(0, len(docs), batch):
@@ -233,7 +243,7 @@ def run_driver(
         np.save(work / "pool.npy", unit_pool(enc.dim))
         make_templates(work, codecs, texts, enc.cache_id)
         for codec in codecs:
-            rows.append(local_write(work, codec, tokens, len(texts), batch))
+            rows.append(local_write(work, codec, tokens, len(texts), batch, enc.cache_id))
         t0 = time.perf_counter()
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         info["ray_start_s"] = time.perf_counter() - t0

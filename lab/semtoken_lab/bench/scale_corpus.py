@@ -20,7 +20,6 @@ real texts and real codes, made without one encoder or PQ pass per document.
 from __future__ import annotations
 
 import json
-import pickle
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -59,19 +58,24 @@ class ScaleCorpus:
         (work / "chunks.json").write_text(json.dumps(self.chunks), encoding="utf-8")
         np.save(work / "tokens.npy", self.tokens)
         np.save(work / "pool_codes.npy", self.codes)
-        meta = {"encoder": self.encoder, "seed": self.seed, "distinct": self.distinct}
+        meta = {"encoder": self.encoder, "seed": self.seed, "distinct": self.distinct,
+                "dim": self.codecs.book.dim}  # fmt: skip
         (work / "corpus.json").write_text(json.dumps(meta), encoding="utf-8")
-        (work / "codecs.pkl").write_bytes(pickle.dumps(self.codecs))
 
     @classmethod
     def load(cls, work: Path) -> ScaleCorpus:
-        """The recipe :meth:`save` wrote (a file this benchmark wrote itself)."""
+        """The recipe :meth:`save` wrote; the codebooks from the trained template store
+        (``work/template``) that every measured store copies."""
+        from semtoken_rag.store import FingerprintStore
+
         meta = json.loads((work / "corpus.json").read_text(encoding="utf-8"))
+        with FingerprintStore(work / "template") as template:
+            codecs = template.codec_set(int(meta["dim"]))
         return cls(
             chunks=json.loads((work / "chunks.json").read_text(encoding="utf-8")),
             tokens=np.load(work / "tokens.npy"),
             codes=np.load(work / "pool_codes.npy"),
-            codecs=pickle.loads((work / "codecs.pkl").read_bytes()),  # written by save()
+            codecs=codecs,
             encoder=str(meta["encoder"]),
             seed=int(meta["seed"]),
             distinct=bool(meta.get("distinct", False)),

@@ -29,7 +29,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--question", "-q", required=True, help="the question to answer")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument(
-        "--ratio", type=_ratio, default=None,
+        "--ratio", type=args.ratio_or_auto, default=None,
         help="fraction of reader tokens to keep, in (0, 1], or 'auto' (default: 0.5, lowered to "
         "fit the reader's window)",
     )  # fmt: skip
@@ -67,14 +67,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="what the KV budget evicts: semtoken (default), semtoken-cos, streaming, snapkv, none",
     )
 
-
-def _ratio(text: str) -> float | str:
-    """``auto`` or a ratio in (0, 1]."""
-    return "auto" if text == "auto" else args.ratio(text)
-
-
-_ratio.__name__ = "float"
-args.mark_numeric(_ratio)
 
 _KV_FRACTION = args.number("--kv-budget", 0.0, 1.0, low_open=True)
 _KV_TOKENS = args.integer("--kv-budget", high=args.MAX_COUNT)

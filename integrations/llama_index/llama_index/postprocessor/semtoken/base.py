@@ -56,7 +56,9 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
       text is set on a *copy* of each node (retrieved nodes are never mutated, so a docstore or
       an in-memory index holding them stays intact);
     * each gains ``metadata["semtoken"] = {"offsets": [[start, end], ...], "original_tokens",
-      "kept_tokens", "ratio"}`` (offsets into the node's text as received); the key is added to
+      "kept_tokens", "ratio"}`` (offsets into the node's text as received; with
+      ``compression_ratio="auto"`` also ``"budget_choice": {"tokens", "reason", "coverage"}``,
+      the budget the call chose and why); the key is added to
       ``excluded_llm_metadata_keys`` and ``excluded_embed_metadata_keys`` so it never reaches a
       prompt or an embedding;
     * a node compressed to nothing is dropped (``drop_empty=True``), as LlamaIndex's
@@ -183,7 +185,7 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
                 continue
             node = nws.node.model_copy()
             node.set_content(chunk.text)
-            node.metadata = {**nws.node.metadata, METADATA_KEY: chunk_metadata(chunk)}
+            node.metadata = {**nws.node.metadata, METADATA_KEY: chunk_metadata(chunk, result)}
             node.excluded_llm_metadata_keys = _with_key(nws.node.excluded_llm_metadata_keys)
             node.excluded_embed_metadata_keys = _with_key(nws.node.excluded_embed_metadata_keys)
             out.append(NodeWithScore(node=node, score=nws.score))

@@ -1,0 +1,239 @@
+"""``compression_ratio="auto"``: the budget chosen per call (``core/adaptive.py``).
+
+The core rule on hand-made arrays (coverage, floor, ceiling, summary, forced units, the
+separator), the engine with the fake encoder (bounds, determinism, bad input, the documented
+safe results), then the real MiniLM on real questions and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.core.adaptive import (
+    AdaptiveRule,
+    choose_budget,
+    covering_prefix,
+    scope_budgets,
+    word_unit_matches,
+)
+from semtoken_rag.errors import ConfigError, InvalidInputError
+from tests.conftest import read_jsonl, real_variant
+from tests.fakes import FakeEncoder, WhitespaceCounter
+
+#: Three query words (rows) matched in four units (columns); unit 2 is the best match of words
+#: 0 and 1, unit 0 of word 2.
+MATCHES = np.array(
+    [[0.2, 0.1, 0.9, 0.3], [0.1, 0.2, 0.8, 0.1], [0.7, 0.1, 0.2, 0.1]], dtype=np.float32
+)
+COSTS = np.array([10, 20, 30, 40], dtype=np.int64)
+ALL = np.ones(4, dtype=bool)
+NONE = np.zeros(4, dtype=bool)
+
+
+def _rule(**kw: object) -> AdaptiveRule:
+    return AdaptiveRule(**{"floor": 0, "ceiling": 1000, **kw})  # type: ignore[arg-type]
+
+
+def test_covering_prefix_stops_at_the_first_unit_that_covers_every_word() -> None:
+    order = np.array([2, 1, 0, 3])  # unit 2 covers words 0 and 1; unit 0 (third) word 2
+    assert covering_prefix(MATCHES, order, 1.0, 0.0) == (3, 1.0)
+    k, cov = covering_prefix(MATCHES, order, 0.6, 0.0)  # two of three words suffice
+    assert (k, round(cov, 3)) == (1, 0.667)
+    # A tolerance that accepts unit 2's 0.2 for word 2 (best 0.7) covers everything at once.
+    assert covering_prefix(MATCHES, order, 1.0, 0.5) == (1, 1.0)
+
+
+def test_budget_is_the_covering_prefix_cost_plus_forced_units_and_separators() -> None:
+    scores = np.array([0.5, 0.1, 0.9, 0.0])  # ranks units 2, 0, 1, 3
+    got = choose_budget(MATCHES, scores, COSTS, ALL, NONE, _rule(separator_cost=2))
+    assert (got.tokens, got.reason, got.coverage) == (30 + 10 + 2 * 2, "coverage", 1.0)
+    assert (got.needed, got.query_words) == (44, 3)
+    forced = np.array([False, False, False, True])  # unit 3 is kept whatever the budget
+    got = choose_budget(MATCHES, scores, COSTS, ALL, forced, _rule(separator_cost=2))
+    assert got.tokens == 44 + 40
+
+
+def test_floor_ceiling_and_summary() -> None:
+    scores = np.array([0.5, 0.1, 0.9, 0.0])
+    assert choose_budget(MATCHES, scores, COSTS, ALL, NONE, _rule(floor=60)).reason == "floor"
+    assert choose_budget(MATCHES, scores, COSTS, ALL, NONE, _rule(floor=60)).tokens == 60
+    capped = choose_budget(MATCHES, scores, COSTS, ALL, NONE, _rule(ceiling=35))
+    assert (capped.tokens, capped.reason, capped.needed) == (35, "ceiling", 40)
+    for none in (None, np.zeros((0, 4), np.float32)):  # a summary request / no question
+        got = choose_budget(none, scores, COSTS, ALL, NONE, _rule(ceiling=77))
+        assert (got.tokens, got.reason) == (77, "summary")
+
+
+def test_units_the_selection_may_not_choose_are_skipped() -> None:
+    scores = np.array([0.5, 0.1, 0.9, 0.0])
+    candidates = np.array([True, True, False, True])  # unit 2 (a duplicate, say) is out
+    got = choose_budget(MATCHES, scores, COSTS, candidates, NONE, _rule(tolerance=0.0))
+    # Without unit 2, words 0 and 1 are best matched (among candidates) by units 3 and 1.
+    assert got.reason == "coverage" and got.tokens == 10 + 20 + 40
+
+
+def test_per_chunk_scope_shares_the_budget_by_length() -> None:
+    rule = _rule(per_chunk=True)
+    choice = choose_budget(None, np.zeros(4), COSTS, ALL, NONE, rule)
+    out = scope_budgets(choice, rule, np.array([300, 100]))
+    assert out.tolist() == [750, 250]
+    joint = scope_budgets(choice, _rule(), np.array([300, 100]))
+    assert joint.tolist() == [1000]
+
+
+def test_word_unit_matches_take_the_best_word_of_each_unit() -> None:
+    q = np.eye(3, dtype=np.float32)[:2]  # two query words
+    words = np.eye(3, dtype=np.float32)[[0, 2, 1, 1]]  # units [0, 1] and [2, 3]
+    got = word_unit_matches(q, words, np.array([0, 2]))
+    assert got.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+# -- the engine, fake encoder ----------------------------------------------------------------
+
+TEXT = (
+    "The river Thames flows through London and under Tower Bridge. "
+    "Paris is the capital of France and hosts the Louvre museum. "
+    "Bananas are yellow fruits rich in potassium and grown in the tropics. "
+    "The Eiffel Tower was completed in 1889 for the World Fair in Paris. "
+    "Mount Everest is the highest mountain above sea level in the Himalaya. "
+) * 4
+
+
+def _fake(**cfg: object) -> Compressor:
+    return Compressor(SemTokenConfig(**cfg), encoder=FakeEncoder(), counter=WhitespaceCounter())
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["When was the Eiffel Tower completed?", "the", "quantum chromodynamics lattice", None, ""],
+)
+def test_auto_budget_stays_within_its_bounds_and_never_empties(query: str | None) -> None:
+    comp = _fake(min_ratio=0.1, max_ratio=0.5)
+    res = comp.compress([TEXT], query, ratio="auto")
+    total = res.original_tokens
+    choice = res.budget_choice
+    assert choice is not None and choice.tokens == res.budget_tokens
+    assert int(0.1 * total) <= res.budget_tokens <= 0.5 * total
+    assert res.kept_tokens > 0 and res.chunks[0].text  # the floor at least, never empty
+    if not query:
+        assert choice.reason == "summary" and res.budget_tokens == int(0.5 * total)
+    else:
+        assert choice.reason in ("coverage", "floor", "ceiling") and choice.query_words >= 1
+
+
+def test_auto_is_deterministic_and_the_config_default_equals_the_call_argument() -> None:
+    q = "Which museum is in the capital of France?"
+    a = _fake().compress([TEXT, TEXT[:300]], q, ratio="auto")
+    b = _fake().compress([TEXT, TEXT[:300]], q, ratio="auto")
+    c = _fake(compression_ratio="auto").compress([TEXT, TEXT[:300]], q)
+    assert a.budget_choice == b.budget_choice == c.budget_choice
+    assert [x.offsets for x in a.chunks] == [x.offsets for x in c.chunks]
+    # A per-call number overrides the config's "auto" (a fixed budget: no choice reported).
+    assert _fake(compression_ratio="auto").compress([TEXT], q, ratio=0.3).budget_choice is None
+
+
+def test_max_tokens_caps_and_a_bigger_floor_keeps_more() -> None:
+    q = "When was the Eiffel Tower completed?"
+    capped = _fake(max_tokens=7).compress([TEXT], q, ratio="auto")
+    assert capped.budget_tokens == 7 and capped.budget_choice.reason in ("ceiling", "floor")
+    low = _fake(min_ratio=0.05).compress([TEXT], q, ratio="auto")
+    high = _fake(min_ratio=0.4).compress([TEXT], q, ratio="auto")
+    assert high.budget_tokens >= low.budget_tokens and high.budget_tokens >= 0.4 * 200
+
+
+def test_explain_reports_the_choice() -> None:
+    res, why = _fake(compression_ratio="auto").explain(TEXT, "Where is the Louvre museum?")
+    assert res.budget_choice is not None and why.budget_choice == res.budget_choice
+    fixed, why_fixed = _fake().explain(TEXT, "Where is the Louvre museum?", ratio=0.3)
+    assert fixed.budget_choice is None and why_fixed.budget_choice is None
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"min_ratio": 0.6, "max_ratio": 0.5}, "min_ratio (0.6) must be <= max_ratio (0.5)"),
+        ({"compression_ratio": "auto", "budget_tokens": 50}, "budget_tokens=50"),
+        ({"min_ratio": 0.0}, "min_ratio must be a number in (0, 1], got 0"),
+        ({"max_ratio": 1.5}, "max_ratio must be a number in (0, 1], got 1.5"),
+        ({"compression_ratio": "Auto"}, "compression_ratio"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"target_coverage": 0.0}, "target_coverage"),
+    ],
+)
+def test_bad_auto_config_is_a_config_error_naming_the_value(
+    config: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=None) as err:
+        SemTokenConfig(**config)  # type: ignore[arg-type]
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ratio": "auto", "budget": 10}, "cannot be combined with budget=10"),
+        ({"ratio": 0.0}, "got 0.0"),
+        ({"ratio": 1.5}, "got 1.5"),
+        ({"ratio": "automatic"}, "got 'automatic'"),
+    ],
+)
+def test_bad_auto_call_is_an_invalid_input_error(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        _fake().compress([TEXT], "q", **kwargs)  # type: ignore[arg-type]
+    assert message in str(err.value)
+
+
+def test_auto_with_external_scores_is_refused() -> None:
+    comp = _fake()
+    prepared = comp.prepare([TEXT])
+    with pytest.raises(InvalidInputError, match="auto"):
+        comp.plan(prepared, "q", ratio="auto", scores=np.zeros(len(prepared.unit_texts())))
+
+
+# -- the real encoder ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_questions_get_budgets_by_their_needs(
+    real_compressor: Compressor, shared_data: Path
+) -> None:
+    """HotpotQA questions get coverage- or floor-driven budgets between the bounds, the same
+    on a fresh engine; a summary request over a meeting transcript gets the ceiling."""
+    auto = real_variant(real_compressor, compression_ratio="auto")
+    rows = read_jsonl(shared_data / "hotpotqa_dev_sample" / "dev.jsonl", limit=12)
+    ratios = []
+    for r in rows:
+        res = auto.compress(r["context"], r["question"])
+        why = res.budget_choice
+        assert why is not None and why.reason in ("coverage", "floor", "ceiling")
+        assert 0.1 * res.original_tokens - 1 <= res.budget_tokens <= 0.5 * res.original_tokens
+        again = real_variant(real_compressor, compression_ratio="auto")
+        assert again.compress(r["context"], r["question"]).budget_choice == why
+        ratios.append(res.budget_tokens / res.original_tokens)
+    assert max(ratios) - min(ratios) > 0.1  # it does adapt: not one ratio for every question
+    meeting = read_jsonl(shared_data / "leval" / "meeting_summ.jsonl", limit=1)[0]
+    summary = auto.compress(meeting["context"][:6000], "Summarize the whole meeting.")
+    assert summary.budget_choice.reason == "summary"
+
+
+@pytest.mark.slow
+def test_cli_compress_ratio_auto(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from semtoken_rag.cli.main import main
+
+    f = tmp_path / "doc.txt"
+    f.write_text(TEXT, encoding="utf-8")
+    assert main(["compress", str(f), "-q", "When was the Eiffel Tower built?", "--ratio", "auto",
+                 "--json"]) == 0  # fmt: skip
+    out = json.loads(capsys.readouterr().out)
+    choice = out["budget_choice"]
+    assert choice["reason"] in ("coverage", "floor", "ceiling")
+    assert choice["tokens"] == out["budget_tokens"] and out["kept_tokens"] > 0
+    with pytest.raises(SystemExit) as exit_:
+        main(["compress", str(f), "--ratio", "automatic"])
+    assert exit_.value.code == 2
+    assert "ratio must be a number in (0, 1] or 'auto', got automatic" in capsys.readouterr().err
