@@ -19,8 +19,8 @@ from semtoken_rag.core.adaptive import (
     choose_budget,
     covering_prefix,
     scope_budgets,
-    word_unit_matches,
 )
+from semtoken_rag.core.scoring import word_unit_matches
 from semtoken_rag.errors import ConfigError, InvalidInputError
 from tests.conftest import read_jsonl, real_variant
 from tests.fakes import FakeEncoder, WhitespaceCounter

@@ -8,8 +8,9 @@ import pytest
 from semtoken_rag import Compressor, SemTokenConfig
 from semtoken_rag.core.coverage import coverage_scores, neighbour_graph
 from semtoken_rag.core.params import SelectionConfig
-from semtoken_rag.core.pipeline import lead_prior, objective_for
+from semtoken_rag.core.pipeline import objective_for
 from semtoken_rag.core.pooling import l2_normalize
+from semtoken_rag.core.scoring import lead_prior
 from semtoken_rag.queries import is_summary_request
 from tests.fakes import FakeEncoder, WhitespaceCounter
 

@@ -71,16 +71,6 @@ class BudgetChoice:
     query_words: int = 0
 
 
-def word_unit_matches(
-    query_words: np.ndarray, word_vectors: np.ndarray, unit_starts: np.ndarray
-) -> np.ndarray:
-    """``(Q, U) float32`` best match (cosine) of each query word in each unit."""
-    sims = query_words.astype(np.float32, copy=False) @ word_vectors.T.astype(
-        np.float32, copy=False
-    )
-    return np.maximum.reduceat(sims, unit_starts, axis=1)
-
-
 def covering_prefix(
     matches: np.ndarray, order: np.ndarray, target: float, tolerance: float
 ) -> tuple[int, float]:
@@ -88,7 +78,7 @@ def covering_prefix(
     the query words (``k`` counts units; ``len(order)`` when only all of them do).
 
     Args:
-        matches: ``(Q, U)`` from :func:`word_unit_matches`.
+        matches: ``(Q, U)`` from :func:`semtoken_rag.core.scoring.word_unit_matches`.
         order: ``(m,) int64`` units in the order the selection ranks them.
         target: Share of words to cover, in ``(0, 1]``.
         tolerance: See :class:`AdaptiveRule`.

@@ -14,13 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semtoken_rag.core.adaptive import (
-    AdaptiveRule,
-    BudgetChoice,
-    choose_budget,
-    scope_budgets,
-    word_unit_matches,
-)
+from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, choose_budget, scope_budgets
 from semtoken_rag.core.arrays import ContextArrays, CorePlan, empty_plan
 from semtoken_rag.core.budget import CSR
 from semtoken_rag.core.coverage import coverage_scores
@@ -32,9 +26,11 @@ from semtoken_rag.core.scoring import (
     coarse_spans,
     combined_score,
     late_interaction,
+    lead_prior,
     relevance,
     representatives,
     standardize,
+    word_unit_matches,
 )
 from semtoken_rag.core.selection import ContextRules, select_context
 from semtoken_rag.core.spans import form_spans
@@ -102,21 +98,55 @@ class _Units:
 
 
 def _pooled_relevance(
-    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: SelectionConfig
+    query: np.ndarray,
+    ctx: ContextArrays,
+    unit_vecs: np.ndarray,
+    params: SelectionConfig,
+    matches: np.ndarray | None,
 ) -> np.ndarray:
     return relevance(query if query.ndim == 1 else query.mean(axis=0), unit_vecs)
 
 
 def _late_relevance(
-    query: np.ndarray, ctx: ContextArrays, unit_vecs: np.ndarray, params: SelectionConfig
+    query: np.ndarray,
+    ctx: ContextArrays,
+    unit_vecs: np.ndarray,
+    params: SelectionConfig,
+    matches: np.ndarray | None,
 ) -> np.ndarray:
-    words = query.reshape(1, -1) if query.ndim == 1 else query
-    return late_interaction(words, ctx.word_vectors, ctx.unit_starts, params.query_top_words)
+    words = _query_words(query)
+    return late_interaction(
+        words, ctx.word_vectors, ctx.unit_starts, params.query_top_words, matches
+    )
 
 
-#: ``SelectionConfig.relevance`` -> ``(query, ctx, unit_vectors, params) -> (U,) float32``.
+def _query_words(query: np.ndarray) -> np.ndarray:
+    """``(Q, d)`` query word fingerprints (a pooled ``(d,)`` query is one word)."""
+    return query.reshape(1, -1) if query.ndim == 1 else query
+
+
+def _word_matches(
+    ctx: ContextArrays,
+    query_vector: np.ndarray | None,
+    params: SelectionConfig,
+    budgets: np.ndarray | AdaptiveRule,
+) -> np.ndarray | None:
+    """``(Q, U)`` word-unit matches, once per call, when late interaction or the ``auto``
+    budget reads them (their matrix product is most of either's cost)."""
+    if query_vector is None or not query_vector.size or not ctx.n_units:
+        return None
+    if params.relevance != "late_interaction" and not isinstance(budgets, AdaptiveRule):
+        return None
+    return word_unit_matches(_query_words(query_vector), ctx.word_vectors, ctx.unit_starts)
+
+
+#: ``SelectionConfig.relevance`` -> ``(query, ctx, unit_vectors, params, matches) -> (U,)
+#: float32`` (``matches``: the call's :func:`word_unit_matches`, or ``None``).
 RELEVANCE: dict[
-    str, Callable[[np.ndarray, ContextArrays, np.ndarray, SelectionConfig], np.ndarray]
+    str,
+    Callable[
+        [np.ndarray, ContextArrays, np.ndarray, SelectionConfig, np.ndarray | None], np.ndarray
+    ],
 ] = {
     "pooled": _pooled_relevance,
     "late_interaction": _late_relevance,
@@ -149,11 +179,12 @@ def _relevance(
     query_vector: np.ndarray | None,
     unit_vecs: np.ndarray,
     params: SelectionConfig,
+    matches: np.ndarray | None,
 ) -> tuple[np.ndarray, float, float]:
     """``(relevance (U,), relevance weight, entropy weight)`` for the query (or its absence)."""
     w_ent = params.entropy_weight
     if query_vector is not None and query_vector.size:
-        rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params)
+        rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params, matches)
         return rel, params.relevance_weight, w_ent
     if params.no_query_mode == "centroid":
         rel = relevance(ctx.word_vectors.mean(axis=0), unit_vecs)
@@ -169,9 +200,10 @@ def _unit_scores(
     query_vector: np.ndarray | None,
     params: SelectionConfig,
     generic_query: bool,
+    matches: np.ndarray | None,
 ) -> np.ndarray:
     """``(U,) float32`` the score each unit is ranked by, under the objective in force."""
-    rel, w_rel, w_ent = _relevance(ctx, query_vector, units.vectors, params)
+    rel, w_rel, w_ent = _relevance(ctx, query_vector, units.vectors, params, matches)
     has_query = query_vector is not None and bool(query_vector.size)
     objective = objective_for(params, has_query, generic_query)
     unit_entropy = entropy[units.span_of_unit]
@@ -229,21 +261,19 @@ def _redundancy(
 
 def _adaptive(
     ctx: ContextArrays,
-    query_vector: np.ndarray | None,
     scores: np.ndarray,
     units: _Units,
     candidates: np.ndarray,
     rule: AdaptiveRule,
     params: SelectionConfig,
+    matches: np.ndarray | None,
 ) -> tuple[np.ndarray, BudgetChoice]:
     """The selection's budgets under the ``auto`` rule (see :mod:`semtoken_rag.core.adaptive`):
     a query ranked by relevance is covered word by word; any other objective gets the
     ceiling."""
-    has_query = query_vector is not None and bool(query_vector.size)
-    matches = None
-    if query_vector is not None and objective_for(params, has_query, rule.summary) == "relevance":
-        words = query_vector.reshape(1, -1) if query_vector.ndim == 1 else query_vector
-        matches = word_unit_matches(words, ctx.word_vectors, ctx.unit_starts)
+    has_query = matches is not None
+    if objective_for(params, has_query, rule.summary) != "relevance":
+        matches = None  # a summary (or coverage) objective: nothing to cover, the ceiling
     choice = choose_budget(matches, scores, units.costs, candidates, ctx.forced, rule)
     chunk_costs = np.bincount(ctx.unit_chunk, weights=units.costs).astype(np.int64)
     return scope_budgets(choice, rule, chunk_costs), choice
@@ -292,12 +322,13 @@ def plan_context(
     clock.done("spans")
     entropy = span_entropy(ctx.word_vectors, units.span_word_starts)
     clock.done("entropy")
-    scores = _unit_scores(ctx, units, entropy, query_vector, params, generic_query)
+    matches = _word_matches(ctx, query_vector, params, budgets)
+    scores = _unit_scores(ctx, units, entropy, query_vector, params, generic_query, matches)
     coarse, candidates = _candidates(ctx, units, entropy, params)
     choice = None
     if isinstance(budgets, AdaptiveRule):
         rule = dataclasses.replace(budgets, summary=generic_query, separator_cost=separator_cost)
-        budgets, choice = _adaptive(ctx, query_vector, scores, units, candidates, rule, params)
+        budgets, choice = _adaptive(ctx, scores, units, candidates, rule, params, matches)
     clock.done("scoring")
     dups, shingles = _redundancy(ctx, unit_vecs, params, dedup_search)
     clock.done("dedup")
@@ -315,23 +346,6 @@ def objective_for(params: SelectionConfig, has_query: bool, generic_query: bool)
     if params.objective != "auto":
         return params.objective
     return "summary" if generic_query or not has_query else "relevance"
-
-
-def lead_prior(unit_chunk: np.ndarray) -> np.ndarray:
-    """``(U,) float32`` how early each unit sits in its chunk: 0 for the first, -1 for the last.
-
-    Why: a summary request carries no question to rank by, and documents (reports, articles,
-    transcripts' openings) put their gist first; measured on L-Eval gov_report_summ this prior
-    is what the relevance-only ranking lacked (docs/results.md).
-    """
-    n = len(unit_chunk)
-    if n == 0:
-        return np.zeros(0, dtype=np.float32)
-    starts = np.flatnonzero(np.r_[True, unit_chunk[1:] != unit_chunk[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    first = np.repeat(starts, sizes)
-    rank = np.arange(n) - first
-    return (-rank / np.maximum(np.repeat(sizes, sizes) - 1, 1)).astype(np.float32)
 
 
 def plan_scored(
