@@ -21,9 +21,10 @@ case "${1:-}" in
     for s in meeting_summ legal_contract_qa financial_qa; do
       $E --data ../shared/data/leval/$s.jsonl --out runs/i26_$s $C --methods none,closed-book,semtoken --ratio auto,0.5,0.25
     done ;;
-  # Issue 26, step 2: fixed SemToken, embed-filter and LongLLMLingua at auto's mean achieved
-  # ratio R of each set (printed by scripts/auto_budget_report.py): i26-matched OUT R [extra args]
+  # Issue 26, step 2: fixed SemToken and embed-filter at auto's mean achieved ratio R of each
+  # set (printed by `python -m semtoken_lab.eval.auto_report OUT`), into the same run, with the
+  # set's own data options: i26-matched OUT R --data ... [--methods ...,longllmlingua]
   i26-matched) out=$2; r=$3; shift 3
-    $E --out "$out" --methods semtoken,embed-filter,longllmlingua --ratio "$r" "$@" ;;
+    $E --out "$out" --methods semtoken,embed-filter --ratio "$r" "$@" ;;
   *) echo "usage: $0 i23-hotpot|i23-nqa|i26-hotpot|i26-nqa|i26-leval|i26-matched OUT R ARGS" >&2; exit 2 ;;
 esac

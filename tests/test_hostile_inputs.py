@@ -290,7 +290,7 @@ def one_line_error(proc: subprocess.CompletedProcess[bytes]) -> str:
         (("compress", "tests"), "is a directory"),
         (("compress", "no/such/file.txt"), "no such file"),
         (("compress", "--ratio", "1.5", "README.md"), "ratio must be"),
-        (("compress", "--ratio", "abc", "README.md"), "invalid float value"),
+        (("compress", "--ratio", "abc", "README.md"), "or 'auto', got abc"),
         (("compress", "--force-keep", "(", "README.md"), "invalid force_keep regex"),
         (("compress", "--budget", "-3", "README.md"), "budget must be"),
         (("store", "info", "no/such/store"), "no fingerprint store"),
