@@ -301,13 +301,8 @@ def chunk_metadata(chunk: ChunkResult, result: CompressionResult) -> dict[str, A
         "kept_tokens": int(chunk.kept_tokens),
         "ratio": float(chunk.ratio),
     }
-    choice = result.budget_choice
-    if choice is not None:
-        meta["budget_choice"] = {
-            "tokens": int(choice.tokens),
-            "reason": str(choice.reason),
-            "coverage": float(choice.coverage),
-        }
+    if result.budget_choice is not None:
+        meta["budget_choice"] = result.budget_choice.as_dict()
     return meta
 
 

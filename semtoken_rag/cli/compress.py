@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             "overshoot_tokens": result.overshoot_tokens,
             "dedup_saved_tokens": result.dedup_saved_tokens,
             "encoder_calls": result.encoder_calls,
-            "budget_choice": _choice(result),
+            "budget_choice": why.as_dict() if (why := result.budget_choice) else None,
             "timings_ms": {
                 "encode": result.timings.encode_ms,
                 "core": result.timings.core_ms,
@@ -139,12 +139,3 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _choice(result: Any) -> dict[str, Any] | None:
-    """``--ratio auto``: the budget the call chose and why (``None`` for a fixed budget)."""
-    why = result.budget_choice
-    if why is None:
-        return None
-    return {"tokens": why.tokens, "reason": why.reason, "coverage": why.coverage,
-            "needed": why.needed, "query_words": why.query_words}  # fmt: skip

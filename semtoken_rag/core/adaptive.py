@@ -70,6 +70,12 @@ class BudgetChoice:
     needed: int = 0
     query_words: int = 0
 
+    def as_dict(self) -> dict[str, int | float | str]:
+        """Plain JSON-ready values (what the CLI prints and the adapters put in metadata)."""
+        return {"tokens": int(self.tokens), "reason": str(self.reason),
+                "coverage": float(self.coverage), "needed": int(self.needed),
+                "query_words": int(self.query_words)}  # fmt: skip
+
 
 def covering_prefix(
     matches: np.ndarray, order: np.ndarray, target: float, tolerance: float

@@ -52,7 +52,7 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
     * each gains ``metadata["semtoken"] = {"offsets": [[start, end], ...], "original_tokens",
       "kept_tokens", "ratio"}``; ``offsets`` are character offsets of the kept pieces in the
       ``page_content`` this compressor received, so ``original[s:e]`` is verbatim; with
-      ``compression_ratio="auto"`` also ``"budget_choice": {"tokens", "reason", "coverage"}``
+      ``compression_ratio="auto"`` also ``"budget_choice"``
       (the budget the call chose and why);
     * a document compressed to nothing is **dropped** (``drop_empty=True``), like
       ``EmbeddingsFilter`` drops irrelevant documents and ``LLMChainExtractor`` drops empty

@@ -57,7 +57,7 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
       an in-memory index holding them stays intact);
     * each gains ``metadata["semtoken"] = {"offsets": [[start, end], ...], "original_tokens",
       "kept_tokens", "ratio"}`` (offsets into the node's text as received; with
-      ``compression_ratio="auto"`` also ``"budget_choice": {"tokens", "reason", "coverage"}``,
+      ``compression_ratio="auto"`` also ``"budget_choice"``,
       the budget the call chose and why); the key is added to
       ``excluded_llm_metadata_keys`` and ``excluded_embed_metadata_keys`` so it never reaches a
       prompt or an embedding;
