@@ -201,7 +201,12 @@ def run_ray(
     }
 
 
-def main() -> int:
+#: The steps ``--only`` accepts (the digit: torch threads for single, actors for ray).
+STEPS = ("single1", "single2", "ray1", "ray2", "ceiling")
+
+
+def parse_args() -> tuple[argparse.Namespace, list[str]]:
+    """The options, and the steps of ``--only`` in order (an unknown one exits)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", type=int, default=400)
     parser.add_argument("--batch", type=int, default=64, help="chunks per batch / transaction")
@@ -223,42 +228,64 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("bench_out/ray"))
     args = parser.parse_args()
     steps = [x.strip() for x in args.only.split(",") if x.strip()]
-    unknown = set(steps) - {"single1", "single2", "ray1", "ray2", "ceiling"}
+    unknown = set(steps) - set(STEPS)
     if unknown:
         raise SystemExit(f"unknown step(s) {sorted(unknown)}")
+    return args, steps
 
+
+def start_local_ray(cpus: int) -> tuple[Any, float]:
+    """A local Ray of ``cpus`` CPUs, quiet, and its start-up time (paid once, not per run)."""
+    import ray
+
+    t0 = time.perf_counter()
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    seconds = time.perf_counter() - t0
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    return ray, seconds
+
+
+def run_step(step: str, texts: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """One step of ``--only``: its row of timings."""
+    if step.startswith("single"):
+        return run_single(texts, int(step[-1]), args.batch, args.codec)
+    if step.startswith("ray"):
+        k = int(step[-1])
+        return run_ray(texts, k, args.batch, args.codec, f"ray, {k} actor(s)")
+    ceiling_texts = build_chunks(max(args.chunks, args.ceiling_chunks))[0]
+    label = "driver ceiling (2 actors, no encoder)"
+    return run_ray(ceiling_texts, 2, args.batch, args.codec, label, shape_only_actor())
+
+
+def add_rates(rows: list[dict[str, Any]], tokens: int, chunks: int) -> None:
+    """Steady tokens/s and MB/s of every row, from its chunks/s.
+
+    The ceiling's chunks have the same length (120-word windows), so the tokens per chunk of
+    the main chunks apply to it too.
+    """
+    for r in rows:
+        r["steady_tokens_per_s"] = r["steady_chunks_per_s"] * tokens / chunks
+        r["steady_mb_per_s"] = r["steady_chunks_per_s"] * r["store_bytes"] / r["chunks"] / 1e6
+
+
+def main() -> int:
+    """Run the steps in order, then write ``ray_ingest.json`` into ``--out`` and print it."""
+    args, steps = parse_args()
     texts, stride = build_chunks(args.chunks)
     tokens = encoder_tokens(texts)
-    rows: list[dict[str, Any]] = []
-    ray_start = float("nan")
     ray: Any = None
+    ray_start = float("nan")
     if any(s.startswith(("ray", "ceiling")) for s in steps):
-        import ray
-
-        t0 = time.perf_counter()
-        ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
-        ray_start = time.perf_counter() - t0
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        ray, ray_start = start_local_ray(args.cpus)
     # In the order given (repeat a step, e.g. single1 first and last, to see the drift of a
     # shared machine's load over the run).
+    rows: list[dict[str, Any]] = []
     for step in steps:
-        if step.startswith("single"):
-            rows.append(run_single(texts, int(step[-1]), args.batch, args.codec))
-        elif step.startswith("ray"):
-            k = int(step[-1])
-            rows.append(run_ray(texts, k, args.batch, args.codec, f"ray, {k} actor(s)"))
-        else:
-            ceiling_texts = build_chunks(max(args.chunks, args.ceiling_chunks))[0]
-            label = "driver ceiling (2 actors, no encoder)"
-            rows.append(
-                run_ray(ceiling_texts, 2, args.batch, args.codec, label, shape_only_actor())
-            )
+        rows.append(run_step(step, texts, args))
         print(rows[-1], flush=True)
     if ray is not None:
         ray.shutdown()
-    for r in rows:  # the ceiling's chunks have the same length (120-word windows)
-        r["steady_tokens_per_s"] = r["steady_chunks_per_s"] * tokens / len(texts)
-        r["steady_mb_per_s"] = r["steady_chunks_per_s"] * r["store_bytes"] / r["chunks"] / 1e6
+    add_rates(rows, tokens, len(texts))
     result = {
         "chunks": len(texts),
         "words_per_chunk": WORDS,

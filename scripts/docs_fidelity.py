@@ -16,8 +16,9 @@ import json
 from pathlib import Path
 
 from semtoken_lab.eval.data import load_examples
-from semtoken_lab.eval.methods import CHUNK_SEP
-from semtoken_lab.eval.runner import RunConfig, Runner
+from semtoken_lab.eval.run_config import RunConfig
+from semtoken_lab.eval.runner import Runner
+from semtoken_lab.eval.selection import CHUNK_SEP
 
 
 def main() -> int:

@@ -743,7 +743,8 @@ def llama_index_cases() -> list[Case]:
 # -- the lab ------------------------------------------------------------------------------
 def lab_cases() -> list[Case]:
     pytest.importorskip("semtoken_lab")
-    from semtoken_lab.eval.runner import RunConfig, report_only
+    from semtoken_lab.eval.rereport import report_only
+    from semtoken_lab.eval.run_config import RunConfig
 
     def cfg(**kw: Any) -> Any:
         return RunConfig(**{"data": ("x.jsonl",), "out": "out", **kw})

@@ -33,7 +33,7 @@ def examples(shared_data: Path) -> list[Any]:
 
 
 def _cfg(out: Path) -> Any:
-    from semtoken_lab.eval.runner import RunConfig
+    from semtoken_lab.eval.run_config import RunConfig
 
     return RunConfig(
         data=("unused",),

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from semtoken_lab.eval.data import Example, load_examples
-from semtoken_lab.eval.methods import METHODS, MethodEnv
+from semtoken_lab.eval.method_env import MethodEnv
+from semtoken_lab.eval.methods import METHODS
 from semtoken_lab.eval.records import read_records
-from semtoken_lab.eval.runner import RunConfig, Runner
+from semtoken_lab.eval.run_config import RunConfig
+from semtoken_lab.eval.runner import Runner
 
 #: Every method, but of the store variants only the untrained float16 one: the trained codecs
 #: share its code path and their training (16k word vectors, minutes on two cores) is covered by
@@ -174,7 +176,7 @@ def test_rag_mode_with_generation(tmp_path: Path, shared_data: Path) -> None:
 
 
 def test_report_only_on_a_folder_without_records(tmp_path: Path) -> None:
-    from semtoken_lab.eval.runner import report_only
+    from semtoken_lab.eval.rereport import report_only
 
     from semtoken_rag.errors import InvalidInputError
 
@@ -187,8 +189,8 @@ def test_semtoken_docs_serves_every_rag_chunk_sliced_from_its_document(
 ) -> None:
     """``semtoken-docs`` ingests the run's documents (contexts after --max-context-tokens) whole
     before the first example; every retrieved chunk is then served from them, never encoded."""
-    from semtoken_lab.eval.methods import SemTokenMethod
     from semtoken_lab.eval.runner import _truncate_middle
+    from semtoken_lab.eval.semtoken_variants import SemTokenMethod
 
     from semtoken_rag.fingerprints import fingerprint_key
 

@@ -111,109 +111,164 @@ def run_endtoend(
     Returns:
         ``(rows, reader_info)``.
     """
-    from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag import SemTokenConfig
     from semtoken_rag.encoder import TransformerEncoder
-    from semtoken_rag.tokens import TokenCounter
 
-    from semtoken_lab.bench.synthetic import random_weights_info
     from semtoken_lab.reader import LocalReader
 
     reader = LocalReader(reader_name, device=device or "auto", attn=attn)
     reader.warmup()
-    tok = reader.tokenizer
-    info = {
-        "reader": reader_name,
+    info = _reader_info(reader, reader_name, max_new_tokens, repeats)
+    engine = engine_config(device, encoder_model)
+    encoder = TransformerEncoder.from_config(SemTokenConfig(**engine))
+    info["encoder_device"] = str(encoder.device)
+    info["encoder_dtype"] = str(encoder.torch_dtype).replace("torch.", "")
+    comps = _Compressors(engine, encoder, reader.tokenizer, reader_name, ratios)
+    for r in ratios:  # warm-up every path outside the timings
+        comps.cold(r).compress(docs[0].context, docs[0].question)
+        comps.warm[r].compress(docs[0].context, docs[0].question)
+    reader.answer(docs[0].question, docs[0].context[:2000], max_new_tokens=max_new_tokens)
+
+    rows: list[EndToEndRow] = []
+    for size in sizes:
+        with gpu_peak(str(reader.device)) as peak:
+            samples, kernels = _sample_size(reader, comps, docs, size, repeats, max_new_tokens)
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        for r in ratios:
+            row = _row(size, r, repeats, med, peak.bytes, tuple(sorted(kernels)))
+            rows.append(row)
+            if on_row:
+                on_row(row, info)
+    return rows, info
+
+
+def _reader_info(reader: Any, name: str, max_new_tokens: int, repeats: int) -> dict[str, Any]:
+    """The reader's side of the report (after its warm-up: the attention timings are known)."""
+    from semtoken_lab.bench.synthetic import random_weights_info
+
+    return {
+        "reader": name,
         "device": reader.device,
         "dtype": str(reader.dtype),
         "attn": reader.attn_implementation,
         "attn_timings_ms": reader.attention_timings,
         "max_new_tokens": max_new_tokens,
         "repeats": repeats,
-        "weights": random_weights_info(reader_name) or "real",
+        "weights": random_weights_info(name) or "real",
     }
-    engine = engine_config(device, encoder_model)
-    encoder = TransformerEncoder.from_config(SemTokenConfig(**engine))
-    info["encoder_device"] = str(encoder.device)
-    info["encoder_dtype"] = str(encoder.torch_dtype).replace("torch.", "")
-    shared_counter = TokenCounter(tok, name=reader_name)
 
-    def cold_comp(r: float) -> Any:
-        cfg = SemTokenConfig(compression_ratio=r, cache_embeddings=False, **engine)
-        return Compressor(cfg, encoder=encoder, counter=TokenCounter(tok, name=reader_name))
 
-    warm = {
-        r: Compressor(
-            SemTokenConfig(compression_ratio=r, **engine), encoder=encoder, counter=shared_counter
-        )
-        for r in ratios
-    }
-    dev = str(reader.device)
-    for r in ratios:  # warm-up every path outside the timings
-        cold_comp(r).compress(docs[0].context, docs[0].question)
-        warm[r].compress(docs[0].context, docs[0].question)
-    reader.answer(docs[0].question, docs[0].context[:2000], max_new_tokens=max_new_tokens)
+class _Compressors:
+    """Per ratio, a new cold compressor per call and one warm compressor, all on one encoder.
 
-    rows: list[EndToEndRow] = []
-    for size in sizes:
-        samples: dict[str, list[float]] = {}
-        kernels: set[str] = set()
+    Cold ones get a new token counter each (nothing memoised); the warm ones share one.
+    """
 
-        def add(key: str, value: float, samples: dict[str, list[float]] = samples) -> None:
-            samples.setdefault(key, []).append(float(value))
+    def __init__(
+        self,
+        engine: dict[str, Any],
+        encoder: Any,
+        tokenizer: Any,
+        reader_name: str,
+        ratios: Sequence[float],
+    ) -> None:
+        from semtoken_rag import Compressor, SemTokenConfig
+        from semtoken_rag.tokens import TokenCounter
 
-        with gpu_peak(dev) as peak:
-            for rep in range(repeats):
-                # a different question (and neighbours) per repeat
-                start = 1 + 7 * rep + size // 512
-                wl = build_workload(tok, docs, size, start=start)
-                chunks, q = list(wl.chunks), wl.question
-                full, full_ms = _timed_answer(reader, q, wl.text, max_new_tokens)
-                kernels.add(full.attn_implementation)
-                add("full_prefill", full.prefill_ms)
-                add("full_ttft", full.ttft_ms)
-                add("full_total", full_ms)
-                add("full_prompt", full.prompt_tokens)
-                add("full_kv", full.kv_bytes)
-                for r in ratios:
-                    comp = cold_comp(r)
-                    t = time.perf_counter()
-                    res = comp.compress(chunks, q)
-                    add(f"{r}_cold", (time.perf_counter() - t) * 1e3)
-                    warm[r].fingerprints(chunks)  # stored ahead, as ingestion would
-                    t = time.perf_counter()
-                    res_w = warm[r].compress(chunks, q)
-                    add(f"{r}_warm", (time.perf_counter() - t) * 1e3)
-                    ans, ans_ms = _timed_answer(reader, q, res_w.joined(), max_new_tokens)
-                    kernels.add(ans.attn_implementation)
-                    add(f"{r}_prefill", ans.prefill_ms)
-                    add(f"{r}_ttft", ans.ttft_ms)
-                    add(f"{r}_total", ans_ms)
-                    add(f"{r}_prompt", ans.prompt_tokens)
-                    add(f"{r}_kv", ans.kv_bytes)
-                    add(f"{r}_ratio", res.ratio)
-        med = {k: statistics.median(v) for k, v in samples.items()}
-        for r in ratios:
-            row = EndToEndRow(
-                context_tokens=size,
-                ratio=r,
-                repeats=repeats,
-                achieved_ratio=med[f"{r}_ratio"],
-                full_prompt_tokens=med["full_prompt"],
-                compressed_prompt_tokens=med[f"{r}_prompt"],
-                full_ttft_ms=med["full_ttft"],
-                full_total_ms=med["full_total"],
-                compress_cold_ms=med[f"{r}_cold"],
-                compress_warm_ms=med[f"{r}_warm"],
-                compressed_ttft_ms=med[f"{r}_ttft"],
-                compressed_total_ms=med[f"{r}_total"],
-                full_kv_bytes=med["full_kv"],
-                compressed_kv_bytes=med[f"{r}_kv"],
-                full_prefill_ms=med["full_prefill"],
-                compressed_prefill_ms=med[f"{r}_prefill"],
-                gpu_peak_bytes=peak.bytes,
-                kernels=tuple(sorted(kernels)),
+        self.engine = engine
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.reader_name = reader_name
+        self.ratios = tuple(ratios)
+        shared_counter = TokenCounter(tokenizer, name=reader_name)
+        self.warm = {
+            r: Compressor(
+                SemTokenConfig(compression_ratio=r, **engine),
+                encoder=encoder,
+                counter=shared_counter,
             )
-            rows.append(row)
-            if on_row:
-                on_row(row, info)
-    return rows, info
+            for r in ratios
+        }
+
+    def cold(self, r: float) -> Any:
+        """A compressor with no fingerprint store and a new token counter."""
+        from semtoken_rag import Compressor, SemTokenConfig
+        from semtoken_rag.tokens import TokenCounter
+
+        cfg = SemTokenConfig(compression_ratio=r, cache_embeddings=False, **self.engine)
+        counter = TokenCounter(self.tokenizer, name=self.reader_name)
+        return Compressor(cfg, encoder=self.encoder, counter=counter)
+
+
+def _sample_size(
+    reader: Any, comps: _Compressors, docs: list[Doc], size: int, repeats: int, max_new: int
+) -> tuple[dict[str, list[float]], set[str]]:
+    """Every repeat at one context size: the samples by key (``full_*`` and ``{ratio}_*``)
+    and the attention kernels the answers report."""
+    samples: dict[str, list[float]] = {}
+    kernels: set[str] = set()
+    for rep in range(repeats):
+        # a different question (and neighbours) per repeat
+        start = 1 + 7 * rep + size // 512
+        wl = build_workload(reader.tokenizer, docs, size, start=start)
+        chunks, q = list(wl.chunks), wl.question
+        full, full_ms = _timed_answer(reader, q, wl.text, max_new)
+        kernels.add(full.attn_implementation)
+        _add_answer(samples, "full", full, full_ms)
+        for r in comps.ratios:
+            t = time.perf_counter()
+            res = comps.cold(r).compress(chunks, q)
+            _add(samples, f"{r}_cold", (time.perf_counter() - t) * 1e3)
+            comps.warm[r].fingerprints(chunks)  # stored ahead, as ingestion would
+            t = time.perf_counter()
+            res_w = comps.warm[r].compress(chunks, q)
+            _add(samples, f"{r}_warm", (time.perf_counter() - t) * 1e3)
+            ans, ans_ms = _timed_answer(reader, q, res_w.joined(), max_new)
+            kernels.add(ans.attn_implementation)
+            _add_answer(samples, str(r), ans, ans_ms)
+            _add(samples, f"{r}_ratio", res.ratio)
+    return samples, kernels
+
+
+def _add(samples: dict[str, list[float]], key: str, value: float) -> None:
+    samples.setdefault(key, []).append(float(value))
+
+
+def _add_answer(samples: dict[str, list[float]], prefix: str, ans: Any, total_ms: float) -> None:
+    """One answer's prefill, TTFT, total time, prompt tokens and KV bytes."""
+    _add(samples, f"{prefix}_prefill", ans.prefill_ms)
+    _add(samples, f"{prefix}_ttft", ans.ttft_ms)
+    _add(samples, f"{prefix}_total", total_ms)
+    _add(samples, f"{prefix}_prompt", ans.prompt_tokens)
+    _add(samples, f"{prefix}_kv", ans.kv_bytes)
+
+
+def _row(
+    size: int,
+    r: float,
+    repeats: int,
+    med: dict[str, float],
+    peak_bytes: int,
+    kernels: tuple[str, ...],
+) -> EndToEndRow:
+    """The row of ratio ``r`` from the medians of one context size."""
+    return EndToEndRow(
+        context_tokens=size,
+        ratio=r,
+        repeats=repeats,
+        achieved_ratio=med[f"{r}_ratio"],
+        full_prompt_tokens=med["full_prompt"],
+        compressed_prompt_tokens=med[f"{r}_prompt"],
+        full_ttft_ms=med["full_ttft"],
+        full_total_ms=med["full_total"],
+        compress_cold_ms=med[f"{r}_cold"],
+        compress_warm_ms=med[f"{r}_warm"],
+        compressed_ttft_ms=med[f"{r}_ttft"],
+        compressed_total_ms=med[f"{r}_total"],
+        full_kv_bytes=med["full_kv"],
+        compressed_kv_bytes=med[f"{r}_kv"],
+        full_prefill_ms=med["full_prefill"],
+        compressed_prefill_ms=med[f"{r}_prefill"],
+        gpu_peak_bytes=peak_bytes,
+        kernels=kernels,
+    )

@@ -23,7 +23,6 @@ holds, training corpus included):
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -33,11 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from semtoken_lab.bench.cases import DEFAULT_DATA, Doc
+from semtoken_lab.bench.cases import Doc
+from semtoken_lab.bench.codec_training import (
+    TRAIN_CORPUS,
+    chunks_for_words,
+    train_store,
+    training_chunks,
+)
 from semtoken_lab.bench.device import engine_config
 
-#: Training corpus of trained codecs, relative to the data root (disjoint from the eval sets).
-TRAIN_CORPUS = "needle_haystack/essays.jsonl"
+#: Ratios at which a codec's output is compared to the float32 reference (``identical_*``).
+_IDENTICAL_RATIOS = (0.5, 0.25)
 
 
 @dataclass(frozen=True)
@@ -114,56 +119,6 @@ class StoreReport:
         return lines
 
 
-def training_chunks(root: Path | None = None) -> list[str]:
-    """Chunks (120 words, overlap 20) of the codec's training corpus, in file order.
-
-    Raises:
-        InvalidInputError: the corpus is missing.
-    """
-    from semtoken_rag.errors import InvalidInputError
-    from semtoken_rag.ingestion.chunking import chunk_words
-
-    path = (root or DEFAULT_DATA) / TRAIN_CORPUS
-    if not path.is_file():
-        raise InvalidInputError(f"the codec training corpus {path} is missing")
-    chunks: list[str] = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                chunks.extend(chunk_words(json.loads(line)["text"], 120, 20))
-    return chunks
-
-
-def train_store(store: Any, encoder: Any, chunks: Sequence[str], batch: int = 64) -> int:
-    """Ingest ``chunks`` (each a short document) into ``store`` until its codec is trained;
-    returns chunks ingested.
-
-    Raises:
-        InvalidInputError: the chunks hold too few words to train the codec.
-    """
-    from semtoken_rag.errors import InvalidInputError
-    from semtoken_rag.ingestion import IngestOptions, LocalRunner, ingest
-
-    runner = LocalRunner(encoder)
-    options = IngestOptions(batch_size=batch, progress=False)
-    done = 0
-    while not store.stats().trained and done < len(chunks):
-        ingest(list(chunks[done : done + batch]), store, runner, options)
-        done += batch
-    if not store.stats().trained:
-        raise InvalidInputError(f"too few training words for codec {store.codec.name!r}")
-    return min(done, len(chunks))
-
-
-def _decoded_cache(texts: Sequence[str], fps: Sequence[Any], encoder_id: str) -> Any:
-    """An in-memory cache holding the original float32 fingerprints of ``texts``."""
-    from semtoken_rag.cache import MemoryFingerprintCache
-
-    cache = MemoryFingerprintCache(max_bytes=2**50)  # the whole workload, never evicted
-    cache.put(texts, fps, encoder_id)
-    return cache
-
-
 def run_store(
     docs: list[Doc],
     contexts: int = 50,
@@ -190,39 +145,14 @@ def run_store(
         data_root: Root of the shared data (the training corpus).
         on_row: Called with each row as it is measured.
     """
-    from semtoken_rag import Compressor, SemTokenConfig
     from semtoken_rag.ingestion.chunking import chunk_words
-    from semtoken_rag.store import get_codec
 
-    rows = docs[:contexts]
-    work = [(chunk_words(d.context, chunk_size, chunk_overlap), d.question) for d in rows]
-    texts = list(dict.fromkeys(c for chunks, _ in work for c in chunks))
+    work = [
+        (chunk_words(d.context, chunk_size, chunk_overlap), d.question) for d in docs[:contexts]
+    ]
     engine = engine_config(device, encoder_model)
-    base = Compressor(SemTokenConfig(**engine))
-    enc: Any = base.encoder
-    t = time.perf_counter()
-    fps = enc.encode_texts(texts)
-    encode_s = time.perf_counter() - t
-    tokens = sum(base.count_tokens(x) for x in texts)
-    need = max((get_codec(c).train_min for c in codecs), default=0)
-    train_texts = _enough(training_chunks(data_root), need)
-    train_counts = [base.count_tokens(x) for x in train_texts]
-
-    # Reference outputs from the original float32 fingerprints, and the cold cost.
-    ref_comp = Compressor(
-        SemTokenConfig(**engine), encoder=enc, store=_decoded_cache(texts, fps, enc.cache_id)
-    )
-    reference = {
-        r: [ref_comp.compress(c, q, ratio=r).joined("\n\n") for c, q in work] for r in (0.5, 0.25)
-    }
-    t = time.perf_counter()
-    for chunks, q in work:
-        Compressor(SemTokenConfig(**engine, cache_embeddings=False), encoder=enc).compress(
-            chunks, q, ratio=0.5
-        )
-    cold_ms = (time.perf_counter() - t) * 1e3 / tokens * 1000
-
-    wl = _Work(enc, engine, texts, fps, work, reference, tokens, train_texts, train_counts, batch)
+    wl, encode_s = _encode_work(work, engine, codecs, data_root, batch)
+    cold_ms = _cold_ms_per_1k(wl)
     measured: list[CodecRow] = []
     for codec in codecs:
         row = _codec_row(codec, wl)
@@ -230,30 +160,17 @@ def run_store(
         if on_row is not None:
             on_row(row)
     return StoreReport(
-        contexts=len(rows),
-        chunks=len(texts),
-        tokens=tokens,
-        word_vectors=sum(fp.n_words for fp in fps),
-        train_chunks=len(train_texts),
-        train_tokens=sum(train_counts),
+        contexts=len(work),
+        chunks=len(wl.texts),
+        tokens=wl.tokens,
+        word_vectors=sum(fp.n_words for fp in wl.fps),
+        train_chunks=len(wl.train_texts),
+        train_tokens=sum(wl.train_counts),
         encode_all_s=encode_s,
         cold_compress_ms_per_1k=cold_ms,
         rows=measured,
         warm_encoder_calls=sum(r.warm_encoder_calls for r in measured),
     )
-
-
-def _enough(chunks: list[str], words: int) -> list[str]:
-    """The first chunks holding at least ``words`` words (plus one batch of margin)."""
-    from semtoken_rag.core.segment import find_words
-
-    out, total = [], 0
-    for c in chunks:
-        out.append(c)
-        total += len(find_words(c))
-        if total >= words * 1.2:
-            break
-    return out
 
 
 @dataclass(frozen=True)
@@ -272,69 +189,93 @@ class _Work:
     batch: int
 
 
-def _codec_row(codec: str, wl: _Work) -> CodecRow:
+def _encode_work(
+    work: list[tuple[list[str], str]],
+    engine: dict[str, Any],
+    codecs: Sequence[str],
+    data_root: Path | None,
+    batch: int,
+) -> tuple[_Work, float]:
+    """Fingerprint every distinct chunk once (timed, the encoder loaded beforehand), count the
+    tokens, pick the training chunks and compute the reference outputs."""
     from semtoken_rag import Compressor, SemTokenConfig
-    from semtoken_rag.errors import StoreError
-    from semtoken_rag.store import FingerprintStore, get_codec
-    from semtoken_rag.tokens import TokenCounter
+    from semtoken_rag.store import get_codec
 
-    enc, engine, texts, fps = wl.enc, wl.engine, wl.texts, wl.fps
-    work, reference = wl.work, wl.reference
-    tokens, train_texts, train_counts, batch = wl.tokens, wl.train_texts, wl.train_counts, wl.batch
+    texts = list(dict.fromkeys(c for chunks, _ in work for c in chunks))
+    base = Compressor(SemTokenConfig(**engine))
+    enc: Any = base.encoder
+    t = time.perf_counter()
+    fps = enc.encode_texts(texts)
+    encode_s = time.perf_counter() - t
+    tokens = sum(base.count_tokens(x) for x in texts)
+    need = max((get_codec(c).train_min for c in codecs), default=0)
+    train_texts = chunks_for_words(training_chunks(data_root), need)
+    train_counts = [base.count_tokens(x) for x in train_texts]
+    reference = _reference_outputs(engine, enc, texts, fps, work)
+    wl = _Work(enc, engine, texts, fps, work, reference, tokens, train_texts, train_counts, batch)
+    return wl, encode_s
+
+
+def _reference_outputs(
+    engine: dict[str, Any],
+    enc: Any,
+    texts: list[str],
+    fps: list[Any],
+    work: list[tuple[list[str], str]],
+) -> dict[float, list[str]]:
+    """Each context's compressed text at each ratio from the original float32 fingerprints:
+    what a codec's output is compared to."""
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    ref_comp = Compressor(
+        SemTokenConfig(**engine), encoder=enc, store=_decoded_cache(texts, fps, enc.cache_id)
+    )
+    return {
+        r: [ref_comp.compress(c, q, ratio=r).joined("\n\n") for c, q in work]
+        for r in _IDENTICAL_RATIOS
+    }
+
+
+def _decoded_cache(texts: Sequence[str], fps: Sequence[Any], encoder_id: str) -> Any:
+    """An in-memory cache holding the original float32 fingerprints of ``texts``."""
+    from semtoken_rag.cache import MemoryFingerprintCache
+
+    cache = MemoryFingerprintCache(max_bytes=2**50)  # the whole workload, never evicted
+    cache.put(texts, fps, encoder_id)
+    return cache
+
+
+def _cold_ms_per_1k(wl: _Work) -> float:
+    """Cold compression (no store, encoder at query time) of every context, ms per 1k tokens."""
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    t = time.perf_counter()
+    for chunks, q in wl.work:
+        Compressor(SemTokenConfig(**wl.engine, cache_embeddings=False), encoder=wl.enc).compress(
+            chunks, q, ratio=0.5
+        )
+    return (time.perf_counter() - t) * 1e3 / wl.tokens * 1000
+
+
+def _codec_row(codec: str, wl: _Work) -> CodecRow:
+    """Fill a store of its own with ``codec``, close it, reopen it and measure the reads."""
+    from semtoken_rag.store import FingerprintStore, get_codec
 
     spec = get_codec(codec)
     with tempfile.TemporaryDirectory(prefix="semtoken-store-bench-") as tmp:
         path = Path(tmp) / "store"
         with FingerprintStore(path, codec=codec) as store:
             t0 = time.perf_counter()
-            n_train = train_store(store, enc, train_texts, batch) if spec.trained else 0
+            n_train = train_store(store, wl.enc, wl.train_texts, wl.batch) if spec.trained else 0
             train_s = time.perf_counter() - t0 if spec.trained else 0.0
-            t0 = time.perf_counter()
-            for lo in range(0, len(texts), batch):  # fingerprints given: codec + write only
-                store.put(texts[lo : lo + batch], fps[lo : lo + batch], enc.cache_id)
-            insert_s = time.perf_counter() - t0
+            insert_s = _insert_s(store, wl)
             vectors = store.stats().words
         on_disk = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
-        stored_tokens = tokens + sum(train_counts[:n_train])
+        stored_tokens = wl.tokens + sum(wl.train_counts[:n_train])
         with FingerprintStore(path) as store:
-            t0 = time.perf_counter()
-            found = []
-            for lo in range(0, len(texts), 10):  # 10-chunk queries
-                found.extend(store.lookup(texts[lo : lo + 10], enc.cache_id))
-            lookup_s = time.perf_counter() - t0
-            got = [g for g in found if g is not None]
-            if len(got) != len(found):
-                raise StoreError(f"codec {codec}: a fingerprint just stored was not found")
-            cos = np.concatenate(
-                [np.sum(g.vectors * fp.vectors, axis=1) for g, fp in zip(got, fps, strict=True)]
-            )
-            spans_exact = all(
-                np.array_equal(g.word_spans, fp.word_spans) for g, fp in zip(got, fps, strict=True)
-            )
-            comp = Compressor(SemTokenConfig(**engine), encoder=enc, store=store)
-            identical = {
-                r: float(
-                    np.mean(
-                        [
-                            comp.compress(c, q, ratio=r).joined("\n\n") == ref
-                            for (c, q), ref in zip(work, reference[r], strict=True)
-                        ]
-                    )
-                )
-                for r in (0.5, 0.25)
-            }
-            calls = enc.calls
-            t0 = time.perf_counter()
-            for chunks, q in work:  # a fresh serving process per context: every memo empty
-                fresh = Compressor(
-                    SemTokenConfig(**engine),
-                    encoder=enc,
-                    store=store,
-                    counter=TokenCounter(enc.tokenizer, name=getattr(enc, "model_id", None)),
-                )
-                fresh.compress(chunks, q, ratio=0.5)
-            warm_ms = (time.perf_counter() - t0) * 1e3 / tokens * 1000
-            calls = enc.calls - calls
+            lookup_s, cos, spans_exact = _read_back(store, codec, wl)
+            identical = _identical_share(store, wl)
+            warm_ms, calls = _warm_store_only(store, wl)
     return CodecRow(
         codec=codec,
         description=spec.description,
@@ -343,9 +284,9 @@ def _codec_row(codec: str, wl: _Work) -> CodecRow:
         bytes_on_disk=on_disk,
         bytes_per_1k_tokens=on_disk / stored_tokens * 1000,
         bytes_per_word=on_disk / max(vectors, 1),
-        insert_chunks_per_s=len(texts) / insert_s,
-        lookup_chunks_per_s=len(texts) / lookup_s,
-        lookup_ms_per_1k_tokens=lookup_s * 1e3 / tokens * 1000,
+        insert_chunks_per_s=len(wl.texts) / insert_s,
+        lookup_chunks_per_s=len(wl.texts) / lookup_s,
+        lookup_ms_per_1k_tokens=lookup_s * 1e3 / wl.tokens * 1000,
         cos_mean=float(cos.mean()),
         cos_p1=float(np.percentile(cos, 1)),
         spans_exact=spans_exact,
@@ -354,3 +295,71 @@ def _codec_row(codec: str, wl: _Work) -> CodecRow:
         warm_store_only_ms_per_1k=warm_ms,
         warm_encoder_calls=calls,
     )
+
+
+def _insert_s(store: Any, wl: _Work) -> float:
+    """Seconds to insert every measured chunk, fingerprints given: the codec and the write."""
+    t0 = time.perf_counter()
+    for lo in range(0, len(wl.texts), wl.batch):
+        store.put(wl.texts[lo : lo + wl.batch], wl.fps[lo : lo + wl.batch], wl.enc.cache_id)
+    return time.perf_counter() - t0
+
+
+def _read_back(store: Any, codec: str, wl: _Work) -> tuple[float, np.ndarray, bool]:
+    """Look every chunk up (10-chunk queries): the seconds taken, the cosine of each decoded
+    word vector to its original, and whether every word span came back exactly.
+
+    Raises:
+        StoreError: a fingerprint just stored was not found.
+    """
+    from semtoken_rag.errors import StoreError
+
+    t0 = time.perf_counter()
+    found = []
+    for lo in range(0, len(wl.texts), 10):
+        found.extend(store.lookup(wl.texts[lo : lo + 10], wl.enc.cache_id))
+    lookup_s = time.perf_counter() - t0
+    got = [g for g in found if g is not None]
+    if len(got) != len(found):
+        raise StoreError(f"codec {codec}: a fingerprint just stored was not found")
+    pairs = list(zip(got, wl.fps, strict=True))
+    cos = np.concatenate([np.sum(g.vectors * fp.vectors, axis=1) for g, fp in pairs])
+    spans_exact = all(np.array_equal(g.word_spans, fp.word_spans) for g, fp in pairs)
+    return lookup_s, cos, spans_exact
+
+
+def _identical_share(store: Any, wl: _Work) -> dict[float, float]:
+    """Per ratio, the share of contexts compressed through ``store`` to the reference text."""
+    from semtoken_rag import Compressor, SemTokenConfig
+
+    comp = Compressor(SemTokenConfig(**wl.engine), encoder=wl.enc, store=store)
+    return {
+        r: float(
+            np.mean(
+                [
+                    comp.compress(c, q, ratio=r).joined("\n\n") == ref
+                    for (c, q), ref in zip(wl.work, wl.reference[r], strict=True)
+                ]
+            )
+        )
+        for r in _IDENTICAL_RATIOS
+    }
+
+
+def _warm_store_only(store: Any, wl: _Work) -> tuple[float, int]:
+    """``warm (store only)`` in ms per 1k tokens, and the encoder calls it made (0: all hits)."""
+    from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag.tokens import TokenCounter
+
+    calls = wl.enc.calls
+    t0 = time.perf_counter()
+    for chunks, q in wl.work:  # a fresh serving process per context: every memo empty
+        fresh = Compressor(
+            SemTokenConfig(**wl.engine),
+            encoder=wl.enc,
+            store=store,
+            counter=TokenCounter(wl.enc.tokenizer, name=getattr(wl.enc, "model_id", None)),
+        )
+        fresh.compress(chunks, q, ratio=0.5)
+    warm_ms = (time.perf_counter() - t0) * 1e3 / wl.tokens * 1000
+    return warm_ms, wl.enc.calls - calls

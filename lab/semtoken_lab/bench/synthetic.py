@@ -76,7 +76,7 @@ def export_data(data_dir: Path, out: Path) -> int:
     Returns:
         NarrativeQA rows written.
     """
-    from semtoken_lab.bench.store import TRAIN_CORPUS
+    from semtoken_lab.bench.codec_training import TRAIN_CORPUS
 
     corpus = out / DATA_DIR / TRAIN_CORPUS
     corpus.parent.mkdir(parents=True, exist_ok=True)

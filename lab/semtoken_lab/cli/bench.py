@@ -2,13 +2,14 @@
 
 Writes ``bench.json``, ``bench.md`` and ``bench.png`` into ``--out`` (rewritten after every
 section, so an interrupted run still leaves a report).  Targets are reported, never asserted.
+
+This module only declares the options (it is imported for every ``--help``); the sections run
+in :mod:`semtoken_lab.cli.bench_sections`.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,34 @@ QUICK: dict[str, Any] = {
     "encoder_tokens": 2000,
     "encoder_batch_sizes": "32,128",
 }
-
-
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
-
-
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
+#: The on/off switches of the sections, ``(flag, help)``.
+_SWITCHES = (
+    ("--skip-reader", "no end-to-end reader run"),
+    ("--skip-baselines", "no embed-filter / LongLLMLingua"),
+    ("--skip-store", "no fingerprint store run"),
+    ("--skip-compression", "no compression cost run (core/warm/cold)"),
+    ("--quick", "tiny sizes, one repeat (smoke)"),
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench`` options, group by group in the order ``--help`` lists them."""
+    _add_compression_options(parser)
+    for flag, help_text in _SWITCHES:
+        parser.add_argument(flag, action="store_true", help=help_text)
+    parser.add_argument("--data", type=Path, default=None, help="data root (../shared/data)")
+    _add_endtoend_options(parser)
+    _add_store_options(parser)
+    _add_device_options(parser)
+    _add_encoder_options(parser)
+
+
+def _add_compression_options(parser: argparse.ArgumentParser) -> None:
+    """The output folder and the workloads of the compression cost section.
+
+    The list options keep their text (``keep_text``) so that ``--quick`` can tell a default
+    from the same value given explicitly.
+    """
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--sizes",
@@ -63,16 +81,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="timed repeats (medians)",
     )
     parser.add_argument("--ratio", type=ratio, default=0.5, help="ratio of the cost benchmark")
-    parser.add_argument("--skip-reader", action="store_true", help="no end-to-end reader run")
-    parser.add_argument(
-        "--skip-baselines", action="store_true", help="no embed-filter / LongLLMLingua"
-    )
-    parser.add_argument("--skip-store", action="store_true", help="no fingerprint store run")
-    parser.add_argument(
-        "--skip-compression", action="store_true", help="no compression cost run (core/warm/cold)"
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat (smoke)")
-    parser.add_argument("--data", type=Path, default=None, help="data root (../shared/data)")
+
+
+def _add_endtoend_options(parser: argparse.ArgumentParser) -> None:
+    """The reader's end-to-end workloads, and the largest one LongLLMLingua is timed on."""
     parser.add_argument(
         "--e2e-sizes",
         type=number_list("--e2e-sizes", 1, 32768, integers=True, keep_text=True),
@@ -94,6 +106,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=DEFAULTS["lingua_max_tokens"],
         help="largest workload LongLLMLingua runs on (1 repeat)",
     )
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    """The fingerprint store section, and the optional run of the store at scale."""
     parser.add_argument(
         "--store-contexts",
         type=integer("--store-contexts", high=10000),
@@ -111,6 +127,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="N[,N...]",
         help="also run the store at scale: N synthetic entries each (store_scale.json/.md)",
     )
+
+
+def _add_device_options(parser: argparse.ArgumentParser) -> None:
+    """Where every section runs and with which models (shared, so the sections compare)."""
     parser.add_argument(
         "--threads",
         type=integer("--threads", high=4096),
@@ -130,6 +150,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baselines", default="embed-filter,longllmlingua", help="baseline methods to time"
     )
+
+
+def _add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """The encoder throughput section (opt-in: ``--encoder``)."""
     parser.add_argument("--encoder", action="store_true", help="run the encoder throughput section")
     parser.add_argument(
         "--encoder-tokens",
@@ -148,178 +172,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from semtoken_lab.bench.cases import load_docs
-    from semtoken_lab.bench.device import device_info, is_cuda, resolve_bench_device
-    from semtoken_lab.bench.report import BenchResult, write_all
-    from semtoken_lab.bench.synthetic import random_weights_info
-    from semtoken_lab.bench.timing import limit_threads, machine_info
-
-    if args.quick:  # tiny sizes, unless given explicitly
+def _apply_quick(args: argparse.Namespace) -> None:
+    """``--quick``: shrink the workloads still at their default (explicit values win)."""
+    if args.quick:
         for key, value in QUICK.items():
             if getattr(args, key) == DEFAULTS[key]:
                 setattr(args, key, value)
 
-    def pin() -> None:
-        # Re-applied before each section: a BLAS library loaded later (scipy via the
-        # baselines) starts with its own default thread count.
-        if args.threads:
-            limit_threads(args.threads)
 
-    pin()
-    device = resolve_bench_device(args.device)
-    docs = load_docs(args.data)
-    settings: dict[str, Any] = {
-        k: (str(v) if isinstance(v, Path) else v)
-        for k, v in vars(args).items()
-        if not k.startswith("_") and k != "out"
-    }
-    settings["out"] = str(args.out)
-    res = BenchResult(
-        command="semtoken-rag " + shlex.join(sys.argv[1:])
-        if sys.argv[1:2] == ["bench"]
-        else "semtoken-rag bench "
-        + shlex.join(
-            f"--{k.replace('_', '-')}={v}" for k, v in settings.items() if v not in (None, False)
-        ),
-        machine=machine_info(),
-        settings=settings,
-    )
-    res.device = device_info(device)
-    res.device["weights"] = {
-        "encoder": random_weights_info(args.encoder_model) or "real",
-        "reader": random_weights_info(args.reader) or "real",
-    }
-    print(f"[device] {res.device}", flush=True)
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark sections the options enable and print the report."""
+    from semtoken_lab.cli.bench_sections import run_sections
 
-    def show(kind: str, row: Any) -> None:
-        if kind == "encoder":
-            print(
-                f"[encoder] {row.dtype} batch {row.batch_size}: "
-                f"{row.fingerprint_tokens_per_s:,.0f} tok/s fingerprints, "
-                f"{row.raw_tokens_per_s:,.0f} tok/s raw forward",
-                flush=True,
-            )
-        elif kind == "row":
-            s = row.summary()
-            print(
-                f"[compression] {row.tokens} tokens: "
-                + ", ".join(f"{k} {v:.3f}" for k, v in s.items()),
-                flush=True,
-            )
-        else:
-            print(
-                f"[baseline] {row.method} {row.tokens} tokens: {row.ms:.0f} ms, "
-                f"{row.over_cold:.1f}x cold, {row.over_warm_repeat:.0f}x warm",
-                flush=True,
-            )
-
-    pin()
-    if not args.skip_compression:
-        from semtoken_lab.bench.compression import run_compression
-
-        res.compression = run_compression(
-            docs,
-            _ints(args.sizes),
-            args.repeats,
-            ratio=args.ratio,
-            on_row=show,
-            device=device,
-            encoder_model=args.encoder_model,
-        )
-        write_all(res, args.out)
-    pin()
-    if args.encoder:
-        from semtoken_lab.bench.encoder import run_encoder
-
-        dtypes = args.encoder_dtypes or (
-            "float32,float16,bfloat16" if is_cuda(device) else "float32,bfloat16"
-        )
-        res.encoder = run_encoder(
-            docs,
-            device=device,
-            tokens=args.encoder_tokens,
-            batch_sizes=_ints(args.encoder_batch_sizes),
-            dtypes=[d for d in dtypes.split(",") if d],
-            repeats=args.repeats,
-            encoder_model=args.encoder_model,
-            on_row=show,
-        )
-        write_all(res, args.out)
-    pin()
-    if not args.skip_store:
-        from semtoken_rag.store import CODECS
-
-        from semtoken_lab.bench.store import run_store
-
-        codecs = list(CODECS) if args.store_codecs == "all" else args.store_codecs.split(",")
-        res.store = run_store(
-            docs,
-            contexts=args.store_contexts,
-            device=device,
-            encoder_model=args.encoder_model,
-            codecs=codecs,
-            data_root=args.data,
-            on_row=lambda r: print(f"[store] {r.codec}: {r.bytes_per_1k_tokens:,.0f} B/1k tok"),
-        )
-        print(f"[store] warm speed-up {res.store.warm_speedup:.1f}x", flush=True)
-        write_all(res, args.out)
-    if args.store_scale:
-        from semtoken_lab.bench.store_scale import run_store_scale
-
-        run_store_scale(_ints(args.store_scale), args.out, data_root=args.data)
-    pin()
-    if not args.skip_reader:
-        from semtoken_lab.bench.endtoend import run_endtoend
-
-        def e2e_row(r: Any, info: dict[str, Any]) -> None:
-            res.endtoend.append(r)
-            res.reader = info
-            print(
-                f"[e2e] {r.context_tokens} tokens ratio {r.ratio}: TTFT x "
-                f"{r.ttft_speedup_cold:.2f} cold / {r.ttft_speedup_warm:.2f} warm",
-                flush=True,
-            )
-            write_all(res, args.out)
-
-        _, res.reader = run_endtoend(
-            docs,
-            _ints(args.e2e_sizes),
-            _floats(args.e2e_ratios),
-            args.e2e_repeats,
-            reader_name=args.reader,
-            max_new_tokens=args.max_new_tokens,
-            on_row=e2e_row,
-            device=device,
-            encoder_model=args.encoder_model,
-            attn=args.attn,
-        )
-    pin()
-    if res.compression is not None and not args.skip_baselines:
-        # Last: LongLLMLingua alone can take minutes; every row is written as it arrives.
-        from semtoken_lab.bench.compression import run_baselines
-
-        def baseline_row(kind: str, row: Any) -> None:
-            show(kind, row)
-            write_all(res, args.out)
-
-        run_baselines(
-            docs,
-            res.compression,
-            args.repeats,
-            ratio=args.ratio,
-            lingua_max_tokens=args.lingua_max_tokens,
-            on_row=baseline_row,
-            methods=[m for m in args.baselines.split(",") if m],
-            device=device,
-            encoder_model=args.encoder_model,
-            reader=args.reader,
-        )
-    res.machine = machine_info()
-    paths = write_all(res, args.out)
-    from semtoken_lab.bench.report import to_markdown
-
-    print(to_markdown(res))
-    for p in paths.values():
-        print(f"wrote {p}")
-    return 0
+    _apply_quick(args)
+    return run_sections(args)

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from semtoken_rag.cli import args as cli_args
+from semtoken_rag.cli.args import integer
 from semtoken_rag.errors import InvalidInputError
 
 from semtoken_lab.eval.records import AUTO, ratio_label
@@ -42,8 +43,22 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    """Add the ``eval`` options."""
-    integer = cli_args.integer
+    """Add the ``eval`` options, group by group in the order ``--help`` lists them."""
+    _add_data_options(parser)
+    _add_selection_options(parser)
+    _add_run_options(parser)
+    _add_rag_options(parser)
+    _add_length_options(parser)
+    parser.add_argument(
+        "--threads", type=integer("--threads", high=4096), default=None,
+        help="torch CPU threads, 1 to 4096",
+    )  # fmt: skip
+    _register_ray(parser)
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """What is evaluated: the data, its format, the mode and the methods."""
     parser.add_argument("--data", nargs="+", default=None, help="JSONL files or folders")
     parser.add_argument(
         "--report-only",
@@ -59,6 +74,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"comma-separated method names, or 'all' (default {','.join(DEFAULT_METHODS)})",
     )
+
+
+def _add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """The compression target (ratios or one token budget, not both) and the examples taken.
+
+    The defaults are ``None`` so that ``--report-only`` can tell "select these rows" from
+    "not given"; :func:`run_config` fills them in.
+    """
     target = parser.add_mutually_exclusive_group()
     target.add_argument(
         "--ratio", type=_floats, default=None,
@@ -76,6 +99,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--per-doc", type=integer("--per-doc", high=MAX_EXAMPLES), default=None,
         help="questions per document at most (with or without --limit)",
     )  # fmt: skip
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The reader, the output folder and how the examples are run."""
     parser.add_argument("--reader", default="smollm2")
     parser.add_argument("--reader-dtype", default="auto", help="auto, float32, bfloat16, ...")
     parser.add_argument("--out", required=True, help="output folder")
@@ -95,6 +122,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="log-likelihood and recall only (no generation, no task metrics)",
     )
+
+
+def _add_rag_options(parser: argparse.ArgumentParser) -> None:
+    """Retrieval of ``--mode rag`` (refused in ``context`` mode, see :func:`check_options`)."""
     parser.add_argument(
         "--top-k", type=integer("--top-k", high=MAX_TOP_K), default=None,
         help=f"rag mode: chunks retrieved, 1 to {MAX_TOP_K:,} (default 5)",
@@ -108,6 +139,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="rag mode: words shared by consecutive chunks, below --chunk-words (default: half "
         "of --chunk-words)",
     )  # fmt: skip
+
+
+def _add_length_options(parser: argparse.ArgumentParser) -> None:
+    """Caps on contexts and gold answers, the same for every method so that rows compare."""
     parser.add_argument(
         "--max-context-tokens", type=integer("--max-context-tokens", high=MAX_TOKENS),
         default=None,
@@ -119,12 +154,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="cut gold answers to this many words for the log-likelihood (same for all "
         f"methods), 1 to {MAX_WORDS:,}",
     )  # fmt: skip
-    parser.add_argument(
-        "--threads", type=integer("--threads", high=4096), default=None,
-        help="torch CPU threads, 1 to 4096",
-    )  # fmt: skip
-    _register_ray(parser)
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def _register_ray(parser: argparse.ArgumentParser) -> None:
@@ -195,7 +224,7 @@ def run_config(ns: argparse.Namespace) -> Any:
     Raises:
         InvalidInputError: see :func:`check_options`; no ``--data``.
     """
-    from semtoken_lab.eval.runner import RunConfig
+    from semtoken_lab.eval.run_config import RunConfig
 
     check_options(ns)
     if not ns.data:
@@ -229,7 +258,7 @@ def run_config(ns: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run the evaluation and print the summary table."""
-    from semtoken_lab.eval.runner import report_only
+    from semtoken_lab.eval.rereport import report_only
 
     if args.report_only:
         ratios = (float(args.budget),) if args.budget else (args.ratio or ())

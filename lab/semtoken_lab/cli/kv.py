@@ -11,8 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING
 
 from semtoken_rag.cli import args as cli_args
+from semtoken_rag.cli.args import integer
+
+if TYPE_CHECKING:
+    from semtoken_lab.eval.kv_eval import KVEvalConfig
 
 #: Bounds of the count options (explicit, so a typo cannot start an endless run).
 MAX_EXAMPLES = 10**7
@@ -56,11 +61,18 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    """Add the ``kv-eval`` options."""
+    """Add the ``kv-eval`` options, group by group in the order ``--help`` lists them."""
+    _add_data_options(parser)
+    _add_method_options(parser)
+    _add_scoring_options(parser)
+    _add_run_options(parser)
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The data, the output folder and the examples taken."""
     parser.add_argument("--data", nargs="+", default=None, help="JSONL files or folders")
     parser.add_argument("--out", required=True, help="output folder (resumed when it exists)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report of --out")
-    integer = cli_args.integer
     parser.add_argument(
         "--limit", type=integer("--limit", high=MAX_EXAMPLES), default=None,
         help=f"examples per data file, 1 to {MAX_EXAMPLES:,}",
@@ -69,6 +81,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--per-doc", type=integer("--per-doc", high=MAX_EXAMPLES), default=None,
         help="questions per document at most",
     )  # fmt: skip
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    """The methods compared: KV budgets per policy, prompt ratios, and the two combined."""
     parser.add_argument(
         "--budgets", type=_budgets, default=(0.5, 0.25),
         help="KV budgets, comma-separated fractions in (0, 1], e.g. 0.5,0.25",
@@ -92,6 +108,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="prompt ratio:KV budget pairs, both in (0, 1] ('' for none)",
     )
     parser.add_argument("--combine-policies", type=_names, default=("semtoken",))
+
+
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """Prompt and answer lengths, and how often SemToken's policy rescores the cache."""
     parser.add_argument(
         "--max-answer-tokens", type=integer("--max-answer-tokens", low=2, high=8192), default=64,
         help="gold answers capped at this many reader tokens, 2 to 8192",
@@ -108,6 +128,10 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--query-window", type=integer("--query-window", high=MAX_STEPS), default=None,
         help=f"SemToken's prompt queries at prefill, 1 to {MAX_STEPS:,}",
     )  # fmt: skip
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The reader, the seed, the threads, and the decode-speed run instead of the evaluation."""
     parser.add_argument("--reader", default="smollm2")
     parser.add_argument("--reader-dtype", default="auto")
     parser.add_argument(
@@ -129,46 +153,87 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run (or resume) the evaluation and print the report."""
-    from semtoken_rag.errors import InvalidInputError
-
+    """Run (or resume) the evaluation, or the speed run, and print the report."""
     if not args.report_only:  # refused before torch and the reader load
-        if not args.data:
-            raise InvalidInputError("--data is required (unless --report-only)")
-        cli_args.check_output(args.out, "--out", folder=True)
-        speed_ignores = {"--per-doc": args.per_doc, "--recompute-every": args.recompute_every,
-                         "--query-window": args.query_window}  # fmt: skip
-        ignored = [flag for flag, value in speed_ignores.items() if value is not None]
-        if args.speed_steps and ignored:
-            raise InvalidInputError(f"{', '.join(ignored)} do not apply to --speed-steps runs")
-
-    from semtoken_lab.eval.kv_eval import KVEvalConfig, read_records, run_kv_eval
-    from semtoken_lab.eval.kv_report import render_markdown, summarize, write_report
-
+        _check_options(args)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     if args.report_only:
-        records = read_records(args.out)
-        write_report(args.out, records)
-        print(render_markdown(*summarize(records)))
-        return 0
+        return _rewrite_report(args)
     if args.speed_steps:
-        from semtoken_lab.eval.kv_speed import SpeedConfig, run_kv_speed
+        return _run_speed(args)
+    return _run_eval(args)
 
-        speed = SpeedConfig(
-            data=tuple(args.data),
-            out=args.out,
-            limit=args.limit,
-            max_prompt_tokens=args.max_prompt_tokens or 4096,
-            steps=args.speed_steps,
-            budgets=args.budgets,
-            policies=args.policies,
-            seed=args.seed,
-        )
-        print((run_kv_speed(speed) / "speed.md").read_text(encoding="utf-8"))
-        return 0
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse a run without data, a bad ``--out``, or options a ``--speed-steps`` run ignores.
+
+    Raises:
+        InvalidInputError: in any of these cases (one line, before anything loads).
+    """
+    from semtoken_rag.errors import InvalidInputError
+
+    if not args.data:
+        raise InvalidInputError("--data is required (unless --report-only)")
+    cli_args.check_output(args.out, "--out", folder=True)
+    speed_ignores = {"--per-doc": args.per_doc, "--recompute-every": args.recompute_every,
+                     "--query-window": args.query_window}  # fmt: skip
+    ignored = [flag for flag, value in speed_ignores.items() if value is not None]
+    if args.speed_steps and ignored:
+        raise InvalidInputError(f"{', '.join(ignored)} do not apply to --speed-steps runs")
+
+
+def _rewrite_report(args: argparse.Namespace) -> int:
+    """``--report-only``: the report of ``--out`` rebuilt from its records, and printed."""
+    from semtoken_lab.eval.kv_eval import read_records
+    from semtoken_lab.eval.kv_report import render_markdown, summarize, write_report
+
+    records = read_records(args.out)
+    write_report(args.out, records)
+    print(render_markdown(*summarize(records)))
+    return 0
+
+
+def _run_speed(args: argparse.Namespace) -> int:
+    """``--speed-steps``: decode speed of every method in lockstep; prints ``speed.md``."""
+    from semtoken_lab.eval.kv_speed import SpeedConfig, run_kv_speed
+
+    speed = SpeedConfig(
+        data=tuple(args.data),
+        out=args.out,
+        limit=args.limit,
+        max_prompt_tokens=args.max_prompt_tokens or 4096,
+        steps=args.speed_steps,
+        budgets=args.budgets,
+        policies=args.policies,
+        seed=args.seed,
+    )
+    print((run_kv_speed(speed) / "speed.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    """The log-likelihood evaluation: one progress line per example, then the report."""
+    from semtoken_lab.eval.kv_eval import run_kv_eval
+
+    out = run_kv_eval(_eval_config(args), on_example=_print_progress)
+    print((out / "report.md").read_text(encoding="utf-8"))
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    nan = [r["method"] for r in summary["rows"] if math.isnan(r["retained"])]
+    if nan:
+        print(f"note: retained LL undefined (full == closed-book) for {nan}")
+    return 0
+
+
+def _eval_config(args: argparse.Namespace) -> KVEvalConfig:
+    """The :class:`~semtoken_lab.eval.kv_eval.KVEvalConfig` the options describe.
+
+    SemToken's policy options are passed only when given, so the policy keeps its defaults.
+    """
+    from semtoken_lab.eval.kv_eval import KVEvalConfig
+
     options = {
         k: v
         for k, v in (
@@ -177,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if v is not None
     }
-    cfg = KVEvalConfig(
+    return KVEvalConfig(
         data=tuple(args.data),
         out=args.out,
         limit=args.limit,
@@ -195,14 +260,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
 
-    def progress(done: int, total: int, ex_id: str, seconds: float) -> None:
-        eta = seconds / done * (total - done)
-        print(f"[{done}/{total}] {ex_id}  {seconds:.0f} s, ~{eta:.0f} s left", flush=True)
 
-    out = run_kv_eval(cfg, on_example=progress)
-    print((out / "report.md").read_text(encoding="utf-8"))
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    nan = [r["method"] for r in summary["rows"] if math.isnan(r["retained"])]
-    if nan:
-        print(f"note: retained LL undefined (full == closed-book) for {nan}")
-    return 0
+def _print_progress(done: int, total: int, ex_id: str, seconds: float) -> None:
+    """One line per finished example, with a naive estimate of the time left."""
+    eta = seconds / done * (total - done)
+    print(f"[{done}/{total}] {ex_id}  {seconds:.0f} s, ~{eta:.0f} s left", flush=True)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from semtoken_lab.eval.methods import Method, MethodEnv
+from semtoken_lab.eval.method_env import Method, MethodEnv
 from semtoken_lab.eval.metrics import normalize_answer
 
 

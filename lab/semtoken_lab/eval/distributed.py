@@ -22,7 +22,8 @@ from typing import Any
 
 from semtoken_lab.eval.data import Example
 from semtoken_lab.eval.records import ExampleRecord, RecordWriter
-from semtoken_lab.eval.runner import RunConfig, Runner, RunResult
+from semtoken_lab.eval.run_config import RunConfig, RunResult
+from semtoken_lab.eval.runner import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class EvalWorker:
     Args:
         cfg: The run (the same :class:`RunConfig` as the driver's).
         documents: The run's documents as the driver prepared them
-            (:attr:`~semtoken_lab.eval.methods.MethodEnv.documents`, for ``semtoken-docs``).
+            (:attr:`~semtoken_lab.eval.method_env.MethodEnv.documents`, for ``semtoken-docs``).
     """
 
     def __init__(self, cfg: RunConfig, documents: tuple[str, ...] | None = None) -> None:

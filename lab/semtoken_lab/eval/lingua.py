@@ -81,88 +81,140 @@ def ensure_tiktoken_offline() -> None:
     os.replace(tmp, target)
 
 
+class _CacheCompatiblePpl:
+    """The perplexity methods :class:`OfflinePromptCompressor` overrides in ``PromptCompressor``.
+
+    ``get_ppl`` speaks both cache formats (LLMLingua#210).  ``get_condition_ppl`` (the coarse,
+    rate-independent document ranking) is memoised per (text, question), so the rate-steering
+    steps after the first skip it.
+
+    Why a mixin: ``PromptCompressor`` comes from ``llmlingua``, which imports torch and
+    transformers; the overrides are defined here and joined to it at first use
+    (:func:`_make_compressor_class`), so this module imports without them.
+    """
+
+    # Set by ``PromptCompressor.__init__``.
+    tokenizer: Any
+    model: Any
+    device: Any
+    max_position_embeddings: int
+    _ppl_memo: dict[tuple[str, str, str, str], Any]
+
+    def get_condition_ppl(
+        self,
+        text: str,
+        question: str,
+        condition_in_question: str = "none",
+        granularity: str = "sentence",
+    ) -> Any:
+        memo = self.__dict__.setdefault("_ppl_memo", {})
+        key = (text, question, condition_in_question, granularity)
+        if key not in memo:
+            if len(memo) > 4096:
+                memo.clear()
+            memo[key] = super().get_condition_ppl(  # type: ignore[misc]
+                text, question, condition_in_question, granularity
+            )
+        return memo[key]
+
+    def get_ppl(
+        self,
+        text: str,
+        granularity: str = "sentence",
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        past_key_values: Any = None,
+        return_kv: bool = False,
+        end: int | None = None,
+        condition_mode: str = "none",
+        condition_pos_id: int = 0,
+    ) -> Any:
+        if input_ids is None:
+            tok = self.tokenizer(text, return_tensors="pt")
+            input_ids = tok["input_ids"].to(self.device)
+            attention_mask = tok["attention_mask"].to(self.device)
+        past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
+        if end is None:
+            end = input_ids.shape[1]
+        end = min(end, past_length + self.max_position_embeddings)
+        response, legacy = _forward_with_legacy_cache(
+            self.model, input_ids[:, past_length:end], attention_mask[:, :end], past_key_values
+        )
+        loss = _next_token_losses(
+            response.logits,
+            input_ids[..., past_length + 1 : end],
+            attention_mask[:, past_length:end],
+        )
+        if condition_mode == "before":
+            loss = loss[:condition_pos_id]
+        elif condition_mode == "after":
+            loss = loss[condition_pos_id:]
+        res = loss.mean() if granularity == "sentence" else loss
+        return (res, legacy) if return_kv else res
+
+
 def _make_compressor_class() -> type:
+    """``OfflinePromptCompressor``: ``llmlingua.PromptCompressor`` with the overrides of
+    :class:`_CacheCompatiblePpl`."""
     from llmlingua import PromptCompressor
 
-    class OfflinePromptCompressor(PromptCompressor):  # type: ignore[misc]
-        """``PromptCompressor`` whose ``get_ppl`` speaks both cache formats (LLMLingua#210).
-
-        ``get_condition_ppl`` (the coarse, rate-independent document ranking) is memoised per
-        (text, question), so the rate-steering steps after the first skip it.
-        """
-
-        _ppl_memo: dict[tuple[str, str, str, str], Any]
-
-        def get_condition_ppl(
-            self,
-            text: str,
-            question: str,
-            condition_in_question: str = "none",
-            granularity: str = "sentence",
-        ) -> Any:
-            memo = self.__dict__.setdefault("_ppl_memo", {})
-            key = (text, question, condition_in_question, granularity)
-            if key not in memo:
-                if len(memo) > 4096:
-                    memo.clear()
-                memo[key] = super().get_condition_ppl(
-                    text, question, condition_in_question, granularity
-                )
-            return memo[key]
-
-        def get_ppl(
-            self,
-            text: str,
-            granularity: str = "sentence",
-            input_ids: Any = None,
-            attention_mask: Any = None,
-            past_key_values: Any = None,
-            return_kv: bool = False,
-            end: int | None = None,
-            condition_mode: str = "none",
-            condition_pos_id: int = 0,
-        ) -> Any:
-            import torch
-            from transformers import DynamicCache
-
-            from semtoken_lab.reader.decoding import cache_argument, output_cache
-
-            if input_ids is None:
-                tok = self.tokenizer(text, return_tensors="pt")
-                input_ids = tok["input_ids"].to(self.device)
-                attention_mask = tok["attention_mask"].to(self.device)
-            past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
-            if end is None:
-                end = input_ids.shape[1]
-            end = min(end, past_length + self.max_position_embeddings)
-            cache = (
-                DynamicCache(ddp_cache_data=[(k, v) for k, v in past_key_values])
-                if past_key_values is not None
-                else None
-            )
-            with torch.no_grad():
-                response = self.model(
-                    input_ids[:, past_length:end],
-                    attention_mask=attention_mask[:, :end],
-                    use_cache=True,
-                    **{cache_argument(self.model): cache},
-                )
-            new_cache = output_cache(response)
-            legacy = [[layer.keys, layer.values] for layer in new_cache.layers]
-            shift_logits = response.logits[..., :-1, :].contiguous()
-            shift_labels = input_ids[..., past_length + 1 : end].contiguous()
-            active = (attention_mask[:, past_length:end] == 1)[..., :-1].view(-1)
-            active_logits = shift_logits.view(-1, shift_logits.size(-1))[active]
-            active_labels = shift_labels.view(-1)[active]
-            loss = torch.nn.CrossEntropyLoss(reduction="none")(active_logits, active_labels)
-            if condition_mode == "before":
-                loss = loss[:condition_pos_id]
-            elif condition_mode == "after":
-                loss = loss[condition_pos_id:]
-            res = loss.mean() if granularity == "sentence" else loss
-            return (res, legacy) if return_kv else res
+    class OfflinePromptCompressor(_CacheCompatiblePpl, PromptCompressor):  # type: ignore[misc]
+        """``PromptCompressor`` run offline: see :class:`_CacheCompatiblePpl`."""
 
     return OfflinePromptCompressor
+
+
+def _forward_with_legacy_cache(
+    model: Any, input_ids: Any, attention_mask: Any, past_key_values: Any
+) -> tuple[Any, list[list[Any]]]:
+    """One forward pass of ``model`` that takes and gives back llmlingua's legacy cache.
+
+    Why: llmlingua 0.2.2 indexes and slices the cache as a list of ``[k, v]`` pairs, while
+    transformers 5 takes and returns a ``DynamicCache`` (LLMLingua#210).
+
+    Returns:
+        The model output and its cache as ``[[keys, values], ...]``, one pair per layer.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    from semtoken_lab.reader.decoding import cache_argument, output_cache
+
+    cache = (
+        DynamicCache(ddp_cache_data=[(k, v) for k, v in past_key_values])
+        if past_key_values is not None
+        else None
+    )
+    with torch.no_grad():
+        response = model(
+            input_ids,
+            attention_mask=attention_mask,
+            use_cache=True,
+            **{cache_argument(model): cache},
+        )
+    legacy = [[layer.keys, layer.values] for layer in output_cache(response).layers]
+    return response, legacy
+
+
+def _next_token_losses(logits: Any, labels: Any, attention_mask: Any) -> Any:
+    """Cross-entropy of each attended next token: llmlingua's ``get_ppl`` arithmetic, unchanged.
+
+    Args:
+        logits: ``(1, n, vocab)`` logits of the ``n`` tokens fed to the model.
+        labels: ``(1, n - 1)`` ids of the tokens each logit predicts.
+        attention_mask: ``(1, n)`` mask of the fed tokens.
+
+    Returns:
+        ``(n_attended,)`` losses, in order.
+    """
+    import torch
+
+    shift_logits = logits[..., :-1, :].contiguous()
+    shift_labels = labels.contiguous()
+    active = (attention_mask == 1)[..., :-1].view(-1)
+    active_logits = shift_logits.view(-1, shift_logits.size(-1))[active]
+    active_labels = shift_labels.view(-1)[active]
+    return torch.nn.CrossEntropyLoss(reduction="none")(active_logits, active_labels)
 
 
 def split_segments(text: str, words: int = SEGMENT_WORDS) -> list[str]:

@@ -73,64 +73,91 @@ def summarize(records: Sequence[ExampleRecord]) -> list[SummaryRow]:
         groups[(r.dataset, r.method, r.ratio)].append(r)
         if r.method in ("none", "closed-book") and r.answer_loglik is not None:
             ll[(r.dataset, r.method)][r.example_id] = r.answer_loglik
-    rows = []
-    for (dataset, method, ratio), recs in groups.items():
-        full, closed = ll.get((dataset, "none"), {}), ll.get((dataset, "closed-book"), {})
-        own = {r.example_id: r.answer_loglik for r in recs if r.answer_loglik is not None}
-        ids = sorted(set(own) & set(full))
-        delta = (
-            paired_delta([own[i] for i in ids], [full[i] for i in ids])
-            if ids
-            else Estimate(math.nan, math.nan, 0)
+    return [
+        _summary_row(key, recs, ll.get((key[0], "none"), {}), ll.get((key[0], "closed-book"), {}))
+        for key, recs in groups.items()
+    ]
+
+
+def _loglik_vs_references(
+    own: dict[str, float], full: dict[str, float], closed: dict[str, float]
+) -> tuple[Estimate, Estimate]:
+    """Paired log-likelihood delta against the full context and retained fraction.
+
+    Why paired: each is computed over the examples that also have the reference records (the
+    full context; for the fraction the closed book too), so example difficulty cancels out.
+
+    Args:
+        own, full, closed: Example id -> per-token log-likelihood of the method, of ``none``
+            and of ``closed-book``.
+
+    Returns:
+        ``(delta, retained)``; NaN with ``n = 0`` where no example has the references.
+    """
+    ids = sorted(set(own) & set(full))
+    delta = (
+        paired_delta([own[i] for i in ids], [full[i] for i in ids])
+        if ids
+        else Estimate(math.nan, math.nan, 0)
+    )
+    ids3 = sorted(set(own) & set(full) & set(closed))
+    retained = (
+        retained_fraction(
+            [own[i] for i in ids3], [closed[i] for i in ids3], [full[i] for i in ids3]
         )
-        ids3 = sorted(set(own) & set(full) & set(closed))
-        ret = (
-            retained_fraction(
-                [own[i] for i in ids3], [closed[i] for i in ids3], [full[i] for i in ids3]
-            )
-            if ids3
-            else Estimate(math.nan, math.nan, 0)
-        )
-        llm = mean_se(list(own.values()))
-        rec_vals = [r.answer_recall for r in recs if r.answer_recall is not None]
-        f1 = mean_se([r.f1 for r in recs if r.f1 is not None])
-        target = [abs(r.achieved_ratio - r.ratio) for r in recs if 0 < r.ratio <= 1]
-        rows.append(
-            SummaryRow(
-                dataset=dataset,
-                method=method,
-                ratio=ratio,
-                n=len(recs),
-                answer_loglik=llm.value,
-                answer_loglik_se=llm.se,
-                loglik_delta=delta.value,
-                loglik_delta_se=delta.se,
-                loglik_retained=ret.value,
-                loglik_retained_se=ret.se,
-                answer_recall=_mean([float(v) for v in rec_vals]),
-                recall_n=len(rec_vals),
-                f1=f1.value,
-                f1_se=f1.se,
-                em=_mean([r.em for r in recs]),
-                rouge_l=_mean([r.rouge_l for r in recs]),
-                accuracy=_mean([r.accuracy for r in recs]),
-                score=_mean([r.score for r in recs]),
-                tokens_full=_mean([r.tokens_full for r in recs]),
-                tokens_kept=_mean([r.tokens_kept for r in recs]),
-                achieved_ratio=_mean([r.achieved_ratio for r in recs]),
-                achieved_ratio_max_dev=max(target) if target else math.nan,
-                compress_ms_per_1k=_mean(
-                    [r.compress_ms / r.tokens_full * 1e3 for r in recs if r.tokens_full]
-                ),
-                prefill_ms=_mean([r.prefill_ms for r in recs if r.prediction is not None]),
-                ttft_ms=_mean([r.ttft_ms for r in recs if r.prediction is not None]),
-                decode_ms_per_token=_mean(
-                    [r.decode_ms_per_token for r in recs if r.prediction is not None]
-                ),
-                kv_bytes=_mean([r.kv_bytes for r in recs if r.prediction is not None]),
-            )
-        )
-    return rows
+        if ids3
+        else Estimate(math.nan, math.nan, 0)
+    )
+    return delta, retained
+
+
+def _summary_row(
+    key: tuple[str, str, float],
+    recs: Sequence[ExampleRecord],
+    full: dict[str, float],
+    closed: dict[str, float],
+) -> SummaryRow:
+    """The aggregates of one (dataset, method, ratio) group, ``full`` and ``closed`` being the
+    dataset's ``none`` and ``closed-book`` log-likelihoods by example id."""
+    dataset, method, ratio = key
+    own = {r.example_id: r.answer_loglik for r in recs if r.answer_loglik is not None}
+    delta, ret = _loglik_vs_references(own, full, closed)
+    llm = mean_se(list(own.values()))
+    rec_vals = [r.answer_recall for r in recs if r.answer_recall is not None]
+    f1 = mean_se([r.f1 for r in recs if r.f1 is not None])
+    target = [abs(r.achieved_ratio - r.ratio) for r in recs if 0 < r.ratio <= 1]
+    generated = [r for r in recs if r.prediction is not None]
+    return SummaryRow(
+        dataset=dataset,
+        method=method,
+        ratio=ratio,
+        n=len(recs),
+        answer_loglik=llm.value,
+        answer_loglik_se=llm.se,
+        loglik_delta=delta.value,
+        loglik_delta_se=delta.se,
+        loglik_retained=ret.value,
+        loglik_retained_se=ret.se,
+        answer_recall=_mean([float(v) for v in rec_vals]),
+        recall_n=len(rec_vals),
+        f1=f1.value,
+        f1_se=f1.se,
+        em=_mean([r.em for r in recs]),
+        rouge_l=_mean([r.rouge_l for r in recs]),
+        accuracy=_mean([r.accuracy for r in recs]),
+        score=_mean([r.score for r in recs]),
+        tokens_full=_mean([r.tokens_full for r in recs]),
+        tokens_kept=_mean([r.tokens_kept for r in recs]),
+        achieved_ratio=_mean([r.achieved_ratio for r in recs]),
+        achieved_ratio_max_dev=max(target) if target else math.nan,
+        compress_ms_per_1k=_mean(
+            [r.compress_ms / r.tokens_full * 1e3 for r in recs if r.tokens_full]
+        ),
+        prefill_ms=_mean([r.prefill_ms for r in generated]),
+        ttft_ms=_mean([r.ttft_ms for r in generated]),
+        decode_ms_per_token=_mean([r.decode_ms_per_token for r in generated]),
+        kv_bytes=_mean([r.kv_bytes for r in generated]),
+    )
 
 
 def head_to_head(

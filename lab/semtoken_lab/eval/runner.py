@@ -10,34 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from semtoken_rag.errors import InvalidInputError
 
 from semtoken_lab.eval.data import Example, load_examples
-from semtoken_lab.eval.methods import (
-    CHUNK_SEP,
-    METHODS,
-    RATIO_FREE,
-    Method,
-    MethodEnv,
-    SemTokenMethod,
-    build_method,
-)
-from semtoken_lab.eval.metrics import (
-    answer_in_text,
-    exact_match_score,
-    mc_accuracy_score,
-    qa_f1_score,
-    rouge_l_score,
-    score,
-)
+from semtoken_lab.eval.method_env import Method, MethodEnv
+from semtoken_lab.eval.methods import build_method
+from semtoken_lab.eval.metrics import answer_in_text
+from semtoken_lab.eval.reading import answer_logliks, generate_answer
 from semtoken_lab.eval.records import (
     AUTO,
     ExampleRecord,
@@ -46,169 +32,41 @@ from semtoken_lab.eval.records import (
     record_key,
     runs_auto,
 )
+from semtoken_lab.eval.report import write_outputs
+from semtoken_lab.eval.run_config import RunConfig, RunResult
+from semtoken_lab.eval.selection import CHUNK_SEP
+from semtoken_lab.eval.semtoken_variants import SemTokenMethod
 
 logger = logging.getLogger(__name__)
 
 #: Methods shown as "kept" rows of the density heatmap (the cheap ones), in this order.
 HEATMAP_METHODS = ("semtoken", "embed-filter", "semtoken-noquery", "truncate", "random")
-#: Tokens generated per task family.
-MAX_NEW_TOKENS = {"qa": 32, "multiple_choice": 8, "summarization": 128}
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything that defines a run (written to ``config.json`` in the output folder).
+class Compression:
+    """One (method, ratio) key's compressed context of an example, before the reader sees it.
 
     Attributes:
-        data: JSONL files or folders.
-        fmt: ``auto``, ``longbench`` or ``shared``.
-        mode: ``context`` (each example's own context) or ``rag`` (shared pool + retrieval).
-        methods: Method names (see :data:`semtoken_lab.eval.methods.METHODS`).
-        ratios: Target ratios of reader tokens kept.
-        budget: Absolute token budget instead of ratios (recorded as ``ratio = budget``).
-        limit: Examples per data file.
-        per_doc: Questions per document at most (spreads a limited run over documents).
-        reader: Reader model name.
-        reader_dtype: Reader dtype (``auto``, ``float32``, ``bfloat16``, ...).
-        out: Output folder.
-        resume: Skip (example, method, ratio) keys already in ``examples.jsonl``.
-        seed: Seed of the random baseline.
-        workers: Examples processed concurrently (threads).
-        generate: Generate answers (task metrics, timings); off = log-likelihood + recall only.
-        top_k: Chunks retrieved per question in ``rag`` mode.
-        chunk_size, chunk_overlap: Word windows of the ``rag`` pool.
-        max_context_tokens: Cut every *full* context to this many reader tokens (middle
-            truncation) before compressing, for readers with a short window.
-        max_answer_words: Gold answers are cut to this many words for the log-likelihood
-            (long summaries would otherwise dominate the cost).
-        progress: Show a tqdm bar with ETA.
+        method: Method name.
+        ratio: Target ratio (or budget) of the key, as recorded.
+        text: The compressed context.
+        budget: The token budget given (the tokens kept under the ``auto`` budget).
+        compress_ms: Wall time of the compression.
+        tokens_kept: Reader tokens of ``text``.
     """
 
-    data: tuple[str, ...]
-    out: str
-    fmt: str = "auto"
-    mode: str = "context"
-    methods: tuple[str, ...] = ("none", "closed-book", "embed-filter", "semtoken")
-    ratios: tuple[float, ...] = (0.5,)
-    budget: int | None = None
-    limit: int | None = None
-    per_doc: int | None = None
-    reader: str = "smollm2"
-    reader_dtype: str = "auto"
-    resume: bool = False
-    seed: int = 0
-    workers: int = 1
-    generate: bool = True
-    top_k: int = 5
-    chunk_size: int = 120
-    chunk_overlap: int = 60
-    max_context_tokens: int | None = None
-    max_answer_words: int = 48
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        """Check every field (a one-line :class:`~semtoken_rag.errors.InvalidInputError` naming
-        it); ``data`` and ``methods`` given as lists are kept as tuples.
-
-        Paths are not opened here (:func:`~semtoken_lab.eval.data.load_examples` does)."""
-        object.__setattr__(self, "data", _names_tuple(self.data, "RunConfig.data", paths=True))
-        object.__setattr__(self, "methods", _names_tuple(self.methods, "RunConfig.methods"))
-        object.__setattr__(self, "ratios", _ratios(self.ratios, "RunConfig.ratios"))
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown:
-            raise InvalidInputError(
-                f"RunConfig.methods: unknown {unknown}; choose from {', '.join(METHODS)}"
-            )
-        for name, choices in (("fmt", FORMATS), ("mode", MODES)):
-            if getattr(self, name) not in choices:
-                raise InvalidInputError(
-                    f"RunConfig.{name} must be one of {choices}, got {getattr(self, name)!r}"
-                )
-        for name in ("out", "reader", "reader_dtype"):
-            value = getattr(self, name)
-            if not isinstance(value, (str, Path)) or not str(value).strip():
-                raise InvalidInputError(f"RunConfig.{name} must be a non-empty str, got {value!r}")
-            object.__setattr__(self, name, str(value))  # str: the config is written as JSON
-        for name, low, optional in _COUNTS:
-            _count(self, name, low, optional)
-        if self.chunk_overlap >= self.chunk_size:
-            raise InvalidInputError(
-                f"RunConfig.chunk_overlap must be below chunk_size {self.chunk_size}, got "
-                f"{self.chunk_overlap}"
-            )
-
-
-#: Choices of :attr:`RunConfig.fmt` and :attr:`RunConfig.mode`.
-FORMATS = ("auto", "longbench", "shared")
-MODES = ("context", "rag")
-#: Integer fields of :class:`RunConfig`: ``(name, smallest value, None allowed)``.
-_COUNTS = (
-    ("budget", 1, True), ("limit", 1, True), ("per_doc", 1, True), ("seed", 0, False),
-    ("workers", 1, False), ("top_k", 1, False), ("chunk_size", 1, False),
-    ("chunk_overlap", 0, False), ("max_context_tokens", 1, True), ("max_answer_words", 1, False),
-)  # fmt: skip
-
-
-def _count(cfg: RunConfig, name: str, low: int, optional: bool) -> None:
-    value = getattr(cfg, name)
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidInputError(
-            f"RunConfig.{name} must be an int >= {low}{' or None' if optional else ''}, "
-            f"got {value!r}"
-        )
-
-
-def _names_tuple(values: Any, name: str, *, paths: bool = False) -> tuple[Any, ...]:
-    """A non-empty sequence of names (strings, or also paths) as a tuple of strings; one string
-    is refused, never split into characters."""
-    kinds = (str, Path) if paths else (str,)
-    if isinstance(values, (str, bytes, bytearray, Path, Mapping)) or not isinstance(
-        values, Iterable
-    ):
-        raise InvalidInputError(
-            f"{name} must be a tuple of {'paths' if paths else 'names'}, got {values!r:.60}"
-        )
-    items = tuple(values)
-    bad = [v for v in items if not isinstance(v, kinds) or not str(v).strip()]
-    if bad or not items:
-        raise InvalidInputError(
-            f"{name} must be a non-empty tuple of {'paths' if paths else 'names'}, "
-            f"got {values!r:.60}"
-        )
-    return tuple(str(v) for v in items)  # str: the config is written as JSON
-
-
-def _ratios(values: Any, name: str) -> tuple[float, ...]:
-    """Target ratios in (0, 1], or :data:`~semtoken_lab.eval.records.AUTO`."""
-    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
-        raise InvalidInputError(f"{name} must be a tuple of ratios, got {values!r:.60}")
-    items = tuple(values)
-    ok = [
-        not isinstance(r, bool)
-        and isinstance(r, (int, float))
-        and (r == AUTO or (math.isfinite(r) and 0.0 < r <= 1.0))
-        for r in items
-    ]
-    if not items or not all(ok):
-        raise InvalidInputError(
-            f"{name} must be ratios in (0, 1] or AUTO ({AUTO}), got {values!r:.60}"
-        )
-    return tuple(float(r) for r in items)
-
-
-@dataclass
-class RunResult:
-    """What a run produced."""
-
-    records: list[ExampleRecord]
-    new_records: int
-    out: Path
-    summary: list[Any] = field(default_factory=list)
+    method: str
+    ratio: float
+    text: str
+    budget: int
+    compress_ms: float
+    tokens_kept: int
 
 
 def _targets(cfg: RunConfig, method: str) -> list[float]:
+    """The ratios a method runs at: once for the ratio-free methods, else every ratio of the
+    run (``auto`` only for the methods that have it), or the one absolute budget."""
     if method == "none":
         return [1.0]
     if method == "closed-book":
@@ -239,6 +97,7 @@ def _auto(fn: Method) -> Callable[[Sequence[str], str], str]:
 
 
 def _truncate_middle(tokenizer: Any, text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` reader tokens by dropping its middle (for short-window readers)."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) <= limit:
         return text
@@ -300,92 +159,57 @@ class Runner:
         self, ex: Example, chunks: list[str], pending: Sequence[tuple[str, float]]
     ) -> list[ExampleRecord]:
         """Compress, score and (optionally) answer one example for every pending key."""
-        cfg = self.cfg
         full_text = CHUNK_SEP.join(chunks)
         tokens_full = self.env.count(full_text)
         gold_in_full = answer_in_text(ex.answers, full_text)
-        texts, infos = [], []
-        for method, target in pending:
-            budget = _budget(cfg, method, target, tokens_full)
-            fn = self.method(method)
-            t0 = time.perf_counter()
-            text = (
-                fn(chunks, ex.question, budget)
-                if budget is not None
-                else _auto(fn)(chunks, ex.question)
-            )
-            ms = (time.perf_counter() - t0) * 1e3
-            kept = self.env.count(text)
-            texts.append(text)
-            infos.append((method, target, kept if budget is None else budget, ms, kept))
-        gold = " ".join((ex.answers[0] if ex.answers else "").split()[: cfg.max_answer_words])
-        lls: list[Any] = [None] * len(texts)
-        if gold.strip():
-            # Methods often return the same context (ablations that change nothing here, the
-            # full text at a loose budget): score each distinct context once, shortest first in
-            # small batches so little compute goes to padding.
-            unique = sorted(set(texts), key=len)
-            scored = self.reader.answer_loglik_batch(
-                [ex.question] * len(unique),
-                unique,
-                [gold] * len(unique),
-                task=ex.task_family,
-                batch_size=2,
-            )
-            by_text = dict(zip(unique, scored))
-            lls = [by_text[t] for t in texts]
-        out = []
-        for text, (method, target, budget, ms, kept), ll in zip(texts, infos, lls, strict=False):
-            gen: dict[str, Any] = {}
-            if cfg.generate:
-                gen = self._generate(ex, text)
-            out.append(
-                ExampleRecord(
-                    example_id=ex.id,
-                    dataset=ex.dataset,
-                    method=method,
-                    ratio=target,
-                    mode=cfg.mode,
-                    tokens_full=tokens_full,
-                    tokens_kept=kept,
-                    achieved_ratio=kept / tokens_full if tokens_full else 1.0,
-                    budget=budget,
-                    compress_ms=ms,
-                    answer_loglik=None if ll is None else ll.per_token,
-                    answer_loglik_total=None if ll is None else ll.total,
-                    gold_in_full=gold_in_full,
-                    answer_recall=answer_in_text(ex.answers, text) if gold_in_full else None,
-                    metric=ex.metric,
-                    **gen,
-                )
-            )
-        return out
+        compressed = [self._compress(ex, chunks, m, target, tokens_full) for m, target in pending]
+        texts = [c.text for c in compressed]
+        lls = answer_logliks(self.reader, ex, texts, self.cfg.max_answer_words)
+        return [
+            self._record(ex, c, ll, tokens_full, gold_in_full)
+            for c, ll in zip(compressed, lls, strict=True)
+        ]
 
-    def _generate(self, ex: Example, text: str) -> dict[str, Any]:
-        ans = self.reader.answer(
-            ex.question,
-            text,
-            max_new_tokens=MAX_NEW_TOKENS.get(ex.task_family, 32),
-            task=ex.task_family,
-            options=list(ex.options) or None,
+    def _compress(
+        self, ex: Example, chunks: list[str], method: str, target: float, tokens_full: int
+    ) -> Compression:
+        """Run one method on the example's chunks, timed (building the method is not)."""
+        budget = _budget(self.cfg, method, target, tokens_full)
+        fn = self.method(method)
+        t0 = time.perf_counter()
+        text = (
+            fn(chunks, ex.question, budget)
+            if budget is not None
+            else _auto(fn)(chunks, ex.question)
         )
-        pred = ans.text
-        kw = {"options": ex.options, "all_classes": ex.all_classes}
-        best = lambda fn: max((fn(pred, a, **kw) for a in ex.answers), default=0.0)  # noqa: E731
-        return {
-            "prediction": pred,
-            "score": score(ex.metric, pred, ex.answers, dataset=ex.dataset, **kw),
-            "f1": best(qa_f1_score),
-            "em": best(exact_match_score),
-            "rouge_l": best(rouge_l_score),
-            "accuracy": best(mc_accuracy_score) if ex.options else None,
-            "prompt_tokens": ans.prompt_tokens,
-            "prefill_ms": ans.prefill_ms,
-            "ttft_ms": ans.ttft_ms,
-            "decode_ms_per_token": ans.decode_ms_per_token,
-            "new_tokens": ans.new_tokens,
-            "kv_bytes": ans.kv_bytes,
-        }
+        ms = (time.perf_counter() - t0) * 1e3
+        kept = self.env.count(text)
+        return Compression(method, target, text, kept if budget is None else budget, ms, kept)
+
+    def _record(
+        self, ex: Example, c: Compression, ll: Any, tokens_full: int, gold_in_full: bool
+    ) -> ExampleRecord:
+        """The record of one key: the compression, its log-likelihood and (optionally) the
+        generated answer with its metrics."""
+        gen = generate_answer(self.reader, ex, c.text) if self.cfg.generate else {}
+        return ExampleRecord(
+            example_id=ex.id,
+            dataset=ex.dataset,
+            method=c.method,
+            ratio=c.ratio,
+            mode=self.cfg.mode,
+            tokens_full=tokens_full,
+            tokens_kept=c.tokens_kept,
+            achieved_ratio=c.tokens_kept / tokens_full if tokens_full else 1.0,
+            budget=c.budget,
+            compress_ms=c.compress_ms,
+            answer_loglik=None if ll is None else ll.per_token,
+            answer_loglik_total=None if ll is None else ll.total,
+            gold_in_full=gold_in_full,
+            answer_recall=answer_in_text(ex.answers, c.text) if gold_in_full else None,
+            metric=ex.metric,
+            **gen,
+        )
 
     # ------------------------------------------------------------------ the run
     def run(self, examples: Sequence[Example] | None = None) -> RunResult:
@@ -420,8 +244,6 @@ class Runner:
         records = read_records(path)
         if work and examples:
             self._heatmap(examples[0], all_chunks[examples[0].id], out)
-        from semtoken_lab.eval.report import write_outputs
-
         summary = write_outputs(records, out, methods=cfg.methods)
         return RunResult(records=records, new_records=new, out=out, summary=summary)
 
@@ -488,66 +310,8 @@ class Runner:
         return new
 
 
-def complete_examples(records: Sequence[ExampleRecord]) -> list[ExampleRecord]:
-    """Records of the examples that have every (method, ratio) key of their dataset.
-
-    A run stopped early (or still going) has some examples scored by only some methods; means
-    over different example sets are not comparable, so partial reports keep complete examples.
-    """
-    keys: dict[str, set[tuple[str, float]]] = {}
-    have: dict[tuple[str, str], set[tuple[str, float]]] = {}
-    for r in records:
-        keys.setdefault(r.dataset, set()).add((r.method, r.ratio))
-        have.setdefault((r.dataset, r.example_id), set()).add((r.method, r.ratio))
-    return [r for r in records if have[(r.dataset, r.example_id)] >= keys[r.dataset]]
-
-
-def report_only(
-    out: str | Path, methods: Sequence[str] = (), ratios: Sequence[float] = ()
-) -> RunResult:
-    """Rewrite ``summary.json``, ``report.md`` and plots of ``out`` from its ``examples.jsonl``,
-    over complete examples only (see :func:`complete_examples`), restricted to ``methods`` when
-    given, and to ``ratios`` (plus the ratio-free ``none`` / ``closed-book``) when given;
-    computes nothing new.
-
-    Raises:
-        InvalidInputError: ``out`` is not a folder path or holds no ``examples.jsonl``;
-            ``methods`` or ``ratios`` given as one string or not names / numbers.
-    """
-    from semtoken_lab.eval.records import read_records
-    from semtoken_lab.eval.report import write_outputs
-
-    if not isinstance(out, (str, Path)) or not str(out).strip():
-        raise InvalidInputError(f"out must be a folder path, got {out!r:.60}")
-    methods = _names_tuple(methods, "methods") if methods else ()
-    ratios = _ratios(ratios, "ratios") if ratios else ()
-    folder = Path(out)
-    if not (folder / "examples.jsonl").is_file():
-        raise InvalidInputError(f"{folder} holds no examples.jsonl: nothing to report")
-    records = read_records(folder / "examples.jsonl")
-    if methods:
-        records = [r for r in records if r.method in set(methods)]
-    if ratios:
-        wanted = {float(x) for x in ratios}
-        records = [r for r in records if r.method in RATIO_FREE or float(r.ratio) in wanted]
-    records = complete_examples(records)
-    rows = write_outputs(records, folder, methods=methods)
-    return RunResult(records=records, new_records=0, out=folder, summary=rows)
-
-
 def run_eval(cfg: RunConfig, **kwargs: Any) -> RunResult:
     """Convenience: ``Runner(cfg, **kwargs).run()``, the data validated before any model loads
     (a bad line fails in a second, not after the reader is loaded)."""
     examples = load_examples(cfg.data, fmt=cfg.fmt, limit=cfg.limit, per_doc=cfg.per_doc)  # type: ignore[arg-type]
     return Runner(cfg, **kwargs).run(examples)
-
-
-__all__ = [
-    "RATIO_FREE",
-    "RunConfig",
-    "RunResult",
-    "Runner",
-    "complete_examples",
-    "report_only",
-    "run_eval",
-]

@@ -30,14 +30,14 @@ logger = logging.getLogger(__name__)
 
 def trained_store(encoder: Any, codec: str, root: Path | None = None) -> Any:
     """An in-memory :class:`FingerprintStore` of ``codec`` whose codebook is trained on the
-    essays (:func:`semtoken_lab.bench.store.training_chunks`).
+    essays (:func:`semtoken_lab.bench.codec_training.training_chunks`).
 
     Raises:
         InvalidInputError: the training corpus is missing or too small for the codec.
     """
     from semtoken_rag.store import FingerprintStore
 
-    from semtoken_lab.bench.store import train_store, training_chunks
+    from semtoken_lab.bench.codec_training import train_store, training_chunks
 
     store = FingerprintStore(None, codec=codec)
     train_store(store, encoder, training_chunks(root))
@@ -50,7 +50,7 @@ def document_store(encoder: Any, documents: Sequence[str]) -> Any:
 
     Args:
         encoder: The SemToken encoder (the compressor reading the store must use it too).
-        documents: The run's documents (:attr:`semtoken_lab.eval.methods.MethodEnv.documents`).
+        documents: The run's documents (:attr:`semtoken_lab.eval.method_env.MethodEnv.documents`).
 
     Raises:
         DocumentEncodingError: a document could not be encoded.

@@ -9,10 +9,18 @@ density per unit against the coarse/fine threshold.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.results import Explanation
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
+_FONTSIZE = 8
 
 
 def density_heatmap(
@@ -47,14 +55,42 @@ def density_heatmap(
 
     sel = explanation.unit_chunk == 0
     spans = explanation.unit_char_spans[sel]
-    ent = explanation.unit_density[sel].astype(float)
-    kept = explanation.unit_kept[sel]
+    density, norm = _relative_density(explanation.unit_density[sel].astype(float))
+    cmap = colormaps["coolwarm"]
+    lines = _wrapped_words(text, spans, max_words, chars_per_line)
+
+    fig_h = 1.6 + 0.22 * len(lines)
+    fig_w = max(8.0, chars_per_line * 0.6 * _FONTSIZE / 72 / 0.96 + 0.3)
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    ax = fig.add_axes((0.02, 1.4 / fig_h, 0.96, 1 - 1.75 / fig_h))
+    ax.set_xlim(0, chars_per_line)
+    ax.set_ylim(len(lines), 0)
+    ax.axis("off")
+    _draw_words(ax, lines, norm, explanation.unit_kept[sel], cmap)
+    ax.set_title(f"{title}: red = dense, blue = repetitive, faded = dropped", fontsize=9)
+    _draw_strip(fig, fig_h, density, norm, cmap, entropy_threshold)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _relative_density(ent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's entropy over the median (the strip's scale), and that scaled to [0, 1] for
+    the colour map (0.5 everywhere when all units are alike)."""
     ref = float(np.median(ent)) if len(ent) else 1.0
     density = ent / ref if ref > 0 else ent
     lo, hi = (float(density.min()), float(density.max())) if len(density) else (0.0, 1.0)
     norm = (density - lo) / (hi - lo) if hi > lo else np.full_like(density, 0.5)
-    cmap = colormaps["coolwarm"]
+    return density, norm
 
+
+def _wrapped_words(
+    text: str, spans: np.ndarray, max_words: int, chars_per_line: int
+) -> list[list[tuple[str, int]]]:
+    """The first ``max_words`` words wrapped at ``chars_per_line``, each with the index of its
+    unit (-1 when the chunk has no unit)."""
     words = find_words(text)[:max_words]
     unit_of_word: np.ndarray = (
         np.searchsorted(spans[:, 0], words[:, 0], side="right") - 1
@@ -70,16 +106,17 @@ def density_heatmap(
             width = 0
         lines[-1].append((w, int(u)))
         width += len(w) + 1
+    return lines
 
-    n_lines = len(lines)
-    fig_h = 1.6 + 0.22 * n_lines
-    fontsize = 8
-    fig_w = max(8.0, chars_per_line * 0.6 * fontsize / 72 / 0.96 + 0.3)
-    fig = plt.figure(figsize=(fig_w, fig_h))
-    ax = fig.add_axes((0.02, 1.4 / fig_h, 0.96, 1 - 1.75 / fig_h))
-    ax.set_xlim(0, chars_per_line)
-    ax.set_ylim(n_lines, 0)
-    ax.axis("off")
+
+def _draw_words(
+    ax: Axes,
+    lines: list[list[tuple[str, int]]],
+    norm: np.ndarray,
+    kept: np.ndarray,
+    cmap: Colormap,
+) -> None:
+    """Each word on its unit's colour; the words of dropped units faded."""
     for li, line in enumerate(lines):
         x = 0.0
         for w, u in line:
@@ -89,15 +126,24 @@ def density_heatmap(
                 x,
                 li + 0.5,
                 w,
-                fontsize=fontsize,
+                fontsize=_FONTSIZE,
                 family="monospace",
                 va="center",
                 color="black" if alpha > 0.5 else "#777777",
                 bbox={"facecolor": colour, "alpha": alpha, "edgecolor": "none", "pad": 0.5},
             )
             x += len(w) + 1
-    ax.set_title(f"{title}: red = dense, blue = repetitive, faded = dropped", fontsize=9)
 
+
+def _draw_strip(
+    fig: Figure,
+    fig_h: float,
+    density: np.ndarray,
+    norm: np.ndarray,
+    cmap: Colormap,
+    entropy_threshold: float,
+) -> None:
+    """The density of every unit as bars, against the coarse/fine threshold."""
     strip = fig.add_axes((0.06, 0.35 / fig_h, 0.9, 0.85 / fig_h))
     pos = np.arange(len(density))
     strip.bar(pos, density, color=[cmap(float(v)) for v in norm], width=1.0)
@@ -106,8 +152,3 @@ def density_heatmap(
     strip.set_ylabel("H / median", fontsize=7)
     strip.set_xlabel("unit (sentence) position", fontsize=8)
     strip.tick_params(labelsize=7)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
