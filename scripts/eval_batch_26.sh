@@ -20,15 +20,20 @@ case "${1:-}" in
   # L-Eval, one set per call (two calls run side by side on two cores): auto first, then fixed
   # SemToken and embed-filter at the mean ratio auto reached on the set.  LongLLMLingua at that
   # ratio costs 1-4 minutes per example here: run on the first N examples with
-  # i26-matched runs/i26_SET R --data ../shared/data/leval/SET.jsonl $C --methods longllmlingua --limit N
+  #   i26-matched runs/i26_SET R --data ../shared/data/leval/SET.jsonl --max-context-tokens 2048
+  #   --max-answer-words 128 --reader-dtype float32 --methods longllmlingua --limit N
   i26-leval) s=$2; out=runs/i26_$s; data="--data ../shared/data/leval/$s.jsonl"
-    $E $data --out $out $C --methods none,closed-book,semtoken --ratio auto || exit 1
+    $E $data --out $out $C --methods none,closed-book,semtoken --ratio auto,0.5,0.25 || exit 1
     r=$(.venv/bin/python -c "import json,sys; a=[r['achieved_ratio'] for r in map(json.loads, open(sys.argv[1])) if r['method']=='semtoken' and r['ratio']<0]; print(round(sum(a)/len(a),3))" $out/examples.jsonl)
     $E $data --out $out $C --methods semtoken,embed-filter --ratio "$r" ;;
+  # Every legal_contract_qa prompt reads as a summary request ("Highlight the parts ..."): the
+  # relevance objective instead, at auto and the fixed ratios, into the same run.
+  i26-legal-objective) $E --data ../shared/data/leval/legal_contract_qa.jsonl \
+      --out runs/i26_legal_contract_qa $C --methods semtoken-relevance --ratio auto,0.5,0.25 ;;
   # Issue 26, step 2: fixed SemToken and embed-filter at auto's mean achieved ratio R of each
   # set (printed by `python -m semtoken_lab.eval.auto_report OUT`), into the same run, with the
   # set's own data options: i26-matched OUT R --data ... [--methods ...,longllmlingua]
   i26-matched) out=$2; r=$3; shift 3
     $E --out "$out" --methods semtoken,embed-filter --ratio "$r" "$@" ;;
-  *) echo "usage: $0 i23-hotpot|i23-nqa|i26-hotpot|i26-nqa|i26-leval SET|i26-matched OUT R ARGS" >&2; exit 2 ;;
+  *) echo "usage: $0 i23-hotpot|i23-nqa|i26-hotpot|i26-nqa|i26-leval SET|i26-legal-objective|i26-matched OUT R ARGS" >&2; exit 2 ;;
 esac
