@@ -24,7 +24,7 @@ case "${1:-}" in
   #   --max-answer-words 128 --reader-dtype float32 --methods longllmlingua --limit N
   i26-leval) s=$2; out=runs/i26_$s; data="--data ../shared/data/leval/$s.jsonl"
     $E $data --out $out $C --methods none,closed-book,semtoken --ratio auto,0.5,0.25 || exit 1
-    r=$(.venv/bin/python -c "import json,sys; a=[r['achieved_ratio'] for r in map(json.loads, open(sys.argv[1])) if r['method']=='semtoken' and r['ratio']<0]; print(round(sum(a)/len(a),3))" $out/examples.jsonl)
+    r=$(.venv/bin/python -c "import sys; from pathlib import Path; from semtoken_lab.eval.auto_report import analyse; print(round(analyse(Path(sys.argv[1]))['auto_ratio']['value'], 3))" $out)
     $E $data --out $out $C --methods semtoken,embed-filter --ratio "$r" ;;
   # Every legal_contract_qa prompt reads as a summary request ("Highlight the parts ..."): the
   # relevance objective instead, at auto and the fixed ratios, into the same run.

@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -347,10 +347,3 @@ def write_longbench(
             fh.write(json.dumps(to_longbench_row(ex, dataset), ensure_ascii=False) + "\n")
             n += 1
     return n
-
-
-def example_to_dict(ex: Example) -> dict[str, Any]:
-    """Plain-data view (the context is dropped: records must stay small)."""
-    d = asdict(ex)
-    d.pop("context")
-    return d
