@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from semtoken_rag.errors import InvalidInputError
@@ -51,6 +52,7 @@ def docs(shared_data: Path) -> list[str]:
 class Reference:
     store: Any
     cache_id: str
+    encoder: Any
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +65,10 @@ def single(tmp_path_factory: pytest.TempPathFactory, docs: list[str]) -> Iterato
     path = exact_store(tmp_path_factory.mktemp("single"))
     with FingerprintStore(path) as store:
         comp = Compressor(SemTokenConfig(), store=store)
-        report = comp.ingest(docs, IngestOptions(progress=False))
+        report = comp.ingest(docs, IngestOptions(batch_size=BATCH, progress=False))
         assert report.encoded == N
     with FingerprintStore(path, read_only=True) as store:
-        yield Reference(store, report.cache_id)
+        yield Reference(store, report.cache_id, comp.encoder)
 
 
 def _opts(**kwargs: Any) -> Any:
@@ -104,6 +106,13 @@ def test_distributed_equals_single_process_and_rerun_skips(
         assert len(dist) == N
         assert_same_lookups(dist, single.store, docs, single.cache_id)
         assert_same_lookups(dist, single.store, sub_chunks(docs), single.cache_id)
+        # Exact codec: the served vectors are the encoder's own, with the same sizes.
+        for fp, ref in zip(dist.lookup(docs, single.cache_id),
+                           single.encoder.encode_texts(docs), strict=True):  # fmt: skip
+            assert np.array_equal(fp.vectors, ref.vectors)
+        sizes = ("documents", "words", "payload_bytes", "codec")
+        sa, sb = dist.stats(), single.store.stats()
+        assert [getattr(sa, s) for s in sizes] == [getattr(sb, s) for s in sizes]
 
     again = ray_ingest(docs, path, ray=RayOptions(actors=2), options=_opts())
     assert (again.already_stored, again.encoded, again.batches) == (N, 0, 0)

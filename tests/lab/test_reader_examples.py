@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "args"),
     [
-        ("langchain_retrieval_chain.py", ("--docs", "4", "--questions", "2")),
-        ("llama_index_query_engine.py", ("--rows", "4", "--questions", "2")),
+        ("langchain_retrieval_chain.py", ("--docs", "4", "--questions", "1")),
+        ("llama_index_query_engine.py", ("--rows", "4", "--questions", "1")),
     ],
 )
 def test_example_runs(shared_data: Path, script: str, args: tuple[str, ...]) -> None:
