@@ -3,20 +3,8 @@
 An adapter is a thin shell: flat fields a framework user sets (``compression_ratio=0.4``), an
 engine (:class:`~semtoken_rag.Compressor`) built from them on first use, and translation of the
 framework's objects to strings and back.  Everything the shells share lives here, with no
-framework import, so they cannot drift apart:
-
-* :class:`CompressionFields` / :class:`EncoderFields`: pydantic mixins declaring the mirrored
-  knobs as explicit typed fields (what IDEs, type checkers and API docs see), their types,
-  defaults and descriptions taken from the config's declarations; an adapter inherits one next
-  to its framework base class and never lists a knob or its default by hand.  Their
-  constructor raises :class:`~semtoken_rag.errors.ConfigError`, never pydantic's
-  ``ValidationError``;
-* :func:`config_from_fields` / :func:`fields_from_config`: adapter fields <-> engine config;
-* :class:`EngineSlot`: the lazily built, thread-safe, rebuilt-on-change engine of an adapter
-  (or one it adopted, to share a model);
-* :func:`check_store`, :func:`open_store`, :func:`chunk_metadata`.
-
-Example (a new framework adapter)::
+framework import, so they cannot drift apart; the mirrored knobs are explicit typed fields (what
+IDEs, type checkers and API docs see), so an adapter never lists a knob or its default by hand::
 
     class MyCompressor(CompressionFields, FrameworkBase):
         budget_scope: str = "joint"
@@ -33,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,9 +34,8 @@ from semtoken_rag.config import (
     SemTokenConfig,
     Share,
     config_field,
-    describe_flat,
 )
-from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config_error, describe
+from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config_error
 from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import ChunkSource
 from semtoken_rag.protocols import FingerprintStoreProtocol
@@ -58,12 +45,13 @@ if TYPE_CHECKING:
     from semtoken_rag.compressor import Compressor
 
 
-def _default(flat: str) -> Any:
-    return config_field(flat).default
-
-
-def _doc(flat: str) -> str | None:
-    return config_field(flat).description
+def _mirror(flat: str) -> Any:
+    """The config's declaration of ``flat`` (default, description, bounds) for an adapter field."""
+    info = config_field(flat)
+    bounds = {
+        k: getattr(m, k) for m in info.metadata for k in ("gt", "ge", "lt", "le") if hasattr(m, k)
+    }
+    return Field(default=info.default, description=info.description, **bounds)
 
 
 class AdapterFields(BaseModel):
@@ -77,27 +65,15 @@ class AdapterFields(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            cls = type(self)
-            raise config_error(exc, data, cls.describe_field, list(cls.model_fields)) from None
-
-    @classmethod
-    def describe_field(cls, name: str) -> str | None:
-        """What a valid value of field ``name`` is, in words (``None``: no such field)."""
-        # A mirrored knob is described by the config's declaration (its bounds included).
-        if name in MIRRORED:
-            return describe_flat(name)
-        info = cls.model_fields.get(name)
-        return None if info is None else describe(info)
+            raise config_error(exc, data, type(self)) from None
 
 
 class EncoderFields(AdapterFields):
     """The encoder knobs an adapter mirrors (all an ingestion component needs: the store key
     depends on nothing else)."""
 
-    encoder_model: EncoderModel = Field(
-        default=_default("encoder_model"), description=_doc("encoder_model")
-    )
-    device: Device = Field(default=_default("device"), description=_doc("device"))
+    encoder_model: EncoderModel = _mirror("encoder_model")
+    device: Device = _mirror("device")
 
 
 class CompressionFields(EncoderFields):
@@ -105,33 +81,17 @@ class CompressionFields(EncoderFields):
     and descriptions as :class:`~semtoken_rag.SemTokenConfig`); every other knob goes through
     the adapter's ``engine_options``."""
 
-    compression_ratio: Ratio = Field(
-        default=_default("compression_ratio"), description=_doc("compression_ratio")
-    )
-    min_ratio: Share = Field(default=_default("min_ratio"), description=_doc("min_ratio"))
-    max_ratio: Share = Field(default=_default("max_ratio"), description=_doc("max_ratio"))
-    max_tokens: Integer | None = Field(
-        default=_default("max_tokens"), description=_doc("max_tokens")
-    )
-    budget_tokens: Integer | None = Field(
-        default=_default("budget_tokens"), description=_doc("budget_tokens")
-    )
-    similarity_threshold: Number = Field(
-        default=_default("similarity_threshold"), description=_doc("similarity_threshold")
-    )
-    entropy_threshold: Number = Field(
-        default=_default("entropy_threshold"), description=_doc("entropy_threshold")
-    )
-    dedup_threshold: Number | None = Field(
-        default=_default("dedup_threshold"), description=_doc("dedup_threshold")
-    )
-    force_keep: Patterns = Field(default=_default("force_keep"), description=_doc("force_keep"))
-    force_keep_presets: ForceKeepPresets = Field(
-        default=_default("force_keep_presets"), description=_doc("force_keep_presets")
-    )
-    count_tokenizer: NonBlank | None = Field(
-        default=_default("count_tokenizer"), description=_doc("count_tokenizer")
-    )
+    compression_ratio: Ratio = _mirror("compression_ratio")
+    min_ratio: Share = _mirror("min_ratio")
+    max_ratio: Share = _mirror("max_ratio")
+    max_tokens: Integer | None = _mirror("max_tokens")
+    budget_tokens: Integer | None = _mirror("budget_tokens")
+    similarity_threshold: Number = _mirror("similarity_threshold")
+    entropy_threshold: Number = _mirror("entropy_threshold")
+    dedup_threshold: Number | None = _mirror("dedup_threshold")
+    force_keep: Patterns = _mirror("force_keep")
+    force_keep_presets: ForceKeepPresets = _mirror("force_keep_presets")
+    count_tokenizer: NonBlank | None = _mirror("count_tokenizer")
 
 
 #: Engine config fields exposed one-to-one as first-class adapter fields (same names, defaults
@@ -141,18 +101,9 @@ MIRRORED: tuple[str, ...] = tuple(CompressionFields.model_fields)
 #: The mirrored fields of an ingestion component (:class:`EncoderFields`).
 ENCODER_MIRRORED: tuple[str, ...] = tuple(EncoderFields.model_fields)
 
-#: Adapter spelling of ``budget_scope`` -> engine spelling.  The engine calls the input pieces
-#: chunks; LangChain users think in documents and LlamaIndex users in nodes: every adapter
-#: accepts every spelling (:data:`ScopeName`), so a setting moves between frameworks unchanged.
-SCOPES: dict[str, str] = {
-    "joint": "joint",
-    "per_chunk": "per_chunk",
-    "per_document": "per_chunk",
-    "per_node": "per_chunk",
-}
-
-
-#: The ``budget_scope`` values every adapter accepts.
+#: The ``budget_scope`` values every adapter accepts.  The engine calls the input pieces chunks;
+#: LangChain users think in documents and LlamaIndex users in nodes: every adapter accepts every
+#: spelling (all but ``joint`` mean ``per_chunk``), so a setting moves between frameworks unchanged.
 ScopeName = Literal["joint", "per_chunk", "per_document", "per_node"]
 
 
@@ -184,12 +135,8 @@ def as_items(items: Any, kind: type, what: str) -> list[Any]:
 
 
 def require_store(store: Any, store_dir: str | Path | None, component: str) -> None:
-    """An ingestion component needs a place to write (the default in-memory cache of a
-    compressor is gone when the process ends).
-
-    Raises:
-        ConfigError: neither ``store`` nor ``store_dir`` is given.
-    """
+    """Raise :class:`ConfigError` unless an ingestion component has a place to write (the
+    default in-memory cache of a compressor is gone when the process ends)."""
     check_store(store, store_dir)
     if store is None and store_dir is None:
         raise ConfigError(
@@ -207,19 +154,15 @@ def config_from_fields(
     """The engine config an adapter's fields describe.
 
     Args:
-        adapter: Any object with the mirrored fields as attributes (or a mapping of them).
-        budget_scope: Adapter spelling of the scope (a key of :data:`SCOPES`).
+        adapter: Any object with the mirrored fields as attributes.
+        budget_scope: Adapter spelling of the scope (:data:`ScopeName`).
         engine_options: Any other flat :class:`SemTokenConfig` field (``unit``, ...).
         names: The mirrored field names the adapter has.
 
     Raises:
         ConfigError: unknown or doubly given options, or values the engine rejects.
     """
-    values = (
-        {n: adapter[n] for n in names}
-        if isinstance(adapter, Mapping)
-        else {n: getattr(adapter, n) for n in names}
-    )
+    values = {n: getattr(adapter, n) for n in names}
     clash = sorted(set(engine_options) & (set(names) | {"budget_scope"}))
     if clash:
         raise ConfigError(f"engine_options repeats adapter fields {clash}: set them directly")
@@ -228,9 +171,12 @@ def config_from_fields(
         raise ConfigError(
             f"unknown engine_options {unknown}; valid: {sorted(SemTokenConfig.flat_names())}"
         )
-    if budget_scope not in SCOPES:
-        raise ConfigError(f"budget_scope must be one of {sorted(SCOPES)}, got {budget_scope!r}")
-    return SemTokenConfig(**dict(engine_options), **values, budget_scope=SCOPES[budget_scope])
+    if budget_scope not in get_args(ScopeName):
+        raise ConfigError(
+            f"budget_scope must be one of {sorted(get_args(ScopeName))}, got {budget_scope!r}"
+        )
+    scope = "joint" if budget_scope == "joint" else "per_chunk"
+    return SemTokenConfig(**dict(engine_options), **values, budget_scope=scope)
 
 
 def fields_from_config(
@@ -287,14 +233,10 @@ def open_store(store: Any, store_dir: str | Path | None) -> Any:
 
 
 def chunk_metadata(chunk: ChunkResult, result: CompressionResult) -> dict[str, Any]:
-    """JSON-ready metadata for one compressed chunk of ``result``.
-
-    Plain lists and ints (not tuples or numpy scalars) so any vector store or tracer can
-    serialise the metadata.  Offsets index the text the compressor *received*.  With
-    ``compression_ratio="auto"`` it also says which budget the call chose and why
-    (``budget_choice``: the same for every chunk of the call), since a framework user sees
-    only the documents, not the result.
-    """
+    """JSON-ready metadata for one compressed chunk of ``result``: plain lists and ints so any
+    vector store or tracer can serialise it; offsets index the text the compressor *received*.
+    With ``compression_ratio="auto"`` it says which budget the call chose and why (the same
+    ``budget_choice`` for every chunk), since a framework user sees only the documents."""
     meta: dict[str, Any] = {
         "offsets": [[int(s), int(e)] for s, e in chunk.offsets],
         "original_tokens": int(chunk.original_tokens),
@@ -307,13 +249,10 @@ def chunk_metadata(chunk: ChunkResult, result: CompressionResult) -> dict[str, A
 
 
 class EngineSlot:
-    """An adapter's engine: built on first use (constructing an adapter loads no model),
-    shared by threads, and rebuilt when the adapter's fields describe another config.
-
-    An engine given to :meth:`adopt` (``Adapter.from_engine(engine)``) is used while the fields
-    still describe its config, so an application shares one encoder, store and counter between
-    adapters.
-    """
+    """An adapter's engine: built on first use (constructing an adapter loads no model), shared
+    by threads, rebuilt when the fields describe another config.  One given to :meth:`adopt`
+    (``Adapter.from_engine(engine)``) is used while they describe its config, so an application
+    shares one encoder, store and counter between adapters."""
 
     def __init__(self) -> None:
         self._engine: Compressor | None = None

@@ -40,8 +40,9 @@ class LRUMemo(Generic[K, V]):
             return self._data.get(key)
 
     def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._data[key] = value
+        if self.max_size > 0:  # cachetools refuses any entry in a cache of size 0
+            with self._lock:
+                self._data[key] = value
 
 
 class MemoryFingerprintCache:

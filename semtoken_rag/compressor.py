@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,7 +26,6 @@ from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.pipeline import StageHook, plan_context
 from semtoken_rag.dedup import dedup_backend
 from semtoken_rag.errors import ConfigError, InvalidInputError
-from semtoken_rag.fingerprinting import fingerprints_of
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.ingestion import IngestOptions, IngestReport, SourceDocument
 from semtoken_rag.inputs import (
@@ -39,14 +39,14 @@ from semtoken_rag.inputs import (
     model_text,
 )
 from semtoken_rag.parts import check_engine_parts, check_plan_args, load_counter, load_encoder
-from semtoken_rag.preparation import ChunkPreparer
-from semtoken_rag.prepared import Plan, PreparedContext
+from semtoken_rag.preparation import ChunkPreparer, fingerprints_of
+from semtoken_rag.prepared import Plan, PreparedContext, render_plan
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
 from semtoken_rag.queries import QueryVectors, is_summary_request
-from semtoken_rag.rendering import render_plan
 from semtoken_rag.results import CompressionResult, Explanation
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Compressor:
@@ -91,26 +91,20 @@ class Compressor:
     @property
     def encoder(self) -> FingerprintEncoder:
         """The fingerprint encoder (built from the config on first use)."""
-        if self._encoder is None:
-            self._build(lambda: setattr(self, "_encoder", load_encoder(self.config)), "_encoder")
-        assert self._encoder is not None
-        return self._encoder
+        return self._built("_encoder", lambda: load_encoder(self.config))
 
     @property
     def counter(self) -> Counter:
         """The token counter the budget is counted in (built on first use)."""
-        if self._counter is None:
-            self._build(
-                lambda: setattr(self, "_counter", load_counter(self.config, self.encoder)),
-                "_counter",
-            )
-        assert self._counter is not None
-        return self._counter
+        return self._built("_counter", lambda: load_counter(self.config, self.encoder))
 
-    def _build(self, build: Callable[[], None], attr: str) -> None:
-        with self._build_lock:
-            if getattr(self, attr) is None:
-                build()
+    def _built(self, attr: str, factory: Callable[[], T]) -> T:
+        if getattr(self, attr) is None:
+            with self._build_lock:
+                if getattr(self, attr) is None:
+                    setattr(self, attr, factory())
+        part: T = getattr(self, attr)
+        return part
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in the counting tokenizer.
@@ -280,14 +274,7 @@ class Compressor:
     ) -> CompressionResult:
         """Compress the chunks retrieved for one query: ``render(plan(prepare(chunks)))``.
 
-        Args:
-            chunks: One text or a sequence of chunk texts (kept in order, one result each).
-            query: The question the context must answer; ``None``, ``""`` or blank means
-                query-free compression (``config.no_query_mode``).
-            ratio: Overrides ``config.compression_ratio`` for this call.
-            budget: Absolute token budget for this call (overrides any ratio).
-            sources: Where each chunk came from (:class:`~semtoken_rag.fingerprints.
-                ChunkSource`, hints for the store), one per chunk or None.
+        Arguments as in :meth:`prepare` and :meth:`plan`; one result per chunk, in order.
 
         Raises:
             InvalidInputError: chunks are not strings, or the budget is out of range.

@@ -1,19 +1,11 @@
 """The engine's configuration: three frozen pydantic parts, composed, each knob declared once.
 
-* :class:`EncoderConfig`: the fingerprint encoder (model, windows, device, dtype, batch).
-* :class:`~semtoken_rag.core.params.SelectionConfig`: what the pure core does (units, spans,
-  entropy, relevance, redundancy, partial fill).  The core reads only this part.
-* :class:`BudgetConfig`: how much is kept, counted in whose tokens, what must survive, how the
-  result is rendered.
-
-:class:`SemTokenConfig` composes them and keeps the seed README's flat constructor
-(``SemTokenConfig(compression_ratio=0.4, similarity_threshold=0.8, entropy_threshold=0.6,
-encoder_model=...)``): every flat name routes to the part that declares it (:data:`FLAT`, built
-from the parts' fields; a field's flat name is its pydantic alias where it differs).  Read
-knobs through their part (``config.selection.unit``); the seed README's names are also typed
-properties (``config.similarity_threshold``).  Defaults, documentation, bounds and choices come
-from the field declarations and nowhere else; every invalid value raises
-:class:`~semtoken_rag.errors.ConfigError` naming the field.
+:class:`EncoderConfig` (the fingerprint encoder), :class:`~semtoken_rag.core.params.
+SelectionConfig` (what the pure core does; the core reads only this part) and
+:class:`BudgetConfig` (how much is kept, in whose tokens, what must survive, how it is rendered),
+composed by :class:`SemTokenConfig`, whose seed-README flat names route through :data:`FLAT`.
+Defaults, documentation, bounds and choices come from the field declarations and nowhere else;
+every invalid value raises :class:`~semtoken_rag.errors.ConfigError` naming the field.
 """
 
 from __future__ import annotations
@@ -23,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from pydantic.fields import FieldInfo
 
-from semtoken_rag.config_base import ConfigPart, Flag, describe
+from semtoken_rag.config_base import ConfigPart, Flag
 from semtoken_rag.config_parts import (
     DEFAULT_ENCODER,
     BudgetConfig,
@@ -62,7 +54,6 @@ __all__ = [
     "Share",
     "Unit",
     "config_field",
-    "describe_flat",
 ]
 
 
@@ -91,14 +82,6 @@ def config_field(flat: str) -> FieldInfo:
     if flat in SemTokenConfig.model_fields and flat not in PARTS:
         return SemTokenConfig.model_fields[flat]
     raise KeyError(flat)
-
-
-def describe_flat(flat: str) -> str | None:
-    """What a valid value of a flat field is, in words (``None``: not a flat field)."""
-    try:
-        return describe(config_field(flat))
-    except KeyError:
-        return None
 
 
 class SemTokenConfig(ConfigPart):
@@ -137,24 +120,19 @@ class SemTokenConfig(ConfigPart):
         cache_embeddings: Any = True,
         **flat: Any,
     ) -> None:
+        unknown = sorted(set(flat) - set(FLAT))
+        if unknown:
+            raise ConfigError(
+                f"unknown configuration field(s) {unknown}; valid: {sorted(self.flat_names())}"
+            )
         given = {"encoder": encoder, "selection": selection, "budget": budget}
         parts: dict[str, ConfigPart] = {}
         for name, cls in PARTS.items():
             part = type(self).model_fields[name].default if given[name] is None else given[name]
             if not isinstance(part, cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(part)}")
-            parts[name] = part
-        unknown = sorted(set(flat) - set(FLAT))
-        if unknown:
-            raise ConfigError(
-                f"unknown configuration field(s) {unknown}; valid: {sorted(self.flat_names())}"
-            )
-        changes: dict[str, dict[str, Any]] = {}
-        for key, value in flat.items():
-            part_name, field = FLAT[key]
-            changes.setdefault(part_name, {})[field] = value
-        for part_name, values in changes.items():
-            parts[part_name] = parts[part_name].replace(**values)
+            changes = {FLAT[k][1]: v for k, v in flat.items() if FLAT[k][0] == name}
+            parts[name] = part.replace(**changes) if changes else part
         super().__init__(**parts, cache_embeddings=cache_embeddings)
 
     if not TYPE_CHECKING:
@@ -197,12 +175,6 @@ class SemTokenConfig(ConfigPart):
     def flat_names(cls) -> tuple[str, ...]:
         """Every flat (seed-compatible) field name, parts in order, then the own fields."""
         return (*FLAT, *(name for name in cls.model_fields if name not in PARTS))
-
-    def replace(self, **changes: Any) -> SemTokenConfig:
-        """A copy with flat or part changes applied (validated again)."""
-        current = {name: getattr(self, name) for name in type(self).model_fields}
-        parts = {k: changes.pop(k, v) for k, v in current.items()}
-        return SemTokenConfig(**parts, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """Flat plain-data view (JSON-serialisable except a loaded model object)."""

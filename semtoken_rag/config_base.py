@@ -3,26 +3,19 @@
 Why pydantic: a knob is one annotated field (``x: Number = Field(0.5, gt=0, le=1,
 description=...)``) that type checkers, IDEs, API docs and the adapters' pydantic fields all
 read; validation, bounds, choices (a ``Literal``) and defaults need no second declaration.
-
-What pydantic does not do the way this library promises, this module adds once:
-
-* value types (:data:`Number`, :data:`Integer`, :data:`Flag`, :data:`NonBlank`,
-  :data:`Patterns`) accept numpy scalars and make them plain Python values, and refuse a bool
-  where a number is expected and NaN or infinity anywhere (pydantic's lax mode would turn
-  ``True`` into ``1.0`` and ``"0.5"`` into ``0.5``);
-* :class:`ConfigPart` is frozen, hashable, comparable and forbids unknown fields, and turns
-  pydantic's multi-line ``ValidationError`` into one :class:`~semtoken_rag.errors.ConfigError`
-  line naming the field (its flat name) and the bad value (:func:`config_error`).
-
-Pure Python plus pydantic and numpy (the core's :class:`~semtoken_rag.core.params.
-SelectionConfig` is built on it too).
+What pydantic does not do the way this library promises is added here once: the value types
+make numpy scalars plain and refuse a bool for a number and NaN or infinity anywhere (lax
+pydantic turns ``True`` into ``1.0``, ``"0.5"`` into ``0.5``), and :func:`config_error` makes a
+multi-line ``ValidationError`` one :class:`~semtoken_rag.errors.ConfigError` line naming the
+field (its flat name) and the bad value.  Pure Python plus pydantic and numpy (the core's
+``SelectionConfig`` is built on it too).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import NoneType, UnionType
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
@@ -30,11 +23,11 @@ from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 import numpy as np
 from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Strict,
+    StringConstraints,
     ValidationError,
 )
 from pydantic.fields import FieldInfo
@@ -46,11 +39,8 @@ P = TypeVar("P", bound="ConfigPart")
 
 @dataclass(frozen=True)
 class Says:
-    """What a valid value is, in words, where the type alone does not say it (error messages).
-
-    pydantic keeps unknown ``Annotated`` metadata without acting on it, so this travels with
-    the type into every model that uses it.
-    """
+    """What a valid value is, in words, where the type alone does not say it (error messages);
+    pydantic keeps unknown ``Annotated`` metadata, so it travels with the type into every model."""
 
     text: str
 
@@ -80,12 +70,6 @@ def _flag(value: Any) -> bool:
     raise ValueError("not a bool")
 
 
-def _nonblank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("blank")
-    return value
-
-
 def _as_tuple(value: Any) -> Any:
     """A single string, a list, a set or any iterable of items becomes a tuple (hashable)."""
     if isinstance(value, str):
@@ -107,20 +91,16 @@ Flag = Annotated[bool, BeforeValidator(_flag)]
 #: Any string (not coerced from other types).
 Text = Annotated[str, Strict()]
 #: A string that is not empty or blank.
-NonBlank = Annotated[str, Strict(), AfterValidator(_nonblank), Says("a non-empty string")]
+NonBlank = Annotated[str, Strict(), StringConstraints(pattern=r"\S"), Says("a non-empty string")]
 #: Makes a sequence field accept one string, a list, a set or another iterable (as a tuple).
 AsTuple = BeforeValidator(_as_tuple)
 
 
-def _no_empty(items: tuple[str, ...]) -> tuple[str, ...]:
-    if any(not item for item in items):
-        raise ValueError("empty string")
-    return items
-
-
 #: A tuple of non-empty strings (one string or any iterable of strings accepted).
 Patterns = Annotated[
-    tuple[Text, ...], AsTuple, AfterValidator(_no_empty), Says("a sequence of non-empty strings")
+    tuple[Annotated[Text, StringConstraints(min_length=1)], ...],
+    AsTuple,
+    Says("a sequence of non-empty strings"),
 ]
 
 
@@ -185,33 +165,29 @@ def show(value: Any) -> str:
 
 
 def config_error(
-    exc: ValidationError,
-    data: Mapping[str, Any],
-    words: Callable[[str], str | None],
-    valid: Sequence[str],
+    exc: ValidationError, data: Mapping[str, Any], model: type[BaseModel]
 ) -> ConfigError:
     """One :class:`ConfigError` line from the first problem pydantic found.
 
     Args:
         exc: What pydantic raised.
         data: The values given, by the names pydantic reports (flat names).
-        words: What a valid value of a field is (``None``: unknown field).
-        valid: The accepted field names, for the message about an unknown one.
+        model: The model validated: its fields, by flat name (the alias), say what is valid.
     """
+    fields = {info.alias or name: info for name, info in model.model_fields.items()}
     errors = exc.errors()
     unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
     if unknown:
-        return ConfigError(f"unknown configuration field(s) {unknown}; valid: {sorted(valid)}")
+        return ConfigError(f"unknown configuration field(s) {unknown}; valid: {sorted(fields)}")
     first = errors[0]
     cause = (first.get("ctx") or {}).get("error")
     if isinstance(cause, ConfigError):  # a rule that wrote its own message
         return ConfigError(str(cause))
     name = str(first["loc"][0]) if first["loc"] else ""
     value = data[name] if name in data else first.get("input")
-    text = words(name) if name else None
-    if text is None:
+    if name not in fields:
         return ConfigError(f"{name or 'configuration'}: {first['msg']}, got {show(value)}")
-    return ConfigError(f"{name} must be {text}, got {show(value)}")
+    return ConfigError(f"{name} must be {describe(fields[name])}, got {show(value)}")
 
 
 class ConfigPart(BaseModel):
@@ -237,7 +213,7 @@ class ConfigPart(BaseModel):
         except ValidationError as exc:
             # Raised after pydantic is done (a ConfigError raised inside a validator is
             # wrapped by pydantic); `from None`: the one-line message is the whole story.
-            raise type(self).as_config_error(exc, given) from None
+            raise config_error(exc, given, type(self)) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         # pydantic would raise its ValidationError; a frozen config changes only by replace().
@@ -247,17 +223,6 @@ class ConfigPart(BaseModel):
 
     def __delattr__(self, name: str) -> None:
         raise ConfigError(f"{type(self).__name__} is frozen: {name} cannot be deleted")
-
-    @classmethod
-    def as_config_error(cls, exc: ValidationError, data: Mapping[str, Any]) -> ConfigError:
-        """:func:`config_error` for this model (``data`` given by flat names)."""
-        fields = {info.alias or name: info for name, info in cls.model_fields.items()}
-
-        def words(name: str) -> str | None:
-            info = fields.get(name)
-            return None if info is None else describe(info)
-
-        return config_error(exc, data, words, list(fields))
 
     @classmethod
     def field_of(cls) -> dict[str, str]:

@@ -1,20 +1,11 @@
 """The near-duplicate search behind ``SemTokenConfig.dedup_backend``: exact numpy or FAISS.
 
 The core takes the search as a function, so it never imports FAISS; this is where the engine
-picks exact numpy products for small contexts and a FAISS range search for large ones.
-
-:func:`semtoken_rag.core.redundancy.near_duplicate_pairs` does blocked dense products
-(``O(n^2 d)``, exact).  :func:`near_duplicates` gives the same CSR contract via
-``IndexFlatIP.range_search`` (exact as well, multithreaded BLAS inside FAISS).  Pairs can differ
-from the numpy version only for similarities within float32 rounding (~1e-6) of the threshold.
-
-Backends:
-
-* ``numpy`` — always the core's exact numpy search.
-* ``faiss`` — always FAISS; without it, a :class:`~semtoken_rag.errors.MissingDependencyError`
-  naming the install command.
-* ``auto`` — numpy below :data:`FAISS_DEDUP_MIN_UNITS` units, FAISS at or above it when FAISS is
-  installed, numpy otherwise (the fallback never raises).
+picks exact numpy products for small contexts and a FAISS range search for large ones (exact as
+well; pairs can differ only for similarities within float32 rounding, ~1e-6, of the threshold).
+``auto`` uses FAISS from :data:`FAISS_DEDUP_MIN_UNITS` units on when it is installed, numpy
+otherwise (the fallback never raises); ``faiss`` without FAISS raises a
+:class:`~semtoken_rag.errors.MissingDependencyError` naming the install command.
 """
 
 from __future__ import annotations
@@ -37,16 +28,8 @@ FAISS_DEDUP_MIN_UNITS = 4096
 def near_duplicates(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric sparse adjacency of rows whose cosine similarity exceeds ``threshold`` (FAISS).
 
-    Same contract as :func:`semtoken_rag.core.redundancy.near_duplicate_pairs`; the range search
-    runs on the CPU (faiss-gpu has no flat range search).
-
-    Args:
-        vectors: ``(n, d) float32`` L2-normalised.
-        threshold: Cosine above which two rows are near-duplicates.
-
-    Returns:
-        ``(indptr (n+1,) int64, indices int64)`` CSR; partners of ``i`` are
-        ``indices[indptr[i]:indptr[i+1]]``, sorted, ``i`` itself excluded.
+    Same CSR contract as :func:`semtoken_rag.core.redundancy.near_duplicate_pairs`; the range
+    search runs on the CPU (faiss-gpu has no flat range search).
 
     Raises:
         MissingDependencyError: FAISS is not installed (the message names the install command).
@@ -64,9 +47,7 @@ def near_duplicates(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, 
     keep = (rows != cols) & (sims > threshold)
     rows, cols = rows[keep], cols[keep]
     order = np.lexsort((cols, rows))
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(indptr, rows + 1, 1)
-    return np.cumsum(indptr), cols[order]
+    return np.append(0, np.cumsum(np.bincount(rows, minlength=n))).astype(np.int64), cols[order]
 
 
 def faiss_available() -> bool:
@@ -91,14 +72,8 @@ def _auto_search(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.
 
 
 def dedup_backend(name: str) -> DedupSearch | None:
-    """The near-duplicate search for ``SemTokenConfig.dedup_backend`` (FAISS imported lazily).
-
-    Args:
-        name: ``numpy``, ``faiss`` or ``auto`` (see the module docstring).
-
-    Returns:
-        The search, or ``None`` for ``numpy`` (the core's own exact search).
-    """
+    """The near-duplicate search for ``SemTokenConfig.dedup_backend`` (FAISS imported lazily);
+    ``None`` for ``numpy`` (the core's own exact search)."""
     if name == "numpy":
         return None
     if name == "faiss":

@@ -149,14 +149,8 @@ class TransformerEncoder:
 
     # -- chunks ---------------------------------------------------------------------------
     def encode_texts(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
-        """Word fingerprints of each text (one batched encoder pass over all their windows).
-
-        Args:
-            texts: Chunk texts.
-
-        Returns:
-            One :class:`ChunkFingerprints` per text, in order.
-        """
+        """Word fingerprints of each text, in order (one batched encoder pass over all their
+        windows)."""
         out = self._word_fingerprints(texts)
         self.calls += len(texts)
         return out
@@ -183,11 +177,7 @@ class TransformerEncoder:
             wspans = words[ti]
             keep = offs[:, 1] > offs[:, 0]
             states = token_states[ti][keep]
-            widx = (
-                np.searchsorted(wspans[:, 0], offs[keep, 1] - 1, side="right") - 1
-                if len(wspans)
-                else np.zeros(0, dtype=np.int64)
-            )
+            widx = np.searchsorted(wspans[:, 0], offs[keep, 1] - 1, side="right") - 1
             vecs = pool_tokens_to_words(states, widx.clip(0, None), len(wspans))
             out.append(ChunkFingerprints(l2_normalize(vecs), wspans))
         return out

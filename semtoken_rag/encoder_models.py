@@ -1,19 +1,15 @@
 """Which transformer the encoder runs, and what identifies its weights.
 
-Two ways in:
-
-* **by name**: an id or a path (the packaged MiniLM's aliases resolve to its files); loaded with
-  transformers' ``AutoModel`` / ``AutoTokenizer`` on the requested device and dtype;
-* **already loaded** by the application: a sentence-transformers ``SentenceTransformer``, the
-  one inside LangChain's ``HuggingFaceEmbeddings`` or LlamaIndex's ``HuggingFaceEmbedding``, or
-  a transformers encoder model.  It is used where it is (device and dtype untouched, never
-  copied), so a RAG application that embeds with MiniLM does not hold a second copy.
+A model comes by name (an id or path; the packaged MiniLM's aliases resolve to its files) or
+already loaded by the application (a ``SentenceTransformer``, alone or inside LangChain's or
+LlamaIndex's HuggingFace embeddings, or a transformers encoder model), used where it is (device
+and dtype untouched, never copied), so a RAG application that embeds with MiniLM does not hold a
+second copy.
 
 The fingerprint store's key must name *what the weights are*, not where they came from: a model
 path whose files were replaced must never hit the old fingerprints.  :func:`weights_digest`
-hashes every parameter (names, shapes and values rounded to float16, so an fp32 load and an fp16
-load of the same checkpoint agree and any real change of a weight shows), memoised per model
-object.
+rounds values to float16, so an fp32 load and an fp16 load of the same checkpoint agree and any
+real change of a weight shows.
 """
 
 from __future__ import annotations
@@ -145,15 +141,10 @@ def load_loaded(obj: Any) -> LoadedEncoder:
         ConfigError: the object is not a supported transformer encoder, or has no fast
             tokenizer (offsets are required).
     """
-    unwrap = LOADED_KINDS.get(type(obj).__name__)
-    found = unwrap(obj) if unwrap is not None else None
-    if found is None:
-        for kind in LOADED_KINDS.values():
-            found = kind(obj)
-            if found is not None:
-                break
-    if found is None:
-        found = _from_hf_model(obj)
+    # The kind its class names first, then every kind in order, then a bare transformers model.
+    named = LOADED_KINDS.get(type(obj).__name__)
+    kinds = [*([named] if named else []), *LOADED_KINDS.values(), _from_hf_model]
+    found = next((f for f in (kind(obj) for kind in kinds) if f is not None), None)
     if found is None:
         raise ConfigError(
             f"cannot read token states from a {type(obj).__name__}: pass a SentenceTransformer, "
@@ -186,11 +177,8 @@ def weights_digest(model: Any) -> str:
         with torch.no_grad():
             for name, tensor in sorted(model.state_dict().items()):
                 h.update(f"{name}:{tuple(tensor.shape)}:".encode())
-                t = tensor.detach()
-                if t.is_floating_point():
-                    t = t.to(device="cpu", dtype=torch.float16)
-                else:
-                    t = t.to(device="cpu")
+                fp16 = torch.float16 if tensor.is_floating_point() else None
+                t = tensor.detach().to(device="cpu", dtype=fp16)
                 h.update(t.contiguous().numpy().tobytes())
         digest = h.hexdigest()
         with contextlib.suppress(TypeError):  # not weak-referenceable: just not memoised

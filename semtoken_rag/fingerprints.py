@@ -65,15 +65,9 @@ class ChunkSource:
 
 
 def fingerprint_key(text: str, encoder_cache_id: str) -> str:
-    """Content key of a text's fingerprints: sha256 of text, encoder id+settings, format version.
-
-    Args:
-        text: The text (a document, or a chunk ingested as one), exactly as encoded.
-        encoder_cache_id: :attr:`FingerprintEncoder.cache_id` (model id and window settings).
-
-    Returns:
-        64 hex characters.
-    """
+    """Content key of a text's fingerprints (64 hex characters): sha256 of the text exactly as
+    encoded (a document, or a chunk ingested as one), of the encoder's ``cache_id`` (model id and
+    window settings) and of the format version."""
     h = hashlib.sha256()
     h.update(f"semtoken-fp-v{FINGERPRINT_FORMAT_VERSION}\0{encoder_cache_id}\0".encode())
     h.update(text.encode("utf-8", "surrogatepass"))

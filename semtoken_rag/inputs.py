@@ -230,11 +230,8 @@ def check_store_args(
     path: Any, touch_interval: Any, lock_timeout: Any, verify_on_open: Any
 ) -> tuple[float, float]:
     """The arguments of :class:`~semtoken_rag.store.FingerprintStore` that are not checked
-    where they are used: ``path`` a str or path (or None), both durations finite seconds
-    ``>= 0``, ``verify_on_open`` a bool or None.
-
-    Returns:
-        ``(touch_interval, lock_timeout)`` as floats.
+    where they are used: ``path`` a str or path (or None), ``verify_on_open`` a bool or None,
+    both durations finite seconds ``>= 0`` (returned as floats).
 
     Raises:
         InvalidInputError: naming the argument and the value.

@@ -72,9 +72,6 @@ def resolve_encoder(model: str) -> tuple[str, str]:
     The default id and its hub aliases resolve to the packaged files; loading a local path with
     :func:`local_only` never tries the network (nothing process-wide is switched).
 
-    Args:
-        model: An id, an alias of the default, or a local path.
-
     Returns:
         ``(load_path, canonical_id)``.
 
@@ -109,9 +106,6 @@ def local_only(path: str) -> dict[str, bool]:
     Why per call: setting ``HF_HUB_OFFLINE`` would switch the whole process, and every child
     process it starts, to offline mode; ``local_files_only=True`` does the same for this one
     load.  Hub ids get nothing, so they download (or not) as the user's environment says.
-
-    Args:
-        path: What is about to be passed to ``from_pretrained``.
     """
     return {"local_files_only": True} if is_local(path) else {}
 
@@ -131,18 +125,14 @@ def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:
 
 
 def check_model_name(name: str, aliases: frozenset[str], what: str) -> None:
-    """Refuse, when the engine is built, a model name that cannot load here.
+    """Refuse, when the engine is built, a model name that cannot load here (``aliases``: the
+    packaged model's; ``what``: the knob named in the message).
 
     Loads nothing (models load on first use): a packaged alias, a path on this disk or a
     Hugging Face id already in the local cache pass; a path that does not exist, a string that
     is no repo id, or (with the hub offline, ``HF_HUB_OFFLINE=1``) an id not in the cache is a
     :class:`ModelNotFoundError` naming the packaged aliases.  Online, an uncached id passes (it
     downloads on first use).
-
-    Args:
-        name: The id or path given.
-        aliases: The packaged model's aliases.
-        what: ``encoder_model`` or ``count_tokenizer`` (for the message).
     """
     if name in aliases or is_local(name):
         return

@@ -43,25 +43,9 @@ def load_counter(config: SemTokenConfig, encoder: FingerprintEncoder) -> Counter
     return TokenCounter(tok, name=getattr(encoder, "model_id", None))
 
 
-def check_model_names(config: SemTokenConfig, encoder: bool, counter: bool) -> None:
-    """Check, when the engine is built (nothing loads), the names of the encoder and counting
-    tokenizer it will load (``encoder`` / ``counter``: whether it will load them).
-
-    Raises:
-        ModelNotFoundError: a name that cannot load here (see :func:`models.check_model_name`).
-    """
-    model = config.encoder.model
-    if encoder and isinstance(model, str):
-        models.check_model_name(model, models.ENCODER_ALIASES, "encoder_model")
-    tokenizer = config.budget.count_tokenizer
-    if counter and tokenizer is not None:
-        # Either packaged model counts tokens (tokens.load_counter resolves both).
-        aliases = models.READER_ALIASES | models.ENCODER_ALIASES
-        models.check_model_name(tokenizer, aliases, "count_tokenizer")
-
-
 def check_engine_parts(config: Any, encoder: Any, store: Any, counter: Any) -> SemTokenConfig:
-    """The engine's constructor arguments checked, before anything loads.
+    """The engine's constructor arguments checked, before anything loads (the names of the
+    encoder and counting tokenizer only where the engine will load them).
 
     Raises:
         InvalidInputError: a config that is not a ``SemTokenConfig``, or a part without the
@@ -73,7 +57,13 @@ def check_engine_parts(config: Any, encoder: Any, store: Any, counter: Any) -> S
     check_part(encoder, "encoder", ("encode_texts", "encode_queries"))
     check_part(store, "store", ("lookup", "put"))
     check_part(counter, "counter", ("count", "word_costs"))
-    check_model_names(config, encoder is None, counter is None)
+    if encoder is None and isinstance(config.encoder.model, str):
+        models.check_model_name(config.encoder.model, models.ENCODER_ALIASES, "encoder_model")
+    tokenizer = config.budget.count_tokenizer
+    if counter is None and tokenizer is not None:
+        # Either packaged model counts tokens (tokens.load_counter resolves both).
+        aliases = models.READER_ALIASES | models.ENCODER_ALIASES
+        models.check_model_name(tokenizer, aliases, "count_tokenizer")
     return config
 
 

@@ -1,4 +1,5 @@
-"""Stage 1 per chunk: segmentation, token costs, force-keep flags and word ids, memoised.
+"""Stage 1: fingerprints (from the store where it holds them) and, per chunk, segmentation,
+token costs, force-keep flags and word ids, memoised.
 
 Why a class of its own: a warm compression (fingerprints from the store) would otherwise
 re-segment and re-hash every word of every chunk on each call, about a third of its time; the
@@ -7,17 +8,17 @@ result depends only on the text, the compressor's fixed config and its counter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from semtoken_rag.cache import LRUMemo
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.segment import find_units, find_words, word_ids
-from semtoken_rag.fingerprints import ChunkFingerprints
-from semtoken_rag.inputs import model_text
+from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
+from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.prepared import PreparedChunk
-from semtoken_rag.protocols import Counter
+from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
 
 #: Chunk texts whose segmentation, token costs, force-keep flags and word ids are memoised.
 PREPARE_CACHE_SIZE = 2048
@@ -64,3 +65,27 @@ class ChunkPreparer:
             if a is not None:
                 a.flags.writeable = False
         return PreparedChunk(text, spans, units, costs, forced, ids)
+
+
+def fingerprints_of(
+    texts: Sequence[str],
+    encoder: FingerprintEncoder,
+    store: FingerprintStoreProtocol | None,
+    sources: Sequence[ChunkSource | None] | None = None,
+) -> tuple[list[ChunkFingerprints], int]:
+    """:meth:`Compressor.fingerprints`: the one place the engine meets a store (lookups, and the
+    misses it encoded in one batched pass put back), so "encode only what no stored document
+    holds" reads in one screen."""
+    texts = check_strings(texts, "texts")
+    sources = check_sources(sources, len(texts))
+    found: list[ChunkFingerprints | None] = (
+        store.lookup(texts, encoder.cache_id, sources) if store is not None else [None] * len(texts)
+    )
+    missing = list(dict.fromkeys(t for t, fp in zip(texts, found, strict=True) if fp is None))
+    if missing:
+        encoded = encoder.encode_texts([model_text(t) for t in missing])
+        new = dict(zip(missing, encoded, strict=True))
+        found = [fp if fp is not None else new[t] for fp, t in zip(found, texts, strict=True)]
+        if store is not None:
+            store.put(missing, [new[t] for t in missing], encoder.cache_id)
+    return [fp for fp in found if fp is not None], len(missing)

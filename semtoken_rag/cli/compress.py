@@ -38,12 +38,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--force-keep", action="append", default=[], help="regex whose matches are kept"
     )
     parser.add_argument(
-        "--preset-keep",
-        action="append",
-        default=[],
-        choices=get_args(ForceKeepPreset),
+        "--preset-keep", action="append", default=[], choices=get_args(ForceKeepPreset),
         help="named force-keep rule",
-    )
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -82,50 +79,41 @@ def _compress(config: SemTokenConfig, texts: list[str], args: argparse.Namespace
         return comp.compress(texts, args.query, ratio=args.ratio, budget=args.budget)
 
 
+#: Fields of the ``--json`` output, in its key order (after ``query``).
+RESULT_FIELDS = ("original_tokens", "kept_tokens", "ratio", "budget_tokens", "overshoot_tokens",
+                 "dedup_saved_tokens", "encoder_calls")  # fmt: skip
+CHUNK_FIELDS = ("original_tokens", "kept_tokens", "ratio")
+
+
+def _payload(result: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--json`` output."""
+    why = result.budget_choice
+    return {
+        "query": args.query,
+        **{name: getattr(result, name) for name in RESULT_FIELDS},
+        "budget_choice": why.as_dict() if why else None,
+        "timings_ms": {k: getattr(result.timings, f"{k}_ms") for k in ("encode", "core", "total")},
+        "chunks": [
+            {"source": args.files[i] if args.files else "<stdin>", "text": c.text,
+             "offsets": [list(o) for o in c.offsets], **{n: getattr(c, n) for n in CHUNK_FIELDS}}
+            for i, c in enumerate(result.chunks)
+        ],
+    }  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
-    overrides: dict[str, object] = {
-        "force_keep": tuple(args.force_keep),
-        "force_keep_presets": tuple(args.preset_keep),
-        "progress": True,
-    }
-    if args.encoder:
-        overrides["encoder_model"] = args.encoder
-    if args.device:
-        overrides["device"] = args.device
-    if args.count_tokenizer:
-        overrides["count_tokenizer"] = args.count_tokenizer
-    config = SemTokenConfig(**overrides)  # type: ignore[arg-type]
+    given = {"encoder_model": args.encoder, "device": args.device,
+             "count_tokenizer": args.count_tokenizer}  # fmt: skip
+    config = SemTokenConfig(
+        force_keep=tuple(args.force_keep),
+        force_keep_presets=tuple(args.preset_keep),
+        progress=True,
+        **{k: v for k, v in given.items() if v},
+    )
     texts = _read_inputs(args.files)
     result = _compress(config, texts, args)
     if args.json:
-        payload = {
-            "query": args.query,
-            "original_tokens": result.original_tokens,
-            "kept_tokens": result.kept_tokens,
-            "ratio": result.ratio,
-            "budget_tokens": result.budget_tokens,
-            "overshoot_tokens": result.overshoot_tokens,
-            "dedup_saved_tokens": result.dedup_saved_tokens,
-            "encoder_calls": result.encoder_calls,
-            "budget_choice": why.as_dict() if (why := result.budget_choice) else None,
-            "timings_ms": {
-                "encode": result.timings.encode_ms,
-                "core": result.timings.core_ms,
-                "total": result.timings.total_ms,
-            },
-            "chunks": [
-                {
-                    "source": (args.files[i] if args.files else "<stdin>"),
-                    "text": c.text,
-                    "offsets": [list(o) for o in c.offsets],
-                    "original_tokens": c.original_tokens,
-                    "kept_tokens": c.kept_tokens,
-                    "ratio": c.ratio,
-                }
-                for i, c in enumerate(result.chunks)
-            ],
-        }
-        json.dump(payload, sys.stdout, ensure_ascii=False, indent=2)
+        json.dump(_payload(result, args), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
         return 0
     for c in result.chunks:

@@ -6,6 +6,7 @@ import argparse
 import shutil
 import textwrap
 from importlib import resources
+from itertools import zip_longest
 from pathlib import Path
 
 from semtoken_rag import optional
@@ -37,10 +38,7 @@ def _side_by_side(left: str, right: str, width: int) -> str:
     lw = [ln for para in left.split("\n") for ln in (textwrap.wrap(para, col) or [""])]
     rw = [ln for para in right.split("\n") for ln in (textwrap.wrap(para, col) or [""])]
     rows = [f"{'ORIGINAL':<{col}} | COMPRESSED", f"{'-' * col}-+-{'-' * col}"]
-    for i in range(max(len(lw), len(rw))):
-        a = lw[i] if i < len(lw) else ""
-        b = rw[i] if i < len(rw) else ""
-        rows.append(f"{a:<{col}} | {b}")
+    rows += [f"{a:<{col}} | {b}" for a, b in zip_longest(lw, rw, fillvalue="")]
     return "\n".join(rows)
 
 

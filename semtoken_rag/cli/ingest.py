@@ -2,9 +2,8 @@
 
 Each text or markdown file is one document, named by its path; each JSONL record is one
 document (its ``--text-field``, named by ``--id-field`` or ``FILE:LINE``).  Any chunk a
-retriever later cuts from them, with any splitter, is served from the store.
-``--chunk-size`` cuts documents into word windows first, for those who want chunk-sized
-documents (each window is then a document of its own).
+retriever later cuts from them, with any splitter, is served from the store.  ``--chunk-size``
+first cuts documents into word windows, for chunk-sized documents (one per window).
 """
 
 from __future__ import annotations
@@ -44,11 +43,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "(default: whole documents)",
     )  # fmt: skip
     parser.add_argument(
-        "--chunk-overlap",
-        type=integer("--chunk-overlap", low=0, high=MAX_WORDS),
-        default=0,
+        "--chunk-overlap", type=integer("--chunk-overlap", low=0, high=MAX_WORDS), default=0,
         help="words shared by windows, 0 to --chunk-size - 1 (needs --chunk-size)",
-    )
+    )  # fmt: skip
     parser.add_argument("--encoder", default=None, help="encoder id or path (default MiniLM)")
     parser.add_argument("--device", default=None, help="encoder device: auto, cpu, cuda, cuda:N")
     parser.add_argument(
@@ -56,11 +53,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         help=f"documents per encoder call and per store transaction, 1 to {MAX_BATCH:,}",
     )  # fmt: skip
     parser.add_argument(
-        "--max-bytes",
-        type=integer("--max-bytes", high=2**62),
-        default=None,
+        "--max-bytes", type=integer("--max-bytes", high=2**62), default=None,
         help="store size limit in bytes, 1 to 2^62",
-    )
+    )  # fmt: skip
     parser.add_argument(
         "--codec", choices=sorted(CODECS), default=None,
         help="codec of a NEW store (default pq64; an existing store keeps its own)",

@@ -18,60 +18,42 @@ def add_ray_options(
     parser: argparse.ArgumentParser, *, title: str, what: str, actors_default: int | None
 ) -> argparse._ArgumentGroup:
     """Add ``--ray [ADDRESS]``, ``--actors``, ``--cpus-per-actor``, ``--gpus-per-actor`` and
-    ``--connect-timeout`` in a group.
-
-    Args:
-        parser: The subcommand's parser.
-        title: Title of the option group.
-        what: What the actors do, for the help ("encode", "run examples").
-        actors_default: Default of ``--actors`` (``None``: as many as the cluster's CPUs hold).
+    ``--connect-timeout`` in a group titled ``title``; ``what`` the actors do is for the help
+    ("encode", "run examples"), ``actors_default`` ``None`` means as many as the CPUs hold.
 
     Returns:
         The group, for the subcommand's own Ray options.
     """
     group = parser.add_argument_group(title)
     group.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
         help=f"{what} on Ray actors; ADDRESS is HOST:PORT or ray://HOST:PORT of a cluster "
         "(alone: RAY_ADDRESS, else the `ray start` cluster of this machine, else a local one)",
-    )
+    )  # fmt: skip
     group.add_argument(
-        "--actors",
-        type=integer("--actors"),
-        default=actors_default,
+        "--actors", type=integer("--actors"), default=actors_default,
         help=f"actors, each loading its models once, 1 to {MAX_COUNT:,}"
         + (f" (default {actors_default})" if actors_default else " (default: the CPUs)"),
-    )
+    )  # fmt: skip
     group.add_argument(
-        "--cpus-per-actor",
-        type=number("--cpus-per-actor", 0.0, 1e6, low_open=True),
-        default=1.0,
-        help="CPUs per actor, in (0, 1e6]",
-    )
+        "--cpus-per-actor", type=number("--cpus-per-actor", 0.0, 1e6, low_open=True),
+        default=1.0, help="CPUs per actor, in (0, 1e6]",
+    )  # fmt: skip
     group.add_argument(
-        "--gpus-per-actor",
-        type=number("--gpus-per-actor", 0.0, 1e6),
-        default=0.0,
+        "--gpus-per-actor", type=number("--gpus-per-actor", 0.0, 1e6), default=0.0,
         help="GPUs per actor, in [0, 1e6] (0: CPU actors)",
-    )
+    )  # fmt: skip
     group.add_argument(
-        "--connect-timeout",
-        type=number("--connect-timeout", 0.0, 1e6, low_open=True),
-        default=10.0,
-        help="seconds to wait for ADDRESS, in (0, 1e6]",
-    )
+        "--connect-timeout", type=number("--connect-timeout", 0.0, 1e6, low_open=True),
+        default=10.0, help="seconds to wait for ADDRESS, in (0, 1e6]",
+    )  # fmt: skip
     parser.set_defaults(_ray_defaults={d: parser.get_default(d) for d in RAY_ONLY})
     return group
 
 
 def check_ray_options(args: argparse.Namespace) -> None:
-    """Refuse actor options given without ``--ray`` (they would be ignored).
-
-    An option counts as given when its value differs from its default.
+    """Refuse actor options given without ``--ray`` (they would be ignored); an option counts
+    as given when its value differs from its default.
 
     Raises:
         InvalidInputError: naming the first such option.

@@ -1,10 +1,9 @@
 """``semtoken-rag store info DIR``: inspect a fingerprint store.
 
-``info`` opens the store read-only: it never takes the lock, moves, repairs or creates
-anything.  A damaged store is reported as damaged with exit status 1 (and "check ok" is
-printed only when ``--check`` found nothing).  There is no in-place migration: a store is
-derived data, so another codec or an older format means ingesting into a new directory
-(docs/store.md, "Formats and codecs").
+``info`` opens the store read-only: it never takes the lock, moves, repairs or creates anything.
+A damaged store is reported as damaged with exit status 1 ("check ok" only when ``--check``
+found nothing).  There is no in-place migration: a store is derived data, so another codec or
+an older format means ingesting into a new directory (docs/store.md, "Formats and codecs").
 """
 
 from __future__ import annotations

@@ -124,9 +124,9 @@ def choose_budget(
     order = order[candidates[order]]
     k, coverage = covering_prefix(matches, order, rule.target_coverage, rule.tolerance)
     chosen = order[: max(k, 1)]
-    extra = forced.copy()
-    extra[chosen] = False
-    needed = int(unit_costs[chosen].sum() + unit_costs[extra].sum())
+    kept = forced.copy()
+    kept[chosen] = True
+    needed = int(unit_costs[kept].sum())
     needed += rule.separator_cost * len(chosen)
     tokens = min(max(needed, rule.floor), rule.ceiling)
     reason = "coverage" if tokens == needed else ("floor" if tokens > needed else "ceiling")

@@ -1,18 +1,21 @@
-"""Budgeted selection: keep the best units under a token budget.
+"""The one budget rule: keep the best units under a token budget, jointly or chunk by chunk.
 
 Prefix-closed greedy by score: forced units first, then units in descending score order while
 they fit; the scan *stops* at the first unit that does not fit, and the leftover is spent on the
 leading words of that unit (the partial fill).  A unit that near-duplicates an already kept unit
 (by fingerprint, or because its words mostly repeat kept text) is skipped (it costs nothing).
-Stopping rather than passing over a unit that does not fit makes
-the kept set at a budget a subset of the kept set at any larger budget, so a larger ratio never
-keeps fewer tokens (a skip-and-continue knapsack heuristic breaks that: a small budget can be
-filled by small low-ranked units that a larger budget spends on one big unit).
+Stopping rather than passing over a unit that does not fit makes the kept set at a budget a
+subset of the kept set at any larger budget, so a larger ratio never keeps fewer tokens (a
+skip-and-continue knapsack heuristic breaks that: a small budget can be filled by small
+low-ranked units that a larger budget spends on one big unit).
 
-Separators: when ``sep_cost`` is given, each unit is charged the separators its piece adds to
-the rendered text (kept pieces minus one, per chunk), so the rendered output, separators
-included, stays within the budget.  The loop runs once per unit (not per token) and is
-deterministic: ties keep the original order.
+Separators: with ``sep_cost``, each unit is charged the separators its piece adds to the
+rendered text (kept pieces minus one, per chunk), so the output, separators included, stays
+within the budget.  One loop step per unit (not per token); ties keep the original order.
+
+Why :func:`select_context` lives here, apart from the stages: both SemToken's own plan and a
+plan over external scores end in it (:mod:`semtoken_rag.core.pipeline`), so the two spend a
+budget identically.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from semtoken_rag.core.arrays import ContextArrays
+from semtoken_rag.core.params import SelectionConfig
 
 #: A CSR graph ``(indptr (n+1,) int64, values)``: row ``i`` is ``values[indptr[i]:indptr[i+1]]``.
 CSR = tuple[np.ndarray, np.ndarray]
@@ -51,25 +57,24 @@ class UnitRules:
     """Everything besides scores, costs and the budget that shapes :func:`select_units`.
 
     Why one object: the rules travel together from the pipeline to the budget (per chunk or
-    joint), and each defaults to "off", so a caller names only what it uses.
+    joint), and each defaults to "off" (``None``: all candidates, no forced unit, one chunk, no
+    check), so a caller names only what it uses.
 
     Attributes:
-        candidates: ``(n,) bool`` units that may be chosen (collapsed span members may not);
-            ``None`` means all.
+        candidates: ``(n,) bool`` units that may be chosen (collapsed span members may not).
         forced: ``(n,) bool`` units kept regardless of budget and score.
-        duplicates: CSR ``(indptr, indices)`` near-duplicate partners (see
-            :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs`), or ``None``.
-        word_costs: ``list`` of ``(len_i,) int64`` per-word token costs of each unit, as one
-            object array; enables the partial fill.  ``None`` disables it.
+        duplicates: CSR near-duplicate partners (see
+            :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs`).
+        word_costs: ``(n,) object`` array of each unit's ``(len_i,) int64`` per-word token
+            costs; enables the partial fill.
         min_fill_tokens: Smallest leftover worth a partial unit.
         sep_cost: Tokens of the separator rendered between two kept pieces of one chunk.
         unit_chunk: ``(n,) int64`` chunk of each unit (non-decreasing); units ``i`` and ``i+1``
-            render as one piece only when both are kept and in the same chunk.  ``None`` means
-            one chunk.
-        shingles: CSR ``(indptr, hashes)`` word-shingle hashes of each unit (see
-            :func:`~semtoken_rag.core.redundancy.unit_shingles`), or ``None``.
+            render as one piece only when both are kept and in the same chunk.
+        shingles: CSR word-shingle hashes of each unit (see
+            :func:`~semtoken_rag.core.redundancy.unit_shingles`).
         lexical_threshold: Skip a unit when at least this fraction of its shingles already
-            occur in kept units (verbatim or partial repeats); ``None`` disables the check.
+            occur in kept units (verbatim or partial repeats).
     """
 
     candidates: np.ndarray | None = None
@@ -86,22 +91,17 @@ class UnitRules:
 class _Kept:
     """The units kept so far and what keeping one more would add or block.
 
-    Why a class: keeping a unit updates four views at once (the kept mask, the rendered pieces
+    Why a class: keeping a unit updates four views at once (the kept flags, the rendered pieces
     per chunk, the shingles already seen, the near-duplicates now blocked), and the separator
     charge of the next unit depends on the first two.
     """
 
     def __init__(self, n: int, rules: UnitRules) -> None:
-        self.mask = np.zeros(n, dtype=bool)
         self.blocked = np.zeros(n, dtype=bool)
         self.flags = [False] * n
         self.sep_cost = rules.sep_cost
         self.duplicates = rules.duplicates
-        chunk = (
-            np.zeros(n, dtype=np.int64)
-            if rules.unit_chunk is None
-            else np.asarray(rules.unit_chunk, np.int64)
-        )
+        chunk = np.asarray(np.zeros(n) if rules.unit_chunk is None else rules.unit_chunk, np.int64)
         self.chunk = chunk.tolist()
         # joins[i]: unit i and unit i + 1 render as one piece when both are kept.
         self.joins = [*(chunk[1:] == chunk[:-1]).tolist(), False]
@@ -141,7 +141,6 @@ class _Kept:
         left_kept, right_kept = self._neighbours_kept(i, True)
         self.pieces[self.chunk[i]] += 1 - int(left_kept) - int(right_kept)
         self.flags[i] = True
-        self.mask[i] = True
         if self.lexical:
             self.seen.update(self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]])
         if self.duplicates is not None:
@@ -237,10 +236,106 @@ def select_units(
     used, skipped, stop = _greedy(state, scores, costs_list, cand.tolist(), budget, used)
     partial_unit, partial_words, used = _partial_fill(state, rules, stop, budget, used)
     return Selection(
-        kept=state.mask,
+        kept=np.array(state.flags, dtype=bool),
         partial_unit=partial_unit,
         partial_words=partial_words,
         used_tokens=used,
         forced_tokens=forced_tokens,
         dedup_skipped_tokens=skipped,
     )
+
+
+@dataclass(frozen=True)
+class ContextRules:
+    """What SemToken's stages add to the budget rule: the :class:`UnitRules` of the same names
+    over the whole context's units (``separator_cost`` is ``sep_cost``)."""
+
+    candidates: np.ndarray | None = None
+    duplicates: CSR | None = None
+    shingles: CSR | None = None
+    separator_cost: int = 0
+
+
+def _restrict(graph: CSR, a: int, b: int, renumber: bool) -> CSR:
+    """Rows ``[a, b)`` of a CSR graph (one chunk's units, or all).  With ``renumber`` the
+    values are unit indices: those outside ``[a, b)`` are dropped, the rest shifted by ``-a``."""
+    indptr, values = graph
+    if b - a == len(indptr) - 1:
+        return graph
+    ptr, vals = indptr[a : b + 1] - indptr[a], values[indptr[a] : indptr[b]]
+    if not renumber:
+        return ptr, vals
+    inside = (vals >= a) & (vals < b)
+    rows = np.repeat(np.arange(b - a), np.diff(ptr))[inside]
+    ptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=b - a))].astype(np.int64)
+    return ptr, (vals[inside] - a).astype(np.int64)
+
+
+def _group_rules(
+    ctx: ContextArrays,
+    idx: np.ndarray,
+    params: SelectionConfig,
+    rules: ContextRules,
+    word_costs: np.ndarray | None,
+) -> UnitRules:
+    """The context's rules restricted to the units ``idx`` (contiguous: ``unit_chunk`` is
+    non-decreasing), renumbered from 0."""
+    cand = np.ones(ctx.n_units, dtype=bool) if rules.candidates is None else rules.candidates
+    dups, shingles = rules.duplicates, rules.shingles
+    a, b = int(idx[0]), int(idx[-1]) + 1
+    return UnitRules(
+        candidates=cand[idx],
+        forced=ctx.forced[idx],
+        duplicates=_restrict(dups, a, b, renumber=True) if dups is not None else None,
+        word_costs=word_costs[idx] if word_costs is not None else None,
+        min_fill_tokens=params.min_fill_tokens,
+        sep_cost=rules.separator_cost,
+        unit_chunk=ctx.unit_chunk[idx],
+        shingles=_restrict(shingles, a, b, renumber=False) if shingles is not None else None,
+        lexical_threshold=params.lexical_dedup_threshold,
+    )
+
+
+def select_context(
+    ctx: ContextArrays,
+    scores: np.ndarray,
+    unit_costs: np.ndarray,
+    budgets: np.ndarray,
+    params: SelectionConfig,
+    rules: ContextRules | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`select_units` over the joint context or each chunk.
+
+    Args:
+        scores: ``(U,) float32`` higher is kept first.
+        unit_costs: ``(U,) int64`` tokens of each unit.
+        budgets: ``(1,)`` one joint budget, or ``(n_chunks,)`` one per chunk.
+        params: The selection knobs (partial fill, lexical threshold).
+
+    Returns:
+        ``(kept (U,) bool, partial (U,) int64 leading words of partly kept units, tokens
+        skipped as near-duplicates)``.
+    """
+    rules = rules or ContextRules()
+    n_units = ctx.n_units
+    word_costs = None
+    if params.fill_partial:  # each unit's per-word costs, what the partial fill cuts
+        pieces = np.split(ctx.word_costs, ctx.unit_starts)[1:]
+        word_costs = np.fromiter(pieces, dtype=object, count=n_units)
+    if len(budgets) == 1:
+        groups = [np.arange(n_units)]
+    else:
+        groups = [np.flatnonzero(ctx.unit_chunk == c) for c in range(len(budgets))]
+    kept = np.zeros(n_units, dtype=bool)
+    partial = np.zeros(n_units, dtype=np.int64)
+    skipped = 0
+    for g, idx in enumerate(groups):
+        if len(idx) == 0:
+            continue
+        group_rules = _group_rules(ctx, idx, params, rules, word_costs)
+        sel = select_units(scores[idx], unit_costs[idx], int(budgets[g]), group_rules)
+        kept[idx] = sel.kept
+        if sel.partial_unit >= 0:
+            partial[idx[sel.partial_unit]] = sel.partial_words
+        skipped += sel.dedup_skipped_tokens
+    return kept, partial, skipped

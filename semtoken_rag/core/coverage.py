@@ -83,13 +83,10 @@ def coverage_scores(
     w = np.ones(n, dtype=np.float64) if weights is None else np.maximum(weights, 0.0).astype(float)
     index, sim = neighbour_graph(unit_vectors, neighbours)
     # Transpose the graph: which units j can candidate i cover, and how well.
-    rows = np.repeat(np.arange(n), index.shape[1])
     cols = index.ravel()
     order = np.argsort(cols, kind="stable")
-    cover_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(cover_ptr, cols + 1, 1)
-    cover_ptr = np.cumsum(cover_ptr)
-    covered_units = rows[order]
+    cover_ptr = np.r_[0, np.cumsum(np.bincount(cols, minlength=n))]
+    covered_units = order // index.shape[1]  # the row of each entry of the (U, k) graph
     covered_sim = sim.ravel()[order].astype(np.float64)
     scale = np.maximum(costs.astype(np.float64), 1.0) ** float(cost_exponent)
 

@@ -70,8 +70,7 @@ def check_patterns(patterns: Sequence[str]) -> None:
     Raises:
         ConfigError: naming the pattern (its position and text) and the syntax problem.
     """
-    for i, p in enumerate(patterns):
-        _compile(f"#{i}", p)
+    compile_rules(patterns, ())
 
 
 def compile_rules(
@@ -133,8 +132,6 @@ def forced_units(
     first = np.searchsorted(word_spans[:, 1], matches[:, 0], side="right")
     last = np.searchsorted(word_spans[:, 0], matches[:, 1], side="left") - 1
     valid = first <= last
-    if not valid.any():
-        return forced
     first_unit = np.searchsorted(unit_starts, first[valid], side="right") - 1
     last_unit = np.searchsorted(unit_starts, last[valid], side="right") - 1
     delta = np.zeros(len(unit_starts) + 1, dtype=np.int64)

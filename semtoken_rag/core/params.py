@@ -1,11 +1,8 @@
 """The selection knobs: what the core's stages do with the fingerprints (one source of defaults).
 
-This is the part of :class:`~semtoken_rag.config.SemTokenConfig` that the pure core reads
-(segmentation into units, spans, entropy, relevance, redundancy, the budget's partial fill).
-Each knob is one annotated field: its type (a ``Literal`` for choices), bounds, default and
-documentation.  The flat constructor, the adapters' ``engine_options``, validation and its
-error messages derive from it; then use it in the stage that needs it and test it (see
-CONTRIBUTING.md, "Adding a selection knob").
+The part of :class:`~semtoken_rag.config.SemTokenConfig` the pure core reads.  Each knob is one
+annotated field (type, bounds, default, documentation) from which the flat constructor, the
+adapters' ``engine_options`` and validation derive (CONTRIBUTING.md, "Adding a selection knob").
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import numpy as np
 
 from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, choose_budget, scope_budgets
 from semtoken_rag.core.arrays import ContextArrays, CorePlan, empty_plan
-from semtoken_rag.core.budget import CSR
+from semtoken_rag.core.budget import CSR, ContextRules, select_context
 from semtoken_rag.core.coverage import coverage_scores
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.params import SelectionConfig
@@ -32,22 +32,9 @@ from semtoken_rag.core.scoring import (
     standardize,
     word_unit_matches,
 )
-from semtoken_rag.core.selection import ContextRules, select_context
 from semtoken_rag.core.spans import form_spans
 
-__all__ = [
-    "RELEVANCE",
-    "STAGES",
-    "ContextArrays",
-    "CorePlan",
-    "DedupSearch",
-    "StageHook",
-    "lead_prior",
-    "objective_for",
-    "plan_context",
-    "plan_scored",
-    "select_context",
-]
+__all__ = ["STAGES", "DedupSearch", "StageHook", "objective_for", "plan_context", "plan_scored"]
 
 #: Near-duplicate search ``(unit_vectors, threshold) -> CSR`` with the contract of
 #: :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs` (the engine injects a FAISS range
@@ -97,29 +84,6 @@ class _Units:
     span_word_starts: np.ndarray
 
 
-def _pooled_relevance(
-    query: np.ndarray,
-    ctx: ContextArrays,
-    unit_vecs: np.ndarray,
-    params: SelectionConfig,
-    matches: np.ndarray | None,
-) -> np.ndarray:
-    return relevance(query if query.ndim == 1 else query.mean(axis=0), unit_vecs)
-
-
-def _late_relevance(
-    query: np.ndarray,
-    ctx: ContextArrays,
-    unit_vecs: np.ndarray,
-    params: SelectionConfig,
-    matches: np.ndarray | None,
-) -> np.ndarray:
-    words = _query_words(query)
-    return late_interaction(
-        words, ctx.word_vectors, ctx.unit_starts, params.query_top_words, matches
-    )
-
-
 def _query_words(query: np.ndarray) -> np.ndarray:
     """``(Q, d)`` query word fingerprints (a pooled ``(d,)`` query is one word)."""
     return query.reshape(1, -1) if query.ndim == 1 else query
@@ -140,30 +104,15 @@ def _word_matches(
     return word_unit_matches(_query_words(query_vector), ctx.word_vectors, ctx.unit_starts)
 
 
-#: ``SelectionConfig.relevance`` -> ``(query, ctx, unit_vectors, params, matches) -> (U,)
-#: float32`` (``matches``: the call's :func:`word_unit_matches`, or ``None``).
-RELEVANCE: dict[
-    str,
-    Callable[
-        [np.ndarray, ContextArrays, np.ndarray, SelectionConfig, np.ndarray | None], np.ndarray
-    ],
-] = {
-    "pooled": _pooled_relevance,
-    "late_interaction": _late_relevance,
-}
-
-
 def _spans(
     ctx: ContextArrays, unit_vecs: np.ndarray, unit_costs: np.ndarray, params: SelectionConfig
 ) -> _Units:
     """Units grouped into spans that never cross a chunk boundary."""
-    n_units = ctx.n_units
-    breaks = np.zeros(n_units, dtype=bool)
-    breaks[1:] = ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]
+    breaks = np.r_[False, ctx.unit_chunk[1:] != ctx.unit_chunk[:-1]]
     span_starts = form_spans(
         unit_vecs, params.similarity_threshold, params.max_cluster_size, breaks
     )
-    span_sizes = segment_lengths(span_starts, n_units)
+    span_sizes = segment_lengths(span_starts, ctx.n_units)
     return _Units(
         vectors=unit_vecs,
         costs=unit_costs,
@@ -184,7 +133,12 @@ def _relevance(
     """``(relevance (U,), relevance weight, entropy weight)`` for the query (or its absence)."""
     w_ent = params.entropy_weight
     if query_vector is not None and query_vector.size:
-        rel = RELEVANCE[params.relevance](query_vector, ctx, unit_vecs, params, matches)
+        if params.relevance == "pooled":
+            q = query_vector if query_vector.ndim == 1 else query_vector.mean(axis=0)
+            rel = relevance(q, unit_vecs)
+        else:
+            words, top = _query_words(query_vector), params.query_top_words
+            rel = late_interaction(words, ctx.word_vectors, ctx.unit_starts, top, matches)
         return rel, params.relevance_weight, w_ent
     if params.no_query_mode == "centroid":
         rel = relevance(ctx.word_vectors.mean(axis=0), unit_vecs)
@@ -293,24 +247,18 @@ def plan_context(
     """Spans, entropy, scores and the budgeted selection for one context.
 
     Args:
-        ctx: The context's arrays.
         query_vector: ``(d,)`` pooled query embedding, ``(Q, d)`` fingerprints of the query's
             content words (what late interaction matches word by word; pooled relevance takes
             their mean), or ``None`` (no query).
         budgets: ``(1,) int64`` one joint budget, ``(n_chunks,) int64`` one per chunk, or an
             :class:`~semtoken_rag.core.adaptive.AdaptiveRule` (the ``auto`` budget: chosen
             from the scores, reported in ``CorePlan.budget_choice``).
-        params: The selection knobs.
         separator_cost: Tokens of the separator between two kept pieces of a chunk; charged to
             the budget.
-        dedup_search: Near-duplicate search replacing the exact numpy one (see
-            :data:`DedupSearch`).
+        dedup_search: Replaces the exact numpy near-duplicate search (see :data:`DedupSearch`).
         on_stage: Called with each stage's name and duration (see :data:`STAGES`).
         generic_query: The query asks for a summary rather than a fact (the ``auto``
             objective then buys coverage; see :func:`objective_for`).
-
-    Returns:
-        A :class:`CorePlan`.
     """
     if ctx.n_units == 0:
         return empty_plan()
@@ -366,9 +314,7 @@ def plan_scored(
     Args:
         ctx: The context's arrays (``word_vectors`` may be empty: ``(W, 0)``).
         scores: ``(U,) float`` higher is kept first; ties keep the earlier unit.
-        budgets: As in :func:`plan_context`.
         params: The selection knobs (``fill_partial`` and ``min_fill_tokens`` apply).
-        separator_cost: As in :func:`plan_context`.
     """
     n_units = ctx.n_units
     if n_units == 0:

@@ -38,8 +38,7 @@ def near_duplicate_pairs(
         ``indices[indptr[i]:indptr[i+1]]`` (``int64``, sorted, ``i`` itself excluded).
     """
     n = len(unit_vectors)
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
+    counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     x = unit_vectors.astype(np.float32, copy=False)
     for lo in range(0, n, block):
         sim = x[lo : lo + block] @ x.T
@@ -53,19 +52,12 @@ def near_duplicate_pairs(
             mask = np.zeros(sub.shape, dtype=bool)
             np.put_along_axis(mask, top, True, axis=1)
             hits[crowded] &= mask
-        r, c = np.nonzero(hits)
-        r = r + lo
-        keep = r != c
-        rows.append(r[keep])
-        cols.append(c[keep])
-    if not rows:
-        return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    r_all = np.concatenate(rows).astype(np.int64)
-    c_all = np.concatenate(cols).astype(np.int64)
-    order = np.lexsort((c_all, r_all))
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(indptr, r_all + 1, 1)
-    return np.cumsum(indptr), c_all[order]
+        # The diagonal is -inf, so no unit is its own partner; nonzero is row-major, blocks
+        # come in row order: the pairs are already sorted by row, then column.
+        counts.append(hits.sum(axis=1))
+        cols.append(np.nonzero(hits)[1])
+    indptr = np.r_[0, np.cumsum(np.concatenate(counts))].astype(np.int64)
+    return indptr, np.concatenate(cols).astype(np.int64)
 
 
 #: Multipliers of the rolling 3-gram hash (odd 64-bit constants; wrap-around is intended).

@@ -19,24 +19,19 @@ def kept_word_ranges(
         unit_starts: ``(n_units,) int64`` first word of each unit.
         n_words: Words in the text.
         partial_unit: A unit of which only the leading ``partial_words`` words are kept, or -1.
-        partial_words: See ``partial_unit``.
 
     Returns:
         ``(k, 2) int64`` ``[first_word, end_word)`` ranges, sorted and non-adjacent.
     """
-    word_kept = np.zeros(n_words + 1, dtype=np.int8)
-    if len(unit_starts):
-        unit_ends = np.append(unit_starts[1:], n_words)
-        idx = np.flatnonzero(kept)
-        delta = np.zeros(n_words + 1, dtype=np.int64)
-        np.add.at(delta, unit_starts[idx], 1)
-        np.add.at(delta, unit_ends[idx], -1)
-        if partial_unit >= 0 and partial_words > 0:
-            s = int(unit_starts[partial_unit])
-            delta[s] += 1
-            delta[s + partial_words] -= 1
-        word_kept[:n_words] = np.cumsum(delta[:n_words]) > 0
-    edges = np.diff(np.concatenate([[0], word_kept]).astype(np.int8))
+    # +1 where a kept piece starts, -1 where it ends; a word is kept where the running sum is > 0.
+    delta = np.zeros(n_words + 1, dtype=np.int64)
+    idx = np.flatnonzero(kept)
+    np.add.at(delta, unit_starts[idx], 1)
+    np.add.at(delta, np.append(unit_starts[1:], n_words)[idx], -1)
+    if partial_unit >= 0 and partial_words > 0:
+        delta[unit_starts[partial_unit]] += 1
+        delta[unit_starts[partial_unit] + partial_words] -= 1
+    edges = np.diff((np.cumsum(delta) > 0).astype(np.int8), prepend=0)
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
     return np.stack([starts, ends], axis=1).astype(np.int64)

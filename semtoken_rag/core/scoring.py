@@ -19,8 +19,6 @@ def relevance(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     Returns:
         ``(n,) float32`` cosines in ``[-1, 1]``.
     """
-    if len(vectors) == 0:
-        return np.zeros(0, dtype=np.float32)
     q = l2_normalize(query.reshape(1, -1))[0]
     return (l2_normalize(vectors) @ q).astype(np.float32)
 
@@ -47,11 +45,8 @@ def content_word_mask(words: list[str]) -> np.ndarray:
     Returns:
         ``(len(words),) bool``.
     """
-    out = np.zeros(len(words), dtype=bool)
-    for i, w in enumerate(words):
-        core = w.strip(_PUNCT).lower()
-        out[i] = bool(core) and any(ch.isalnum() for ch in core) and core not in STOPWORDS
-    return out
+    cores = [w.strip(_PUNCT).lower() for w in words]
+    return np.array([any(map(str.isalnum, c)) and c not in STOPWORDS for c in cores], dtype=bool)
 
 
 def word_unit_matches(
@@ -88,9 +83,7 @@ def late_interaction(
     that answers part of a long question rank high.
 
     Args:
-        query_words: ``(Q, d) float32`` L2-normalised fingerprints of the query's content words.
-        word_vectors: ``(W, d) float32`` L2-normalised word fingerprints of the context.
-        unit_starts: ``(U,) int64`` first word of each unit (strictly increasing, < W).
+        query_words: As in :func:`word_unit_matches` (so are ``word_vectors``, ``unit_starts``).
         top_k: Best query-word matches averaged per unit (clipped to ``[1, Q]``).
         matches: ``(Q, U)`` :func:`word_unit_matches` of these arrays, when the caller has
             them already.
@@ -169,8 +162,6 @@ def representatives(
     Returns:
         ``(k,) int64`` unit indices.
     """
-    if len(unit_vectors) == 0:
-        return np.zeros(0, dtype=np.int64)
     sim = np.einsum("ij,ij->i", unit_vectors, l2_normalize(span_means)[span_of_unit])
     order = np.lexsort((-sim, span_of_unit))
     first = np.ones(len(order), dtype=bool)
@@ -183,13 +174,10 @@ def lead_prior(unit_chunk: np.ndarray) -> np.ndarray:
 
     Why: a summary request carries no question to rank by, and documents (reports, articles,
     transcripts' openings) put their gist first; measured on L-Eval gov_report_summ this prior
-    is what the relevance-only ranking lacked (docs/results.md).
+    is what the relevance-only ranking lacked (docs/results.md).  ``unit_chunk`` is ``(U,)``
+    non-decreasing, as in :class:`~semtoken_rag.core.arrays.ContextArrays`.
     """
-    n = len(unit_chunk)
-    if n == 0:
-        return np.zeros(0, dtype=np.float32)
-    starts = np.flatnonzero(np.r_[True, unit_chunk[1:] != unit_chunk[:-1]])
-    sizes = np.diff(np.r_[starts, n])
-    first = np.repeat(starts, sizes)
-    rank = np.arange(n) - first
-    return (-rank / np.maximum(np.repeat(sizes, sizes) - 1, 1)).astype(np.float32)
+    first = np.searchsorted(unit_chunk, unit_chunk, side="left")
+    last = np.searchsorted(unit_chunk, unit_chunk, side="right") - 1
+    rank = np.arange(len(unit_chunk)) - first
+    return (-rank / np.maximum(last - first, 1)).astype(np.float32)

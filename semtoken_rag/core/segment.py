@@ -48,11 +48,6 @@ def find_words(text: str) -> np.ndarray:
     return np.fromiter(flat, dtype=np.int64).reshape(-1, 2)
 
 
-def _word_index_at(word_starts: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Index of the last word starting at or before each character position."""
-    return np.searchsorted(word_starts, positions, side="right") - 1
-
-
 def sentence_ends(text: str, word_spans: np.ndarray) -> np.ndarray:
     """Boolean mask over words: ``True`` where a sentence (unit) ends after that word.
 
@@ -67,21 +62,18 @@ def sentence_ends(text: str, word_spans: np.ndarray) -> np.ndarray:
     ends = np.zeros(n, dtype=bool)
     if n == 0:
         return ends
-    starts = word_spans[:, 0]
+    # The last word starting at or before each terminal character, then each line break.
     term = [m.end() - 1 for m in _TERMINAL_RE.finditer(text)]
-    if term:
-        idx = _word_index_at(starts, np.asarray(term, dtype=np.int64))
-        idx = idx[idx >= 0]
-        ends[idx] = True
-        # "Mr. Smith", "e.g. this": a period after a known abbreviation ends no sentence.
-        for i in np.flatnonzero(ends):
-            s, e = word_spans[i]
-            if text[e - 1] == "." and _ABBREV_RE.search(text, max(0, s - 1), e):
-                ends[i] = False
+    idx = np.searchsorted(word_spans[:, 0], np.asarray(term, dtype=np.int64), side="right") - 1
+    ends[idx[idx >= 0]] = True
+    # "Mr. Smith", "e.g. this": a period after a known abbreviation ends no sentence.
+    for i in np.flatnonzero(ends):
+        s, e = word_spans[i]
+        if text[e - 1] == "." and _ABBREV_RE.search(text, max(0, s - 1), e):
+            ends[i] = False
     brk = [m.start() for m in _BREAK_RE.finditer(text)]
-    if brk:
-        idx = _word_index_at(starts, np.asarray(brk, dtype=np.int64))
-        ends[idx[idx >= 0]] = True
+    idx = np.searchsorted(word_spans[:, 0], np.asarray(brk, dtype=np.int64), side="right") - 1
+    ends[idx[idx >= 0]] = True
     ends[-1] = True
     return ends
 
@@ -95,29 +87,17 @@ def _split_long(text: str, word_spans: np.ndarray, lo: int, hi: int, max_words: 
     n = hi - lo
     pieces = -(-n // max_words)
     size = n / pieces
+    window = max(1, max_words // 6)
     cuts: list[int] = []
     prev = lo
     for k in range(1, pieces):
-        ideal = lo + round(k * size)
-        best = ideal
-        window = max(1, max_words // 6)
-        for d in range(window + 1):
-            for cand in (ideal - d, ideal + d):
-                # The rest after ``cand`` must still fit in the pieces that remain.
-                if (
-                    prev < cand < hi
-                    and cand - prev <= max_words
-                    and hi - cand <= (pieces - k) * max_words
-                    and text[word_spans[cand - 1, 1] - 1] in _CLAUSE_END
-                ):
-                    best = cand
-                    break
-            else:
-                continue
-            break
-        best = min(max(best, prev + 1, hi - (pieces - k) * max_words), prev + max_words)
-        cuts.append(best)
-        prev = best
+        # The rest after a cut must still fit in the pieces that remain (``room`` words).
+        ideal, room = lo + round(k * size), (pieces - k) * max_words
+        near = (c for d in range(window + 1) for c in (ideal - d, ideal + d))
+        fits = (c for c in near if prev < c < hi and c - prev <= max_words and hi - c <= room)
+        best = next((c for c in fits if text[word_spans[c - 1, 1] - 1] in _CLAUSE_END), ideal)
+        prev = min(max(best, prev + 1, hi - room), prev + max_words)
+        cuts.append(prev)
     return cuts
 
 

@@ -78,13 +78,8 @@ def form_spans(
     max_size: int,
     breaks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Greedy anchored span formation (Algorithm 1, step 2), vectorised.
-
-    Args:
-        unit_vectors: ``(n, d) float32`` L2-normalised unit fingerprints.
-        tau: Merge threshold on cosine similarity with the span's first unit.
-        max_size: Maximum units per span.
-        breaks: ``(n,) bool`` forced span starts (chunk boundaries), or ``None``.
+    """Greedy anchored span formation (Algorithm 1, step 2), vectorised; the arguments are
+    those of :func:`run_lengths`.
 
     Returns:
         ``(k,) int64`` span starts (unit indices), ``starts[0] == 0`` unless ``n == 0``.

@@ -2,13 +2,8 @@
 
 ``import semtoken_rag`` never imports this package, and importing it does not import Ray: Ray
 is loaded when a function here first needs it, through :func:`semtoken_rag.optional.require`,
-so a missing extra is a one-line :class:`~semtoken_rag.errors.MissingDependencyError`.
-
-Example:
-    >>> from semtoken_rag.distributed import RayOptions, ray_ingest  # doctest: +SKIP
-    >>> report = ray_ingest(documents, "fp-store", ray=RayOptions(actors=4))  # doctest: +SKIP
-
-See ``docs/ray.md`` for running on a cluster.
+so a missing extra is a one-line :class:`~semtoken_rag.errors.MissingDependencyError`.  Entry
+point: ``ray_ingest(documents, "fp-store", ray=RayOptions(actors=4))``; see ``docs/ray.md``.
 """
 
 from __future__ import annotations

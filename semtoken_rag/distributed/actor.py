@@ -2,10 +2,9 @@
 store's codes out.
 
 Why actors and not tasks: loading the encoder costs seconds (and GPU memory); a stateful actor
-loads it once and encodes every batch it is given (Ray Data ``map_batches`` with an
-``ActorPoolStrategy``).  Each actor also applies the store's codec (the trained codebook it was
-constructed with) through the same :func:`~semtoken_rag.ingestion.worker.encode_batch` as a
-single process, so only codes cross the network and the driver only writes.
+loads it once and encodes every batch it is given.  It applies the store's codec through the
+same :func:`~semtoken_rag.ingestion.worker.encode_batch` as a single process, so only codes
+cross the network and the driver only writes.
 """
 
 from __future__ import annotations
@@ -32,35 +31,23 @@ class EncoderMismatchError(SemTokenError):
     """A worker's encoder has another identity (weights, windows, dimension) than the run's."""
 
 
-def encoder_identity(config: Any) -> dict[str, Any]:
-    """Load the encoder as an actor would and describe it (run as a Ray task).
+def encoder_identity(config: Any) -> tuple[str, int]:
+    """``(cache_id, dim)`` of the encoder, loaded as an actor would (run as a Ray task).
 
     Why: the keys contain the encoder's ``cache_id`` (model, a digest of its weights, windows),
     known only once the model is loaded from the workers' disks; the driver asks one worker
     first, so it can skip stored documents before any encoding, and a worker without the model
     fails here, once, with a clear error.
-
-    Returns:
-        ``{"cache_id", "model_id", "device", "dim", "node"}``.
     """
     from semtoken_rag.encoder import TransformerEncoder
 
     enc = TransformerEncoder.from_config(config)
-    return {
-        "cache_id": enc.cache_id,
-        "model_id": enc.model_id,
-        "device": enc.device,
-        "dim": enc.dim,
-        "node": socket.gethostname(),
-    }
+    return str(enc.cache_id), int(enc.dim)
 
 
 def object_column(values: list[Any]) -> np.ndarray:
-    """A 1-d object array of ``values`` (numpy would stack equal-shaped items)."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
+    """A 1-d object array of ``values`` (``np.asarray`` would stack equal-shaped items)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 #: Separator of a document's names in the ``names`` column (never inside a name we record:
@@ -88,17 +75,12 @@ def planned_rows(batch: dict[str, np.ndarray]) -> list[PlannedDocument]:
 
 
 class FingerprintActor:
-    """Callable class for ``Dataset.map_batches``: encodes a batch of documents for the store.
-
-    Args:
-        config: The :class:`~semtoken_rag.SemTokenConfig` whose encoder fields are used
-            (each actor loads the model from its own disk).
-        cache_id: The encoder identity the run's keys were computed with.
-        codecs: The store's codebooks for the encoder's dimension.
+    """Callable class for ``Dataset.map_batches``: encodes a batch of documents for the store
+    with the ``codecs`` it is given (each actor loads the model of ``config`` from its own disk).
 
     Raises:
         EncoderMismatchError: this worker resolves the encoder to another identity (other
-            weights on its node, other windows) or dimension than the run's.
+            weights on its node, other windows) or dimension than the run's ``cache_id``.
 
     Subclass and override :meth:`encode` to change how a list of texts is encoded.
     """
@@ -126,10 +108,6 @@ class FingerprintActor:
         """Fingerprints of ``texts``; override to change the encoding."""
         return self.encoder.encode_texts(texts)
 
-    @property
-    def dim(self) -> int:
-        return int(self.encoder.dim)
-
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Encode one batch: columns ``encoded`` (one EncodedDocument or None per row),
         ``error`` and ``id``/``key`` for the report."""
@@ -146,12 +124,8 @@ class FingerprintActor:
 
 
 def check_config_shippable(config: Any) -> None:
-    """Refuse a config whose encoder is a loaded model object.
-
-    Raises:
-        ConfigError: ``encoder_model`` is not an id or a path (a model object would be pickled
-            to every worker; workers load the model from their own disk instead).
-    """
+    """Refuse a config whose encoder is a loaded model object (with a ConfigError): it would
+    be pickled to every worker; workers load the model from their own disk instead."""
     if not isinstance(config.encoder_model, str):
         raise ConfigError(
             "distributed ingestion ships the encoder's id or path to the workers, which load it "

@@ -95,16 +95,10 @@ def ray_session(
 
     An already initialised Ray (a notebook, a test, a Ray job) is used as it is and left
     running.  Otherwise ``ray.init(address=...)`` is called and ``ray.shutdown()`` on exit.
-
-    Args:
-        address: ``None`` (Ray's own rule: ``RAY_ADDRESS``, else the cluster ``ray start``
-            left on this machine, else a new local instance), ``"auto"``, ``"local"``, or
-            ``HOST:PORT`` / ``ray://HOST:PORT`` (checked for reachability first).
-        connect_timeout: Seconds the reachability check waits for an explicit address.
-        init_kwargs: More ``ray.init`` arguments (``num_cpus`` for a local instance...).
-
-    Yields:
-        The ``ray`` module.
+    ``address`` is ``None`` (Ray's own rule: ``RAY_ADDRESS``, else the cluster ``ray start``
+    left on this machine, else a new local instance), ``"auto"``, ``"local"``, or
+    ``HOST:PORT`` / ``ray://HOST:PORT`` (checked for reachability first, for at most
+    ``connect_timeout`` seconds); ``init_kwargs`` are more ``ray.init`` arguments.
 
     Raises:
         MissingDependencyError: Ray is not installed.
@@ -126,17 +120,11 @@ def ray_session(
         raise RayConnectionError(f"cannot connect to Ray at {address!r}: {exc}") from exc
     logger.info("ray: connected (%s)", address or "local or RAY_ADDRESS")
     try:
-        quiet_ray_data(ray)
+        ctx = ray.data.DataContext.get_current()  # no Ray Data bars: the caller shows one
+        ctx.enable_progress_bars = ctx.print_on_execution_start = False
         yield ray
     finally:
         ray.shutdown()
-
-
-def quiet_ray_data(ray: ModuleType) -> None:
-    """Turn off Ray Data's own progress bars (the caller shows one over chunks)."""
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
 
 
 def fit_actors(ray: Any, actors: int, cpus: float, gpus: float) -> int:

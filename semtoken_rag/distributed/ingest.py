@@ -1,28 +1,17 @@
 """Distributed ingestion: Ray actors encode and apply the store's codec, the driver writes.
 
-Design (why codes travel, and why the driver writes):
-
-* The store is SQLite in WAL mode on the driver's local disk (WAL must not live on a network
-  file system, and one store is what query time reads).  So every document ends up there.
-* Whoever runs the encoder applies the codec: each actor holds the store's codebook (a
-  :class:`~semtoken_rag.store.codebooks.CodecSet`, shipped once when the pool starts) and
-  returns encoded documents (64 bytes per word with ``pq64``, not 1,536 of float32).  The
-  driver's writer checks the codebooks and writes; it never encodes, so adding actors adds
-  throughput until SQLite's insert rate.
-* It is :func:`semtoken_rag.ingestion.ingest` with a Ray runner: the same plan (stored
-  documents skipped before anything is encoded), the same sample batch that trains a new
-  store's codec before the main run, the same per-batch transactions and report.  A killed
-  actor loses nothing committed (Ray restarts it and retries its batch); a killed driver loses
-  at most the batch in flight; a re-run skips what is stored.
-
-Nothing here schedules or queues: Ray Data's ``map_batches`` with an ``ActorPoolStrategy`` does
-the distribution, back-pressure and retries.
+It is :func:`semtoken_rag.ingestion.ingest` with a Ray runner (same plan, training sample,
+per-batch transactions and report).  Why codes travel and the driver writes: the store is
+SQLite in WAL mode on the driver's local disk (WAL must not live on a network file system, and
+one store is what query time reads); each actor holds the store's codebook and returns encoded
+documents (64 bytes per word with ``pq64``, not 1,536 of float32), so adding actors adds
+throughput until SQLite's insert rate.  Nothing here schedules or queues: Ray Data's
+``map_batches`` with an ``ActorPoolStrategy`` does the distribution, back-pressure and retries.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -33,6 +22,7 @@ from semtoken_rag.distributed.actor import (
     FingerprintActor,
     check_config_shippable,
     document_columns,
+    encoder_identity,
 )
 from semtoken_rag.distributed.cluster import fit_actors, ray_session
 from semtoken_rag.distributed.dataset import DatasetPlan, remote_cause
@@ -41,6 +31,7 @@ from semtoken_rag.ingestion import IngestOptions, IngestReport, ingest
 from semtoken_rag.ingestion.documents import PlannedDocument
 from semtoken_rag.ingestion.run import ListPlan, Plan
 from semtoken_rag.ingestion.worker import BatchResult, FailedDocument
+from semtoken_rag.inputs import check_number
 from semtoken_rag.store.codebooks import CodecSet
 
 logger = logging.getLogger(__name__)
@@ -68,13 +59,9 @@ class RayOptions:
     def __post_init__(self) -> None:
         if isinstance(self.actors, bool) or not isinstance(self.actors, int) or self.actors < 1:
             raise InvalidInputError(f"actors must be a positive integer, got {self.actors!r}")
-        for name, low in (("gpus_per_actor", 0.0), ("cpus_per_actor", 0.0), ("connect_timeout", 0)):
-            value = getattr(self, name)
-            bad = isinstance(value, bool) or not isinstance(value, (int, float))
-            zero_ok = name == "gpus_per_actor"
-            if bad or not math.isfinite(value) or value < low or (not zero_ok and value == low):
-                bound = ">= 0" if zero_ok else "> 0"
-                raise InvalidInputError(f"{name} must be a finite number {bound}, got {value!r}")
+        for name in ("gpus_per_actor", "cpus_per_actor", "connect_timeout"):  # kept as floats
+            value = check_number(getattr(self, name), name, 0.0, open_low=name != "gpus_per_actor")
+            object.__setattr__(self, name, value)
         if self.address is not None and not isinstance(self.address, str):
             raise InvalidInputError(
                 f"address must be a str such as '10.0.0.5:6379' or None, got {self.address!r:.60}"
@@ -88,15 +75,9 @@ class RayOptions:
 
 
 class RayRunner:
-    """Ray actors as the ingestion's encoders (see the module docstring).
-
-    Args:
-        ray: The ``ray`` module of an initialised session.
-        config: Engine configuration; only the encoder fields matter.
-        options: The actor pool.
-        actor_class: The ``map_batches`` worker (a :class:`FingerprintActor` subclass).
-        columns: Text and id columns of a Dataset input.
-    """
+    """Ray actors as the ingestion's encoders (see the module docstring): ``ray`` is the module
+    of an initialised session, ``actor_class`` the ``map_batches`` worker (a
+    :class:`FingerprintActor` subclass), ``columns`` the text and id columns of a Dataset."""
 
     def __init__(
         self,
@@ -106,18 +87,15 @@ class RayRunner:
         actor_class: type = FingerprintActor,
         columns: tuple[str, str | None] = ("text", None),
     ) -> None:
-        from semtoken_rag.distributed.actor import encoder_identity
-
         self.ray, self.config, self.options, self.actor_class = ray, config, options, actor_class
         self.columns = columns
         self.workers = fit_actors(ray, options.actors, options.cpus_per_actor,
                                   options.gpus_per_actor)  # fmt: skip
         try:
             probe = ray.remote(**options.resources)(encoder_identity)
-            ident = ray.get(probe.remote(config))
+            self.cache_id, self.dim = ray.get(probe.remote(config))
         except ray.exceptions.RayError as exc:
             raise remote_cause(ray, exc) from exc
-        self.cache_id, self.dim = str(ident["cache_id"]), int(ident["dim"])
 
     def identity(self) -> tuple[str, int]:
         return self.cache_id, self.dim
@@ -202,11 +180,7 @@ def ray_ingest(
             and closed at the end.  The store lives on the driver's local disk.
         config: Engine configuration (only the encoder fields matter); ``encoder_model`` must
             be an id or a path every worker can load.
-        ray: The actor pool and cluster address (:class:`RayOptions`).
-        options: Batching, failures, progress, ``on_commit`` (``IngestOptions``).
-        text_column: Text column of a Dataset input.
         id_column: Id column of a Dataset input (recorded as the document's name).
-        actor_class: The ``map_batches`` worker.
 
     Raises:
         MissingDependencyError: Ray is not installed (``pip install 'semtoken-rag[ray]'``).

@@ -14,12 +14,8 @@ from semtoken_rag.errors import InvalidInputError
 
 
 def chunk_words(text: str, size: int, overlap: int = 0) -> list[str]:
-    """Split ``text`` into windows of ``size`` words, consecutive windows sharing ``overlap``.
-
-    Args:
-        text: Source text.
-        size: Words per chunk (> 0).
-        overlap: Words shared by consecutive chunks (0 <= overlap < size).
+    """Split ``text`` into windows of ``size`` words (> 0), consecutive windows sharing
+    ``overlap`` (0 <= overlap < size).
 
     Returns:
         Chunk texts in order; empty for a text without words.  The last chunk may be shorter;
@@ -40,13 +36,8 @@ def chunk_words(text: str, size: int, overlap: int = 0) -> list[str]:
         raise InvalidInputError(f"chunk overlap must be in [0, {size}), got {overlap}")
     spans = find_words(text)
     n = len(spans)
-    out: list[str] = []
-    stride = size - overlap
-    start = 0
-    while start < n:
-        end = min(start + size, n)
-        out.append(text[int(spans[start, 0]) : int(spans[end - 1, 1])])
-        if end == n:
-            break
-        start += stride
-    return out
+    # A window starts every size - overlap words until one reaches the last word.
+    return [
+        text[int(spans[start, 0]) : int(spans[min(start + size, n) - 1, 1])]
+        for start in range(0, max(n - overlap, 1) if n else 0, size - overlap)
+    ]

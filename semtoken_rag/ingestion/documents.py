@@ -33,14 +33,11 @@ class SourceDocument:
         if not isinstance(self.text, str):
             raise InvalidInputError(f"document text must be a str, got {type(self.text).__name__}")
         names = self.names
-        if not isinstance(names, tuple):  # a list or another iterable of names: kept as a tuple
-            if isinstance(names, (str, bytes, bytearray, Mapping)) or not isinstance(
-                names, Iterable
-            ):
-                raise InvalidInputError(f"document names must be a tuple of str, got {names!r:.80}")
+        bad = isinstance(names, (str, bytes, bytearray, Mapping)) or not isinstance(names, Iterable)
+        if not bad and not isinstance(names, tuple):  # a list or another iterable: kept as a tuple
             names = tuple(names)
             object.__setattr__(self, "names", names)
-        if not all(isinstance(n, str) for n in names):
+        if bad or not all(isinstance(n, str) for n in names):
             raise InvalidInputError(f"document names must be a tuple of str, got {names!r:.80}")
 
 
@@ -62,9 +59,8 @@ def as_documents(documents: object) -> Iterator[SourceDocument]:
         InvalidInputError: an item that is neither a str nor a SourceDocument, or a mapping.
     """
     if isinstance(documents, (str, SourceDocument)):
-        yield documents if isinstance(documents, SourceDocument) else SourceDocument(documents)
-        return
-    if isinstance(documents, (bytes, bytearray, Mapping)) or not isinstance(documents, Iterable):
+        documents = [documents]
+    elif isinstance(documents, (bytes, bytearray, Mapping)) or not isinstance(documents, Iterable):
         raise InvalidInputError(
             "documents must be a str, a SourceDocument or an iterable of them, got "
             f"{type(documents).__name__}"

@@ -1,19 +1,14 @@
 """The one ingestion function: documents in, the store filled, one report out.
 
-The engine (:meth:`Compressor.ingest`), the CLI (``semtoken-rag ingest``), both framework
-adapters and Ray (:func:`semtoken_rag.distributed.ray_ingest`) all call :func:`ingest`; only
-the *runner* (where the encoder runs) differs:
-
-1. **Plan**: documents keyed with the encoder's identity, duplicates folded, documents already
-   stored skipped (their new names recorded).
-2. **Train first**: a store whose codec is not trained yet gets a *sample* batch first (the
-   leading documents, in input order, until they hold the codec's ``train_min`` words); the
-   write of that batch trains the codec.  Every later batch is encoded with the trained
-   codebook where the encoder runs.  An input too small for that is stored in float16, and
-   the codec trains at the write that brings the store's staged words to ``train_min``.
-3. **Batches**: each batch is encoded by the runner (encoder, then the store's codec) and
-   written in one transaction; an interrupted run keeps every committed batch and a re-run
-   skips them.
+The engine, the CLI, both framework adapters and Ray all call :func:`ingest`; only the *runner*
+(where the encoder runs) differs.  **Plan**: documents keyed with the encoder's identity,
+duplicates folded, stored ones skipped (their new names recorded).  **Train first**: an
+untrained codec gets a *sample* batch first (the leading documents in input order, until
+``train_min`` words) whose write trains it, so every later batch is encoded with the trained
+codebook where the encoder runs; a smaller input is stored in float16 and the codec trains at
+the write that brings the staged words to ``train_min``.  **Batches**: each is encoded by the
+runner and written in one transaction: an interrupted run keeps every committed batch, a re-run
+skips them.
 """
 
 from __future__ import annotations
@@ -233,12 +228,7 @@ def ingest(
     Args:
         documents: Texts or :class:`SourceDocument` objects (one ``str`` is one document);
             a Ray runner also takes a ``ray.data.Dataset``.
-        store: A :class:`~semtoken_rag.store.FingerprintStore`.
         runner: Where the encoder runs (:class:`LocalRunner`, or a Ray runner).
-        options: Batching, failures, progress (:class:`IngestOptions`).
-
-    Returns:
-        The :class:`IngestReport`.
 
     Raises:
         InvalidInputError: bad documents or options (before anything is encoded).

@@ -68,14 +68,8 @@ def _fingerprints(encoder: Any, docs: Sequence[PlannedDocument]) -> list[Any]:
 
 
 def encode_batch(encoder: Any, docs: Sequence[PlannedDocument], codecs: CodecSet) -> BatchResult:
-    """Encode ``docs`` with ``encoder`` and then with the store's codebooks.
-
-    Args:
-        encoder: A :class:`~semtoken_rag.protocols.FingerprintEncoder` (``encode_texts``,
-            ``cache_id``).
-        docs: The batch.
-        codecs: The store's codebooks for the encoder's dimension.
-    """
+    """Encode ``docs`` with ``encoder`` (``encode_texts`` and ``cache_id`` of a
+    :class:`~semtoken_rag.protocols.FingerprintEncoder`), then with the store's ``codecs``."""
     result = BatchResult()
     good: list[DocumentFingerprints] = []
     for doc, fp in zip(docs, _fingerprints(encoder, docs), strict=True):

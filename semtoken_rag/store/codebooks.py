@@ -1,34 +1,25 @@
 """Codebooks: a codec made concrete for one dimension, what an encoder needs to use it, and the
 store's cache of them.
 
-Life of a codec (why blocks can be in two codebooks):
-
-1. A store of a trained codec (SQ, PQ) starts *untrained*: blocks are stored in the
-   :data:`~semtoken_rag.store.codecs.STAGING` codebook (float16).
-2. The write that brings the staged words of a dimension to ``train_min`` trains the codec on
-   them and re-encodes them, in that one transaction (:mod:`semtoken_rag.store.training`).
-3. From then on blocks are encoded with the codebook by whoever runs the encoder (a
-   :class:`CodecSet` travels to Ray actors), except a block whose decoded vectors fit it badly
-   (mean cosine more than :data:`GUARD_MARGIN` below the training sample's, e.g. vectors of
-   another encoder with the same dimension): it stays float16, so a codebook never degrades
-   vectors it was not trained for.
-
-A codebook is immutable once written; every block names its codebook and its checksum binds the
-codebook's digest, so no block is ever decoded with another codebook.  A codebook that fails its
-digest or that FAISS cannot read is damage.
+Why blocks can be in two codebooks: a trained codec starts with float16 staging blocks and is
+trained by the write that brings them to ``train_min`` (docs/store.md, "Training"); after that a
+block whose decoded vectors fit it badly (e.g. another encoder's) stays float16, so a codebook
+never degrades vectors it was not trained for.  A codebook is immutable and each block's
+checksum binds its digest, so no block is decoded with another; one that fails its digest or
+that FAISS cannot read is damage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
 from semtoken_rag import optional
 from semtoken_rag.store.codecs import STAGING, CodecSpec, FaissCodec, RawCodec, VectorCodec
+from semtoken_rag.store.db import select_in
 
 #: A block whose mean decoded cosine is this far below the training sample's stays float16.
 GUARD_MARGIN = 0.1
@@ -40,17 +31,10 @@ class DamagedCodebook(Exception):
 
 @dataclass(frozen=True)
 class Codebook:
-    """A codec made concrete for one dimension, as stored in the ``codebooks`` table.
-
-    Attributes:
-        id: Row id (blocks name the codebook they were encoded with).
-        codec: Spec name.
-        dim: Vector dimension.
-        factory: FAISS factory string, or the numpy dtype of a raw codec.
-        state: ``faiss.serialize_index`` bytes of a trained codec (empty for raw codecs).
-        sha256: Digest of codec, dim, factory and state (checked before any use).
-        train_cos: Mean cosine of decoded vs original vectors over the training sample.
-    """
+    """A codec made concrete for one dimension (a ``codebooks`` row): ``factory`` is a FAISS
+    factory string or a raw codec's numpy dtype, ``state`` ``faiss.serialize_index`` bytes (empty
+    for raw codecs), ``sha256`` the digest of the rest (checked before any use), ``train_cos``
+    the training sample's mean decoded cosine."""
 
     id: int
     codec: str
@@ -72,8 +56,8 @@ class Codebook:
         return self.digest(self.codec, self.dim, self.factory, self.state) == self.sha256
 
 
+# dict get/setdefault are atomic: two threads may both build a codec, one of them is kept.
 _RUNTIME: dict[bytes, VectorCodec] = {}
-_RUNTIME_LOCK = threading.Lock()
 
 
 def runtime_codec(book: Codebook) -> VectorCodec:
@@ -82,8 +66,7 @@ def runtime_codec(book: Codebook) -> VectorCodec:
     Raises:
         DamagedCodebook: the codebook fails its digest or FAISS cannot read it.
     """
-    with _RUNTIME_LOCK:
-        hit = _RUNTIME.get(book.sha256)
+    hit = _RUNTIME.get(book.sha256)
     if hit is not None:
         return hit
     if not book.intact:
@@ -100,8 +83,7 @@ def runtime_codec(book: Codebook) -> VectorCodec:
         if int(index.d) != book.dim or not index.is_trained:
             raise DamagedCodebook(f"codebook {book.id} disagrees with its header")
         codec = FaissCodec(index, faiss)
-    with _RUNTIME_LOCK:
-        return _RUNTIME.setdefault(book.sha256, codec)
+    return _RUNTIME.setdefault(book.sha256, codec)
 
 
 @dataclass(frozen=True)
@@ -132,11 +114,8 @@ _COLUMNS = "id, codec, dim, factory, state, sha256, train_cos"
 
 
 class Codebooks:
-    """The store's codebooks, loaded from SQLite and cached (under the store's lock).
-
-    Args:
-        spec: The store's codec.
-    """
+    """The store's codebooks (of codec ``spec``), loaded from SQLite and cached (under the
+    store's lock)."""
 
     def __init__(self, spec: CodecSpec) -> None:
         self.spec = spec
@@ -148,17 +127,14 @@ class Codebooks:
         Raises:
             DamagedCodebook: a new codebook fails its digest or FAISS cannot read it.
         """
-        new = [i for (i,) in conn.execute("SELECT id FROM codebooks") if int(i) not in self._books]
-        for lo in range(0, len(new), 500):  # only new rows: a codebook's state is ~400 KB
-            part = new[lo : lo + 500]
-            sql = f"SELECT {_COLUMNS} FROM codebooks WHERE id IN ({','.join('?' * len(part))})"
-            for row in conn.execute(sql, part):
-                book = Codebook(int(row[0]), str(row[1]), int(row[2]), str(row[3]),
-                                bytes(row[4]), bytes(row[5]), float(row[6]))  # fmt: skip
-                if not book.intact:  # checked on every load: the runtime cache is by digest
-                    raise DamagedCodebook(f"codebook {book.id} ({book.codec}) fails its digest")
-                runtime_codec(book)
-                self._books[book.id] = book
+        new = [i for (i,) in conn.execute("SELECT id FROM codebooks") if i not in self._books]
+        # Only new rows (a codebook's state is ~400 KB).
+        for row in select_in(conn, f"SELECT {_COLUMNS} FROM codebooks WHERE id IN ({{}})", new):
+            book = Codebook(*row)
+            if not book.intact:  # checked on every load: the runtime cache is by digest
+                raise DamagedCodebook(f"codebook {book.id} ({book.codec}) fails its digest")
+            runtime_codec(book)
+            self._books[book.id] = book
 
     def get(self, cid: int) -> Codebook | None:
         """A loaded codebook by id."""
@@ -177,12 +153,7 @@ class Codebooks:
         """Inside a write transaction: the raw codebook of ``spec`` at ``dim``, created on
         first use."""
         book = self.find(spec.name, dim)
-        if book is None:
-            factory = spec.factory(dim)
-            self.add(conn, spec.name, dim, factory, b"", 1.0, 0, "")
-            book = self.find(spec.name, dim)
-        assert book is not None
-        return book
+        return book or self.add(conn, spec.name, dim, spec.factory(dim), b"", 1.0, 0, "")
 
     def add(
         self,
@@ -194,7 +165,7 @@ class Codebooks:
         train_cos: float,
         train_vectors: int,
         encoder: str,
-    ) -> None:
+    ) -> Codebook:
         """Inside a write transaction: store a codebook and load it."""
         conn.execute(
             "INSERT INTO codebooks(codec, dim, factory, encoder, train_vectors, train_cos, "
@@ -203,6 +174,9 @@ class Codebooks:
              Codebook.digest(codec, dim, factory, state), state),
         )  # fmt: skip
         self.refresh(conn)
+        book = self.find(codec, dim)
+        assert book is not None
+        return book
 
     def codec_set(self, conn: sqlite3.Connection, dim: int) -> CodecSet:
         """Inside a write transaction: the :class:`CodecSet` for vectors of ``dim``."""

@@ -1,22 +1,12 @@
 """Fingerprint codecs: how word vectors become bytes in the store, from FAISS or numpy.
 
-Why a registry: the store's size is dominated by word vectors (384 float32 = 1,536 bytes per
-word, about 1.2 MB per 1k encoder tokens), and the right trade-off between bytes and fidelity
-is a measurement (docs/store.md, "Codecs"), not a constant.  Each codec is a named
-:class:`CodecSpec`; lossy ones are FAISS *standalone codecs* (``index_factory`` strings encoded
-with ``sa_encode`` / decoded with ``sa_decode``: ``faiss.ScalarQuantizer``,
-``faiss.ProductQuantizer``), raw ones are numpy dtypes.  Training and decoding are FAISS's.
-
-One exception, measured: *encoding* with an 8-bit product quantizer assigns each sub-vector to
-its nearest centroid by a matrix product per sub-quantizer (numpy BLAS) instead of
-``sa_encode``, whose direct path for short sub-vectors (6 dimensions for ``pq64``) runs at about
-half that speed (docs/store.md, "Ingestion throughput").  The centroids are FAISS's; the codes
-equal ``sa_encode``'s except where two centroids are equidistant to within float32 rounding,
-and the same products give the fidelity guard its cosines without a decode pass.
-
-A trained codec's state (its *codebook*) is what ``faiss.serialize_index`` writes: FAISS's own
-format, never pickle.  Training is deterministic: the sample is chosen by the store (see
-:func:`training_sample`) and FAISS's k-means seed is fixed by the spec.
+A registry, because word vectors dominate the store's size and the trade-off between bytes and
+fidelity is a measurement, not a constant (docs/store.md, "Codecs").  Lossy codecs are FAISS
+standalone codecs (``sa_encode`` / ``sa_decode``), raw ones numpy dtypes.  An 8-bit PQ encodes
+by a numpy matrix product per sub-quantizer instead (``sa_encode`` runs at half that speed on
+short sub-vectors; the codes are equal up to float32 ties, and the fidelity guard gets its
+cosines without a decode pass).  A codebook is ``faiss.serialize_index`` bytes, never pickle;
+training is deterministic (the store picks the sample, the spec fixes k-means' seed).
 """
 
 from __future__ import annotations
@@ -26,7 +16,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +62,8 @@ class CodecSpec:
     def __post_init__(self) -> None:
         if self.kind not in _FACTORIES:
             raise StoreError(f"unknown codec kind {self.kind!r} (known: {', '.join(_FACTORIES)})")
-        need = _MIN_TRAIN[self.kind](self)
+        # Smallest training sample FAISS accepts (PQ: one point per k-means centroid).
+        need = {"raw": 0, "sq": 1, "pq": 2**self.nbits}[self.kind]
         if self.trained and self.train_min < need:
             raise StoreError(
                 f"codec {self.name!r}: train_min={self.train_min} is below the {need} vectors "
@@ -117,13 +108,10 @@ class CodecSpec:
             raise StoreError(f"unreadable codec description {text[:80]!r}: {exc}") from exc
 
 
-def _nearest_divisor(dim: int, target: float) -> int:
-    divisors = [m for m in range(1, dim + 1) if dim % m == 0]
-    return min(divisors, key=lambda m: (abs(m - target), -m))
-
-
-def _scaled(value: int, dim: int) -> float:
-    return value * dim / REFERENCE_DIM
+def _pq_m(m: int, dim: int) -> int:
+    """The divisor of ``dim`` nearest to ``m`` scaled from :data:`REFERENCE_DIM`."""
+    target = m * dim / REFERENCE_DIM
+    return min((d for d in range(1, dim + 1) if dim % d == 0), key=lambda d: (abs(d - target), -d))
 
 
 #: Codec kind -> factory string at a dimension (a registry, not an if/elif chain).
@@ -132,13 +120,7 @@ _FACTORIES: dict[str, Callable[[CodecSpec, int], str]] = {
     "sq": lambda s, d: f"SQ{s.bits}",
     # ``np``: no polysemous training (a centroid reordering for Hamming search that decoding
     # never uses, and five sixths of the training time: 131 s vs 23 s for PQ64 on 16k vectors).
-    "pq": lambda s, d: f"PQ{_nearest_divisor(d, _scaled(s.m, d))}x{s.nbits}np",
-}
-#: Smallest training sample FAISS accepts per kind (PQ: one point per k-means centroid).
-_MIN_TRAIN: dict[str, Callable[[CodecSpec], int]] = {
-    "raw": lambda s: 0,
-    "sq": lambda s: 1,
-    "pq": lambda s: 2**s.nbits,
+    "pq": lambda s, d: f"PQ{_pq_m(s.m, d)}x{s.nbits}np",
 }
 
 #: The codec of entries stored before a codebook exists, or that a codebook does not fit.
@@ -186,19 +168,6 @@ def get_codec(codec: str | CodecSpec | None) -> CodecSpec:
         ) from None
 
 
-class VectorCodec(Protocol):
-    """A ready codec for vectors of one dimension (see :func:`build_codec`)."""
-
-    dim: int
-    code_size: int
-
-    def encode(self, vectors: np.ndarray) -> np.ndarray: ...
-
-    def encode_with_cosines(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def decode(self, codes: np.ndarray) -> np.ndarray: ...
-
-
 class RawCodec:
     """Vectors as raw little-endian floats (numpy); float32 is returned exactly as stored."""
 
@@ -226,13 +195,8 @@ class RawCodec:
 
 
 class FaissCodec:
-    """A trained FAISS standalone codec (``sa_encode`` / ``sa_decode``).
-
-    Args:
-        index: The trained FAISS index (a standalone codec).
-        faiss: The ``faiss`` module (to read an 8-bit product quantizer's centroids, which
-            :func:`pq_assign` encodes with instead of ``sa_encode``; see the module docstring).
-    """
+    """A trained FAISS standalone codec (``sa_encode`` / ``sa_decode``); ``faiss`` is the module,
+    to read an 8-bit PQ's centroids (:func:`pq_assign` encodes with them, see the module doc)."""
 
     def __init__(self, index: Any, faiss: Any) -> None:
         self.index = index
@@ -286,6 +250,9 @@ class FaissCodec:
         return renormalise(out)
 
 
+#: A ready codec for vectors of one dimension (see :func:`~.codebooks.runtime_codec`).
+VectorCodec = RawCodec | FaissCodec
+
 #: Vectors per block of :func:`pq_assign` (bounds its ``(block, ksub)`` temporaries: 8 MB).
 _ASSIGN_BLOCK = 8192
 
@@ -293,17 +260,11 @@ _ASSIGN_BLOCK = 8192
 def pq_assign(x: np.ndarray, cents2t: np.ndarray, norms: np.ndarray) -> tuple[np.ndarray, ...]:
     """Nearest centroid of every sub-vector: ``argmax(2 x.c - |c|^2)`` (= ``argmin |x - c|^2``).
 
-    Sub-quantizers cover disjoint dimensions, so the decoded vector's dot product with ``x``
-    and its squared norm are sums of what the assignment already has.
-
-    Args:
-        x: ``(n, M * dsub) float32`` vectors.
-        cents2t: ``(M, dsub, ksub) float32`` centroids, transposed and doubled.
-        norms: ``(M, ksub) float32`` squared centroid norms.
-
-    Returns:
-        ``(n, M) uint8`` codes (one byte per sub-quantizer: 8-bit PQ only), ``(n,) float32``
-        dot products of ``x`` with its decoded vectors, and ``(n,)`` squared decoded norms.
+    ``x`` is ``(n, M * dsub) float32``; ``cents2t`` the ``(M, dsub, ksub) float32`` centroids,
+    transposed and doubled; ``norms`` their ``(M, ksub) float32`` squared norms.  Returns
+    ``(n, M) uint8`` codes (8-bit PQ only), the ``(n,) float32`` dot products of ``x`` with its
+    decoded vectors and their ``(n,)`` squared norms: sub-quantizers cover disjoint dimensions,
+    so both are sums of what the assignment already has.
     """
     n_sub, dsub, ksub = cents2t.shape
     out = np.empty((len(x), n_sub), np.uint8)
@@ -332,12 +293,8 @@ def renormalise(x: np.ndarray) -> np.ndarray:
 
 
 def training_sample(vectors: np.ndarray, spec: CodecSpec) -> np.ndarray:
-    """The documented training sample: every vector, or ``train_max`` drawn with ``seed``.
-
-    Args:
-        vectors: ``(n, dim) float32`` candidate vectors in entry-id (insertion) order.
-        spec: The codec (its ``train_max`` and ``seed``).
-    """
+    """The documented training sample of ``(n, dim) float32`` ``vectors`` (in the store's
+    order): every vector, or ``spec.train_max`` drawn with ``spec.seed``."""
     if len(vectors) <= spec.train_max:
         return np.ascontiguousarray(vectors, dtype=np.float32)
     rng = np.random.default_rng(spec.seed)
@@ -346,11 +303,8 @@ def training_sample(vectors: np.ndarray, spec: CodecSpec) -> np.ndarray:
 
 
 def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, float]:
-    """Train ``spec`` on ``sample`` (deterministic for a given sample and machine).
-
-    Returns:
-        ``(factory, state, train_cos)``: the FAISS factory string, ``faiss.serialize_index``
-        bytes (FAISS's own format, never pickle) and the sample's mean decoded cosine.
+    """Train ``spec`` on ``sample`` (deterministic for a given sample and machine): the FAISS
+    factory string, ``faiss.serialize_index`` bytes (never pickle) and the mean decoded cosine.
 
     Raises:
         StoreError: too few vectors, or FAISS refused the sample (never a raw FAISS error).
@@ -365,7 +319,8 @@ def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, float]:
     factory = spec.factory(dim)
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        _seed_faiss(faiss, index, spec.seed)
+        if (pq := getattr(index, "pq", None)) is not None:  # fix k-means' seed
+            pq.cp.seed = spec.seed
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
     except RuntimeError as exc:
         raise StoreError(f"FAISS could not train codec {spec.name!r} ({factory}): {exc}") from exc
@@ -373,17 +328,6 @@ def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, float]:
     state = faiss.serialize_index(index).tobytes()
     logger.info("trained %s (%s) on %d vectors: cosine %.4f", spec.name, factory, n, train_cos)
     return factory, state, train_cos
-
-
-def _seed_faiss(faiss: Any, index: Any, seed: int) -> None:
-    """Fix the k-means seed of every product quantizer inside ``index``."""
-    node = faiss.downcast_index(index)
-    while node is not None:
-        pq = getattr(node, "pq", None)
-        if pq is not None:
-            pq.cp.seed = seed
-        inner = getattr(node, "index", None)
-        node = faiss.downcast_index(inner) if inner is not None else None
 
 
 def row_cosines(decoded: np.ndarray, original: np.ndarray) -> np.ndarray:

@@ -1,18 +1,10 @@
 """SQLite side of the store: schema, connections, format checks, the one transaction helper.
 
-SQLite is the store's only source of truth.  The unit stored is a **document**: one
-``documents`` row, its word vectors and words in ``blocks`` of :data:`BLOCK_WORDS` words (row id
-``document << 20 | block``, so a document's blocks are one range of the table's own key), a
-winnowed sample of its shingle hashes in ``shingles`` and the names a framework knows it by in
-``names``.
-
-**The database keeps its own counters**: triggers update ``meta`` (documents, words, payload
-bytes) and ``codebooks.n_words`` in the statement that changes the rows they count, and delete
-a document's blocks, shingles and names with it.  No Python code maintains a counter, so none
-can drift.
-
-Format 3 (this version).  Formats 1 and 2 keyed fingerprints by the exact chunk text; they are
-refused with a message that says to re-ingest (see :func:`check_schema`).
+A document is a ``documents`` row, its words and vectors in ``blocks`` of :data:`BLOCK_WORDS`
+words (row id ``document << 20 | block``: one range of the table's own key), its winnowed
+``shingles`` and its ``names``.  Triggers keep the counters and delete a document's rows with
+it, so no Python code maintains a counter and none can drift.  Formats 1 and 2 (keyed by chunk
+text) are refused with a message to re-ingest.  See docs/store.md, "On-disk layout".
 """
 
 from __future__ import annotations
@@ -136,13 +128,9 @@ def connect(
 
 
 def configure_writer(conn: sqlite3.Connection, path: Path | None, *, new: bool) -> None:
-    """Journal settings of a writable store: WAL, ``synchronous=NORMAL``, and for a new
-    database ``auto_vacuum=INCREMENTAL`` (pages freed by eviction or the codec's training go
-    back to the file system, see :func:`reclaim_free_pages`).
-
-    ``synchronous=NORMAL`` in WAL mode keeps every committed transaction across a process
-    crash and the database consistent across power loss (the last transactions may be lost,
-    never half-applied).
+    """WAL with ``synchronous=NORMAL`` (a committed transaction survives a process crash; power
+    loss may lose the last ones, never half-apply one) and, for a new database,
+    ``auto_vacuum=INCREMENTAL`` (pages freed by eviction or training go back to the file system).
 
     Raises:
         StoreError: the file cannot be put in WAL mode.

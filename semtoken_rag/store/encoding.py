@@ -1,13 +1,9 @@
 """A document's fingerprints as the store keeps them, made wherever the encoder ran.
 
-:func:`encode_document` turns one document's word fingerprints into an
-:class:`EncodedDocument`: blocks of codes (with the store's codebook, shipped as a
-:class:`~semtoken_rag.store.codebooks.CodecSet`), the words of each block, a checksum per block,
-and the winnowed shingle hashes the locator finds chunks with.  It runs in the process that
-encoded the document: the engine, the ingestion loop, or a Ray actor, so that the store's writer
-receives codes (64 bytes per word with ``pq64``, not 1,536 of float32) and only writes.  The
-same function everywhere makes a document's rows bit-identical whichever path wrote them (on
-the same machine and codebook).
+:func:`encode_documents` runs in the process that encoded the document (the engine, the
+ingestion loop, a Ray actor), so the writer receives codes (64 bytes per word with ``pq64``, not
+1,536 of float32) and only writes; the same function everywhere makes a document's rows
+bit-identical whichever path wrote them (on the same machine and codebook).
 """
 
 from __future__ import annotations
@@ -31,17 +27,9 @@ class NonFiniteFingerprintsError(InvalidInputError):
 
 @dataclass(frozen=True)
 class EncodedBlock:
-    """Words ``[index * BLOCK_WORDS, ...)`` of a document, encoded.
-
-    Attributes:
-        index: Block number in the document.
-        start: Character offset of its first word in the document's text.
-        codebook: Id of the codebook the codes were made with.
-        n_words: Words in the block.
-        checksum: sha256 of key, index, shape, the codebook's digest, codes and words.
-        codes: ``n_words * code_size`` bytes.
-        words: The block's NFKC words, packed (:func:`~semtoken_rag.store.words.pack`).
-    """
+    """Words ``[index * BLOCK_WORDS, ...)`` of a document, encoded: ``start`` is the character
+    offset of its first word, ``codes`` ``n_words * code_size`` bytes, ``words`` its packed NFKC
+    words, ``checksum`` their :func:`block_checksum`."""
 
     index: int
     start: int
@@ -59,8 +47,7 @@ class EncodedDocument:
     Attributes:
         key: :func:`~semtoken_rag.fingerprints.fingerprint_key` of the text.
         encoder: ``cache_id`` of the encoder.
-        n_words: Words of the document.
-        dim: Vector dimension.
+        n_words: Words of the document (of ``dim``-dimensional vectors).
         blocks: The encoded blocks, in order.
         digests: Codebook id -> digest of the codebooks used (checked by the writer).
         shingles: ``(m,) int32`` winnowed shingle hashes.
@@ -129,19 +116,12 @@ def encode_blocks(
     key: str, vectors: np.ndarray, words: Sequence[str], codes: np.ndarray,
     cos: np.ndarray | None, codecs: CodecSet, starts: Sequence[int], first: int = 0,
 ) -> tuple[EncodedBlock, ...]:  # fmt: skip
-    """A document's blocks from its codes made with ``codecs.book`` (one call for a batch).
+    """A document's blocks from ``(n, code_size) uint8`` ``codes`` of its ``(n, dim) float32``
+    ``vectors`` made with ``codecs.book``; ``words`` are its ``n`` NFKC words, ``starts`` each
+    block's first character, ``first`` the first block's number (training re-encodes one block).
 
-    Args:
-        key: The document's key.
-        vectors: ``(n, dim) float32`` its word vectors.
-        words: Its ``n`` NFKC words.
-        codes: ``(n, code_size) uint8`` the vectors encoded with ``codecs.book``.
-        cos: ``(n,)`` decoded-vs-original cosines when the guard applies, else ``None``: a
-            block whose mean is more than :data:`GUARD_MARGIN` below the codebook's training
-            cosine is re-encoded in float16.
-        codecs: The store's codebooks for this dimension.
-        starts: Character offset of each block's first word in the document.
-        first: Block number of the first block (the codec's training re-encodes one block).
+    ``cos``, ``(n,)`` decoded cosines when the guard applies: a block whose mean is more than
+    :data:`GUARD_MARGIN` below the codebook's training cosine is re-encoded in float16.
     """
     out = []
     dim = int(vectors.shape[1])
@@ -172,14 +152,8 @@ def code_vectors(vectors: np.ndarray, codecs: CodecSet) -> tuple[np.ndarray, np.
 def encode_documents(
     docs: Sequence[DocumentFingerprints], codecs: CodecSet, *, encoder: str
 ) -> list[EncodedDocument]:
-    """Encode documents for the store, all their vectors in one codec call.
-
-    Args:
-        docs: Documents whose fingerprints passed :func:`check_document`, all of
-            ``codecs``' dimension.
-        codecs: The store's codebooks for that dimension.
-        encoder: The encoder's ``cache_id``.
-    """
+    """Encode documents (checked by :func:`check_document`, all of ``codecs``' dimension) for
+    the store, all their vectors in one codec call; ``encoder`` is the encoder's ``cache_id``."""
     if not docs:
         return []
     vectors = np.concatenate(

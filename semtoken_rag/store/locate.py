@@ -1,23 +1,11 @@
 """Serving a chunk from the stored document it occurs in: locate, verify every word, decode.
 
-For each chunk (in one read snapshot):
-
-1. **Exact key**: a chunk ingested as a document of its own (a pre-cut chunk, or a query-time
-   miss the engine stored) is found by its key.
-2. **Candidates**: otherwise the chunk's shingle hashes (first :data:`FIRST_PASS_SHINGLES` of
-   the winnowed ones, spread over the chunk's interior; if no alignment they propose verifies,
-   or the chunk is too short to hold a winnowing window, all of them) are looked up, at most
-   :data:`ROWS_PER_HASH` rows each (boilerplate that occurs in thousands of documents costs
-   bounded time), and each hit votes for an alignment ``(document, first word)``.  A document
-   *name* the framework gave (LangChain ``metadata["source"]``, LlamaIndex ``ref_doc_id``)
-   restricts the first search to the documents ingested under that name; nothing is found
-   there, the search is repeated over every document.
-3. **Verification**: the best :data:`MAX_VERIFY` alignments are checked word by word against
-   the chunk (:func:`~semtoken_rag.store.words.same_words`) on blocks whose checksums verify.
-   Only a verified alignment is served, so a wrong slice cannot be served whatever the hashes
-   proposed; any verified copy is correct.  With a start offset (LangChain ``start_index``,
-   LlamaIndex ``start_char_idx``), the verified copy nearest to it is served.
-4. Only the covered blocks are read and only the chunk's own words are decoded.
+Per chunk, in one read snapshot: its exact key, else alignments ``(document, first word)`` voted
+by its winnowed shingle hashes (documents named by the framework first; at most
+:data:`ROWS_PER_HASH` rows per hash, so boilerplate shared by thousands of documents costs
+bounded time), the best :data:`MAX_VERIFY` checked word by word on blocks whose checksums verify.
+Only a verified alignment is served, so a wrong slice cannot be served whatever the hashes
+proposed.  See docs/store.md, "How a chunk is found".
 """
 
 from __future__ import annotations
@@ -32,7 +20,6 @@ from itertools import chain, islice
 import numpy as np
 
 from semtoken_rag.core.segment import find_words
-from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, fingerprint_key
 from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.store.codebooks import Codebook, Codebooks, DamagedCodebook, runtime_codec
@@ -47,10 +34,12 @@ from semtoken_rag.store.words import (
     unpack,
     winnow,
 )
+from semtoken_rag.store.writes import check_encoder_id
 
 #: Shingle rows read per hash (bounds the cost of boilerplate shared by many documents).
 ROWS_PER_HASH = 64
-_DOCS_BY_ID = "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE id IN ({})"
+_DOCS = "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE {} IN ({{}})"
+_DOCS_BY_ID = _DOCS.format("id")
 _BLOCK_AT = "SELECT id FROM blocks WHERE id BETWEEN ? AND ? AND start <= ? ORDER BY id DESC LIMIT 1"
 #: Alignments verified per chunk and pass before it counts as a miss.
 MAX_VERIFY = 8
@@ -80,8 +69,7 @@ def chunk_queries(
     """
     texts = check_strings(texts, "texts")
     sources = check_sources(sources, len(texts))
-    if not isinstance(encoder_id, str) or not encoder_id:
-        raise InvalidInputError(f"encoder_id must be a non-empty str, got {encoder_id!r:.60}")
+    check_encoder_id(encoder_id)
     out = []
     for i, text in enumerate(texts):
         clean = model_text(text)
@@ -114,13 +102,8 @@ class _Block:
 
 @dataclass
 class Lookup:
-    """What one lookup found.
-
-    Attributes:
-        found: One entry per chunk: its fingerprints, or ``None`` (a miss).
-        served: Documents served -> their stored LRU time (for the touch buffer).
-        damaged: Documents with a block that failed its checksum (to remove).
-    """
+    """What one lookup found: per chunk its fingerprints or ``None`` (a miss), documents served
+    -> their stored LRU time (for the touch buffer), documents failing a checksum (to remove)."""
 
     found: list[ChunkFingerprints | None] = field(default_factory=list)
     served: dict[int, float] = field(default_factory=dict)
@@ -128,14 +111,8 @@ class Lookup:
 
 
 class Locator:
-    """One lookup's reads (call inside a read transaction, under the store's lock).
-
-    Args:
-        conn: The store's connection.
-        books: The store's codebooks.
-        encoder: Row id of the asking encoder in ``encoders`` (documents of other encoders are
-            never served).
-    """
+    """One lookup's reads (inside a read transaction, under the store's lock); ``encoder`` is
+    the asking encoder's row id in ``encoders`` (other encoders' documents are never served)."""
 
     def __init__(self, conn: sqlite3.Connection, books: Codebooks, encoder: int) -> None:
         self.conn = conn
@@ -148,10 +125,7 @@ class Locator:
 
     def run(self, queries: Sequence[ChunkQuery]) -> Lookup:
         """Serve each chunk (see the module docstring)."""
-        by_key = self._load_docs(
-            "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE key IN ({})",
-            list({q.key for q in queries}),
-        )
+        by_key = self._load_docs(_DOCS.format("key"), list({q.key for q in queries}))
         keyed = {d.key: d for d in by_key}
         for q in queries:
             doc = keyed.get(q.key)

@@ -1,22 +1,25 @@
-"""Opening a store directory: format and codec checks, quarantine of damaged files, read-only.
+"""Opening a store directory: format and codec checks, the lock, quarantine, read-only opens.
 
-Writable opens run with the cross-process lock held, so no other process writes while files
-are checked or moved.  Damaged files are never deleted: they go to
-``<dir>/quarantine-<timestamp>/``.  Read-only opens never move, create or lock anything: damage
-is reported as :class:`StoreError` instead of repaired.
+Writable opens run under the cross-process lock; damaged files are moved to
+``<dir>/quarantine-<timestamp>/``, never deleted.  Read-only opens never move, create or lock
+anything: damage is a :class:`StoreError`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
+import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.store import db
 from semtoken_rag.store.codebooks import Codebooks, DamagedCodebook
-from semtoken_rag.store.codecs import CodecSpec
-from semtoken_rag.store.fsutil import quarantine
+from semtoken_rag.store.codecs import CodecSpec, get_codec
 from semtoken_rag.store.types import StoreDamagedError, warn_damage
 
 logger = logging.getLogger(__name__)
@@ -29,29 +32,18 @@ _READONLY_DIRECTORY = {1544, 14}  # SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN
 
 
 def open_database(
-    directory: Path, timeout: float, verify: bool, spec: CodecSpec | None, default: CodecSpec
+    directory: Path, timeout: float, verify: bool, spec: CodecSpec | None
 ) -> tuple[sqlite3.Connection, Codebooks]:
-    """A healthy writable connection and the store's codebooks, quarantining damage first.
-
-    Args:
-        directory: Store directory.
-        timeout: SQLite busy timeout.
-        verify: Run ``PRAGMA quick_check`` (reads the whole file).
-        spec: The codec asked for (``None``: the store's, or ``default`` for a new store).
-        default: Codec of a new store when ``spec`` is ``None``.
+    """A healthy writable connection and the store's codebooks, quarantining damage first;
+    ``spec`` is the codec asked for (``None``: the store's, or the default for a new store).
 
     Raises:
         StoreError: another format version, an unknown codec, a codec other than the store's,
             or an error that is not damage (permissions, locked): those are never "repaired".
     """
-    path = directory / DB_NAME
+    path, conn = directory / DB_NAME, None
     try:
         conn = db.connect(path, timeout)
-    except sqlite3.DatabaseError as exc:
-        if not db.is_damage(exc):
-            raise StoreError(f"cannot open {path}: {exc}") from exc
-        return _start_over(directory, None, str(exc), timeout, spec or default)
-    try:
         problem = db.health_problem(conn) if verify else None
         if problem is None:
             new = db.format_version(conn) is None
@@ -59,29 +51,45 @@ def open_database(
                 check_codec(db.check_schema(conn, directory), spec, directory)
             db.configure_writer(conn, path, new=new)
             if new:
-                db.create_schema(conn, spec or default)
-            books = Codebooks(db.check_schema(conn, directory))
-            books.refresh(conn)
-            return conn, books
+                db.create_schema(conn, spec or get_codec(None))
+            return conn, _load(conn, directory)
     except (db.DamagedStore, DamagedCodebook) as exc:
         problem = str(exc)
     except StoreError:
-        conn.close()
+        _close(conn)
         raise
     except sqlite3.DatabaseError as exc:
         if not db.is_damage(exc):
-            conn.close()
+            _close(conn)
             raise StoreError(f"cannot open {path}: {exc}") from exc
         problem = str(exc)
-    return _start_over(directory, conn, problem, timeout, spec or default)
+    return _start_over(directory, conn, problem, timeout, spec or get_codec(None))
+
+
+def _close(conn: sqlite3.Connection | None) -> None:
+    if conn is not None:
+        conn.close()
 
 
 def open_memory(timeout: float, spec: CodecSpec) -> tuple[sqlite3.Connection, Codebooks]:
     """A new store that lives in memory only (``FingerprintStore(None)``)."""
-    conn = db.connect(None, timeout)
-    db.configure_writer(conn, None, new=True)
+    conn = _create(db.connect(None, timeout), None, spec)
+    return conn, _load(conn, "(memory)")
+
+
+def _create(conn: sqlite3.Connection, path: Path | None, spec: CodecSpec) -> sqlite3.Connection:
+    db.configure_writer(conn, path, new=True)
     db.create_schema(conn, spec)
-    return conn, Codebooks(db.check_schema(conn, "(memory)"))
+    return conn
+
+
+def _load(conn: sqlite3.Connection, where: object, asked: CodecSpec | None = None) -> Codebooks:
+    """The codebooks of a store whose format is checked (refused: another codec than asked)."""
+    stored = db.check_schema(conn, where)
+    check_codec(stored, asked, where)
+    books = Codebooks(stored)
+    books.refresh(conn)
+    return books
 
 
 def check_codec(stored: CodecSpec, asked: CodecSpec | None, where: object) -> None:
@@ -106,19 +114,14 @@ def _start_over(
     timeout: float,
     spec: CodecSpec,
 ) -> tuple[sqlite3.Connection, Codebooks]:
-    if conn is not None:
-        conn.close()
+    _close(conn)
     where = quarantine(directory, DB_FILES)
     warn_damage(
         f"fingerprint store {directory} is damaged ({problem}); its files were moved to "
         f"{where} and an empty store was started (fingerprints will be recomputed)"
     )
-    conn = db.connect(directory / DB_NAME, timeout)
-    db.configure_writer(conn, directory / DB_NAME, new=True)
-    db.create_schema(conn, spec)
-    books = Codebooks(db.check_schema(conn, directory))
-    books.refresh(conn)
-    return conn, books
+    conn = _create(db.connect(directory / DB_NAME, timeout), directory / DB_NAME, spec)
+    return conn, _load(conn, directory)
 
 
 def open_read_only(
@@ -126,14 +129,11 @@ def open_read_only(
 ) -> tuple[sqlite3.Connection, Codebooks]:
     """A read-only connection (no lock file, nothing created, moved or repaired).
 
-    Without a ``-wal`` file (no process has the store open, or it was closed cleanly, or it is
-    a copied snapshot) the database is opened as an immutable snapshot: SQLite creates no
-    ``-wal``/``-shm`` and takes no lock.  Writes made by processes that open the store later are
-    not seen until it is reopened (and a page they rewrite meanwhile fails its row checksum or
-    SQLite's checks: a miss and a warning, never a wrong vector).  With a ``-wal`` file (a live
-    or killed writer) ``mode=ro`` reads it through SQLite's shared memory; where that cannot
-    work (the ``-shm`` is missing and the directory is not writable) a WAL holding changes is a
-    :class:`StoreError`, an empty one is ignored.
+    Without a ``-wal`` file (no open writer, or a copied snapshot) it is an immutable snapshot:
+    no ``-wal``/``-shm``, no lock; later writers are not seen until it is reopened (a page they
+    rewrite fails its checksum or SQLite's checks: a miss, never a wrong vector).  With one,
+    ``mode=ro`` reads it through shared memory; where it cannot (no ``-shm``, directory not
+    writable) a WAL holding changes is a :class:`StoreError`, an empty one is ignored.
 
     Raises:
         StoreError: no store there, damage (:class:`StoreDamagedError`), un-checkpointed
@@ -148,11 +148,7 @@ def open_read_only(
             problem = db.health_problem(conn) if verify else None
             if problem is not None:
                 raise db.DamagedStore(problem)
-            stored = db.check_schema(conn, directory)
-            check_codec(stored, spec, directory)
-            books = Codebooks(stored)
-            books.refresh(conn)
-            return conn, books
+            return conn, _load(conn, directory, spec)
         except BaseException:
             conn.close()
             raise
@@ -199,3 +195,92 @@ def _connect_read_only(directory: Path, timeout: float) -> sqlite3.Connection:
                 "directory) to checkpoint them"
             ) from exc
         return db.connect(path, timeout, read_only=True, immutable=True)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory entry (so a rename survives power loss); no-op where unsupported."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def quarantine(directory: Path, names: Iterable[str]) -> Path | None:
+    """Move the named files of ``directory`` into ``directory/quarantine-<timestamp>/``.
+
+    Damaged files are kept (never deleted) so a person can inspect or recover them.
+
+    Returns:
+        The quarantine folder, or ``None`` when none of the files existed.
+    """
+    present = [directory / n for n in names if (directory / n).exists()]
+    if not present:
+        return None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = directory / f"quarantine-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    target.mkdir(parents=True, exist_ok=True)
+    for p in present:
+        os.replace(p, target / p.name)
+    fsync_dir(directory)
+    return target
+
+
+def files_size(directory: Path, names: Iterable[str]) -> int:
+    """Bytes of the files ``names`` in ``directory`` (missing ones count 0)."""
+    total = 0
+    for name in names:
+        with contextlib.suppress(OSError):
+            total += (directory / name).stat().st_size
+    return total
+
+
+def acquire_lock(lock: Any, path: Path | str) -> None:
+    """Take a store's ``filelock.FileLock`` (its timeout applies), or a :class:`StoreError`."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise StoreError(
+            f"timed out waiting for the lock of {path} (another process writing)"
+        ) from exc
+    except OSError as exc:
+        raise StoreError(
+            f"cannot take the lock file of {path} ({exc}); open the store with read_only=True "
+            "for lookups"
+        ) from exc
+
+
+def prepare_directory(path: Path) -> None:
+    """Create a writable store directory, or raise :class:`StoreError` saying why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create store directory {path}: {exc}") from exc
+    if not path.is_dir():
+        raise StoreError(f"{path} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"store directory {path} is not writable; open it with read_only=True for lookups"
+        )
+
+
+def verify_default(db_file: Path, verify_on_open: bool | None, max_bytes: int) -> bool:
+    """Whether to run ``PRAGMA quick_check`` on open: as asked, else only for databases up to
+    ``max_bytes`` (it reads the whole file; rows are still checksummed on every read)."""
+    if verify_on_open is not None:
+        return verify_on_open
+    try:
+        size = db_file.stat().st_size
+    except OSError:
+        return True
+    if size > max_bytes:
+        logger.info(
+            "store %s is %.1f GiB: PRAGMA quick_check skipped on open (rows are still "
+            "checksummed on every read; verify_on_open=True forces it)",
+            db_file.parent,
+            size / 2**30,
+        )
+    return size <= max_bytes

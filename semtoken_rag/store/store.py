@@ -1,21 +1,11 @@
 """``FingerprintStore``: word fingerprints of whole documents, served to any chunk cut from them.
 
-Design (why any chunking hits, and why a crash can never serve a wrong vector):
-
-* **The unit stored is the document** a user ingests, keyed by the sha256 of its text and the
-  encoder's identity.  A retrieved chunk is served the fingerprints of exactly its words from
-  whichever stored document it occurs in, found by its key or its shingles and verified word by
-  word (:mod:`semtoken_rag.store.locate`), whatever splitter cut it.
-* **SQLite is the only source of truth**, in WAL mode.  Every change (a batch of documents, the
-  codec's training, an eviction, the removal of damage) is one ``BEGIN IMMEDIATE`` transaction:
-  after a crash it is all there or absent.  Counters and cascades are the database's own
-  triggers.
-* **Codes are made where the encoder runs** (:mod:`semtoken_rag.store.encoding`): the writer
-  receives encoded documents, checks that their codebooks are the store's, and writes them.
-* **Every read is verified**: each block's checksum binds its document, position, codebook digest
-  and bytes; a mismatch is a miss and a :class:`StoreWarning`, and the document is removed.
-* **Damage on open** is quarantined (:mod:`~semtoken_rag.store.recovery`).  A thread lock and a
-  ``filelock.FileLock(<dir>/.lock)`` serialise writers; readers use WAL snapshots.
+The unit stored is the document, so any chunking hits: a chunk is found inside it and verified
+word by word (:mod:`~semtoken_rag.store.locate`).  SQLite in WAL mode is the only source of
+truth and every change is one ``BEGIN IMMEDIATE`` transaction, so after a crash it is all there
+or absent; every read is checksummed, so damage is a miss and a :class:`StoreWarning`, never a
+wrong vector.  Codes are made where the encoder runs (:mod:`~semtoken_rag.store.encoding`).
+See docs/store.md, "Crash safety".
 """
 
 from __future__ import annotations
@@ -32,40 +22,12 @@ from typing import Any
 from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.inputs import check_store_args, check_strings
-from semtoken_rag.store import db
-from semtoken_rag.store.checks import collect_stats, verify_database
+from semtoken_rag.store import db, recovery, types, writes
 from semtoken_rag.store.codebooks import CodecSet, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec, get_codec
 from semtoken_rag.store.encoding import EncodedDocument, encode_by_dim
-from semtoken_rag.store.fsutil import acquire_lock, files_size, prepare_directory, verify_default
 from semtoken_rag.store.locate import ChunkQuery, Locator, Lookup, chunk_queries
-from semtoken_rag.store.maintenance import TouchBuffer, delete_documents, evict_lru
-from semtoken_rag.store.recovery import (
-    DB_FILES,
-    DB_NAME,
-    LOCK_NAME,
-    open_database,
-    open_memory,
-    open_read_only,
-)
-from semtoken_rag.store.training import maybe_train
-from semtoken_rag.store.types import (
-    StoreStats,
-    check_max_bytes,
-    read_failed,
-    warn_damage,
-    write_failed,
-)
-from semtoken_rag.store.writes import (
-    EncoderRows,
-    check_codebooks,
-    check_dim,
-    check_encoded,
-    check_names,
-    finite_documents,
-    insert_documents,
-    insert_names,
-)
+from semtoken_rag.store.recovery import DB_NAME  # re-exported: semtoken_rag.cli.store
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +72,7 @@ class FingerprintStore:
         touch_interval, lock_timeout = check_store_args(
             path, touch_interval, lock_timeout, verify_on_open
         )
-        self.max_bytes = check_max_bytes(max_bytes)
+        self.max_bytes = types.check_max_bytes(max_bytes)
         asked = None if codec is None else get_codec(codec)
         self.path = None if path is None else Path(path)
         self.read_only = bool(read_only)
@@ -118,26 +80,27 @@ class FingerprintStore:
         self._lock = threading.RLock()
         self._closed = False
         self._flock: Any = None
-        self._touches = TouchBuffer(float(touch_interval))
+        self._touch_interval = float(touch_interval)
+        # LRU refreshes, buffered: a lookup never waits for the write lock (LRU time is advisory).
+        self._touches: dict[int, float] = {}
         self._warned_read_only = False
-        self._encoders = EncoderRows()
         if self.path is None:
             if read_only:
                 raise StoreError("read_only needs a store directory (path=None is in memory)")
-            self._conn, self._books = open_memory(lock_timeout, asked or get_codec(None))
+            self._conn, self._books = recovery.open_memory(lock_timeout, asked or get_codec(None))
             return
-        verify = verify_default(self.path / DB_NAME, verify_on_open, VERIFY_MAX_BYTES)
+        verify = recovery.verify_default(self.path / DB_NAME, verify_on_open, VERIFY_MAX_BYTES)
         if read_only:
-            self._conn, self._books = open_read_only(self.path, lock_timeout, verify, asked)
+            self._conn, self._books = recovery.open_read_only(
+                self.path, lock_timeout, verify, asked
+            )
             return
-        prepare_directory(self.path)
+        recovery.prepare_directory(self.path)
         from filelock import FileLock
 
-        self._flock = FileLock(str(self.path / LOCK_NAME), timeout=lock_timeout)
+        self._flock = FileLock(str(self.path / recovery.LOCK_NAME), timeout=lock_timeout)
         with self._write_lock():
-            self._conn, self._books = open_database(
-                self.path, lock_timeout, verify, asked, get_codec(None)
-            )
+            self._conn, self._books = recovery.open_database(self.path, lock_timeout, verify, asked)
 
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -147,7 +110,7 @@ class FingerprintStore:
             if self._flock is None:
                 yield
                 return
-            acquire_lock(self._flock, self._where, "open the store with read_only=True for lookups")
+            recovery.acquire_lock(self._flock, self._where)
             try:
                 yield
             finally:
@@ -198,7 +161,8 @@ class FingerprintStore:
             result = self._locate(queries, encoder_id)
             now = time.time()
             for doc, last_used in result.served.items() if not self.read_only else ():
-                self._touches.note(doc, last_used, now)
+                if now - last_used >= self._touch_interval:
+                    self._touches[doc] = now
             if result.damaged:
                 self._remove_damaged(result.damaged)
             if len(self._touches) >= _TOUCH_FLUSH:
@@ -211,15 +175,16 @@ class FingerprintStore:
     def _locate(self, queries: list[ChunkQuery], encoder_id: str) -> Lookup:
         conn = self._live()
         try:
-            encoder = self._encoders.row(conn, encoder_id, create=False)
-            if encoder is None or not queries:
-                return Lookup(found=[None] * len(queries))
             with db.transaction(conn, "DEFERRED"):
-                return Locator(conn, self._books, encoder).run(queries)
+                sql = "SELECT id FROM encoders WHERE cache_id = ?"
+                encoder = conn.execute(sql, (encoder_id,)).fetchone()
+                if encoder is not None and queries:
+                    return Locator(conn, self._books, encoder[0]).run(queries)
         except DamagedCodebook as exc:
-            warn_damage(f"a codebook of {self._where} is damaged ({exc}); lookups miss")
+            types.warn_damage(f"a codebook of {self._where} is damaged ({exc}); lookups miss")
         except sqlite3.DatabaseError as exc:
-            read_failed(exc, self._where, "the chunks count as misses")
+            where = f"fingerprint store {self._where} read failed ({exc})"
+            types.sqlite_failed(exc, "read", f"{where}; the chunks count as misses")
         return Lookup(found=[None] * len(queries))
 
     def contains(self, keys: Sequence[str]) -> set[str]:
@@ -230,7 +195,8 @@ class FingerprintStore:
                 sql = "SELECT key FROM documents WHERE key IN ({})"
                 return {r[0] for r in db.select_in(self._live(), sql, wanted)}
             except sqlite3.DatabaseError as exc:
-                read_failed(exc, self._where, "nothing counts as stored")
+                where = f"fingerprint store {self._where} read failed ({exc})"
+                types.sqlite_failed(exc, "read", f"{where}; nothing counts as stored")
                 return set()
 
     def __len__(self) -> int:
@@ -242,7 +208,7 @@ class FingerprintStore:
         """The codebooks an encoder needs to encode documents of ``dim`` for this store (ship
         it to wherever the encoder runs; see :func:`~semtoken_rag.store.encoding.
         encode_documents`)."""
-        dim = check_dim(dim)
+        dim = writes.check_dim(dim)
         with self._transaction() as conn:
             self._books.refresh(conn)
             return self._books.codec_set(conn, int(dim))
@@ -258,24 +224,27 @@ class FingerprintStore:
             CodebookChangedError: a document names a codebook the store does not hold with
                 that digest (nothing is written).
         """
-        docs = check_encoded(docs)
+        docs = writes.check_encoded(docs)
         if not docs or self._refuse_write():
             return 0
         try:
             with self._transaction() as conn:
                 self._books.refresh(conn)
-                check_codebooks(self._books, docs, self._where)
-                added = insert_documents(conn, docs, self._encoders)
+                writes.check_codebooks(self._books, docs, self._where)
+                added = writes.insert_documents(conn, docs)
                 dims = {d.dim for d in docs}
-                trained = maybe_train(conn, self._books, dims, docs[0].encoder) if added else False
+                trained = (
+                    writes.maybe_train(conn, self._books, dims, docs[0].encoder) if added else False
+                )
+                self._write_touches(conn)
                 if added and self.max_bytes is not None:
-                    evict_lru(conn, self.max_bytes, self._touches)
-                self._touches.write(conn)
+                    writes.evict_lru(conn, self.max_bytes)
             if trained:  # the float16 staging pages are free now: hand them back
                 with self._write_lock():
                     db.reclaim_free_pages(self._live())
         except sqlite3.DatabaseError as exc:
-            write_failed(exc, self._where)
+            damage = f"fingerprint store {self._where} is damaged ({exc})"
+            types.sqlite_failed(exc, "write", f"{damage}; new fingerprints were not stored")
             return 0
         logger.debug("wrote %d new of %d documents", added, len(docs))
         return added
@@ -289,18 +258,18 @@ class FingerprintStore:
         """Store texts the engine had to encode (query-time misses) as documents of their own,
         so the next lookup of the same text hits.  Fingerprints that are not finite are not
         stored (logged)."""
-        docs = finite_documents(texts, fingerprints, encoder_id)
+        docs = writes.finite_documents(texts, fingerprints, encoder_id)
         if docs and not self._refuse_write():
             self.write(encode_by_dim(docs, self.codec_set, encoder=encoder_id))
 
     def add_names(self, names: Mapping[str, Sequence[str]]) -> None:
         """Record more names (a file path, a framework's document id) of stored documents,
         by key (unknown keys are ignored)."""
-        names = check_names(names)
+        names = writes.check_names(names)
         if not names or self._refuse_write():
             return
         with self._transaction() as conn:
-            insert_names(conn, names)
+            writes.insert_names(conn, names)
 
     def _refuse_write(self) -> bool:
         if self.read_only:
@@ -311,18 +280,23 @@ class FingerprintStore:
         self._live()
         return False
 
+    def _write_touches(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: write the buffered LRU refreshes and forget them."""
+        rows = [(t, i) for i, t in self._touches.items()]
+        conn.executemany("UPDATE documents SET last_used = ? WHERE id = ?", rows)
+        self._touches.clear()
+
     # -- failures and maintenance ---------------------------------------------------------------
     def _remove_damaged(self, docs: set[int]) -> None:
         verb = "left in place (read-only store)" if self.read_only else "removed"
-        warn_damage(
+        types.warn_damage(
             f"{len(docs)} documents of {self._where} failed their checksums; treated as misses "
             f"and {verb}"
         )
         if self.read_only:
             return
         with self._transaction() as conn:
-            rows = db.select_in(conn, "SELECT id, key FROM documents WHERE id IN ({})", list(docs))
-            delete_documents(conn, [(int(i), str(k)) for i, k in rows])
+            conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in docs])
 
     def _flush_touches(self, *, wait: bool) -> None:
         """Write buffered LRU refreshes now (skipped, not waited for, when ``wait`` is False
@@ -339,23 +313,23 @@ class FingerprintStore:
             self._flock.release()
         try:
             with self._transaction() as conn:
-                self._touches.write(conn)
+                self._write_touches(conn)
         except (sqlite3.DatabaseError, StoreError) as exc:
             logger.debug("LRU time update skipped: %s", exc)
             self._touches.clear()
 
     # -- life cycle ---------------------------------------------------------------------------
-    def stats(self) -> StoreStats:
+    def stats(self) -> types.StoreStats:
         """Counters of this process and sizes of the store."""
         with self._lock:
-            size = 0 if self.path is None else files_size(self.path, DB_FILES)
-            return collect_stats(self._live(), self._books, self.hits, self.misses, size)
+            size = 0 if self.path is None else recovery.files_size(self.path, recovery.DB_FILES)
+            return types.collect_stats(self._live(), self._books, self.hits, self.misses, size)
 
     def verify(self) -> list[str]:
         """Full consistency check (slow: reads every block); returns the problems found."""
         with self._lock:
             try:
-                return verify_database(self._live(), self._books)
+                return types.verify_database(self._live(), self._books)
             except sqlite3.DatabaseError as exc:
                 return [f"sqlite: {exc}"]
 

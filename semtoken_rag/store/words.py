@@ -1,20 +1,12 @@
 """Words of a stored document: normalisation, packing, shingle hashes, winnowing, verification.
 
-Pure (numpy, zlib, unicodedata): the store keeps, beside each document's word vectors, the
-document's *words* (to verify a served slice word by word) and a sample of hashed *shingles*
-(runs of :data:`SHINGLE_WORDS` words, chosen by winnowing) to find where a chunk occurs.
-
-* **Words** are those of :func:`~semtoken_rag.core.segment.find_words` (runs of non-space
-  characters), so whitespace and line breaks a splitter adds or removes change nothing.  They are
-  compared after Unicode NFKC normalisation: composed and decomposed accents, ligatures (``ﬁ``),
-  full-width forms and other compatibility characters of a chunk match the stored document's;
-  case, punctuation and every other difference do not.
-* **Shingle hashes** (32-bit) are computed on the NFKC, case-folded words, so a hash collision or
-  a case difference can only propose a candidate: every served word is verified.
-* **Winnowing** (Schleimer, Wilkerson and Aiken, 2003) keeps the smallest hash of every window
-  of :data:`WINNOW_WINDOW` consecutive shingles: any text shared by a chunk and a document that
-  is at least ``WINNOW_WINDOW + SHINGLE_WORDS - 1`` words long contains a kept shingle, while
-  only about ``2 / (WINNOW_WINDOW + 1)`` of the shingles are stored.
+Words are :func:`~semtoken_rag.core.segment.find_words` runs of non-space characters (so
+whitespace a splitter adds or removes changes nothing), compared after NFKC.  Shingle hashes are
+of case-folded words, so a collision or a case difference can only propose a candidate: every
+served word is verified.  Winnowing (Schleimer, Wilkerson and Aiken, 2003) keeps the smallest
+hash of each window of :data:`WINNOW_WINDOW` shingles: any shared text of at least
+``WINNOW_WINDOW + SHINGLE_WORDS - 1`` words holds a kept shingle, while only about
+``2 / (WINNOW_WINDOW + 1)`` of them are stored.  See docs/store.md, "How a chunk is found".
 """
 
 from __future__ import annotations
@@ -64,11 +56,8 @@ def unpack(data: bytes, n_words: int) -> list[str]:
 
 
 def shingle_hashes(words: Sequence[str]) -> np.ndarray:
-    """``(max(0, n - SHINGLE_WORDS + 1),) int32`` hash of each run of ``SHINGLE_WORDS`` words.
-
-    Args:
-        words: NFKC-normalised words (case is folded here).
-    """
+    """``(max(0, n - SHINGLE_WORDS + 1),) int32`` hash of each run of ``SHINGLE_WORDS`` NFKC
+    words (case is folded here)."""
     n = len(words) - SHINGLE_WORDS + 1
     if n <= 0:
         return np.zeros(0, np.int32)
@@ -104,11 +93,7 @@ def same_words(stored: Sequence[str], chunk: Sequence[str]) -> bool:
 
     Interior words must be equal; the chunk's first word may be the end of the stored word and
     its last word the start of one (a splitter that cut inside a word, e.g. a token splitter):
-    such a fragment is served the vector of the whole word it was cut from.
-
-    Args:
-        stored: The stored (NFKC) words of the candidate slice.
-        chunk: The chunk's NFKC words, same length.
+    such a fragment is served the vector of the whole word it was cut from.  Both are NFKC.
     """
     n = len(chunk)
     if n == 0 or len(stored) != n:

@@ -1,8 +1,9 @@
-"""The writer's statements: encoded documents in, rows out (inside the caller's transaction).
+"""The writer's statements, inside its one write transaction: inserts, the codec's training,
+LRU eviction (a ``documents`` row deleted: the triggers delete the rest).
 
-The writer does not encode: documents arrive as codes made where the encoder ran
-(:mod:`semtoken_rag.store.encoding`).  It checks that their codebooks are the store's and
-inserts the rows; the database's triggers keep the counters.
+Training (docs/store.md, "Training") samples every staged vector in document-key order (so Ray's
+commit order changes nothing) and re-encodes the staged blocks in the same transaction: after a
+crash the store is untrained with every staged block, or trained with all of them re-encoded.
 """
 
 from __future__ import annotations
@@ -14,13 +15,24 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.inputs import check_strings
-from semtoken_rag.store.codebooks import Codebooks
-from semtoken_rag.store.db import block_range, select_in
-from semtoken_rag.store.encoding import DocumentFingerprints, EncodedDocument, check_document
+from semtoken_rag.store.codebooks import Codebooks, runtime_codec
+from semtoken_rag.store.codecs import STAGING, train, training_sample
+from semtoken_rag.store.db import BLOCK_BITS, block_range, read_counters, select_in
+from semtoken_rag.store.encoding import (
+    DocumentFingerprints,
+    EncodedDocument,
+    block_checksum,
+    check_document,
+    code_vectors,
+    encode_blocks,
+)
 from semtoken_rag.store.types import CodebookChangedError
+from semtoken_rag.store.words import unpack
 
 logger = logging.getLogger(__name__)
 
@@ -110,50 +122,24 @@ def check_codebooks(books: Codebooks, docs: Sequence[EncodedDocument], where: st
                 )
 
 
-class EncoderRows:
-    """Row ids of encoder identities in ``encoders`` (memoised: they never change)."""
-
-    def __init__(self) -> None:
-        self._ids: dict[str, int] = {}
-
-    def row(self, conn: sqlite3.Connection, cache_id: str, *, create: bool) -> int | None:
-        """The id of ``cache_id`` (inserted first when ``create``, inside a write transaction;
-        ``None`` when absent and not created)."""
-        if cache_id not in self._ids:
-            if create:
-                conn.execute("INSERT OR IGNORE INTO encoders(cache_id) VALUES (?)", (cache_id,))
-            row = conn.execute("SELECT id FROM encoders WHERE cache_id = ?", (cache_id,)).fetchone()
-            if row is None:
-                return None
-            self._ids[cache_id] = int(row[0])
-        return self._ids[cache_id]
-
-
-def insert_documents(
-    conn: sqlite3.Connection, docs: Sequence[EncodedDocument], encoders: EncoderRows
-) -> int:
-    """Insert documents not stored yet (all of them gain their names).
+def insert_documents(conn: sqlite3.Connection, docs: Sequence[EncodedDocument]) -> int:
+    """Inside a write transaction: insert documents not stored yet (all of them gain their
+    names); returns how many were inserted.
 
     The batch's shingles go in one statement sorted by hash: the shingle index is keyed by
     hash, so sorted inserts touch each page once instead of once per document.
-
-    Args:
-        conn: The store's connection, inside a write transaction.
-        docs: Encoded documents.
-        encoders: The store's encoder rows (a new encoder identity is recorded).
-
-    Returns:
-        Documents inserted.
     """
     sql = "SELECT key, id FROM documents WHERE key IN ({})"
     present = {str(k): int(i) for k, i in select_in(conn, sql, [d.key for d in docs])}
+    encoders = [(e,) for e in dict.fromkeys(d.encoder for d in docs)]
+    conn.executemany("INSERT OR IGNORE INTO encoders(cache_id) VALUES (?)", encoders)
     now, added = time.time(), 0
     shingles: list[tuple[int, int, int]] = []
     names: list[tuple[str, int]] = []
     for d in docs:
         doc_id = present.get(d.key)
         if doc_id is None:
-            doc_id = _insert_one(conn, d, int(encoders.row(conn, d.encoder, create=True) or 0), now)
+            doc_id = _insert_one(conn, d, now)
             shingles += zip(d.shingles.tolist(), [doc_id] * len(d.shingles), d.positions.tolist())
             present[d.key] = doc_id
             added += 1
@@ -166,11 +152,11 @@ def insert_documents(
     return added
 
 
-def _insert_one(conn: sqlite3.Connection, d: EncodedDocument, encoder: int, now: float) -> int:
+def _insert_one(conn: sqlite3.Connection, d: EncodedDocument, now: float) -> int:
     cur = conn.execute(
         "INSERT INTO documents(key, encoder, n_words, dim, nbytes, last_used) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (d.key, encoder, d.n_words, d.dim, d.nbytes, now),
+        "VALUES (?, (SELECT id FROM encoders WHERE cache_id = ?), ?, ?, ?, ?)",
+        (d.key, d.encoder, d.n_words, d.dim, d.nbytes, now),
     )
     doc_id = int(cur.lastrowid or 0)
     base = block_range(doc_id)[0]
@@ -185,8 +171,92 @@ def _insert_one(conn: sqlite3.Connection, d: EncodedDocument, encoder: int, now:
 
 def insert_names(conn: sqlite3.Connection, names: Mapping[str, Sequence[str]]) -> None:
     """Inside a write transaction: record names of stored documents, by key."""
-    rows = list(select_in(conn, "SELECT key, id FROM documents WHERE key IN ({})", list(names)))
-    conn.executemany(
-        "INSERT OR IGNORE INTO names(name, document) VALUES (?, ?)",
-        [(n, int(doc)) for key, doc in rows for n in names[key]],
+    sql = "INSERT OR IGNORE INTO names(name, document) SELECT ?, id FROM documents WHERE key = ?"
+    conn.executemany(sql, [(n, key) for key, ns in names.items() for n in ns])
+
+
+def evict_lru(conn: sqlite3.Connection, max_bytes: int) -> int:
+    """Inside a write transaction: delete least recently used documents (oldest ``last_used``,
+    then oldest id) until the payload fits ``max_bytes``; the newest document always stays.
+    Returns how many were evicted."""
+    counts = read_counters(conn)
+    total, remaining = counts["payload_bytes"], counts["documents"]
+    if total <= max_bytes:
+        return 0
+    doomed: list[int] = []
+    freed = 0
+    for doc, nbytes in conn.execute("SELECT id, nbytes FROM documents ORDER BY last_used, id"):
+        if total - freed <= max_bytes or remaining - len(doomed) <= 1:
+            break
+        doomed.append(int(doc))
+        freed += int(nbytes)
+    conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in doomed])
+    logger.info("evicted %d documents (%d bytes) to stay under %d", len(doomed), freed, max_bytes)
+    return len(doomed)
+
+
+_STAGED = (
+    "SELECT b.id, b.n_words, b.checksum, b.codes, b.words, d.id, d.key, d.dim, b.start "
+    "FROM blocks b "
+    f"JOIN documents d ON d.id = b.id >> {BLOCK_BITS} WHERE b.codebook = ? ORDER BY d.key, b.id"
+)
+
+
+def maybe_train(conn: sqlite3.Connection, books: Codebooks, dims: set[int], encoder: str) -> bool:
+    """Inside a write transaction: train the codec for each dimension whose staged words
+    reached ``train_min``; whether one was (staged pages were freed: reclaim them after commit)."""
+    spec = books.spec
+    trained = False
+    for dim in sorted(dims):
+        staging = books.find(STAGING.name, dim)
+        if not spec.trained or staging is None or books.find(spec.name, dim) is not None:
+            continue
+        row = conn.execute("SELECT n_words FROM codebooks WHERE id = ?", (staging.id,)).fetchone()
+        if row is not None and int(row[0]) >= spec.train_min:
+            trained |= _train(conn, books, dim, staging.id, encoder)
+    return trained
+
+
+def _train(conn: sqlite3.Connection, books: Codebooks, dim: int, staging: int, enc: str) -> bool:
+    t0 = time.perf_counter()
+    book = books.get(staging)
+    assert book is not None
+    rows = []
+    for bid, n, csum, codes, words, doc, key, d, start in conn.execute(_STAGED, (staging,)):
+        digest = block_checksum(key, bid & ((1 << BLOCK_BITS) - 1), n, d, book.sha256,
+                                bytes(codes), bytes(words))  # fmt: skip
+        if d == dim and digest == bytes(csum):  # a damaged block stays as it is (a miss later)
+            packed = unpack(bytes(words), n)
+            rows.append((bid, n, bytes(codes), packed, doc, key, len(words), start))
+    if not rows:
+        return False
+    staged = runtime_codec(book)
+    decoded = staged.decode(
+        np.frombuffer(b"".join(r[2] for r in rows), np.uint8).reshape(-1, staged.code_size)
     )
+    sample = training_sample(decoded, books.spec)
+    if len(sample) < books.spec.train_min:  # damaged blocks left too few: train later
+        return False
+    factory, state, cos = train(books.spec, sample)
+    books.add(conn, books.spec.name, dim, factory, state, cos, len(sample), enc)
+    codecs = books.codec_set(conn, dim)
+    codes, cosines = code_vectors(decoded, codecs)
+    lo = freed = 0
+    for bid, n, old, words, doc, key, old_words, start in rows:
+        hi = lo + n
+        block = encode_blocks(key, decoded[lo:hi], words, codes[lo:hi],
+                              None if cosines is None else cosines[lo:hi], codecs, [start],
+                              first=bid & ((1 << BLOCK_BITS) - 1))[0]  # fmt: skip
+        conn.execute(
+            "UPDATE blocks SET codebook = ?, checksum = ?, codes = ?, words = ? WHERE id = ?",
+            (block.codebook, block.checksum, block.codes, block.words, bid),
+        )
+        delta = len(block.codes) + len(block.words) - len(old) - old_words
+        conn.execute("UPDATE documents SET nbytes = nbytes + ? WHERE id = ?", (delta, doc))
+        freed -= delta
+        lo = hi
+    logger.info(
+        "codec %s trained for dim %d in %.1f s; %d staged blocks re-encoded, %d bytes freed",
+        books.spec.name, dim, time.perf_counter() - t0, len(rows), freed,
+    )  # fmt: skip
+    return True

@@ -72,9 +72,7 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
     ``semtoken_rag.store.FingerprintStore``) or ``store_dir=`` to share
     fingerprints with ingestion and with the LlamaIndex postprocessor.
 
-    The engine knobs ``compression_ratio``, ``budget_tokens``, ``similarity_threshold``,
-    ``entropy_threshold``, ``encoder_model``, ``dedup_threshold``, ``force_keep``,
-    ``force_keep_presets``, ``count_tokenizer`` and ``device`` are typed fields inherited from
+    The engine knobs of :data:`semtoken_rag.adapters.MIRRORED` are typed fields inherited from
     :class:`semtoken_rag.adapters.CompressionFields`; any invalid value raises
     :class:`semtoken_rag.ConfigError` (a ``ValueError``) at construction.
     """

@@ -65,9 +65,7 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
       ``SimilarityPostprocessor`` drops irrelevant nodes; nodes with no text at all (e.g. image
       nodes) pass through untouched.
 
-    The engine knobs ``compression_ratio``, ``budget_tokens``, ``similarity_threshold``,
-    ``entropy_threshold``, ``encoder_model``, ``dedup_threshold``, ``force_keep``,
-    ``force_keep_presets``, ``count_tokenizer`` and ``device`` are typed fields inherited from
+    The engine knobs of :data:`semtoken_rag.adapters.MIRRORED` are typed fields inherited from
     :class:`semtoken_rag.adapters.CompressionFields`; any invalid value raises
     :class:`semtoken_rag.ConfigError` (a ``ValueError``) at construction.
 

@@ -36,10 +36,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-#: The encoder fields an ingestion component mirrors (the store key depends on nothing else).
-_ENCODER_FIELDS = ENCODER_MIRRORED
-
-
 class SemTokenFingerprinter(EncoderFields, TransformComponent):
     """Writes the fingerprints of every node's text into a fingerprint store.
 
@@ -83,19 +79,15 @@ class SemTokenFingerprinter(EncoderFields, TransformComponent):
     def from_engine(cls, engine: Compressor) -> SemTokenFingerprinter:
         """Wrap an existing engine (its encoder and store are shared, no second model)."""
         cfg = engine.config
-        options = {k: v for k, v in encoder_options(cfg).items() if k not in _ENCODER_FIELDS}
-        obj = cls(
-            encoder_model=cfg.encoder.model,
-            device=cfg.encoder.device,
-            engine_options=options,
-            store=engine.store,
-        )
+        options = {k: v for k, v in encoder_options(cfg).items() if k not in ENCODER_MIRRORED}
+        fields = {name: cfg.to_dict()[name] for name in ENCODER_MIRRORED}
+        obj = cls(**fields, engine_options=options, store=engine.store)
         obj._slot.adopt(engine)
         return obj
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration (only its encoder fields matter for fingerprints)."""
-        return config_from_fields(self, "joint", self.engine_options, _ENCODER_FIELDS)
+        return config_from_fields(self, "joint", self.engine_options, ENCODER_MIRRORED)
 
     @property
     def engine(self) -> Compressor:
