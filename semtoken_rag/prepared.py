@@ -169,17 +169,16 @@ class Plan:
     def explain(self) -> Explanation:
         """Per-unit scores and decisions (for heatmaps, debugging and the harness)."""
         plan, ctx = self.core, self.arrays
-        span_sizes = np.diff(np.append(plan.span_starts, ctx.n_units))
-        span_of_unit = np.repeat(np.arange(len(plan.span_starts)), span_sizes)
+        span_of_unit = plan.span_of_unit
         return Explanation(
             unit_chunk=ctx.unit_chunk,
             unit_char_spans=self.context.unit_char_spans(),
-            unit_span=span_of_unit.astype(np.int64),
-            unit_entropy=plan.span_entropy[span_of_unit] if ctx.n_units else plan.span_entropy,
+            unit_span=span_of_unit,
+            unit_entropy=plan.span_entropy[span_of_unit],
             unit_density=span_entropy(ctx.word_vectors, ctx.unit_starts),
             unit_score=plan.unit_scores,
             unit_kept=plan.kept | (plan.partial > 0),
-            unit_coarse=plan.coarse[span_of_unit] if ctx.n_units else plan.coarse,
+            unit_coarse=plan.coarse[span_of_unit],
             budget_choice=plan.budget_choice,
         )
 
@@ -192,10 +191,8 @@ def render_plan(plan: Plan, separator: str) -> CompressionResult:
     reads; offsets index the text as given) is decided in one place.
     """
     t0 = time.perf_counter()
-    core, arrays = plan.core, plan.arrays
-    span_of_unit = np.repeat(
-        np.arange(len(core.span_starts)), np.diff(np.append(core.span_starts, arrays.n_units))
-    )
+    core = plan.core
+    span_of_unit = core.span_of_unit
     results = []
     unit_lo = 0
     for c in plan.context.chunks:

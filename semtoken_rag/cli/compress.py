@@ -12,6 +12,7 @@ from semtoken_rag.cli.args import MAX_COUNT, budget, ratio_or_auto
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.results import CompressionResult
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +86,7 @@ RESULT_FIELDS = ("original_tokens", "kept_tokens", "ratio", "budget_tokens", "ov
 CHUNK_FIELDS = ("original_tokens", "kept_tokens", "ratio")
 
 
-def _payload(result: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _payload(result: CompressionResult, args: argparse.Namespace) -> dict[str, Any]:
     """The ``--json`` output."""
     why = result.budget_choice
     return {

@@ -66,6 +66,12 @@ class CorePlan:
     dedup_skipped_tokens: int
     budget_choice: BudgetChoice | None = None
 
+    @property
+    def span_of_unit(self) -> np.ndarray:
+        """``(U,) int64`` span of each unit (spans are runs of units from ``span_starts``)."""
+        sizes = np.diff(np.append(self.span_starts, len(self.kept)))
+        return np.repeat(np.arange(len(self.span_starts), dtype=np.int64), sizes)
+
 
 def empty_plan() -> CorePlan:
     """The plan of a context without units."""

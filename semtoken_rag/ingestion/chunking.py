@@ -36,8 +36,7 @@ def chunk_words(text: str, size: int, overlap: int = 0) -> list[str]:
         raise InvalidInputError(f"chunk overlap must be in [0, {size}), got {overlap}")
     spans = find_words(text)
     n = len(spans)
-    # A window starts every size - overlap words until one reaches the last word.
-    return [
-        text[int(spans[start, 0]) : int(spans[min(start + size, n) - 1, 1])]
-        for start in range(0, max(n - overlap, 1) if n else 0, size - overlap)
-    ]
+    # A window starts every size - overlap words; the last one is the first to reach word n - 1
+    # (a start at or past n - overlap would lie inside the window before it).
+    starts = range(0, max(n - overlap, 1), size - overlap) if n else range(0)
+    return [text[int(spans[s, 0]) : int(spans[min(s + size, n) - 1, 1])] for s in starts]
