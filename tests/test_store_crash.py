@@ -47,7 +47,7 @@ WRITER = textwrap.dedent(
     enc, rng = FakeEncoder(), random.Random(seed)
     words = [f"w{i}" for i in range(5000)]  # distinct shingles: this test is about crashes
     spec = get_codec("pq64").with_options(train_min=train_min) if codec == "pq64" else codec
-    with FingerprintStore(store_dir, codec=spec) as store, open(side, "a", encoding="utf-8") as fh:
+    with FingerprintStore(store_dir, codec=spec) as store, open(side, "w", encoding="utf-8") as fh:
         for batch in range(10**6):
             docs = [
                 f"run {seed} batch {batch} document {j}: "
@@ -98,11 +98,14 @@ def _script(tmp_path: Path, name: str, body: str) -> Path:
     return p
 
 
-def _committed(side: Path) -> list[str]:
-    if not side.exists():
-        return []
-    lines = side.read_text(encoding="utf-8").split("\n")
-    return [json.loads(line) for line in lines[:-1] if line]  # last piece may be half-written
+def _committed(side_dir: Path) -> list[str]:
+    """The documents the writers recorded, one side file per run: a killed run's file may end
+    in a half-written line, which a later run must not append to (it would glue two lines)."""
+    docs: list[str] = []
+    for side in sorted(side_dir.glob("committed-*.jsonl")):
+        lines = side.read_text(encoding="utf-8").split("\n")
+        docs += [json.loads(line) for line in lines[:-1] if line]  # last piece may be partial
+    return docs
 
 
 def _pq_codebooks(store_dir: Path) -> int:
@@ -168,19 +171,20 @@ def test_sigkill_during_ingestion_never_loses_or_corrupts(tmp_path, codec, kills
     blocks re-encoded, in one of the killed runs' transactions, about the fourth, and later
     runs write to the trained store; 10 with float32, whose write path has no such step)."""
     script = _script(tmp_path, "writer.py", WRITER)
-    store_dir, side = tmp_path / "store", tmp_path / "committed.jsonl"
+    store_dir = tmp_path / "store"
     rng = random.Random(1234)
     floor = 1.0 if codec == "float32" else 0.8
     trained_in_run = None
     for run in range(kills):
-        before = len(_committed(side))
+        side = tmp_path / f"committed-{run}.jsonl"
+        before = len(_committed(tmp_path))
         proc = subprocess.Popen(
             [sys.executable, str(script), str(ROOT), str(store_dir), str(side), str(run), codec,
              str(CRASH_PQ_TRAIN_MIN)],
             stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 120
-        while len(_committed(side)) <= before and proc.poll() is None:
+        while len(_committed(tmp_path)) <= before and proc.poll() is None:
             assert time.monotonic() < deadline, "writer made no progress"
             time.sleep(0.01)
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -189,10 +193,10 @@ def test_sigkill_during_ingestion_never_loses_or_corrupts(tmp_path, codec, kills
         proc.wait()
         proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL
-        _check_store(store_dir, _committed(side), floor)
+        _check_store(store_dir, _committed(tmp_path), floor)
         if trained_in_run is None and codec == "pq64" and _pq_codebooks(store_dir):
             trained_in_run = run
-    assert len(_committed(side)) > kills
+    assert len(_committed(tmp_path)) > kills
     with FingerprintStore(store_dir) as s:
         assert s.stats().trained and s.verify() == []
     if codec == "pq64":
