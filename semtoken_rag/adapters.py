@@ -54,10 +54,11 @@ def _mirror(flat: str) -> Any:
     return Field(default=info.default, description=info.description, **bounds)
 
 
-class AdapterFields(BaseModel):
-    """Base of the mirrored-field mixins: its constructor raises :class:`ConfigError` (one line
-    naming the field and the bad value) instead of pydantic's ``ValidationError``, like the
-    engine's config does, so a user catches one error type whatever the framework."""
+class EncoderFields(BaseModel):
+    """The encoder knobs an adapter mirrors (all an ingestion component needs: the store key
+    depends on nothing else).  The constructor raises :class:`ConfigError` (one line naming the
+    field and the bad value) instead of pydantic's ``ValidationError``, like the engine's config
+    does, so a user catches one error type whatever the framework."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,11 +67,6 @@ class AdapterFields(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise config_error(exc, data, type(self)) from None
-
-
-class EncoderFields(AdapterFields):
-    """The encoder knobs an adapter mirrors (all an ingestion component needs: the store key
-    depends on nothing else)."""
 
     encoder_model: EncoderModel = _mirror("encoder_model")
     device: Device = _mirror("device")

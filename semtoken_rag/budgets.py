@@ -22,14 +22,7 @@ from semtoken_rag.inputs import check_scores
 def token_budgets(
     originals: np.ndarray, ratio: float | None, budget: int | None, config: BudgetConfig
 ) -> np.ndarray:
-    """Token budget(s) of one call with a fixed budget (:func:`adaptive_rule` takes the
-    ``auto`` calls).
-
-    Args:
-        originals: ``(n_chunks,) int64`` tokens of each chunk.
-        ratio: The call's ratio (``None``: the config's, unless ``budget`` is given).
-        budget: The call's absolute budget (overrides any ratio).
-        config: The budget part of the engine's config.
+    """Token budget(s) of one call with a fixed budget (arguments as in :func:`call_budgets`).
 
     Returns:
         ``(1,) int64`` joint budget, or ``(n_chunks,) int64`` per-chunk budgets.
@@ -49,21 +42,23 @@ def token_budgets(
     return np.floor(float(ratio or 1.0) * originals).astype(np.int64)
 
 
-def adaptive_rule(
+def call_budgets(
     originals: np.ndarray, ratio: float | str | None, budget: int | None, config: BudgetConfig
-) -> AdaptiveRule | None:
-    """The ``auto`` rule of one call (``None`` when its budget is fixed): the call's
-    ``ratio="auto"``, or no per-call budget and the config's ``compression_ratio="auto"``.
+) -> np.ndarray | AdaptiveRule:
+    """The budgets of one call: fixed ``(1,)``/``(n_chunks,)`` tokens (:func:`token_budgets`),
+    or the ``auto`` rule: the call's ``ratio="auto"``, or no per-call budget and the config's
+    ``compression_ratio="auto"``.
 
     Args:
         originals: ``(n_chunks,) int64`` tokens of each chunk.
-        ratio: The call's ratio (``"auto"``, a number or ``None``).
-        budget: The call's absolute budget.
+        ratio: The call's ratio (``"auto"``, a number, or ``None``: the config's, unless
+            ``budget`` is given).
+        budget: The call's absolute budget (overrides any ratio).
         config: The budget part of the engine's config (bounds, target, tolerance, scope).
     """
     own = ratio is None and budget is None and config.budget_tokens is None
     if ratio != "auto" and not (own and config.compression_ratio == "auto"):
-        return None
+        return token_budgets(originals, None if isinstance(ratio, str) else ratio, budget, config)
     total = int(originals.sum())
     ceiling = math.floor(config.max_ratio * total)
     if config.max_tokens is not None:
@@ -76,17 +71,6 @@ def adaptive_rule(
         tolerance=config.coverage_tolerance,
         per_chunk=config.budget_scope == "per_chunk",
     )
-
-
-def call_budgets(
-    originals: np.ndarray, ratio: float | str | None, budget: int | None, config: BudgetConfig
-) -> np.ndarray | AdaptiveRule:
-    """The budgets of one call: fixed ``(1,)``/``(n_chunks,)`` tokens, or the ``auto`` rule."""
-    rule = adaptive_rule(originals, ratio, budget, config)
-    if rule is not None:
-        return rule
-    fixed = None if isinstance(ratio, str) else ratio
-    return token_budgets(originals, fixed, budget, config)
 
 
 def plan_with_scores(

@@ -249,9 +249,10 @@ class Compressor:
                 arrays, qvec, budgets, self.config.selection, separator_cost=sep_cost,
                 dedup_search=self._dedup, on_stage=record, generic_query=is_summary_request(query),
             )  # fmt: skip
-        if core.budget_choice is not None:
-            budgets = np.asarray([core.budget_choice.tokens], dtype=np.int64)
-        return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)  # type: ignore[arg-type]
+        if not isinstance(budgets, np.ndarray):  # auto: the budget the rule chose
+            chosen = core.budget_choice.tokens if core.budget_choice is not None else 0
+            budgets = np.asarray([chosen], dtype=np.int64)
+        return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)
 
     def render(self, plan: Plan) -> CompressionResult:
         """Stage 3: the plan as verbatim text pieces with offsets, per chunk.
@@ -322,11 +323,9 @@ class Compressor:
             )
         check_budget(ratio, budget)
         reqs = check_requests(requests)
-        hints: dict[str, ChunkSource | None] = {}
-        for chunks, _, sources in reqs:
-            for i, t in enumerate(chunks):
-                hints.setdefault(t, None if sources is None else sources[i])
-        shared = self.prepare(list(hints), sources=list(hints.values()))
+        texts = [t for chunks, _, _ in reqs for t in chunks]
+        hints = [s for chunks, _, src in reqs for s in (src or [None] * len(chunks))]
+        shared = self.prepare(texts, sources=hints)  # each text prepared once, first hint wins
         t0 = time.perf_counter()
         queries = sorted({q for _, q, _ in reqs if q is not None})
         if queries:
@@ -377,10 +376,8 @@ class Compressor:
         return None if query is None else self._queries.get(self.encoder, [query])[query]
 
     def _separator_cost(self) -> int:
-        if self._sep_cost is None:
-            sep = self.config.budget.separator
-            self._sep_cost = self.counter.count(model_text(sep)) if sep else 0
-        return self._sep_cost
+        sep = self.config.budget.separator
+        return self._built("_sep_cost", lambda: self.counter.count(model_text(sep)) if sep else 0)
 
 
 __all__ = ["Compressor"]

@@ -24,7 +24,7 @@ from semtoken_rag.config_base import (
     Says,
     Text,
 )
-from semtoken_rag.core.forcekeep import ForceKeepPreset, check_patterns
+from semtoken_rag.core.forcekeep import ForceKeepPreset, compile_rules
 from semtoken_rag.errors import ConfigError
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -218,5 +218,5 @@ class BudgetConfig(ConfigPart):
     @field_validator("force_keep")
     @classmethod
     def _patterns_compile(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        check_patterns(value)  # a bad pattern fails here, naming it, not at the first call
+        compile_rules(value, ())  # a bad pattern fails here, naming it, not at the first call
         return value

@@ -108,22 +108,13 @@ def _from_hf_model(obj: Any) -> tuple[Any, Any, str] | None:
     return obj, tokenizer, name
 
 
-def _from_wrapper(attr: str) -> Callable[[Any], tuple[Any, Any, str] | None]:
-    """LangChain's ``HuggingFaceEmbeddings`` (``_client``) and LlamaIndex's
-    ``HuggingFaceEmbedding`` (``_model``) hold a SentenceTransformer."""
-
-    def unwrap(obj: Any) -> tuple[Any, Any, str] | None:
-        inner = getattr(obj, attr, None)
-        return None if inner is None else _from_sentence_transformer(inner)
-
-    return unwrap
-
-
 #: Loaded-model kinds, tried in order: class name -> how to reach model and tokenizer.
+#: LangChain's ``HuggingFaceEmbeddings`` (``_client``) and LlamaIndex's ``HuggingFaceEmbedding``
+#: (``_model``) hold a SentenceTransformer.
 LOADED_KINDS: dict[str, Callable[[Any], tuple[Any, Any, str] | None]] = {
     "SentenceTransformer": _from_sentence_transformer,
-    "HuggingFaceEmbeddings": _from_wrapper("_client"),
-    "HuggingFaceEmbedding": _from_wrapper("_model"),
+    "HuggingFaceEmbeddings": lambda obj: _from_sentence_transformer(getattr(obj, "_client", None)),
+    "HuggingFaceEmbedding": lambda obj: _from_sentence_transformer(getattr(obj, "_model", None)),
 }
 
 

@@ -80,8 +80,7 @@ def check_budget(ratio: Any, budget: Any) -> tuple[float | str | None, int | Non
         if (
             isinstance(ratio, bool)
             or not isinstance(ratio, numbers.Real)
-            or math.isnan(float(ratio))
-            or not 0.0 < float(ratio) <= 1.0
+            or not 0.0 < float(ratio) <= 1.0  # also refuses NaN
         ):
             raise InvalidInputError(f"ratio must be a number in (0, 1] or 'auto', got {ratio!r}")
         ratio = float(ratio)

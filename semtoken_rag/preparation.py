@@ -35,8 +35,7 @@ class ChunkPreparer:
     def __init__(self, config: SemTokenConfig, counter: Callable[[], Counter]) -> None:
         self.config = config
         self._counter = counter
-        budget = config.budget
-        self.rules: Any = compile_rules(budget.force_keep, budget.force_keep_presets)
+        self.rules: Any = compile_rules(config.budget.force_keep, config.budget.force_keep_presets)
         self._memo: LRUMemo[str, PreparedChunk] = LRUMemo(PREPARE_CACHE_SIZE)
 
     def __call__(self, text: str, fp: ChunkFingerprints | None) -> PreparedChunk:

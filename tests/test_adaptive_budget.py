@@ -137,6 +137,20 @@ def test_auto_is_deterministic_and_the_config_default_equals_the_call_argument()
     assert _fake(compression_ratio="auto").compress([TEXT], q, ratio=0.3).budget_choice is None
 
 
+@pytest.mark.parametrize("chunks", ["", [], ["", "  \n "]])
+def test_auto_on_an_empty_context_chooses_its_floor(chunks: str | list[str]) -> None:
+    """Nothing to keep: an empty result whose choice is the floor of an empty context (0
+    tokens), from the call's ``ratio="auto"``, the config's, and ``compress_many``."""
+    by_call = _fake().compress(chunks, "When?", ratio="auto")
+    by_config = _fake(compression_ratio="auto").compress(chunks, "When?")
+    (many,) = _fake().compress_many([(chunks, "When?")], ratio="auto")
+    for res in (by_call, by_config, many):
+        assert res.joined() == "" and res.budget_tokens == res.kept_tokens == 0
+        assert res.budget_choice is not None and res.budget_choice.as_dict() == {
+            "tokens": 0, "reason": "floor", "coverage": 0.0, "needed": 0, "query_words": 0
+        }  # fmt: skip
+
+
 def test_max_tokens_caps_and_a_bigger_floor_keeps_more() -> None:
     q = "When was the Eiffel Tower completed?"
     capped = _fake(max_tokens=7).compress([TEXT], q, ratio="auto")

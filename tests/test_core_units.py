@@ -580,3 +580,15 @@ def test_near_duplicate_pairs_caps_partners_on_repetitive_text() -> None:
     per_unit = np.diff(indptr)
     assert per_unit.max() == 16 and per_unit.min() == 16
     assert all(i not in indices[indptr[i] : indptr[i + 1]] for i in range(300))
+
+
+@pytest.mark.parametrize("n", [3, 5, 9])
+def test_unit_shingles_of_units_shorter_than_n(n: int) -> None:
+    """Every unit shorter than ``n`` (here all of them, also when ``n`` exceeds the whole
+    context) gets one shingle of all its words: equal units, equal hashes."""
+    from semtoken_rag.core.redundancy import unit_shingles
+
+    ids = np.array([7, 8, 7, 8, 9], dtype=np.uint64)
+    indptr, hashes = unit_shingles(ids, np.array([0, 2, 4]), n=n)
+    assert indptr.tolist() == [0, 1, 2, 3]
+    assert hashes[0] == hashes[1] != hashes[2]

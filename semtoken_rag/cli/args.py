@@ -140,13 +140,6 @@ def number_list(
     return mark_numeric(parse, allow_empty=allow_empty)
 
 
-def _nearest_existing(path: Path) -> Path:
-    for parent in (path, *path.parents):
-        if parent.exists():
-            return parent
-    return Path(".")
-
-
 def check_output(path: str | Path, what: str, *, folder: bool) -> Path:
     """Refuse, before anything runs, an output path that cannot be written: a folder (or a
     file's folder) that is an existing file, or a file that is an existing folder.
@@ -165,7 +158,8 @@ def check_output(path: str | Path, what: str, *, folder: bool) -> Path:
         raise InvalidInputError(f"{what} {target} is a file, not a folder")
     if not folder and target.is_dir():
         raise InvalidInputError(f"{what} {target} is a folder, not a file")
-    anchor = _nearest_existing(target if folder else target.parent)
+    start = target if folder else target.parent
+    anchor = next((p for p in (start, *start.parents) if p.exists()), Path("."))
     if not anchor.is_dir():
         raise InvalidInputError(f"{what} {target}: {anchor} is a file, not a folder")
     return target

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, get_args
 
 from semtoken_rag.cli.args import integer
+from semtoken_rag.cli.ray_options import add_ray_options, check_ray_options
+from semtoken_rag.config import DType, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.ingestion import IngestOptions, SourceDocument
+from semtoken_rag.ingestion.chunking import chunk_words
+from semtoken_rag.ingestion.run import ON_ERROR
+from semtoken_rag.store import FingerprintStore
+from semtoken_rag.store.codecs import CODECS
 
 logger = logging.getLogger(__name__)
 
@@ -30,9 +37,6 @@ MAX_BATCH = 65536
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``semtoken-rag ingest``."""
-    from semtoken_rag.config import DType
-    from semtoken_rag.store.codecs import CODECS
-
     parser.add_argument("paths", nargs="+", type=Path, help="files or folders (txt, md, jsonl)")
     parser.add_argument("--store", required=True, type=Path, help="store directory")
     parser.add_argument("--text-field", default="text", help="JSONL field holding the text")
@@ -61,7 +65,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="codec of a NEW store (default pq64; an existing store keeps its own)",
     )  # fmt: skip
     parser.add_argument(
-        "--on-error", choices=("raise", "skip"), default="raise",
+        "--on-error", choices=ON_ERROR, default="raise",
         help="a document that fails to encode: stop (raise) or report it and go on (skip)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -74,8 +78,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         "--encoder-dtype", choices=get_args(DType), default=None,
         help="encoder dtype (default auto: float16 on CUDA, float32 on CPU)",
     )  # fmt: skip
-    from semtoken_rag.cli.ray_options import add_ray_options
-
     add_ray_options(
         parser, title="distributed ingestion on Ray (pip install 'semtoken-rag[ray]')",
         what="encode", actors_default=1,
@@ -89,8 +91,6 @@ def check_options(args: argparse.Namespace) -> None:
         InvalidInputError: ``--chunk-overlap`` without ``--chunk-size`` or not below it,
             or an actor option without ``--ray``.
     """
-    from semtoken_rag.cli.ray_options import check_ray_options
-
     if args.chunk_overlap and args.chunk_size is None:
         raise InvalidInputError(
             f"--chunk-overlap {args.chunk_overlap} needs --chunk-size (windows to overlap)"
@@ -117,8 +117,6 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
 
 
 def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Iterator[Any]:
-    from semtoken_rag.ingestion import SourceDocument
-
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.decode("utf-8", errors="replace")
@@ -140,9 +138,6 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
 
 def read_documents(path: Path, args: argparse.Namespace) -> list[Any]:
     """Documents of one file (see the module docstring for the rules)."""
-    from semtoken_rag.ingestion import SourceDocument
-    from semtoken_rag.ingestion.chunking import chunk_words
-
     if path.suffix.lower() in JSONL_SUFFIXES:
         docs = list(_jsonl_documents(path, args.text_field, args.id_field))
     else:
@@ -159,21 +154,18 @@ def read_documents(path: Path, args: argparse.Namespace) -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Read the documents, fingerprint those not yet stored, print a summary."""
-    from semtoken_rag import SemTokenConfig
-    from semtoken_rag.ingestion import IngestOptions
-
     check_options(args)
     files = list(iter_files(list(args.paths)))
     docs = [d for f in files for d in read_documents(f, args)]
     if not any(d.text.strip() for d in docs):
         raise InvalidInputError(f"no text to ingest in {', '.join(map(str, args.paths))}")
-    config = SemTokenConfig(**_encoder_options(args))
+    given = {"encoder_model": args.encoder, "device": args.device,
+             "batch_size": args.window_batch, "encoder_dtype": args.encoder_dtype}  # fmt: skip
+    config = SemTokenConfig(**{k: v for k, v in given.items() if v is not None})
     options = IngestOptions(
         batch_size=args.batch_size, on_error=args.on_error, progress=not args.no_progress
     )
     report = (_on_ray if args.ray is not None else _here)(args, docs, config, options)
-    from semtoken_rag.store import FingerprintStore
-
     with FingerprintStore(args.store, read_only=True) as store:  # the log is merged by now
         stats = store.stats()
     failed = ""
@@ -190,8 +182,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _store(args: argparse.Namespace) -> Any:
-    from semtoken_rag.store import FingerprintStore
-
     return FingerprintStore(args.store, max_bytes=args.max_bytes, codec=args.codec)
 
 
@@ -218,14 +208,3 @@ def _on_ray(args: argparse.Namespace, docs: list[Any], config: Any, options: Any
     report = ray_ingest(docs, lambda: _store(args), config=config, ray=pool, options=options)
     print(f"ray: {report.workers} actors, {report.batches} batches in {report.seconds:.1f} s")
     return report
-
-
-def _encoder_options(args: argparse.Namespace) -> dict[str, Any]:
-    """SemTokenConfig fields set on the command line."""
-    options: dict[str, Any] = {
-        "encoder_model": args.encoder,
-        "device": args.device,
-        "batch_size": args.window_batch,
-        "encoder_dtype": args.encoder_dtype,
-    }
-    return {k: v for k, v in options.items() if v is not None}

@@ -35,18 +35,13 @@ def add_ray_options(
         help=f"actors, each loading its models once, 1 to {MAX_COUNT:,}"
         + (f" (default {actors_default})" if actors_default else " (default: the CPUs)"),
     )  # fmt: skip
-    group.add_argument(
-        "--cpus-per-actor", type=number("--cpus-per-actor", 0.0, 1e6, low_open=True),
-        default=1.0, help="CPUs per actor, in (0, 1e6]",
-    )  # fmt: skip
-    group.add_argument(
-        "--gpus-per-actor", type=number("--gpus-per-actor", 0.0, 1e6), default=0.0,
-        help="GPUs per actor, in [0, 1e6] (0: CPU actors)",
-    )  # fmt: skip
-    group.add_argument(
-        "--connect-timeout", type=number("--connect-timeout", 0.0, 1e6, low_open=True),
-        default=10.0, help="seconds to wait for ADDRESS, in (0, 1e6]",
-    )  # fmt: skip
+    for flag, low_open, default, text in (
+        ("--cpus-per-actor", True, 1.0, "CPUs per actor, in (0, 1e6]"),
+        ("--gpus-per-actor", False, 0.0, "GPUs per actor, in [0, 1e6] (0: CPU actors)"),
+        ("--connect-timeout", True, 10.0, "seconds to wait for ADDRESS, in (0, 1e6]"),
+    ):
+        kind = number(flag, 0.0, 1e6, low_open=low_open)
+        group.add_argument(flag, type=kind, default=default, help=text)
     parser.set_defaults(_ray_defaults={d: parser.get_default(d) for d in RAY_ONLY})
     return group
 

@@ -41,7 +41,9 @@ def _info(args: argparse.Namespace) -> int:
             stats = store.stats()
             problems = store.verify() if args.check else []
     except StoreDamagedError as exc:
-        return _report_damage(args, str(exc))
+        damaged = {"damaged": True, "problems": [str(exc)]}
+        print(json.dumps(damaged, indent=2) if args.json else f"store {args.dir}: DAMAGED\n  {exc}")
+        return 1
     if args.json:
         print(json.dumps({**dataclasses.asdict(stats), "problems": problems}, indent=2))
     else:
@@ -57,15 +59,6 @@ def _info(args: argparse.Namespace) -> int:
             for p in problems[:20]:
                 print(f"    {p}")
     return 1 if problems else 0
-
-
-def _report_damage(args: argparse.Namespace, message: str) -> int:
-    if args.json:
-        print(json.dumps({"damaged": True, "problems": [message]}, indent=2))
-    else:
-        print(f"store {args.dir}: DAMAGED")
-        print(f"  {message}")
-    return 1
 
 
 ACTIONS = {"info": _info}

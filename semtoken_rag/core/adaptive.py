@@ -22,9 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Why a budget was chosen (``BudgetChoice.reason``).
-REASONS = ("coverage", "floor", "ceiling", "summary")
-
 
 @dataclass(frozen=True)
 class AdaptiveRule:
@@ -126,8 +123,7 @@ def choose_budget(
     chosen = order[: max(k, 1)]
     kept = forced.copy()
     kept[chosen] = True
-    needed = int(unit_costs[kept].sum())
-    needed += rule.separator_cost * len(chosen)
+    needed = int(unit_costs[kept].sum()) + rule.separator_cost * len(chosen)
     tokens = min(max(needed, rule.floor), rule.ceiling)
     reason = "coverage" if tokens == needed else ("floor" if tokens > needed else "ceiling")
     return BudgetChoice(tokens, reason, coverage, needed, int(matches.shape[0]))

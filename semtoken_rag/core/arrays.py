@@ -75,8 +75,5 @@ class CorePlan:
 
 def empty_plan() -> CorePlan:
     """The plan of a context without units."""
-    empty_i = np.zeros(0, dtype=np.int64)
-    empty_f = np.zeros(0, dtype=np.float32)
-    return CorePlan(
-        np.zeros(0, bool), empty_i, empty_i, empty_f, empty_f, np.zeros(0, bool), empty_i, 0
-    )
+    b, i, f = (np.zeros(0, dtype=t) for t in (bool, np.int64, np.float32))
+    return CorePlan(b, i, i, f, f, b, i, 0)

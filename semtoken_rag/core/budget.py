@@ -151,11 +151,10 @@ class _Kept:
 def _keep_forced(state: _Kept, forced: np.ndarray | None, costs: list[int]) -> tuple[int, int]:
     """Keep every forced unit, in order; returns ``(used tokens, forced tokens)``."""
     used = forced_tokens = 0
-    if forced is not None and forced.any():
-        for i in np.flatnonzero(forced).tolist():
-            used += costs[i] + state.sep_delta(i)
-            forced_tokens += costs[i]
-            state.keep(i)
+    for i in [] if forced is None else np.flatnonzero(forced).tolist():
+        used += costs[i] + state.sep_delta(i)
+        forced_tokens += costs[i]
+        state.keep(i)
     return used, forced_tokens
 
 
@@ -227,8 +226,6 @@ def select_units(
     """
     rules = rules or UnitRules()
     n = len(scores)
-    if n == 0:
-        return Selection(kept=np.zeros(n, dtype=bool))
     state = _Kept(n, rules)
     costs_list = costs.tolist()
     cand = np.ones(n, dtype=bool) if rules.candidates is None else rules.candidates
@@ -243,17 +240,6 @@ def select_units(
         forced_tokens=forced_tokens,
         dedup_skipped_tokens=skipped,
     )
-
-
-@dataclass(frozen=True)
-class ContextRules:
-    """What SemToken's stages add to the budget rule: the :class:`UnitRules` of the same names
-    over the whole context's units (``separator_cost`` is ``sep_cost``)."""
-
-    candidates: np.ndarray | None = None
-    duplicates: CSR | None = None
-    shingles: CSR | None = None
-    separator_cost: int = 0
 
 
 def _restrict(graph: CSR, a: int, b: int, renumber: bool) -> CSR:
@@ -275,21 +261,20 @@ def _group_rules(
     ctx: ContextArrays,
     idx: np.ndarray,
     params: SelectionConfig,
-    rules: ContextRules,
+    rules: UnitRules,
     word_costs: np.ndarray | None,
 ) -> UnitRules:
     """The context's rules restricted to the units ``idx`` (contiguous: ``unit_chunk`` is
     non-decreasing), renumbered from 0."""
-    cand = np.ones(ctx.n_units, dtype=bool) if rules.candidates is None else rules.candidates
     dups, shingles = rules.duplicates, rules.shingles
     a, b = int(idx[0]), int(idx[-1]) + 1
     return UnitRules(
-        candidates=cand[idx],
+        candidates=None if rules.candidates is None else rules.candidates[idx],
         forced=ctx.forced[idx],
         duplicates=_restrict(dups, a, b, renumber=True) if dups is not None else None,
         word_costs=word_costs[idx] if word_costs is not None else None,
         min_fill_tokens=params.min_fill_tokens,
-        sep_cost=rules.separator_cost,
+        sep_cost=rules.sep_cost,
         unit_chunk=ctx.unit_chunk[idx],
         shingles=_restrict(shingles, a, b, renumber=False) if shingles is not None else None,
         lexical_threshold=params.lexical_dedup_threshold,
@@ -302,7 +287,7 @@ def select_context(
     unit_costs: np.ndarray,
     budgets: np.ndarray,
     params: SelectionConfig,
-    rules: ContextRules | None = None,
+    rules: UnitRules,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`select_units` over the joint context or each chunk.
 
@@ -311,12 +296,13 @@ def select_context(
         unit_costs: ``(U,) int64`` tokens of each unit.
         budgets: ``(1,)`` one joint budget, or ``(n_chunks,)`` one per chunk.
         params: The selection knobs (partial fill, lexical threshold).
+        rules: ``candidates``, ``duplicates``, ``shingles`` and ``sep_cost`` over the whole
+            context (the rest comes from ``ctx`` and ``params``).
 
     Returns:
         ``(kept (U,) bool, partial (U,) int64 leading words of partly kept units, tokens
         skipped as near-duplicates)``.
     """
-    rules = rules or ContextRules()
     n_units = ctx.n_units
     word_costs = None
     if params.fill_partial:  # each unit's per-word costs, what the partial fill cuts

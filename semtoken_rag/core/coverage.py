@@ -5,13 +5,12 @@ Query relevance carries almost all of the signal for a specific question.  For a
 ranking keeps near-repeats of the document's centre.  Coverage ranks units by how much *new*
 content each adds: budgeted facility location (Lin & Bilmes, 2011), maximised greedily,
 
-    F(S) = sum_j w_j * max_{i in S} sim(j, i)        gain(i | S) / cost(i)^r
+    F(S) = sum_j w_j * max_{i in S} sim(j, i)        gain(i | S) / cost(i)
 
 where ``sim`` is the cosine of unit fingerprints (negative similarity counts as 0), ``w_j`` is
 how much unit ``j`` matters (its span's semantic entropy: dense content weighs more, repeated
-boilerplate less; the seed's entropy-guided allocation), and ``r`` (``cost_exponent``) trades
-short, dense units against long ones.  The greedy order is returned as scores, so the one budget
-rule of :mod:`semtoken_rag.core.budget` spends the budget (prefix-closed, partial fill).
+boilerplate less; the seed's entropy-guided allocation).  The greedy order is returned as
+scores, so the one budget rule of :mod:`semtoken_rag.core.budget` spends the budget.
 
 Similarities are kept sparse (each unit's ``neighbours`` most similar units, found with blocked
 matrix products), so memory is ``O(U * k)`` whatever the context size; the greedy is lazy
@@ -46,11 +45,7 @@ def neighbour_graph(
     x = unit_vectors.astype(np.float32, copy=False)
     for lo in range(0, n, block):
         s = x[lo : lo + block] @ x.T
-        idx = (
-            np.argpartition(-s, k - 1, axis=1)[:, :k]
-            if k < n
-            else np.tile(np.arange(n), (len(s), 1))
-        )
+        idx = np.argpartition(-s, k - 1, axis=1)[:, :k]
         index[lo : lo + len(s)] = idx
         sim[lo : lo + len(s)] = np.maximum(np.take_along_axis(s, idx, axis=1), 0.0)
     return index, sim
@@ -62,7 +57,6 @@ def coverage_scores(
     weights: np.ndarray | None = None,
     *,
     neighbours: int = 32,
-    cost_exponent: float = 1.0,
 ) -> np.ndarray:
     """Greedy facility-location order of the units, as scores (higher = picked earlier).
 
@@ -71,8 +65,6 @@ def coverage_scores(
         costs: ``(U,) int64`` tokens of each unit (``>= 0``; 0 counts as 1).
         weights: ``(U,) float`` importance of covering each unit (``>= 0``); ``None``: all 1.
         neighbours: Sparsity of the similarity graph (see :func:`neighbour_graph`).
-        cost_exponent: ``r`` in ``gain / cost^r``: 1 is the classic budgeted greedy, 0 ignores
-            length.
 
     Returns:
         ``(U,) float32``: ``U - rank`` (the first pick scores ``U``); ties by original order.
@@ -88,7 +80,7 @@ def coverage_scores(
     cover_ptr = np.r_[0, np.cumsum(np.bincount(cols, minlength=n))]
     covered_units = order // index.shape[1]  # the row of each entry of the (U, k) graph
     covered_sim = sim.ravel()[order].astype(np.float64)
-    scale = np.maximum(costs.astype(np.float64), 1.0) ** float(cost_exponent)
+    scale = np.maximum(costs.astype(np.float64), 1.0)
 
     best = np.zeros(n, dtype=np.float64)  # current coverage of each unit
 

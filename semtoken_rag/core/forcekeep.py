@@ -64,19 +64,14 @@ def _compile(name: str, pattern: str) -> ForceKeepRule:
         raise ConfigError(f"invalid force_keep regex {name}: {pattern!r}: {exc}") from exc
 
 
-def check_patterns(patterns: Sequence[str]) -> None:
-    """Compile each user pattern once, so a bad one fails at config time with a typed error.
+def compile_rules(
+    patterns: Iterable[str], presets: Iterable[ForceKeepPreset]
+) -> tuple[ForceKeepRule, ...]:
+    """The presets' and the user's patterns, each compiled on its own (empty: no rule).
 
     Raises:
         ConfigError: naming the pattern (its position and text) and the syntax problem.
     """
-    compile_rules(patterns, ())
-
-
-def compile_rules(
-    patterns: Iterable[str], presets: Iterable[ForceKeepPreset]
-) -> tuple[ForceKeepRule, ...]:
-    """The presets' and the user's patterns, each compiled on its own (empty: no rule)."""
     rules = [_compile(f"preset {p!r}", PRESET_PATTERNS[p]) for p in presets]
     rules += [_compile(f"#{i}", p) for i, p in enumerate(patterns)]
     return tuple(rules)
@@ -125,9 +120,6 @@ def forced_units(
     Returns:
         ``(n_units,) bool``.
     """
-    forced = np.zeros(len(unit_starts), dtype=bool)
-    if len(matches) == 0 or len(word_spans) == 0:
-        return forced
     # Words overlapping [s, e): first word whose end > s .. last word whose start < e.
     first = np.searchsorted(word_spans[:, 1], matches[:, 0], side="right")
     last = np.searchsorted(word_spans[:, 0], matches[:, 1], side="left") - 1

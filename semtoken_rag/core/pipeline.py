@@ -16,7 +16,7 @@ import numpy as np
 
 from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, choose_budget, scope_budgets
 from semtoken_rag.core.arrays import ContextArrays, CorePlan, empty_plan
-from semtoken_rag.core.budget import CSR, ContextRules, select_context
+from semtoken_rag.core.budget import CSR, UnitRules, select_context
 from semtoken_rag.core.coverage import coverage_scores
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.params import SelectionConfig
@@ -225,8 +225,7 @@ def _adaptive(
     """The selection's budgets under the ``auto`` rule (see :mod:`semtoken_rag.core.adaptive`):
     a query ranked by relevance is covered word by word; any other objective gets the
     ceiling."""
-    has_query = matches is not None
-    if objective_for(params, has_query, rule.summary) != "relevance":
+    if objective_for(params, matches is not None, rule.summary) != "relevance":
         matches = None  # a summary (or coverage) objective: nothing to cover, the ceiling
     choice = choose_budget(matches, scores, units.costs, candidates, ctx.forced, rule)
     chunk_costs = np.bincount(ctx.unit_chunk, weights=units.costs).astype(np.int64)
@@ -260,8 +259,9 @@ def plan_context(
         generic_query: The query asks for a summary rather than a fact (the ``auto``
             objective then buys coverage; see :func:`objective_for`).
     """
-    if ctx.n_units == 0:
-        return empty_plan()
+    if ctx.n_units == 0:  # nothing to keep; under the ``auto`` rule, its floor (0 tokens)
+        choice = BudgetChoice(budgets.floor, "floor") if isinstance(budgets, AdaptiveRule) else None
+        return dataclasses.replace(empty_plan(), budget_choice=choice)
     clock = _Stages(on_stage)
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
     unit_vecs = l2_normalize(segment_means(ctx.word_vectors, ctx.unit_starts))
@@ -280,7 +280,7 @@ def plan_context(
     clock.done("scoring")
     dups, shingles = _redundancy(ctx, unit_vecs, params, dedup_search)
     clock.done("dedup")
-    rules = ContextRules(candidates, dups, shingles, separator_cost)
+    rules = UnitRules(candidates, duplicates=dups, shingles=shingles, sep_cost=separator_cost)
     kept, partial, skipped = select_context(ctx, scores, units.costs, budgets, params, rules)
     clock.done("selection")
     return CorePlan(
@@ -323,15 +323,7 @@ def plan_scored(
     if len(scores) != n_units:
         raise ValueError(f"{len(scores)} scores for {n_units} units")
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
-    rules = ContextRules(separator_cost=separator_cost)
+    rules = UnitRules(sep_cost=separator_cost)
     kept, partial, _ = select_context(ctx, scores, unit_costs, budgets, params, rules)
-    return CorePlan(
-        kept=kept,
-        partial=partial,
-        span_starts=np.arange(n_units, dtype=np.int64),
-        span_entropy=np.zeros(n_units, dtype=np.float32),
-        unit_scores=scores,
-        coarse=np.zeros(n_units, dtype=bool),
-        unit_costs=unit_costs,
-        dedup_skipped_tokens=0,
-    )
+    spans, zeros = np.arange(n_units, dtype=np.int64), np.zeros(n_units, dtype=np.float32)
+    return CorePlan(kept, partial, spans, zeros, scores, np.zeros(n_units, bool), unit_costs, 0)

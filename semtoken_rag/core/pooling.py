@@ -86,9 +86,7 @@ def pool_tokens_to_words(
         return out
     counts = np.bincount(token_word, minlength=n_words)
     present = np.flatnonzero(counts)
-    starts = np.searchsorted(token_word, present, side="left")
-    out[present] = segment_sums(token_vectors.astype(np.float32, copy=False), starts)
-    out[present] /= counts[present, None].astype(np.float32)
+    out[present] = segment_means(token_vectors, np.searchsorted(token_word, present))
     missing = np.flatnonzero(counts == 0)
     if len(missing):
         # A word the tokenizer dropped (control characters, unknown symbols): nearest word's

@@ -88,21 +88,19 @@ def unit_shingles(
     pos = np.arange(n_words)
     valid = pos + n <= unit_end[unit_of_word]
     h = np.zeros(n_words, dtype=np.uint64)
+    short = np.flatnonzero(unit_end - unit_starts < n)
     with np.errstate(over="ignore"):
         for k in range(n):
             shifted = np.zeros(n_words, dtype=np.uint64)
-            shifted[: n_words - k] = ids[k:]
+            shifted[: max(n_words - k, 0)] = ids[k:]  # k >= n_words: nothing to shift in
             h = h * _P1 + shifted * _P2 + np.uint64(k + 1)
-    # Units shorter than n: one shingle hashing all their words, at their first word.
-    short = np.flatnonzero(unit_end - unit_starts < n)
-    if len(short):
-        with np.errstate(over="ignore"):
-            for u in short.tolist():
-                acc = np.uint64(len(word_ids[unit_starts[u] : unit_end[u]]))
-                for w in ids[unit_starts[u] : unit_end[u]]:
-                    acc = acc * _P1 + w * _P2
-                h[unit_starts[u]] = acc
-        valid[unit_starts[short]] = True
+        # Units shorter than n: one shingle hashing all their words, at their first word.
+        for u in short.tolist():
+            acc = np.uint64(unit_end[u] - unit_starts[u])
+            for w in ids[unit_starts[u] : unit_end[u]]:
+                acc = acc * _P1 + w * _P2
+            h[unit_starts[u]] = acc
+    valid[unit_starts[short]] = True
     counts = np.bincount(unit_of_word[valid], minlength=n_units)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return indptr, h[valid]

@@ -104,9 +104,7 @@ def late_interaction(
 def standardize(x: np.ndarray) -> np.ndarray:
     """Z-scores of ``x`` (all zeros when ``x`` is constant or has fewer than two values)."""
     x = x.astype(np.float32, copy=False)
-    if len(x) < 2:
-        return np.zeros_like(x)
-    std = float(x.std())
+    std = float(x.std()) if len(x) > 1 else 0.0
     if std < 1e-8:
         return np.zeros_like(x)
     return (x - float(x.mean())) / std

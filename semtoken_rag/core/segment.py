@@ -125,8 +125,6 @@ def find_units(
     starts = np.concatenate([[0], np.flatnonzero(ends[:-1]) + 1]).astype(np.int64)
     lengths = np.diff(np.append(starts, n))
     long = np.flatnonzero(lengths > max_words)
-    if len(long) == 0:
-        return starts
     extra: list[int] = []
     for i in long:
         lo = int(starts[i])

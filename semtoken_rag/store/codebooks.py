@@ -119,7 +119,7 @@ class Codebooks:
 
     def __init__(self, spec: CodecSpec) -> None:
         self.spec = spec
-        self._books: dict[int, Codebook] = {}
+        self.by_id: dict[int, Codebook] = {}  # loaded, by id
 
     def refresh(self, conn: sqlite3.Connection) -> None:
         """Load codebooks written since the last call (by this or another process).
@@ -127,33 +127,23 @@ class Codebooks:
         Raises:
             DamagedCodebook: a new codebook fails its digest or FAISS cannot read it.
         """
-        new = [i for (i,) in conn.execute("SELECT id FROM codebooks") if i not in self._books]
+        new = [i for (i,) in conn.execute("SELECT id FROM codebooks") if i not in self.by_id]
         # Only new rows (a codebook's state is ~400 KB).
         for row in select_in(conn, f"SELECT {_COLUMNS} FROM codebooks WHERE id IN ({{}})", new):
             book = Codebook(*row)
             if not book.intact:  # checked on every load: the runtime cache is by digest
                 raise DamagedCodebook(f"codebook {book.id} ({book.codec}) fails its digest")
             runtime_codec(book)
-            self._books[book.id] = book
-
-    def get(self, cid: int) -> Codebook | None:
-        """A loaded codebook by id."""
-        return self._books.get(cid)
+            self.by_id[book.id] = book
 
     def find(self, codec: str, dim: int) -> Codebook | None:
         """The codebook of ``codec`` at ``dim``, if loaded."""
-        return next((b for b in self._books.values() if b.codec == codec and b.dim == dim), None)
+        return next((b for b in self.by_id.values() if b.codec == codec and b.dim == dim), None)
 
     @property
     def trained(self) -> bool:
         """Whether the store's codec has a codebook (always true for raw codecs)."""
-        return not self.spec.trained or any(b.codec == self.spec.name for b in self._books.values())
-
-    def ensure_raw(self, conn: sqlite3.Connection, spec: CodecSpec, dim: int) -> Codebook:
-        """Inside a write transaction: the raw codebook of ``spec`` at ``dim``, created on
-        first use."""
-        book = self.find(spec.name, dim)
-        return book or self.add(conn, spec.name, dim, spec.factory(dim), b"", 1.0, 0, "")
+        return not self.spec.trained or any(b.codec == self.spec.name for b in self.by_id.values())
 
     def add(
         self,
@@ -179,10 +169,11 @@ class Codebooks:
         return book
 
     def codec_set(self, conn: sqlite3.Connection, dim: int) -> CodecSet:
-        """Inside a write transaction: the :class:`CodecSet` for vectors of ``dim``."""
-        if not self.spec.trained:
-            raw = self.ensure_raw(conn, self.spec, dim)
-            return CodecSet(raw, raw, guard=False)
-        staging = self.ensure_raw(conn, STAGING, dim)
-        trained = self.find(self.spec.name, dim)
+        """Inside a write transaction: the :class:`CodecSet` for vectors of ``dim`` (its raw
+        codebook, the store's own or float16 staging, is created on first use)."""
+        raw = STAGING if self.spec.trained else self.spec
+        staging = self.find(raw.name, dim) or self.add(
+            conn, raw.name, dim, raw.factory(dim), b"", 1.0, 0, ""
+        )
+        trained = self.find(self.spec.name, dim) if self.spec.trained else None
         return CodecSet(trained or staging, staging, guard=trained is not None)

@@ -102,8 +102,7 @@ class CodecSpec:
             StoreError: not a codec description this version understands.
         """
         try:
-            data = json.loads(text)
-            return cls(**data)
+            return cls(**json.loads(text))
         except (ValueError, TypeError) as exc:
             raise StoreError(f"unreadable codec description {text[:80]!r}: {exc}") from exc
 

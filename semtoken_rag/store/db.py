@@ -268,15 +268,6 @@ def read_counters(conn: sqlite3.Connection) -> dict[str, int]:
     return {str(name): int(value) for name, value in rows}
 
 
-def reclaim_free_pages(conn: sqlite3.Connection) -> None:
-    """Return free pages to the file system (a no-op for stores without ``auto_vacuum``).
-
-    Its own transaction: call outside one, under the store's write lock.  ``executescript``
-    because ``execute`` steps the pragma once (one page).
-    """
-    conn.executescript("PRAGMA incremental_vacuum;")
-
-
 #: Values per ``IN (...)`` query (SQLite's variable limit is at least 999).
 SQL_BATCH = 500
 

@@ -190,10 +190,8 @@ def encode_by_dim(
     """:func:`encode_documents` for documents of any dimensions (one codec call per
     dimension), in input order; ``codec_set(dim)`` gives the store's codebooks."""
     out: dict[int, EncodedDocument] = {}
-    by_dim: dict[int, list[int]] = {}
-    for i, d in enumerate(docs):
-        by_dim.setdefault(d.fingerprints.dim, []).append(i)
-    for dim, idx in by_dim.items():
+    for dim in dict.fromkeys(d.fingerprints.dim for d in docs):
+        idx = [i for i, d in enumerate(docs) if d.fingerprints.dim == dim]
         encoded = encode_documents([docs[i] for i in idx], codec_set(dim), encoder=encoder)
         out.update(zip(idx, encoded, strict=True))
     return [out[i] for i in range(len(docs))]

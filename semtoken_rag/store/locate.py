@@ -71,13 +71,12 @@ def chunk_queries(
     sources = check_sources(sources, len(texts))
     check_encoder_id(encoder_id)
     out = []
-    for i, text in enumerate(texts):
+    for text, source in zip(texts, sources or [None] * len(texts), strict=True):
         clean = model_text(text)
         spans = find_words(clean)
         words = list(map(clean.__getitem__, map(slice, spans[:, 0].tolist(), spans[:, 1].tolist())))
         if not unicodedata.is_normalized("NFKC", clean):
             words = normalise(words)
-        source = None if sources is None else sources[i]
         out.append(ChunkQuery(fingerprint_key(text, encoder_id), spans, words, source))
     return out
 
@@ -202,9 +201,7 @@ class Locator:
                     votes[(doc, word - pos)] += 1.0 / len(rows)
         self._load_docs(_DOCS_BY_ID, [d for d, _ in votes if d not in self._docs])
         ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [(doc, off) for (doc, off), _ in ranked if self._fits(doc, off, len(q.words))][
-            :MAX_VERIFY
-        ]
+        return [(d, o) for (d, o), _ in ranked if self._fits(d, o, len(q.words))][:MAX_VERIFY]
 
     def _shingle_rows(self, h: int, doc: int | None) -> list[tuple[int, int]]:
         key = (h, doc)
@@ -240,8 +237,7 @@ class Locator:
                 break
         if best is None:
             return None
-        d = self._docs[best[2]]
-        self.result.served[d.id] = d.last_used
+        self.result.served[best[2]] = self._docs[best[2]].last_used
         return best[1]
 
     def _verified(self, doc: int, off: int, q: ChunkQuery) -> tuple[ChunkFingerprints, int] | None:
@@ -284,10 +280,10 @@ class Locator:
             self.result.damaged.add(doc)
             return None
         start, cid, n, csum, codes, words = row
-        book = self.books.get(int(cid))
+        book = self.books.by_id.get(int(cid))
         if book is None:
             self.books.refresh(self.conn)
-            book = self.books.get(int(cid))
+            book = self.books.by_id.get(int(cid))
         index = bid & ((1 << BLOCK_BITS) - 1)
         try:
             if book is None or book.dim != d.dim:

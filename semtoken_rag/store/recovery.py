@@ -63,7 +63,8 @@ def open_database(
             _close(conn)
             raise StoreError(f"cannot open {path}: {exc}") from exc
         problem = str(exc)
-    return _start_over(directory, conn, problem, timeout, spec or get_codec(None))
+    _close(conn)
+    return _start_over(directory, problem, timeout, spec)
 
 
 def _close(conn: sqlite3.Connection | None) -> None:
@@ -71,16 +72,16 @@ def _close(conn: sqlite3.Connection | None) -> None:
         conn.close()
 
 
-def open_memory(timeout: float, spec: CodecSpec) -> tuple[sqlite3.Connection, Codebooks]:
-    """A new store that lives in memory only (``FingerprintStore(None)``)."""
-    conn = _create(db.connect(None, timeout), None, spec)
-    return conn, _load(conn, "(memory)")
-
-
-def _create(conn: sqlite3.Connection, path: Path | None, spec: CodecSpec) -> sqlite3.Connection:
+def open_new(
+    directory: Path | None, timeout: float, spec: CodecSpec | None
+) -> tuple[sqlite3.Connection, Codebooks]:
+    """A new, empty store of codec ``spec`` (``None``: the default): in memory only
+    (``directory`` None) or after a quarantine."""
+    path = None if directory is None else directory / DB_NAME
+    conn = db.connect(path, timeout)
     db.configure_writer(conn, path, new=True)
-    db.create_schema(conn, spec)
-    return conn
+    db.create_schema(conn, spec or get_codec(None))
+    return conn, _load(conn, directory or "(memory)")
 
 
 def _load(conn: sqlite3.Connection, where: object, asked: CodecSpec | None = None) -> Codebooks:
@@ -108,20 +109,14 @@ def check_codec(stored: CodecSpec, asked: CodecSpec | None, where: object) -> No
 
 
 def _start_over(
-    directory: Path,
-    conn: sqlite3.Connection | None,
-    problem: str,
-    timeout: float,
-    spec: CodecSpec,
+    directory: Path, problem: str, timeout: float, spec: CodecSpec | None
 ) -> tuple[sqlite3.Connection, Codebooks]:
-    _close(conn)
     where = quarantine(directory, DB_FILES)
     warn_damage(
         f"fingerprint store {directory} is damaged ({problem}); its files were moved to "
         f"{where} and an empty store was started (fingerprints will be recomputed)"
     )
-    conn = _create(db.connect(directory / DB_NAME, timeout), directory / DB_NAME, spec)
-    return conn, _load(conn, directory)
+    return open_new(directory, timeout, spec)
 
 
 def open_read_only(
@@ -152,21 +147,14 @@ def open_read_only(
         except BaseException:
             conn.close()
             raise
-    except (db.DamagedStore, DamagedCodebook) as exc:
-        raise damaged_error(directory, str(exc)) from exc
-    except sqlite3.DatabaseError as exc:
-        if db.is_damage(exc):
-            raise damaged_error(directory, str(exc)) from exc
-        raise StoreError(f"cannot open {path} read-only: {exc}") from exc
-
-
-def damaged_error(directory: Path | None, problem: str) -> StoreDamagedError:
-    """The error of a damaged store that may not be repaired here (read-only, or in use)."""
-    return StoreDamagedError(
-        f"fingerprint store {directory or '(memory)'} is damaged ({problem}); nothing was "
-        "changed. Open it writable (read_only=False) to move the damaged files to a "
-        "quarantine folder and start an empty store"
-    )
+    except (db.DamagedStore, DamagedCodebook, sqlite3.DatabaseError) as exc:
+        if isinstance(exc, sqlite3.DatabaseError) and not db.is_damage(exc):
+            raise StoreError(f"cannot open {path} read-only: {exc}") from exc
+        raise StoreDamagedError(
+            f"fingerprint store {directory} is damaged ({exc}); nothing was changed. Open it "
+            "writable (read_only=False) to move the damaged files to a quarantine folder and "
+            "start an empty store"
+        ) from exc
 
 
 def _connect_read_only(directory: Path, timeout: float) -> sqlite3.Connection:
@@ -197,16 +185,6 @@ def _connect_read_only(directory: Path, timeout: float) -> sqlite3.Connection:
         return db.connect(path, timeout, read_only=True, immutable=True)
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (so a rename survives power loss); no-op where unsupported."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def quarantine(directory: Path, names: Iterable[str]) -> Path | None:
     """Move the named files of ``directory`` into ``directory/quarantine-<timestamp>/``.
 
@@ -223,7 +201,12 @@ def quarantine(directory: Path, names: Iterable[str]) -> Path | None:
     target.mkdir(parents=True, exist_ok=True)
     for p in present:
         os.replace(p, target / p.name)
-    fsync_dir(directory)
+    with contextlib.suppress(OSError):  # the renames survive power loss (where supported)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return target
 
 

@@ -87,7 +87,7 @@ class FingerprintStore:
         if self.path is None:
             if read_only:
                 raise StoreError("read_only needs a store directory (path=None is in memory)")
-            self._conn, self._books = recovery.open_memory(lock_timeout, asked or get_codec(None))
+            self._conn, self._books = recovery.open_new(None, lock_timeout, asked)
             return
         verify = recovery.verify_default(self.path / DB_NAME, verify_on_open, VERIFY_MAX_BYTES)
         if read_only:
@@ -232,16 +232,14 @@ class FingerprintStore:
                 self._books.refresh(conn)
                 writes.check_codebooks(self._books, docs, self._where)
                 added = writes.insert_documents(conn, docs)
-                dims = {d.dim for d in docs}
-                trained = (
-                    writes.maybe_train(conn, self._books, dims, docs[0].encoder) if added else False
-                )
+                trained = added > 0 and writes.maybe_train(conn, self._books, docs)
                 self._write_touches(conn)
                 if added and self.max_bytes is not None:
                     writes.evict_lru(conn, self.max_bytes)
             if trained:  # the float16 staging pages are free now: hand them back
+                # (executescript: execute steps PRAGMA incremental_vacuum once, one page)
                 with self._write_lock():
-                    db.reclaim_free_pages(self._live())
+                    self._live().executescript("PRAGMA incremental_vacuum;")
         except sqlite3.DatabaseError as exc:
             damage = f"fingerprint store {self._where} is damaged ({exc})"
             types.sqlite_failed(exc, "write", f"{damage}; new fingerprints were not stored")

@@ -16,7 +16,6 @@ from semtoken_rag.errors import StoreError
 from semtoken_rag.store import db
 from semtoken_rag.store.codebooks import Codebook, Codebooks
 from semtoken_rag.store.codecs import STAGING
-from semtoken_rag.store.db import is_damage
 from semtoken_rag.store.encoding import block_checksum
 from semtoken_rag.store.words import unpack
 
@@ -87,7 +86,7 @@ def check_max_bytes(max_bytes: object) -> int | None:
 def sqlite_failed(exc: sqlite3.DatabaseError, op: str, damage: str) -> None:
     """A read or write SQLite refused: damage is a warning and a documented safe result
     (``damage``); anything else (busy, disk full, permissions) a :class:`StoreError`."""
-    if not is_damage(exc):
+    if not db.is_damage(exc):
         raise StoreError(f"fingerprint store {op} failed: {exc}") from exc
     warn_damage(f"{damage}. Reopen it with verify_on_open=True to quarantine and repair it")
 
@@ -126,16 +125,13 @@ def verify_database(conn: sqlite3.Connection, books: Codebooks) -> list[str]:
     Raises:
         sqlite3.DatabaseError: SQLite cannot read the file (the caller reports it).
     """
-    problems: list[str] = []
-    problem = db.health_problem(conn)
-    if problem:
-        problems.append(f"sqlite: {problem}")
+    problems = [f"sqlite: {p}" for p in [db.health_problem(conn)] if p]
     with db.transaction(conn, "DEFERRED"):
         problems += _check_codebooks(conn)
         words: dict[int, int] = {}
         for bid, cid, n, csum, codes, packed, key, dim in conn.execute(_BLOCKS):
             doc, index = bid >> db.BLOCK_BITS, bid & ((1 << db.BLOCK_BITS) - 1)
-            book = books.get(cid)
+            book = books.by_id.get(cid)
             if key is None:
                 problems.append(f"block {index} of document {doc}, which does not exist")
             elif book is None:

@@ -20,7 +20,7 @@ import numpy as np
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
 from semtoken_rag.inputs import check_strings
-from semtoken_rag.store.codebooks import Codebooks, runtime_codec
+from semtoken_rag.store.codebooks import Codebook, Codebooks, runtime_codec
 from semtoken_rag.store.codecs import STAGING, train, training_sample
 from semtoken_rag.store.db import BLOCK_BITS, block_range, read_counters, select_in
 from semtoken_rag.store.encoding import (
@@ -98,10 +98,9 @@ def finite_documents(
         doc = DocumentFingerprints(fingerprint_key(text, encoder_id), text, fp)
         try:
             check_document(doc)
+            docs.append(doc)
         except InvalidInputError as exc:
             logger.warning("not stored: %s", exc)
-            continue
-        docs.append(doc)
     return docs
 
 
@@ -113,7 +112,7 @@ def check_codebooks(books: Codebooks, docs: Sequence[EncodedDocument], where: st
     """
     for doc in docs:
         for cid, digest in doc.digests.items():
-            book = books.get(cid)
+            book = books.by_id.get(cid)
             if book is None or book.sha256 != digest:
                 raise CodebookChangedError(
                     f"document {doc.key[:12]}… was encoded with codebook {cid}, which {where} "
@@ -202,27 +201,25 @@ _STAGED = (
 )
 
 
-def maybe_train(conn: sqlite3.Connection, books: Codebooks, dims: set[int], encoder: str) -> bool:
+def maybe_train(conn: sqlite3.Connection, books: Codebooks, docs: list[EncodedDocument]) -> bool:
     """Inside a write transaction: train the codec for each dimension whose staged words
     reached ``train_min``; whether one was (staged pages were freed: reclaim them after commit)."""
     spec = books.spec
     trained = False
-    for dim in sorted(dims):
+    for dim in sorted({d.dim for d in docs}):
         staging = books.find(STAGING.name, dim)
         if not spec.trained or staging is None or books.find(spec.name, dim) is not None:
             continue
         row = conn.execute("SELECT n_words FROM codebooks WHERE id = ?", (staging.id,)).fetchone()
         if row is not None and int(row[0]) >= spec.train_min:
-            trained |= _train(conn, books, dim, staging.id, encoder)
+            trained |= _train(conn, books, dim, staging, docs[0].encoder)
     return trained
 
 
-def _train(conn: sqlite3.Connection, books: Codebooks, dim: int, staging: int, enc: str) -> bool:
+def _train(conn: sqlite3.Connection, books: Codebooks, dim: int, book: Codebook, enc: str) -> bool:
     t0 = time.perf_counter()
-    book = books.get(staging)
-    assert book is not None
     rows = []
-    for bid, n, csum, codes, words, doc, key, d, start in conn.execute(_STAGED, (staging,)):
+    for bid, n, csum, codes, words, doc, key, d, start in conn.execute(_STAGED, (book.id,)):
         digest = block_checksum(key, bid & ((1 << BLOCK_BITS) - 1), n, d, book.sha256,
                                 bytes(codes), bytes(words))  # fmt: skip
         if d == dim and digest == bytes(csum):  # a damaged block stays as it is (a miss later)
