@@ -98,14 +98,18 @@ def _script(tmp_path: Path, name: str, body: str) -> Path:
     return p
 
 
+def _recorded(side: Path) -> list[str]:
+    """The documents one writer run recorded (the last piece may be half-written)."""
+    if not side.exists():
+        return []
+    lines = side.read_text(encoding="utf-8").split("\n")
+    return [json.loads(line) for line in lines[:-1] if line]
+
+
 def _committed(side_dir: Path) -> list[str]:
-    """The documents the writers recorded, one side file per run: a killed run's file may end
+    """The documents every run recorded, one side file per run: a killed run's file may end
     in a half-written line, which a later run must not append to (it would glue two lines)."""
-    docs: list[str] = []
-    for side in sorted(side_dir.glob("committed-*.jsonl")):
-        lines = side.read_text(encoding="utf-8").split("\n")
-        docs += [json.loads(line) for line in lines[:-1] if line]  # last piece may be partial
-    return docs
+    return [t for side in sorted(side_dir.glob("committed-*.jsonl")) for t in _recorded(side)]
 
 
 def _pq_codebooks(store_dir: Path) -> int:
@@ -177,14 +181,13 @@ def test_sigkill_during_ingestion_never_loses_or_corrupts(tmp_path, codec, kills
     trained_in_run = None
     for run in range(kills):
         side = tmp_path / f"committed-{run}.jsonl"
-        before = len(_committed(tmp_path))
         proc = subprocess.Popen(
             [sys.executable, str(script), str(ROOT), str(store_dir), str(side), str(run), codec,
              str(CRASH_PQ_TRAIN_MIN)],
             stderr=subprocess.PIPE,
         )  # fmt: skip
         deadline = time.monotonic() + 120
-        while len(_committed(tmp_path)) <= before and proc.poll() is None:
+        while not _recorded(side) and proc.poll() is None:  # this run's first commit
             assert time.monotonic() < deadline, "writer made no progress"
             time.sleep(0.01)
         assert proc.poll() is None, proc.stderr.read().decode()
