@@ -509,3 +509,24 @@ def test_store_info_on_a_random_file_in_a_subprocess(tmp_path: Path) -> None:
 
 def test_semtoken_error_is_the_base() -> None:
     assert issubclass(InvalidInputError, SemTokenError)
+
+
+def test_ingest_reads_only_files_of_a_folder_and_names_a_missing_id_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder's sub-folder named like a text file and a dangling link are not documents; a
+    JSONL record without the ``--id-field`` names that field (exit 2, before any model loads)."""
+    from semtoken_rag.cli.ingest import iter_files
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.md").mkdir()
+    (tmp_path / "docs" / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    (tmp_path / "docs" / "a.txt").write_text("Some text.", encoding="utf-8")
+    assert list(iter_files([tmp_path / "docs"])) == [tmp_path / "docs" / "a.txt"]
+    rows = tmp_path / "r.jsonl"
+    rows.write_text('{"text": "one", "id": "a"}\n{"text": "two"}\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(["ingest", str(rows), "--store", str(tmp_path / "s"), "--id-field", "id"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {rows}:2: no 'id' field (--id-field)"
+    assert not (tmp_path / "s").exists()

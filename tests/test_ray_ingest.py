@@ -194,28 +194,31 @@ def test_ray_dataset_input_with_id_column(
     ray_local: Any, docs: list[str], single: Reference, tmp_path: Path
 ) -> None:
     """A Dataset a user already has: stored documents are skipped by the key pass (their id
-    recorded as a name), new ones encoded and named by their id."""
+    recorded as a name), new ones encoded and named by their id; as with a list, a repeated
+    document is counted once (every copy's id recorded) and a blank row is counted as blank."""
     from semtoken_rag.distributed import ray_ingest
     from semtoken_rag.store import FingerprintStore
 
     shutil.copytree(single.store.path, tmp_path / "st")  # a store holding every document
     new = "A brand new document about a lighthouse keeper and the storm that took his boat."
     rows = [{"body": t, "name": f"row-{i}"} for i, t in enumerate(docs)]
-    rows += [{"body": new, "name": "new"}, {"body": f"{POISON} rejected", "name": "bad"}]
+    rows += [{"body": new, "name": "new"}, {"body": f"{POISON} rejected", "name": "bad"},
+             {"body": new, "name": "new-again"}, {"body": docs[3], "name": "row-3-again"},
+             {"body": " \n ", "name": "blank"}]  # fmt: skip
     ds = ray_local.data.from_items(rows)
     report = ray_ingest(
         ds, tmp_path / "st", text_column="body", id_column="name",
         options=_opts(on_error="skip"), actor_class=FailOnMarker,
     )  # fmt: skip
     assert (report.documents, report.already_stored, report.encoded) == (N + 2, N, 1)
-    assert [f.id for f in report.failed] == ["bad"]
+    assert [f.id for f in report.failed] == ["bad"] and (report.blank, report.pending) == (1, 0)
     with FingerprintStore(tmp_path / "st") as st:
         assert st.verify() == [] and len(st) == N + 1
         assert_same_lookups(st, single.store, docs, single.cache_id)
         assert st.lookup([new], single.cache_id)[0] is not None
     names = stored_names(tmp_path / "st")
-    assert names[fingerprint_key(new, single.cache_id)] == {"new"}
-    assert names[fingerprint_key(docs[3], single.cache_id)] == {"row-3"}
+    assert names[fingerprint_key(new, single.cache_id)] == {"new", "new-again"}
+    assert names[fingerprint_key(docs[3], single.cache_id)] == {"row-3", "row-3-again"}
     with pytest.raises(InvalidInputError, match="no 'text' column"):
         ray_ingest(ds, tmp_path / "st")
 

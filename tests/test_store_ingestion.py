@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.errors import ConfigError, InvalidInputError, StoreError
 from semtoken_rag.fingerprints import ChunkSource, fingerprint_key
 from semtoken_rag.ingestion import (
     DocumentEncodingError,
@@ -186,3 +186,46 @@ def test_an_ingestion_smaller_than_train_min_stays_staged_then_trains(tmp_path):
         refs = enc.encode_texts(long_texts(10, "a"))
         assert all(close_enough(g, r, 0.8) for g, r in zip(got, refs, strict=True))
         assert s.verify() == []
+
+
+def test_a_sample_short_of_a_failed_document_is_topped_up_before_the_rest(tmp_path):
+    """A failing document in the sample leaves the staged words short of ``train_min``: another
+    sample makes up the difference, so the codec trains before the other batches are encoded
+    (none of them is left in float16) and the report says it trained."""
+    enc = FailingEncoder()
+    docs = long_texts(60)  # 3,600 words; the small PQ trains on 1,024
+    docs[0] = "boom " + docs[0]
+    with FingerprintStore(tmp_path, codec=SMALL_PQ) as s:
+        report = fill(s, enc, docs, batch_size=8, on_error="skip")
+        assert report.trained and report.encoded == 59 and len(report.failed) == 1
+        st = s.stats()
+        assert st.trained and st.words == 59 * 60 and st.staged_words == 0 and s.verify() == []
+
+
+def test_a_second_dimension_trains_its_own_codebook_with_a_sample(tmp_path):
+    """Training is per dimension: a store already trained for one encoder trains another
+    encoder's dimension with that encoder's own sample batch."""
+    with FingerprintStore(tmp_path, codec=SMALL_PQ) as s:
+        assert fill(s, FakeEncoder(dim=32), long_texts(20, "a"), batch_size=8).trained
+        report = fill(s, FakeEncoder(dim=16), long_texts(60, "b"), batch_size=8)
+        assert report.trained and report.encoded == 60
+        assert report.batches == 1 + 6  # the sample (18 documents), then batches of 8
+        assert s.stats().staged_words == 0 and s.verify() == []
+
+
+def test_a_read_only_store_is_refused_before_anything_is_encoded(tmp_path):
+    enc = FakeEncoder()
+    with FingerprintStore(tmp_path, codec="float32") as s:
+        fill(s, enc, long_texts(2, "a"))
+    with FingerprintStore(tmp_path, read_only=True) as s:
+        with pytest.raises(StoreError, match="read-only: nothing can be ingested"):
+            fill(s, enc, long_texts(3, "b"))
+        assert len(s) == 2 and enc.calls == 2
+
+
+@pytest.mark.parametrize("missing", ["store", "runner"])
+def test_ingest_without_a_store_or_runner_is_a_typed_error(missing):
+    store = None if missing == "store" else FingerprintStore(codec="float32")
+    runner = None if missing == "runner" else LocalRunner(FakeEncoder())
+    with pytest.raises(ConfigError, match=f"ingest needs a {missing}, got None"):
+        ingest(long_texts(1), store, runner)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from semtoken_rag.cli.args import MAX_COUNT, budget, ratio_or_auto
+from semtoken_rag.cli.files import read_text_file
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
@@ -43,18 +44,6 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="named force-keep rule",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def read_text_file(path: Path) -> str:
-    """A text file as UTF-8 (undecodable bytes replaced), or a typed error saying why not."""
-    if path.is_dir():
-        raise InvalidInputError(f"{path} is a directory, not a text file")
-    if not path.exists():
-        raise InvalidInputError(f"no such file: {path}")
-    try:
-        return path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def _read_inputs(files: list[str]) -> list[str]:

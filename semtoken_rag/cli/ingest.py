@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from semtoken_rag.cli.args import integer
+from semtoken_rag.cli.files import open_file, read_text_file
 from semtoken_rag.cli.ray_options import add_ray_options, check_ray_options
 from semtoken_rag.config import DType, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
@@ -108,7 +109,9 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
     for p in paths:
         if p.is_dir():
             yield from sorted(
-                f for f in p.rglob("*") if f.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES and f.is_file()
             )
         elif p.is_file():
             yield p
@@ -117,7 +120,7 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
 
 
 def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Iterator[Any]:
-    with path.open("rb") as fh:
+    with open_file(path) as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.decode("utf-8", errors="replace")
             if not line.strip():
@@ -125,7 +128,6 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
             try:
                 record = json.loads(line)
                 text = record[text_field]
-                name = str(record[id_field]) if id_field else f"{path}:{lineno}"
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise InvalidInputError(
                     f"{path}:{lineno}: expected a JSON object with a {text_field!r} string "
@@ -133,7 +135,9 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
                 ) from exc
             if not isinstance(text, str):
                 raise InvalidInputError(f"{path}:{lineno}: {text_field!r} is not a string")
-            yield SourceDocument(text, (name,))
+            if id_field and id_field not in record:
+                raise InvalidInputError(f"{path}:{lineno}: no {id_field!r} field (--id-field)")
+            yield SourceDocument(text, (str(record[id_field]) if id_field else f"{path}:{lineno}",))
 
 
 def read_documents(path: Path, args: argparse.Namespace) -> list[Any]:
@@ -141,7 +145,7 @@ def read_documents(path: Path, args: argparse.Namespace) -> list[Any]:
     if path.suffix.lower() in JSONL_SUFFIXES:
         docs = list(_jsonl_documents(path, args.text_field, args.id_field))
     else:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = read_text_file(path)
         docs = [SourceDocument(text, tuple(dict.fromkeys((str(path), str(path.resolve())))))]
     if not args.chunk_size:
         return docs

@@ -113,12 +113,16 @@ class FingerprintActor:
         ``error`` and ``id``/``key`` for the report."""
         docs = planned_rows(batch)
         result = encode_batch(self, docs, self.codecs)
-        by_key = {d.key: d for d in result.encoded}
+        by_key: dict[str, list[Any]] = {}  # a key twice in the batch: each row its own names
+        for enc in result.encoded:
+            by_key.setdefault(enc.key, []).append(enc)
         errors = {f.key: f.error for f in result.failed}
         return {
             "id": object_column([d.id for d in docs]),
             "key": object_column([d.key for d in docs]),
-            "encoded": object_column([by_key.get(d.key) for d in docs]),
+            "encoded": object_column(
+                [by_key[d.key].pop(0) if by_key.get(d.key) else None for d in docs]
+            ),
             "error": object_column([errors.get(d.key, "") for d in docs]),
         }
 

@@ -60,15 +60,21 @@ def _rebuilt(text: str) -> SemTokenError | None:
     return None
 
 
+def _row_key(text: Any, row_id: str, cache_id: str) -> str:
+    """A row's document key: ``""`` for a blank text (nothing to store, counted as blank); for
+    a row that is not text, a key no document can have (the actor reports the row)."""
+    if not isinstance(text, str):
+        return "!" + fingerprint_key(row_id, "")
+    return fingerprint_key(text, cache_id) if text.strip() else ""
+
+
 def _keys_stage(
     batch: dict[str, np.ndarray], cache_id: str, text_column: str, id_column: str | None
 ) -> dict[str, np.ndarray]:
     """Ray Data task: a user's rows as ``id``, ``key``, ``text``, ``names``, ``words``."""
     texts = list(batch[text_column])
     ids = [str(i) for i in batch[id_column]] if id_column else [repr(t)[:60] for t in texts]
-    # A row that is not text gets a key no document can have; the actor reports the row.
-    keys = [fingerprint_key(t, cache_id) if isinstance(t, str) else "!" + fingerprint_key(i, "")
-            for t, i in zip(texts, ids, strict=True)]  # fmt: skip
+    keys = [_row_key(t, i, cache_id) for t, i in zip(texts, ids, strict=True)]
     words = [len(find_words(model_text(t))) if isinstance(t, str) else 0 for t in texts]
     return {
         "id": np.asarray(ids, dtype=object),
@@ -80,7 +86,7 @@ def _keys_stage(
 
 
 def _drop_keys(batch: dict[str, np.ndarray], keys: np.ndarray) -> dict[str, np.ndarray]:
-    """Ray Data task: remove rows whose key is in ``keys`` (stored, or in the sample)."""
+    """Ray Data task: remove rows whose key is in ``keys`` (stored, in the sample, or blank)."""
     keep = ~np.isin(np.asarray(batch["key"], dtype="S65"), keys)
     return {name: col[keep] for name, col in batch.items() if name != "words"}
 
@@ -98,22 +104,27 @@ class DatasetPlan:
         )
         seen: dict[str, int] = {}
         stored: set[str] = set()
+        blank = 0
         for batch in self.keyed.select_columns(["key", "words", "names"]).iter_batches(
             batch_size=_KEY_BATCH, batch_format="numpy"
         ):
-            fresh = {str(k): int(w) for k, w in zip(batch["key"], batch["words"], strict=True)
-                     if str(k) not in seen}  # fmt: skip
+            keys = [str(k) for k in batch["key"]]
+            blank += keys.count("")
+            fresh = {k: int(w) for k, w in zip(keys, batch["words"], strict=True)
+                     if k and k not in seen}  # fmt: skip
             seen.update(fresh)
-            found = store.contains(list(fresh))
-            stored |= found
-            named = {str(k): (str(n),) for k, n in zip(batch["key"], batch["names"], strict=True)
-                     if str(k) in found and n}  # fmt: skip
+            stored |= store.contains(list(fresh))
+            # Every row of a stored document records its name, also a repeat in a later batch.
+            named: dict[str, list[str]] = {}
+            for k, n in zip(keys, batch["names"], strict=True):
+                if k in stored and n:
+                    named.setdefault(k, []).append(str(n))
             if named:
                 store.add_names(named)
-        self.report = IngestReport(documents=len(seen), already_stored=len(stored),
+        self.report = IngestReport(documents=len(seen), already_stored=len(stored), blank=blank,
                                    cache_id=cache_id)  # fmt: skip
         self._words = sum(w for k, w in seen.items() if k not in stored)
-        self._skip = stored
+        self._skip = stored | {""}
 
     @staticmethod
     def check(ds: Any, text_column: str, id_column: str | None) -> None:

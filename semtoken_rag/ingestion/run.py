@@ -4,7 +4,8 @@ The engine, the CLI, both framework adapters and Ray all call :func:`ingest`; on
 (where the encoder runs) differs.  **Plan**: documents keyed with the encoder's identity,
 duplicates folded, stored ones skipped (their new names recorded).  **Train first**: an
 untrained codec gets a *sample* batch first (the leading documents in input order, until
-``train_min`` words) whose write trains it, so every later batch is encoded with the trained
+``train_min`` words at the encoder's dimension; topped up by another when a failing document
+left it short) whose write trains it, so every later batch is encoded with the trained
 codebook where the encoder runs; a smaller input is stored in float16 and the codec trains at
 the write that brings the staged words to ``train_min``.  **Batches**: each is encoded by the
 runner and written in one transaction: an interrupted run keeps every committed batch, a re-run
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from semtoken_rag.errors import InvalidInputError, SemTokenError
+from semtoken_rag.errors import ConfigError, InvalidInputError, SemTokenError, StoreError
 from semtoken_rag.ingestion.documents import (
     PlannedDocument,
     SourceDocument,
@@ -35,7 +36,9 @@ logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")
 #: What ingestion calls on its store (a :class:`~semtoken_rag.store.FingerprintStore`).
-STORE_METHODS = ("contains", "add_names", "write", "codec_set", "stats")
+STORE_METHODS = ("contains", "add_names", "write", "codec_set")
+#: What ingestion calls on its runner.
+RUNNER_METHODS = ("identity", "plan", "encode")
 
 
 @dataclass
@@ -232,6 +235,8 @@ def ingest(
 
     Raises:
         InvalidInputError: bad documents or options (before anything is encoded).
+        ConfigError: no store or runner, or one without the methods ingestion calls.
+        StoreError: a read-only store.
         DocumentEncodingError: a document failed and ``on_error="raise"``.
         CodebookChangedError: the store's codec changed under the run (nothing of that batch
             is written).
@@ -239,8 +244,13 @@ def ingest(
     opts = IngestOptions() if options is None else options
     if not isinstance(opts, IngestOptions):
         raise InvalidInputError(f"options must be an IngestOptions, got {type(opts).__name__}")
+    if store is None or runner is None:
+        which = "store" if store is None else "runner"
+        raise ConfigError(f"ingest needs a {which}, got None")
     check_part(store, "store", STORE_METHODS)
-    check_part(runner, "runner", ("identity", "plan", "encode"))
+    check_part(runner, "runner", RUNNER_METHODS)
+    if getattr(store, "read_only", False):
+        raise StoreError(f"{store} is read-only: nothing can be ingested into it")
     t0 = time.perf_counter()
     cache_id, dim = runner.identity()
     plan = runner.plan(documents, store, cache_id)
@@ -250,17 +260,19 @@ def ingest(
 
     bar = tqdm(total=plan.words(), desc="fingerprints", unit="word", disable=not opts.progress)
     with bar:
-        spec = store.codec
-        needed = spec.train_min - store.stats().staged_words
-        if spec.trained and not store.stats().trained and 0 < needed <= plan.words():
-            bar.set_description(f"fingerprints (the sample that trains {spec.name})")
-            logger.info("encoding a %d-word sample to train the %s codebook", needed, spec.name)
-            for result in runner.encode([plan.take_sample(needed)], store.codec_set(dim)):
-                _commit(result, store, report, opts, bar, t0)
-            report.trained = store.stats().trained
-            bar.set_description("fingerprints")
-        for result in plan.encode(store.codec_set(dim), opts):
-            _commit(result, store, report, opts, bar, t0)
+        done: set[str] = set()  # keys committed or failed in this run
+        codecs = store.codec_set(dim)
+        untrained = not codecs.guard
+        while 0 < codecs.to_train <= plan.words():
+            bar.set_description("fingerprints (the sample that trains the codec)")
+            logger.info("encoding a %d-word sample to train the codebook", codecs.to_train)
+            for result in runner.encode([plan.take_sample(codecs.to_train)], codecs):
+                _commit(result, store, report, opts, bar, t0, done)
+            codecs = store.codec_set(dim)
+        report.trained = untrained and codecs.guard
+        bar.set_description("fingerprints")
+        for result in plan.encode(codecs, opts):
+            _commit(result, store, report, opts, bar, t0, done)
     report.seconds = time.perf_counter() - t0
     logger.info(
         "ingested %d documents (%d words) in %.1f s; %d already stored, %d failed",
@@ -276,18 +288,25 @@ def _commit(
     opts: IngestOptions,
     bar: Any,
     t0: float,
+    done: set[str],
 ) -> None:
-    """Write one encoded batch (one transaction) and account for it."""
+    """Write one encoded batch (one transaction) and account for it: each document once, also
+    when a dataset repeats it (a repeat only adds its names, which the write records)."""
     store.write(result.encoded)
-    report.encoded += len(result.encoded)
-    report.words += sum(d.n_words for d in result.encoded)
-    report.failed.extend(result.failed)
+    encoded = [d for d in {d.key: d for d in result.encoded}.values() if d.key not in done]
+    failed = [f for f in {f.key: f for f in result.failed}.values() if f.key not in done]
+    done.update(d.key for d in encoded)
+    done.update(f.key for f in failed)
+    words = sum(d.n_words for d in encoded)
+    report.encoded += len(encoded)
+    report.words += words
+    report.failed.extend(failed)
     report.batches += 1
     report.seconds = time.perf_counter() - t0
-    bar.update(sum(d.n_words for d in result.encoded))
-    for f in result.failed:
+    bar.update(words)
+    for f in failed:
         logger.warning("document %s failed to encode: %s", f.id, f.error)
     if opts.on_commit is not None:
         opts.on_commit(report)
-    if result.failed and opts.on_error == "raise":
-        raise DocumentEncodingError(result.failed, report)
+    if failed and opts.on_error == "raise":
+        raise DocumentEncodingError(failed, report)

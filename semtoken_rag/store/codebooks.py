@@ -98,11 +98,15 @@ class CodecSet:
             while it is untrained, or the raw codec of a raw store).
         staging: The float16 codebook for blocks the trained codebook fits badly.
         guard: Whether the fidelity guard applies (``book`` is a trained codebook).
+        to_train: Words still to store at this dimension before the codec trains, when this
+            set was made (0 once trained, and for a raw codec): what an ingestion's sample
+            needs, so every later batch is encoded with the trained codebook.
     """
 
     book: Codebook
     staging: Codebook
     guard: bool
+    to_train: int = 0
 
     @property
     def digests(self) -> dict[int, bytes]:
@@ -176,4 +180,10 @@ class Codebooks:
             conn, raw.name, dim, raw.factory(dim), b"", 1.0, 0, ""
         )
         trained = self.find(self.spec.name, dim) if self.spec.trained else None
-        return CodecSet(trained or staging, staging, guard=trained is not None)
+        to_train = 0
+        if self.spec.trained and trained is None:
+            sql = "SELECT n_words FROM codebooks WHERE id = ?"
+            to_train = max(
+                self.spec.train_min - int(conn.execute(sql, (staging.id,)).fetchone()[0]), 0
+            )
+        return CodecSet(trained or staging, staging, trained is not None, to_train)

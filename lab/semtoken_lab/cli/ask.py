@@ -193,7 +193,7 @@ def run(ns: argparse.Namespace) -> int:
     """
     from contextlib import ExitStack
 
-    from semtoken_rag.cli.compress import read_text_file
+    from semtoken_rag.cli.files import read_text_file
 
     # The engine's rule for files: UTF-8 with undecodable bytes replaced, or a typed error.
     texts = [read_text_file(p) for p in ns.files]
