@@ -530,3 +530,13 @@ def test_ingest_reads_only_files_of_a_folder_and_names_a_missing_id_field(
     err = capsys.readouterr().err.strip()
     assert err == f"error: {rows}:2: no 'id' field (--id-field)"
     assert not (tmp_path / "s").exists()
+
+
+def test_ingest_reads_a_jsonl_file_that_starts_with_a_byte_order_mark(tmp_path: Path) -> None:
+    from semtoken_rag.cli.ingest import read_documents
+
+    rows = tmp_path / "bom.jsonl"
+    rows.write_bytes(b'\xef\xbb\xbf{"text": "one", "id": "a"}\n{"text": "two", "id": "b"}\n')
+    args = argparse.Namespace(text_field="text", id_field="id", chunk_size=None, chunk_overlap=0)
+    docs = read_documents(rows, args)
+    assert [(d.text, d.names) for d in docs] == [("one", ("a",)), ("two", ("b",))]

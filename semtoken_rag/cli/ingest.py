@@ -123,6 +123,8 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
     with open_file(path) as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.decode("utf-8", errors="replace")
+            if lineno == 1:  # a byte-order mark (files saved by Windows editors) is not JSON
+                line = line.removeprefix("\ufeff")
             if not line.strip():
                 continue
             try:
