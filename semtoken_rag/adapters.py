@@ -9,9 +9,8 @@ IDEs, type checkers and API docs see), so an adapter never lists a knob or its d
     class MyCompressor(CompressionFields, FrameworkBase):
         budget_scope: str = "joint"
         engine_options: dict = {}
-        _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
 
-        def engine(self):
+        def engine(self):  # the engine slot (``self._slot``) comes with the fields
             cfg = config_from_fields(self, self.budget_scope, self.engine_options)
             return self._slot.get(cfg, store=None, store_dir=None)
 """
@@ -21,9 +20,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr, ValidationError
 
 from semtoken_rag.config import (
     FLAT,
@@ -54,6 +53,73 @@ def _mirror(flat: str) -> Any:
     return Field(default=info.default, description=info.description, **bounds)
 
 
+class EngineSlot:
+    """An adapter's engine: built on first use (constructing an adapter loads no model), shared
+    by threads, rebuilt when the fields describe another config or another store.  One given to
+    :meth:`adopt` (``Adapter.from_engine(engine)``) is used while they describe its config and
+    store, so an application shares one encoder, store and counter between adapters.
+
+    A copy of an adapter (``model_copy``, ``copy.deepcopy``) gets a slot of its own holding the
+    same engine: changing the copy's fields rebuilds the copy's engine, never the original's
+    (and an engine, which holds locks and a database, is shared, never deep-copied)."""
+
+    def __init__(self, engine: Compressor | None = None, store: Any = None) -> None:
+        self._engine = engine
+        self._store = store  # what the engine was built for: the store field, or store_dir
+        self._lock = threading.Lock()
+
+    @property
+    def built(self) -> bool:
+        """Whether an engine exists yet (built or adopted)."""
+        return self._engine is not None
+
+    def adopt(self, engine: Compressor) -> None:
+        """Use ``engine`` (instead of building one) while the fields describe its config and
+        its store (``store=engine.store``)."""
+        with self._lock:
+            self._engine, self._store = engine, engine.store
+
+    def fork(self) -> EngineSlot:
+        """A new slot holding this slot's engine (for a copy of the adapter)."""
+        with self._lock:
+            return EngineSlot(self._engine, self._store)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> EngineSlot:
+        return self.fork()
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        # A pickled adapter (e.g. sent to another process) builds its engine there on first use.
+        return (EngineSlot, ())
+
+    def get(
+        self,
+        config: SemTokenConfig,
+        store: Any,
+        store_dir: str | Path | None,
+        *,
+        encoder_only: bool = False,
+    ) -> Compressor:
+        """The engine for ``config`` and the store (``store``, else ``store_dir``), built once
+        and rebuilt when either changed; ``encoder_only`` compares only the encoder part of the
+        config (an ingestion component mirrors only the encoder's fields)."""
+        wanted = store if store is not None else None if store_dir is None else str(store_dir)
+        with self._lock:
+            engine = self._engine
+            if engine is None or (wanted is not self._store and wanted != self._store):
+                stale = True  # no engine yet, or another store object or directory
+            elif encoder_only:
+                stale = engine.config.encoder != config.encoder
+            else:
+                stale = engine.config != config
+            if stale:
+                from semtoken_rag.compressor import Compressor
+
+                self._engine = Compressor(config, store=open_store(store, store_dir))
+                self._store = wanted
+            assert self._engine is not None
+            return self._engine
+
+
 class EncoderFields(BaseModel):
     """The encoder knobs an adapter mirrors (all an ingestion component needs: the store key
     depends on nothing else).  The constructor raises :class:`ConfigError` (one line naming the
@@ -62,11 +128,29 @@ class EncoderFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
+
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
         except ValidationError as exc:
             raise config_error(exc, data, type(self)) from None
+
+    def __copy__(self) -> Self:
+        # pydantic copies private attributes shallowly: without this the copy would share the
+        # slot, and its changed fields would rebuild the original's engine.
+        clone = super().__copy__()
+        clone._slot = self._slot.fork()
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        # A store object (the ``store`` field) is a resource, like a connection: shared by the
+        # copy, never copied (it holds locks and a database).
+        memo = {} if memo is None else memo
+        store = getattr(self, "store", None)
+        if store is not None:
+            memo[id(store)] = store
+        return super().__deepcopy__(memo)
 
     encoder_model: EncoderModel = _mirror("encoder_model")
     device: Device = _mirror("device")
@@ -108,7 +192,8 @@ def chunk_source(document: object, start: object) -> ChunkSource | None:
     ``None``: a name that is not a non-empty string, or a start that is not a non-negative int,
     is ignored (a hint, never an error: the store verifies what it serves)."""
     name = document if isinstance(document, str) and document else None
-    begin = start if isinstance(start, int) and not isinstance(start, bool) and start >= 0 else None
+    begin = start if isinstance(start, int) and not isinstance(start, bool) else None
+    begin = begin if begin is not None and 0 <= begin < 2**63 else None
     return None if name is None and begin is None else ChunkSource(name, begin)
 
 
@@ -128,6 +213,14 @@ def as_items(items: Any, kind: type, what: str) -> list[Any]:
         if not isinstance(item, kind):
             raise InvalidInputError(f"{what}[{i}] is a {type(item).__name__}, not {kind.__name__}")
     return out
+
+
+#: The adapters' ``store_dir`` field: a ``str`` or a ``Path``, serialised as a ``str`` (a
+#: ``Path`` is not JSON, and LlamaIndex's ``to_json`` / LangChain's ``dumps`` write plain data).
+StoreDir = Annotated[
+    str | Path | None,
+    PlainSerializer(lambda v: None if v is None else str(v), return_type=str | None),
+]
 
 
 def require_store(store: Any, store_dir: str | Path | None, component: str) -> None:
@@ -242,41 +335,3 @@ def chunk_metadata(chunk: ChunkResult, result: CompressionResult) -> dict[str, A
     if result.budget_choice is not None:
         meta["budget_choice"] = result.budget_choice.as_dict()
     return meta
-
-
-class EngineSlot:
-    """An adapter's engine: built on first use (constructing an adapter loads no model), shared
-    by threads, rebuilt when the fields describe another config.  One given to :meth:`adopt`
-    (``Adapter.from_engine(engine)``) is used while they describe its config, so an application
-    shares one encoder, store and counter between adapters."""
-
-    def __init__(self) -> None:
-        self._engine: Compressor | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def built(self) -> bool:
-        """Whether an engine exists yet (built or adopted)."""
-        return self._engine is not None
-
-    def adopt(self, engine: Compressor) -> None:
-        """Use ``engine`` (instead of building one) while the fields describe its config."""
-        with self._lock:
-            self._engine = engine
-
-    def get(
-        self,
-        config: SemTokenConfig,
-        store: Any,
-        store_dir: str | Path | None,
-        *,
-        rebuild_on_change: bool = True,
-    ) -> Compressor:
-        """The engine for ``config`` (built once; rebuilt if the config changed)."""
-        with self._lock:
-            stale = self._engine is not None and rebuild_on_change and self._engine.config != config
-            if self._engine is None or stale:
-                from semtoken_rag.compressor import Compressor
-
-                self._engine = Compressor(config, store=open_store(store, store_dir))
-            return self._engine

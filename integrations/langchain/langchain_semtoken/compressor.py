@@ -9,16 +9,15 @@ A thin adapter: pydantic fields mirror :class:`semtoken_rag.SemTokenConfig` (dec
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from semtoken_rag.adapters import (
     CompressionFields,
-    EngineSlot,
     ScopeName,
+    StoreDir,
     as_items,
     check_store,
     chunk_metadata,
@@ -82,7 +81,7 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
     ``per_chunk`` and ``per_node`` are the same, spelled as the engine and LlamaIndex do)."""
     engine_options: dict[str, Any] = Field(default_factory=dict)
     """Any other :class:`semtoken_rag.SemTokenConfig` field (``unit``, ``separator``, ...)."""
-    store_dir: str | Path | None = None
+    store_dir: StoreDir = None
     """Directory of a persistent fingerprint store (opened on first use)."""
     store: Any | None = Field(default=None, exclude=True, repr=False)
     """A fingerprint store object (``semtoken_rag.protocols.FingerprintStoreProtocol``), e.g.
@@ -91,8 +90,6 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
     """Drop documents compressed to nothing (see the class docstring)."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenCompressor:

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import BaseDocumentTransformer, Document
-from pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from semtoken_rag.adapters import (
     ENCODER_MIRRORED,
     EncoderFields,
-    EngineSlot,
+    StoreDir,
     as_items,
     config_from_fields,
     encoder_options,
@@ -49,7 +48,7 @@ class SemTokenIngestor(EncoderFields, BaseDocumentTransformer):
 
     engine_options: dict[str, Any] = Field(default_factory=dict)
     """Other encoder fields of :class:`semtoken_rag.SemTokenConfig` (``window_tokens``...)."""
-    store_dir: str | Path | None = None
+    store_dir: StoreDir = None
     """Directory of the persistent fingerprint store (created on first use)."""
     store: Any | None = Field(default=None, exclude=True, repr=False)
     """A fingerprint store object (a ``semtoken_rag.store.FingerprintStore``)."""
@@ -59,8 +58,6 @@ class SemTokenIngestor(EncoderFields, BaseDocumentTransformer):
     """The :class:`semtoken_rag.ingestion.IngestReport` of the last call."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenIngestor:
@@ -85,9 +82,7 @@ class SemTokenIngestor(EncoderFields, BaseDocumentTransformer):
     @property
     def engine(self) -> Compressor:
         """The :class:`semtoken_rag.Compressor` whose encoder and store are used."""
-        return self._slot.get(
-            self.semtoken_config(), self.store, self.store_dir, rebuild_on_change=False
-        )
+        return self._slot.get(self.semtoken_config(), self.store, self.store_dir, encoder_only=True)
 
     def transform_documents(
         self, documents: Sequence[Document], **kwargs: Any

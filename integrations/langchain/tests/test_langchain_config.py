@@ -56,3 +56,55 @@ def test_mirrored_fields_are_declared_fields_with_the_config_defaults() -> None:
     assert set(MIRRORED) <= set(schema)  # visible to API docs
     comp = SemTokenCompressor(compression_ratio=np.float32(0.25), budget_tokens=np.int64(80))
     assert comp.semtoken_config() == SemTokenConfig(compression_ratio=0.25, budget_tokens=80)
+
+
+def test_changed_store_or_encoder_fields_rebuild_the_engine(tmp_path: Any) -> None:
+    """The engine follows the fields: another ``store_dir`` or ``store`` is used, not silently
+    ignored; an ingestor rebuilds for other encoder fields but keeps an adopted engine whose
+    encoder part its fields describe (engines build no model until they encode)."""
+    from semtoken_rag.store import FingerprintStore
+
+    comp = SemTokenCompressor(store_dir=tmp_path / "a")
+    first = comp.engine
+    assert comp.engine is first
+    comp.store_dir = tmp_path / "b"
+    assert comp.engine is not first and comp.engine.store.path == tmp_path / "b"
+    with FingerprintStore() as store:
+        comp.store_dir, comp.store = None, store
+        assert comp.engine.store is store
+        ingestor = comp.ingestor()
+        assert ingestor.engine is comp.engine  # adopted: same encoder settings, same store
+        ingestor.device = "cpu"
+        assert ingestor.engine is not comp.engine and ingestor.engine.config.encoder.device == "cpu"
+    for engine in (first, comp.engine):
+        if engine.store is not None and hasattr(engine.store, "close"):
+            engine.store.close()
+
+
+def test_a_copy_has_its_own_engine_slot() -> None:
+    """A copy with other fields builds its own engine; the original keeps the one it adopted.
+    A deep copy works (the engine, holding locks and a store, is shared, not copied), and so
+    does pickling one without a store object (its engine is built again on first use)."""
+    import copy
+    import pickle
+
+    built = SemTokenCompressor(compression_ratio=0.4)
+    engine = built.engine
+    original = SemTokenCompressor.from_engine(engine)
+    clone = original.model_copy(update={"compression_ratio": 0.7})
+    assert clone.engine is not engine and clone.engine.config.compression_ratio == 0.7
+    assert original.engine is engine
+    for other in (copy.deepcopy(original), original.model_copy(deep=True)):
+        assert other.engine is engine
+    unpickled = pickle.loads(pickle.dumps(built))
+    assert unpickled.compression_ratio == 0.4 and unpickled.engine is not engine
+
+
+@pytest.mark.parametrize("start", [-1, 2**63, True, "35", 1.5, None])
+def test_a_framework_offset_the_store_cannot_use_is_no_hint(start: Any) -> None:
+    """Metadata is a hint, never an error: an offset that is not an int in [0, 2**63) is
+    dropped (the store refuses such a ``ChunkSource`` from a direct caller)."""
+    from semtoken_rag.adapters import chunk_source
+
+    assert chunk_source("doc", start) == chunk_source("doc", None)
+    assert chunk_source("doc", 2**63 - 1) is not None

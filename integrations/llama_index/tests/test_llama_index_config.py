@@ -67,3 +67,12 @@ def test_components_inherit_the_declared_fields() -> None:
     assert set(MIRRORED) <= set(SemTokenNodePostprocessor.model_fields)
     mirrored = set(SemTokenFingerprinter.model_fields) & set(MIRRORED)
     assert mirrored == set(ENCODER_MIRRORED) == {"encoder_model", "device"}
+
+
+@pytest.mark.parametrize("cls", [SemTokenNodePostprocessor, SemTokenFingerprinter])
+def test_a_path_store_dir_round_trips_through_json(cls: type, tmp_path: Any) -> None:
+    """``store_dir`` given as a ``Path`` (as ``tmp_path`` is) serialises as a str, so
+    LlamaIndex's ``to_json`` / ``from_json`` work (nothing is opened: no engine is built)."""
+    component = cls(store_dir=tmp_path / "fp")
+    clone = cls.from_json(component.to_json())
+    assert clone.store_dir == str(tmp_path / "fp") and not (tmp_path / "fp").exists()

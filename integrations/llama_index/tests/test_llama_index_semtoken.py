@@ -12,7 +12,7 @@ from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.schema import MetadataMode, NodeWithScore, TextNode
+from llama_index.core.schema import MediaResource, MetadataMode, Node, NodeWithScore, TextNode
 from semtoken_rag.store import FingerprintStore
 
 from llama_index.postprocessor.semtoken import (
@@ -124,6 +124,11 @@ def test_empty_unicode_duplicates_and_textless_nodes(
     out = pp.postprocess_nodes([empty, uni], query_str="What did Zoë eat?")
     assert out[0] is empty  # nothing to compress: passed through untouched
     assert out[1].node.get_content() == "Zoë ate crème brûlée 🍮 in 東京."
+    # a Document or a (media) Node retrieved as it is: no character offsets, still compressed
+    other = li_nodes[1].text
+    others = [Document(text=text, id_="doc"), Node(text_resource=MediaResource(text=other))]
+    out = pp.postprocess_nodes([NodeWithScore(node=n, score=1.0) for n in others], query_str="?")
+    assert [n.node.get_content() for n in out] == [text, other]
     keep_all = make_postprocessor(compression_ratio=0.1, drop_empty=False)
     nodes = [NodeWithScore(node=n, score=0.5) for n in li_nodes[:5]]
     out = keep_all.postprocess_nodes(nodes, query_str="Who is Krag?")

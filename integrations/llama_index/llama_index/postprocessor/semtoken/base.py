@@ -12,16 +12,15 @@ metadata survive, so citations, source display and score-based postprocessors st
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field, model_validator
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
 from semtoken_rag.adapters import (
     CompressionFields,
-    EngineSlot,
     ScopeName,
+    StoreDir,
     as_items,
     check_store,
     chunk_metadata,
@@ -79,7 +78,7 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
     and ``per_document`` are the same, spelled as the engine and LangChain do)."""
     engine_options: dict[str, Any] = Field(default_factory=dict)
     """Any other :class:`semtoken_rag.SemTokenConfig` field (``unit``, ``separator``, ...)."""
-    store_dir: str | Path | None = None
+    store_dir: StoreDir = None
     """Directory of a persistent fingerprint store (opened on first use)."""
     store: Any | None = Field(default=None, exclude=True, repr=False)
     """A fingerprint store object (``semtoken_rag.protocols.FingerprintStoreProtocol``), e.g.
@@ -88,8 +87,6 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
     """Drop nodes compressed to nothing (see the class docstring)."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenNodePostprocessor:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, model_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field, model_validator
 from llama_index.core.schema import BaseNode, TransformComponent
 from semtoken_rag.adapters import (
     ENCODER_MIRRORED,
     EncoderFields,
-    EngineSlot,
+    StoreDir,
     as_items,
     config_from_fields,
     encoder_options,
@@ -56,14 +55,12 @@ class SemTokenFingerprinter(EncoderFields, TransformComponent):
 
     engine_options: dict[str, Any] = Field(default_factory=dict)
     """Other :class:`semtoken_rag.SemTokenConfig` fields (``window_tokens``, ``batch_size``...)."""
-    store_dir: str | Path | None = None
+    store_dir: StoreDir = None
     """Directory of a persistent fingerprint store (opened on first use)."""
     store: Any | None = Field(default=None, exclude=True, repr=False)
     """A fingerprint store object (``semtoken_rag.protocols.FingerprintStoreProtocol``)."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    _slot: EngineSlot = PrivateAttr(default_factory=EngineSlot)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenFingerprinter:
@@ -93,9 +90,7 @@ class SemTokenFingerprinter(EncoderFields, TransformComponent):
     def engine(self) -> Compressor:
         """The :class:`semtoken_rag.Compressor` whose encoder and store are used."""
         # Only the encoder fields matter here, so an engine given by from_engine is kept.
-        return self._slot.get(
-            self.semtoken_config(), self.store, self.store_dir, rebuild_on_change=False
-        )
+        return self._slot.get(self.semtoken_config(), self.store, self.store_dir, encoder_only=True)
 
     def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         """Fingerprint the documents' (or nodes') texts into the store; return them unchanged.

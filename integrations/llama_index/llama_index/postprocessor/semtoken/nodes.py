@@ -22,6 +22,7 @@ def node_names(node: BaseNode) -> tuple[str, ...]:
 
 
 def node_source(nws: NodeWithScore) -> ChunkSource | None:
-    """The hint a retrieved node gives the store: ``ref_doc_id`` and ``start_char_idx``."""
+    """The hint a retrieved node gives the store: ``ref_doc_id`` and ``start_char_idx`` (only
+    ``TextNode`` and its subclasses have an offset; a ``Document`` or a ``Node`` has none)."""
     node = nws.node
-    return chunk_source(node.ref_doc_id, node.start_char_idx)
+    return chunk_source(node.ref_doc_id, getattr(node, "start_char_idx", None))
