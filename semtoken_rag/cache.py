@@ -45,6 +45,13 @@ class LRUMemo(Generic[K, V]):
                 self._data[key] = value
 
 
+def _size(fp: ChunkFingerprints) -> int:
+    """Bytes an entry counts for: at least 1, so that even an empty chunk's fingerprints take
+    room (a cache of ``max_bytes=0`` then holds nothing, as documented, instead of holding
+    empty entries forever)."""
+    return max(1, fp.nbytes)
+
+
 class MemoryFingerprintCache:
     """Fingerprints of chunk texts this process encoded, by exact text, bounded in bytes.
 
@@ -58,9 +65,7 @@ class MemoryFingerprintCache:
 
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
-        self._data: LRUCache[str, ChunkFingerprints] = LRUCache(
-            maxsize=max_bytes, getsizeof=lambda fp: max(1, fp.nbytes)
-        )
+        self._data: LRUCache[str, ChunkFingerprints] = LRUCache(maxsize=max_bytes, getsizeof=_size)
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -94,5 +99,5 @@ class MemoryFingerprintCache:
         """Remember fingerprints (one larger than the whole cache is not kept)."""
         with self._lock:
             for text, fp in zip(texts, fingerprints, strict=True):
-                if fp.nbytes <= self.max_bytes:
+                if _size(fp) <= self.max_bytes:  # the cache's own measure, or it refuses
                     self._data[fingerprint_key(text, encoder_id)] = fp

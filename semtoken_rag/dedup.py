@@ -16,7 +16,7 @@ import numpy as np
 
 from semtoken_rag import optional
 from semtoken_rag.core.pipeline import DedupSearch
-from semtoken_rag.core.redundancy import near_duplicate_pairs
+from semtoken_rag.core.redundancy import MAX_PARTNERS, PARTNER_DECIMALS, near_duplicate_pairs
 from semtoken_rag.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -25,11 +25,25 @@ logger = logging.getLogger(__name__)
 FAISS_DEDUP_MIN_UNITS = 4096
 
 
-def near_duplicates(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric sparse adjacency of rows whose cosine similarity exceeds ``threshold`` (FAISS).
+def near_duplicates(
+    vectors: np.ndarray, threshold: float, max_partners: int = MAX_PARTNERS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adjacency of rows whose cosine similarity exceeds ``threshold`` (FAISS).
 
-    Same CSR contract as :func:`semtoken_rag.core.redundancy.near_duplicate_pairs`; the range
-    search runs on the CPU (faiss-gpu has no flat range search).
+    Same CSR contract as :func:`semtoken_rag.core.redundancy.near_duplicate_pairs`, its
+    ``max_partners`` cap included (each row keeps its most similar partners, compared at
+    :data:`~semtoken_rag.core.redundancy.PARTNER_DECIMALS` decimals, ties to the lower index):
+    without the cap, a context past :data:`FAISS_DEDUP_MIN_UNITS` units with many near-copies
+    would get a different graph, and so a different compression, than numpy.  The range search
+    runs on the CPU (faiss-gpu has no flat range search).
+
+    Args:
+        vectors: ``(n, d) float32`` L2-normalised unit fingerprints.
+        threshold: Cosine above which two units are near-duplicates.
+        max_partners: At most this many partners per unit (the most similar ones).
+
+    Returns:
+        ``(indptr (n+1,) int64, indices int64)`` CSR: the partners of each row, sorted.
 
     Raises:
         MissingDependencyError: FAISS is not installed (the message names the install command).
@@ -45,7 +59,14 @@ def near_duplicates(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, 
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(lims).astype(np.int64))
     cols = labels.astype(np.int64)
     keep = (rows != cols) & (sims > threshold)
-    rows, cols = rows[keep], cols[keep]
+    rows, cols, sims = rows[keep], cols[keep], sims[keep]
+    # Rank each row's partners as numpy does (similarity at PARTNER_DECIMALS, ties to the lower
+    # column) and keep the top max_partners.
+    by_sim = np.lexsort((cols, -np.round(sims, PARTNER_DECIMALS), rows))
+    rows, cols = rows[by_sim], cols[by_sim]
+    row_start = np.searchsorted(rows, rows, side="left")
+    top = np.arange(len(rows)) - row_start < max_partners
+    rows, cols = rows[top], cols[top]
     order = np.lexsort((cols, rows))
     return np.append(0, np.cumsum(np.bincount(rows, minlength=n))).astype(np.int64), cols[order]
 

@@ -77,13 +77,18 @@ def check_budget(ratio: Any, budget: Any) -> tuple[float | str | None, int | Non
             )
         return ratio, None
     if ratio is not None:
-        if (
-            isinstance(ratio, bool)
-            or not isinstance(ratio, numbers.Real)
-            or not 0.0 < float(ratio) <= 1.0  # also refuses NaN
-        ):
-            raise InvalidInputError(f"ratio must be a number in (0, 1] or 'auto', got {ratio!r}")
-        ratio = float(ratio)
+        ok = not isinstance(ratio, bool) and isinstance(ratio, numbers.Real)
+        try:
+            x = float(ratio) if ok else math.nan
+        except OverflowError:  # an int beyond float range (10**400): out of (0, 1], no crash
+            x = math.inf
+        if not 0.0 < x <= 1.0:  # also refuses NaN
+            try:
+                shown = repr(ratio)
+            except ValueError:  # an int too long to print (over 4300 digits)
+                shown = f"an int of {ratio.bit_length()} bits"
+            raise InvalidInputError(f"ratio must be a number in (0, 1] or 'auto', got {shown}")
+        ratio = x
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget <= 0:
             raise InvalidInputError(f"budget must be a positive int of tokens, got {budget!r}")
@@ -99,8 +104,14 @@ Request = tuple[Any, ...]
 def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | None:
     """Validate per-chunk sources: ``None``, or one :class:`ChunkSource` (or ``None``) per chunk.
 
+    A source's fields are checked too (a ``ChunkSource`` is a plain dataclass): ``document``
+    a ``str`` or ``None``, ``start`` a character offset (an int in ``[0, 2**63 - 1]``, numpy
+    integers included, never a bool) or ``None``; they end up in SQL parameters and offset
+    arithmetic, where anything else fails untyped.  Returned sources hold plain ``str``/``int``.
+
     Raises:
-        InvalidInputError: not a sequence of that length, or an item of another type.
+        InvalidInputError: not a sequence of that length, an item of another type, or a field
+            of another type or range (naming the value).
     """
     if sources is None:
         return None
@@ -111,10 +122,35 @@ def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | Non
         )
     if len(sources) != n_chunks:
         raise InvalidInputError(f"{len(sources)} sources for {n_chunks} chunks")
+    out: list[ChunkSource | None] = []
     for i, s in enumerate(sources):
         if s is not None and not isinstance(s, ChunkSource):
             raise InvalidInputError(f"source {i} is a {type(s).__name__}, not a ChunkSource")
-    return list(sources)
+        if s is None:
+            out.append(None)
+            continue
+        doc, start = s.document, s.start
+        if doc is not None and not isinstance(doc, str):
+            raise InvalidInputError(f"source {i}: document must be a str or None, got {doc!r:.60}")
+        if start is not None and (
+            isinstance(start, bool)
+            or not isinstance(start, numbers.Integral)
+            or not 0 <= start <= 2**63 - 1
+        ):
+            raise InvalidInputError(
+                f"source {i}: start must be a character offset (an int in [0, 2**63 - 1]) or None, "
+                f"got {start!r:.60}"
+            )
+        if type(doc) in (str, type(None)) and type(start) in (int, type(None)):
+            out.append(s)
+        else:  # numpy scalars (pandas metadata) made plain for SQLite's parameters
+            import dataclasses
+
+            doc = None if doc is None else str(doc)
+            out.append(
+                dataclasses.replace(s, document=doc, start=None if start is None else int(start))
+            )
+    return out
 
 
 def check_requests(
@@ -189,10 +225,17 @@ def check_number(value: Any, what: str, low: float, *, open_low: bool = False) -
         InvalidInputError: naming ``what`` and the value.
     """
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
-    x = float(value) if ok else math.nan
+    try:
+        x = float(value) if ok else math.nan
+    except OverflowError:  # an int beyond float range (10**400) is not finite: refused, typed
+        x = math.inf
     if not ok or not math.isfinite(x) or x < low or (open_low and x == low):
         bound = f"> {low:g}" if open_low else f">= {low:g}"
-        raise InvalidInputError(f"{what} must be a finite number {bound}, got {value!r}")
+        try:
+            shown = repr(value)
+        except ValueError:  # an int too long to print (over 4300 digits)
+            shown = f"an int of {value.bit_length()} bits"
+        raise InvalidInputError(f"{what} must be a finite number {bound}, got {shown}")
     return x
 
 

@@ -251,3 +251,71 @@ def test_cli_compress_ratio_auto(tmp_path: Path, capsys: pytest.CaptureFixture[s
         main(["compress", str(f), "--ratio", "automatic"])
     assert exit_.value.code == 2
     assert "ratio must be a number in (0, 1] or 'auto', got automatic" in capsys.readouterr().err
+
+
+# -- fixed bugs ------------------------------------------------------------------------------
+def test_auto_budget_pays_the_separators_between_force_kept_pieces() -> None:
+    """Force-kept pieces are separated too: the chosen budget must pay those separators, or the
+    covering unit it was sized for is cut by the partial fill (reported as ``coverage``)."""
+    from semtoken_rag.core.budget import UnitRules, select_units
+
+    matches = np.array([[0.1, 0.1, 0.1, 0.1, 0.9]], dtype=np.float32)  # unit 4 covers the word
+    costs = np.array([2, 5, 2, 5, 6], dtype=np.int64)
+    forced = np.array([True, False, True, False, False])  # two separate force-kept pieces
+    scores = np.array([0.0, 0.0, 0.0, 0.0, 1.0])
+    got = choose_budget(matches, scores, costs, np.ones(5, bool), forced, _rule(separator_cost=3))
+    # Kept: pieces {0}, {2}, {4} of one chunk, two separators between them.
+    assert (got.tokens, got.reason) == (2 + 2 + 6 + 2 * 3, "coverage")
+    words = np.fromiter((np.ones(int(c), np.int64) for c in costs), dtype=object, count=5)
+    rules = UnitRules(forced=forced, word_costs=words, sep_cost=3)
+    sel = select_units(scores.astype(np.float32), costs, got.tokens, rules)
+    assert sel.kept.tolist() == [True, False, True, False, True] and sel.partial_unit == -1
+    # Through the engine: three force-kept sentences and the covering one, kept in full.
+    text = (
+        "Forced1 one. Filler sentence number one here. Forced2 two. Filler sentence number two "
+        "here. Forced3 three. Filler sentence number three here. Paris census counted everyone "
+        "in the city today. Filler sentence number four here. More filler sentence five here."
+    )
+    comp = _fake(force_keep=[r"Forced\d"], compression_ratio="auto", min_ratio=0.01,
+                 max_ratio=1.0, min_fill_tokens=1)  # fmt: skip
+    res, why = comp.explain([text], "Paris census counted everyone")
+    assert why.budget_choice is not None and why.budget_choice.reason == "coverage"
+    assert "Paris census counted everyone in the city today." in res.texts[0]
+
+
+def test_auto_coverage_is_measured_among_the_units_that_may_be_chosen() -> None:
+    """A word's best match is taken among the candidates (a collapsed span offers only its
+    representative): measured among all units the target is unreachable, every candidate is
+    taken and the choice is still labelled ``coverage``."""
+    scores = np.array([0.5, 0.1, 0.9, 0.8])  # candidates ranked 3, 0, 1
+    candidates = np.array([True, True, False, True])  # unit 2, the best match of words 0, 1
+    got = choose_budget(MATCHES, scores, COSTS, candidates, NONE, _rule(tolerance=0.15))
+    # Among candidates: word 0 best 0.3 (unit 3), word 1 0.2 (unit 3 within 0.15), word 2 0.7
+    # (unit 0): units 3 and 0 cover all three.
+    assert (got.tokens, got.reason, got.coverage) == (40 + 10, "coverage", 1.0)
+    sents = ["Alpha beta gamma.", "Delta epsilon zeta.", "Paris census counted.",
+             "Eta theta iota.", "Kappa lambda mu.", "Nu xi omicron.", "Pi rho sigma.",
+             "Tau upsilon phi."] * 2  # fmt: skip
+    comp = _fake(compression_ratio="auto", similarity_threshold=-1.0, entropy_threshold=2.0,
+                 max_ratio=1.0, min_ratio=0.01)  # fmt: skip
+    _, why = comp.explain(" ".join(sents), "Paris census counted")
+    assert why.unit_coarse.any()  # spans did collapse
+    choice = why.budget_choice
+    assert choice is not None and choice.reason == "coverage" and choice.coverage == 1.0
+
+
+def test_coverage_reason_only_when_the_target_is_reached() -> None:
+    nan = np.full((1, 4), np.nan, dtype=np.float32)  # no word can be covered
+    got = choose_budget(nan, np.array([0.5, 0.1, 0.9, 0.0]), COSTS, ALL, NONE, _rule())
+    assert got.coverage < 1.0 and got.reason != "coverage"
+
+
+def test_auto_never_empties_a_single_sentence_longer_than_its_bound() -> None:
+    """README: ``auto`` never gives an empty result.  An 11-word sentence under a 5-token bound
+    (below ``min_fill_tokens``) is kept by its leading words; a fixed budget is unchanged."""
+    text = "The census counted nine hundred people in Paris last year."
+    comp = _fake(compression_ratio="auto")
+    for query in ("How many people did the census count?", "Summarize", "What about volcanoes?"):
+        res = comp.compress(text, query)
+        assert res.budget_tokens == 5 and res.texts[0] == "The census counted nine hundred"
+    assert _fake().compress(text, "census?", budget=5).texts == [""]  # min_fill_tokens holds

@@ -592,3 +592,20 @@ def test_unit_shingles_of_units_shorter_than_n(n: int) -> None:
     indptr, hashes = unit_shingles(ids, np.array([0, 2, 4]), n=n)
     assert indptr.tolist() == [0, 1, 2, 3]
     assert hashes[0] == hashes[1] != hashes[2]
+
+
+# -- fixed bugs ------------------------------------------------------------------------------
+def test_the_budget_docstring_says_what_holds_with_a_separator() -> None:
+    """A larger budget keeps all the text a smaller one kept, but with a separator it can keep
+    fewer *tokens* (a unit joining two pieces removes a separator); the module said never."""
+    from semtoken_rag.core import budget
+
+    costs = np.array([2, 1, 2, 1, 5], dtype=np.int64)
+    scores = np.array([4, 1, 3, 2, 0], dtype=np.float32)
+    rules = UnitRules(sep_cost=3)
+    small, large = select_units(scores, costs, 7, rules), select_units(scores, costs, 8, rules)
+    assert (small.kept <= large.kept).all()  # the kept text grows
+    assert (small.used_tokens, large.used_tokens) == (7, 6)  # the kept tokens do not
+    doc = " ".join((budget.__doc__ or "").split())
+    assert "never keeps fewer tokens" not in doc
+    assert "a unit that joins two kept pieces removes the separator between them" in doc

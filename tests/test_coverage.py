@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -133,3 +135,28 @@ def test_entropy_mode_without_a_query_scores_by_entropy_under_the_zero_default()
     scores, entropy = np.asarray(ex.unit_score), np.asarray(ex.unit_entropy)
     assert np.ptp(entropy) > 0 and np.ptp(scores) > 0
     assert np.array_equal(np.argsort(-scores, kind="stable"), np.argsort(-entropy, kind="stable"))
+
+
+def test_a_large_coverage_relevance_does_not_overflow_the_weights() -> None:
+    """``exp`` of the float32 log-weights overflowed to inf from ``coverage_relevance`` ~16 on:
+    the gains became NaN and the most relevant sentence was dropped.  The weights are scaled
+    (largest 1), and the greedy's slack is relative, so the order is the one of small values."""
+    fill = [f"Word{i} thing{i} stuff{i}." for i in range(60)]
+    chunks = [" ".join(fill[:30]) + " Paris census population count.", " ".join(fill[30:])]
+    kept = []
+    for rel in (12.0, 16.0, 50.0):
+        comp = Compressor(
+            SemTokenConfig(objective="coverage", coverage_relevance=rel),
+            encoder=FakeEncoder(),
+            counter=WhitespaceCounter(),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow / invalid-value warning either
+            kept.append(comp.compress(chunks, "Paris census population?", ratio=0.05).texts[0])
+    assert "Paris census population count." in kept[0]
+    assert kept[1] == kept[2] == kept[0]
+    # One common factor on every weight, however small, leaves the greedy order unchanged.
+    x = clusters([5, 3, 2, 1], seed=3)
+    w = np.random.default_rng(1).random(len(x)) + 0.1
+    costs = np.ones(len(x), dtype=np.int64)
+    assert np.array_equal(coverage_scores(x, costs, w), coverage_scores(x, costs, w * 1e-30))

@@ -161,3 +161,40 @@ def test_compressor_auto_without_faiss_and_faiss_without_faiss(
     assert _compress("auto") == _compress("numpy")
     with pytest.raises(MissingDependencyError, match="faiss"):
         _compress("faiss")
+
+
+# -- the partner cap, both backends --------------------------------------------------------
+def _copies(n: int = 100, dim: int = 16) -> np.ndarray:
+    """``(n, dim)`` near-identical unit vectors: every pair is a near-duplicate."""
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal(dim).astype(np.float32)
+    return l2_normalize(base + 0.01 * rng.standard_normal((n, dim)).astype(np.float32))
+
+
+@needs_faiss
+def test_faiss_caps_partners_like_numpy() -> None:
+    """numpy keeps at most ``MAX_PARTNERS`` partners per unit and FAISS kept them all: past
+    ``FAISS_DEDUP_MIN_UNITS`` units the ``auto`` backend changed the compression."""
+    from semtoken_rag.core.redundancy import MAX_PARTNERS
+
+    x = _copies()
+    got, want = dedup.near_duplicates(x, THRESHOLD), near_duplicate_pairs(x, THRESHOLD)
+    assert np.array_equal(got[0], want[0]) and (np.diff(got[0]) == MAX_PARTNERS).all()
+    # Which partner is 64th of 99 near-equal ones is float rounding (BLAS vs FAISS, ~1e-6).
+    assert (got[1] == want[1]).mean() > 0.95
+    # Exact copies tie: both keep the lowest-numbered partners, whatever the float noise.
+    same = np.repeat(x[:1], 80, axis=0)
+    assert _same(dedup.near_duplicates(same, THRESHOLD), near_duplicate_pairs(same, THRESHOLD))
+    # Through the engine: the same text whichever backend searched.
+    text = " ".join(
+        ["The cat sat on the mat today."] * 100 + [f"Distinct word{i} here{i}." for i in range(10)]
+    )
+    out = []
+    for backend in ("numpy", "faiss"):
+        comp = Compressor(
+            SemTokenConfig(dedup_backend=backend, lexical_dedup_threshold=None),
+            encoder=FakeEncoder(),
+            counter=WhitespaceCounter(),
+        )
+        out.append(comp.compress(text, "cat mat?", ratio=0.5).texts)
+    assert out[0] == out[1]

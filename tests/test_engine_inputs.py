@@ -384,3 +384,41 @@ def test_ratio_one_keeps_all_but_near_duplicates_as_documented() -> None:
         counter=WhitespaceCounter(),
     )
     assert keep.compress(text, "cat", ratio=1.0).chunks[0].text == text
+
+
+# -- fixed bugs ------------------------------------------------------------------------------
+def test_cache_bytes_zero_keeps_none_even_of_an_empty_chunk() -> None:
+    """``cache_bytes=0`` keeps no fingerprint; an empty chunk's (0 bytes, counted as 1 by the
+    cache) crashed cachetools with ``ValueError('value too large')``."""
+    comp = Compressor(
+        SemTokenConfig(cache_bytes=0), encoder=FakeEncoder(), counter=WhitespaceCounter()
+    )
+    res = comp.compress(["", "alpha beta."], "q?")
+    assert res.texts[0] == "" and len(res.texts) == 2
+
+
+@pytest.mark.parametrize("ratio", [10**400, -(10**400), 10**5000], ids=["e400", "-e400", "e5000"])
+def test_a_ratio_beyond_float_range_is_a_typed_error(comp: Compressor, ratio: int) -> None:
+    """``float(10**400)`` raised an untyped ``OverflowError``; it is a ratio out of (0, 1]."""
+    with pytest.raises(InvalidInputError, match=r"ratio must be a number in \(0, 1\] or 'auto'"):
+        comp.compress(["alpha beta. gamma delta."], "q?", ratio=ratio)
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), 10**5000], ids=["e400", "-e400", "e5000"])
+def test_check_number_refuses_an_int_beyond_float_range(value: int) -> None:
+    from semtoken_rag.inputs import check_number
+
+    with pytest.raises(InvalidInputError, match="touch_interval must be a finite number >= 0"):
+        check_number(value, "touch_interval", 0.0)
+
+
+@pytest.mark.parametrize("timeout", [9.3e12, 1e15, 1e300])
+def test_a_huge_force_keep_timeout_means_unbounded(timeout: float) -> None:
+    """The ``regex`` library treats a timeout above ~9.2e12 s as already expired: a valid huge
+    ``force_keep_timeout`` failed every chunk with ``ForceKeepTimeoutError``."""
+    comp = Compressor(
+        SemTokenConfig(force_keep=["alpha"], force_keep_timeout=timeout),
+        encoder=FakeEncoder(),
+        counter=WhitespaceCounter(),
+    )
+    assert comp.compress(["alpha beta. gamma delta."], "q?").texts == ["alpha beta."]

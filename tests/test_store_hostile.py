@@ -607,3 +607,269 @@ def test_a_store_path_that_is_a_file_is_a_typed_error(tmp_path):
         FingerprintStore(tmp_path / "file")
     with pytest.raises(StoreError, match="cannot create store directory"):
         FingerprintStore(tmp_path / "file" / "below")
+
+
+# -- failed writes, damage met while writing, refused inputs (second bug hunt) -------------------
+@pytest.mark.parametrize(
+    ("error", "raised"),
+    [
+        (sqlite3.OperationalError("database or disk is full"), StoreError),
+        (KeyboardInterrupt(), KeyboardInterrupt),
+    ],
+)
+def test_a_failed_training_write_forgets_the_codebook_it_rolled_back(
+    tmp_path, monkeypatch, error, raised
+):
+    """A write that trains the codec, then fails (disk full, Ctrl-C) is rolled back, and so is
+    the store's codebook cache: later writes must not encode with a codebook the database does
+    not hold (after a reopen their documents would be undecodable); the codec trains again."""
+    from semtoken_rag.store import get_codec, writes
+
+    spec = get_codec("pq64").with_options(train_min=512)
+    enc = FakeEncoder()
+    first, second = long_texts(6, "a", words=80), long_texts(4, "b", words=80)
+    third = long_texts(3, "c", words=80)
+    real = writes.maybe_train
+
+    def train_then_fail(*args):
+        assert real(*args)  # the codebook is added in this transaction...
+        raise error  # ...which then fails
+
+    with FingerprintStore(tmp_path, codec=spec) as s:
+        assert s.write(encoded(s, enc, first)) == 6  # 480 staged words: not trained yet
+        batch = encoded(s, enc, second)  # brings the staged words to 800
+        monkeypatch.setattr(writes, "maybe_train", train_then_fail)
+        with pytest.raises(raised):
+            s.write(batch)
+        monkeypatch.undo()
+        assert len(s) == 6 and not s.stats().trained
+        assert s.write(encoded(s, enc, third)) == 3  # float16 blocks, not a phantom codebook's
+        assert s.write(batch) == 4 and s.stats().trained  # trains again
+    with FingerprintStore(tmp_path) as s:
+        assert s.verify() == [] and len(s) == 13
+        assert all(fp is not None for fp in s.lookup(first + second + third, enc.cache_id))
+
+
+def _wreck_roots(db_file: Path, names: tuple[str, ...]) -> None:
+    """Overwrite the root pages of the named tables or indexes (header kept): SQLite reports
+    the file malformed when a statement reaches them, while the rest of the store reads."""
+    conn = sqlite3.connect(db_file)
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    marks = ",".join("?" * len(names))
+    roots = [
+        r
+        for (r,) in conn.execute(
+            f"SELECT rootpage FROM sqlite_master WHERE name IN ({marks})", names
+        )
+    ]
+    conn.close()
+    assert len(roots) == len(names)
+    with open(db_file, "r+b") as fh:
+        for root in roots:
+            fh.seek((root - 1) * page + 8)
+            fh.write(b"\xff" * (page - 8))
+
+
+def test_damage_met_while_removing_a_damaged_document_is_a_warning_and_a_miss(tmp_path):
+    """A lookup deletes a document that fails its checksum; when that delete meets damage of
+    its own (an index page, in a store opened without ``quick_check`` as above 1 GiB), the
+    lookup still answers (a miss and a :class:`StoreWarning`), and so does ``add_names``."""
+    enc = FakeEncoder()
+    docs = long_texts(30, "d", words=300)
+    keys = [fingerprint_key(d, enc.cache_id) for d in docs]
+    with FingerprintStore(tmp_path, codec="float32") as s:
+        s.write(encoded(s, enc, docs))
+        s.add_names({k: [f"name{i}"] for i, k in enumerate(keys)})
+    doc = sql(tmp_path, "SELECT id FROM documents WHERE key = ?", [keys[0]])[0][0]
+    sql(tmp_path, "UPDATE blocks SET checksum = zeroblob(32) WHERE id = ?", [doc << 20])
+    sql(tmp_path, "PRAGMA wal_checkpoint(TRUNCATE)")
+    _wreck_roots(tmp_path / DB_NAME, ("shingles_document", "names_document"))
+    with FingerprintStore(tmp_path, verify_on_open=False) as s:
+        with pytest.warns(StoreWarning) as caught:
+            assert s.lookup([docs[0]], enc.cache_id) == [None]
+        said = [str(w.message) for w in caught]
+        assert any("checksums" in m for m in said) and any("malformed" in m for m in said)
+        with pytest.warns(StoreWarning, match="names were not recorded"):
+            s.add_names({keys[1]: ["another name"]})
+        assert s.lookup([docs[2]], enc.cache_id)[0] is not None  # the rest still serves
+
+
+def test_codec_set_of_a_read_only_store_is_a_typed_error(tmp_path):
+    FingerprintStore(tmp_path, codec="float16").close()
+    (tmp_path / ".lock").unlink()
+    before = digest(tmp_path)
+    with (
+        FingerprintStore(tmp_path, read_only=True) as ro,
+        pytest.raises(StoreError, match="read-only"),
+    ):
+        ro.codec_set(32)
+    assert digest(tmp_path) == before
+
+
+def test_encode_documents_refuses_non_finite_vectors_and_another_dimension():
+    """The writer's own entry point checks what it encodes: NaN or infinity never enters a
+    store (docs/store.md), fingerprints of another dimension than the codec set are a typed
+    error naming both (not a numpy reshape error)."""
+    from semtoken_rag.errors import InvalidInputError
+    from semtoken_rag.store import (
+        DocumentFingerprints,
+        NonFiniteFingerprintsError,
+        encode_documents,
+    )
+
+    enc, enc64 = FakeEncoder(), FakeEncoder(64)
+    doc = long_texts(1, "n", words=80)[0]
+    fp = enc.encode_texts([doc])[0]
+    with FingerprintStore(codec="float32") as s:
+        codecs = s.codec_set(32)
+        for bad in (np.nan, np.inf):
+            vectors = fp.vectors.copy()
+            vectors[3, 3] = bad
+            item = DocumentFingerprints(
+                fingerprint_key(doc, enc.cache_id), doc, ChunkFingerprints(vectors, fp.word_spans)
+            )
+            with pytest.raises(NonFiniteFingerprintsError):
+                encode_documents([item], codecs, encoder=enc.cache_id)
+        item64 = DocumentFingerprints(
+            fingerprint_key(doc, enc64.cache_id), doc, enc64.encode_texts([doc])[0]
+        )
+        with pytest.raises(InvalidInputError, match=r"64-dimensional .* dimension 32"):
+            encode_documents([item64], codecs, encoder=enc64.cache_id)
+        assert len(s) == 0
+
+
+def test_a_text_with_a_lone_surrogate_is_served_once_stored():
+    """Lone surrogates are accepted input (semtoken_rag/inputs.py): stored words and a
+    lookup's words are both those of ``model_text``, so a text the engine put is served
+    (not re-encoded on every call), and a chunk covering such a word is found."""
+    from semtoken_rag.preparation import fingerprints_of
+
+    enc = FakeEncoder()
+    chunk = "alpha beta \ud800gamma delta epsilon"
+    with FingerprintStore(codec="float32") as s:
+        assert fingerprints_of([chunk], enc, s)[1] == 1
+        assert fingerprints_of([chunk], enc, s)[1] == 0 and len(s) == 1
+    doc = (
+        " ".join(f"w{i}" for i in range(50))
+        + " bad\udc80word "
+        + " ".join(f"v{i}" for i in range(50))
+    )
+    with FingerprintStore(codec="float32") as s:
+        fill(s, enc, [doc])
+        words = doc.split(" ")
+        inside = " ".join(words[30:80])
+        assert s.lookup([inside, doc], enc.cache_id)[0] is not None
+        assert s.lookup([doc], enc.cache_id)[0] is not None
+
+
+def test_chunk_source_fields_are_validated():
+    """``ChunkSource`` is a plain dataclass: a start that is not an offset, or a document
+    name that is not a string, is an :class:`InvalidInputError` naming it (not a TypeError,
+    an OverflowError or SQLite's binding error); numpy scalars are taken as plain values."""
+    from semtoken_rag.errors import InvalidInputError
+    from semtoken_rag.fingerprints import ChunkSource
+
+    enc = FakeEncoder()
+    docs = long_texts(3, "s", words=80)
+    with FingerprintStore(codec="float32") as s:
+        s.write(encoded(s, enc, docs))
+        s.add_names({fingerprint_key(docs[0], enc.cache_id): ["report.txt"]})
+        spans = find_words(docs[0])
+        start = int(spans[5, 0])
+        chunk = docs[0][start : int(spans[40, 1])]
+        for bad in (str(start), 2**64, -1, True, 2.0):
+            for name in ("report.txt", None):
+                with pytest.raises(InvalidInputError, match=re.escape(repr(bad))):
+                    s.lookup([chunk], enc.cache_id, [ChunkSource(name, bad)])
+        for bad_name in (["report.txt"], 5, b"report.txt"):
+            with pytest.raises(InvalidInputError, match="document must be a str"):
+                s.lookup([chunk], enc.cache_id, [ChunkSource(bad_name, None)])
+        plain = ChunkSource(np.str_("report.txt"), np.int64(start))
+        assert s.lookup([chunk], enc.cache_id, [plain])[0] is not None
+
+
+def test_a_codebook_damaged_after_open_is_typed_damage(tmp_path):
+    """Another process wrote a codebook that fails its digest while this store was open:
+    ``codec_set`` raises :class:`StoreDamagedError` (it has no safe result), ``write`` and
+    ``put`` warn and store nothing (as for SQLite damage), lookups still serve what they can;
+    a reopen quarantines the store."""
+    from semtoken_rag.store import get_codec
+
+    enc = FakeEncoder()
+    docs, new = long_texts(2, "k", words=60), long_texts(1, "e", words=60)
+    with FingerprintStore(tmp_path, codec=get_codec("pq64").with_options(train_min=256)) as s:
+        s.write(encoded(s, enc, docs))
+        ready = encoded(s, enc, new)
+        sql(
+            tmp_path,
+            "INSERT INTO codebooks(codec, dim, factory, encoder, train_vectors, train_cos, "
+            "created, sha256, state) "
+            "VALUES ('pq64', 32, 'PQ5x8np', 'x', 0, 1.0, 0, x'00', x'0102')",
+        )
+        with pytest.raises(StoreDamagedError, match="damaged"):
+            s.codec_set(32)
+        with pytest.warns(StoreWarning, match="codebook .* damaged"):
+            assert s.write(ready) == 0
+        with pytest.warns(StoreWarning, match="damaged"):
+            s.put(new, enc.encode_texts(new), enc.cache_id)
+        assert len(s) == 2 and all(s.lookup(docs, enc.cache_id))
+    with pytest.warns(StoreWarning, match="quarantine"), FingerprintStore(tmp_path) as s:
+        assert len(s) == 0
+
+
+def test_codec_specs_other_than_registered_codecs_are_refused_before_anything_is_created(
+    tmp_path,
+):
+    """A store records its codec by name and a reopen looks it up: a spec of another name, or
+    a registered name with other format fields, would leave a directory no open can use."""
+    from semtoken_rag.store import CodecSpec, get_codec
+
+    for i, spec in enumerate(
+        [SMALL_PQ.with_options(name="mypq"), CodecSpec("float16", "raw", bits=12)]
+    ):
+        with pytest.raises(StoreError, match=r"mypq|float16"):
+            FingerprintStore(tmp_path / str(i), codec=spec)
+        assert not (tmp_path / str(i)).exists()
+    assert get_codec(SMALL_PQ) is SMALL_PQ  # training options may differ
+    with FingerprintStore(tmp_path / "ok", codec=SMALL_PQ) as s:
+        assert s.codec.train_min == SMALL_PQ.train_min
+
+
+def test_put_refuses_fingerprints_of_another_word_count_and_a_short_document_is_no_damage(
+    caplog,
+):
+    """``put`` skips (and logs) fingerprints whose word count is not the text's, as it skips
+    non-finite ones; a stored document shorter than a chunk with its key is a miss, not
+    damage (the exact-key candidate is checked to fit like every other)."""
+    import logging
+
+    from semtoken_rag.store import DocumentFingerprints, encode_documents
+
+    enc = FakeEncoder()
+    text = long_texts(1, "m", words=200)[0]
+    fp = enc.encode_texts([text])[0]
+    short = ChunkFingerprints(fp.vectors[:100], fp.word_spans[:100])
+    with FingerprintStore(codec="float32") as s:
+        with caplog.at_level(logging.WARNING):
+            s.put([text], [short], enc.cache_id)
+        assert len(s) == 0 and "100 fingerprints" in caplog.text
+        item = DocumentFingerprints(fingerprint_key(text, enc.cache_id), text, short)
+        assert s.write(encode_documents([item], s.codec_set(32), encoder=enc.cache_id)) == 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StoreWarning)
+            assert s.lookup([text], enc.cache_id) == [None]
+        assert len(s) == 1 and s.verify() == []
+
+
+def test_out_of_range_and_mistyped_codec_arguments_are_typed_errors():
+    from semtoken_rag.errors import InvalidInputError
+    from semtoken_rag.store import CodecSpec, get_codec
+
+    with FingerprintStore(codec="float32") as s:
+        for bad in (2**70, 2**17):
+            with pytest.raises(InvalidInputError, match="dim must be at most"):
+                s.codec_set(bad)
+    with pytest.raises(StoreError, match="unreadable codec description"):
+        CodecSpec.from_json(None)  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="train_min must be an int"):
+        get_codec("pq64").with_options(train_min="5")

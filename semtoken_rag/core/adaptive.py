@@ -6,10 +6,12 @@ every content word of the question, its best match in each unit (late interactio
 tell when the units it would keep *cover the question*:
 
 * a content word ``q`` is **covered** by a set of units when its best match among them is at
-  least its best match anywhere in the context minus ``tolerance`` (cosine);
-* the budget is the cost of the shortest prefix of the units, in the order the selection ranks
-  them, after which at least ``target_coverage`` of the question's content words are covered
-  (plus the force-kept units and a separator per unit), clipped to ``[floor, ceiling]``.
+  least its best match among the units the selection may choose (the candidates: a collapsed
+  span offers only its representative) minus ``tolerance`` (cosine);
+* the budget is the cost of the shortest prefix of the candidates, in the order the selection
+  ranks them, after which at least ``target_coverage`` of the question's content words are
+  covered, plus the force-kept units and the separators (one per chosen unit, and one between
+  each two runs of force-kept units), clipped to ``[floor, ceiling]``.
 
 A summary request (or no question) has no words to cover: it gets the ceiling.  A question whose
 words all match weakly (something the context does not hold) is covered by its few best units
@@ -54,8 +56,9 @@ class BudgetChoice:
 
     Attributes:
         tokens: The joint budget.
-        reason: ``coverage`` (the covering prefix), ``floor`` / ``ceiling`` (clipped to the
-            bound), ``summary`` (no question words: the ceiling).
+        reason: ``coverage`` (the covering prefix, which reaches the target coverage),
+            ``floor`` / ``ceiling`` (clipped to the bound; ``ceiling`` also when no prefix of
+            the candidates reaches the target), ``summary`` (no question words: the ceiling).
         coverage: Share of the question's content words covered by the covering prefix.
         needed: Tokens of the covering prefix before clipping (0 for summaries).
         query_words: Content words of the question considered.
@@ -82,14 +85,19 @@ def covering_prefix(
 
     Args:
         matches: ``(Q, U)`` from :func:`semtoken_rag.core.scoring.word_unit_matches`.
-        order: ``(m,) int64`` units in the order the selection ranks them.
+        order: ``(m,) int64`` the units that may be chosen, in the order the selection ranks
+            them (a word's best match is taken among these).
         target: Share of words to cover, in ``(0, 1]``.
         tolerance: See :class:`AdaptiveRule`.
     """
     if matches.shape[0] == 0 or len(order) == 0:
         return 0, 1.0
-    best = matches.max(axis=1, keepdims=True)
-    running = np.maximum.accumulate(matches[:, order], axis=1)
+    ranked = matches[:, order]
+    # The best match among the units in ``order`` (the candidates), not among all units: a unit
+    # the selection may not choose can never be kept, so measuring against it would make the
+    # target unreachable and the prefix always the whole order.
+    best = ranked.max(axis=1, keepdims=True)
+    running = np.maximum.accumulate(ranked, axis=1)
     share = (running >= best - tolerance).mean(axis=0)
     hit = np.flatnonzero(share >= target - 1e-9)
     k = int(hit[0]) + 1 if len(hit) else len(order)
@@ -113,7 +121,8 @@ def choose_budget(
         unit_costs: ``(U,) int64`` tokens of each unit.
         candidates: ``(U,) bool`` units the selection may choose.
         forced: ``(U,) bool`` units kept whatever the budget (their cost is added).
-        rule: Floor, ceiling, target, tolerance and the separator's cost (one per kept unit).
+        rule: Floor, ceiling, target, tolerance and the separator's cost (see
+            :func:`_separators` for how many are paid).
     """
     if matches is None or matches.shape[0] == 0:
         return BudgetChoice(rule.ceiling, "summary")
@@ -123,10 +132,36 @@ def choose_budget(
     chosen = order[: max(k, 1)]
     kept = forced.copy()
     kept[chosen] = True
-    needed = int(unit_costs[kept].sum()) + rule.separator_cost * len(chosen)
+    needed = int(unit_costs[kept].sum()) + rule.separator_cost * _separators(forced, len(chosen))
     tokens = min(max(needed, rule.floor), rule.ceiling)
-    reason = "coverage" if tokens == needed else ("floor" if tokens > needed else "ceiling")
+    covered = coverage >= rule.target_coverage - 1e-9
+    if tokens == needed and covered:
+        reason = "coverage"
+    else:  # clipped, or (all candidates taken) the target out of reach: no covering prefix
+        reason = "floor" if tokens > needed else "ceiling"
     return BudgetChoice(tokens, reason, coverage, needed, int(matches.shape[0]))
+
+
+def _separators(forced: np.ndarray, n_chosen: int) -> int:
+    """Separators the selection may charge while keeping the forced units, then ``n_chosen``
+    more units one by one: one per chosen unit, plus one between each two runs of forced units.
+
+    Why this bound and not the separators of the final kept set: the selection charges each
+    unit the separators its piece adds *when it is kept*, and a unit kept before its neighbour
+    can open a piece that the neighbour later closes, so the count along the way can exceed the
+    final one.  At any step the pieces are at most the forced runs plus the chosen units kept so
+    far, so the separators (pieces minus one per chunk) are at most this count; a budget that
+    pays them keeps every chosen unit whole (force-kept pieces are separated too: forgetting
+    their separators cut the covering unit).
+
+    Args:
+        forced: ``(U,) bool`` force-kept units (runs are counted over the whole context: a run
+            that crosses a chunk boundary is two pieces but also two chunks, so one separator
+            fewer is still enough).
+        n_chosen: Units chosen beyond the forced ones.
+    """
+    runs = int(np.count_nonzero(forced[1:] & ~forced[:-1])) + int(forced[:1].sum())
+    return n_chosen + max(runs - 1, 0)
 
 
 def scope_budgets(choice: BudgetChoice, rule: AdaptiveRule, chunk_costs: np.ndarray) -> np.ndarray:

@@ -5,9 +5,11 @@ they fit; the scan *stops* at the first unit that does not fit, and the leftover
 leading words of that unit (the partial fill).  A unit that near-duplicates an already kept unit
 (by fingerprint, or because its words mostly repeat kept text) is skipped (it costs nothing).
 Stopping rather than passing over a unit that does not fit makes the kept set at a budget a
-subset of the kept set at any larger budget, so a larger ratio never keeps fewer tokens (a
-skip-and-continue knapsack heuristic breaks that: a small budget can be filled by small
-low-ranked units that a larger budget spends on one big unit).
+subset of the kept set at any larger budget, so a larger ratio keeps all the text a smaller one
+kept, and more (a skip-and-continue knapsack heuristic breaks that: a small budget can be
+filled by small low-ranked units that a larger budget spends on one big unit).  Without a
+separator the kept *tokens* never decrease either; with one they can: a unit that joins two
+kept pieces removes the separator between them, which may cost more than the unit itself.
 
 Separators: with ``sep_cost``, each unit is charged the separators its piece adds to the
 rendered text (kept pieces minus one, per chunk), so the output, separators included, stays
@@ -75,6 +77,10 @@ class UnitRules:
             :func:`~semtoken_rag.core.redundancy.unit_shingles`).
         lexical_threshold: Skip a unit when at least this fraction of its shingles already
             occur in kept units (verbatim or partial repeats).
+        fill_small_budget: A budget below ``min_fill_tokens`` may still be spent on a partial
+            unit (:func:`select_context` lowers the minimum to the budget): the ``auto``
+            budget's promise of a non-empty result when its bound is a few tokens and the
+            best unit is longer.
     """
 
     candidates: np.ndarray | None = None
@@ -86,6 +92,7 @@ class UnitRules:
     unit_chunk: np.ndarray | None = None
     shingles: CSR | None = None
     lexical_threshold: float | None = None
+    fill_small_budget: bool = False
 
 
 class _Kept:
@@ -263,9 +270,10 @@ def _group_rules(
     params: SelectionConfig,
     rules: UnitRules,
     word_costs: np.ndarray | None,
+    budget: int,
 ) -> UnitRules:
     """The context's rules restricted to the units ``idx`` (contiguous: ``unit_chunk`` is
-    non-decreasing), renumbered from 0."""
+    non-decreasing), renumbered from 0, for the group's ``budget``."""
     dups, shingles = rules.duplicates, rules.shingles
     a, b = int(idx[0]), int(idx[-1]) + 1
     return UnitRules(
@@ -273,7 +281,11 @@ def _group_rules(
         forced=ctx.forced[idx],
         duplicates=_restrict(dups, a, b, renumber=True) if dups is not None else None,
         word_costs=word_costs[idx] if word_costs is not None else None,
-        min_fill_tokens=params.min_fill_tokens,
+        # A budget below the minimum fill (``fill_small_budget``): the fill may take the whole
+        # budget, which only a group with nothing else kept has left.
+        min_fill_tokens=min(params.min_fill_tokens, max(budget, 1))
+        if rules.fill_small_budget
+        else params.min_fill_tokens,
         sep_cost=rules.sep_cost,
         unit_chunk=ctx.unit_chunk[idx],
         shingles=_restrict(shingles, a, b, renumber=False) if shingles is not None else None,
@@ -296,8 +308,9 @@ def select_context(
         unit_costs: ``(U,) int64`` tokens of each unit.
         budgets: ``(1,)`` one joint budget, or ``(n_chunks,)`` one per chunk.
         params: The selection knobs (partial fill, lexical threshold).
-        rules: ``candidates``, ``duplicates``, ``shingles`` and ``sep_cost`` over the whole
-            context (the rest comes from ``ctx`` and ``params``).
+        rules: ``candidates``, ``duplicates``, ``shingles``, ``sep_cost`` and
+            ``fill_small_budget`` over the whole context (the rest comes from ``ctx`` and
+            ``params``).
 
     Returns:
         ``(kept (U,) bool, partial (U,) int64 leading words of partly kept units, tokens
@@ -318,7 +331,7 @@ def select_context(
     for g, idx in enumerate(groups):
         if len(idx) == 0:
             continue
-        group_rules = _group_rules(ctx, idx, params, rules, word_costs)
+        group_rules = _group_rules(ctx, idx, params, rules, word_costs, int(budgets[g]))
         sel = select_units(scores[idx], unit_costs[idx], int(budgets[g]), group_rules)
         kept[idx] = sel.kept
         if sel.partial_unit >= 0:

@@ -96,7 +96,10 @@ def coverage_scores(
     while heap:
         _, i = heapq.heappop(heap)
         fresh = gain(i)
-        if heap and fresh < -heap[0][0] - 1e-12:
+        # Relative slack (float noise), not absolute: weights are only defined up to a common
+        # factor (the pipeline scales them so the largest is 1), and an absolute 1e-12 would
+        # accept stale bounds as fresh once the gains themselves are that small.
+        if heap and fresh < -heap[0][0] * (1.0 - 1e-12):
             heapq.heappush(heap, (-fresh, i))  # stale bound: re-queue with the true gain
             continue
         scores[i] = n - rank

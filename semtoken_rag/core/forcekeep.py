@@ -77,6 +77,12 @@ def compile_rules(
     return tuple(rules)
 
 
+#: Longest timeout handed to ``regex`` (seconds, about 31 years): ``regex`` counts a timeout in
+#: microseconds in a 64-bit integer and treats one above ~9.2e12 s as already expired, so a huge
+#: (valid) ``force_keep_timeout`` would fail every chunk at once; beyond this it means "unbounded".
+MAX_TIMEOUT = 1e9
+
+
 def match_spans(
     text: str, rules: Sequence[ForceKeepRule], timeout: float | None = 1.0
 ) -> np.ndarray:
@@ -85,18 +91,18 @@ def match_spans(
     Args:
         text: The chunk text.
         rules: From :func:`compile_rules`.
-        timeout: Seconds each rule may spend on ``text`` (``None``: unbounded).
+        timeout: Seconds each rule may spend on ``text`` (``None``: unbounded; clipped to
+            :data:`MAX_TIMEOUT`).
 
     Raises:
         ForceKeepTimeoutError: a rule exceeded ``timeout`` (it names the rule).
     """
     spans: list[tuple[int, int]] = []
+    limit = None if timeout is None else min(timeout, MAX_TIMEOUT)
     for rule in rules:
         try:
             spans.extend(
-                m.span()
-                for m in rule.pattern.finditer(text, timeout=timeout)
-                if m.end() > m.start()
+                m.span() for m in rule.pattern.finditer(text, timeout=limit) if m.end() > m.start()
             )
         except TimeoutError as exc:
             raise ForceKeepTimeoutError(

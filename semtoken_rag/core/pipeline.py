@@ -167,8 +167,12 @@ def _unit_scores(
         log_w = w_ent * standardize(unit_entropy)
         if has_query:
             log_w = log_w + params.coverage_relevance * standardize(rel)
+        # Shifted by the max before exp: a large coverage_relevance would overflow float32 to
+        # inf (gains NaN, a garbage order); scaling every weight by one factor keeps the order.
+        log_w = log_w.astype(np.float64)
+        weights = np.exp(log_w - log_w.max())
         return coverage_scores(
-            units.vectors, units.costs, np.exp(log_w), neighbours=params.coverage_neighbours
+            units.vectors, units.costs, weights, neighbours=params.coverage_neighbours
         )
     scores = combined_score(rel, unit_entropy, w_rel, w_ent)
     if objective == "summary":
@@ -280,7 +284,13 @@ def plan_context(
     clock.done("scoring")
     dups, shingles = _redundancy(ctx, unit_vecs, params, dedup_search)
     clock.done("dedup")
-    rules = UnitRules(candidates, duplicates=dups, shingles=shingles, sep_cost=separator_cost)
+    rules = UnitRules(
+        candidates,
+        duplicates=dups,
+        shingles=shingles,
+        sep_cost=separator_cost,
+        fill_small_budget=choice is not None,  # ``auto``: never an empty result
+    )
     kept, partial, skipped = select_context(ctx, scores, units.costs, budgets, params, rules)
     clock.done("selection")
     return CorePlan(

@@ -21,6 +21,11 @@ import numpy as np
 #: quadratic number of pairs; exact repeats beyond the cap are still caught by the lexical check.
 MAX_PARTNERS = 64
 
+#: Similarities are rounded to this many decimals before the most similar partners are ranked,
+#: and ties go to the lower unit: exact copies tie, and which of them a capped unit keeps must
+#: not depend on float noise (BLAS and FAISS round differently), so both searches agree.
+PARTNER_DECIMALS = 5
+
 
 def near_duplicate_pairs(
     unit_vectors: np.ndarray, threshold: float, block: int = 2048, max_partners: int = MAX_PARTNERS
@@ -47,17 +52,30 @@ def near_duplicate_pairs(
         crowded = hits.sum(axis=1) > max_partners
         if crowded.any():
             # Keep only the max_partners most similar partners of over-connected units.
-            sub = sim[crowded]
-            top = np.argpartition(-sub, max_partners - 1, axis=1)[:, :max_partners]
-            mask = np.zeros(sub.shape, dtype=bool)
-            np.put_along_axis(mask, top, True, axis=1)
-            hits[crowded] &= mask
+            # (Non-partners at -inf: rounding must not let one tie with a partner.)
+            candidates = np.where(hits[crowded], sim[crowded], -np.inf)
+            hits[crowded] &= _top_partners(candidates, max_partners)
         # The diagonal is -inf, so no unit is its own partner; nonzero is row-major, blocks
         # come in row order: the pairs are already sorted by row, then column.
         counts.append(hits.sum(axis=1))
         cols.append(np.nonzero(hits)[1])
     indptr = np.r_[0, np.cumsum(np.concatenate(counts))].astype(np.int64)
     return indptr, np.concatenate(cols).astype(np.int64)
+
+
+def _top_partners(sim: np.ndarray, k: int) -> np.ndarray:
+    """``(r, n) bool``: the ``k`` largest of each row of ``sim`` (``(r, n) float32``, ``k <= n``),
+    compared at :data:`PARTNER_DECIMALS` decimals, ties to the lower column.
+
+    Why not ``argpartition`` alone: it breaks ties arbitrarily, so the partners kept among exact
+    copies would differ from the FAISS search's.  Linear per row, like ``argpartition``.
+    """
+    r = np.round(sim, PARTNER_DECIMALS)
+    kth = -np.partition(-r, k - 1, axis=1)[:, k - 1 : k]  # each row's k-th largest value
+    above = r > kth
+    tied = r == kth
+    room = k - above.sum(axis=1, keepdims=True)  # tied values to take, lowest columns first
+    return above | (tied & (np.cumsum(tied, axis=1) <= room))
 
 
 #: Multipliers of the rolling 3-gram hash (odd 64-bit constants; wrap-around is intended).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -60,6 +61,18 @@ class CodecSpec:
     description: str = ""
 
     def __post_init__(self) -> None:
+        # Typed errors for fields of the wrong type (``with_options(train_min="5")``), instead
+        # of a TypeError from the comparisons below or from json/FAISS later.
+        for name in ("name", "kind"):
+            if not isinstance(getattr(self, name), str):
+                raise StoreError(f"codec spec: {name} must be a str, got {getattr(self, name)!r}")
+        for name in ("bits", "m", "nbits", "train_min", "train_max", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+                raise StoreError(
+                    f"codec {self.name!r}: {name} must be an int >= 0, got {value!r:.60}"
+                )
+            object.__setattr__(self, name, int(value))  # numpy integers made plain (JSON)
         if self.kind not in _FACTORIES:
             raise StoreError(f"unknown codec kind {self.kind!r} (known: {', '.join(_FACTORIES)})")
         # Smallest training sample FAISS accepts (PQ: one point per k-means centroid).
@@ -103,8 +116,8 @@ class CodecSpec:
         """
         try:
             return cls(**json.loads(text))
-        except (ValueError, TypeError) as exc:
-            raise StoreError(f"unreadable codec description {text[:80]!r}: {exc}") from exc
+        except (ValueError, TypeError) as exc:  # str(text): a non-str must not fail the message
+            raise StoreError(f"unreadable codec description {str(text)[:80]!r}: {exc}") from exc
 
 
 def _pq_m(m: int, dim: int) -> int:
@@ -153,10 +166,27 @@ DEFAULT_CODEC = "pq64"
 def get_codec(codec: str | CodecSpec | None) -> CodecSpec:
     """The spec of a codec name (``None`` -> :data:`DEFAULT_CODEC`), or the spec itself.
 
+    A spec is accepted only as a registered codec with other training options (``train_min``,
+    ``train_max``, ``seed``): the store records the codec by name and a reopen looks the name
+    up, so another name or format would write a directory no later open can use.
+
     Raises:
-        StoreError: unknown name (the message lists the known ones).
+        StoreError: unknown name (the message lists the known ones), or a spec whose format
+            fields differ from its registered codec's (checked before anything is created).
     """
     if isinstance(codec, CodecSpec):
+        known = CODECS.get(codec.name)
+        if known is None:
+            raise StoreError(
+                f"unknown fingerprint codec {codec.name!r}; choose one of {', '.join(CODECS)} "
+                "(a CodecSpec may change only the training options of a registered codec)"
+            )
+        if not known.same_codec(codec):
+            raise StoreError(
+                f"codec spec {codec.name!r} differs from the registered codec of that name "
+                f"({known.to_json()}) in its format (kind, bits, m, nbits); only training "
+                "options (train_min, train_max, seed) may change"
+            )
         return codec
     name = DEFAULT_CODEC if codec is None else codec
     try:

@@ -153,16 +153,18 @@ def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[N
     ``IMMEDIATE`` takes SQLite's write lock at once (writers); ``DEFERRED`` is a read snapshot
     (a lookup sees one committed state across its several queries).  A rollback that fails
     because SQLite already rolled back (disk full, I/O error) does not hide the first error.
+    A ``COMMIT`` that fails (disk full while writing the log) is rolled back too: a transaction
+    left open would make every later ``BEGIN`` of the connection fail.
     """
     conn.execute(f"BEGIN {mode}")
     try:
         yield
+        conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def health_problem(conn: sqlite3.Connection) -> str | None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.inputs import model_text
 from semtoken_rag.store.codebooks import GUARD_MARGIN, Codebook, CodecSet, runtime_codec
 from semtoken_rag.store.db import BLOCK_WORDS, MAX_DOCUMENT_WORDS
 from semtoken_rag.store.words import normalise, pack, shingle_hashes, winnow
@@ -152,10 +153,28 @@ def code_vectors(vectors: np.ndarray, codecs: CodecSet) -> tuple[np.ndarray, np.
 def encode_documents(
     docs: Sequence[DocumentFingerprints], codecs: CodecSet, *, encoder: str
 ) -> list[EncodedDocument]:
-    """Encode documents (checked by :func:`check_document`, all of ``codecs``' dimension) for
-    the store, all their vectors in one codec call; ``encoder`` is the encoder's ``cache_id``."""
+    """Encode documents for the store, all their vectors in one codec call; ``encoder`` is the
+    encoder's ``cache_id``.
+
+    Every document is checked here (this is the writer's entry point, whoever calls it), so
+    non-finite vectors never reach a store and another dimension is a typed error rather
+    than a numpy one.  Stored words are those of :func:`~semtoken_rag.inputs.model_text`
+    (lone surrogates as U+FFFD, same offsets): what a lookup compares them with.
+
+    Raises:
+        NonFiniteFingerprintsError: a vector holds NaN or infinity.
+        InvalidInputError: a document too large, or of another dimension than ``codecs``.
+    """
     if not docs:
         return []
+    for d in docs:
+        check_document(d)
+        if d.fingerprints.dim != codecs.book.dim:
+            raise InvalidInputError(
+                f"document {d.key[:12]}… has {d.fingerprints.dim}-dimensional fingerprints, "
+                f"but the codec set is for dimension {codecs.book.dim}: encode it with "
+                f"codec_set({d.fingerprints.dim})"
+            )
     vectors = np.concatenate(
         [np.asarray(d.fingerprints.vectors, dtype=np.float32) for d in docs]
     ).reshape(-1, docs[0].fingerprints.dim)
@@ -165,7 +184,8 @@ def encode_documents(
     for d in docs:
         fp = d.fingerprints
         hi = lo + fp.n_words
-        words = normalise([d.text[s:e] for s, e in fp.word_spans.tolist()])
+        text = model_text(d.text)
+        words = normalise([text[s:e] for s, e in fp.word_spans.tolist()])
         starts = fp.word_spans[::BLOCK_WORDS, 0].tolist()
         blocks = encode_blocks(
             d.key, vectors[lo:hi], words, codes[lo:hi], None if cos is None else cos[lo:hi],

@@ -127,8 +127,8 @@ class Locator:
         by_key = self._load_docs(_DOCS.format("key"), list({q.key for q in queries}))
         keyed = {d.key: d for d in by_key}
         for q in queries:
-            doc = keyed.get(q.key)
-            exact = [(doc.id, 0)] if doc is not None and doc.encoder == self.encoder else []
+            doc = keyed.get(q.key)  # checked as every candidate is: a short one is no damage
+            exact = [(doc.id, 0)] if doc is not None and self._fits(doc.id, 0, len(q.words)) else []
             fp = self._serve(q, exact) if exact else None
             if fp is None:
                 fp = self._search(q)

@@ -118,11 +118,18 @@ class FingerprintStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under both locks; rolled back on any error."""
+        """One write transaction under both locks; rolled back on any error, and so is the
+        codebook cache: a codebook the rollback removed must not encode blocks (no reopen could
+        decode them); forgotten, the codec trains again at a later write."""
         with self._write_lock():
             conn = self._live()
-            with db.transaction(conn):
-                yield conn
+            loaded = dict(self._books.by_id)
+            try:
+                with db.transaction(conn):
+                    yield conn
+            except BaseException:
+                self._books.by_id = loaded
+                raise
 
     def _live(self) -> sqlite3.Connection:
         if self._closed:
@@ -207,11 +214,22 @@ class FingerprintStore:
     def codec_set(self, dim: int) -> CodecSet:
         """The codebooks an encoder needs to encode documents of ``dim`` for this store (ship
         it to wherever the encoder runs; see :func:`~semtoken_rag.store.encoding.
-        encode_documents`)."""
+        encode_documents`).
+
+        Raises:
+            StoreError: a read-only store (its codebooks are for writing, which it refuses).
+            StoreDamagedError: a codebook (or the file) is damaged: no codebook set can be
+                made without repairing it, which only a writable open does (quarantine).
+        """
         dim = writes.check_dim(dim)
-        with self._transaction() as conn:
-            self._books.refresh(conn)
-            return self._books.codec_set(conn, int(dim))
+        if self.read_only:
+            raise StoreError(f"fingerprint store {self._where} is read-only: nothing to encode for")
+        try:
+            with self._transaction() as conn:
+                self._books.refresh(conn)
+                return self._books.codec_set(conn, int(dim))
+        except (DamagedCodebook, sqlite3.DatabaseError) as exc:
+            types.codec_set_failed(exc, self._where)
 
     def write(self, docs: Sequence[EncodedDocument]) -> int:
         """Write encoded documents in one transaction (documents already stored only gain
@@ -240,9 +258,8 @@ class FingerprintStore:
                 # (executescript: execute steps PRAGMA incremental_vacuum once, one page)
                 with self._write_lock():
                     self._live().executescript("PRAGMA incremental_vacuum;")
-        except sqlite3.DatabaseError as exc:
-            damage = f"fingerprint store {self._where} is damaged ({exc})"
-            types.sqlite_failed(exc, "write", f"{damage}; new fingerprints were not stored")
+        except (sqlite3.DatabaseError, DamagedCodebook) as exc:  # a codebook: by another process
+            types.write_failed(exc, self._where, "new fingerprints were not stored")
             return 0
         logger.debug("wrote %d new of %d documents", added, len(docs))
         return added
@@ -254,11 +271,17 @@ class FingerprintStore:
         encoder_id: str,
     ) -> None:
         """Store texts the engine had to encode (query-time misses) as documents of their own,
-        so the next lookup of the same text hits.  Fingerprints that are not finite are not
-        stored (logged)."""
+        so the next lookup of the same text hits.  Fingerprints that are not finite, or whose
+        word count is not the text's, are not stored (logged)."""
         docs = writes.finite_documents(texts, fingerprints, encoder_id)
-        if docs and not self._refuse_write():
-            self.write(encode_by_dim(docs, self.codec_set, encoder=encoder_id))
+        if not docs or self._refuse_write():
+            return
+        try:
+            encoded = encode_by_dim(docs, self.codec_set, encoder=encoder_id)
+        except types.StoreDamagedError as exc:  # as write(): damage is a warning, not stored
+            types.warn_damage(f"{exc}; new fingerprints were not stored")
+            return
+        self.write(encoded)
 
     def add_names(self, names: Mapping[str, Sequence[str]]) -> None:
         """Record more names (a file path, a framework's document id) of stored documents,
@@ -266,8 +289,11 @@ class FingerprintStore:
         names = writes.check_names(names)
         if not names or self._refuse_write():
             return
-        with self._transaction() as conn:
-            writes.insert_names(conn, names)
+        try:
+            with self._transaction() as conn:
+                writes.insert_names(conn, names)
+        except sqlite3.DatabaseError as exc:
+            types.write_failed(exc, self._where, "the names were not recorded")
 
     def _refuse_write(self) -> bool:
         if self.read_only:
@@ -293,8 +319,11 @@ class FingerprintStore:
         )
         if self.read_only:
             return
-        with self._transaction() as conn:
-            conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in docs])
+        try:
+            with self._transaction() as conn:
+                conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in docs])
+        except sqlite3.DatabaseError as exc:  # damage beyond the blocks: the lookup still misses
+            types.write_failed(exc, self._where, "the damaged documents stay in place")
 
     def _flush_touches(self, *, wait: bool) -> None:
         """Write buffered LRU refreshes now (skipped, not waited for, when ``wait`` is False

@@ -11,10 +11,11 @@ import numbers
 import sqlite3
 import warnings
 from dataclasses import dataclass
+from typing import NoReturn
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.store import db
-from semtoken_rag.store.codebooks import Codebook, Codebooks
+from semtoken_rag.store.codebooks import Codebook, Codebooks, DamagedCodebook
 from semtoken_rag.store.codecs import STAGING
 from semtoken_rag.store.encoding import block_checksum
 from semtoken_rag.store.words import unpack
@@ -27,7 +28,8 @@ class StoreWarning(UserWarning):
 
 
 class StoreDamagedError(StoreError):
-    """The store is damaged and may not be repaired here (read-only, or an inspection)."""
+    """The store is damaged and may not be repaired here (read-only, an inspection, or a
+    writable store's ``codec_set`` meeting a damaged codebook: only an open quarantines)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,30 @@ def sqlite_failed(exc: sqlite3.DatabaseError, op: str, damage: str) -> None:
     if not db.is_damage(exc):
         raise StoreError(f"fingerprint store {op} failed: {exc}") from exc
     warn_damage(f"{damage}. Reopen it with verify_on_open=True to quarantine and repair it")
+
+
+def write_failed(exc: sqlite3.DatabaseError | DamagedCodebook, where: str, lost: str) -> None:
+    """A write that met damage (SQLite's, or a codebook failing its digest): a warning and the
+    documented safe result (``lost`` says what was not written); anything else a
+    :class:`StoreError` (see :func:`sqlite_failed`)."""
+    if isinstance(exc, sqlite3.DatabaseError):
+        sqlite_failed(exc, "write", f"fingerprint store {where} is damaged ({exc}); {lost}")
+    else:
+        warn_damage(
+            f"a codebook of {where} is damaged ({exc}); {lost}. Reopen it to quarantine and "
+            "repair it"
+        )
+
+
+def codec_set_failed(exc: sqlite3.DatabaseError | DamagedCodebook, where: str) -> NoReturn:
+    """``codec_set`` has no safe result to return: damage is a :class:`StoreDamagedError` (only
+    a writable open repairs it), anything else a :class:`StoreError`."""
+    if isinstance(exc, sqlite3.DatabaseError) and not db.is_damage(exc):
+        raise StoreError(f"fingerprint store write failed: {exc}") from exc
+    raise StoreDamagedError(
+        f"fingerprint store {where} is damaged ({exc}); reopen it writable to move the damaged "
+        "files to a quarantine folder and start an empty store"
+    ) from exc
 
 
 _BLOCKS = (

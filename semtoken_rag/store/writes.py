@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, fingerprint_key
-from semtoken_rag.inputs import check_strings
+from semtoken_rag.inputs import check_strings, model_text
 from semtoken_rag.store.codebooks import Codebook, Codebooks, runtime_codec
 from semtoken_rag.store.codecs import STAGING, train, training_sample
 from semtoken_rag.store.db import BLOCK_BITS, block_range, read_counters, select_in
@@ -78,10 +79,17 @@ def check_names(names: Any) -> dict[str, tuple[str, ...]]:
     return out
 
 
+#: Largest vector dimension a store takes: far above any encoder's, and small enough that a
+#: dimension is an SQLite integer and a codec's factory string is computed quickly.
+MAX_DIM = 1 << 16
+
+
 def check_dim(dim: Any) -> int:
-    """A vector dimension: a positive int."""
+    """A vector dimension: a positive int, at most :data:`MAX_DIM`."""
     if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
         raise InvalidInputError(f"dim must be a positive int, got {dim!r:.60}")
+    if int(dim) > MAX_DIM:
+        raise InvalidInputError(f"dim must be at most {MAX_DIM}, got {dim!r:.60}")
     return int(dim)
 
 
@@ -89,7 +97,8 @@ def finite_documents(
     texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
 ) -> list[DocumentFingerprints]:
     """Texts with their fingerprints as documents (arguments checked), leaving out (and
-    logging) any the store must not hold (non-finite vectors)."""
+    logging) any the store must not hold: non-finite vectors, or another number of vectors
+    than the text has words (as a lookup segments it), which no lookup could serve."""
     texts = check_strings(texts, "texts")
     fingerprints = check_fingerprints(fingerprints, len(texts))
     encoder_id = check_encoder_id(encoder_id)
@@ -98,6 +107,11 @@ def finite_documents(
         doc = DocumentFingerprints(fingerprint_key(text, encoder_id), text, fp)
         try:
             check_document(doc)
+            n_words = len(find_words(model_text(text)))
+            if fp.n_words != n_words:
+                raise InvalidInputError(
+                    f"{fp.n_words} fingerprints for document {doc.key[:12]}… of {n_words} words"
+                )
             docs.append(doc)
         except InvalidInputError as exc:
             logger.warning("not stored: %s", exc)
