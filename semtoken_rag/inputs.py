@@ -11,6 +11,7 @@ from the text *as given*, so offsets and pieces stay verbatim.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import re
@@ -144,8 +145,6 @@ def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | Non
         if type(doc) in (str, type(None)) and type(start) in (int, type(None)):
             out.append(s)
         else:  # numpy scalars (pandas metadata) made plain for SQLite's parameters
-            import dataclasses
-
             doc = None if doc is None else str(doc)
             out.append(
                 dataclasses.replace(s, document=doc, start=None if start is None else int(start))
