@@ -267,17 +267,34 @@ class TransformerEncoder:
         if len(queries) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         torch = self._torch
-        batch = self.tokenizer(
-            list(queries),
-            padding=True,
-            truncation=True,
-            max_length=self.window_tokens,
-            return_tensors="pt",
-        )
+        ids, mask_rows = self._query_batch(queries)
         with self._lock, torch.inference_mode():
             hidden = self.model(
-                **{k: v.to(self.device) for k, v in batch.items()}
+                input_ids=torch.tensor(ids, device=self.device),
+                attention_mask=torch.tensor(mask_rows, device=self.device),
             ).last_hidden_state
-            mask = batch["attention_mask"].to(self.device).unsqueeze(-1).to(hidden.dtype)
+            mask = torch.tensor(mask_rows, device=self.device).unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         return l2_normalize(pooled.float().cpu().numpy())
+
+    def _query_batch(self, queries: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
+        """Token ids of the queries (special tokens added, cut to the window, keeping a final
+        separator) padded to the longest, and their attention mask.
+
+        Why not the tokenizer's ``truncation`` / ``padding``: a fast tokenizer *stores* them on
+        its shared Rust object for every later call, so a chunk tokenised by another thread at
+        that moment would be cut to the window (silently wrong fingerprints).  Every call of the
+        shared tokenizer here asks for neither, so none changes what another one gets.
+        """
+        sep = self.tokenizer.sep_token_id
+        rows = []
+        for ids in self.tokenizer(list(queries), verbose=False)["input_ids"]:
+            if len(ids) > self.window_tokens:
+                tail = 1 if sep is not None and ids[-1] == sep else 0
+                ids = ids[: self.window_tokens - tail] + ids[len(ids) - tail :]
+            rows.append(list(ids))
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        return [r + [pad] * (width - len(r)) for r in rows], [
+            [1] * len(r) + [0] * (width - len(r)) for r in rows
+        ]

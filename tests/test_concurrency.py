@@ -117,3 +117,33 @@ def test_first_use_from_16_threads_and_16_tasks() -> None:
     assert report["loads_after_threads"] == {"encoder": 1, "counter": 1}
     # Three compressors in all (threads, tasks, sequential reference): three of each.
     assert report["loads_total"] == {"encoder": 3, "counter": 3}
+
+
+def test_query_embeddings_leave_the_shared_tokenizer_untouched() -> None:
+    """``encode_queries`` (pooled relevance) cuts and pads the queries itself: a fast tokenizer
+    keeps ``truncation``/``padding`` set for every later call, so setting them would race with
+    chunk tokenisation in other threads (a chunk silently cut to the window).  The embeddings
+    equal those of the tokenizer's own truncation and padding, computed on a copy of it."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    from semtoken_rag import SemTokenConfig
+    from semtoken_rag.core.pooling import l2_normalize
+    from semtoken_rag.encoder import TransformerEncoder
+
+    enc = TransformerEncoder.from_config(SemTokenConfig())
+    queries = ["Who is Maskull?", " ".join(["lighthouse"] * 300), "A storm took his boat."]
+    enc.encode_texts(["Any chunk first, as a running engine has."])
+    got = enc.encode_queries(queries)
+    backend = enc.tokenizer.backend_tokenizer
+    assert backend.truncation is None and backend.padding is None
+    batch = copy.deepcopy(enc.tokenizer)(
+        queries, padding=True, truncation=True, max_length=enc.window_tokens, return_tensors="pt"
+    )
+    with torch.inference_mode():
+        hidden = enc.model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    want = l2_normalize(((hidden * mask).sum(1) / mask.sum(1)).float().numpy())
+    np.testing.assert_allclose(got, want, atol=1e-5)
