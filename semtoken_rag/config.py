@@ -10,6 +10,7 @@ every invalid value raises :class:`~semtoken_rag.errors.ConfigError` naming the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -114,9 +115,9 @@ class SemTokenConfig(ConfigPart):
     def __init__(
         self,
         *,
-        encoder: EncoderConfig | None = None,
-        selection: SelectionConfig | None = None,
-        budget: BudgetConfig | None = None,
+        encoder: EncoderConfig | Mapping[str, Any] | None = None,
+        selection: SelectionConfig | Mapping[str, Any] | None = None,
+        budget: BudgetConfig | Mapping[str, Any] | None = None,
         cache_embeddings: Any = True,
         **flat: Any,
     ) -> None:
@@ -129,6 +130,8 @@ class SemTokenConfig(ConfigPart):
         parts: dict[str, ConfigPart] = {}
         for name, cls in PARTS.items():
             part = type(self).model_fields[name].default if given[name] is None else given[name]
+            if isinstance(part, Mapping):  # model_dump()'s form: model_validate round-trips
+                part = cls(**part)
             if not isinstance(part, cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(part)}")
             changes = {FLAT[k][1]: v for k, v in flat.items() if FLAT[k][0] == name}

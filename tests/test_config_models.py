@@ -260,3 +260,16 @@ def test_mixin_raises_config_error(bad: dict[str, Any], name: str) -> None:
         assert "in (0, 1]" in text  # described by the config's declaration, bounds included
     fields = CompressionFields(compression_ratio=np.float32(0.5), force_keep="x")
     assert fields.compression_ratio == 0.5 and fields.force_keep == ("x",)
+
+
+def test_model_dump_round_trips_through_model_validate() -> None:
+    """pydantic's own round trip (a config saved as a dict or JSON, loaded back) gives the same
+    config; a part given as a mapping is validated like one given as a model."""
+    from semtoken_rag import SemTokenConfig
+
+    config = SemTokenConfig(compression_ratio=0.4, similarity_threshold=0.8, device="cpu")
+    assert SemTokenConfig.model_validate(config.model_dump()) == config
+    assert SemTokenConfig.model_validate_json(config.model_dump_json()) == config
+    assert SemTokenConfig(budget={"compression_ratio": 0.3}).compression_ratio == 0.3
+    with pytest.raises(ConfigError, match="compression_ratio must be"):
+        SemTokenConfig(budget={"compression_ratio": 3})
