@@ -873,3 +873,24 @@ def test_out_of_range_and_mistyped_codec_arguments_are_typed_errors():
         CodecSpec.from_json(None)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match="train_min must be an int"):
         get_codec("pq64").with_options(train_min="5")
+
+
+def test_a_lookup_meeting_damage_never_waits_for_another_writer(tmp_path):
+    """Damaged documents found by a lookup are removed only when no other process holds the
+    write lock; otherwise they stay misses for a later lookup to remove (a lookup never waits
+    up to ``lock_timeout`` for a writer)."""
+    from filelock import FileLock
+
+    docs = _filled(tmp_path, codec="float16")
+    enc = FakeEncoder()
+    key = fingerprint_key(docs[5], enc.cache_id)
+    (doc_id,) = sql(tmp_path, "SELECT id FROM documents WHERE key = ?", (key,))[0]
+    sql(tmp_path, "UPDATE blocks SET checksum = zeroblob(32) WHERE id = ?", (doc_id << 20,))
+    with FingerprintStore(tmp_path, lock_timeout=30) as s:
+        other = FileLock(str(tmp_path / ".lock"))  # another writer (its own lock file handle)
+        with other, pytest.warns(StoreWarning, match="left for a later lookup"):
+            assert s.lookup([docs[5]], enc.cache_id) == [None]
+        assert len(s) == len(docs)
+        with pytest.warns(StoreWarning, match="and removed"):
+            assert s.lookup([docs[5]], enc.cache_id) == [None]
+        assert len(s) == len(docs) - 1 and s.verify() == []

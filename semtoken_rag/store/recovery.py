@@ -219,6 +219,21 @@ def files_size(directory: Path, names: Iterable[str]) -> int:
     return total
 
 
+def held_elsewhere(lock: Any) -> bool:
+    """Whether another process holds a store's ``filelock.FileLock`` now (``None``: a store in
+    memory, never), checked without waiting: what a lookup asks before writing anything."""
+    if lock is None:
+        return False
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=0)
+    except (Timeout, OSError):
+        return True
+    lock.release()
+    return False
+
+
 def acquire_lock(lock: Any, path: Path | str) -> None:
     """Take a store's ``filelock.FileLock`` (its timeout applies), or a :class:`StoreError`."""
     from filelock import Timeout

@@ -312,12 +312,15 @@ class FingerprintStore:
 
     # -- failures and maintenance ---------------------------------------------------------------
     def _remove_damaged(self, docs: set[int]) -> None:
+        # A lookup never waits for the write lock: with another process writing, a later
+        # lookup that meets them again removes them.
+        busy = not self.read_only and recovery.held_elsewhere(self._flock)
         verb = "left in place (read-only store)" if self.read_only else "removed"
         types.warn_damage(
             f"{len(docs)} documents of {self._where} failed their checksums; treated as misses "
-            f"and {verb}"
+            f"and {'left for a later lookup (another process is writing)' if busy else verb}"
         )
-        if self.read_only:
+        if self.read_only or busy:
             return
         try:
             with self._transaction() as conn:
@@ -330,14 +333,8 @@ class FingerprintStore:
         and another process is writing: LRU time is advisory)."""
         if not self._touches or self.read_only or self._closed:
             return
-        if not wait and self._flock is not None:
-            from filelock import Timeout
-
-            try:
-                self._flock.acquire(timeout=0)
-            except (Timeout, OSError):
-                return
-            self._flock.release()
+        if not wait and recovery.held_elsewhere(self._flock):
+            return
         try:
             with self._transaction() as conn:
                 self._write_touches(conn)
