@@ -187,6 +187,8 @@ class SemTokenConfig(ConfigPart):
 
     def diff(self, other: SemTokenConfig | None = None) -> dict[str, Any]:
         """Flat fields whose value differs from ``other`` (default: the defaults)."""
+        if other is not None and not isinstance(other, SemTokenConfig):
+            raise ConfigError(f"diff compares with a SemTokenConfig, got {type(other).__name__}")
         base = (other or SemTokenConfig()).to_dict()
         return {k: v for k, v in self.to_dict().items() if v != base[k]}
 
@@ -195,7 +197,7 @@ class SemTokenConfig(ConfigPart):
         """Build a named preset (``default``, ``conservative``, ``aggressive``)."""
         try:
             base = PRESETS[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name such as a list
             raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
         return base.replace(**overrides)
 

@@ -273,3 +273,16 @@ def test_model_dump_round_trips_through_model_validate() -> None:
     assert SemTokenConfig(budget={"compression_ratio": 0.3}).compression_ratio == 0.3
     with pytest.raises(ConfigError, match="compression_ratio must be"):
         SemTokenConfig(budget={"compression_ratio": 3})
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: SemTokenConfig.preset(["default"]), "unknown preset"),
+        (lambda: SemTokenConfig().diff({}), "diff compares with a SemTokenConfig"),
+        (lambda: SemTokenConfig().diff("default"), "diff compares with a SemTokenConfig"),
+    ],
+)
+def test_preset_and_diff_refuse_what_is_not_a_name_or_a_config(call: Any, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        call()

@@ -229,3 +229,17 @@ def test_ingest_without_a_store_or_runner_is_a_typed_error(missing):
     runner = None if missing == "runner" else LocalRunner(FakeEncoder())
     with pytest.raises(ConfigError, match=f"ingest needs a {missing}, got None"):
         ingest(long_texts(1), store, runner)
+
+
+def test_an_encoder_returning_too_few_results_fails_its_documents_not_the_run():
+    """A custom encoder that returns fewer fingerprints than texts: which text got which is
+    unknown, so the batch is retried document by document and the failures are reported."""
+
+    class ShortEncoder(FakeEncoder):
+        def encode_texts(self, texts):
+            return super().encode_texts(texts)[: max(len(texts) - 1, 0)]
+
+    with FingerprintStore(codec="float32") as s:
+        report = fill(s, ShortEncoder(), long_texts(3), on_error="skip")
+        assert report.encoded == 0 and len(report.failed) == 3 and len(s) == 0
+        assert all("returned 0 results for 1 texts" in f.error for f in report.failed)

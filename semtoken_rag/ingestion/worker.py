@@ -50,10 +50,19 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:500]}"
 
 
+def _encode(encoder: Any, texts: list[str]) -> list[Any]:
+    """``encoder.encode_texts(texts)``, one result per text or an error (a custom encoder
+    returning another number: which text got which is unknown)."""
+    out = list(encoder.encode_texts(texts))
+    if len(out) != len(texts):
+        raise InvalidInputError(f"the encoder returned {len(out)} results for {len(texts)} texts")
+    return out
+
+
 def _fingerprints(encoder: Any, docs: Sequence[PlannedDocument]) -> list[Any]:
     """Each document's fingerprints, or the error (a str) it failed with."""
     try:
-        return list(encoder.encode_texts([d.text for d in docs]))
+        return _encode(encoder, [d.text for d in docs])
     except Exception as exc:
         if len(docs) == 1:
             return [describe_error(exc)]
@@ -61,7 +70,7 @@ def _fingerprints(encoder: Any, docs: Sequence[PlannedDocument]) -> list[Any]:
     out: list[Any] = []
     for d in docs:
         try:
-            out.append(encoder.encode_texts([d.text])[0])
+            out.append(_encode(encoder, [d.text])[0])
         except Exception as exc:
             out.append(describe_error(exc))
     return out
