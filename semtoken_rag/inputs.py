@@ -281,6 +281,12 @@ def check_store_args(
 
     if path is not None and (isinstance(path, bytes) or not isinstance(path, (str, os.PathLike))):
         raise InvalidInputError(f"path must be a str, a Path or None, got {path!r:.60}")
+    if isinstance(path, str) and not path:  # "" would be the current directory
+        raise InvalidInputError(
+            f"path must name a directory, got {path!r:.60} (None keeps the store in memory)"
+        )
+    if "\0" in os.fspath(path or ""):
+        raise InvalidInputError(f"path must not contain a NUL character, got {path!r:.60}")
     if verify_on_open is not None and not isinstance(verify_on_open, bool):
         raise InvalidInputError(
             f"verify_on_open must be True, False or None, got {verify_on_open!r}"

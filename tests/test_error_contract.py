@@ -361,7 +361,7 @@ def store_cases(tmp: Any) -> list[Case]:
     a_file.write_bytes(b"not a store")
     cases = [
         refused(f"FingerprintStore(path={bad!r:.30})", lambda b=bad: FingerprintStore(b))
-        for bad in [5, b"dir", Odd(), ["dir"]]
+        for bad in [5, b"dir", Odd(), ["dir"], "", "a\x00b"]
     ]
     # Named without its temporary path: test ids must be the same in every collecting process.
     cases.append(refused("FingerprintStore(path=<a file>)", lambda: FingerprintStore(a_file)))
