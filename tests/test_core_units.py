@@ -609,3 +609,13 @@ def test_the_budget_docstring_says_what_holds_with_a_separator() -> None:
     doc = " ".join((budget.__doc__ or "").split())
     assert "never keeps fewer tokens" not in doc
     assert "a unit that joins two kept pieces removes the separator between them" in doc
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_blank_line_ends_a_unit_whatever_the_line_endings(newline: str) -> None:
+    """Windows text (``\\r\\n``) is cut into the same units as the same text with ``\\n``."""
+    from semtoken_rag.core.segment import find_words, sentence_ends
+
+    text = f"first part without a stop{newline}{newline}second part in lower case{newline}Next"
+    ends = sentence_ends(text, find_words(text)).nonzero()[0].tolist()
+    assert ends == [4, 9, 10]

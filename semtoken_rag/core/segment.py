@@ -26,7 +26,8 @@ _WORD_RE = re.compile(rf"[{_CJK}]|[^\s{_CJK}]{{1,64}}")
 _TERMINAL_RE = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s|$)|[。！？]+")
 #: A line break that starts a new unit: a blank line, or a newline before a capital, a digit or
 #: a bullet (transcripts, lists, headings).  A newline inside a wrapped sentence does not.
-_BREAK_RE = re.compile(r"\n[ \t]*(?:\n|(?=[A-Z0-9\-*•#>|\[(]))")
+#: ``\r`` counts as line-end space, so Windows text (``\r\n\r\n``) breaks as Unix text does.
+_BREAK_RE = re.compile(r"\n[ \t\r]*(?:\n|(?=[A-Z0-9\-*•#>|\[(]))")
 _ABBREV_RE = re.compile(
     r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Col|Capt|Lt|Sgt|vs|etc|e\.g|i\.e|No|Fig|"
     r"Inc|Ltd|Co|Corp|U\.S|a\.m|p\.m)\.$"
