@@ -894,3 +894,13 @@ def test_a_lookup_meeting_damage_never_waits_for_another_writer(tmp_path):
         with pytest.warns(StoreWarning, match="and removed"):
             assert s.lookup([docs[5]], enc.cache_id) == [None]
         assert len(s) == len(docs) - 1 and s.verify() == []
+
+
+def test_stats_see_a_codec_another_store_object_trained(tmp_path):
+    """``stats().trained`` is read from the database, not from this object's cached codebooks:
+    a second object on the same directory sees the training the first one did."""
+    docs = long_texts(40, "t")
+    with FingerprintStore(tmp_path, codec=SMALL_PQ) as a, FingerprintStore(tmp_path) as b:
+        assert not a.stats().trained and not b.stats().trained
+        fill(a, FakeEncoder(), docs, batch_size=10)
+        assert a.stats().trained and b.stats().trained

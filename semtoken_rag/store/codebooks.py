@@ -144,11 +144,6 @@ class Codebooks:
         """The codebook of ``codec`` at ``dim``, if loaded."""
         return next((b for b in self.by_id.values() if b.codec == codec and b.dim == dim), None)
 
-    @property
-    def trained(self) -> bool:
-        """Whether the store's codec has a codebook (always true for raw codecs)."""
-        return not self.spec.trained or any(b.codec == self.spec.name for b in self.by_id.values())
-
     def add(
         self,
         conn: sqlite3.Connection,

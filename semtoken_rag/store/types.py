@@ -128,10 +128,12 @@ def collect_stats(
 ) -> StoreStats:
     """The store's counters (kept by its triggers) and this process's hits and misses."""
     counts = db.read_counters(conn)
-    staged = 0
-    if books.spec.trained:
+    staged, trained = 0, True
+    if books.spec.trained:  # from the database: another store object may have trained it
         sql = "SELECT COALESCE(SUM(n_words), 0) FROM codebooks WHERE codec = ?"
         staged = int(conn.execute(sql, (STAGING.name,)).fetchone()[0])
+        sql = "SELECT 1 FROM codebooks WHERE codec = ? LIMIT 1"
+        trained = conn.execute(sql, (books.spec.name,)).fetchone() is not None
     return StoreStats(
         hits=hits,
         misses=misses,
@@ -140,7 +142,7 @@ def collect_stats(
         payload_bytes=counts["payload_bytes"],
         bytes_on_disk=size,
         codec=books.spec.name,
-        trained=books.trained,
+        trained=trained,
         staged_words=staged,
     )
 
