@@ -36,7 +36,7 @@ from semtoken_rag.config import (
 )
 from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config_error
 from semtoken_rag.errors import ConfigError, InvalidInputError
-from semtoken_rag.fingerprints import ChunkSource
+from semtoken_rag.fingerprints import MAX_START, ChunkSource
 from semtoken_rag.protocols import FingerprintStoreProtocol
 from semtoken_rag.results import ChunkResult, CompressionResult
 
@@ -86,10 +86,6 @@ class EngineSlot:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> EngineSlot:
         return self.fork()
-
-    def __reduce__(self) -> tuple[type, tuple[()]]:
-        # A pickled adapter (e.g. sent to another process) builds its engine there on first use.
-        return (EngineSlot, ())
 
     def get(
         self,
@@ -193,7 +189,7 @@ def chunk_source(document: object, start: object) -> ChunkSource | None:
     is ignored (a hint, never an error: the store verifies what it serves)."""
     name = document if isinstance(document, str) and document else None
     begin = start if isinstance(start, int) and not isinstance(start, bool) else None
-    begin = begin if begin is not None and 0 <= begin < 2**63 else None
+    begin = begin if begin is not None and 0 <= begin <= MAX_START else None
     return None if name is None and begin is None else ChunkSource(name, begin)
 
 

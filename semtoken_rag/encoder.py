@@ -268,12 +268,12 @@ class TransformerEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         torch = self._torch
         ids, mask_rows = self._query_batch(queries)
+        attention = torch.tensor(mask_rows, device=self.device)
         with self._lock, torch.inference_mode():
             hidden = self.model(
-                input_ids=torch.tensor(ids, device=self.device),
-                attention_mask=torch.tensor(mask_rows, device=self.device),
+                input_ids=torch.tensor(ids, device=self.device), attention_mask=attention
             ).last_hidden_state
-            mask = torch.tensor(mask_rows, device=self.device).unsqueeze(-1).to(hidden.dtype)
+            mask = attention.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
         return l2_normalize(pooled.float().cpu().numpy())
 

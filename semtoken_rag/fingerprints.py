@@ -45,6 +45,10 @@ class ChunkFingerprints:
         return int(self.vectors.nbytes + self.word_spans.nbytes)
 
 
+#: Largest ``ChunkSource.start`` (an SQLite integer: the store binds it in its queries).
+MAX_START = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class ChunkSource:
     """Where a retrieved chunk came from, as its framework reports it: a hint for the store.

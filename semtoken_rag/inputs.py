@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from semtoken_rag.errors import ConfigError, InvalidInputError
-from semtoken_rag.fingerprints import ChunkSource
+from semtoken_rag.fingerprints import MAX_START, ChunkSource
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -78,17 +78,11 @@ def check_budget(ratio: Any, budget: Any) -> tuple[float | str | None, int | Non
             )
         return ratio, None
     if ratio is not None:
-        ok = not isinstance(ratio, bool) and isinstance(ratio, numbers.Real)
-        try:
-            x = float(ratio) if ok else math.nan
-        except OverflowError:  # an int beyond float range (10**400): out of (0, 1], no crash
-            x = math.inf
+        x = _as_float(ratio)
         if not 0.0 < x <= 1.0:  # also refuses NaN
-            try:
-                shown = repr(ratio)
-            except ValueError:  # an int too long to print (over 4300 digits)
-                shown = f"an int of {ratio.bit_length()} bits"
-            raise InvalidInputError(f"ratio must be a number in (0, 1] or 'auto', got {shown}")
+            raise InvalidInputError(
+                f"ratio must be a number in (0, 1] or 'auto', got {_shown(ratio)}"
+            )
         ratio = x
     if budget is not None:
         if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget <= 0:
@@ -136,7 +130,7 @@ def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | Non
         if start is not None and (
             isinstance(start, bool)
             or not isinstance(start, numbers.Integral)
-            or not 0 <= start <= 2**63 - 1
+            or not 0 <= start <= MAX_START
         ):
             raise InvalidInputError(
                 f"source {i}: start must be a character offset (an int in [0, 2**63 - 1]) or None, "
@@ -217,24 +211,36 @@ def check_strings(values: Any, what: str) -> list[str]:
     return items
 
 
+def _as_float(value: Any) -> float:
+    """A real number (never a bool) as a float: NaN for anything else, infinity for an int
+    beyond float range (``10**400``), so range checks refuse both with a typed error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _shown(value: Any) -> str:
+    """``repr`` of a bad value for a message; an int too long to print (over 4,300 digits)
+    by its size, so building the message cannot fail."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"an int of {value.bit_length()} bits"
+
+
 def check_number(value: Any, what: str, low: float, *, open_low: bool = False) -> float:
     """A finite real number ``>= low`` (``> low`` with ``open_low``); bool refused.
 
     Raises:
         InvalidInputError: naming ``what`` and the value.
     """
-    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
-    try:
-        x = float(value) if ok else math.nan
-    except OverflowError:  # an int beyond float range (10**400) is not finite: refused, typed
-        x = math.inf
-    if not ok or not math.isfinite(x) or x < low or (open_low and x == low):
+    x = _as_float(value)
+    if not math.isfinite(x) or x < low or (open_low and x == low):
         bound = f"> {low:g}" if open_low else f">= {low:g}"
-        try:
-            shown = repr(value)
-        except ValueError:  # an int too long to print (over 4300 digits)
-            shown = f"an int of {value.bit_length()} bits"
-        raise InvalidInputError(f"{what} must be a finite number {bound}, got {shown}")
+        raise InvalidInputError(f"{what} must be a finite number {bound}, got {_shown(value)}")
     return x
 
 
