@@ -16,7 +16,11 @@ from semtoken_rag.core.arrays import ContextArrays, CorePlan
 from semtoken_rag.core.params import SelectionConfig
 from semtoken_rag.core.pipeline import plan_scored
 from semtoken_rag.errors import InvalidInputError
-from semtoken_rag.inputs import check_scores
+from semtoken_rag.inputs import check_scores, model_text
+from semtoken_rag.protocols import Counter
+
+#: The word a separator is counted between (any short word the tokenizer keeps whole).
+_PROBE = "a"
 
 
 def token_budgets(
@@ -40,6 +44,28 @@ def token_budgets(
         share = originals / max(total, 1)
         return np.floor(share * budget).astype(np.int64)
     return np.floor(float(ratio or 1.0) * originals).astype(np.int64)
+
+
+def separator_cost(counter: Counter, separator: str) -> int:
+    """Tokens the reader reads for one ``separator`` between two kept pieces.
+
+    Why it is counted between two words and not alone: a counter charges every token to a word,
+    so a separator without one (``"\\n"``, ``"\\n\\n"``, ``"\\t"``) counts 0 alone, while a BPE
+    reader reads its line breaks as tokens (SmolLM2: one per ``"\\n"`` before a word), and the
+    budget must pay what the rendered text costs.  What it adds between two words is the count of
+    ``"a" + separator + "a"`` less that of ``"a a"`` (the space the pieces lose); the larger of
+    that and its count alone is charged, so a separator that merges with the probe word is never
+    charged less than before.
+
+    Args:
+        counter: The counter the budget is counted in.
+        separator: The configured separator (``""``: nothing between pieces, 0).
+    """
+    if not separator:
+        return 0
+    sep = model_text(separator)
+    between = counter.count(f"{_PROBE}{sep}{_PROBE}") - counter.count(f"{_PROBE} {_PROBE}")
+    return max(counter.count(sep), between, 0)
 
 
 def call_budgets(

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from semtoken_rag.budgets import call_budgets, plan_with_scores
+from semtoken_rag.budgets import call_budgets, plan_with_scores, separator_cost
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.pipeline import StageHook, plan_context
 from semtoken_rag.dedup import dedup_backend
@@ -377,7 +377,7 @@ class Compressor:
 
     def _separator_cost(self) -> int:
         sep = self.config.budget.separator
-        return self._built("_sep_cost", lambda: self.counter.count(model_text(sep)) if sep else 0)
+        return self._built("_sep_cost", lambda: separator_cost(self.counter, sep))
 
 
 __all__ = ["Compressor"]

