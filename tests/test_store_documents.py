@@ -664,3 +664,34 @@ def test_a_short_chunk_is_served_at_its_named_start():
         ref = enc.encode_texts([doc])[0]
         assert np.array_equal(got.vectors, ref.vectors[-got.n_words :])
         assert s.lookup([chunk.replace("end", "END")], enc.cache_id, hint)[0] is None
+
+
+@pytest.mark.parametrize("chunk", ["charter", "chart", "harte", "a"])
+@pytest.mark.parametrize("copies", [1, 60])
+def test_a_one_word_chunk_is_a_miss_even_at_its_named_start(chunk: str, copies: int) -> None:
+    """docs/store.md: one-word chunks are misses.  With a document name and a start offset the
+    position was tried directly and one word "verified" as a substring of the stored word, so
+    ``"a"`` at the offset of "charter" was served the vector of "charter" (a word it is not),
+    in a document holding the word once or many times."""
+    enc = FakeEncoder()
+    filler = " ".join(f"word{i}" for i in range(300))
+    doc = f"{filler} {'the charter of the town ' * copies}closes here at the end."
+    with FingerprintStore(codec="float32") as s:
+        s.write(
+            encode_documents(
+                [DocumentFingerprints(fingerprint_key(doc, enc.cache_id), doc,
+                                      enc.encode_texts([doc])[0], ("doc-a",))],
+                s.codec_set(enc.dim), encoder=enc.cache_id,
+            )
+        )  # fmt: skip
+        at = doc.index("charter")
+        hints = [None, ChunkSource(start=at), ChunkSource(document="doc-a")]
+        hints += [ChunkSource(document="doc-a", start=p) for p in (at, at + 3, at - 4, 0)]
+        assert s.lookup([chunk] * len(hints), enc.cache_id, hints) == [None] * len(hints)
+        # The same hint still serves a chunk of two words there, verified.
+        two = s.lookup(["the charter"], enc.cache_id, [ChunkSource("doc-a", at - 4)])[0]
+        assert two is not None and two.n_words == 2
+        # A one-word chunk the engine encoded and put is served by its own key.
+        s.put([chunk], enc.encode_texts([chunk]), enc.cache_id)
+        got = s.lookup([chunk], enc.cache_id, [ChunkSource(document="doc-a", start=at)])[0]
+        assert got is not None and same_exactly(got, enc.encode_texts([chunk])[0])

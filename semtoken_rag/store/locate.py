@@ -138,7 +138,14 @@ class Locator:
     # -- candidates ---------------------------------------------------------------------
     def _search(self, q: ChunkQuery) -> ChunkFingerprints | None:
         """Named documents first, then all; the winnowed shingles first, then every shingle
-        of the chunk (more votes where text repeats; only a chunk not found pays for it)."""
+        of the chunk (more votes where text repeats; only a chunk not found pays for it).
+
+        A chunk of one word is never looked for inside a document (docs/store.md: a miss): one
+        word verifies nothing about where it was cut from, so any copy of it, or of a word
+        holding it (a cut-word fragment), would pass, and a wrong start hint would pick one.
+        """
+        if len(q.words) < 2:
+            return None
         named = self._named(q.source.document) if q.source and q.source.document else []
         if named and q.source is not None and q.source.start is not None:
             fp = self._serve(q, self._near_start(q, named, q.source.start))
@@ -154,11 +161,10 @@ class Locator:
     def _near_start(self, q: ChunkQuery, docs: list[int], start: int) -> list[tuple[int, int]]:
         """Alignments where the chunk's words begin near character ``start`` of a named
         document: the block holding ``start`` and its neighbours are scanned for the chunk's
-        first whole word (verification decides)."""
-        if not q.words:
-            return []
+        second word, its first whole one (the first may be a cut fragment; verification
+        decides)."""
         self._load_docs(_DOCS_BY_ID, [d for d in docs if d not in self._docs])
-        anchor, shift = (q.words[1], 1) if len(q.words) > 1 else (q.words[0], 0)
+        anchor = q.words[1]
         out = []
         for doc in docs:
             lo, hi = block_range(doc)
@@ -169,8 +175,8 @@ class Locator:
             for b in range(max(index - 1, 0), index + 2):
                 block = self._block(doc, b) if b * BLOCK_WORDS < self._docs[doc].n_words else None
                 for i, w in enumerate(block.words if block is not None else []):
-                    if w == anchor or (shift == 0 and anchor in w):
-                        out.append((doc, b * BLOCK_WORDS + i - shift))
+                    if w == anchor:
+                        out.append((doc, b * BLOCK_WORDS + i - 1))
         return [(d, o) for d, o in out if self._fits(d, o, len(q.words))]
 
     def _fits(self, doc: int, off: int, n: int) -> bool:
