@@ -34,6 +34,7 @@ from tests.store_helpers import (
     expected_slice,
     fill,
     info_cli,
+    keys,
     long_texts,
     run_without_write_permission,
     sql,
@@ -904,3 +905,73 @@ def test_stats_see_a_codec_another_store_object_trained(tmp_path):
         assert not a.stats().trained and not b.stats().trained
         fill(a, FakeEncoder(), docs, batch_size=10)
         assert a.stats().trained and b.stats().trained
+
+
+def test_a_store_object_follows_the_directory_when_another_quarantines_it(tmp_path):
+    """Two store objects on one directory: when ``b`` finds the file damaged, moves it to a
+    quarantine folder and starts a new one, ``a``'s connection still points at the moved file.
+    ``a``'s later writes landed in the quarantine folder (lost to every later open) and its
+    lookups read there; it must notice the move and reconnect to the directory's new file."""
+    enc = FakeEncoder()
+    first, second, third = long_texts(3, "qa"), long_texts(3, "qb"), long_texts(3, "qc")
+    a = FingerprintStore(tmp_path, codec="float32")
+    try:
+        a.write(encoded(a, enc, first))
+        sql(tmp_path, "DELETE FROM meta WHERE name = 'codec_spec'")  # damage found on open
+        with pytest.warns(StoreWarning, match="damaged"):
+            b = FingerprintStore(tmp_path, codec="float32")
+        with b:
+            assert len(b) == 0
+            assert a.write(encoded(a, enc, second)) == 3  # written after the quarantine
+            assert b.contains(keys(enc, second)) == set(keys(enc, second))
+            assert a.lookup(first[:1], enc.cache_id) == [None]  # quarantined: not served
+            b.write(encoded(b, enc, third))
+            assert a.contains(keys(enc, third)) == set(keys(enc, third)) and len(a) == 6
+    finally:
+        a.close()
+    with FingerprintStore(tmp_path) as c:
+        assert c.contains(keys(enc, second + third)) == set(keys(enc, second + third))
+    (moved,) = tmp_path.glob(f"quarantine-*/{DB_NAME}")
+    assert sql(moved.parent, "SELECT count(*) FROM documents") == [(3,)]  # only the first
+
+
+@pytest.mark.slow
+def test_a_process_follows_the_directory_when_another_process_quarantines_it(tmp_path):
+    """The same across processes: a child holds the store open, this process quarantines the
+    damaged file, then the child writes; its documents must be in the directory's new file."""
+    enc = FakeEncoder()
+    first, second = long_texts(3, "pa"), long_texts(3, "pb")
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from semtoken_rag.store import FingerprintStore
+        from tests.fakes import FakeEncoder
+        from tests.store_helpers import encoded, long_texts
+        enc = FakeEncoder()
+        with FingerprintStore(sys.argv[1], codec="float32") as s:
+            s.write(encoded(s, enc, long_texts(3, "pa")))
+            print("first", flush=True)
+            sys.stdin.readline()
+            print("second", s.write(encoded(s, enc, long_texts(3, "pb"))), flush=True)
+        """
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "first"
+        sql(tmp_path, "DELETE FROM meta WHERE name = 'codec_spec'")
+        with pytest.warns(StoreWarning, match="damaged"):
+            b = FingerprintStore(tmp_path, codec="float32")
+        with b:
+            assert len(b) == 0
+        out, err = child.communicate("go\n", timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0 and out.strip() == "second 3", err
+    with FingerprintStore(tmp_path) as c:
+        assert c.contains(keys(enc, second)) == set(keys(enc, second))
+        assert not c.contains(keys(enc, first))

@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ LOCK_NAME = ".lock"
 DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm")
 #: SQLite extended codes of a read-only connection that cannot create ``-shm``/``-wal``.
 _READONLY_DIRECTORY = {1544, 14}  # SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN
+#: ``verify_on_open=None`` runs ``PRAGMA quick_check`` only below this database size.
+VERIFY_MAX_BYTES = 1 << 30
 
 
 def open_database(
@@ -65,6 +68,45 @@ def open_database(
         problem = str(exc)
     _close(conn)
     return _start_over(directory, problem, timeout, spec)
+
+
+def file_identity(directory: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of the database file in ``directory`` (``None``: missing)."""
+    try:
+        st = os.stat(directory / DB_NAME)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@dataclass
+class WritableFile:
+    """How a writable store object opens its directory's database, and which file it opened.
+
+    Why: a connection follows the file it opened, not its name.  When another store object (of
+    this process or another) quarantines the file, moving it aside and starting a new one, an
+    object still connected would read the quarantined file and write there, lost to every later
+    open of the directory.  The identity at the name changes with the move: :meth:`moved` tells
+    the object to open again (under the store's locks, which quarantine also takes).
+    """
+
+    directory: Path
+    timeout: float
+    verify_on_open: bool | None
+    spec: CodecSpec | None
+    opened: tuple[int, int] | None = None
+
+    def open(self) -> tuple[sqlite3.Connection, Codebooks]:
+        """:func:`open_database` (``quick_check`` as :func:`verify_default` says); call it
+        under the store's locks, so the identity recorded is that of the file opened."""
+        verify = verify_default(self.directory / DB_NAME, self.verify_on_open)
+        conn, books = open_database(self.directory, self.timeout, verify, self.spec)
+        self.opened = file_identity(self.directory)
+        return conn, books
+
+    def moved(self) -> bool:
+        """Whether the file at the store's name is no longer the one opened."""
+        return self.opened != file_identity(self.directory)
 
 
 def _close(conn: sqlite3.Connection | None) -> None:
@@ -265,7 +307,9 @@ def prepare_directory(path: Path) -> None:
         )
 
 
-def verify_default(db_file: Path, verify_on_open: bool | None, max_bytes: int) -> bool:
+def verify_default(
+    db_file: Path, verify_on_open: bool | None, max_bytes: int = VERIFY_MAX_BYTES
+) -> bool:
     """Whether to run ``PRAGMA quick_check`` on open: as asked, else only for databases up to
     ``max_bytes`` (it reads the whole file; rows are still checksummed on every read)."""
     if verify_on_open is not None:

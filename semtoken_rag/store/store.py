@@ -27,14 +27,12 @@ from semtoken_rag.store.codebooks import CodecSet, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec, get_codec
 from semtoken_rag.store.encoding import EncodedDocument, encode_by_dim
 from semtoken_rag.store.locate import ChunkQuery, Locator, Lookup, chunk_queries
-from semtoken_rag.store.recovery import DB_NAME  # re-exported: semtoken_rag.cli.store
+from semtoken_rag.store.recovery import DB_NAME, VERIFY_MAX_BYTES  # noqa: F401 (cli.store)
 
 logger = logging.getLogger(__name__)
 
 #: Buffered LRU refreshes written without waiting for a put once this many are pending.
 _TOUCH_FLUSH = 512
-#: ``verify_on_open=None`` runs ``PRAGMA quick_check`` only below this database size.
-VERIFY_MAX_BYTES = 1 << 30
 
 
 class FingerprintStore:
@@ -84,23 +82,23 @@ class FingerprintStore:
         # LRU refreshes, buffered: a lookup never waits for the write lock (LRU time is advisory).
         self._touches: dict[int, float] = {}
         self._warned_read_only = False
+        self._file: recovery.WritableFile | None = None  # see _reconnect
         if self.path is None:
             if read_only:
                 raise StoreError("read_only needs a store directory (path=None is in memory)")
             self._conn, self._books = recovery.open_new(None, lock_timeout, asked)
             return
-        verify = recovery.verify_default(self.path / DB_NAME, verify_on_open, VERIFY_MAX_BYTES)
         if read_only:
-            self._conn, self._books = recovery.open_read_only(
-                self.path, lock_timeout, verify, asked
-            )
+            check = recovery.verify_default(self.path / DB_NAME, verify_on_open)
+            self._conn, self._books = recovery.open_read_only(self.path, lock_timeout, check, asked)
             return
         recovery.prepare_directory(self.path)
         from filelock import FileLock
 
         self._flock = FileLock(str(self.path / recovery.LOCK_NAME), timeout=lock_timeout)
+        self._file = recovery.WritableFile(self.path, lock_timeout, verify_on_open, asked)
         with self._write_lock():
-            self._conn, self._books = recovery.open_database(self.path, lock_timeout, verify, asked)
+            self._conn, self._books = self._file.open()
 
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -134,7 +132,18 @@ class FingerprintStore:
     def _live(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("the fingerprint store is closed")
+        if self._file is not None and self._file.moved():
+            self._reconnect(self._file)
         return self._conn
+
+    def _reconnect(self, file: recovery.WritableFile) -> None:
+        """Open the directory's new database: another store object quarantined this one's."""
+        with self._write_lock():  # quarantine runs under it: the new file is complete
+            if file.moved():  # not done already by another thread
+                old, self._touches = self._conn, {}  # LRU refreshes name the old file's rows
+                self._conn, self._books = file.open()
+                old.close()  # SQLite leaves a moved file's log alone (no checkpoint, no delete)
+                logger.warning("fingerprint store %s: reconnected to its new database", self)
 
     @property
     def codec(self) -> CodecSpec:
