@@ -76,6 +76,22 @@ def run_example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that need this process without a Ray (fixture ``no_ray_session`` of
+    tests/test_ray_errors.py: an address is used only where none runs) just before the first
+    test of the shared one (``ray_local``), in their own order: in file order they would stop
+    it, and the next module would start it again (about 10 s on 2 cores, its first encoder
+    tasks included).  Nothing else moves."""
+    first = next((i for i, item in enumerate(items) if "ray_local" in item.fixturenames), None)
+    if first is None:
+        return
+    moved = [item for item in items[first:] if "no_ray_session" in item.fixturenames]
+    ids = {id(item) for item in moved}
+    rest = [item for item in items[first:] if id(item) not in ids]
+    items[first:] = moved + rest
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """The session's local Ray of 2 CPUs (``tests.ray_helpers.shared_local_ray``)."""

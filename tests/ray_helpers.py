@@ -27,6 +27,12 @@ POISON = "POISON-PILL-DOCUMENT"
 #: A chunk of at least this many words is always found in a stored document that holds it
 #: (one of its shingles is among the winnowed ones stored); a shorter one may be missed.
 GUARANTEED_WORDS = WINNOW_WINDOW + SHINGLE_WORDS - 1
+#: Idle worker processes the shared Ray keeps (Ray's default is its CPU count, 2).  Every
+#: ``ray_ingest`` first runs a task that loads the encoder in a worker; with the default, that
+#: worker is killed while the run's actors and Ray Data's own actors are alive, so the next run
+#: imports torch in a new worker again (about 4 s of the 2 cores each time).  Kept, it answers
+#: in a fraction of a second.  Nothing a test checks depends on which process runs the task.
+IDLE_WORKERS = 8
 
 
 def shared_local_ray() -> Any:
@@ -39,7 +45,8 @@ def shared_local_ray() -> Any:
 
     if not ray.is_initialized():
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 _system_config={"num_workers_soft_limit": IDLE_WORKERS})  # fmt: skip
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False

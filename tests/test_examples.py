@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,11 +35,14 @@ def test_readme_quick_start_runs_as_written(narrativeqa: list[dict]) -> None:
 
 
 @pytest.mark.ray
-def test_ray_example_runs(shared_data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+def test_ray_example_runs(ray_local: Any, shared_data: Path, tmp_path: Path) -> None:
+    """On the session's local Ray (its ``--address``): a cluster of the example's own would be
+    a second one on the 2 cores, started and stopped for this test alone."""
     store = tmp_path / "fp-ray"  # not the example's default: nothing left in the checkout
+    address = ray_local.get_runtime_context().gcs_address
     proc = run_example(
-        "llama_index_ray_ingestion.py", "--docs", "3", "--actors", "1", "--store-dir", str(store)
-    )
+        "llama_index_ray_ingestion.py", "--docs", "3", "--actors", "1", "--store-dir", str(store),
+        "--address", address,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (store / "fingerprints.sqlite3").is_file()

@@ -3,9 +3,10 @@ exactly the committed batches (the sample that trained its ``pq64`` codebook, th
 codes), opens, verifies clean, and a re-run completes the rest; the result serves the same
 vectors, from the same codebook, as a single-process ingestion that was never interrupted.
 
-The driver runs in a child process (its own local Ray, its own process group) and kills itself
-right after its second committed batch; the group is killed afterwards so no Ray process of it
-survives the test.  This module's own Ray starts only after that, for the re-run.
+The driver runs in a child process (its own process group) connected to the session's local Ray
+(its job's workers and actors are its own: Ray ends them when the driver dies) and kills itself
+right after its second committed batch; the group is killed afterwards so nothing of it
+survives the test.  The re-run is this process's, on the same Ray.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +27,7 @@ from tests.ray_helpers import (
     codebooks,
     narrativeqa_chunks,
     new_store,
-    shared_local_ray,
     small_pq,
-    stop_local_ray,
     sub_chunks,
 )
 
@@ -52,18 +52,20 @@ def die_after_two(report):
     if report.batches == 2:
         os.kill(os.getpid(), signal.SIGKILL)
 
-ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+ray.init(address=sys.argv[4], include_dashboard=False, log_to_driver=False)
 options = IngestOptions(batch_size=int(sys.argv[3]), progress=False, on_commit=die_after_two)
 ray_ingest(texts, sys.argv[2], options=options)
 print("not killed", flush=True)
 """
 
 
-def _run_killed_driver(texts: list[str], store: Path, tmp_path: Path) -> tuple[int, str]:
+def _run_killed_driver(
+    texts: list[str], store: Path, tmp_path: Path, address: str
+) -> tuple[int, str]:
     src = tmp_path / "docs.json"
     src.write_text(json.dumps(texts), encoding="utf-8")
     proc = subprocess.Popen(
-        [sys.executable, "-c", DRIVER, str(src), str(store), str(BATCH)],
+        [sys.executable, "-c", DRIVER, str(src), str(store), str(BATCH), address],
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -73,11 +75,13 @@ def _run_killed_driver(texts: list[str], store: Path, tmp_path: Path) -> tuple[i
         out, _ = proc.communicate(timeout=300)
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the child's Ray processes
+            os.killpg(proc.pid, signal.SIGKILL)  # anything the child left behind
     return proc.returncode, out
 
 
-def test_driver_killed_mid_run_then_rerun_completes(shared_data: Path, tmp_path: Path) -> None:
+def test_driver_killed_mid_run_then_rerun_completes(
+    ray_local: Any, shared_data: Path, tmp_path: Path
+) -> None:
     from semtoken_rag import Compressor, SemTokenConfig
     from semtoken_rag.distributed import ray_ingest
     from semtoken_rag.encoder import TransformerEncoder
@@ -87,8 +91,8 @@ def test_driver_killed_mid_run_then_rerun_completes(shared_data: Path, tmp_path:
 
     texts = narrativeqa_chunks(shared_data, N)
     store = new_store(tmp_path / "st", small_pq(TRAIN_MIN))
-    stop_local_ray()  # the child starts its own cluster: not two on 2 cores at once
-    code, out = _run_killed_driver(texts, store, tmp_path)
+    address = ray_local.get_runtime_context().gcs_address
+    code, out = _run_killed_driver(texts, store, tmp_path, address)
     assert code == -signal.SIGKILL and "not killed" not in out
     committed = SAMPLE + BATCH
     assert out.split("\n")[:2] == [f"committed 1 {SAMPLE}", f"committed 2 {committed}"]
@@ -101,7 +105,6 @@ def test_driver_killed_mid_run_then_rerun_completes(shared_data: Path, tmp_path:
         assert st.contains(keys) == set(keys[:committed])
         assert st.stats().trained  # the first batch trained the codec, and that survived
 
-    shared_local_ray()  # this process's Ray, now that the child's is gone
     opts = IngestOptions(batch_size=BATCH, progress=False)
     report = ray_ingest(texts, store, options=opts)
     assert (report.already_stored, report.encoded, report.failed) == (committed, N - committed, [])
