@@ -76,13 +76,26 @@ def run_example(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.hookimpl(trylast=True)
+#: Tests that start, join or must run without this process's Ray: one pytest-xdist group, so
+#: under ``-n 2 --dist loadgroup`` (scripts/test.sh) they run in one worker and share its local
+#: Ray instead of each worker starting a cluster on the same 2 cores.
+RAY_FIXTURES = frozenset({"ray_local", "no_ray_session"})
+
+
+def _uses_ray(item: pytest.Item) -> bool:
+    return item.get_closest_marker("ray") is not None or bool(RAY_FIXTURES & set(item.fixturenames))
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests that need this process without a Ray (fixture ``no_ray_session`` of
-    tests/test_ray_errors.py: an address is used only where none runs) just before the first
-    test of the shared one (``ray_local``), in their own order: in file order they would stop
-    it, and the next module would start it again (about 10 s on 2 cores, its first encoder
-    tasks included).  Nothing else moves."""
+    """Put every Ray test in the ``ray`` xdist group, and run the tests that need this process
+    without a Ray (fixture ``no_ray_session`` of tests/test_ray_errors.py: an address is used
+    only where none runs) just before the first test of the shared one (``ray_local``), in
+    their own order: in file order they would stop it, and the next module would start it
+    again (about 10 s on 2 cores, its first encoder tasks included).  Nothing else moves."""
+    for item in items:
+        if _uses_ray(item):
+            item.add_marker(pytest.mark.xdist_group("ray"))
     first = next((i for i, item in enumerate(items) if "ray_local" in item.fixturenames), None)
     if first is None:
         return
