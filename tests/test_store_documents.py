@@ -649,13 +649,7 @@ def test_a_short_chunk_is_served_at_its_named_start():
     enc = FakeEncoder()
     doc = " ".join(f"word{i}" for i in range(400)) + ". The end comes here at last."
     with FingerprintStore(codec="float32") as s:
-        s.write(
-            encode_documents(
-                [DocumentFingerprints(fingerprint_key(doc, enc.cache_id), doc,
-                                      enc.encode_texts([doc])[0], ("doc-a",))],
-                s.codec_set(enc.dim), encoder=enc.cache_id,
-            )
-        )  # fmt: skip
+        fill(s, enc, [SourceDocument(doc, ("doc-a",))])
         start = doc.index("The end")
         chunk = doc[start:]
         hint = [ChunkSource(document="doc-a", start=start)]
@@ -677,13 +671,7 @@ def test_a_one_word_chunk_is_a_miss_even_at_its_named_start(chunk: str, copies: 
     filler = " ".join(f"word{i}" for i in range(300))
     doc = f"{filler} {'the charter of the town ' * copies}closes here at the end."
     with FingerprintStore(codec="float32") as s:
-        s.write(
-            encode_documents(
-                [DocumentFingerprints(fingerprint_key(doc, enc.cache_id), doc,
-                                      enc.encode_texts([doc])[0], ("doc-a",))],
-                s.codec_set(enc.dim), encoder=enc.cache_id,
-            )
-        )  # fmt: skip
+        fill(s, enc, [SourceDocument(doc, ("doc-a",))])
         at = doc.index("charter")
         hints = [None, ChunkSource(start=at), ChunkSource(document="doc-a")]
         hints += [ChunkSource(document="doc-a", start=p) for p in (at, at + 3, at - 4, 0)]
