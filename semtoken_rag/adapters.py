@@ -74,8 +74,7 @@ class EngineSlot:
         return self._engine is not None
 
     def adopt(self, engine: Compressor) -> None:
-        """Use ``engine`` (instead of building one) while the fields describe its config and
-        its store (``store=engine.store``)."""
+        """Use ``engine`` instead of building one (``store=engine.store``; see the class)."""
         with self._lock:
             self._engine, self._store = engine, engine.store
 
@@ -170,8 +169,7 @@ class CompressionFields(EncoderFields):
     count_tokenizer: NonBlank | None = _mirror("count_tokenizer")
 
 
-#: Engine config fields exposed one-to-one as first-class adapter fields (same names, defaults
-#: and documentation as the config); every other field goes through ``engine_options``.
+#: The mirrored fields of a compressing adapter (:class:`CompressionFields`).
 MIRRORED: tuple[str, ...] = tuple(CompressionFields.model_fields)
 
 #: The mirrored fields of an ingestion component (:class:`EncoderFields`).

@@ -52,10 +52,8 @@ def separator_cost(counter: Counter, separator: str) -> int:
     Why it is counted between two words and not alone: a counter charges every token to a word,
     so a separator without one (``"\\n"``, ``"\\n\\n"``, ``"\\t"``) counts 0 alone, while a BPE
     reader reads its line breaks as tokens (SmolLM2: one per ``"\\n"`` before a word), and the
-    budget must pay what the rendered text costs.  What it adds between two words is the count of
-    ``"a" + separator + "a"`` less that of ``"a a"`` (the space the pieces lose); the larger of
-    that and its count alone is charged, so a separator that merges with the probe word is never
-    charged less than before.
+    budget must pay what the rendered text costs.  The larger of its count between two words (less
+    the space the pieces lose) and alone is charged, so merging with the probe word costs no less.
 
     Args:
         counter: The counter the budget is counted in.

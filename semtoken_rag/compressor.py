@@ -22,6 +22,7 @@ from typing import TypeVar
 import numpy as np
 
 from semtoken_rag.budgets import call_budgets, plan_with_scores, separator_cost
+from semtoken_rag.cache import MemoryFingerprintCache
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.pipeline import StageHook, plan_context
 from semtoken_rag.dedup import dedup_backend
@@ -76,8 +77,6 @@ class Compressor:
         self.config = check_engine_parts(config or SemTokenConfig(), encoder, store, counter)
         self._encoder = encoder
         if store is None and self.config.cache_embeddings:
-            from semtoken_rag.cache import MemoryFingerprintCache
-
             store = MemoryFingerprintCache(self.config.encoder.cache_bytes)
         self.store = store
         self._counter = counter
@@ -243,8 +242,13 @@ class Compressor:
 
         if scores is not None:
             core = plan_with_scores(arrays, scores, budgets, self.config.selection, sep_cost)
+        elif not prepared.has_fingerprints:
+            raise InvalidInputError(
+                "this context was prepared without fingerprints: pass scores= or "
+                "prepare(chunks) with fingerprints"
+            )
         else:
-            qvec = self._query_vector(prepared, query)
+            qvec = None if query is None else self._queries.get(self.encoder, [query])[query]
             core = plan_context(
                 arrays, qvec, budgets, self.config.selection, separator_cost=sep_cost,
                 dedup_search=self._dedup, on_stage=record, generic_query=is_summary_request(query),
@@ -366,14 +370,6 @@ class Compressor:
         requests = [(chunks, query, sources)]
         result = self.compress_many(requests, ratio=ratio, budget=budget, explain=why)
         return result[0], why[0]
-
-    def _query_vector(self, prepared: PreparedContext, query: str | None) -> np.ndarray | None:
-        if not prepared.has_fingerprints:
-            raise InvalidInputError(
-                "this context was prepared without fingerprints: pass scores= or "
-                "prepare(chunks) with fingerprints"
-            )
-        return None if query is None else self._queries.get(self.encoder, [query])[query]
 
     def _separator_cost(self) -> int:
         sep = self.config.budget.separator

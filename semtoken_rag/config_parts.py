@@ -58,14 +58,11 @@ Device = Annotated[str, Strict(), AfterValidator(_check_device)]
 EncoderModel = Annotated[Any, AfterValidator(_check_model)]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 BudgetScope = Literal["joint", "per_chunk"]
-#: A compression ratio: a number in (0, 1], or ``"auto"`` (chosen per call, see
-#: :mod:`semtoken_rag.core.adaptive`).
-Ratio = Annotated[
-    Annotated[Number, Field(gt=0.0, le=1.0)] | Literal["auto"],
-    Says("a number in (0, 1] or 'auto'"),
-]
 #: A bound of the ``auto`` budget, as a share of the context: in (0, 1].
 Share = Annotated[Number, Field(gt=0.0, le=1.0)]
+#: A compression ratio: a share, or ``"auto"`` (chosen per call, see
+#: :mod:`semtoken_rag.core.adaptive`).
+Ratio = Annotated[Share | Literal["auto"], Says("a number in (0, 1] or 'auto'")]
 #: Names of force-keep presets (any iterable of them is accepted, stored as a tuple).
 ForceKeepPresets = Annotated[tuple[ForceKeepPreset, ...], AsTuple]
 

@@ -111,6 +111,7 @@ class TransformerEncoder:
             raise ConfigError(f"encoder {model!r} has no fast tokenizer (offsets are required)")
         max_len = int(getattr(self.model.config, "max_position_embeddings", 512))
         self.window_tokens = min(window_tokens, max_len)
+        self._content = self.window_tokens - 2  # tokens per window besides [CLS] and [SEP]
         self.overlap = overlap
         self.batch_size = batch_size
         self.progress = progress
@@ -156,7 +157,6 @@ class TransformerEncoder:
         return out
 
     def _word_fingerprints(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
-        words = [find_words(t) for t in texts]
         enc = self.tokenizer(
             list(texts),
             add_special_tokens=False,
@@ -164,39 +164,37 @@ class TransformerEncoder:
             return_attention_mask=False,
             verbose=False,
         )
-        content = self.window_tokens - 2
-        windows = self._windows(enc["input_ids"], content)
+        windows = self._windows(enc["input_ids"])
         token_states = [
             np.zeros((len(ids), self.dim), dtype=np.float32) for ids in enc["input_ids"]
         ]
         if windows:
-            self._run_windows(enc["input_ids"], windows, token_states, content)
+            self._run_windows(enc["input_ids"], windows, token_states)
         out = []
-        for ti in range(len(texts)):
-            offs = np.asarray(enc["offset_mapping"][ti], dtype=np.int64).reshape(-1, 2)
-            wspans = words[ti]
+        for text, offsets, states in zip(texts, enc["offset_mapping"], token_states, strict=True):
+            offs = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+            wspans = find_words(text)
             keep = offs[:, 1] > offs[:, 0]
-            states = token_states[ti][keep]
             widx = np.searchsorted(wspans[:, 0], offs[keep, 1] - 1, side="right") - 1
-            vecs = pool_tokens_to_words(states, widx.clip(0, None), len(wspans))
+            vecs = pool_tokens_to_words(states[keep], widx.clip(0, None), len(wspans))
             out.append(ChunkFingerprints(l2_normalize(vecs), wspans))
         return out
 
-    def _windows(self, input_ids: list[list[int]], content: int) -> list[_Window]:
+    def _windows(self, input_ids: list[list[int]]) -> list[_Window]:
         windows: list[_Window] = []
         for ti, ids in enumerate(input_ids):
-            for start, a, b in window_plan(len(ids), content, self.overlap):
+            for start, a, b in window_plan(len(ids), self._content, self.overlap):
                 windows.append(_Window(ti, start, a, b))
         return windows
 
     def _batches(
-        self, input_ids: list[list[int]], windows: list[_Window], content: int
+        self, input_ids: list[list[int]], windows: list[_Window]
     ) -> Iterator[tuple[list[_Window], Any, Any]]:
         """``(windows, input_ids (B, T) long, attention_mask (B, T) long)`` per forward pass."""
         torch = self._torch
-        cls_id = self.tokenizer.cls_token_id
-        sep_id = self.tokenizer.sep_token_id
-        pad_id = self.tokenizer.pad_token_id or 0
+        cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
+        head = [cls_id] if cls_id is not None else []
+        tail = [sep_id] if sep_id is not None else []
         batches = range(0, len(windows), self.batch_size)
         iterator: Any = batches
         if self.progress and len(batches) > 4:
@@ -207,18 +205,10 @@ class TransformerEncoder:
             batch = windows[lo : lo + self.batch_size]
             rows = []
             for w in batch:
-                ids = input_ids[w.text_index][w.token_start : w.token_start + content]
-                row = ([cls_id] if cls_id is not None else []) + list(ids)
-                if sep_id is not None:
-                    row.append(sep_id)
-                rows.append(row)
-            width = max(len(r) for r in rows)
-            ids_t = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            mask_t = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, r in enumerate(rows):
-                ids_t[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-                mask_t[i, : len(r)] = 1
-            yield batch, ids_t, mask_t
+                span = input_ids[w.text_index][w.token_start : w.token_start + self._content]
+                rows.append(head + list(span) + tail)
+            ids, mask = self._padded(rows)
+            yield batch, torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
     def window_batches(self, texts: Sequence[str]) -> list[tuple[Any, Any]]:
         """The exact ``(input_ids, attention_mask)`` batches :meth:`encode_texts` would run.
@@ -227,20 +217,15 @@ class TransformerEncoder:
         windows to show what the rest of the cold path (tokenising, pooling, core) adds.
         """
         enc = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)
-        content = self.window_tokens - 2
-        windows = self._windows(enc["input_ids"], content)
-        return [(i, m) for _, i, m in self._batches(enc["input_ids"], windows, content)]
+        windows = self._windows(enc["input_ids"])
+        return [(i, m) for _, i, m in self._batches(enc["input_ids"], windows)]
 
     def _run_windows(
-        self,
-        input_ids: list[list[int]],
-        windows: list[_Window],
-        token_states: list[np.ndarray],
-        content: int,
+        self, input_ids: list[list[int]], windows: list[_Window], token_states: list[np.ndarray]
     ) -> None:
         torch = self._torch
         n_special_front = 1 if self.tokenizer.cls_token_id is not None else 0
-        for batch, ids_t, mask_t in self._batches(input_ids, windows, content):
+        for batch, ids_t, mask_t in self._batches(input_ids, windows):
             with self._lock, torch.inference_mode():
                 hidden = self.model(
                     input_ids=ids_t.to(self.device), attention_mask=mask_t.to(self.device)
@@ -293,6 +278,10 @@ class TransformerEncoder:
                 tail = 1 if sep is not None and ids[-1] == sep else 0
                 ids = ids[: self.window_tokens - tail] + ids[len(ids) - tail :]
             rows.append(list(ids))
+        return self._padded(rows)
+
+    def _padded(self, rows: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+        """``rows`` right-padded with the pad token to the longest, and their attention mask."""
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id or 0
         return [r + [pad] * (width - len(r)) for r in rows], [

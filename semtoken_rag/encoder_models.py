@@ -121,8 +121,7 @@ LOADED_KINDS: dict[str, Callable[[Any], tuple[Any, Any, str] | None]] = {
 def _name_of(model: Any) -> str:
     cfg = getattr(model, "config", None)
     name = str(getattr(cfg, "_name_or_path", "") or getattr(model, "name_or_path", "") or "")
-    resolved = models.canonical_encoder_id(name)
-    return resolved or type(model).__name__
+    return models.canonical_encoder_id(name) or type(model).__name__
 
 
 def load_loaded(obj: Any) -> LoadedEncoder:

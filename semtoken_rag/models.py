@@ -8,6 +8,7 @@ Any other id or path is passed through to transformers unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -161,9 +162,7 @@ def canonical_encoder_id(name: str) -> str:
         return ENCODER_CANONICAL_ID
     local = packaged_encoder_dir()
     if name and local is not None:
-        try:
+        with contextlib.suppress(OSError):
             if Path(name).expanduser().resolve() == local.resolve():
                 return ENCODER_CANONICAL_ID
-        except OSError:
-            pass
     return name

@@ -48,8 +48,8 @@ def check_engine_parts(config: Any, encoder: Any, store: Any, counter: Any) -> S
     encoder and counting tokenizer only where the engine will load them).
 
     Raises:
-        InvalidInputError: a config that is not a ``SemTokenConfig``, or a part without the
-            methods the engine calls.
+        InvalidInputError: a config that is not a ``SemTokenConfig``.
+        ConfigError: a part without the methods the engine calls.
         ModelNotFoundError: a model name that cannot load here.
     """
     if not isinstance(config, SemTokenConfig):

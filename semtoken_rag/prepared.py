@@ -101,10 +101,7 @@ class PreparedContext:
 
     def unit_texts(self) -> list[str]:
         """Verbatim text of every unit, chunks in order (what an external scorer ranks)."""
-        out: list[str] = []
-        for c in self.chunks:
-            out.extend(c.text[s:e] for s, e in c.unit_char_spans().tolist())
-        return out
+        return [c.text[s:e] for c in self.chunks for s, e in c.unit_char_spans().tolist()]
 
     def arrays(self, dim: int) -> ContextArrays:
         """The chunks concatenated into the core's :class:`ContextArrays`.
@@ -131,9 +128,7 @@ class PreparedContext:
             unit_starts=np.concatenate(
                 [c.unit_starts + o for c, o in zip(items, offsets, strict=False)]
             ).astype(np.int64),
-            unit_chunk=np.repeat(np.arange(len(items)), [c.n_units for c in items]).astype(
-                np.int64
-            ),
+            unit_chunk=np.repeat(np.arange(len(items), dtype=np.int64), [c.n_units for c in items]),
             forced=np.concatenate([c.forced for c in items]).astype(bool),
             word_ids=(
                 np.concatenate([i for i in ids if i is not None]).astype(np.uint64)

@@ -29,7 +29,6 @@ def read_text_file(path: Path) -> str:
     """A text file as UTF-8 (undecodable bytes replaced), or a typed error saying why not."""
     with open_file(path) as fh:
         try:
-            data = fh.read()
+            return fh.read().decode("utf-8", errors="replace")
         except OSError as exc:
             raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    return data.decode("utf-8", errors="replace")

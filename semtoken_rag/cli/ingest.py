@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
@@ -26,10 +25,9 @@ from semtoken_rag.ingestion.run import ON_ERROR
 from semtoken_rag.store import FingerprintStore
 from semtoken_rag.store.codecs import CODECS
 
-logger = logging.getLogger(__name__)
-
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".rst"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES
 #: Largest ``--chunk-size`` / ``--chunk-overlap`` (words).
 MAX_WORDS = 10**6
 #: Largest ``--batch-size`` / ``--window-batch``.
@@ -109,9 +107,7 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
     for p in paths:
         if p.is_dir():
             yield from sorted(
-                f
-                for f in p.rglob("*")
-                if f.suffix.lower() in TEXT_SUFFIXES | JSONL_SUFFIXES and f.is_file()
+                f for f in p.rglob("*") if f.suffix.lower() in SUPPORTED_SUFFIXES and f.is_file()
             )
         elif p.is_file():
             yield p

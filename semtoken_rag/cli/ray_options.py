@@ -1,8 +1,5 @@
-"""Command-line options shared by every ``--ray`` subcommand (``ingest``, the lab's ``eval``).
-
-One place declares them, so both commands spell and document the address and the actor
-resources the same way.  Importing this module imports no Ray.
-"""
+"""Command-line options shared by every ``--ray`` subcommand (``ingest``, the lab's ``eval``): one
+place declares them, so both spell and document them the same way.  Importing it imports no Ray."""
 
 from __future__ import annotations
 

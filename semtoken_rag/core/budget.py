@@ -207,11 +207,9 @@ def _partial_fill(
     if rules.word_costs is None or stop < 0:
         return -1, 0, used
     leftover = budget - used - state.sep_delta(stop, right=False)
-    if leftover < rules.min_fill_tokens:
-        return -1, 0, used
     wc = np.cumsum(rules.word_costs[stop])[:-1]  # never all words: the unit did not fit
     k = int(np.searchsorted(wc, leftover, side="right"))
-    if k <= 0:
+    if leftover < rules.min_fill_tokens or k <= 0:
         return -1, 0, used
     return stop, k, used + int(wc[k - 1]) + state.sep_delta(stop, right=False)
 
@@ -281,8 +279,7 @@ def _group_rules(
         forced=ctx.forced[idx],
         duplicates=_restrict(dups, a, b, renumber=True) if dups is not None else None,
         word_costs=word_costs[idx] if word_costs is not None else None,
-        # A budget below the minimum fill (``fill_small_budget``): the fill may take the whole
-        # budget, which only a group with nothing else kept has left.
+        # ``fill_small_budget``: the fill may take the whole budget (only if nothing else is kept).
         min_fill_tokens=min(params.min_fill_tokens, max(budget, 1))
         if rules.fill_small_budget
         else params.min_fill_tokens,

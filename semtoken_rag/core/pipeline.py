@@ -204,16 +204,12 @@ def _redundancy(
     dedup_search: DedupSearch | None,
 ) -> tuple[CSR | None, CSR | None]:
     """``(near-duplicate graph, word shingles)`` of the units, each ``None`` when disabled."""
-    dups = (
-        (dedup_search or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
-        if params.dedup_threshold is not None
-        else None
-    )
-    shingles = (
-        unit_shingles(ctx.word_ids, ctx.unit_starts)
-        if ctx.word_ids is not None and params.lexical_dedup_threshold is not None
-        else None
-    )
+    dups: CSR | None = None
+    shingles: CSR | None = None
+    if params.dedup_threshold is not None:
+        dups = (dedup_search or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
+    if ctx.word_ids is not None and params.lexical_dedup_threshold is not None:
+        shingles = unit_shingles(ctx.word_ids, ctx.unit_starts)
     return dups, shingles
 
 
@@ -261,7 +257,7 @@ def plan_context(
         dedup_search: Replaces the exact numpy near-duplicate search (see :data:`DedupSearch`).
         on_stage: Called with each stage's name and duration (see :data:`STAGES`).
         generic_query: The query asks for a summary rather than a fact (the ``auto``
-            objective then buys coverage; see :func:`objective_for`).
+            objective is then ``summary``; see :func:`objective_for`).
     """
     if ctx.n_units == 0:  # nothing to keep; under the ``auto`` rule, its floor (0 tokens)
         choice = BudgetChoice(budgets.floor, "floor") if isinstance(budgets, AdaptiveRule) else None

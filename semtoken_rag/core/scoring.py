@@ -60,9 +60,8 @@ def word_unit_matches(
         word_vectors: ``(W, d) float32`` L2-normalised word fingerprints of the context.
         unit_starts: ``(U,) int64`` first word of each unit (strictly increasing, < W).
     """
-    sims = query_words.astype(np.float32, copy=False) @ word_vectors.T.astype(
-        np.float32, copy=False
-    )
+    q = query_words.astype(np.float32, copy=False)
+    sims = q @ word_vectors.astype(np.float32, copy=False).T
     return np.maximum.reduceat(sims, unit_starts, axis=1)
 
 
@@ -162,8 +161,7 @@ def representatives(
     """
     sim = np.einsum("ij,ij->i", unit_vectors, l2_normalize(span_means)[span_of_unit])
     order = np.lexsort((-sim, span_of_unit))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = span_of_unit[order][1:] != span_of_unit[order][:-1]
+    _, first = np.unique(span_of_unit[order], return_index=True)  # each span's best unit
     return order[first].astype(np.int64)
 
 

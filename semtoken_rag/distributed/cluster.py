@@ -74,8 +74,7 @@ def check_reachable(address: str, timeout: float) -> None:
     """
     host, port = split_address(address)
     try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
+        socket.create_connection((host, port), timeout=timeout).close()
     except OSError as exc:
         reason = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else exc
         raise RayConnectionError(
@@ -112,8 +111,7 @@ def ray_session(
         return
     if address is not None and address not in SELF_RESOLVED:
         check_reachable(address, connect_timeout)
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-    kwargs.update(init_kwargs or {})
+    kwargs = {"include_dashboard": False, "log_to_driver": False, **(init_kwargs or {})}
     try:
         ray.init(address=address, **kwargs)
     except ConnectionError as exc:

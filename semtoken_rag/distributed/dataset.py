@@ -8,6 +8,7 @@ driver reads; every other row goes from the dataset to the actors.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from semtoken_rag.core.segment import find_words
+from semtoken_rag.distributed.actor import INPUT_COLUMNS
 from semtoken_rag.errors import InvalidInputError, SemTokenError
 from semtoken_rag.fingerprints import fingerprint_key
 from semtoken_rag.ingestion.documents import PlannedDocument
@@ -51,12 +53,10 @@ def _rebuilt(text: str) -> SemTokenError | None:
     if not found:
         return None
     module, name, message = found[-1]
-    try:
+    with contextlib.suppress(ImportError, AttributeError, TypeError):
         cls = getattr(importlib.import_module(module), name)
         if isinstance(cls, type) and issubclass(cls, SemTokenError):
             return cls(message)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError, TypeError):
-        pass
     return None
 
 
@@ -144,14 +144,11 @@ class DatasetPlan:
     def take_sample(self, words: int) -> list[PlannedDocument]:
         out: list[PlannedDocument] = []
         total = 0
-        rows = self._todo().iter_batches(batch_size=_KEY_BATCH, batch_format="numpy")
-        for batch in rows:
-            for i, k, t, n in zip(batch["id"], batch["key"], batch["text"], batch["names"],
-                                  strict=True):  # fmt: skip
+        for batch in self._todo().iter_batches(batch_size=_KEY_BATCH, batch_format="numpy"):
+            for i, k, t, n in zip(*(batch[c] for c in INPUT_COLUMNS), strict=True):
                 if total >= words:
                     break
-                doc = PlannedDocument(str(i), str(k), t, (str(n),) if n else (), 0)
-                out.append(doc)
+                out.append(PlannedDocument(str(i), str(k), t, (str(n),) if n else (), 0))
                 total += len(find_words(model_text(t))) if isinstance(t, str) else 0
             if total >= words:
                 break

@@ -8,7 +8,7 @@ store narrow its search for that chunk later (:class:`~semtoken_rag.fingerprints
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from semtoken_rag.core.segment import find_words
 from semtoken_rag.errors import InvalidInputError
@@ -90,8 +90,7 @@ def plan_documents(
         key = fingerprint_key(doc.text, cache_id)
         old = planned.get(key)
         if old is not None:
-            names = tuple(dict.fromkeys(old.names + doc.names))
-            planned[key] = PlannedDocument(old.id, key, old.text, names, old.words)
+            planned[key] = replace(old, names=tuple(dict.fromkeys(old.names + doc.names)))
             continue
         label = doc.names[0] if doc.names else str(i)
         words = len(find_words(model_text(doc.text)))

@@ -264,9 +264,7 @@ def check_schema(conn: sqlite3.Connection, where: object) -> CodecSpec:
 
 def read_counters(conn: sqlite3.Connection) -> dict[str, int]:
     """The trigger-kept counters of ``meta``."""
-    rows = conn.execute(
-        f"SELECT name, value FROM meta WHERE name IN ({','.join('?' * len(COUNTERS))})", COUNTERS
-    )
+    rows = select_in(conn, "SELECT name, value FROM meta WHERE name IN ({})", COUNTERS)
     return {str(name): int(value) for name, value in rows}
 
 

@@ -212,10 +212,8 @@ class Locator:
     def _shingle_rows(self, h: int, doc: int | None) -> list[tuple[int, int]]:
         key = (h, doc)
         if key not in self._rows:
-            args: tuple[int, ...] = (h,) if doc is None else (h, doc)
-            sql = "SELECT document, word FROM shingles WHERE hash = ? " + (
-                "LIMIT ?" if doc is None else "AND document = ? LIMIT ?"
-            )
+            where, args = ("", (h,)) if doc is None else ("AND document = ? ", (h, doc))
+            sql = f"SELECT document, word FROM shingles WHERE hash = ? {where}LIMIT ?"
             rows = self.conn.execute(sql, (*args, ROWS_PER_HASH))
             self._rows[key] = [(int(a), int(b)) for a, b in rows]
         return self._rows[key]

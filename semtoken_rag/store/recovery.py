@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,29 +44,26 @@ def open_database(
         StoreError: another format version, an unknown codec, a codec other than the store's,
             or an error that is not damage (permissions, locked): those are never "repaired".
     """
-    path, conn = directory / DB_NAME, None
+    path = directory / DB_NAME
     try:
         conn = db.connect(path, timeout)
-        problem = db.health_problem(conn) if verify else None
-        if problem is None:
-            new = db.format_version(conn) is None
-            if not new:  # refused (another format or codec) before anything is written
-                check_codec(db.check_schema(conn, directory), spec, directory)
-            db.configure_writer(conn, path, new=new)
-            if new:
-                db.create_schema(conn, spec or get_codec(None))
-            return conn, _load(conn, directory)
+        with _closed_on_error(conn):
+            problem = db.health_problem(conn) if verify else None
+            if problem is None:
+                new = db.format_version(conn) is None
+                if not new:  # refused (another format or codec) before anything is written
+                    check_codec(db.check_schema(conn, directory), spec, directory)
+                db.configure_writer(conn, path, new=new)
+                if new:
+                    db.create_schema(conn, spec or get_codec(None))
+                return conn, _load(conn, directory)
+        conn.close()
     except (db.DamagedStore, DamagedCodebook) as exc:
         problem = str(exc)
-    except StoreError:
-        _close(conn)
-        raise
     except sqlite3.DatabaseError as exc:
         if not db.is_damage(exc):
-            _close(conn)
             raise StoreError(f"cannot open {path}: {exc}") from exc
         problem = str(exc)
-    _close(conn)
     return _start_over(directory, problem, timeout, spec)
 
 
@@ -109,9 +106,14 @@ class WritableFile:
         return self.opened != file_identity(self.directory)
 
 
-def _close(conn: sqlite3.Connection | None) -> None:
-    if conn is not None:
+@contextlib.contextmanager
+def _closed_on_error(conn: sqlite3.Connection) -> Iterator[None]:
+    """Close ``conn`` if the block raises anything: the connection then reaches no caller."""
+    try:
+        yield
+    except BaseException:
         conn.close()
+        raise
 
 
 def open_new(
@@ -181,14 +183,11 @@ def open_read_only(
         raise StoreError(f"no fingerprint store at {directory} (missing {DB_NAME})")
     try:
         conn = _connect_read_only(directory, timeout)
-        try:
+        with _closed_on_error(conn):
             problem = db.health_problem(conn) if verify else None
             if problem is not None:
                 raise db.DamagedStore(problem)
             return conn, _load(conn, directory, spec)
-        except BaseException:
-            conn.close()
-            raise
     except (db.DamagedStore, DamagedCodebook, sqlite3.DatabaseError) as exc:
         if isinstance(exc, sqlite3.DatabaseError) and not db.is_damage(exc):
             raise StoreError(f"cannot open {path} read-only: {exc}") from exc
@@ -208,11 +207,8 @@ def _connect_read_only(directory: Path, timeout: float) -> sqlite3.Connection:
     path, wal = directory / DB_NAME, directory / (DB_NAME + "-wal")
     try:
         conn = db.connect(path, timeout, read_only=True, immutable=not wal.exists())
-        try:
+        with _closed_on_error(conn):
             db.format_version(conn)
-        except BaseException:
-            conn.close()
-            raise
         return conn
     except sqlite3.OperationalError as exc:
         code = getattr(exc, "sqlite_errorcode", 0)
@@ -307,22 +303,20 @@ def prepare_directory(path: Path) -> None:
         )
 
 
-def verify_default(
-    db_file: Path, verify_on_open: bool | None, max_bytes: int = VERIFY_MAX_BYTES
-) -> bool:
+def verify_default(db_file: Path, verify_on_open: bool | None) -> bool:
     """Whether to run ``PRAGMA quick_check`` on open: as asked, else only for databases up to
-    ``max_bytes`` (it reads the whole file; rows are still checksummed on every read)."""
+    :data:`VERIFY_MAX_BYTES` (it reads the whole file; rows are still checksummed on every read)."""
     if verify_on_open is not None:
         return verify_on_open
     try:
         size = db_file.stat().st_size
     except OSError:
         return True
-    if size > max_bytes:
+    if size > VERIFY_MAX_BYTES:
         logger.info(
             "store %s is %.1f GiB: PRAGMA quick_check skipped on open (rows are still "
             "checksummed on every read; verify_on_open=True forces it)",
             db_file.parent,
             size / 2**30,
         )
-    return size <= max_bytes
+    return size <= VERIFY_MAX_BYTES
