@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr, ValidationError
 
@@ -40,7 +40,9 @@ from semtoken_rag.fingerprints import MAX_START, ChunkSource
 from semtoken_rag.protocols import FingerprintStoreProtocol
 from semtoken_rag.results import ChunkResult, CompressionResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
+    from typing_extensions import Self
+
     from semtoken_rag.compressor import Compressor
 
 
