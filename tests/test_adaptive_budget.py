@@ -319,3 +319,18 @@ def test_auto_never_empties_a_single_sentence_longer_than_its_bound() -> None:
         res = comp.compress(text, query)
         assert res.budget_tokens == 5 and res.texts[0] == "The census counted nine hundred"
     assert _fake().compress(text, "census?", budget=5).texts == [""]  # min_fill_tokens holds
+
+
+def test_auto_budget_ranks_near_ties_as_the_selection_does() -> None:
+    """Scores that differ only in float noise (a repeated chunk's copies) are a tie the selection
+    gives to the earlier unit: the budget must pay that unit, not the later copy, or the
+    selection stops at the earlier one and keeps nothing that covers the question."""
+    from semtoken_rag.core.budget import UnitRules, select_units
+
+    matches = np.array([[0.9, 0.1, 0.9]], dtype=np.float32)  # units 0 and 2 both cover the word
+    costs = np.array([8, 5, 3], dtype=np.int64)
+    scores = np.array([0.7, 0.1, 0.7 + 1e-7], dtype=np.float32)  # unit 2: noise above unit 0
+    got = choose_budget(matches, scores, costs, np.ones(3, bool), np.zeros(3, bool), _rule())
+    assert (got.tokens, got.reason) == (8, "coverage")
+    sel = select_units(scores, costs, got.tokens, UnitRules(min_fill_tokens=1000))
+    assert sel.kept.tolist() == [True, False, False]

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from semtoken_rag.core.scoring import selection_order
+
 
 @dataclass(frozen=True)
 class AdaptiveRule:
@@ -117,7 +119,8 @@ def choose_budget(
     Args:
         matches: ``(Q, U)`` word-unit matches of the question's content words, or ``None``
             for a summary request / no question.
-        scores: ``(U,)`` the selection's unit scores (higher first; ties keep the earlier).
+        scores: ``(U,)`` the selection's unit scores, ranked as the selection ranks them
+            (:func:`~semtoken_rag.core.scoring.selection_order`).
         unit_costs: ``(U,) int64`` tokens of each unit.
         candidates: ``(U,) bool`` units the selection may choose.
         forced: ``(U,) bool`` units kept whatever the budget (their cost is added).
@@ -126,7 +129,7 @@ def choose_budget(
     """
     if matches is None or matches.shape[0] == 0:
         return BudgetChoice(rule.ceiling, "summary")
-    order = np.argsort(-scores, kind="stable")
+    order = selection_order(scores)
     order = order[candidates[order]]
     k, coverage = covering_prefix(matches, order, rule.target_coverage, rule.tolerance)
     chosen = order[: max(k, 1)]

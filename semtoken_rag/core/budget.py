@@ -28,6 +28,7 @@ import numpy as np
 
 from semtoken_rag.core.arrays import ContextArrays
 from semtoken_rag.core.params import SelectionConfig
+from semtoken_rag.core.scoring import selection_order
 
 #: A CSR graph ``(indptr (n+1,) int64, values)``: row ``i`` is ``values[indptr[i]:indptr[i+1]]``.
 CSR = tuple[np.ndarray, np.ndarray]
@@ -179,10 +180,7 @@ def _greedy(
         ``(used tokens, tokens skipped as near-duplicates, the unit that did not fit or -1)``.
     """
     skipped = 0
-    # Scores are rounded before ordering: identical units (repeated chunks) can differ in the last
-    # bits of a BLAS product, and a tie must go to the earlier unit, not to float noise.
-    order = np.argsort(-np.round(scores.astype(np.float64), 5), kind="stable").tolist()
-    for i in order:
+    for i in selection_order(scores).tolist():
         if state.flags[i] or not candidates[i]:
             continue
         if state.blocked[i] or state.repeats_kept_text(i):

@@ -177,3 +177,14 @@ def lead_prior(unit_chunk: np.ndarray) -> np.ndarray:
     last = np.searchsorted(unit_chunk, unit_chunk, side="right") - 1
     rank = np.arange(len(unit_chunk)) - first
     return (-rank / np.maximum(last - first, 1)).astype(np.float32)
+
+
+def selection_order(scores: np.ndarray) -> np.ndarray:
+    """``(U,) int64`` units in the order the selection considers them: by descending score, a
+    tie to the earlier unit.
+
+    Scores are rounded to 5 decimals first: identical units (repeated chunks) can differ in the
+    last bits of a BLAS product, and a tie must go to the earlier unit, not to float noise.  The
+    ``auto`` budget ranks by this order too, so the units it pays for are the ones kept.
+    """
+    return np.argsort(-np.round(scores.astype(np.float64), 5), kind="stable").astype(np.int64)
