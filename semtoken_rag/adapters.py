@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr, ValidationError
 
@@ -39,6 +39,8 @@ from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import MAX_START, ChunkSource
 from semtoken_rag.protocols import FingerprintStoreProtocol
 from semtoken_rag.results import ChunkResult, CompressionResult
+
+A = TypeVar("A", bound="EncoderFields")
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
     from typing_extensions import Self
@@ -75,10 +77,11 @@ class EngineSlot:
         """Whether an engine exists yet (built or adopted)."""
         return self._engine is not None
 
-    def adopt(self, engine: Compressor) -> None:
-        """Use ``engine`` instead of building one (``store=engine.store``; see the class)."""
+    def adopt(self, engine: Compressor, store: Any = None) -> None:
+        """Use ``engine`` instead of building one, while the fields name its config and
+        ``store`` (``engine.store`` by default, or the directory it was opened from)."""
         with self._lock:
-            self._engine, self._store = engine, engine.store
+            self._engine, self._store = engine, engine.store if store is None else store
 
     def fork(self) -> EngineSlot:
         """A new slot holding this slot's engine (for a copy of the adapter)."""
@@ -87,6 +90,11 @@ class EngineSlot:
 
     def __deepcopy__(self, memo: dict[int, Any]) -> EngineSlot:
         return self.fork()
+
+    def __reduce__(self) -> tuple[type[EngineSlot], tuple[()]]:
+        # Pickled (sent to another process, as LlamaIndex's IngestionPipeline(num_workers=...)
+        # does): an engine (a model, locks, a database) never travels; the copy builds its own.
+        return EngineSlot, ()
 
     def get(
         self,
@@ -139,6 +147,16 @@ class EncoderFields(BaseModel):
         clone = super().__copy__()
         clone._slot = self._slot.fork()
         return clone
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # A store object (locks, a database) cannot go to another process; its directory can.
+        if getattr(self, "store", None) is not None:
+            raise ConfigError(
+                f"{type(self).__name__} with store= cannot be pickled (sent to another process, "
+                "e.g. by IngestionPipeline(num_workers=...)): give it store_dir= instead"
+            )
+        state: dict[Any, Any] = super().__getstate__()
+        return state
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         # A store object (the ``store`` field) is a resource, like a connection: shared by the
@@ -277,6 +295,47 @@ def fields_from_config(
     fields["budget_scope"] = "joint" if config.budget.budget_scope == "joint" else per_scope
     fields["engine_options"] = options
     return fields
+
+
+def adopt_engine(
+    cls: type[A],
+    engine: Compressor,
+    per_scope: str | None,
+    extra: Mapping[str, Any],
+    store_dir: str | Path | None = None,
+) -> A:
+    """An adapter of ``cls`` wrapping ``engine`` (its encoder, store and counter: no second
+    model), what ``from_engine`` builds.
+
+    Args:
+        cls: The adapter class.
+        engine: A :class:`~semtoken_rag.Compressor`.
+        per_scope: The adapter's spelling of ``per_chunk`` (see :func:`fields_from_config`), or
+            ``None`` for an ingestion component (the encoder fields only).
+        extra: The adapter's own fields (e.g. ``drop_empty``).
+        store_dir: The directory ``engine.store`` was opened from, named instead of the store
+            object, so the adapter can be pickled (sent to another process).
+
+    Raises:
+        ConfigError: ``extra`` sets what the engine decides (a config field or the store).
+    """
+    cfg = engine.config
+    if per_scope is None:
+        fields = {name: cfg.to_dict()[name] for name in ENCODER_MIRRORED}
+        options = encoder_options(cfg).items()
+        fields["engine_options"] = {k: v for k, v in options if k not in ENCODER_MIRRORED}
+    else:
+        fields = fields_from_config(cfg, per_scope)
+    clash = sorted(set(extra) & {*fields, "store", "store_dir"})
+    if clash:
+        raise ConfigError(
+            f"from_engine() takes {', '.join(clash)} from the engine (its config and store); "
+            "pass only the adapter's own fields, or build the engine with what you want"
+        )
+    where = {"store": engine.store} if store_dir is None else {"store_dir": store_dir}
+    obj = cls(**fields, **where, **extra)
+    obj._slot.adopt(engine, None if store_dir is None else str(store_dir))
+    return obj
 
 
 def encoder_options(config: SemTokenConfig) -> dict[str, Any]:

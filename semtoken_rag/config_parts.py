@@ -8,6 +8,7 @@ composes these parts with the core's :class:`~semtoken_rag.core.params.Selection
 from __future__ import annotations
 
 import numbers
+import os
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -38,6 +39,8 @@ def _check_device(value: str) -> str:
 
 
 def _check_model(value: Any) -> Any:
+    if isinstance(value, os.PathLike):  # a path, kept as the str the encoder and JSON take
+        value = os.fspath(value)
     if isinstance(value, str):
         if not value.strip():
             raise ConfigError("encoder_model must be a non-empty string")

@@ -18,11 +18,11 @@ from semtoken_rag.adapters import (
     CompressionFields,
     ScopeName,
     StoreDir,
+    adopt_engine,
     as_items,
     check_store,
     chunk_metadata,
     config_from_fields,
-    fields_from_config,
 )
 from semtoken_rag.config import SemTokenConfig
 
@@ -105,15 +105,16 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
         Args:
             engine: A :class:`semtoken_rag.Compressor`.
             **kwargs: Adapter-only fields, e.g. ``drop_empty``.
+
+        Raises:
+            ConfigError: ``kwargs`` sets a config field or the store (they come from the engine).
         """
-        obj = cls(**fields_from_config(engine.config, "per_document"), store=engine.store, **kwargs)
-        obj._slot.adopt(engine)
-        return obj
+        return adopt_engine(cls, engine, "per_document", kwargs)
 
     def ingestor(self, **kwargs: Any) -> SemTokenIngestor:
         """A :class:`SemTokenIngestor` writing the store this compressor reads (same engine:
         same encoder settings, same store, one model in memory)."""
-        return SemTokenIngestor.from_engine(self.engine, **kwargs)
+        return adopt_engine(SemTokenIngestor, self.engine, None, kwargs, self.store_dir)
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration these fields describe."""
@@ -135,22 +136,6 @@ class SemTokenCompressor(CompressionFields, BaseDocumentCompressor):
         if not docs:
             return []
         result = self.engine.compress(
-            [d.page_content for d in docs], query, sources=[document_source(d) for d in docs]
-        )
-        return self._to_documents(docs, result)
-
-    async def acompress_documents(
-        self,
-        documents: Sequence[Document],
-        query: str,
-        callbacks: Callbacks | None = None,
-    ) -> Sequence[Document]:
-        """Async :meth:`compress_documents`: the engine runs in a worker thread, so the event
-        loop is never blocked by the encoder."""
-        docs = as_items(documents, Document, "documents")
-        if not docs:
-            return []
-        result = await self.engine.acompress(
             [d.page_content for d in docs], query, sources=[document_source(d) for d in docs]
         )
         return self._to_documents(docs, result)

@@ -22,9 +22,9 @@ from semtoken_rag.adapters import (
     ENCODER_MIRRORED,
     EncoderFields,
     StoreDir,
+    adopt_engine,
     as_items,
     config_from_fields,
-    encoder_options,
     require_store,
 )
 from semtoken_rag.config import SemTokenConfig
@@ -67,13 +67,12 @@ class SemTokenIngestor(EncoderFields, BaseDocumentTransformer):
 
     @classmethod
     def from_engine(cls, engine: Compressor, **kwargs: Any) -> SemTokenIngestor:
-        """Wrap an existing engine (its encoder and store are shared, no second model)."""
-        cfg = engine.config
-        options = {k: v for k, v in encoder_options(cfg).items() if k not in ENCODER_MIRRORED}
-        fields = {name: cfg.to_dict()[name] for name in ENCODER_MIRRORED}
-        obj = cls(**fields, engine_options=options, store=engine.store, **kwargs)
-        obj._slot.adopt(engine)
-        return obj
+        """Wrap an existing engine (its encoder and store are shared, no second model).
+
+        Raises:
+            ConfigError: ``kwargs`` sets a config field or the store (they come from the engine).
+        """
+        return adopt_engine(cls, engine, None, kwargs)
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration (only its encoder fields matter for fingerprints)."""

@@ -103,3 +103,73 @@ def test_a_framework_offset_the_store_cannot_use_is_no_hint(start: Any) -> None:
 
     assert chunk_source("doc", start) == chunk_source("doc", None)
     assert chunk_source("doc", 2**63 - 1) is not None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"budget_scope": "per_document"},
+        {"compression_ratio": 0.3},
+        {"engine_options": {}},
+        {"store_dir": "elsewhere"},
+        {"store": None},
+    ],
+)
+def test_from_engine_refuses_what_the_engine_decides(extra: dict[str, Any]) -> None:
+    """``from_engine`` takes the config and the store from the engine: a kwarg setting one of
+    them is a one-line ``ConfigError`` naming it (it was a raw ``TypeError``, a keyword given
+    twice); the adapter's own fields pass."""
+    from langchain_semtoken import SemTokenIngestor
+
+    engine = SemTokenCompressor(compression_ratio=0.4).engine
+    name = next(iter(extra))
+    for adapter in (SemTokenCompressor, SemTokenIngestor):
+        with pytest.raises(ConfigError, match=name) as err:
+            adapter.from_engine(engine, **extra)
+        assert "\n" not in str(err.value)
+    kept = SemTokenCompressor.from_engine(engine, drop_empty=False)
+    assert kept.drop_empty is False and kept.engine is engine
+
+
+def test_pickled_with_store_dir_refused_with_a_store_object(tmp_path: Any) -> None:
+    """A compressor and its ingestor travel to another process by their fields (the engine,
+    holding a model, locks and a database, is rebuilt there); a store object cannot travel, and
+    the error says to give ``store_dir=``."""
+    import pickle
+
+    from semtoken_rag.store import FingerprintStore
+
+    comp = SemTokenCompressor(store_dir=tmp_path / "fp", compression_ratio=0.3)
+    engine = comp.engine
+    ingestor = comp.ingestor()
+    assert ingestor.store_dir == comp.store_dir and ingestor.engine is engine  # adopted
+    for adapter in (comp, ingestor):
+        copy = pickle.loads(pickle.dumps(adapter))
+        assert copy.model_dump() == adapter.model_dump()
+        assert copy.engine is not engine and copy.engine.store.path == tmp_path / "fp"
+        copy.engine.store.close()
+    engine.store.close()
+    with FingerprintStore() as store, pytest.raises(ConfigError, match="store_dir="):
+        pickle.dumps(SemTokenCompressor(store=store))
+
+
+async def test_async_compression_builds_and_runs_the_engine_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first call builds the engine (a model load, a store that may wait for another
+    process's lock): ``acompress_documents`` must do that in a worker thread too."""
+    import threading
+
+    from langchain_core.documents import Document
+    from semtoken_rag.adapters import EngineSlot
+
+    threads: list[int] = []
+
+    def get(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        raise RuntimeError("engine requested")
+
+    monkeypatch.setattr(EngineSlot, "get", get)
+    with pytest.raises(RuntimeError, match="engine requested"):
+        await SemTokenCompressor().acompress_documents([Document(page_content="Hi.")], "q")
+    assert threads and threading.get_ident() not in threads

@@ -76,3 +76,57 @@ def test_a_path_store_dir_round_trips_through_json(cls: type, tmp_path: Any) -> 
     component = cls(store_dir=tmp_path / "fp")
     clone = cls.from_json(component.to_json())
     assert clone.store_dir == str(tmp_path / "fp") and not (tmp_path / "fp").exists()
+
+
+@pytest.mark.parametrize("cls", [SemTokenNodePostprocessor, SemTokenFingerprinter])
+def test_a_path_encoder_model_is_kept_as_a_str(cls: type, tmp_path: Any) -> None:
+    """``encoder_model`` is documented as an id or a path: a ``Path`` is kept as its str, so
+    ``to_json`` works and the engine loads it (a ``Path`` reached the encoder unconverted)."""
+    component = cls(encoder_model=tmp_path / "model", store_dir=tmp_path / "fp")
+    assert component.encoder_model == str(tmp_path / "model")
+    assert cls.from_json(component.to_json()).encoder_model == str(tmp_path / "model")
+    assert component.semtoken_config().encoder.model == str(tmp_path / "model")
+
+
+def test_the_fingerprinter_of_a_store_dir_postprocessor_can_be_pickled(tmp_path: Any) -> None:
+    """``IngestionPipeline.run(num_workers=N)`` pickles its transformations into worker
+    processes: ``postprocessor.fingerprinter()`` names the store by its directory (it passed
+    the store object, which LlamaIndex dropped, leaving a component without its engine slot:
+    an ``AttributeError`` in the workers); a store object is refused with a typed error."""
+    import pickle
+
+    from semtoken_rag.store import FingerprintStore
+
+    post = SemTokenNodePostprocessor(store_dir=tmp_path / "fp")
+    fingerprinter = post.fingerprinter()
+    assert fingerprinter.store_dir == post.store_dir and fingerprinter.engine is post.engine
+    clone = pickle.loads(pickle.dumps(fingerprinter))
+    assert clone.model_dump() == fingerprinter.model_dump()
+    assert clone.engine is not post.engine and clone.engine.store.path == tmp_path / "fp"
+    clone.engine.store.close()
+    post.engine.store.close()
+    with FingerprintStore() as store, pytest.raises(ConfigError, match="store_dir="):
+        pickle.dumps(SemTokenFingerprinter(store=store))
+
+
+async def test_async_postprocessing_builds_the_engine_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first call builds the engine (a model load, a store that may wait for another
+    process's lock): ``apostprocess_nodes`` must do that in a worker thread too."""
+    import threading
+
+    from llama_index.core.schema import NodeWithScore, TextNode
+    from semtoken_rag.adapters import EngineSlot
+
+    threads: list[int] = []
+
+    def get(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        raise RuntimeError("engine requested")
+
+    monkeypatch.setattr(EngineSlot, "get", get)
+    nodes = [NodeWithScore(node=TextNode(text="Hi there."), score=1.0)]
+    with pytest.raises(RuntimeError, match="engine requested"):
+        await SemTokenNodePostprocessor().apostprocess_nodes(nodes, query_str="q")
+    assert threads and threading.get_ident() not in threads

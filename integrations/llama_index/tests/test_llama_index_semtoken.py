@@ -199,6 +199,25 @@ def test_ingestion_pipeline_fingerprinter(li_engine: Any, li_nqa: Any) -> None:
 
 
 @pytest.mark.slow
+def test_ingestion_pipeline_in_worker_processes(li_nqa: Any, tmp_path: Any) -> None:
+    """The README's pipeline run with ``num_workers=2``: LlamaIndex pickles the fingerprinter
+    into two spawned processes, each opens the store directory and writes its documents; the
+    postprocessor then serves the nodes cut from them without encoding."""
+    chunks, questions = li_nqa
+    docs = [Document(text=c["text"], id_=f"doc-{c['id']}") for c in chunks[:6]]
+    post = SemTokenNodePostprocessor(store_dir=tmp_path / "fp", compression_ratio=0.5)
+    splitter = SentenceSplitter(chunk_size=64, chunk_overlap=0)
+    pipeline = IngestionPipeline(transformations=[post.fingerprinter(), splitter])
+    nodes = pipeline.run(documents=docs, num_workers=2)
+    assert len(nodes) > len(docs) and len(post.engine.store) == len(docs)
+    before = post.engine.encoder.calls
+    retrieved = [NodeWithScore(node=n, score=1.0) for n in nodes[:6]]
+    assert post.postprocess_nodes(retrieved, query_str=questions[0]["question"])
+    assert post.engine.encoder.calls == before
+    post.engine.store.close()
+
+
+@pytest.mark.slow
 async def test_fingerprinter_acall_and_standalone_fields(li_engine: Any, li_nodes: Any) -> None:
     store = FingerprintStore()
     standalone = SemTokenFingerprinter(store=store, engine_options={"batch_size": 8})

@@ -21,11 +21,11 @@ from semtoken_rag.adapters import (
     CompressionFields,
     ScopeName,
     StoreDir,
+    adopt_engine,
     as_items,
     check_store,
     chunk_metadata,
     config_from_fields,
-    fields_from_config,
 )
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
@@ -106,10 +106,11 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
         Args:
             engine: A :class:`semtoken_rag.Compressor`.
             **kwargs: Adapter-only fields, e.g. ``drop_empty``.
+
+        Raises:
+            ConfigError: ``kwargs`` sets a config field or the store (they come from the engine).
         """
-        obj = cls(**fields_from_config(engine.config, "per_node"), store=engine.store, **kwargs)
-        obj._slot.adopt(engine)
-        return obj
+        return adopt_engine(cls, engine, "per_node", kwargs)
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration these fields describe."""
@@ -123,7 +124,7 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
     def fingerprinter(self) -> SemTokenFingerprinter:
         """An ingestion component writing fingerprints this postprocessor will hit (same
         engine: same encoder settings, same store, one model in memory)."""
-        return SemTokenFingerprinter.from_engine(self.engine)
+        return adopt_engine(SemTokenFingerprinter, self.engine, None, {}, self.store_dir)
 
     def _postprocess_nodes(
         self,
@@ -136,19 +137,6 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
         if not texts:
             return items
         result = self.engine.compress(texts, query, sources=sources)
-        return self._to_nodes(items, positions, result)
-
-    async def _apostprocess_nodes(
-        self,
-        nodes: list[NodeWithScore],
-        query_bundle: QueryBundle | None = None,
-    ) -> list[NodeWithScore]:
-        items = as_items(nodes, NodeWithScore, "nodes")
-        query = _query(query_bundle)
-        texts, positions, sources = self._texts(items)
-        if not texts:
-            return items
-        result = await self.engine.acompress(texts, query, sources=sources)
         return self._to_nodes(items, positions, result)
 
     @staticmethod

@@ -20,9 +20,9 @@ from semtoken_rag.adapters import (
     ENCODER_MIRRORED,
     EncoderFields,
     StoreDir,
+    adopt_engine,
     as_items,
     config_from_fields,
-    encoder_options,
     require_store,
 )
 from semtoken_rag.config import SemTokenConfig
@@ -75,12 +75,7 @@ class SemTokenFingerprinter(EncoderFields, TransformComponent):
     @classmethod
     def from_engine(cls, engine: Compressor) -> SemTokenFingerprinter:
         """Wrap an existing engine (its encoder and store are shared, no second model)."""
-        cfg = engine.config
-        options = {k: v for k, v in encoder_options(cfg).items() if k not in ENCODER_MIRRORED}
-        fields = {name: cfg.to_dict()[name] for name in ENCODER_MIRRORED}
-        obj = cls(**fields, engine_options=options, store=engine.store)
-        obj._slot.adopt(engine)
-        return obj
+        return adopt_engine(cls, engine, None, {})
 
     def semtoken_config(self) -> SemTokenConfig:
         """The engine configuration (only its encoder fields matter for fingerprints)."""
