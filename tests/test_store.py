@@ -550,3 +550,17 @@ def test_cli_ingest_and_info(tmp_path, shared_data, real_compressor, capsys):
         assert len(s) == len(set(windows))
         got = s.lookup(windows, enc.cache_id, [ChunkSource(document=str(doc))] * len(windows))
         assert all(g is not None for g in got)
+
+
+@pytest.mark.parametrize("codec", ["float32", "pq64"])
+def test_verify_reads_the_codebooks_another_store_object_added(tmp_path, codec):
+    """A long-lived store object (a service) verifies what another one (an ingestion job, or
+    another process) wrote since it opened: the codebooks come from the file, not from the
+    object's cache (it reported every new block as naming a missing codebook)."""
+    enc = FakeEncoder()
+    spec = SMALL_PQ if codec == "pq64" else codec
+    with FingerprintStore(tmp_path, codec=spec) as service, FingerprintStore(tmp_path) as job:
+        assert service.verify() == []
+        fill(job, enc, long_texts(20))  # 1,200 words: the small pq64 trains (1,024)
+        assert job.stats().trained and job.stats().staged_words == 0
+        assert job.verify() == [] and service.verify() == []

@@ -362,7 +362,7 @@ class FingerprintStore:
         """Full consistency check (slow: reads every block); returns the problems found."""
         with self._lock:
             try:
-                return types.verify_database(self._live(), self._books)
+                return types.verify_database(self._live())
             except sqlite3.DatabaseError as exc:
                 return [f"sqlite: {exc}"]
 

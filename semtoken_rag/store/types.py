@@ -147,24 +147,25 @@ def collect_stats(
     )
 
 
-def verify_database(conn: sqlite3.Connection, books: Codebooks) -> list[str]:
-    """The problems found (empty when the store is consistent).
+def verify_database(conn: sqlite3.Connection) -> list[str]:
+    """The problems found (empty when the store is consistent), read from the file, not from
+    a store object's cache (another process may have trained a codebook since it loaded).
 
     Raises:
         sqlite3.DatabaseError: SQLite cannot read the file (the caller reports it).
     """
     problems = [f"sqlite: {p}" for p in [db.health_problem(conn)] if p]
     with db.transaction(conn, "DEFERRED"):
-        problems += _check_codebooks(conn)
+        digests = _check_codebooks(conn, problems)
         words: dict[int, int] = {}
         for bid, cid, n, csum, codes, packed, key, dim in conn.execute(_BLOCKS):
             doc, index = bid >> db.BLOCK_BITS, bid & ((1 << db.BLOCK_BITS) - 1)
-            book = books.by_id.get(cid)
+            digest = digests.get(cid)
             if key is None:
                 problems.append(f"block {index} of document {doc}, which does not exist")
-            elif book is None:
+            elif digest is None:
                 problems.append(f"block {index} of {key[:16]} names missing codebook {cid}")
-            elif block_checksum(key, index, n, dim, book.sha256, codes, packed) != csum:
+            elif block_checksum(key, index, n, dim, digest, codes, packed) != csum:
                 problems.append(f"checksum mismatch: block {index} of {key[:16]}")
             else:
                 words[doc] = words.get(doc, 0) + n
@@ -179,15 +180,17 @@ def verify_database(conn: sqlite3.Connection, books: Codebooks) -> list[str]:
     return problems
 
 
-def _check_codebooks(conn: sqlite3.Connection) -> list[str]:
-    """Every stored codebook against its digest, from the bytes on disk (not a cache)."""
-    out = []
+def _check_codebooks(conn: sqlite3.Connection, problems: list[str]) -> dict[int, bytes]:
+    """Every stored codebook against its digest, from the bytes on disk (not a cache); returns
+    the digests by codebook id (what block checksums include)."""
+    digests = {}
     for cid, codec, dim, factory, state, digest in conn.execute(
         "SELECT id, codec, dim, factory, state, sha256 FROM codebooks"
     ):
+        digests[int(cid)] = bytes(digest)
         if Codebook.digest(codec, dim, factory, bytes(state)) != bytes(digest):
-            out.append(f"codebook {cid} ({codec}, dim {dim}) fails its digest")
-    return out
+            problems.append(f"codebook {cid} ({codec}, dim {dim}) fails its digest")
+    return digests
 
 
 def _check_counters(conn: sqlite3.Connection, problems: list[str]) -> None:
