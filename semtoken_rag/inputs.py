@@ -136,13 +136,11 @@ def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | Non
                 f"source {i}: start must be a character offset (an int in [0, 2**63 - 1]) or None, "
                 f"got {start!r:.60}"
             )
-        if type(doc) in (str, type(None)) and type(start) in (int, type(None)):
-            out.append(s)
-        else:  # numpy scalars (pandas metadata) made plain for SQLite's parameters
-            doc = None if doc is None else str(doc)
-            out.append(
-                dataclasses.replace(s, document=doc, start=None if start is None else int(start))
-            )
+        # Plain str/int for SQLite's parameters (numpy scalars from pandas metadata), a name's
+        # lone surrogates (a file name that is not UTF-8) as U+FFFD, as the store records names.
+        doc = None if doc is None else model_text(str(doc))
+        start = None if start is None else int(start)
+        out.append(dataclasses.replace(s, document=doc, start=start))
     return out
 
 

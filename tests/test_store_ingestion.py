@@ -243,3 +243,43 @@ def test_an_encoder_returning_too_few_results_fails_its_documents_not_the_run():
         report = fill(s, ShortEncoder(), long_texts(3), on_error="skip")
         assert report.encoded == 0 and len(report.failed) == 3 and len(s) == 0
         assert all("returned 0 results for 1 texts" in f.error for f in report.failed)
+
+
+class TokenizerLikeEncoder(FakeEncoder):
+    """The fake encoder, refusing a lone surrogate as a fast tokenizer does."""
+
+    def encode_texts(self, texts):
+        if any(any("\ud800" <= ch <= "\udfff" for ch in t) for t in texts):
+            raise TypeError("TextEncodeInput must be Union[TextInputSequence, ...]")
+        return super().encode_texts(texts)
+
+
+def test_lone_surrogates_in_a_text_or_a_name_are_stored_and_served():
+    """Broken PDF extraction and file names that are not UTF-8 carry lone surrogates: the
+    encoder reads them as U+FFFD (as at query time: it failed every such document) and names
+    are recorded and matched so (SQLite refused them, losing the whole batch)."""
+    enc = TokenizerLikeEncoder()
+    text = words_slice(long_texts(1)[0], 0, 30) + " broken \ud800 extraction"
+    name = "caf\udce9.txt"
+    others = long_texts(2, "o")
+    with FingerprintStore(codec="float32") as s:
+        report = fill(s, enc, [SourceDocument(text, (name,)), *others], on_error="skip")
+        assert report.failed == [] and report.encoded == 3 and len(s) == 3
+        s.add_names({fingerprint_key(text, enc.cache_id): ["other\udc80name"]})
+        chunk = words_slice(text, 12, 32)
+        for hint in (ChunkSource(name, 40), ChunkSource("other\udc80name")):
+            got = s.lookup([chunk], enc.cache_id, [hint])[0]
+            assert got is not None and len(got.word_spans) == len(chunk.split())
+        assert s.contains(["\udc80"]) == set()
+
+
+@pytest.mark.slow
+def test_a_text_with_a_lone_surrogate_is_ingested_with_the_real_encoder(real_compressor):
+    from semtoken_rag import Compressor
+
+    text = "Broken \ud800 surrogate text here. Another sentence follows about cats."
+    with FingerprintStore(codec="float32") as s:
+        comp = Compressor(real_compressor.config, encoder=real_compressor.encoder, store=s)
+        report = comp.ingest([text], IngestOptions(progress=False))
+        assert report.encoded == 1 and len(s) == 1
+        assert comp.compress([text], "cats").encoder_calls == 0

@@ -16,6 +16,7 @@ from typing import Any
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.ingestion.documents import PlannedDocument
+from semtoken_rag.inputs import model_text
 from semtoken_rag.store.codebooks import CodecSet
 from semtoken_rag.store.encoding import (
     DocumentFingerprints,
@@ -52,8 +53,10 @@ def describe_error(exc: BaseException) -> str:
 
 def _encode(encoder: Any, texts: list[str]) -> list[Any]:
     """``encoder.encode_texts(texts)``, one result per text or an error (a custom encoder
-    returning another number: which text got which is unknown)."""
-    out = list(encoder.encode_texts(texts))
+    returning another number: which text got which is unknown).  The encoder reads the texts
+    as :func:`~semtoken_rag.inputs.model_text` (lone surrogates as U+FFFD, same offsets), as at
+    query time: a tokenizer refuses a lone surrogate."""
+    out = list(encoder.encode_texts([model_text(t) for t in texts]))
     if len(out) != len(texts):
         raise InvalidInputError(f"the encoder returned {len(out)} results for {len(texts)} texts")
     return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
-from semtoken_rag.inputs import check_store_args, check_strings
+from semtoken_rag.inputs import check_store_args, check_strings, model_text
 from semtoken_rag.store import db, recovery, types, writes
 from semtoken_rag.store.codebooks import CodecSet, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec, get_codec
@@ -205,7 +205,7 @@ class FingerprintStore:
 
     def contains(self, keys: Sequence[str]) -> set[str]:
         """The subset of document ``keys`` stored (nothing read but the keys)."""
-        wanted = list(dict.fromkeys(check_strings(keys, "keys")))
+        wanted = list(dict.fromkeys(map(model_text, check_strings(keys, "keys"))))
         with self._lock:
             try:
                 sql = "SELECT key FROM documents WHERE key IN ({})"

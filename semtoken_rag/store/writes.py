@@ -156,7 +156,7 @@ def insert_documents(conn: sqlite3.Connection, docs: Sequence[EncodedDocument]) 
             shingles += zip(d.shingles.tolist(), [doc_id] * len(d.shingles), d.positions.tolist())
             present[d.key] = doc_id
             added += 1
-        names += [(name, doc_id) for name in d.names]
+        names += [(model_text(name), doc_id) for name in d.names]  # SQLite binds UTF-8
     shingles.sort()
     conn.executemany(
         "INSERT OR IGNORE INTO shingles(hash, document, word) VALUES (?, ?, ?)", shingles
@@ -185,7 +185,7 @@ def _insert_one(conn: sqlite3.Connection, d: EncodedDocument, now: float) -> int
 def insert_names(conn: sqlite3.Connection, names: Mapping[str, Sequence[str]]) -> None:
     """Inside a write transaction: record names of stored documents, by key."""
     sql = "INSERT OR IGNORE INTO names(name, document) SELECT ?, id FROM documents WHERE key = ?"
-    conn.executemany(sql, [(n, key) for key, ns in names.items() for n in ns])
+    conn.executemany(sql, [(model_text(n), model_text(k)) for k, ns in names.items() for n in ns])
 
 
 def evict_lru(conn: sqlite3.Connection, max_bytes: int) -> int:
