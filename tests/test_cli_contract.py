@@ -540,3 +540,22 @@ def test_ingest_reads_a_jsonl_file_that_starts_with_a_byte_order_mark(tmp_path: 
     args = argparse.Namespace(text_field="text", id_field="id", chunk_size=None, chunk_overlap=0)
     docs = read_documents(rows, args)
     assert [(d.text, d.names) for d in docs] == [("one", ("a",)), ("two", ("b",))]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("[" * 100_000 + "]" * 100_000, "RecursionError"), ("1" * 5000, "ValueError")],
+)
+def test_ingest_names_a_jsonl_line_too_deep_or_too_long_for_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, error: str
+) -> None:
+    """Nesting beyond Python's recursion limit and integers beyond its 4,300 digits are bad
+    lines like any other: one ``error:`` line naming file and line, exit 2 (they were raw
+    exceptions, exit 1)."""
+    rows = tmp_path / "r.jsonl"
+    rows.write_text('{"text": "one"}\n{"text": "two", "x": ' + value + "}\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["ingest", str(rows), "--store", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {rows}:2: expected a JSON object") and error in err
+    assert "\n" not in err and not (tmp_path / "s").exists()

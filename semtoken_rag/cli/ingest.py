@@ -61,7 +61,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--codec", choices=sorted(CODECS), default=None,
-        help="codec of a NEW store (default pq64; an existing store keeps its own)",
+        help="codec of a NEW store (default pq64); another than an existing store's is refused",
     )  # fmt: skip
     parser.add_argument(
         "--on-error", choices=ON_ERROR, default="raise",
@@ -126,7 +126,7 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
             try:
                 record = json.loads(line)
                 text = record[text_field]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:  # too deep, too long
                 raise InvalidInputError(
                     f"{path}:{lineno}: expected a JSON object with a {text_field!r} string "
                     f"field ({exc.__class__.__name__}: {exc})"
