@@ -16,6 +16,7 @@ import pytest
 from semtoken_rag import Compressor, SemTokenConfig
 from semtoken_rag.core.adaptive import (
     AdaptiveRule,
+    BudgetChoice,
     choose_budget,
     covering_prefix,
     scope_budgets,
@@ -334,3 +335,45 @@ def test_auto_budget_ranks_near_ties_as_the_selection_does() -> None:
     assert (got.tokens, got.reason) == (8, "coverage")
     sel = select_units(scores, costs, got.tokens, UnitRules(min_fill_tokens=1000))
     assert sel.kept.tolist() == [True, False, False]
+
+
+def test_per_chunk_budgets_keep_the_covering_units_in_their_own_chunks() -> None:
+    """Shared by length alone, the short chunk holding the answer got 0 of the 10 tokens the
+    rule chose for it (the long chunk spent them): the covering units' cost stays in their
+    chunks, the rest is shared by length."""
+    from semtoken_rag.core.adaptive import chunk_needs, covering_set
+
+    matches = np.array([[0.1, 0.1, 0.1, 0.1, 0.9]], dtype=np.float32)  # unit 4 covers the word
+    costs = np.array([25, 25, 25, 25, 10], dtype=np.int64)
+    unit_chunk = np.array([0, 0, 0, 0, 1])
+    scores = np.array([0.2, 0.1, 0.1, 0.1, 0.9])
+    forced, every = np.zeros(5, bool), np.ones(5, bool)
+    rule = _rule(per_chunk=True, floor=30)
+    choice = choose_budget(matches, scores, costs, every, forced, rule)
+    assert (choice.tokens, choice.reason, choice.needed) == (30, "floor", 10)
+    kept, n_chosen, _ = covering_set(matches, scores, every, forced, rule)
+    needs = chunk_needs(kept, forced, costs, unit_chunk, 0, 2)
+    assert needs.tolist() == [0, 10] and n_chosen == 1
+    budgets = scope_budgets(choice, rule, np.array([100, 10]), needs)
+    assert budgets.tolist() == [18, 12]  # 10 for unit 4, the 20 left shared 100:10 (+1 rounding)
+    cut = scope_budgets(BudgetChoice(5, "ceiling"), rule, np.array([100, 10]), needs)
+    assert cut.tolist() == [0, 5]  # a ceiling below the needs shrinks them alike
+
+
+def test_a_small_per_chunk_auto_budget_is_never_rounded_to_nothing() -> None:
+    rule = _rule(per_chunk=True)
+    budgets = scope_budgets(BudgetChoice(3, "summary"), rule, np.array([10, 40, 10, 10]))
+    assert budgets.tolist() == [0, 3, 0, 0]  # 3 x 10/70 and 3 x 40/70 floor to 0 each
+
+
+@pytest.mark.slow
+def test_per_chunk_auto_keeps_the_answer_of_a_short_chunk(real_compressor: Compressor) -> None:
+    filler = " ".join(
+        f"The weather in spring was mild and the harvest of year {i} was good." for i in range(12)
+    )
+    chunks = [filler, "The charter was restored by Queen Mathilda in 1820. It hangs in the hall."]
+    for scope in ("joint", "per_chunk"):
+        comp = real_variant(real_compressor, compression_ratio="auto", budget_scope=scope)
+        res, why = comp.explain(chunks, "Who restored the charter?")
+        assert why.budget_choice is not None and why.budget_choice.coverage == 1.0
+        assert "restored by Queen Mathilda" in res.texts[1], scope

@@ -106,6 +106,25 @@ def covering_prefix(
     return k, float(share[k - 1])
 
 
+def covering_set(
+    matches: np.ndarray,
+    scores: np.ndarray,
+    candidates: np.ndarray,
+    forced: np.ndarray,
+    rule: AdaptiveRule,
+) -> tuple[np.ndarray, int, float]:
+    """``(kept, n_chosen, coverage)``: ``(U,) bool`` the forced units plus the shortest prefix
+    of the candidates (at least one unit) that covers the question, the units in that prefix,
+    and the share of the question's words it covers (arguments as :func:`choose_budget`)."""
+    order = selection_order(scores)
+    order = order[candidates[order]]
+    k, coverage = covering_prefix(matches, order, rule.target_coverage, rule.tolerance)
+    chosen = order[: max(k, 1)]
+    kept = forced.copy()
+    kept[chosen] = True
+    return kept, len(chosen), coverage
+
+
 def choose_budget(
     matches: np.ndarray | None,
     scores: np.ndarray,
@@ -129,13 +148,8 @@ def choose_budget(
     """
     if matches is None or matches.shape[0] == 0:
         return BudgetChoice(rule.ceiling, "summary")
-    order = selection_order(scores)
-    order = order[candidates[order]]
-    k, coverage = covering_prefix(matches, order, rule.target_coverage, rule.tolerance)
-    chosen = order[: max(k, 1)]
-    kept = forced.copy()
-    kept[chosen] = True
-    needed = int(unit_costs[kept].sum()) + rule.separator_cost * _separators(forced, len(chosen))
+    kept, n_chosen, coverage = covering_set(matches, scores, candidates, forced, rule)
+    needed = int(unit_costs[kept].sum()) + rule.separator_cost * _separators(forced, n_chosen)
     tokens = min(max(needed, rule.floor), rule.ceiling)
     covered = coverage >= rule.target_coverage - 1e-9
     if tokens == needed and covered:
@@ -167,9 +181,50 @@ def _separators(forced: np.ndarray, n_chosen: int) -> int:
     return n_chosen + max(runs - 1, 0)
 
 
-def scope_budgets(choice: BudgetChoice, rule: AdaptiveRule, chunk_costs: np.ndarray) -> np.ndarray:
-    """The chosen budget as the selection's budgets: ``(1,)`` joint or ``(n_chunks,)`` shares."""
+def chunk_needs(
+    kept: np.ndarray,
+    forced: np.ndarray,
+    unit_costs: np.ndarray,
+    unit_chunk: np.ndarray,
+    separator_cost: int,
+    n_chunks: int,
+) -> np.ndarray:
+    """``(n_chunks,) int64`` what each chunk needs to keep its units of ``kept`` (from
+    :func:`covering_set`): their tokens and, bounded per chunk as :func:`_separators` bounds
+    them over the context, their separators."""
+    chosen = kept & ~forced
+    costs = np.bincount(unit_chunk[kept], weights=unit_costs[kept], minlength=n_chunks)
+    n_chosen = np.bincount(unit_chunk[chosen], minlength=n_chunks)
+    continues = np.r_[False, forced[:-1] & (unit_chunk[1:] == unit_chunk[:-1])]
+    runs = np.bincount(unit_chunk[forced & ~continues], minlength=n_chunks)
+    separators = n_chosen + np.maximum(runs - 1, 0)
+    return (costs + separator_cost * separators).astype(np.int64)
+
+
+def scope_budgets(
+    choice: BudgetChoice,
+    rule: AdaptiveRule,
+    chunk_costs: np.ndarray,
+    needs: np.ndarray | None = None,
+) -> np.ndarray:
+    """The chosen budget as the selection's budgets: ``(1,)`` joint or ``(n_chunks,)`` shares.
+
+    Per chunk, the covering units' tokens stay in their own chunks (``needs``, from
+    :func:`chunk_needs`): shared by length alone, a short chunk holding the answer got a
+    share too small for it while the others spent its tokens.  What is left above ``needs``
+    (or all of it, without them) is shared by length; a ceiling below ``needs`` shrinks each
+    chunk's part alike.  Tokens lost to rounding go to the chunk that needs (or holds) the
+    most, so a small budget is never rounded down to nothing.
+    """
     if not rule.per_chunk:
         return np.asarray([choice.tokens], dtype=np.int64)
     share = chunk_costs / max(int(chunk_costs.sum()), 1)
-    return np.floor(share * choice.tokens).astype(np.int64)
+    weight = chunk_costs if needs is None else needs
+    if needs is None:
+        out = np.floor(share * choice.tokens).astype(np.int64)
+    elif choice.tokens >= int(needs.sum()):
+        out = needs + np.floor(share * (choice.tokens - int(needs.sum()))).astype(np.int64)
+    else:
+        out = np.floor(needs * (choice.tokens / int(needs.sum()))).astype(np.int64)
+    out[int(np.argmax(weight))] += choice.tokens - int(out.sum())
+    return out
