@@ -7,6 +7,7 @@ import functools
 import random
 import string
 
+import numpy as np
 import pytest
 
 from semtoken_rag import Compressor, SemTokenConfig
@@ -422,3 +423,32 @@ def test_a_huge_force_keep_timeout_means_unbounded(timeout: float) -> None:
         counter=WhitespaceCounter(),
     )
     assert comp.compress(["alpha beta. gamma delta."], "q?").texts == ["alpha beta."]
+
+
+_THREE = "One two three four five six. Alpha beta gamma delta epsilon zeta. Red green blue teal."
+
+
+@pytest.mark.parametrize(
+    ("scores", "kept"),
+    [
+        ([1e-7, 2e-7, 3e-7], "Red green blue teal."),  # tiny
+        ([0.999991, 0.999992, 0.999994], "Red green blue teal."),  # probabilities
+        ([3.0, 1e39, 2e39], "Red green blue teal."),  # beyond float32
+        ([1e308, -1e308, 5e307], "One two three four five six."),  # near float64's limit
+        ([0.3, 0.3 + 1e-9, 0.1], "One two three four five six."),  # float noise: a tie
+        ([0.5, 0.5, 0.5], "One two three four five six."),  # a tie keeps the earlier unit
+    ],
+)
+def test_external_scores_rank_the_units_at_any_scale(scores: list[float], kept: str) -> None:
+    """``plan(..., scores=...)`` ranks by the caller's scores whatever their scale: the
+    5-decimal tie rule (meant for float noise in the engine's unit-scale scores) tied
+    probabilities, and a float32 cast turned 1e39 into infinity (with a RuntimeWarning)."""
+    import warnings
+
+    comp = Compressor(SemTokenConfig(), encoder=FakeEncoder(), counter=WhitespaceCounter())
+    prepared = comp.prepare([_THREE], fingerprints=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan = comp.plan(prepared, scores=scores, budget=6)
+    assert comp.render(plan).texts == [kept]
+    assert np.isfinite(plan.explain().unit_score).all()

@@ -307,6 +307,10 @@ def plan_context(
     )
 
 
+#: Largest float32: external scores are reported as float32 (finite, however large).
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def objective_for(params: SelectionConfig, has_query: bool, generic_query: bool) -> str:
     """The objective actually used: ``auto`` is ``summary`` without a query or for a summary
     request, ``relevance`` otherwise."""
@@ -338,11 +342,17 @@ def plan_scored(
     n_units = ctx.n_units
     if n_units == 0:
         return empty_plan()
-    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(scores) != n_units:
         raise ValueError(f"{len(scores)} scores for {n_units} units")
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
     rules = UnitRules(sep_cost=separator_cost)
-    kept, partial, _ = select_context(ctx, scores, unit_costs, budgets, params, rules)
+    # The selection's tie rule (5 decimals) absorbs float noise in scores of unit scale, as the
+    # engine's own are; the caller's can be of any scale (probabilities apart in the 6th
+    # decimal, 1e39), so they are standardised first: same order, noise still a tie.
+    unit = scores / max(float(np.abs(scores).max()), np.finfo(np.float64).tiny)
+    standard = (unit - unit.mean()) / (float(unit.std()) or 1.0)
+    kept, partial, _ = select_context(ctx, standard, unit_costs, budgets, params, rules)
     spans, zeros = np.arange(n_units, dtype=np.int64), np.zeros(n_units, dtype=np.float32)
-    return CorePlan(kept, partial, spans, zeros, scores, np.zeros(n_units, bool), unit_costs, 0)
+    shown = np.clip(scores, -_F32_MAX, _F32_MAX).astype(np.float32)  # finite, as reported
+    return CorePlan(kept, partial, spans, zeros, shown, np.zeros(n_units, bool), unit_costs, 0)
