@@ -377,3 +377,28 @@ def test_per_chunk_auto_keeps_the_answer_of_a_short_chunk(real_compressor: Compr
         res, why = comp.explain(chunks, "Who restored the charter?")
         assert why.budget_choice is not None and why.budget_choice.coverage == 1.0
         assert "restored by Queen Mathilda" in res.texts[1], scope
+
+
+def test_auto_never_empties_when_the_best_units_first_word_is_over_the_budget() -> None:
+    """An identifier or a URL as the best unit's first word: no leading words fit, so the
+    best unit that fits whole is kept instead of nothing (``fill_small_budget`` only)."""
+    from semtoken_rag.core.budget import UnitRules, select_units
+
+    scores = np.array([0.9, 0.5, 0.1], dtype=np.float32)
+    costs = np.array([12, 9, 3], dtype=np.int64)
+    words = np.empty(3, dtype=object)
+    words[:] = [np.array([10, 1, 1]), np.array([3, 3, 3]), np.array([1, 1, 1])]
+    small = UnitRules(word_costs=words, min_fill_tokens=1, fill_small_budget=True)
+    assert select_units(scores, costs, 5, small).kept.tolist() == [False, False, True]
+    fixed = UnitRules(word_costs=words, min_fill_tokens=1)  # a fixed budget: the rule as ever
+    sel = select_units(scores, costs, 5, fixed)
+    assert not sel.kept.any() and sel.partial_unit == -1
+
+
+@pytest.mark.slow
+def test_auto_keeps_a_sentence_when_an_identifier_leads_the_best_one(
+    real_compressor: Compressor,
+) -> None:
+    comp = real_variant(real_compressor, compression_ratio="auto")
+    text = "ACME-4711-XZ-99812-QQ7-ABCDEFGHIJ-12345678 is the code. It is long."
+    assert comp.compress([text], "What is the code?").texts == ["It is long."]

@@ -79,9 +79,10 @@ class UnitRules:
         lexical_threshold: Skip a unit when at least this fraction of its shingles already
             occur in kept units (verbatim or partial repeats).
         fill_small_budget: A budget below ``min_fill_tokens`` may still be spent on a partial
-            unit (:func:`select_context` lowers the minimum to the budget): the ``auto``
-            budget's promise of a non-empty result when its bound is a few tokens and the
-            best unit is longer.
+            unit (:func:`select_context` lowers the minimum to the budget), and when not even
+            the first word of the unit that did not fit fits (an identifier, a URL), on the
+            best unit that fits whole: the ``auto`` budget's promise of a non-empty result
+            when its bound is a few tokens and the best unit is longer.
     """
 
     candidates: np.ndarray | None = None
@@ -212,6 +213,19 @@ def _partial_fill(
     return stop, k, used + int(wc[k - 1]) + state.sep_delta(stop, right=False)
 
 
+def _first_fit(
+    state: _Kept, scores: np.ndarray, costs: list[int], candidates: np.ndarray, budget: int
+) -> int:
+    """Keep the best unit that fits whole (``fill_small_budget`` with nothing kept); returns
+    the tokens used."""
+    for i in selection_order(scores).tolist():
+        c = costs[i] + state.sep_delta(i)
+        if candidates[i] and not state.blocked[i] and c <= budget:
+            state.keep(i)
+            return c
+    return 0
+
+
 def select_units(
     scores: np.ndarray, costs: np.ndarray, budget: int, rules: UnitRules | None = None
 ) -> Selection:
@@ -235,6 +249,8 @@ def select_units(
     used, forced_tokens = _keep_forced(state, rules.forced, costs_list)
     used, skipped, stop = _greedy(state, scores, costs_list, cand.tolist(), budget, used)
     partial_unit, partial_words, used = _partial_fill(state, rules, stop, budget, used)
+    if rules.fill_small_budget and rules.word_costs is not None and not any(state.flags):
+        used += _first_fit(state, scores, costs_list, cand, budget) if partial_unit < 0 else 0
     return Selection(
         kept=np.array(state.flags, dtype=bool),
         partial_unit=partial_unit,
@@ -282,6 +298,7 @@ def _group_rules(
         if rules.fill_small_budget
         else params.min_fill_tokens,
         sep_cost=rules.sep_cost,
+        fill_small_budget=rules.fill_small_budget,
         unit_chunk=ctx.unit_chunk[idx],
         shingles=_restrict(shingles, a, b, renumber=False) if shingles is not None else None,
         lexical_threshold=params.lexical_dedup_threshold,
