@@ -131,6 +131,9 @@ class SemTokenConfig(ConfigPart):
         for name, cls in PARTS.items():
             part = type(self).model_fields[name].default if given[name] is None else given[name]
             if isinstance(part, Mapping):  # model_dump()'s form: model_validate round-trips
+                bad = [k for k in part if not isinstance(k, str)]
+                if bad:
+                    raise ConfigError(f"{name} keys must be field names (str), got {bad[0]!r:.40}")
                 part = cls(**part)
             if not isinstance(part, cls):
                 raise ConfigError(f"{name} must be a {cls.__name__}, got {type(part)}")

@@ -29,13 +29,17 @@ class SemToken:
     def __init__(self, config: SemTokenConfig | None = None, tokenizer: Any = None) -> None:
         counter = None
         if tokenizer is not None:
-            if not callable(tokenizer):
-                raise ConfigError(
-                    f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}"
-                )
             from semtoken_rag.tokens import TokenCounter
 
             counter = TokenCounter(tokenizer)
+            try:  # one probe: any other callable (str.split, tiktoken's encode) fails here, typed
+                ok = callable(tokenizer) and counter.count("A probe.") > 0
+            except Exception:
+                ok = False
+            if not ok:
+                raise ConfigError(
+                    f"tokenizer must be a Hugging Face tokenizer, got {type(tokenizer).__name__}"
+                )
         if config is not None and not isinstance(config, SemTokenConfig):
             raise ConfigError(f"config must be a SemTokenConfig, got {type(config).__name__}")
         self.config = config or SemTokenConfig()

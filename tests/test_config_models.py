@@ -286,3 +286,9 @@ def test_model_dump_round_trips_through_model_validate() -> None:
 def test_preset_and_diff_refuse_what_is_not_a_name_or_a_config(call: Any, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         call()
+
+
+@pytest.mark.parametrize("part", ["encoder", "selection", "budget"])
+def test_a_part_given_as_a_mapping_with_a_non_str_key_is_a_config_error(part: str) -> None:
+    with pytest.raises(ConfigError, match=f"{part} keys must be field names"):
+        SemTokenConfig(**{part: {1: 1}})  # was TypeError: keywords must be strings

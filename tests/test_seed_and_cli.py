@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from semtoken_rag import SemToken, SemTokenConfig
+from semtoken_rag import ConfigError, SemToken, SemTokenConfig
 from semtoken_rag.cli.main import main
 
 TEXT = """
@@ -87,6 +87,16 @@ def test_hf_tokenizer_counts_in_its_tokens() -> None:
     assert result["compression_stats"]["original_count"] == len(
         tok(TEXT, add_special_tokens=False)["input_ids"]
     )
+
+
+@pytest.mark.parametrize("tokenizer", [str.split, lambda text: text.split(), 42])
+def test_a_tokenizer_that_is_not_a_hugging_face_one_is_refused_at_construction(
+    tokenizer: object,
+) -> None:
+    """Any callable passed the old check and failed on the first call inside the counter
+    (``TypeError: 'add_special_tokens' is an invalid keyword argument``)."""
+    with pytest.raises(ConfigError, match="tokenizer must be a Hugging Face tokenizer"):
+        SemToken(tokenizer=tokenizer)
 
 
 def test_presets() -> None:
