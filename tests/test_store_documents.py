@@ -441,6 +441,24 @@ def test_the_start_offset_picks_the_copy_nearest_to_it(corpus, gap):
                 assert same_exactly(got, want), (start, name)
 
 
+@pytest.mark.parametrize("sep", [" " * 10, "\n\n    "], ids=["aligned-columns", "indented-code"])
+def test_the_start_offset_picks_the_right_copy_in_whitespace_heavy_text(sep):
+    """Only block starts are stored: a copy late in a block was placed as if one space
+    separated its words, far before its true place in indented code or aligned columns, and
+    the other copy (at the next block's start, placed exactly) was served for its offset."""
+    enc = FakeEncoder()
+    passage = [f"p{i}" for i in range(20)]
+    words = [f"a{i}" for i in range(100)] + passage + [f"b{i}" for i in range(8)] + passage
+    doc = sep.join(words + [f"c{i}" for i in range(30)])
+    ref, spans, chunk = enc.encode_texts([doc])[0], find_words(doc), sep.join(passage)
+    with FingerprintStore(codec="float32") as s:
+        fill(s, enc, [SourceDocument(doc, ("code",))])
+        for first in (100, 128):  # late in block 0; the start of block 1 (128 words a block)
+            hint = ChunkSource("code", int(spans[first, 0]))
+            got = s.lookup([chunk], enc.cache_id, [hint])[0]
+            assert same_exactly(got, expected_slice(ref, first, chunk)), first
+
+
 # -- non-finite vectors ------------------------------------------------------------------------
 class PoisonEncoder(FakeEncoder):
     """The fake encoder, but NaN/inf vectors for texts containing ``poison``/``infinite``."""

@@ -263,10 +263,22 @@ class Locator:
             runtime_codec(b.book).decode(b.codes[lo if i == 0 else 0 : lo + n - i * BLOCK_WORDS])
             for i, b in enumerate(parts)
         ]
-        # Where the slice starts in the document, to within the spaces between words (only
-        # block starts are stored): enough to tell apart copies of a passage.
-        start = parts[0].start + sum(len(w) + 1 for w in parts[0].words[:lo])
+        start = parts[0].start + self._offset_in_block(doc, first, parts[0], lo)
         return ChunkFingerprints(np.concatenate(vectors), q.spans), start
+
+    def _offset_in_block(self, doc: int, index: int, block: _Block, lo: int) -> int:
+        """Approximate characters from block ``index``'s start to its word ``lo``: only block
+        starts are stored, so the spaces between words are taken as spread evenly over the
+        block, scaled to end where the next block starts (whitespace-heavy text, such as
+        indented code, put a copy late in a block far before its place); enough to tell apart
+        copies of a passage."""
+        lengths = [len(w) + 1 for w in block.words]
+        before = sum(lengths[:lo])
+        bid = block_range(doc)[0] + index + 1
+        row = self.conn.execute("SELECT start FROM blocks WHERE id = ?", (bid,)).fetchone()
+        if row is None:  # the last block: no end to scale to
+            return before
+        return round(before * (int(row[0]) - block.start) / max(sum(lengths), 1))
 
     def _block(self, doc: int, index: int) -> _Block | None:
         bid = block_range(doc)[0] + index
