@@ -329,6 +329,8 @@ def test_ignored_or_contradictory_options_are_one_line(
     [
         (["demo", "--heatmap", "{file}/x.png"], "is a file, not a folder"),
         (["demo", "--heatmap", "{dir}"], "is a folder, not a file"),
+        (["demo", "--heatmap", "{dir}/heatmap.txt"], "must name a .png file"),
+        (["demo", "--heatmap", "{dir}/heatmap"], "must name a .png file"),
         (["eval", "--data", "x", "--out", "{file}"], "is a file, not a folder"),
         (["eval", "--data", "x", "--out", "o", "--top-k", "3"], "--mode rag only"),
         (["eval", "--out", "o"], "--data is required"),

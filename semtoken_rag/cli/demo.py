@@ -13,7 +13,7 @@ from semtoken_rag import optional
 from semtoken_rag.cli.args import check_output, integer, ratio
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import SemTokenConfig
-from semtoken_rag.errors import MissingDependencyError
+from semtoken_rag.errors import InvalidInputError, MissingDependencyError
 
 #: Widest ``--width`` accepted (columns).
 MAX_WIDTH = 1000
@@ -25,7 +25,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--query", default=None, help="question (default: the bundled one)")
     parser.add_argument(
-        "--heatmap", default="semtoken-demo-heatmap.png", help="where to write the PNG heatmap"
+        "--heatmap", default="semtoken-demo-heatmap.png", help="the heatmap's .png file"
     )
     parser.add_argument(
         "--width", type=integer("--width", low=0, high=MAX_WIDTH), default=0,
@@ -44,6 +44,8 @@ def _side_by_side(left: str, right: str, width: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     check_output(args.heatmap, "--heatmap", folder=False)  # before the model loads
+    if Path(args.heatmap).suffix.lower() != ".png":  # matplotlib would refuse it, or add .png
+        raise InvalidInputError(f"--heatmap must name a .png file, got {args.heatmap!r}")
     data = resources.files("semtoken_rag") / "data"
     text = (data / "demo_sample.txt").read_text(encoding="utf-8").strip()
     query = args.query or (data / "demo_question.txt").read_text(encoding="utf-8").strip()
