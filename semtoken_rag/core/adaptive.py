@@ -146,8 +146,20 @@ def choose_budget(
         rule: Floor, ceiling, target, tolerance and the separator's cost (see
             :func:`_separators` for how many are paid).
     """
+    return _choose(matches, scores, unit_costs, candidates, forced, rule)[0]
+
+
+def _choose(
+    matches: np.ndarray | None,
+    scores: np.ndarray,
+    unit_costs: np.ndarray,
+    candidates: np.ndarray,
+    forced: np.ndarray,
+    rule: AdaptiveRule,
+) -> tuple[BudgetChoice, np.ndarray | None]:
+    """:func:`choose_budget`, and the units it paid for (``None`` for a summary)."""
     if matches is None or matches.shape[0] == 0:
-        return BudgetChoice(rule.ceiling, "summary")
+        return BudgetChoice(rule.ceiling, "summary"), None
     kept, n_chosen, coverage = covering_set(matches, scores, candidates, forced, rule)
     needed = int(unit_costs[kept].sum()) + rule.separator_cost * _separators(forced, n_chosen)
     tokens = min(max(needed, rule.floor), rule.ceiling)
@@ -156,7 +168,33 @@ def choose_budget(
         reason = "coverage"
     else:  # clipped, or (all candidates taken) the target out of reach: no covering prefix
         reason = "floor" if tokens > needed else "ceiling"
-    return BudgetChoice(tokens, reason, coverage, needed, int(matches.shape[0]))
+    return BudgetChoice(tokens, reason, coverage, needed, int(matches.shape[0])), kept
+
+
+def adaptive_budgets(
+    matches: np.ndarray | None,
+    scores: np.ndarray,
+    unit_costs: np.ndarray,
+    candidates: np.ndarray,
+    forced: np.ndarray,
+    unit_chunk: np.ndarray,
+    rule: AdaptiveRule,
+) -> tuple[np.ndarray, BudgetChoice]:
+    """The selection's budgets under the ``auto`` rule and the choice behind them: the budget
+    of :func:`choose_budget`, scoped by :func:`scope_budgets` (per chunk, with the chunks'
+    :func:`chunk_needs` of the units it paid for).
+
+    Args:
+        unit_chunk: ``(U,) int64`` chunk of each unit; the rest as :func:`choose_budget`.
+    """
+    choice, kept = _choose(matches, scores, unit_costs, candidates, forced, rule)
+    chunk_costs = np.bincount(unit_chunk, weights=unit_costs).astype(np.int64)
+    needs = None
+    if rule.per_chunk and kept is not None:
+        needs = chunk_needs(
+            kept, forced, unit_costs, unit_chunk, rule.separator_cost, len(chunk_costs)
+        )
+    return scope_budgets(choice, rule, chunk_costs, needs), choice
 
 
 def _separators(forced: np.ndarray, n_chosen: int) -> int:

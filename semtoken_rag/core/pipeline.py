@@ -14,14 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semtoken_rag.core.adaptive import (
-    AdaptiveRule,
-    BudgetChoice,
-    choose_budget,
-    chunk_needs,
-    covering_set,
-    scope_budgets,
-)
+from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, adaptive_budgets
 from semtoken_rag.core.arrays import ContextArrays, CorePlan, empty_plan
 from semtoken_rag.core.budget import CSR, UnitRules, select_context
 from semtoken_rag.core.coverage import coverage_scores
@@ -234,15 +227,9 @@ def _adaptive(
     ceiling."""
     if objective_for(params, matches is not None, rule.summary) != "relevance":
         matches = None  # a summary (or coverage) objective: nothing to cover, the ceiling
-    choice = choose_budget(matches, scores, units.costs, candidates, ctx.forced, rule)
-    chunk_costs = np.bincount(ctx.unit_chunk, weights=units.costs).astype(np.int64)
-    needs = None
-    if rule.per_chunk and matches is not None and choice.reason != "summary":
-        kept, _, _ = covering_set(matches, scores, candidates, ctx.forced, rule)
-        needs = chunk_needs(
-            kept, ctx.forced, units.costs, ctx.unit_chunk, rule.separator_cost, len(chunk_costs)
-        )
-    return scope_budgets(choice, rule, chunk_costs, needs), choice
+    return adaptive_budgets(
+        matches, scores, units.costs, candidates, ctx.forced, ctx.unit_chunk, rule
+    )
 
 
 def plan_context(
