@@ -249,8 +249,9 @@ def select_units(
     used, forced_tokens = _keep_forced(state, rules.forced, costs_list)
     used, skipped, stop = _greedy(state, scores, costs_list, cand.tolist(), budget, used)
     partial_unit, partial_words, used = _partial_fill(state, rules, stop, budget, used)
-    if rules.fill_small_budget and rules.word_costs is not None and not any(state.flags):
-        used += _first_fit(state, scores, costs_list, cand, budget) if partial_unit < 0 else 0
+    nothing_kept = partial_unit < 0 and not any(state.flags)
+    if rules.fill_small_budget and rules.word_costs is not None and nothing_kept:
+        used += _first_fit(state, scores, costs_list, cand, budget)
     return Selection(
         kept=np.array(state.flags, dtype=bool),
         partial_unit=partial_unit,

@@ -245,7 +245,8 @@ class Locator:
         return best[1]
 
     def _verified(self, doc: int, off: int, q: ChunkQuery) -> tuple[ChunkFingerprints, int] | None:
-        """``(fingerprints, approximate char start of the slice)`` when every word verifies."""
+        """``(fingerprints, approximate char start of the slice; 0 without a start hint)`` when
+        every word verifies."""
         n = len(q.words)
         if n == 0:  # a text without words, stored as such (found by its key)
             empty = np.zeros((0, self._docs[doc].dim), np.float32)
@@ -263,7 +264,8 @@ class Locator:
             runtime_codec(b.book).decode(b.codes[lo if i == 0 else 0 : lo + n - i * BLOCK_WORDS])
             for i, b in enumerate(parts)
         ]
-        start = parts[0].start + self._offset_in_block(doc, first, parts[0], lo)
+        hinted = q.source is not None and q.source.start is not None  # else: any copy serves
+        start = parts[0].start + self._offset_in_block(doc, first, parts[0], lo) if hinted else 0
         return ChunkFingerprints(np.concatenate(vectors), q.spans), start
 
     def _offset_in_block(self, doc: int, index: int, block: _Block, lo: int) -> int:
