@@ -7,6 +7,8 @@ or shared per chunk in proportion to their lengths, never above the text.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from fractions import Fraction
 
 import numpy as np
 
@@ -21,6 +23,18 @@ from semtoken_rag.protocols import Counter
 
 #: The word a separator is counted between (any short word the tokenizer keeps whole).
 _PROBE = "a"
+
+
+def ratio_tokens(
+    ratio: float, tokens: int, rounding: Callable[[Fraction], int] = math.floor
+) -> int:
+    """``floor(ratio * tokens)`` (or ``rounding``) with ``ratio`` read as the decimal it is written.
+
+    Why not the float product: ``0.58 * 100`` is ``57.99...`` in binary floating point, so a
+    ratio of 0.58 of 100 tokens gave 57, and ``ceil(0.1 * 30)`` gave 4.  ``repr`` of a float is
+    the shortest decimal that reads back as it (``0.58``), so the product is exact.
+    """
+    return int(rounding(Fraction(repr(float(ratio))) * int(tokens)))
 
 
 def token_budgets(
@@ -38,12 +52,12 @@ def token_budgets(
     if budget is not None:
         budget = min(int(budget), total)  # also keeps huge budgets out of int64 overflow
     if config.budget_scope == "joint":
-        b = budget if budget is not None else int(float(ratio or 1.0) * total)
+        b = budget if budget is not None else ratio_tokens(ratio or 1.0, total)
         return np.asarray([min(b, total)], dtype=np.int64)
     if budget is not None:
         share = originals / max(total, 1)
         return np.floor(share * budget).astype(np.int64)
-    return np.floor(float(ratio or 1.0) * originals).astype(np.int64)
+    return np.asarray([ratio_tokens(ratio or 1.0, n) for n in originals.tolist()], np.int64)
 
 
 def separator_cost(counter: Counter, separator: str) -> int:
@@ -84,10 +98,10 @@ def call_budgets(
     if ratio != "auto" and not (own and config.compression_ratio == "auto"):
         return token_budgets(originals, None if isinstance(ratio, str) else ratio, budget, config)
     total = int(originals.sum())
-    ceiling = math.floor(config.max_ratio * total)
+    ceiling = ratio_tokens(config.max_ratio, total)
     if config.max_tokens is not None:
         ceiling = min(ceiling, config.max_tokens)
-    floor = min(math.ceil(config.min_ratio * total), ceiling)
+    floor = min(ratio_tokens(config.min_ratio, total, math.ceil), ceiling)
     return AdaptiveRule(
         floor=floor,
         ceiling=ceiling,

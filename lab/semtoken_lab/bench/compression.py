@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from semtoken_rag.budgets import ratio_tokens
 
 from semtoken_lab.bench.cases import Doc, Workload, build_workload
 from semtoken_lab.bench.compression_rows import BaselineRow, CompressionReport, CompressionRow
@@ -313,7 +314,7 @@ def _baseline_row(
     ``count``); LongLLMLingua once, with no warm-up."""
     capped = name == "longllmlingua"
     chunks = list(wl.chunks)
-    budget_reader = int(ratio * sum(count(c) for c in chunks))
+    budget_reader = ratio_tokens(ratio, sum(count(c) for c in chunks))
     out: list[str] = []
     t = measure(
         lambda: out.append(fn(chunks, wl.question, budget_reader)),
