@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from semtoken_rag.config import BudgetConfig
-from semtoken_rag.core.adaptive import AdaptiveRule
+from semtoken_rag.core.adaptive import AdaptiveRule, share_by_weight
 from semtoken_rag.core.arrays import ContextArrays, CorePlan
 from semtoken_rag.core.params import SelectionConfig
 from semtoken_rag.core.pipeline import plan_scored
@@ -49,14 +49,11 @@ def token_budgets(
     if budget is None and ratio is None:
         budget = config.budget_tokens
         ratio = None if config.compression_ratio == "auto" else float(config.compression_ratio)
-    if budget is not None:
-        budget = min(int(budget), total)  # also keeps huge budgets out of int64 overflow
     if config.budget_scope == "joint":
-        b = budget if budget is not None else ratio_tokens(ratio or 1.0, total)
-        return np.asarray([min(b, total)], dtype=np.int64)
-    if budget is not None:
-        share = originals / max(total, 1)
-        return np.floor(share * budget).astype(np.int64)
+        b = min(int(budget), total) if budget is not None else ratio_tokens(ratio or 1.0, total)
+        return np.asarray([b], dtype=np.int64)
+    if budget is not None:  # shared by length, every token of it
+        return share_by_weight(min(int(budget), total), originals)
     return np.asarray([ratio_tokens(ratio or 1.0, n) for n in originals.tolist()], np.int64)
 
 

@@ -340,7 +340,7 @@ def test_auto_budget_ranks_near_ties_as_the_selection_does() -> None:
 def test_per_chunk_budgets_keep_the_covering_units_in_their_own_chunks() -> None:
     """Shared by length alone, the short chunk holding the answer got 0 of the 10 tokens the
     rule chose for it (the long chunk spent them): the covering units' cost stays in their
-    chunks, the rest is shared by length."""
+    chunks, the rest is shared by the room each chunk has left."""
     from semtoken_rag.core.adaptive import chunk_needs, covering_set
 
     matches = np.array([[0.1, 0.1, 0.1, 0.1, 0.9]], dtype=np.float32)  # unit 4 covers the word
@@ -355,7 +355,9 @@ def test_per_chunk_budgets_keep_the_covering_units_in_their_own_chunks() -> None
     needs = chunk_needs(kept, forced, costs, unit_chunk, 0, 2)
     assert needs.tolist() == [0, 10] and n_chosen == 1
     budgets = scope_budgets(choice, rule, np.array([100, 10]), needs)
-    assert budgets.tolist() == [18, 12]  # 10 for unit 4, the 20 left shared 100:10 (+1 rounding)
+    # 10 for unit 4, which is all of chunk 1: the 20 left go to chunk 0, the one with room (by
+    # length, chunk 1 got 2 tokens more than it holds and chunk 0 lost them).
+    assert budgets.tolist() == [20, 10]
     cut = scope_budgets(BudgetChoice(5, "ceiling"), rule, np.array([100, 10]), needs)
     assert cut.tolist() == [0, 5]  # a ceiling below the needs shrinks them alike
 

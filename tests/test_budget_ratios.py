@@ -6,6 +6,7 @@ less than asked (and ``ceil(0.1 * 30)`` one more for the ``auto`` floor).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from semtoken_rag import Compressor, SemTokenConfig
@@ -46,3 +47,41 @@ def test_auto_bounds_are_the_decimal_shares() -> None:
     assert comp.compress([TEXT], "zzz unrelated", ratio="auto").budget_tokens >= 7
     floor_only = _fake(min_ratio=0.07, max_ratio=0.07)
     assert floor_only.compress([TEXT], "topic3", ratio="auto").budget_tokens == 7
+
+
+# --- per_chunk scope: an absolute budget is shared by length, every token of it -------------
+
+#: Twelve one-sentence chunks of 11 words, as a retriever returns short nodes.
+NODES = [f"Fact {i}: the charter of the town was restored in {1900 + i}." for i in range(12)]
+
+
+def test_share_by_weight_keeps_every_token_and_gives_rounding_to_the_heaviest() -> None:
+    from semtoken_rag.core.adaptive import share_by_weight
+
+    assert share_by_weight(100, np.array([29, 71])).tolist() == [29, 71]  # 29/100*100 is 28.99..
+    assert share_by_weight(11, np.array([11] * 12)).tolist() == [11] + [0] * 11
+    assert share_by_weight(7, np.array([0, 0])).tolist() == [4, 3]  # all zero: equal
+    assert share_by_weight(0, np.array([5, 5])).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("budget", [11, 60, 100])
+def test_a_per_chunk_budget_is_spent_whole(budget: int) -> None:
+    res = _fake(budget_scope="per_chunk").compress(
+        NODES, "When was the charter restored?", budget=budget
+    )
+    assert res.original_tokens == 132
+    assert res.budget_tokens == budget  # floors of float shares reported 0 for budget=11
+    assert 0 < res.kept_tokens <= budget  # shares of 5 below min_fill_tokens kept nothing
+
+
+def test_a_per_chunk_budget_as_large_as_the_text_keeps_it_all() -> None:
+    a = " ".join(f"w{i}" for i in range(28)) + " end."  # 29 tokens: 29/100*100 floored to 28
+    b = " ".join(f"v{i}" for i in range(70)) + " end."
+    off = {"dedup_threshold": None, "lexical_dedup_threshold": None}
+    res = _fake(budget_scope="per_chunk", **off).compress([a, b], "query", budget=100)
+    assert [c.kept_tokens for c in res.chunks] == [29, 71]
+    auto = _fake(
+        budget_scope="per_chunk", compression_ratio="auto", min_ratio=1.0, max_ratio=1.0, **off
+    )
+    summary = auto.compress([a, b], None)
+    assert [c.kept_tokens for c in summary.chunks] == [29, 71]

@@ -239,6 +239,19 @@ def chunk_needs(
     return (costs + separator_cost * separators).astype(np.int64)
 
 
+def share_by_weight(total: int, weights: np.ndarray) -> np.ndarray:
+    """``(n,) int64`` shares of ``total`` in proportion to ``(n,)`` integer ``weights`` (all
+    zero: equal), summing to ``total``: floored exactly (integers, not float shares, which put
+    ``29/100 * 100`` at 28), the tokens lost to rounding to the heaviest, so a small total is
+    never rounded down to nothing."""
+    w = [int(x) for x in np.asarray(weights).tolist()] or [0]
+    if not any(w):
+        w = [1] * len(w)
+    out = np.asarray([total * x // sum(w) for x in w], dtype=np.int64)
+    out[int(np.argmax(w))] += total - int(out.sum())
+    return out[: len(weights)]
+
+
 def scope_budgets(
     choice: BudgetChoice,
     rule: AdaptiveRule,
@@ -250,19 +263,19 @@ def scope_budgets(
     Per chunk, the covering units' tokens stay in their own chunks (``needs``, from
     :func:`chunk_needs`): shared by length alone, a short chunk holding the answer got a
     share too small for it while the others spent its tokens.  What is left above ``needs``
-    (or all of it, without them) is shared by length; a ceiling below ``needs`` shrinks each
-    chunk's part alike.  Tokens lost to rounding go to the chunk that needs (or holds) the
-    most, so a small budget is never rounded down to nothing.
+    is shared by the room each chunk has left (its tokens less its need): shared by length, a
+    chunk already kept whole got tokens it could not spend while a longer one lost text.
+    Without ``needs`` the budget is shared by length; a ceiling below ``needs`` shrinks each
+    chunk's part alike (:func:`share_by_weight` for every share).
     """
     if not rule.per_chunk:
         return np.asarray([choice.tokens], dtype=np.int64)
-    share = chunk_costs / max(int(chunk_costs.sum()), 1)
-    weight = chunk_costs if needs is None else needs
     if needs is None:
-        out = np.floor(share * choice.tokens).astype(np.int64)
-    elif choice.tokens >= int(needs.sum()):
-        out = needs + np.floor(share * (choice.tokens - int(needs.sum()))).astype(np.int64)
-    else:
-        out = np.floor(needs * (choice.tokens / int(needs.sum()))).astype(np.int64)
-    out[int(np.argmax(weight))] += choice.tokens - int(out.sum())
+        return share_by_weight(choice.tokens, chunk_costs)
+    if choice.tokens < int(needs.sum()):
+        return share_by_weight(choice.tokens, needs)
+    room = np.maximum(chunk_costs - needs, 0)
+    leftover = choice.tokens - int(needs.sum())
+    out = needs + share_by_weight(min(leftover, int(room.sum())), room)
+    out[int(np.argmax(needs))] += choice.tokens - int(out.sum())  # more than every chunk holds
     return out

@@ -284,9 +284,11 @@ def _group_rules(
     rules: UnitRules,
     word_costs: np.ndarray | None,
     budget: int,
+    small: bool,
 ) -> UnitRules:
     """The context's rules restricted to the units ``idx`` (contiguous: ``unit_chunk`` is
-    non-decreasing), renumbered from 0, for the group's ``budget``."""
+    non-decreasing), renumbered from 0, for the group's ``budget``; ``small``: the group's
+    ``fill_small_budget``."""
     dups, shingles = rules.duplicates, rules.shingles
     a, b = int(idx[0]), int(idx[-1]) + 1
     return UnitRules(
@@ -296,10 +298,10 @@ def _group_rules(
         word_costs=word_costs[idx] if word_costs is not None else None,
         # ``fill_small_budget``: the fill may take the whole budget (only if nothing else is kept).
         min_fill_tokens=min(params.min_fill_tokens, max(budget, 1))
-        if rules.fill_small_budget
+        if small
         else params.min_fill_tokens,
         sep_cost=rules.sep_cost,
-        fill_small_budget=rules.fill_small_budget,
+        fill_small_budget=small,
         unit_chunk=ctx.unit_chunk[idx],
         shingles=_restrict(shingles, a, b, renumber=False) if shingles is not None else None,
         lexical_threshold=params.lexical_dedup_threshold,
@@ -341,10 +343,13 @@ def select_context(
     kept = np.zeros(n_units, dtype=bool)
     partial = np.zeros(n_units, dtype=np.int64)
     skipped = 0
+    # A chunk's share may be below ``min_fill_tokens`` while the budget is not: spent anyway, or
+    # many short chunks (retriever nodes) kept nothing of a budget that holds several units.
+    small = rules.fill_small_budget or len(groups) > 1
     for g, idx in enumerate(groups):
         if len(idx) == 0:
             continue
-        group_rules = _group_rules(ctx, idx, params, rules, word_costs, int(budgets[g]))
+        group_rules = _group_rules(ctx, idx, params, rules, word_costs, int(budgets[g]), small)
         sel = select_units(scores[idx], unit_costs[idx], int(budgets[g]), group_rules)
         kept[idx] = sel.kept
         if sel.partial_unit >= 0:
