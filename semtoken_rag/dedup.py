@@ -11,18 +11,22 @@ otherwise (the fallback never raises); ``faiss`` without FAISS raises a
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
 from semtoken_rag import optional
 from semtoken_rag.core.pipeline import DedupSearch
-from semtoken_rag.core.redundancy import MAX_PARTNERS, PARTNER_DECIMALS, near_duplicate_pairs
+from semtoken_rag.core.redundancy import MAX_PARTNERS, block_partners, near_duplicate_pairs
 from semtoken_rag.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
 #: From this many units on, the ``auto`` dedup backend uses FAISS (when installed).
 FAISS_DEDUP_MIN_UNITS = 4096
+#: Rows per FAISS range search (as the numpy search's blocks): its result holds every pair above
+#: the threshold, ``rows * n`` of them for near-copies (8,000 log lines: 3.4 GB in one search).
+_FAISS_BLOCK = 2048
 
 
 def near_duplicates(
@@ -31,11 +35,12 @@ def near_duplicates(
     """Adjacency of rows whose cosine similarity exceeds ``threshold`` (FAISS).
 
     Same CSR contract as :func:`semtoken_rag.core.redundancy.near_duplicate_pairs`, its
-    ``max_partners`` cap included (each row keeps its most similar partners, compared at
-    :data:`~semtoken_rag.core.redundancy.PARTNER_DECIMALS` decimals, ties to the lower index):
-    without the cap, a context past :data:`FAISS_DEDUP_MIN_UNITS` units with many near-copies
-    would get a different graph, and so a different compression, than numpy.  The range search
-    runs on the CPU (faiss-gpu has no flat range search).
+    ``max_partners`` cap included: without the cap, a context past
+    :data:`FAISS_DEDUP_MIN_UNITS` units with many near-copies would get a different graph, and
+    so a different compression, than numpy.  The range search runs in blocks of rows (its
+    result holds every pair above the threshold); from the first block with a row over the cap
+    on, numpy's :func:`~semtoken_rag.core.redundancy.block_partners` ranks the rest.  On the
+    CPU (faiss-gpu has no flat range search).
 
     Args:
         vectors: ``(n, d) float32`` L2-normalised unit fingerprints.
@@ -55,20 +60,35 @@ def near_duplicates(
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
-    lims, sims, labels = index.range_search(x, float(threshold))
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(lims).astype(np.int64))
-    cols = labels.astype(np.int64)
-    keep = (rows != cols) & (sims > threshold)
-    rows, cols, sims = rows[keep], cols[keep], sims[keep]
-    # Rank each row's partners as numpy does (similarity at PARTNER_DECIMALS, ties to the lower
-    # column) and keep the top max_partners.
-    by_sim = np.lexsort((cols, -np.round(sims, PARTNER_DECIMALS), rows))
-    rows, cols = rows[by_sim], cols[by_sim]
-    row_start = np.searchsorted(rows, rows, side="left")
-    top = np.arange(len(rows)) - row_start < max_partners
-    rows, cols = rows[top], cols[top]
-    order = np.lexsort((cols, rows))
-    return np.append(0, np.cumsum(np.bincount(rows, minlength=n))).astype(np.int64), cols[order]
+    counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    crowded = False
+    for lo in range(0, n, _FAISS_BLOCK):
+        hi = min(lo + _FAISS_BLOCK, n)
+        found = None if crowded else _range_block(index, x, lo, hi, threshold, max_partners)
+        # A crowded block (a row over the cap: near-copies, as in logs or table rows) and every
+        # block after it are ranked by numpy's own rule, which is faster there than sorting the
+        # block's pairs, and exact: the same graph either way.
+        crowded = found is None
+        row_counts, row_cols = found or block_partners(x, lo, hi, threshold, max_partners)
+        counts.append(row_counts)
+        cols.append(row_cols)
+    return np.r_[0, np.cumsum(np.concatenate(counts))].astype(np.int64), np.concatenate(cols)
+
+
+def _range_block(
+    index: Any, x: np.ndarray, lo: int, hi: int, threshold: float, max_partners: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The partners of rows ``[lo, hi)`` by FAISS's range search (``(counts, columns)`` as
+    :func:`~semtoken_rag.core.redundancy.block_partners`), or ``None`` when a row has more
+    than ``max_partners`` (ranking them is numpy's rule)."""
+    lims, sims, labels = index.range_search(x[lo:hi], float(threshold))
+    rows = np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(lims).astype(np.int64))
+    keep = (rows != labels) & (sims > threshold)
+    rows, found = rows[keep], labels[keep].astype(np.int64)
+    row_counts = np.bincount(rows - lo, minlength=hi - lo).astype(np.int64)
+    if row_counts.max(initial=0) > max_partners:
+        return None
+    return row_counts, found[np.lexsort((found, rows))]
 
 
 def faiss_available() -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -198,3 +199,37 @@ def test_faiss_caps_partners_like_numpy() -> None:
         )
         out.append(comp.compress(text, "cat mat?", ratio=0.5).texts)
     assert out[0] == out[1]
+
+
+@needs_faiss
+@pytest.mark.parametrize("crowded_from", [0, 150, None])
+def test_faiss_search_in_blocks_equals_numpy_with_crowded_rows(
+    monkeypatch: pytest.MonkeyPatch, crowded_from: int | None
+) -> None:
+    """Near-copies (repeated log lines) made the range search return every pair at once:
+    8,000 of them took 56 s and 3.4 GB.  It now runs in blocks, and from the first block with
+    a row over the partner cap on, numpy ranks the rest: the graph is numpy's either way."""
+    import faiss
+
+    searched: list[int] = []
+
+    class Recording(faiss.IndexFlatIP):  # type: ignore[misc]
+        def range_search(self, *args: Any) -> Any:  # type: ignore[override]
+            searched.append(len(args[0]))
+            return super().range_search(*args)
+
+    monkeypatch.setattr(faiss, "IndexFlatIP", Recording)
+    monkeypatch.setattr(dedup, "_FAISS_BLOCK", 64)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    if crowded_from is not None:  # 150 near-copies of one line, more than the cap of 64
+        base = rng.standard_normal(16).astype(np.float32)
+        x[crowded_from : crowded_from + 150] = base + 0.01 * rng.standard_normal((150, 16))
+    x = l2_normalize(x)
+    x[:40] = _vectors(10, 4)  # a few small clusters under the cap
+    got = dedup.near_duplicates(x, THRESHOLD)
+    assert _same(got, near_duplicate_pairs(x, THRESHOLD))
+    assert int(np.diff(got[0]).max()) == (64 if crowded_from is not None else 3)
+    # Blocks of 64 rows; none searched by FAISS after the first crowded one.
+    expected = [64] * 4 + [44] if crowded_from is None else [64] * (crowded_from // 64 + 1)
+    assert searched == expected

@@ -46,21 +46,31 @@ def near_duplicate_pairs(
     counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     x = unit_vectors.astype(np.float32, copy=False)
     for lo in range(0, n, block):
-        sim = x[lo : lo + block] @ x.T
-        np.fill_diagonal(sim[:, lo : lo + block], -np.inf)
-        hits = sim > threshold
-        crowded = hits.sum(axis=1) > max_partners
-        if crowded.any():
-            # Keep only the max_partners most similar partners of over-connected units.
-            # (Non-partners at -inf: rounding must not let one tie with a partner.)
-            candidates = np.where(hits[crowded], sim[crowded], -np.inf)
-            hits[crowded] &= _top_partners(candidates, max_partners)
-        # The diagonal is -inf, so no unit is its own partner; nonzero is row-major, blocks
-        # come in row order: the pairs are already sorted by row, then column.
-        counts.append(hits.sum(axis=1))
-        cols.append(np.nonzero(hits)[1])
+        row_counts, row_cols = block_partners(x, lo, min(lo + block, n), threshold, max_partners)
+        counts.append(row_counts)
+        cols.append(row_cols)
     indptr = np.r_[0, np.cumsum(np.concatenate(counts))].astype(np.int64)
     return indptr, np.concatenate(cols).astype(np.int64)
+
+
+def block_partners(
+    x: np.ndarray, lo: int, hi: int, threshold: float, max_partners: int = MAX_PARTNERS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The partners of rows ``[lo, hi)`` of ``x`` (``(n, d) float32``, L2-normalised), as
+    :func:`near_duplicate_pairs` finds them: ``((hi - lo,) int64`` partner counts, their
+    ``int64`` columns row by row, sorted)``; one ``(hi - lo, n)`` product."""
+    sim = x[lo:hi] @ x.T
+    np.fill_diagonal(sim[:, lo:hi], -np.inf)
+    hits = sim > threshold
+    crowded = hits.sum(axis=1) > max_partners
+    if crowded.any():
+        # Keep only the max_partners most similar partners of over-connected units.
+        # (Non-partners at -inf: rounding must not let one tie with a partner.)
+        candidates = np.where(hits[crowded], sim[crowded], -np.inf)
+        hits[crowded] &= _top_partners(candidates, max_partners)
+    # The diagonal is -inf, so no unit is its own partner; nonzero is row-major: the pairs are
+    # sorted by row, then column.
+    return hits.sum(axis=1).astype(np.int64), np.nonzero(hits)[1].astype(np.int64)
 
 
 def _top_partners(sim: np.ndarray, k: int) -> np.ndarray:
