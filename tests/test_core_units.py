@@ -686,3 +686,22 @@ def test_kept_tokens_of_a_whitespace_separator_match_the_smollm2_reader(separato
         assert c.kept_tokens == read <= budget, (budget, c.text)
         pieces = max(pieces, len(c.offsets))
     assert pieces > 1
+
+
+@pytest.mark.parametrize("block", [1, 16, 10_000])
+def test_word_unit_matches_in_blocks_of_whole_units_equal_the_full_product(
+    monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """The ``(query words, context words)`` product runs in blocks of whole units (a long query
+    over a long context needed gigabytes at once); every block size gives the same matches."""
+    from semtoken_rag.core import scoring
+
+    rng = np.random.default_rng(5)
+    words = rng.standard_normal((300, 8)).astype(np.float32)
+    query = rng.standard_normal((6, 8)).astype(np.float32)
+    starts = np.r_[0, np.sort(rng.choice(np.arange(1, 300), 40, replace=False))].astype(np.int64)
+    monkeypatch.setattr(scoring, "_MATCH_WORDS", block)
+    got = scoring.word_unit_matches(query, words, starts)
+    want = np.maximum.reduceat(query @ words.T, starts, axis=1)
+    assert got.shape == (6, 41)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)

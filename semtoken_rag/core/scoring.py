@@ -49,6 +49,11 @@ def content_word_mask(words: list[str]) -> np.ndarray:
     return np.array([any(map(str.isalnum, c)) and c not in STOPWORDS for c in cores], dtype=bool)
 
 
+#: Context words per product in :func:`word_unit_matches`: its temporary is ``(Q, words)``, so
+#: a 5,000-word query over 200k context words needed 4 GB at once (now ``Q x 8192`` floats).
+_MATCH_WORDS = 8192
+
+
 def word_unit_matches(
     query_words: np.ndarray, word_vectors: np.ndarray, unit_starts: np.ndarray
 ) -> np.ndarray:
@@ -61,8 +66,17 @@ def word_unit_matches(
         unit_starts: ``(U,) int64`` first word of each unit (strictly increasing, < W).
     """
     q = query_words.astype(np.float32, copy=False)
-    sims = q @ word_vectors.astype(np.float32, copy=False).T
-    return np.maximum.reduceat(sims, unit_starts, axis=1)
+    words = word_vectors.astype(np.float32, copy=False)
+    bounds = np.r_[unit_starts, len(words)]
+    out = np.empty((len(q), len(unit_starts)), dtype=np.float32)
+    u = 0
+    while u < len(unit_starts):  # whole units of about _MATCH_WORDS words per product
+        v = int(np.searchsorted(bounds, bounds[u] + _MATCH_WORDS, side="right")) - 1
+        v = min(max(v, u + 1), len(unit_starts))
+        sims = q @ words[bounds[u] : bounds[v]].T
+        out[:, u:v] = np.maximum.reduceat(sims, unit_starts[u:v] - bounds[u], axis=1)
+        u = v
+    return out
 
 
 def late_interaction(
