@@ -190,7 +190,8 @@ def render_plan(plan: Plan, separator: str) -> CompressionResult:
     span_of_unit = core.span_of_unit
     results = []
     unit_lo = 0
-    for c in plan.context.chunks:
+    shares = plan.budgets.tolist() if len(plan.budgets) > 1 else None  # per_chunk scope
+    for i, c in enumerate(plan.context.chunks):
         sl = slice(unit_lo, unit_lo + c.n_units)
         kept = core.kept[sl]
         partial = core.partial[sl]
@@ -211,6 +212,7 @@ def render_plan(plan: Plan, separator: str) -> CompressionResult:
                 n_units=c.n_units,
                 n_units_kept=int(kept.sum()),
                 span_entropy=float(ent.mean()) if c.n_units else 0.0,
+                budget_tokens=None if shares is None else int(shares[i]),
             )
         )
         unit_lo += c.n_units

@@ -41,6 +41,8 @@ class ChunkResult:
         n_units: Units (sentences) in the chunk.
         n_units_kept: Units kept in full.
         span_entropy: Mean semantic entropy of the chunk's spans (for heatmaps and reports).
+        budget_tokens: The chunk's share of the budget with ``budget_scope="per_chunk"``
+            (``None``: one joint budget).
     """
 
     text: str
@@ -51,6 +53,7 @@ class ChunkResult:
     n_units: int = 0
     n_units_kept: int = 0
     span_entropy: float = 0.0
+    budget_tokens: int | None = None
 
     @property
     def ratio(self) -> float:
@@ -101,7 +104,10 @@ class CompressionResult:
 
     @property
     def overshoot_tokens(self) -> int:
-        """Tokens kept beyond the budget because force-keep rules demanded them."""
+        """Tokens kept beyond the budget because force-keep rules demanded them (per chunk, each
+        chunk's beyond its share: another chunk's unspent share does not offset them)."""
+        if self.chunks and all(c.budget_tokens is not None for c in self.chunks):
+            return sum(max(0, c.kept_tokens - (c.budget_tokens or 0)) for c in self.chunks)
         return max(0, self.kept_tokens - self.budget_tokens)
 
     @property

@@ -1,7 +1,10 @@
-"""A ratio of the text is read as the decimal it is written: 0.58 of 100 tokens is 58.
+"""How a call's budget is shared: ratios as written, and shares per chunk.
 
-Binary floating point puts ``0.58 * 100`` just under 58, so a plain ``floor`` kept one token
-less than asked (and ``ceil(0.1 * 30)`` one more for the ``auto`` floor).
+A ratio of the text is read as the decimal it is written: binary floating point puts
+``0.58 * 100`` just under 58, so a plain ``floor`` kept one token less than asked (and
+``ceil(0.07 * 100)`` one more for the ``auto`` floor).  With ``budget_scope="per_chunk"`` an
+absolute budget is shared by length with every token kept, and each chunk's force-keep
+overshoot is its own.
 """
 
 from __future__ import annotations
@@ -85,3 +88,19 @@ def test_a_per_chunk_budget_as_large_as_the_text_keeps_it_all() -> None:
     )
     summary = auto.compress([a, b], None)
     assert [c.kept_tokens for c in summary.chunks] == [29, 71]
+
+
+def test_per_chunk_overshoot_is_counted_chunk_by_chunk() -> None:
+    """Chunk 0's force-kept numbers go 8 tokens over its share of 5; chunk 1's unspent share
+    used to offset them (``overshoot_tokens`` said 5)."""
+    a = "Order 1 2 3 4 5 6 7 8 9 10 11 12. Alpha beta gamma delta."  # numbers force-kept
+    b = "One two three four five six seven eight nine ten eleven twelve thirteen."
+    comp = _fake(budget_scope="per_chunk", force_keep_presets=("numbers",))
+    res = comp.compress([a, b], "Greek letters", ratio=0.3)
+    shares = [c.budget_tokens for c in res.chunks]
+    assert shares == [5, 3] and res.budget_tokens == 8
+    assert res.chunks[0].kept_tokens == res.chunks[0].forced_tokens == 13
+    assert res.overshoot_tokens == 13 - 5
+    joint = _fake(force_keep_presets=("numbers",)).compress([a, b], "Greek letters", ratio=0.3)
+    assert [c.budget_tokens for c in joint.chunks] == [None, None]
+    assert joint.overshoot_tokens == max(0, joint.kept_tokens - joint.budget_tokens)
