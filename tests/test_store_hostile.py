@@ -100,6 +100,30 @@ def test_read_only_open_serves_lookups_and_touches_nothing(tmp_path):
     assert not list(tmp_path.glob("quarantine-*"))
 
 
+@pytest.mark.parametrize("verify_on_open", [True, False])
+def test_read_only_store_opened_without_a_writer_follows_later_writers(tmp_path, verify_on_open):
+    """Opened while no writer had the store open, the read-only object was an immutable
+    snapshot for good: it served documents a later writer evicted, missed the new ones, and,
+    once the writer checkpointed, read pages of two versions ("malformed": a false damage
+    warning telling the user to quarantine a healthy store)."""
+    old = _filled(tmp_path, n=20, codec="float16", tag="old")
+    enc = FakeEncoder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no damage warning
+        with FingerprintStore(tmp_path, read_only=True, verify_on_open=verify_on_open) as r:
+            assert r.lookup(old[:1], enc.cache_id)[0] is not None
+            new = long_texts(60, "new")
+            with FingerprintStore(tmp_path, max_bytes=40_000) as w:  # evicts the old ones
+                fill(w, enc, new, batch_size=10)
+                kept = len(w)
+                assert kept < 80
+                assert all(w.lookup(new[-1:], enc.cache_id))
+                assert w.lookup(old[:1], enc.cache_id) == [None]  # evicted
+            assert len(r) == kept and r.verify() == []
+            assert r.lookup(new[-1:], enc.cache_id)[0] is not None
+            assert r.lookup(old[:1], enc.cache_id) == [None]  # not served from the snapshot
+
+
 def test_read_only_open_of_a_damaged_block_warns_and_leaves_it(tmp_path):
     docs = _filled(tmp_path, codec="float16")
     enc = FakeEncoder()

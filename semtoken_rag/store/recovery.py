@@ -106,6 +106,49 @@ class WritableFile:
         return self.opened != file_identity(self.directory)
 
 
+@dataclass
+class ReadOnlyFile:
+    """How a read-only store object opens its directory's database, and when to open it again.
+
+    Why: without a ``-wal`` file the connection is an immutable snapshot (nothing created), and
+    SQLite never looks at the file again: a writer that came later was served stale for good
+    (evicted documents included) and, once it checkpointed, pages of two versions ("malformed":
+    a false damage warning).  The file's identity, size and time, and a ``-wal`` appearing, now
+    tell the object to open again before its next read; a ``mode=ro`` connection follows the
+    writers itself, so only a moved file (quarantine) counts there.
+    """
+
+    directory: Path
+    timeout: float
+    verify_on_open: bool | None
+    spec: CodecSpec | None
+    opened: tuple[object, ...] | None = None
+
+    def open(self) -> tuple[sqlite3.Connection, Codebooks]:
+        """:func:`open_read_only` (``quick_check`` as :func:`verify_default` says, at the first
+        open only: a reopen follows a writer, which keeps the file consistent)."""
+        before = self._state()
+        verify = self.opened is None and verify_default(
+            self.directory / DB_NAME, self.verify_on_open
+        )
+        conn, books = open_read_only(self.directory, self.timeout, verify, self.spec)
+        self.opened = before if not before[-1] else before[:2]
+        return conn, books
+
+    def moved(self) -> bool:
+        """Whether the connection no longer reads what the directory holds."""
+        now = self._state()
+        return self.opened != (now if len(self.opened or ()) > 2 else now[:2])
+
+    def _state(self) -> tuple[object, ...]:
+        try:
+            st = os.stat(self.directory / DB_NAME)
+        except OSError:
+            return None, None, None, None, False
+        wal = (self.directory / (DB_NAME + "-wal")).exists()
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, wal
+
+
 @contextlib.contextmanager
 def _closed_on_error(conn: sqlite3.Connection) -> Iterator[None]:
     """Close ``conn`` if the block raises anything: the connection then reaches no caller."""
@@ -169,8 +212,8 @@ def open_read_only(
     """A read-only connection (no lock file, nothing created, moved or repaired).
 
     Without a ``-wal`` file (no open writer, or a copied snapshot) it is an immutable snapshot:
-    no ``-wal``/``-shm``, no lock; later writers are not seen until it is reopened (a page they
-    rewrite fails its checksum or SQLite's checks: a miss, never a wrong vector).  With one,
+    no ``-wal``/``-shm``, no lock; :class:`ReadOnlyFile` opens it again once a writer changes
+    the file.  With one,
     ``mode=ro`` reads it through shared memory; where it cannot (no ``-shm``, directory not
     writable) a WAL holding changes is a :class:`StoreError`, an empty one is ignored.
 

@@ -82,15 +82,15 @@ class FingerprintStore:
         # LRU refreshes, buffered: a lookup never waits for the write lock (LRU time is advisory).
         self._touches: dict[int, float] = {}
         self._warned_read_only = False
-        self._file: recovery.WritableFile | None = None  # see _reconnect
+        self._file: recovery.WritableFile | recovery.ReadOnlyFile | None = None  # _reconnect
         if self.path is None:
             if read_only:
                 raise StoreError("read_only needs a store directory (path=None is in memory)")
             self._conn, self._books = recovery.open_new(None, lock_timeout, asked)
             return
         if read_only:
-            check = recovery.verify_default(self.path / DB_NAME, verify_on_open)
-            self._conn, self._books = recovery.open_read_only(self.path, lock_timeout, check, asked)
+            self._file = recovery.ReadOnlyFile(self.path, lock_timeout, verify_on_open, asked)
+            self._conn, self._books = self._file.open()
             return
         recovery.prepare_directory(self.path)
         from filelock import FileLock
@@ -136,14 +136,15 @@ class FingerprintStore:
             self._reconnect(self._file)
         return self._conn
 
-    def _reconnect(self, file: recovery.WritableFile) -> None:
-        """Open the directory's new database: another store object quarantined this one's."""
+    def _reconnect(self, file: recovery.WritableFile | recovery.ReadOnlyFile) -> None:
+        """Open the directory's database again (quarantined elsewhere, or changed by a writer)."""
         with self._write_lock():  # quarantine runs under it: the new file is complete
             if file.moved():  # not done already by another thread
                 old, self._touches = self._conn, {}  # LRU refreshes name the old file's rows
                 self._conn, self._books = file.open()
                 old.close()  # SQLite leaves a moved file's log alone (no checkpoint, no delete)
-                logger.warning("fingerprint store %s: reconnected to its new database", self)
+                level = logging.DEBUG if self.read_only else logging.WARNING
+                logger.log(level, "fingerprint store %s: reconnected to its database", self)
 
     @property
     def codec(self) -> CodecSpec:
