@@ -3,8 +3,8 @@
 A model comes by name (an id or path; the packaged MiniLM's aliases resolve to its files) or
 already loaded by the application (a ``SentenceTransformer``, alone or inside LangChain's or
 LlamaIndex's HuggingFace embeddings, or a transformers encoder model), used where it is (device
-and dtype untouched, never copied), so a RAG application that embeds with MiniLM does not hold a
-second copy.
+and dtype untouched, the weights never copied), so a RAG application that embeds with MiniLM does
+not hold a second copy; only its tokenizer is copied (see :func:`load_loaded`).
 
 The fingerprint store's key must name *what the weights are*, not where they came from: a model
 path whose files were replaced must never hit the old fingerprints.  :func:`weights_digest`
@@ -15,6 +15,7 @@ real change of a weight shows.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import threading
@@ -145,6 +146,11 @@ def load_loaded(obj: Any) -> LoadedEncoder:
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"the encoder {model_id!r} has no fast tokenizer (offsets are required)")
     param = next(model.parameters())
+    # The weights are shared, the tokenizer is not: a fast tokenizer keeps the truncation the
+    # application's own calls set (sentence-transformers: 256 tokens), so between the engine
+    # clearing it and tokenising, another thread's embedding call could cut the engine's text
+    # (its words past the cut counted 1 token each: ~1 call in 900).  A copy is a few MB.
+    tokenizer = copy.deepcopy(tokenizer)
     return LoadedEncoder(model, tokenizer, model_id, str(param.device), param.dtype)
 
 

@@ -112,6 +112,20 @@ def test_an_already_loaded_model_is_shared_not_copied(
     got = shared.compress(CHUNKS, QUESTION, ratio=0.5)
     want = reference.compress(CHUNKS, QUESTION, ratio=0.5)
     assert [c.offsets for c in got.chunks] == [c.offsets for c in want.chunks]
+    # The tokenizer is the engine's own: the application's embedding calls leave truncation set
+    # on theirs (sentence-transformers: 256 tokens), which another thread's call could set
+    # between the engine clearing it and tokenising, cutting the engine's long text.
+    app_tokenizer = st.tokenizer
+    assert shared.encoder.tokenizer is not app_tokenizer  # type: ignore[attr-defined]
+    long_text = " ".join(CHUNKS * 20)
+    n_tokens = shared.count_tokens(long_text)
+    app_tokenizer.backend_tokenizer.enable_truncation(max_length=256)
+    try:
+        assert shared.encoder.tokenizer.backend_tokenizer.truncation is None  # type: ignore[attr-defined]
+        assert shared.encoder.encode_texts([long_text])[0].n_words == len(long_text.split())
+        assert n_tokens > 256
+    finally:
+        app_tokenizer.backend_tokenizer.no_truncation()
 
 
 def test_an_object_that_is_not_an_encoder_is_refused() -> None:
