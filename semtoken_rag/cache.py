@@ -7,10 +7,12 @@ so a long-running process holds at most that much fingerprint memory.
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
+import numpy as np
 from cachetools import LRUCache
 
 from semtoken_rag.config import EncoderConfig
@@ -24,25 +26,41 @@ DEFAULT_CACHE_BYTES: int = EncoderConfig.model_fields["cache_bytes"].default
 
 
 class LRUMemo(Generic[K, V]):
-    """Thread-safe memo of at most ``max_size`` entries, least recently used evicted first.
+    """Thread-safe memo, least recently used evicted first: at most ``max_size`` entries, or,
+    with ``size`` (bytes of a key and its value), at most ``max_size`` bytes.
 
-    The engine memoises per-text and per-question results (segmentation, query embeddings)
-    that are pure functions of their key.
+    The engine memoises per-text and per-question results (segmentation, token costs, query
+    embeddings) that are pure functions of their key.  Why bytes for chunk texts: a count
+    bounds nothing when chunks are long (2,048 prepared 18k-word chunks held 1.4 GB).
     """
 
-    def __init__(self, max_size: int) -> None:
+    def __init__(self, max_size: int, size: Callable[[K, V], int] | None = None) -> None:
         self.max_size = max_size
-        self._data: LRUCache[K, V] = LRUCache(maxsize=max_size)
+        self._size = size
+        weigh = None if size is None else _entry_size
+        self._data: LRUCache[K, tuple[int, V]] = LRUCache(maxsize=max_size, getsizeof=weigh)
         self._lock = threading.Lock()
 
     def get(self, key: K) -> V | None:
         with self._lock:
-            return self._data.get(key)
+            entry = self._data.get(key)
+        return None if entry is None else entry[1]
 
     def put(self, key: K, value: V) -> None:
-        if self.max_size > 0:  # cachetools refuses any entry in a cache of size 0
+        n = 1 if self._size is None else max(1, self._size(key, value))
+        if n <= self.max_size:  # cachetools refuses an entry larger than the whole memo
             with self._lock:
-                self._data[key] = value
+                self._data[key] = (n, value)
+
+
+def _entry_size(entry: tuple[int, object]) -> int:
+    return entry[0]
+
+
+def text_and_arrays_bytes(text: str, *arrays: np.ndarray | None) -> int:
+    """Bytes a memo entry holds: its text key and its arrays (what ``size`` of a text memo
+    returns)."""
+    return sys.getsizeof(text) + sum(a.nbytes for a in arrays if a is not None)
 
 
 def _size(fp: ChunkFingerprints) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from semtoken_rag.cache import LRUMemo
+from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.segment import find_units, find_words, word_ids
@@ -20,8 +20,9 @@ from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.prepared import PreparedChunk
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
 
-#: Chunk texts whose segmentation, token costs, force-keep flags and word ids are memoised.
-PREPARE_CACHE_SIZE = 2048
+#: Bytes of chunk texts whose segmentation, token costs, force-keep flags and word ids are
+#: memoised (about 40 bytes a word: 1.7M words).
+PREPARE_CACHE_BYTES = 64 << 20
 
 
 class ChunkPreparer:
@@ -36,7 +37,7 @@ class ChunkPreparer:
         self.config = config
         self._counter = counter
         self.rules: Any = compile_rules(config.budget.force_keep, config.budget.force_keep_presets)
-        self._memo: LRUMemo[str, PreparedChunk] = LRUMemo(PREPARE_CACHE_SIZE)
+        self._memo: LRUMemo[str, PreparedChunk] = LRUMemo(PREPARE_CACHE_BYTES, _prepared_bytes)
 
     def __call__(self, text: str, fp: ChunkFingerprints | None) -> PreparedChunk:
         """The prepared chunk of ``text`` (with ``fp`` attached when given).  The memoised
@@ -64,6 +65,11 @@ class ChunkPreparer:
             if a is not None:
                 a.flags.writeable = False
         return PreparedChunk(text, spans, units, costs, forced, ids)
+
+
+def _prepared_bytes(text: str, c: PreparedChunk) -> int:
+    arrays = (c.word_spans, c.unit_starts, c.word_costs, c.forced, c.word_ids)
+    return text_and_arrays_bytes(text, *arrays)
 
 
 def fingerprints_of(

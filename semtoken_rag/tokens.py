@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from semtoken_rag.cache import LRUMemo
+from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.core.segment import find_words
 
 logger = logging.getLogger(__name__)
@@ -33,14 +33,17 @@ class TokenCounter:
         tokenizer: A transformers tokenizer (fast tokenizers are used with offsets; slow ones
             fall back to tokenising word by word).
         name: Name shown in reports.
-        cache_size: Texts whose per-word costs are memoised (chunks are retrieved repeatedly).
+        cache_bytes: Bytes of texts (and their costs) whose per-word costs are memoised
+            (chunks are retrieved repeatedly).
     """
 
-    def __init__(self, tokenizer: Any, name: str | None = None, cache_size: int = 4096) -> None:
+    def __init__(
+        self, tokenizer: Any, name: str | None = None, cache_bytes: int = 32 << 20
+    ) -> None:
         self.tokenizer = tokenizer
         self.name: str = str(name or getattr(tokenizer, "name_or_path", type(tokenizer).__name__))
         self._fast = bool(getattr(tokenizer, "is_fast", False))
-        self._cache: LRUMemo[str, np.ndarray] = LRUMemo(cache_size)
+        self._cache: LRUMemo[str, np.ndarray] = LRUMemo(cache_bytes, text_and_arrays_bytes)
 
     def count(self, text: str) -> int:
         """Tokens of ``text`` (no special tokens; see the module docstring for unknown runs)."""

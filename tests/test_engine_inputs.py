@@ -329,6 +329,40 @@ def test_query_vectors_memoised_and_bounded() -> None:
     assert pooled.shape == (enc.dim,)
 
 
+def test_text_memos_are_bounded_in_bytes() -> None:
+    """The prepared-chunk and token-cost memos were bounded by entry count: 2,048 prepared
+    18k-word chunks held 1.4 GB.  A text memo is bounded by its texts' and arrays' bytes."""
+    from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
+
+    entry = text_and_arrays_bytes("x" * 1000, np.zeros(100, np.int64), None)
+    assert 1000 + 800 < entry < 1000 + 800 + 100  # the str header is a few dozen bytes
+    memo: LRUMemo[str, np.ndarray] = LRUMemo(3 * entry, text_and_arrays_bytes)
+    texts = [c * 1000 for c in "abcd"]
+    for t in texts:
+        memo.put(t, np.zeros(100, np.int64))
+    assert memo.get(texts[0]) is None and all(memo.get(t) is not None for t in texts[1:])
+    memo.put("y" * 10_000, np.zeros(1, np.int64))  # larger than the memo: not kept
+    assert memo.get("y" * 10_000) is None and memo.get(texts[3]) is not None
+    counted: LRUMemo[str, int] = LRUMemo(2)  # without ``size``: entries
+    for t in texts:
+        counted.put(t, 1)
+    assert [counted.get(t) for t in texts] == [None, None, 1, 1]
+
+
+def test_preparer_memo_holds_at_most_its_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from semtoken_rag import preparation
+
+    monkeypatch.setattr(preparation, "PREPARE_CACHE_BYTES", 200_000)
+    comp = Compressor(SemTokenConfig(), encoder=FakeEncoder(), counter=WhitespaceCounter())
+    chunks = [" ".join(f"w{i}x{j}." for j in range(2000)) for i in range(20)]  # ~100 KB each
+    prepared = comp.prepare(chunks)
+    assert len(prepared.chunks) == 20
+    again = comp.prepare(chunks[-1:])  # the last one is still memoised, same arrays
+    assert again.chunks[0].word_costs is prepared.chunks[-1].word_costs
+    first = comp.prepare(chunks[:1])  # long evicted: prepared anew
+    assert first.chunks[0].word_costs is not prepared.chunks[0].word_costs
+
+
 def test_explain_returns_what_compress_returns_with_its_costs() -> None:
     """``explain`` is ``compress`` plus the scores: same kept text, and the encoder pass and
     token counting it paid for are in its result (they were dropped once)."""

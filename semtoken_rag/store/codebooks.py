@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semtoken_rag import optional
+from semtoken_rag.cache import LRUMemo
 from semtoken_rag.store.codecs import STAGING, CodecSpec, FaissCodec, RawCodec, VectorCodec
 from semtoken_rag.store.db import select_in
 
@@ -56,8 +57,9 @@ class Codebook:
         return self.digest(self.codec, self.dim, self.factory, self.state) == self.sha256
 
 
-# dict get/setdefault are atomic: two threads may both build a codec, one of them is kept.
-_RUNTIME: dict[bytes, VectorCodec] = {}
+#: Ready codecs by codebook digest (two threads may both build one; either is kept).  Bounded:
+#: a process that opens many stores would otherwise keep every codebook (~400 KB each at pq64).
+_RUNTIME: LRUMemo[bytes, VectorCodec] = LRUMemo(64)
 
 
 def runtime_codec(book: Codebook) -> VectorCodec:
@@ -83,7 +85,8 @@ def runtime_codec(book: Codebook) -> VectorCodec:
         if int(index.d) != book.dim or not index.is_trained:
             raise DamagedCodebook(f"codebook {book.id} disagrees with its header")
         codec = FaissCodec(index, faiss)
-    return _RUNTIME.setdefault(book.sha256, codec)
+    _RUNTIME.put(book.sha256, codec)
+    return codec
 
 
 @dataclass(frozen=True)
