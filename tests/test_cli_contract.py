@@ -561,3 +561,21 @@ def test_ingest_names_a_jsonl_line_too_deep_or_too_long_for_json(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {rows}:2: expected a JSON object") and error in err
     assert "\n" not in err and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", ["ingest", "compress"])
+@pytest.mark.parametrize("content", [b"\x1f\x8b\x08\x00gzip", "UTF-16 text".encode("utf-16")])
+def test_a_binary_or_utf16_file_named_on_the_command_line_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, content: bytes
+) -> None:
+    """A file named explicitly is read as text whatever its suffix: a ``.gz`` or a PDF was
+    stored as replacement characters.  A NUL byte names it: one ``error:`` line, exit 2,
+    before any model loads or any store is created."""
+    bad = tmp_path / "report.txt.gz"
+    bad.write_bytes(content)
+    argv = [command, str(bad)] + (["--store", str(tmp_path / "s")] if command == "ingest" else [])
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad} is not UTF-8 text (a NUL byte at offset ")
+    assert not (tmp_path / "s").exists()

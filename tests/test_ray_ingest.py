@@ -223,6 +223,50 @@ def test_ray_dataset_input_with_id_column(
         ray_ingest(ds, tmp_path / "st")
 
 
+def test_names_and_texts_ray_could_not_carry(
+    ray_local: Any, docs: list[str], single: Reference, tmp_path: Path
+) -> None:
+    """A lone surrogate (a file name that is not UTF-8, a broken PDF's text) failed the whole
+    run on the driver (pandas' Arrow strings refuse it), and a name holding ``\\x1f`` was split
+    in two; both are stored as the local path stores them."""
+    from semtoken_rag.distributed import RayOptions, ray_ingest
+    from semtoken_rag.ingestion import SourceDocument
+    from semtoken_rag.store import FingerprintStore
+
+    broken = "Broken extraction \ud800 of a page about the tides and the moon over the bay."
+    listed = [
+        SourceDocument(docs[0], ("/data/caf\udce9.txt",)),
+        SourceDocument(docs[1], ("left\x1fright",)),
+        SourceDocument(broken, ("pdf",)),
+    ]
+    path = exact_store(tmp_path / "st")
+    report = ray_ingest(listed, path, ray=RayOptions(actors=1), options=_opts())
+    assert (report.encoded, report.failed) == (3, [])
+    names = stored_names(path)
+    assert names[fingerprint_key(docs[0], single.cache_id)] == {"/data/caf\ufffd.txt"}
+    assert names[fingerprint_key(docs[1], single.cache_id)] == {"left\x1fright"}
+    with FingerprintStore(path) as st:
+        assert st.verify() == [] and st.lookup([broken], single.cache_id)[0] is not None
+
+
+def test_dataset_rows_repeating_a_training_sample_document_keep_their_ids(
+    ray_local: Any, docs: list[str], single: Reference, tmp_path: Path
+) -> None:
+    """Into an untrained store the run first takes a training sample; the other rows of a
+    sampled document were dropped by key with their ids (docs/ray.md: every row's id)."""
+    from semtoken_rag.distributed import ray_ingest
+    from tests.ray_helpers import new_store, small_pq
+
+    order = [(0, "a-first"), (1, "b"), (2, "c"), (3, "d"), (0, "a-again"), (3, "d-again")]
+    ds = ray_local.data.from_items([{"text": docs[i], "id": n} for i, n in order])
+    path = new_store(tmp_path / "st", small_pq(256))  # the sample: the first three documents
+    report = ray_ingest(ds, path, id_column="id", options=_opts())
+    assert (report.documents, report.encoded, report.trained) == (4, 4, True)
+    names = stored_names(path)
+    assert names[fingerprint_key(docs[0], single.cache_id)] == {"a-first", "a-again"}
+    assert names[fingerprint_key(docs[3], single.cache_id)] == {"d", "d-again"}
+
+
 def test_gpu_actors_on_a_cpu_cluster_fail_fast(
     ray_local: Any, docs: list[str], tmp_path: Path
 ) -> None:

@@ -26,9 +26,22 @@ def open_file(path: Path) -> BinaryIO:
 
 
 def read_text_file(path: Path) -> str:
-    """A text file as UTF-8 (undecodable bytes replaced), or a typed error saying why not."""
+    """A text file as UTF-8 (undecodable bytes replaced), or a typed error saying why not.
+
+    Raises:
+        InvalidInputError: the file cannot be read, or holds a NUL byte: a binary, compressed
+            or UTF-16 file (a PDF or a ``.gz`` named on the command line was stored as
+            replacement characters).
+    """
     with open_file(path) as fh:
         try:
-            return fh.read().decode("utf-8", errors="replace")
+            data = fh.read()
         except OSError as exc:
             raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise InvalidInputError(
+            f"{path} is not UTF-8 text (a NUL byte at offset {nul}: a binary, compressed or "
+            "UTF-16 file); convert it to UTF-8 text first"
+        )
+    return data.decode("utf-8", errors="replace")

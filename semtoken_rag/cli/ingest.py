@@ -36,7 +36,13 @@ MAX_BATCH = 65536
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``semtoken-rag ingest``."""
-    parser.add_argument("paths", nargs="+", type=Path, help="files or folders (txt, md, jsonl)")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        help="files or folders (txt, md, rst, jsonl; a file named here of another suffix is "
+        "read as UTF-8 text)",
+    )
     parser.add_argument("--store", required=True, type=Path, help="store directory")
     parser.add_argument("--text-field", default="text", help="JSONL field holding the text")
     parser.add_argument("--id-field", default=None, help="JSONL field naming each document")

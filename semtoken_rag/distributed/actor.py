@@ -50,26 +50,29 @@ def object_column(values: list[Any]) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
-#: Separator of a document's names in the ``names`` column (never inside a name we record:
-#: names are file paths and framework ids).
-NAME_SEP = "\x1f"
-
-
-def document_columns(docs: list[PlannedDocument]) -> dict[str, list[str]]:
-    """Planned documents as the :data:`INPUT_COLUMNS` an actor reads."""
+def document_columns(docs: list[PlannedDocument]) -> dict[str, list[Any]]:
+    """Planned documents as the :data:`INPUT_COLUMNS` an actor reads (``names`` a tuple per
+    document: joined by a separator, a user's id holding it was split in two)."""
     return {
         "id": [d.id for d in docs],
         "key": [d.key for d in docs],
         "text": [d.text for d in docs],
-        "names": [NAME_SEP.join(d.names) for d in docs],
+        "names": [tuple(d.names) for d in docs],
     }
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A row's names: a tuple of them (listed documents) or one id (a dataset's rows)."""
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(str(n) for n in value if n)
 
 
 def planned_rows(batch: dict[str, np.ndarray]) -> list[PlannedDocument]:
     """The documents of a Ray Data batch with :data:`INPUT_COLUMNS` (a row whose text is not
     a string keeps it, and fails alone in :func:`encode_batch`)."""
     return [
-        PlannedDocument(str(i), str(k), t, tuple(n for n in str(names).split(NAME_SEP) if n), 0)
+        PlannedDocument(str(i), str(k), t, _names(names), 0)
         for i, k, t, names in zip(*(batch[c] for c in INPUT_COLUMNS), strict=True)
     ]
 

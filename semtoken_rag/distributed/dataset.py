@@ -85,9 +85,12 @@ def _keys_stage(
     }
 
 
-def _drop_keys(batch: dict[str, np.ndarray], keys: np.ndarray) -> dict[str, np.ndarray]:
-    """Ray Data task: remove rows whose key is in ``keys`` (stored, in the sample, or blank)."""
-    keep = ~np.isin(np.asarray(batch["key"], dtype="S65"), keys)
+def _drop_keys(
+    batch: dict[str, np.ndarray], keys: np.ndarray, drop: bool = True
+) -> dict[str, np.ndarray]:
+    """Ray Data task: remove rows whose key is in ``keys`` (stored, in the sample, or blank),
+    or (``drop=False``) keep only those."""
+    keep = np.isin(np.asarray(batch["key"], dtype="S65"), keys) != drop
     return {name: col[keep] for name, col in batch.items() if name != "words"}
 
 
@@ -96,7 +99,8 @@ class DatasetPlan:
 
     def __init__(self, runner: Any, ds: Any, store: Any, cache_id: str) -> None:
         text_column, id_column = runner.columns
-        self.runner = runner
+        self.runner, self.store, self.named = runner, store, id_column is not None
+        self._sampled: set[str] = set()
         self.keyed = ds.map_batches(
             _keys_stage,
             fn_kwargs={"cache_id": cache_id, "text_column": text_column, "id_column": id_column},
@@ -148,6 +152,9 @@ class DatasetPlan:
             for i, k, t, n in zip(*(batch[c] for c in INPUT_COLUMNS), strict=True):
                 if total >= words:
                     break
+                if str(k) in self._sampled:  # a repeat: named with the others by _name_sample
+                    continue
+                self._sampled.add(str(k))
                 out.append(PlannedDocument(str(i), str(k), t, (str(n),) if n else (), 0))
                 total += len(find_words(model_text(t))) if isinstance(t, str) else 0
             if total >= words:
@@ -157,4 +164,24 @@ class DatasetPlan:
         return out
 
     def encode(self, codecs: CodecSet, opts: IngestOptions) -> Iterator[BatchResult]:
+        self._name_sample()
         return self.runner.map(self._todo(), codecs, opts.batch_size)  # type: ignore[no-any-return]
+
+    def _name_sample(self) -> None:
+        """Record every row's id of the sampled documents, once they are stored: the run drops
+        their other rows by key, so a repeat's id was lost (a stored document's rows are named
+        by the key pass, the run's own repeats by the write)."""
+        if not (self.named and self._sampled):
+            return
+        keys = np.asarray(sorted(self._sampled), dtype="S65")
+        rows = self.keyed.map_batches(
+            _drop_keys, fn_kwargs={"keys": keys, "drop": False}, batch_format="numpy"
+        )
+        named: dict[str, list[str]] = {}
+        for batch in rows.select_columns(["key", "names"]).iter_batches(
+            batch_size=_KEY_BATCH, batch_format="numpy"
+        ):
+            for k, n in zip(batch["key"], batch["names"], strict=True):
+                named.setdefault(str(k), []).append(str(n))
+        self.store.add_names(named)
+        self._sampled = set()

@@ -112,7 +112,9 @@ class RayRunner:
 
         # One DataFrame per batch is one Ray Data block, and batch_size=None hands each block
         # to one actor call: the batches (and so the transactions) stay those of the plan.
-        frames = [pd.DataFrame(document_columns(batch)) for batch in batches if batch]
+        # Object columns: pandas 3 infers Arrow strings, which refuse a lone surrogate (a broken
+        # PDF's text, a file name that is not UTF-8) and failed the whole run on the driver.
+        frames = [pd.DataFrame(document_columns(b), dtype=object) for b in batches if b]
         if not frames:
             return iter(())
         source = self.ray.data.from_pandas(frames)
