@@ -80,10 +80,11 @@ class TransformerEncoder:
         dtype: ``auto`` (fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``.
         progress: Show a progress bar over batches when there are many.
 
-    ``cache_id`` (part of every fingerprint store key) names the model, a digest of its weights
-    and the window settings, not the path or the compute dtype: replaced weights never hit old
-    fingerprints, and fingerprints computed in fp16 on a GPU (cosine >= 0.999 with fp32) serve a
-    CPU process too.
+    ``cache_id`` (part of every fingerprint store key) names the model (its id, or its folder's
+    name), a digest of its weights and the window settings, not the rest of the path or the
+    compute dtype: replaced weights never hit old fingerprints, and fingerprints computed in
+    fp16 or bf16 on a GPU (cosine >= 0.999 with fp32) serve a CPU process too (an application's
+    model already cast to bf16 has its own key: its weights are rounded differently).
     """
 
     def __init__(

@@ -74,12 +74,19 @@ def load_by_name(name: str, device: str, dtype: str) -> LoadedEncoder:
     model_id = models.canonical_encoder_id(model_id)
     dev = _pick_device(device)
     torch_dtype = _pick_dtype(dtype, dev)
+    # bfloat16 is cast after the digest: its rounding is coarser than the digest's float16, so
+    # a bf16 load had its own key and found none of the fp32/fp16 fingerprints in a store.
+    bf16 = str(torch_dtype) == "torch.bfloat16"
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **models.local_only(path))
-        model = AutoModel.from_pretrained(path, dtype=torch_dtype, **models.local_only(path))
+        model = AutoModel.from_pretrained(
+            path, dtype="float32" if bf16 else torch_dtype, **models.local_only(path)
+        )
     except (OSError, ValueError) as exc:
         raise models.missing_model_error(name, exc) from exc
-    model.to(dev).eval()
+    if bf16:
+        weights_digest(model)  # memoised for this model object, which .to() keeps
+    model.to(dev, dtype=torch_dtype).eval()
     return LoadedEncoder(model, tokenizer, model_id, dev, torch_dtype)
 
 

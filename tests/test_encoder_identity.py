@@ -69,6 +69,20 @@ def test_dtype_does_not_change_the_key(minilm_dir: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_bfloat16_load_shares_the_key_of_float32(minilm_dir: Path) -> None:
+    """The digest rounds weights to float16; bf16's coarser rounding gave a bf16 load its own
+    key, so a store filled with ``--encoder-dtype bfloat16`` served nothing to a default
+    compressor (and the other way round).  The digest is taken before the cast."""
+    fp32 = TransformerEncoder(str(minilm_dir), device="cpu", dtype="float32")
+    bf16 = TransformerEncoder(str(minilm_dir), device="cpu", dtype="bfloat16")
+    assert bf16.cache_id == fp32.cache_id
+    assert next(bf16.model.parameters()).dtype == bf16.torch_dtype  # computes in bf16
+    text = ["The keeper of the lighthouse watched the storm take the boat."]
+    a, b = fp32.encode_texts(text)[0].vectors, bf16.encode_texts(text)[0].vectors
+    assert float((a * b).sum(axis=1).min()) > 0.99
+
+
+@pytest.mark.slow
 def test_windows_change_the_key(minilm_dir: Path) -> None:
     a = TransformerEncoder(str(minilm_dir), device="cpu", window_tokens=64, overlap=16)
     b = TransformerEncoder(str(minilm_dir), device="cpu", window_tokens=128, overlap=16)
