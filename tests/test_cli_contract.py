@@ -579,3 +579,49 @@ def test_a_binary_or_utf16_file_named_on_the_command_line_is_refused(
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {bad} is not UTF-8 text (a NUL byte at offset ")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--data", "x.jsonl", "--out", "run"],
+        ["ask", "a.txt", "-q", "Why?"],
+        ["bench", "--out", "b"],
+        ["eval", "--help"],
+        ["eval"],
+    ],
+)
+def test_a_lab_command_without_the_lab_answers_with_the_install_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Given any of its options, a lab command without the lab said "unrecognized arguments"
+    (its options are the lab's); only the bare command gave the documented hint."""
+    for name in [m for m in sys.modules if m.split(".")[0] == "semtoken_lab"] + ["semtoken_lab"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: `semtoken-rag {argv[0]}` needs the 'semtoken_lab' package")
+    with pytest.raises(SystemExit) as info:  # other commands still refuse unknown options
+        main(["compress", "--no-such-option"])
+    assert info.value.code == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--kv-policy", "snapkv"], "error: --kv-policy snapkv needs --kv-budget (what it bounds)"),
+        (["--kv-policy", "h2o", "--kv-budget", "0.5"], "error: unknown --kv-policy 'h2o'; choose"),
+    ],
+)
+def test_ask_refuses_a_kv_policy_it_would_ignore_or_not_know_before_loading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    """Without ``--kv-budget`` the policy was ignored (an answer, exit 0); an unknown one was
+    refused only after the reader loaded."""
+    doc = tmp_path / "a.txt"
+    doc.write_text("Some text.", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["ask", str(doc), "-q", "Why?", *extra]) == 2
+    assert capsys.readouterr().err.strip().startswith(message)

@@ -46,16 +46,20 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     )
     wanted = next((a for a in argv if a in SUBCOMMANDS), None)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name != wanted:
-            continue
-        try:
-            module = optional.require(module_name, f"`semtoken-rag {name}`")
-        except SemTokenError as exc:
-            p.set_defaults(_missing=f"error: {exc}")
-            continue
-        module.register(p)
-        p.set_defaults(_run=module.run)
+        module, missing = None, None
+        if name == wanted:
+            try:
+                module = optional.require(module_name, f"`semtoken-rag {name}`")
+            except SemTokenError as exc:
+                missing = f"error: {exc}"
+        # Without its module a command has no options: its own (``--help`` too) are left to
+        # main, which answers with the install hint instead of "unrecognized arguments".
+        p = sub.add_parser(name, help=help_text, description=help_text, add_help=not missing)
+        if missing:
+            p.set_defaults(_missing=missing)
+        elif module is not None:
+            module.register(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
@@ -83,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     traceback)."""
     _safe_streams()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, unknown = parser.parse_known_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -91,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_missing", None):
         print(args._missing, file=sys.stderr)
         return 2
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args._run(args) or 0)
     except BrokenPipeError:

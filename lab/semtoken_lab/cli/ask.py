@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from semtoken_rag.cli import args
+from semtoken_rag.errors import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kv-policy",
-        default="semtoken",
-        help="what the KV budget evicts: semtoken (default), semtoken-cos, streaming, snapkv, none",
+        default=None,
+        help="what the KV budget evicts (needs --kv-budget): semtoken (default), semtoken-cos, "
+        "semtoken-static, streaming, snapkv, none",
     )
 
 
@@ -185,6 +187,22 @@ def _answers(ns: argparse.Namespace, texts: list[str], stack: Any) -> list[_Row]
     return rows
 
 
+def _check_kv_policy(ns: argparse.Namespace) -> None:
+    """Refuse a policy without a budget (it was ignored) or of an unknown name (refused only
+    after the reader loaded), before anything loads; ``None`` is the default policy."""
+    if ns.kv_policy is None:
+        ns.kv_policy = "semtoken"
+        return
+    if ns.kv_budget is None:
+        raise InvalidInputError(f"--kv-policy {ns.kv_policy} needs --kv-budget (what it bounds)")
+    from semtoken_lab.reader.kv_budget import KV_POLICIES
+
+    if ns.kv_policy not in KV_POLICIES:
+        raise InvalidInputError(
+            f"unknown --kv-policy {ns.kv_policy!r}; choose one of {', '.join(sorted(KV_POLICIES))}"
+        )
+
+
 def run(ns: argparse.Namespace) -> int:
     """Compress the files for the question, answer, print the answer(s) and a cost table.
 
@@ -195,6 +213,7 @@ def run(ns: argparse.Namespace) -> int:
 
     from semtoken_rag.cli.files import read_text_file
 
+    _check_kv_policy(ns)
     # The engine's rule for files: UTF-8 with undecodable bytes replaced, or a typed error.
     texts = [read_text_file(p) for p in ns.files]
     with ExitStack() as stack:
