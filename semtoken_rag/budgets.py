@@ -7,8 +7,6 @@ or shared per chunk in proportion to their lengths, never above the text.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from fractions import Fraction
 
 import numpy as np
 
@@ -25,16 +23,17 @@ from semtoken_rag.protocols import Counter
 _PROBE = "a"
 
 
-def ratio_tokens(
-    ratio: float, tokens: int, rounding: Callable[[Fraction], int] = math.floor
-) -> int:
-    """``floor(ratio * tokens)`` (or ``rounding``) with ``ratio`` read as the decimal it is written.
+def ratio_tokens(ratio: float, tokens: int, up: bool = False) -> int:
+    """``floor(ratio * tokens)`` (``up``: ``ceil``), a product a hair under an integer counted
+    as that integer.
 
-    Why not the float product: ``0.58 * 100`` is ``57.99...`` in binary floating point, so a
-    ratio of 0.58 of 100 tokens gave 57, and ``ceil(0.1 * 30)`` gave 4.  ``repr`` of a float is
-    the shortest decimal that reads back as it (``0.58``), so the product is exact.
+    Why: a ratio written as a decimal is stored in binary a hair off, so ``0.58 * 100`` is
+    ``57.99...``: a plain floor gave 57, and ``ceil(0.07 * 100)`` gave 8.  A tolerance of 1e-12
+    of the product is far above float rounding and far below one token (``1/3`` of 3 stays 1).
     """
-    return int(rounding(Fraction(repr(float(ratio))) * int(tokens)))
+    x = float(ratio) * int(tokens)
+    tol = 1e-12 * max(abs(x), 1.0)
+    return math.ceil(x - tol) if up else math.floor(x + tol)
 
 
 def token_budgets(
@@ -98,7 +97,7 @@ def call_budgets(
     ceiling = ratio_tokens(config.max_ratio, total)
     if config.max_tokens is not None:
         ceiling = min(ceiling, config.max_tokens)
-    floor = min(ratio_tokens(config.min_ratio, total, math.ceil), ceiling)
+    floor = min(ratio_tokens(config.min_ratio, total, up=True), ceiling)
     return AdaptiveRule(
         floor=floor,
         ceiling=ceiling,

@@ -43,6 +43,17 @@ def test_the_config_ratio_gives_its_decimal_share(ratio: float) -> None:
     assert res.budget_tokens == round(ratio * 100)
 
 
+def test_a_float_product_that_rounds_to_the_integer_stays_it() -> None:
+    """``1/3`` of 3 tokens: the float product is exactly 1.0 (reading the ratio as its decimal
+    ``0.3333333333333333`` made it 0)."""
+    from semtoken_rag.budgets import ratio_tokens
+
+    assert ratio_tokens(1 / 3, 3) == 1 and ratio_tokens(1 / 3, 3, up=True) == 1
+    assert ratio_tokens(1 / 3, 10**9) == 333_333_333
+    assert ratio_tokens(0.5, 0) == 0 and ratio_tokens(0.999, 1000, up=True) == 999
+    assert _fake().compress(["the the the."], None, ratio=1 / 3).budget_tokens == 1
+
+
 def test_auto_bounds_are_the_decimal_shares() -> None:
     # min_ratio 0.07 of 100 is 7.000000000000001 in floats: ceil gave 8.
     comp = _fake(min_ratio=0.07, max_ratio=0.58)
