@@ -625,3 +625,19 @@ def test_ask_refuses_a_kv_policy_it_would_ignore_or_not_know_before_loading(
     capsys.readouterr()
     assert main(["ask", str(doc), "-q", "Why?", *extra]) == 2
     assert capsys.readouterr().err.strip().startswith(message)
+
+
+def test_ingest_names_what_a_path_that_is_not_a_file_is(tmp_path: Path) -> None:
+    """A looping link and a pipe were reported as paths that "do not exist"."""
+    import os
+
+    from semtoken_rag.cli.ingest import iter_files
+
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to(loop)
+    fifo = tmp_path / "pipe.txt"
+    os.mkfifo(fifo)
+    for path, words in [(loop, "broken or looping symbolic link"), (fifo, "not a regular file"),
+                        (tmp_path / "gone.txt", "does not exist")]:  # fmt: skip
+        with pytest.raises(InvalidInputError, match=words):
+            list(iter_files([path]))

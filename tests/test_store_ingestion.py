@@ -188,6 +188,24 @@ def test_an_ingestion_smaller_than_train_min_stays_staged_then_trains(tmp_path):
         assert s.verify() == []
 
 
+def test_the_report_says_trained_when_a_later_write_of_the_run_trains(tmp_path):
+    """Too few words for a sample, so the run writes staged; another store object (another
+    process) then stages more, and the run's next write trains the codec: the report said it
+    did not, the store that it did."""
+    enc = FakeEncoder()
+    other = long_texts(15, "o")  # 900 words: with the run's first 120, past train_min 1,024
+
+    def on_commit(r: IngestReport) -> None:
+        if r.encoded == 2:
+            with FingerprintStore(tmp_path) as o:
+                assert not fill(o, enc, other).trained  # 120 + 900 staged: still short
+
+    with FingerprintStore(tmp_path, codec=SMALL_PQ) as s:
+        report = fill(s, enc, long_texts(6, "r"), batch_size=2, on_commit=on_commit)
+        assert report.encoded == 6 and s.stats().trained and s.verify() == []
+        assert report.trained
+
+
 def test_a_sample_short_of_a_failed_document_is_topped_up_before_the_rest(tmp_path):
     """A failing document in the sample leaves the staged words short of ``train_min``: another
     sample makes up the difference, so the codec trains before the other batches are encoded

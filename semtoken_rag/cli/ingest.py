@@ -109,7 +109,8 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
-    """Files to ingest: the given files, and supported files under given folders (sorted)."""
+    """Files to ingest: the given files, and supported files under given folders (sorted; links
+    to folders inside a folder are not followed, so a link loop ends)."""
     for p in paths:
         if p.is_dir():
             yield from sorted(
@@ -117,6 +118,10 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
             )
         elif p.is_file():
             yield p
+        elif p.is_symlink():
+            raise InvalidInputError(f"{p} is a broken or looping symbolic link")
+        elif p.exists():
+            raise InvalidInputError(f"{p} is not a regular file or folder (a pipe or a device)")
         else:
             raise InvalidInputError(f"{p} does not exist")
 

@@ -269,10 +269,11 @@ def ingest(
             for result in runner.encode([plan.take_sample(codecs.to_train)], codecs):
                 _commit(result, store, report, opts, bar, t0, done)
             codecs = store.codec_set(dim)
-        report.trained = untrained and codecs.guard
         bar.set_description("fingerprints")
         for result in plan.encode(codecs, opts):
             _commit(result, store, report, opts, bar, t0, done)
+    # Read at the end: a write of the run may train it too (another process staged words).
+    report.trained = untrained and (codecs.guard or store.codec_set(dim).guard)
     report.seconds = time.perf_counter() - t0
     logger.info(
         "ingested %d documents (%d words) in %.1f s; %d already stored, %d failed",
