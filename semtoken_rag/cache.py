@@ -54,6 +54,7 @@ class LRUMemo(Generic[K, V]):
 
 
 def _entry_size(entry: tuple[int, object]) -> int:
+    """The size :meth:`LRUMemo.put` measured, stored beside the value (cachetools' measure)."""
     return entry[0]
 
 

@@ -68,6 +68,7 @@ class ChunkPreparer:
 
 
 def _prepared_bytes(text: str, c: PreparedChunk) -> int:
+    """Bytes a memoised prepared chunk holds (its text and arrays; no fingerprints)."""
     arrays = (c.word_spans, c.unit_starts, c.word_costs, c.forced, c.word_ids)
     return text_and_arrays_bytes(text, *arrays)
 

@@ -76,6 +76,22 @@ def test_share_by_weight_keeps_every_token_and_gives_rounding_to_the_heaviest() 
     assert share_by_weight(11, np.array([11] * 12)).tolist() == [11] + [0] * 11
     assert share_by_weight(7, np.array([0, 0])).tolist() == [4, 3]  # all zero: equal
     assert share_by_weight(0, np.array([5, 5])).tolist() == [0, 0]
+    # The remainder goes heaviest first, each up to its weight: 54 for a 50-token chunk
+    # could not be spent while the 10-token ones lacked a token each.
+    assert share_by_weight(99, np.array([50, 10, 10, 10, 10, 10])).tolist() == [50] + [10] * 4 + [9]
+    assert share_by_weight(37, np.array([20, 6, 6, 6])).tolist() == [20, 6, 6, 5]
+    assert share_by_weight(200, np.array([50, 10])).tolist() == [167, 33]  # past them: by weight
+
+
+def test_a_per_chunk_budget_is_spent_to_the_token_where_every_share_fits() -> None:
+    long = " ".join(f"Sentence {i} of the long chunk has ten words here." for i in range(5))
+    short = [f"Chunk {i} holds ten plain words about the main topic." for i in range(5)]
+    off = {"dedup_threshold": None, "lexical_dedup_threshold": None, "fill_partial": False}
+    comp = _fake(budget_scope="per_chunk", **off)
+    res = comp.compress([long, *short], None, budget=99)
+    assert [c.original_tokens for c in res.chunks] == [50] + [10] * 5
+    assert [c.budget_tokens for c in res.chunks] == [50] + [10] * 4 + [9]
+    assert res.kept_tokens == 90  # every chunk whole but the last (one sentence, 10 > 9)
 
 
 @pytest.mark.parametrize("budget", [11, 60, 100])

@@ -641,3 +641,23 @@ def test_ingest_names_what_a_path_that_is_not_a_file_is(tmp_path: Path) -> None:
                         (tmp_path / "gone.txt", "does not exist")]:  # fmt: skip
         with pytest.raises(InvalidInputError, match=words):
             list(iter_files([path]))
+
+
+def test_ingest_skips_a_binary_file_found_in_a_folder_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One UTF-16 export in a folder stopped the whole ingest (exit 2); found in a folder it is
+    skipped with a warning, the others are read (named on the command line, it is refused)."""
+    from semtoken_rag.cli.ingest import read_documents
+
+    (tmp_path / "docs").mkdir()
+    good, bad = tmp_path / "docs" / "a.txt", tmp_path / "docs" / "b.txt"
+    good.write_text("Some text.", encoding="utf-8")
+    bad.write_bytes("UTF-16 text".encode("utf-16"))
+    args = argparse.Namespace(text_field="text", id_field=None, chunk_size=None, chunk_overlap=0)
+    with caplog.at_level("WARNING"):
+        assert read_documents(bad, args, found=True) == []
+    assert f"skipped: {bad} is not UTF-8 text" in caplog.text
+    assert [d.text for d in read_documents(good, args, found=True)] == ["Some text."]
+    with pytest.raises(InvalidInputError, match="is not UTF-8 text"):
+        read_documents(bad, args)

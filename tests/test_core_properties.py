@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.budgets import ratio_tokens
 from semtoken_rag.core.forcekeep import compile_rules, match_spans
 from semtoken_rag.core.segment import find_words
 from tests.fakes import FakeEncoder, WhitespaceCounter
@@ -106,7 +107,7 @@ def test_budget_respected_without_force_keep(
 ) -> None:
     res = COMP.compress(chunks, query, ratio=ratio)
     # One token per word: kept tokens are kept words plus one per separator.
-    assert res.kept_tokens <= res.budget_tokens == int(ratio * res.original_tokens)
+    assert res.kept_tokens <= res.budget_tokens == ratio_tokens(ratio, res.original_tokens)
     assert res.overshoot_tokens == 0
     kept_words = sum(
         len(find_words(c[s:e]))
@@ -117,7 +118,7 @@ def test_budget_respected_without_force_keep(
     assert res.kept_tokens == kept_words + seps <= res.budget_tokens
     per = COMP_PER_CHUNK.compress(chunks, query, ratio=ratio)
     for cr in per.chunks:
-        assert cr.kept_tokens <= int(ratio * cr.original_tokens)
+        assert cr.kept_tokens <= ratio_tokens(ratio, cr.original_tokens)
 
 
 @SETTINGS

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -122,6 +123,46 @@ def test_read_only_store_opened_without_a_writer_follows_later_writers(tmp_path,
             assert len(r) == kept and r.verify() == []
             assert r.lookup(new[-1:], enc.cache_id)[0] is not None
             assert r.lookup(old[:1], enc.cache_id) == [None]  # not served from the snapshot
+
+
+def test_read_only_store_keeps_serving_when_its_directory_cannot_be_reopened(tmp_path, caplog):
+    """Following writers must not make a reader fail on a writer's account: a directory deleted
+    under it (a cache clean-up), or a quarantine half done (an empty new file), left the
+    snapshot serving before; a reopen that fails now keeps it too, and tries again later."""
+    docs = _filled(tmp_path / "st", n=20, codec="float16")
+    enc = FakeEncoder()
+    with FingerprintStore(tmp_path / "st", read_only=True) as r:
+        assert r.lookup(docs[:1], enc.cache_id)[0] is not None
+        (tmp_path / "st" / DB_NAME).rename(tmp_path / "aside.sqlite3")
+        (tmp_path / "st" / DB_NAME).write_bytes(b"")  # a new file, no schema yet
+        with caplog.at_level("WARNING"):
+            assert r.lookup(docs[:1], enc.cache_id)[0] is not None  # the snapshot serves
+        assert "not reopened" in caplog.text
+        shutil.rmtree(tmp_path / "st")
+        assert r.lookup(docs[1:2], enc.cache_id)[0] is not None and len(r) == 20
+        _filled(tmp_path / "new", n=5, codec="float16", tag="n")
+        shutil.copytree(tmp_path / "new", tmp_path / "st")
+        assert len(r) == 5  # a store is back: it is opened
+
+
+def test_read_only_store_tracks_the_connection_it_got_not_the_files_it_saw(tmp_path, monkeypatch):
+    """The writer closed between the look at the directory (a ``-wal`` then) and the open (an
+    immutable snapshot): only the file's identity was watched, and later writers never seen."""
+    from semtoken_rag.store import recovery
+
+    _filled(tmp_path, n=10, codec="float16", tag="a")
+    real = recovery.ReadOnlyFile._state
+    seen = iter([True])
+
+    def first_look_sees_a_wal(self):  # type: ignore[no-untyped-def]
+        state = real(self)
+        return (*state[:-1], next(seen, state[-1]))
+
+    monkeypatch.setattr(recovery.ReadOnlyFile, "_state", first_look_sees_a_wal)
+    with FingerprintStore(tmp_path, read_only=True) as r:
+        assert len(r) == 10
+        _filled(tmp_path, n=10, codec="float16", tag="b")
+        assert len(r) == 20
 
 
 def test_read_only_open_of_a_damaged_block_warns_and_leaves_it(tmp_path):

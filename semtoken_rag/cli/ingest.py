@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
@@ -24,6 +25,8 @@ from semtoken_rag.ingestion.chunking import chunk_words
 from semtoken_rag.ingestion.run import ON_ERROR
 from semtoken_rag.store import FingerprintStore
 from semtoken_rag.store.codecs import CODECS
+
+logger = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text", ".rst"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -149,12 +152,20 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
             yield SourceDocument(text, (str(record[id_field]) if id_field else f"{path}:{lineno}",))
 
 
-def read_documents(path: Path, args: argparse.Namespace) -> list[Any]:
-    """Documents of one file (see the module docstring for the rules)."""
+def read_documents(path: Path, args: argparse.Namespace, found: bool = False) -> list[Any]:
+    """Documents of one file (see the module docstring for the rules); a text file ``found``
+    in a folder that cannot be read as text (a UTF-16 export, no permission) is skipped with a
+    warning, so it does not stop the others (named on the command line, it is refused)."""
     if path.suffix.lower() in JSONL_SUFFIXES:
         docs = list(_jsonl_documents(path, args.text_field, args.id_field))
     else:
-        text = read_text_file(path)
+        try:
+            text = read_text_file(path)
+        except InvalidInputError as exc:
+            if not found:
+                raise
+            logger.warning("skipped: %s", exc)
+            return []
         docs = [SourceDocument(text, tuple(dict.fromkeys((str(path), str(path.resolve())))))]
     if not args.chunk_size:
         return docs
@@ -169,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
     """Read the documents, fingerprint those not yet stored, print a summary."""
     check_options(args)
     files = list(iter_files(list(args.paths)))
-    docs = [d for f in files for d in read_documents(f, args)]
+    named = set(args.paths)
+    docs = [d for f in files for d in read_documents(f, args, found=f not in named)]
     if not any(d.text.strip() for d in docs):
         raise InvalidInputError(f"no text to ingest in {', '.join(map(str, args.paths))}")
     given = {"encoder_model": args.encoder, "device": args.device,

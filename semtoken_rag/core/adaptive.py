@@ -241,15 +241,26 @@ def chunk_needs(
 
 def share_by_weight(total: int, weights: np.ndarray) -> np.ndarray:
     """``(n,) int64`` shares of ``total`` in proportion to ``(n,)`` integer ``weights`` (all
-    zero: equal), summing to ``total``: floored exactly (integers, not float shares, which put
-    ``29/100 * 100`` at 28), the tokens lost to rounding to the heaviest, so a small total is
-    never rounded down to nothing."""
-    w = [int(x) for x in np.asarray(weights).tolist()] or [0]
+    zero: equal), summing to ``total``.
+
+    Floored exactly (integers, not float shares, which put ``29/100 * 100`` at 28); the tokens
+    lost to rounding go to the heaviest first, each up to its weight (a chunk cannot spend more
+    than it holds), so a small total is never rounded down to nothing.
+    """
+    w = [int(x) for x in np.asarray(weights).tolist()]
+    if not w:
+        return np.zeros(0, dtype=np.int64)
     if not any(w):
         w = [1] * len(w)
-    out = np.asarray([total * x // sum(w) for x in w], dtype=np.int64)
-    out[int(np.argmax(w))] += total - int(out.sum())
-    return out[: len(weights)]
+    whole = sum(w)
+    out = [total * x // whole for x in w]
+    left = total - sum(out)
+    for i in sorted(range(len(w)), key=lambda j: (-w[j], j)):
+        add = min(left, max(w[i] - out[i], 0))
+        out[i] += add
+        left -= add
+    out[max(range(len(w)), key=lambda j: (w[j], -j))] += left  # more than all of them hold
+    return np.asarray(out, dtype=np.int64)
 
 
 def scope_budgets(

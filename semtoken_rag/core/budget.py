@@ -287,8 +287,8 @@ def _group_rules(
     small: bool,
 ) -> UnitRules:
     """The context's rules restricted to the units ``idx`` (contiguous: ``unit_chunk`` is
-    non-decreasing), renumbered from 0, for the group's ``budget``; ``small``: the group's
-    ``fill_small_budget``."""
+    non-decreasing), renumbered from 0, for the group's ``budget``; ``small``: the fill may
+    take the whole budget (only if nothing else is kept)."""
     dups, shingles = rules.duplicates, rules.shingles
     a, b = int(idx[0]), int(idx[-1]) + 1
     return UnitRules(
@@ -296,12 +296,11 @@ def _group_rules(
         forced=ctx.forced[idx],
         duplicates=_restrict(dups, a, b, renumber=True) if dups is not None else None,
         word_costs=word_costs[idx] if word_costs is not None else None,
-        # ``fill_small_budget``: the fill may take the whole budget (only if nothing else is kept).
         min_fill_tokens=min(params.min_fill_tokens, max(budget, 1))
         if small
         else params.min_fill_tokens,
         sep_cost=rules.sep_cost,
-        fill_small_budget=small,
+        fill_small_budget=rules.fill_small_budget,
         unit_chunk=ctx.unit_chunk[idx],
         shingles=_restrict(shingles, a, b, renumber=False) if shingles is not None else None,
         lexical_threshold=params.lexical_dedup_threshold,

@@ -182,6 +182,7 @@ class DatasetPlan:
             batch_size=_KEY_BATCH, batch_format="numpy"
         ):
             for k, n in zip(batch["key"], batch["names"], strict=True):
-                named.setdefault(str(k), []).append(str(n))
+                if n:
+                    named.setdefault(str(k), []).append(str(n))
         self.store.add_names(named)
         self._sampled = set()

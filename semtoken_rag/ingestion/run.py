@@ -241,16 +241,7 @@ def ingest(
         CodebookChangedError: the store's codec changed under the run (nothing of that batch
             is written).
     """
-    opts = IngestOptions() if options is None else options
-    if not isinstance(opts, IngestOptions):
-        raise InvalidInputError(f"options must be an IngestOptions, got {type(opts).__name__}")
-    if store is None or runner is None:
-        which = "store" if store is None else "runner"
-        raise ConfigError(f"ingest needs a {which}, got None")
-    check_part(store, "store", STORE_METHODS)
-    check_part(runner, "runner", RUNNER_METHODS)
-    if getattr(store, "read_only", False):
-        raise StoreError(f"{store} is read-only: nothing can be ingested into it")
+    opts = _checked(store, runner, options)
     t0 = time.perf_counter()
     cache_id, dim = runner.identity()
     plan = runner.plan(documents, store, cache_id)
@@ -272,14 +263,30 @@ def ingest(
         bar.set_description("fingerprints")
         for result in plan.encode(codecs, opts):
             _commit(result, store, report, opts, bar, t0, done)
-    # Read at the end: a write of the run may train it too (another process staged words).
-    report.trained = untrained and (codecs.guard or store.codec_set(dim).guard)
+    if untrained and not codecs.guard and report.encoded:  # a later write may have trained it
+        codecs = store.codec_set(dim)  # (another process staged words meanwhile)
+    report.trained = untrained and codecs.guard
     report.seconds = time.perf_counter() - t0
     logger.info(
         "ingested %d documents (%d words) in %.1f s; %d already stored, %d failed",
         report.encoded, report.words, report.seconds, report.already_stored, len(report.failed),
     )  # fmt: skip
     return report
+
+
+def _checked(store: Any, runner: Any, options: IngestOptions | None) -> IngestOptions:
+    """The options of :func:`ingest`, once its store and runner are checked (errors as there)."""
+    opts = IngestOptions() if options is None else options
+    if not isinstance(opts, IngestOptions):
+        raise InvalidInputError(f"options must be an IngestOptions, got {type(opts).__name__}")
+    if store is None or runner is None:
+        which = "store" if store is None else "runner"
+        raise ConfigError(f"ingest needs a {which}, got None")
+    check_part(store, "store", STORE_METHODS)
+    check_part(runner, "runner", RUNNER_METHODS)
+    if getattr(store, "read_only", False):
+        raise StoreError(f"{store} is read-only: nothing can be ingested into it")
+    return opts
 
 
 def _commit(

@@ -105,6 +105,11 @@ class WritableFile:
         """Whether the file at the store's name is no longer the one opened."""
         return self.opened != file_identity(self.directory)
 
+    def reopen(self) -> tuple[sqlite3.Connection, Codebooks] | None:
+        """:meth:`open` after another store object quarantined the file."""
+        logger.warning("fingerprint store %s: reconnected to its new database", self.directory)
+        return self.open()
+
 
 @dataclass
 class ReadOnlyFile:
@@ -123,6 +128,7 @@ class ReadOnlyFile:
     verify_on_open: bool | None
     spec: CodecSpec | None
     opened: tuple[object, ...] | None = None
+    immutable: bool = False
 
     def open(self) -> tuple[sqlite3.Connection, Codebooks]:
         """:func:`open_read_only` (``quick_check`` as :func:`verify_default` says, at the first
@@ -131,14 +137,24 @@ class ReadOnlyFile:
         verify = self.opened is None and verify_default(
             self.directory / DB_NAME, self.verify_on_open
         )
-        conn, books = open_read_only(self.directory, self.timeout, verify, self.spec)
-        self.opened = before if not before[-1] else before[:2]
-        return conn, books
+        opened = open_read_only(self.directory, self.timeout, verify, self.spec)
+        self.opened, self.immutable = before, opened[2]
+        return opened[0], opened[1]
 
     def moved(self) -> bool:
         """Whether the connection no longer reads what the directory holds."""
         now = self._state()
-        return self.opened != (now if len(self.opened or ()) > 2 else now[:2])
+        return now != self.opened if self.immutable else now[:2] != (self.opened or ())[:2]
+
+    def reopen(self) -> tuple[sqlite3.Connection, Codebooks] | None:
+        """:meth:`open`, or ``None`` (the old snapshot serves, the next read tries again) when
+        the directory cannot be opened now: deleted, or a writer's quarantine half done (an
+        empty new file).  A reader's lookups never fail on a writer's account."""
+        try:
+            return self.open()
+        except StoreError as exc:
+            logger.warning("fingerprint store %s: not reopened (%s)", self.directory, exc)
+            return None
 
     def _state(self) -> tuple[object, ...]:
         try:
@@ -208,7 +224,7 @@ def _start_over(
 
 def open_read_only(
     directory: Path, timeout: float, verify: bool, spec: CodecSpec | None
-) -> tuple[sqlite3.Connection, Codebooks]:
+) -> tuple[sqlite3.Connection, Codebooks, bool]:
     """A read-only connection (no lock file, nothing created, moved or repaired).
 
     Without a ``-wal`` file (no open writer, or a copied snapshot) it is an immutable snapshot:
@@ -216,6 +232,9 @@ def open_read_only(
     the file.  With one,
     ``mode=ro`` reads it through shared memory; where it cannot (no ``-shm``, directory not
     writable) a WAL holding changes is a :class:`StoreError`, an empty one is ignored.
+
+    Returns:
+        The connection, the store's codebooks, and whether the connection is immutable.
 
     Raises:
         StoreError: no store there, damage (:class:`StoreDamagedError`), un-checkpointed
@@ -225,12 +244,12 @@ def open_read_only(
     if not path.is_file():
         raise StoreError(f"no fingerprint store at {directory} (missing {DB_NAME})")
     try:
-        conn = _connect_read_only(directory, timeout)
+        conn, immutable = _connect_read_only(directory, timeout)
         with _closed_on_error(conn):
             problem = db.health_problem(conn) if verify else None
             if problem is not None:
                 raise db.DamagedStore(problem)
-            return conn, _load(conn, directory, spec)
+            return conn, _load(conn, directory, spec), immutable
     except (db.DamagedStore, DamagedCodebook, sqlite3.DatabaseError) as exc:
         if isinstance(exc, sqlite3.DatabaseError) and not db.is_damage(exc):
             raise StoreError(f"cannot open {path} read-only: {exc}") from exc
@@ -241,18 +260,20 @@ def open_read_only(
         ) from exc
 
 
-def _connect_read_only(directory: Path, timeout: float) -> sqlite3.Connection:
-    """A read-only connection whose format could be read (see :func:`open_read_only`).
+def _connect_read_only(directory: Path, timeout: float) -> tuple[sqlite3.Connection, bool]:
+    """A read-only connection whose format could be read, and whether it is immutable (see
+    :func:`open_read_only`).
 
     The first statement that reads the file (a PRAGMA of :func:`db.connect`, or the format)
     is where a write-ahead log that cannot be read without write access fails.
     """
     path, wal = directory / DB_NAME, directory / (DB_NAME + "-wal")
+    immutable = not wal.exists()
     try:
-        conn = db.connect(path, timeout, read_only=True, immutable=not wal.exists())
+        conn = db.connect(path, timeout, read_only=True, immutable=immutable)
         with _closed_on_error(conn):
             db.format_version(conn)
-        return conn
+        return conn, immutable
     except sqlite3.OperationalError as exc:
         code = getattr(exc, "sqlite_errorcode", 0)
         if code not in _READONLY_DIRECTORY or not wal.exists():
@@ -263,7 +284,7 @@ def _connect_read_only(directory: Path, timeout: float) -> sqlite3.Connection:
                 f"write access to {directory}; open it once writable (or copy the "
                 "directory) to checkpoint them"
             ) from exc
-        return db.connect(path, timeout, read_only=True, immutable=True)
+        return db.connect(path, timeout, read_only=True, immutable=True), True
 
 
 def quarantine(directory: Path, names: Iterable[str]) -> Path | None:

@@ -139,12 +139,11 @@ class FingerprintStore:
     def _reconnect(self, file: recovery.WritableFile | recovery.ReadOnlyFile) -> None:
         """Open the directory's database again (quarantined elsewhere, or changed by a writer)."""
         with self._write_lock():  # quarantine runs under it: the new file is complete
-            if file.moved():  # not done already by another thread
+            fresh = file.reopen() if file.moved() else None  # not done by another thread
+            if fresh is not None:
                 old, self._touches = self._conn, {}  # LRU refreshes name the old file's rows
-                self._conn, self._books = file.open()
+                self._conn, self._books = fresh
                 old.close()  # SQLite leaves a moved file's log alone (no checkpoint, no delete)
-                level = logging.DEBUG if self.read_only else logging.WARNING
-                logger.log(level, "fingerprint store %s: reconnected to its database", self)
 
     @property
     def codec(self) -> CodecSpec:

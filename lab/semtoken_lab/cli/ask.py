@@ -174,7 +174,7 @@ def _answers(ns: argparse.Namespace, texts: list[str], stack: Any) -> list[_Row]
 
     comp = _compressor(ns, stack)
     reader = LocalReader(
-        ns.reader, attn=ns.attn, kv_budget=ns.kv_budget, kv_policy=ns.kv_policy,
+        ns.reader, attn=ns.attn, kv_budget=ns.kv_budget, kv_policy=ns.kv_policy or "semtoken",
         kv_spans=CompressorSpans(comp),
     )  # fmt: skip
     reader.warmup()
@@ -191,7 +191,6 @@ def _check_kv_policy(ns: argparse.Namespace) -> None:
     """Refuse a policy without a budget (it was ignored) or of an unknown name (refused only
     after the reader loaded), before anything loads; ``None`` is the default policy."""
     if ns.kv_policy is None:
-        ns.kv_policy = "semtoken"
         return
     if ns.kv_budget is None:
         raise InvalidInputError(f"--kv-policy {ns.kv_policy} needs --kv-budget (what it bounds)")
