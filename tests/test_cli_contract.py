@@ -661,3 +661,17 @@ def test_ingest_skips_a_binary_file_found_in_a_folder_with_a_warning(
     assert [d.text for d in read_documents(good, args, found=True)] == ["Some text."]
     with pytest.raises(InvalidInputError, match="is not UTF-8 text"):
         read_documents(bad, args)
+
+
+@pytest.mark.slow
+def test_ingest_of_a_folder_with_a_utf16_file_ingests_the_others(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("A small document about the bay and its tides.", encoding="utf-8")
+    (docs / "b.txt").write_bytes("An export saved as UTF-16.".encode("utf-16"))
+    proc = cli("ingest", str(docs), "--store", str(tmp_path / "s"), "--codec", "float16",
+               "--no-progress")  # fmt: skip
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 0, err
+    assert f"skipped: {docs / 'b.txt'} is not UTF-8 text" in err
+    assert "2 files, 1 documents" in proc.stdout.decode()

@@ -145,6 +145,22 @@ def test_read_only_store_keeps_serving_when_its_directory_cannot_be_reopened(tmp
         assert len(r) == 5  # a store is back: it is opened
 
 
+def test_read_only_store_refuses_another_codec_after_a_reopen_and_warns_once(tmp_path, caplog):
+    """Only a gone or unreadable file keeps the snapshot serving (logged once, not at every
+    read); a store of another codec there is refused, as at the first open."""
+    docs = _filled(tmp_path / "st", n=5, codec="float16")
+    enc = FakeEncoder()
+    with FingerprintStore(tmp_path / "st", read_only=True, codec="float16") as r:
+        shutil.rmtree(tmp_path / "st")
+        with caplog.at_level("WARNING"):
+            for _ in range(3):
+                assert r.lookup(docs[:1], enc.cache_id)[0] is not None
+        assert caplog.text.count("not reopened") == 1
+        _filled(tmp_path / "st", n=5, codec="float32", tag="x")
+        with pytest.raises(StoreError, match="uses codec 'float32'"):
+            r.lookup(docs[:1], enc.cache_id)
+
+
 def test_read_only_store_tracks_the_connection_it_got_not_the_files_it_saw(tmp_path, monkeypatch):
     """The writer closed between the look at the directory (a ``-wal`` then) and the open (an
     immutable snapshot): only the file's identity was watched, and later writers never seen."""

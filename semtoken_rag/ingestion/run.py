@@ -263,15 +263,26 @@ def ingest(
         bar.set_description("fingerprints")
         for result in plan.encode(codecs, opts):
             _commit(result, store, report, opts, bar, t0, done)
-    if untrained and not codecs.guard and report.encoded:  # a later write may have trained it
-        codecs = store.codec_set(dim)  # (another process staged words meanwhile)
-    report.trained = untrained and codecs.guard
+    report.trained = untrained and _trained_at_end(store, dim, codecs, report)
     report.seconds = time.perf_counter() - t0
     logger.info(
         "ingested %d documents (%d words) in %.1f s; %d already stored, %d failed",
         report.encoded, report.words, report.seconds, report.already_stored, len(report.failed),
     )  # fmt: skip
     return report
+
+
+def _trained_at_end(store: Any, dim: int, codecs: CodecSet, report: IngestReport) -> bool:
+    """Whether the store's codec is trained once the run is done: a later write of the run
+    may have trained it (another process staged words meanwhile).  Best effort: a busy or
+    damaged store must not cost the report of a run whose batches are all committed."""
+    if codecs.guard or not report.encoded:
+        return codecs.guard
+    try:
+        return store.codec_set(dim).guard
+    except StoreError as exc:
+        logger.debug("trained state not read at the end of the run: %s", exc)
+        return False
 
 
 def _checked(store: Any, runner: Any, options: IngestOptions | None) -> IngestOptions:

@@ -107,8 +107,9 @@ class WritableFile:
 
     def reopen(self) -> tuple[sqlite3.Connection, Codebooks] | None:
         """:meth:`open` after another store object quarantined the file."""
+        opened = self.open()
         logger.warning("fingerprint store %s: reconnected to its new database", self.directory)
-        return self.open()
+        return opened
 
 
 @dataclass
@@ -129,6 +130,7 @@ class ReadOnlyFile:
     spec: CodecSpec | None
     opened: tuple[object, ...] | None = None
     immutable: bool = False
+    failed: tuple[object, ...] | None = None  # the state a reopen last failed in (logged once)
 
     def open(self) -> tuple[sqlite3.Connection, Codebooks]:
         """:func:`open_read_only` (``quick_check`` as :func:`verify_default` says, at the first
@@ -148,13 +150,21 @@ class ReadOnlyFile:
 
     def reopen(self) -> tuple[sqlite3.Connection, Codebooks] | None:
         """:meth:`open`, or ``None`` (the old snapshot serves, the next read tries again) when
-        the directory cannot be opened now: deleted, or a writer's quarantine half done (an
-        empty new file).  A reader's lookups never fail on a writer's account."""
+        the file is gone or not readable yet: deleted, or a writer's quarantine half done (an
+        empty new file).  A reader's lookups never fail on a writer's passing state; a store of
+        another codec or format there is refused, as at the first open."""
         try:
-            return self.open()
+            opened = self.open()
         except StoreError as exc:
-            logger.warning("fingerprint store %s: not reopened (%s)", self.directory, exc)
+            state = self._state()
+            if state[0] is not None and not isinstance(exc, StoreDamagedError):
+                raise
+            level = logging.DEBUG if state == self.failed else logging.WARNING
+            logger.log(level, "fingerprint store %s: not reopened (%s)", self.directory, exc)
+            self.failed = state
             return None
+        logger.debug("fingerprint store %s: reopened after a writer's change", self.directory)
+        return opened
 
     def _state(self) -> tuple[object, ...]:
         try:
