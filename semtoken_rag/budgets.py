@@ -48,11 +48,13 @@ def token_budgets(
     if budget is None and ratio is None:
         budget = config.budget_tokens
         ratio = None if config.compression_ratio == "auto" else float(config.compression_ratio)
+    if budget is not None:
+        budget = min(int(budget), total)  # also keeps huge budgets out of int64 overflow
     if config.budget_scope == "joint":
-        b = min(int(budget), total) if budget is not None else ratio_tokens(ratio or 1.0, total)
+        b = budget if budget is not None else ratio_tokens(ratio or 1.0, total)
         return np.asarray([b], dtype=np.int64)
     if budget is not None:  # shared by length, every token of it
-        return share_by_weight(min(int(budget), total), originals)
+        return share_by_weight(budget, originals)
     return np.asarray([ratio_tokens(ratio or 1.0, n) for n in originals.tolist()], np.int64)
 
 

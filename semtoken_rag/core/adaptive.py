@@ -286,7 +286,4 @@ def scope_budgets(
     if choice.tokens < int(needs.sum()):
         return share_by_weight(choice.tokens, needs)
     room = np.maximum(chunk_costs - needs, 0)
-    leftover = choice.tokens - int(needs.sum())
-    out = needs + share_by_weight(min(leftover, int(room.sum())), room)
-    out[int(np.argmax(needs))] += choice.tokens - int(out.sum())  # more than every chunk holds
-    return out
+    return needs + share_by_weight(choice.tokens - int(needs.sum()), room)
