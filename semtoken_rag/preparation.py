@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from semtoken_rag.budgets import piece_edge_costs
 from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
@@ -57,7 +58,7 @@ class ChunkPreparer:
         spans = fp.word_spans if fp is not None else find_words(clean)
         sel = self.config.selection
         units = find_units(clean, spans, sel.max_unit_words, sel.unit)
-        costs = self._counter().word_costs(clean, spans)
+        costs = piece_edge_costs(self._counter(), clean, spans, units)
         matches = match_spans(clean, self.rules, self.config.budget.force_keep_timeout)
         forced = forced_units(matches, spans, units)
         ids = word_ids(clean, spans) if sel.lexical_dedup_threshold is not None else None

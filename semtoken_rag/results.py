@@ -34,7 +34,9 @@ class ChunkResult:
         text: The compressed chunk: kept pieces joined by the configured separator.
         offsets: ``[start, end)`` character offsets of every kept piece in the *original* chunk,
             in order; ``original[start:end]`` is the piece verbatim.
-        original_tokens: Tokens of the original chunk (counting tokenizer).
+        original_tokens: Tokens of the original chunk as the budget charges them (counting
+            tokenizer; a unit's first word and words glued to a neighbour at least what they
+            cost alone, see :func:`~semtoken_rag.budgets.piece_edge_costs`).
         kept_tokens: Tokens the reader reads for this chunk: the kept pieces plus the
             separators between them (what the budget is charged).
         forced_tokens: Tokens kept because a force-keep rule matched.

@@ -19,9 +19,11 @@ from itertools import chain
 import numpy as np
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
-#: A word is one CJK character, or a run of other non-space characters (hard-wrapped at 64 so
-#: a text without spaces still has many words).
-_WORD_RE = re.compile(rf"[{_CJK}]|[^\s{_CJK}]{{1,64}}")
+#: Longest word: a longer run of non-space characters is hard-wrapped, so a text without spaces
+#: (a URL, base64, a log line) still has many words.
+WORD_MAX_CHARS = 64
+#: A word is one CJK character, or a run of other non-space characters.
+_WORD_RE = re.compile(rf"[{_CJK}]|[^\s{_CJK}]{{1,{WORD_MAX_CHARS}}}")
 #: Terminal punctuation (plus closing quotes/brackets) followed by whitespace or the end.
 _TERMINAL_RE = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s|$)|[。！？]+")
 #: A line break that starts a new unit: a blank line, or a newline before a capital, a digit or
@@ -47,6 +49,23 @@ def find_words(text: str) -> np.ndarray:
     # map/chain/fromiter keep the per-word loop in C: this runs on every chunk of every call.
     flat = chain.from_iterable(map(re.Match.span, _WORD_RE.finditer(text)))
     return np.fromiter(flat, dtype=np.int64).reshape(-1, 2)
+
+
+def glued_words(word_spans: np.ndarray) -> np.ndarray:
+    """Indices of the words that touch a neighbour with no space between (a run hard-wrapped at
+    ``WORD_MAX_CHARS``, CJK characters).
+
+    A cut there can split one of the reader's tokens, so what a piece ending or starting there
+    costs is not the sum of its words' shares of the whole text.
+
+    Args:
+        word_spans: ``(n_words, 2) int64`` from :func:`find_words`.
+
+    Returns:
+        ``(k,) int64`` sorted word indices.
+    """
+    left = np.flatnonzero(word_spans[1:, 0] == word_spans[:-1, 1])
+    return np.union1d(left, left + 1).astype(np.int64)
 
 
 def sentence_ends(text: str, word_spans: np.ndarray) -> np.ndarray:
