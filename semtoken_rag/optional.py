@@ -12,13 +12,14 @@ from types import ModuleType
 
 from semtoken_rag.errors import MissingDependencyError
 
-#: Import name -> the install command that provides it.
+#: Import name -> the install command that provides it, as README's "Installing into an existing
+#: project" runs it (from the folder holding a checkout: the packages are not on PyPI yet).
 INSTALL_HINTS: dict[str, str] = {
-    "faiss": "pip install 'semtoken-rag[faiss]'",
-    "ray": "pip install 'semtoken-rag[ray]'",
-    "gguf": "pip install 'semtoken-rag[models]'",
-    "semtoken_lab": "pip install semtoken-rag-lab",
-    "matplotlib": "pip install semtoken-rag-lab",
+    "faiss": "pip install './semtoken-rag[faiss]'",
+    "ray": "pip install './semtoken-rag[ray]'",
+    "gguf": "pip install './semtoken-rag[models]'",
+    "semtoken_lab": "pip install ./semtoken-rag/lab",
+    "matplotlib": "pip install ./semtoken-rag/lab",
     "regex": "pip install regex",
 }
 

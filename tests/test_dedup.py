@@ -89,7 +89,7 @@ def test_faiss_backend_matches_numpy() -> None:
 def test_faiss_backend_without_faiss_names_the_install(no_faiss: None) -> None:
     search = dedup.dedup_backend("faiss")
     assert search is not None
-    with pytest.raises(MissingDependencyError, match=r"pip install 'semtoken-rag\[faiss\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install './semtoken-rag\[faiss\]'"):
         search(_vectors(), THRESHOLD)
 
 

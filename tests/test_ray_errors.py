@@ -25,7 +25,7 @@ from semtoken_rag.errors import InvalidInputError, MissingDependencyError
 
 pytestmark = pytest.mark.ray
 
-HINT = "pip install 'semtoken-rag[ray]'"
+HINT = "pip install './semtoken-rag[ray]'"
 
 
 @pytest.fixture

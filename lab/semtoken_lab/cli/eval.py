@@ -162,7 +162,7 @@ def _register_ray(parser: argparse.ArgumentParser) -> None:
 
     add_ray_options(
         parser,
-        title="distributed evaluation on Ray (pip install 'semtoken-rag[ray]')",
+        title="distributed evaluation on Ray (pip install './semtoken-rag[ray]')",
         what="run examples",
         actors_default=None,
     )
