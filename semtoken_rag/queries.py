@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from semtoken_rag.cache import LRUMemo
+from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.core.scoring import content_word_mask
 from semtoken_rag.inputs import model_text
 from semtoken_rag.protocols import FingerprintEncoder
@@ -57,17 +57,23 @@ QUERY_ENCODERS: dict[str, Callable[[FingerprintEncoder, list[str]], list[np.ndar
 }
 
 
+#: Bytes of queries and their embeddings remembered (a short question's word fingerprints take
+#: about 10 kB: thousands of questions; a query the length of a document takes megabytes).
+QUERY_CACHE_BYTES = 32 << 20
+
+
 class QueryVectors:
     """Thread-safe LRU of query embeddings for one encoder and relevance measure.
 
     Args:
         relevance: A key of :data:`QUERY_ENCODERS`.
-        max_size: Questions remembered.
+        max_bytes: Bytes of questions and embeddings remembered (bounded in bytes, not entries:
+            a 5,000-word query's word fingerprints take 7.7 MB).
     """
 
-    def __init__(self, relevance: str, max_size: int = 4096) -> None:
+    def __init__(self, relevance: str, max_bytes: int = QUERY_CACHE_BYTES) -> None:
         self._embed = QUERY_ENCODERS[relevance]
-        self._memo: LRUMemo[str, np.ndarray] = LRUMemo(max_size)
+        self._memo: LRUMemo[str, np.ndarray] = LRUMemo(max_bytes, text_and_arrays_bytes)
 
     def get(self, encoder: FingerprintEncoder, queries: Sequence[str]) -> dict[str, np.ndarray]:
         """Embeddings of ``queries`` (each encoded at most once while remembered)."""

@@ -316,13 +316,19 @@ def test_query_vectors_memoised_and_bounded() -> None:
     from semtoken_rag.queries import QueryVectors
 
     enc = _CountingEncoder()
-    qv = QueryVectors("late_interaction", max_size=2)
-    a = qv.get(enc, ["who wrote the charter?", "who wrote the charter?"])
-    assert enc.query_passes == 1 and a["who wrote the charter?"].shape == (2, enc.dim)
-    qv.get(enc, ["who wrote the charter?"])
+    first = "who wrote the charter?"
+    one = len(first) + 49 + 2 * enc.dim * 4  # str object + two word fingerprints
+    qv = QueryVectors("late_interaction", max_bytes=2 * one + 20)
+    a = qv.get(enc, [first, first])
+    assert enc.query_passes == 1 and a[first].shape == (2, enc.dim)
+    qv.get(enc, [first])
     assert enc.query_passes == 1  # remembered
-    qv.get(enc, ["q two", "q three"])  # evicts the first
-    qv.get(enc, ["who wrote the charter?"])
+    qv.get(enc, ["who signed the charter?"])  # two entries fit
+    qv.get(enc, [first])
+    assert enc.query_passes == 2
+    # A long query's embedding takes the room of many short ones: it evicts them.
+    qv.get(enc, [" ".join(f"clause{i}" for i in range(3))])
+    qv.get(enc, [first])
     assert enc.query_passes == 4
     assert qv.get(enc, ["?!"])["?!"].shape == (1, enc.dim)  # no content word: all words
     pooled = QueryVectors("pooled").get(enc, ["who wrote it"])["who wrote it"]
