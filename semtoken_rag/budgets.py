@@ -15,7 +15,7 @@ from semtoken_rag.core.adaptive import AdaptiveRule, share_by_weight
 from semtoken_rag.core.arrays import ContextArrays, CorePlan
 from semtoken_rag.core.params import SelectionConfig
 from semtoken_rag.core.pipeline import plan_scored
-from semtoken_rag.core.segment import glued_words
+from semtoken_rag.core.segment import wrapped_words
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.inputs import check_scores, model_text
 from semtoken_rag.protocols import Counter
@@ -79,39 +79,36 @@ def separator_cost(counter: Counter, separator: str) -> int:
     return max(counter.count(sep), between, 0)
 
 
-def piece_edge_costs(
-    counter: Counter, text: str, word_spans: np.ndarray, unit_starts: np.ndarray
-) -> np.ndarray:
-    """Per-word costs a budget charges, so no kept piece reads more tokens than it was charged.
+def piece_edge_costs(counter: Counter, text: str, word_spans: np.ndarray) -> np.ndarray:
+    """Per-word costs a budget charges, so a piece cut inside a long run reads no more tokens
+    than it was charged.
 
     Why not the counter's costs alone: they share the whole text's tokens among its words, but a
-    kept piece is read without its neighbours.  Its first word loses the space a BPE reader
-    merges into it (SmolLM2: " centuries" is 1 token, "centuries" 2), and a cut between two
-    words with no space between (a hard-wrapped URL, CJK) splits a token.  So each word where a
-    piece can start (a unit's first) or be cut (one glued to a neighbour) is charged at least
-    what it costs alone; other words keep their share.
+    kept piece is read without its neighbours, and a cut where a long run was hard-wrapped (a
+    URL, base64) splits one of the reader's tokens (charged the shares, such pieces read 1-2
+    tokens over).  So a word beside a wrap is charged at least what it costs alone.
+
+    Not charged yet (each changes the golden outputs, which issue 22 does not allow): a piece's
+    first word losing the space a BPE reader merges into it (SmolLM2: " centuries" 1 token,
+    "centuries" 2), and cuts between CJK characters.
 
     Args:
         counter: The counter the budget is counted in.
         text: The chunk text (as counted).
         word_spans: ``(n_words, 2) int64`` word character spans.
-        unit_starts: ``(n_units,) int64`` first word of each unit.
 
     Returns:
         ``(n_words,) int64`` costs, at least the counter's :meth:`word_costs` (read-only).
     """
     costs = counter.word_costs(text, word_spans)
-    edges = np.union1d(unit_starts, glued_words(word_spans))
-    words = [text[s:e] for s, e in word_spans[edges].tolist()]
-    distinct = list(dict.fromkeys(words))
-    count_each = getattr(counter, "count_each", None)  # optional: a batched count
-    counts = count_each(distinct) if count_each else [counter.count(w) for w in distinct]
-    alone = dict(zip(distinct, counts, strict=True))
-    floor = np.asarray([alone[w] for w in words], dtype=np.int64)
-    if not len(edges) or bool((floor <= costs[edges]).all()):
+    edges = wrapped_words(word_spans)
+    if not len(edges):
         return costs
+    words = [text[s:e] for s, e in word_spans[edges].tolist()]
+    count_each = getattr(counter, "count_each", None)  # optional: a batched count
+    alone = count_each(words) if count_each else [counter.count(w) for w in words]
     out = np.array(costs, dtype=np.int64)
-    out[edges] = np.maximum(out[edges], floor)
+    out[edges] = np.maximum(out[edges], np.asarray(alone, dtype=np.int64))
     out.flags.writeable = False
     return out
 

@@ -58,7 +58,7 @@ class ChunkPreparer:
         spans = fp.word_spans if fp is not None else find_words(clean)
         sel = self.config.selection
         units = find_units(clean, spans, sel.max_unit_words, sel.unit)
-        costs = piece_edge_costs(self._counter(), clean, spans, units)
+        costs = piece_edge_costs(self._counter(), clean, spans)
         matches = match_spans(clean, self.rules, self.config.budget.force_keep_timeout)
         forced = forced_units(matches, spans, units)
         ids = word_ids(clean, spans) if sel.lexical_dedup_threshold is not None else None

@@ -35,8 +35,8 @@ class ChunkResult:
         offsets: ``[start, end)`` character offsets of every kept piece in the *original* chunk,
             in order; ``original[start:end]`` is the piece verbatim.
         original_tokens: Tokens of the original chunk as the budget charges them (counting
-            tokenizer; a unit's first word and words glued to a neighbour at least what they
-            cost alone, see :func:`~semtoken_rag.budgets.piece_edge_costs`).
+            tokenizer; a word beside a hard wrap at least what it costs alone, see
+            :func:`~semtoken_rag.budgets.piece_edge_costs`).
         kept_tokens: Tokens the reader reads for this chunk: the kept pieces plus the
             separators between them (what the budget is charged).
         forced_tokens: Tokens kept because a force-keep rule matched.

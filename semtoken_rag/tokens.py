@@ -55,8 +55,8 @@ class TokenCounter:
 
     def count_each(self, texts: list[str]) -> list[int]:
         """:meth:`count` of each text, single words in one batched tokenizer call (the budget
-        counts every unit's first word alone, see :func:`~semtoken_rag.budgets.piece_edge_costs`).
-        """
+        counts the words beside a hard wrap alone, see
+        :func:`~semtoken_rag.budgets.piece_edge_costs`)."""
         if not self._fast or not texts:
             return [self.count(t) for t in texts]
         ids = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]

@@ -51,12 +51,12 @@ def find_words(text: str) -> np.ndarray:
     return np.fromiter(flat, dtype=np.int64).reshape(-1, 2)
 
 
-def glued_words(word_spans: np.ndarray) -> np.ndarray:
-    """Indices of the words that touch a neighbour with no space between (a run hard-wrapped at
-    ``WORD_MAX_CHARS``, CJK characters).
+def wrapped_words(word_spans: np.ndarray) -> np.ndarray:
+    """Indices of the words on either side of a hard wrap (a run of non-space characters cut
+    at ``WORD_MAX_CHARS``: a long URL, base64, a log line).
 
-    A cut there can split one of the reader's tokens, so what a piece ending or starting there
-    costs is not the sum of its words' shares of the whole text.
+    A cut there splits what the reader's tokenizer reads as one word, so what a piece ending or
+    starting there costs is not the sum of its words' shares of the whole text.
 
     Args:
         word_spans: ``(n_words, 2) int64`` from :func:`find_words`.
@@ -64,7 +64,8 @@ def glued_words(word_spans: np.ndarray) -> np.ndarray:
     Returns:
         ``(k,) int64`` sorted word indices.
     """
-    left = np.flatnonzero(word_spans[1:, 0] == word_spans[:-1, 1])
+    full = word_spans[:-1, 1] - word_spans[:-1, 0] == WORD_MAX_CHARS
+    left = np.flatnonzero(full & (word_spans[1:, 0] == word_spans[:-1, 1]))
     return np.union1d(left, left + 1).astype(np.int64)
 
 
