@@ -235,3 +235,42 @@ class ConfigPart(BaseModel):
         values = {name: getattr(self, name) for name in type(self).model_fields}
         values.update({names.get(k, k): v for k, v in changes.items()})
         return type(self)(**values)
+
+    def model_copy(self: P, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> P:
+        """pydantic's copy, with ``update`` validated like :meth:`replace` (pydantic's own stores
+        it unchecked: ``update={"compression_ratio": 7}`` would build a config no constructor
+        accepts, failing only deep inside a later call).
+
+        Raises:
+            ConfigError: an ``update`` value the constructor would refuse.
+        """
+        if update:
+            return self.replace(**update)
+        return super().model_copy(deep=deep)
+
+    @classmethod
+    def model_validate(cls: type[P], obj: Any, **options: Any) -> P:
+        """pydantic's loading of a dict (``model_dump()``'s form, by field or flat names).
+
+        Why overridden: pydantic wraps the :class:`ConfigError` of a bad value into its
+        multi-line ``ValidationError``; a loaded config fails like a constructed one.
+
+        Raises:
+            ConfigError: naming the field and the bad value, as the constructor does.
+        """
+        try:
+            return super().model_validate(obj, **options)
+        except ValidationError as exc:
+            raise config_error(exc, obj if isinstance(obj, Mapping) else {}, cls) from None
+
+    @classmethod
+    def model_validate_json(cls: type[P], json_data: str | bytes | bytearray, **options: Any) -> P:
+        """pydantic's loading of ``model_dump_json()``'s text (see :meth:`model_validate`).
+
+        Raises:
+            ConfigError: text that is not JSON, or a bad value (named, with the field).
+        """
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            raise config_error(exc, {}, cls) from None

@@ -444,6 +444,26 @@ def test_store_info_on_what_is_not_a_store(
     assert not any(os.scandir(target)) if target.is_dir() else True  # read-only: nothing made
 
 
+@pytest.mark.parametrize("codec", ["float16", "pq64"])
+def test_store_info_counts_the_words_kept_in_float16(
+    codec: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every word of a float16 store is in float16 (it printed "N words (0 in float16)"); a
+    pq64 store too small to train keeps all of its words in float16 until it trains."""
+    if codec == "pq64":
+        pytest.importorskip("faiss")
+    from semtoken_rag.store import FingerprintStore
+    from tests.fakes import FakeEncoder
+    from tests.store_helpers import fill, texts
+
+    with FingerprintStore(tmp_path / "st", codec=codec) as store:
+        fill(store, FakeEncoder(), texts(3))
+        words = store.stats().words
+    assert main(["store", "info", str(tmp_path / "st")]) == 0
+    out = capsys.readouterr().out
+    assert f"words            {words} ({words} in float16)" in out, out
+
+
 # -- whole commands in subprocesses -------------------------------------------------------
 def cli(*args: str, stdin: bytes = b"", cwd: Path = ROOT) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}

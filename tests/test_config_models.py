@@ -276,6 +276,41 @@ def test_model_dump_round_trips_through_model_validate() -> None:
 
 
 @pytest.mark.parametrize(
+    ("load", "data", "name"),
+    [
+        (SemTokenConfig.model_validate, {"budget": {"compression_ratio": 3}}, "compression_ratio"),
+        (SemTokenConfig.model_validate, {"compression_ratio": 3}, "compression_ratio"),
+        (SemTokenConfig.model_validate, {"nope": 1}, "nope"),
+        (SemTokenConfig.model_validate, "default", "configuration"),
+        (SemTokenConfig.model_validate_json, '{"budget": {"budget_tokens": 0}}', "budget_tokens"),
+        (SemTokenConfig.model_validate_json, "{", "Invalid JSON"),
+        (EncoderConfig.model_validate, {"batch_size": 0}, "batch_size"),
+        (EncoderConfig.model_validate, {"context_window": 100}, "context_window"),
+        (SelectionConfig.model_validate_json, '{"unit": "page"}', "unit"),
+        (BudgetConfig.model_validate, {"force_keep": ["("]}, "force_keep"),
+    ],
+)
+def test_a_bad_loaded_config_is_a_config_error(load: Any, data: Any, name: str) -> None:
+    """A config loaded from a dict or JSON fails like a constructed one: one ConfigError line
+    naming the field (was pydantic's multi-line ValidationError)."""
+    _raises_config_error(lambda: load(data), name)
+
+
+def test_model_copy_validates_its_update() -> None:
+    """``model_copy(update=...)`` is validated like ``replace`` (pydantic stored the update
+    unchecked: a config no constructor accepts, failing only inside a later call)."""
+    config = SemTokenConfig(compression_ratio=0.4)
+    _raises_config_error(lambda: config.model_copy(update={"cache_embeddings": "yes"}), "cache")
+    _raises_config_error(lambda: config.model_copy(update={"encoder": {"device": "x"}}), "device")
+    _raises_config_error(
+        lambda: config.budget.model_copy(update={"compression_ratio": 7}), "compression_ratio"
+    )
+    copied = config.model_copy(update={"similarity_threshold": 0.8}, deep=True)
+    assert copied == config.replace(similarity_threshold=0.8)
+    assert config.model_copy() == config and config.model_copy(deep=True) == config
+
+
+@pytest.mark.parametrize(
     ("call", "match"),
     [
         (lambda: SemTokenConfig.preset(["default"]), "unknown preset"),

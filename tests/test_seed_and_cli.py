@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import subprocess
 import sys
@@ -114,6 +116,54 @@ def test_cli_compress_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert payload["kept_tokens"] <= payload["original_tokens"]
     for s, e in chunk["offsets"]:
         assert TEXT[s:e] in chunk["text"]
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def test_cli_compress_reads_dash_as_stdin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``-`` names stdin, alone or among files (was "no such file: -", exit 2)."""
+    from semtoken_rag.cli.compress import _read_inputs, _source
+    from semtoken_rag.errors import InvalidInputError
+
+    f = tmp_path / "a.txt"
+    f.write_text("From a file.", encoding="utf-8")
+    _stdin(monkeypatch, b"From stdin.")
+    assert _read_inputs(["-"]) == ["From stdin."]
+    _stdin(monkeypatch, b"From stdin.")
+    assert _read_inputs([str(f), "-"]) == ["From a file.", "From stdin."]
+    args = argparse.Namespace(files=[str(f), "-"])
+    assert [_source(args, i) for i in range(2)] == [str(f), "<stdin>"]
+    with pytest.raises(InvalidInputError, match="more than once"):
+        _read_inputs(["-", "-"])
+    _stdin(monkeypatch, b"  \n")
+    with pytest.raises(InvalidInputError, match="nothing to compress"):
+        _read_inputs(["-"])
+
+
+@pytest.mark.slow
+def test_cli_compress_dash_json(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stdin(monkeypatch, TEXT.encode("utf-8"))
+    assert main(["compress", "-", "--ratio", "0.5", "--json"]) == 0
+    chunk = json.loads(capsys.readouterr().out)["chunks"][0]
+    assert chunk["source"] == "<stdin>" and chunk["text"]
+
+
+@pytest.mark.parametrize(
+    ("option", "name"),
+    [("--device", "device"), ("--encoder", "encoder_model"), ("--count-tokenizer", "tokenizer")],
+)
+def test_cli_compress_refuses_an_empty_option_value(
+    option: str, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--device ""`` (an unset shell variable) is refused like ``ingest`` refuses it, before
+    any model loads (it was silently replaced by the default)."""
+    assert main(["compress", "README.md", option, ""]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and name in err and len(err.splitlines()) == 1, err
 
 
 def test_cli_missing_file_is_a_clean_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ from semtoken_rag.results import CompressionResult
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="*", help="text files (one chunk each); stdin if none")
+    parser.add_argument("files", nargs="*", help="text files (one chunk each); '-' or none: stdin")
     parser.add_argument("--query", "-q", default=None, help="the question to condition on")
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
@@ -46,16 +46,37 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+#: The file name that means standard input (the Unix convention: ``cat a | ... compress -``).
+STDIN = "-"
+
+
+def _read_stdin() -> str:
+    # Bytes, decoded leniently: binary or mis-encoded input is text with U+FFFD, not a crash.
+    return sys.stdin.buffer.read().decode("utf-8", errors="replace")
+
+
 def _read_inputs(files: list[str]) -> list[str]:
+    """The texts to compress: the files, ``-`` standing for stdin, or stdin when none is named.
+
+    Raises:
+        InvalidInputError: a file cannot be read, ``-`` is named twice (stdin is read once), or
+            nothing holds any text.
+    """
+    if files.count(STDIN) > 1:
+        raise InvalidInputError("'-' (stdin) is named more than once: stdin can be read once")
     if not files:
-        # Bytes, decoded leniently: binary or mis-encoded input is text with U+FFFD, not a crash.
-        texts = [sys.stdin.buffer.read().decode("utf-8", errors="replace")]
+        texts = [_read_stdin()]
     else:
-        texts = [read_text_file(Path(f)) for f in files]
+        texts = [_read_stdin() if f == STDIN else read_text_file(Path(f)) for f in files]
     if not any(t.strip() for t in texts):
         raise InvalidInputError("nothing to compress: " + ("stdin" if not files else "the files")
                                 + " hold no text")  # fmt: skip
     return texts
+
+
+def _source(args: argparse.Namespace, i: int) -> str:
+    """The ``--json`` name of chunk ``i``: its file, or ``<stdin>``."""
+    return args.files[i] if args.files and args.files[i] != STDIN else "<stdin>"
 
 
 def _compress(config: SemTokenConfig, texts: list[str], args: argparse.Namespace) -> Any:
@@ -84,7 +105,7 @@ def _payload(result: CompressionResult, args: argparse.Namespace) -> dict[str, A
         "budget_choice": why.as_dict() if why else None,
         "timings_ms": {k: getattr(result.timings, f"{k}_ms") for k in ("encode", "core", "total")},
         "chunks": [
-            {"source": args.files[i] if args.files else "<stdin>", "text": c.text,
+            {"source": _source(args, i), "text": c.text,
              "offsets": [list(o) for o in c.offsets], **{n: getattr(c, n) for n in CHUNK_FIELDS}}
             for i, c in enumerate(result.chunks)
         ],
@@ -98,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         force_keep=tuple(args.force_keep),
         force_keep_presets=tuple(args.preset_keep),
         progress=True,
-        **{k: v for k, v in given.items() if v},
+        **{k: v for k, v in given.items() if v is not None},  # '' is refused, not ignored
     )
     texts = _read_inputs(args.files)
     result = _compress(config, texts, args)

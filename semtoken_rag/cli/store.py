@@ -12,6 +12,10 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from semtoken_rag.store.types import StoreStats
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +54,7 @@ def _info(args: argparse.Namespace) -> int:
         print(f"store {args.dir}")
         print(f"  codec            {stats.codec}{'' if stats.trained else ' (not trained yet)'}")
         print(f"  documents        {stats.documents}")
-        print(f"  words            {stats.words} ({stats.staged_words} in float16)")
+        print(f"  words            {stats.words} ({_in_float16(stats)} in float16)")
         print(f"  payload bytes    {stats.payload_bytes}")
         print(f"  bytes on disk    {stats.bytes_on_disk}")
         print(f"  quick_check      {'ok' if quick else 'skipped (over 1 GiB: use --check)'}")
@@ -59,6 +63,14 @@ def _info(args: argparse.Namespace) -> int:
             for p in problems[:20]:
                 print(f"    {p}")
     return 1 if problems else 0
+
+
+def _in_float16(stats: StoreStats) -> int:
+    """Words kept in float16: all of a ``float16`` store's (its ``staged_words`` counts only the
+    words waiting for a codec to train, none there: "24 words (0 in float16)" misled)."""
+    from semtoken_rag.store.codecs import STAGING
+
+    return int(stats.words if stats.codec == STAGING.name else stats.staged_words)
 
 
 ACTIONS = {"info": _info}
