@@ -20,10 +20,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+# The store helpers live in adapter_stores (size rule); adapters import them from here.
+from semtoken_rag.adapter_stores import StoreDir as StoreDir
+from semtoken_rag.adapter_stores import check_store as check_store
+from semtoken_rag.adapter_stores import open_store as open_store
+from semtoken_rag.adapter_stores import require_store as require_store
 from semtoken_rag.config import (
     FLAT,
     Device,
@@ -37,7 +42,6 @@ from semtoken_rag.config import (
 from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config_error
 from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import MAX_START, ChunkSource
-from semtoken_rag.protocols import FingerprintStoreProtocol
 from semtoken_rag.results import ChunkResult, CompressionResult
 
 A = TypeVar("A", bound="EncoderFields")
@@ -229,25 +233,6 @@ def as_items(items: Any, kind: type, what: str) -> list[Any]:
     return out
 
 
-#: The adapters' ``store_dir`` field: a ``str`` or a ``Path``, serialised as a ``str`` (a
-#: ``Path`` is not JSON, and LlamaIndex's ``to_json`` / LangChain's ``dumps`` write plain data).
-StoreDir = Annotated[
-    str | Path | None,
-    PlainSerializer(lambda v: None if v is None else str(v), return_type=str | None),
-]
-
-
-def require_store(store: Any, store_dir: str | Path | None, component: str) -> None:
-    """Raise :class:`ConfigError` unless an ingestion component has a place to write (the
-    default in-memory cache of a compressor is gone when the process ends)."""
-    check_store(store, store_dir)
-    if store is None and store_dir is None:
-        raise ConfigError(
-            f"{component} needs store_dir= (or store=, a FingerprintStore) to write the "
-            "fingerprints to; the compressor must read the same store"
-        )
-
-
 def config_from_fields(
     adapter: Any,
     budget_scope: str,
@@ -343,37 +328,6 @@ def encoder_options(config: SemTokenConfig) -> dict[str, Any]:
     ingestion component needs to fingerprint exactly as the postprocessor will look up)."""
     names = {flat for flat, (part, _) in FLAT.items() if part == "encoder"}
     return {k: v for k, v in config.diff().items() if k in names}
-
-
-def check_store(store: Any, store_dir: str | Path | None) -> None:
-    """Reject a store without the protocol, or a store and a directory given together.
-
-    The methods required are those :class:`~semtoken_rag.protocols.FingerprintStoreProtocol`
-    declares, read from it, so this check follows the protocol.
-    """
-    if store is not None and store_dir is not None:
-        raise ConfigError("give either store= or store_dir=, not both")
-    methods = [n for n in vars(FingerprintStoreProtocol) if not n.startswith("_")]
-    if store is not None and not all(callable(getattr(store, n, None)) for n in methods):
-        raise ConfigError(
-            f"store must implement {'/'.join(methods)} (FingerprintStoreProtocol), "
-            f"got {type(store).__name__}"
-        )
-
-
-def open_store(store: Any, store_dir: str | Path | None) -> Any:
-    """The store object to hand the engine (``None``: the engine's in-memory default).
-
-    A directory opens a persistent :class:`semtoken_rag.store.FingerprintStore`, imported only
-    here so that FAISS loads only for users who asked for a persistent store.
-    """
-    if store is not None:
-        return store
-    if store_dir is None:
-        return None
-    from semtoken_rag.store import FingerprintStore
-
-    return FingerprintStore(path=Path(store_dir).expanduser())
 
 
 def chunk_metadata(chunk: ChunkResult, result: CompressionResult) -> dict[str, Any]:

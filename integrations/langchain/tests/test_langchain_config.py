@@ -14,7 +14,7 @@ from semtoken_rag import ConfigError, SemTokenConfig
 from semtoken_rag.adapters import MIRRORED, CompressionFields
 from semtoken_rag.config import config_field
 
-from langchain_semtoken import SemTokenCompressor
+from langchain_semtoken import SemTokenCompressor, SemTokenIngestor
 
 
 @pytest.mark.parametrize(
@@ -173,3 +173,35 @@ async def test_async_compression_builds_and_runs_the_engine_off_the_event_loop(
     with pytest.raises(RuntimeError, match="engine requested"):
         await SemTokenCompressor().acompress_documents([Document(page_content="Hi.")], "q")
     assert threads and threading.get_ident() not in threads
+
+
+@pytest.mark.parametrize("cls", [SemTokenCompressor, SemTokenIngestor])
+def test_an_empty_store_dir_is_refused_not_the_current_directory(
+    cls: type, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Path("")`` is the current directory: ``store_dir=""`` (an unset environment variable)
+    must not write a store wherever the process runs, as ``FingerprintStore(path="")`` refuses.
+    Set after construction, it is refused when the engine is built."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="store_dir must name a directory, got ''"):
+        cls(store_dir="")
+    adapter = cls(store_dir=tmp_path / "fp")
+    adapter.store_dir = ""
+    with pytest.raises(ConfigError, match="store_dir must name a directory, got ''"):
+        adapter.engine  # noqa: B018
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_ingestor_of_a_compressor_without_a_store_is_refused_at_once() -> None:
+    """``SemTokenIngestor()`` without a store is refused at construction; so is the one
+    ``compressor.ingestor()`` would build on the compressor's in-memory cache (it cannot be
+    written to), instead of failing at the first ``transform_documents``."""
+    from semtoken_rag.store import FingerprintStore
+
+    comp = SemTokenCompressor()
+    with pytest.raises(ConfigError, match="SemTokenIngestor cannot write to store="):
+        comp.ingestor()
+    with pytest.raises(ConfigError, match="cannot write to store=MemoryFingerprintCache"):
+        SemTokenIngestor(store=comp.engine.store)
+    with FingerprintStore() as store:  # an in-memory FingerprintStore can be written to
+        assert SemTokenCompressor(store=store).ingestor().engine.store is store

@@ -130,3 +130,32 @@ async def test_async_postprocessing_builds_the_engine_off_the_event_loop(
     with pytest.raises(RuntimeError, match="engine requested"):
         await SemTokenNodePostprocessor().apostprocess_nodes(nodes, query_str="q")
     assert threads and threading.get_ident() not in threads
+
+
+@pytest.mark.parametrize("cls", [SemTokenNodePostprocessor, SemTokenFingerprinter])
+def test_an_empty_store_dir_is_refused_not_the_current_directory(
+    cls: type, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Path("")`` is the current directory: ``store_dir=""`` must not write a store wherever
+    the process runs (``FingerprintStore(path="")`` refuses it), at construction or at the
+    engine's build after an assignment."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="store_dir must name a directory, got ''"):
+        cls(store_dir="")
+    component = cls(store_dir=tmp_path / "fp")
+    component.store_dir = ""
+    with pytest.raises(ConfigError, match="store_dir must name a directory, got ''"):
+        component.engine  # noqa: B018
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_fingerprinter_of_a_postprocessor_without_a_store_is_refused_at_once() -> None:
+    """Like ``SemTokenFingerprinter()``, ``postprocessor.fingerprinter()`` on the in-memory
+    cache (which ingestion cannot write to) is refused when built, not inside the pipeline."""
+    from semtoken_rag.store import FingerprintStore
+
+    with pytest.raises(ConfigError, match="SemTokenFingerprinter cannot write to store="):
+        SemTokenNodePostprocessor().fingerprinter()
+    with FingerprintStore() as store:
+        post = SemTokenNodePostprocessor(store=store)
+        assert post.fingerprinter().engine is post.engine
