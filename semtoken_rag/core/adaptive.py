@@ -7,15 +7,19 @@ tell when the units it would keep *cover the question*:
 
 * a content word ``q`` is **covered** by a set of units when its best match among them is at
   least its best match among the units the selection may choose (the candidates: a collapsed
-  span offers only its representative) minus ``tolerance`` (cosine);
+  span offers only its representative, and a near-duplicate of a better ranked unit is never
+  kept, see :func:`~semtoken_rag.core.autoselect.keepable_units`) minus ``tolerance``
+  (cosine);
 * the budget is the cost of the shortest prefix of the candidates, in the order the selection
   ranks them, after which at least ``target_coverage`` of the question's content words are
   covered, plus the force-kept units and the separators (one per chosen unit, and one between
   each two runs of force-kept units), clipped to ``[floor, ceiling]``.
 
-A summary request (or no question) has no words to cover: it gets the ceiling.  A question whose
-words all match weakly (something the context does not hold) is covered by its few best units
-and gets the floor.  Pure numpy; deterministic: same arrays, same budget.
+The coverage a plan reports is then measured on the text the selection kept
+(:func:`kept_coverage`).  A summary request (or no question) has no words to cover: it gets
+the ceiling.  A question whose words all match weakly (something the context does not hold) is
+covered by its few best units and gets the floor.  Pure numpy; deterministic: same arrays,
+same budget.
 """
 
 from __future__ import annotations
@@ -61,7 +65,10 @@ class BudgetChoice:
         reason: ``coverage`` (the covering prefix, which reaches the target coverage),
             ``floor`` / ``ceiling`` (clipped to the bound; ``ceiling`` also when no prefix of
             the candidates reaches the target), ``summary`` (no question words: the ceiling).
-        coverage: Share of the question's content words covered by the covering prefix.
+        coverage: Share of the question's content words covered: by the covering prefix as
+            :func:`choose_budget` returns it; in a plan, by the text the selection kept
+            (:func:`kept_coverage`), which a bound can make more (the floor) or less (the
+            ceiling) than the prefix's.
         needed: Tokens of the covering prefix before clipping (0 for summaries).
         query_words: Content words of the question considered.
     """
@@ -169,6 +176,38 @@ def _choose(
     else:  # clipped, or (all candidates taken) the target out of reach: no covering prefix
         reason = "floor" if tokens > needed else "ceiling"
     return BudgetChoice(tokens, reason, coverage, needed, int(matches.shape[0])), kept
+
+
+def kept_coverage(
+    matches: np.ndarray,
+    keepable: np.ndarray,
+    kept: np.ndarray,
+    tolerance: float,
+    partial_matches: np.ndarray | None = None,
+) -> float:
+    """Share of the question's content words the kept text covers, as :func:`covering_prefix`
+    counts a word covered (its best match, less ``tolerance``, among the units that may be
+    kept).
+
+    Why measured after the selection: the choice reports what the reader gets, and the
+    selection keeps more than the covering prefix under a floor, less under a ceiling, and a
+    unit's leading words when its whole does not fit (the never-empty promise).
+
+    Args:
+        matches: ``(Q, U)`` word-unit matches.
+        keepable: ``(U,) bool`` units the selection keeps when every unit fits.
+        kept: ``(U,) bool`` units kept in full.
+        tolerance: See :class:`AdaptiveRule`.
+        partial_matches: ``(Q,)`` each word's best match among the leading words kept of a
+            partly kept unit, or ``None``.
+    """
+    if matches.shape[0] == 0 or not keepable.any():
+        return 0.0
+    best = matches[:, keepable].max(axis=1)
+    got = matches[:, kept].max(axis=1) if kept.any() else np.full_like(best, -np.inf)
+    if partial_matches is not None:
+        got = np.maximum(got, partial_matches)
+    return float((got >= best - tolerance).mean())
 
 
 def adaptive_budgets(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, adaptive_budgets
+from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice
 from semtoken_rag.core.arrays import ContextArrays, CorePlan, empty_plan
+from semtoken_rag.core.autoselect import select_auto
 from semtoken_rag.core.budget import CSR, UnitRules, select_context
 from semtoken_rag.core.coverage import coverage_scores
 from semtoken_rag.core.entropy import span_entropy
@@ -213,25 +214,6 @@ def _redundancy(
     return dups, shingles
 
 
-def _adaptive(
-    ctx: ContextArrays,
-    scores: np.ndarray,
-    units: _Units,
-    candidates: np.ndarray,
-    rule: AdaptiveRule,
-    params: SelectionConfig,
-    matches: np.ndarray | None,
-) -> tuple[np.ndarray, BudgetChoice]:
-    """The selection's budgets under the ``auto`` rule (see :mod:`semtoken_rag.core.adaptive`):
-    a query ranked by relevance is covered word by word; any other objective gets the
-    ceiling."""
-    if objective_for(params, matches is not None, rule.summary) != "relevance":
-        matches = None  # a summary (or coverage) objective: nothing to cover, the ceiling
-    return adaptive_budgets(
-        matches, scores, units.costs, candidates, ctx.forced, ctx.unit_chunk, rule
-    )
-
-
 def plan_context(
     ctx: ContextArrays,
     query_vector: np.ndarray | None,
@@ -273,21 +255,21 @@ def plan_context(
     matches = _word_matches(ctx, query_vector, params, budgets)
     scores = _unit_scores(ctx, units, entropy, query_vector, params, generic_query, matches)
     coarse, candidates = _candidates(ctx, units, entropy, params)
-    choice = None
-    if isinstance(budgets, AdaptiveRule):
-        rule = dataclasses.replace(budgets, summary=generic_query, separator_cost=separator_cost)
-        budgets, choice = _adaptive(ctx, scores, units, candidates, rule, params, matches)
     clock.done("scoring")
     dups, shingles = _redundancy(ctx, unit_vecs, params, dedup_search)
     clock.done("dedup")
-    rules = UnitRules(
-        candidates,
-        duplicates=dups,
-        shingles=shingles,
-        sep_cost=separator_cost,
-        fill_small_budget=choice is not None,  # ``auto``: never an empty result
-    )
-    kept, partial, skipped = select_context(ctx, scores, units.costs, budgets, params, rules)
+    rules = UnitRules(candidates, duplicates=dups, shingles=shingles, sep_cost=separator_cost)
+    choice = None
+    if isinstance(budgets, AdaptiveRule):  # chosen knowing what the selection skips
+        rule = dataclasses.replace(budgets, summary=generic_query, separator_cost=separator_cost)
+        if objective_for(params, matches is not None, generic_query) != "relevance":
+            matches = None  # a summary (or coverage) objective: nothing to cover, the ceiling
+        words = None if query_vector is None else _query_words(query_vector)
+        kept, partial, skipped, choice = select_auto(
+            ctx, scores, units.costs, rules, rule, params, words, matches
+        )
+    else:
+        kept, partial, skipped = select_context(ctx, scores, units.costs, budgets, params, rules)
     clock.done("selection")
     return CorePlan(
         kept, partial, units.span_starts, entropy, scores, coarse, units.costs, skipped, choice
