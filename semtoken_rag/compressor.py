@@ -253,9 +253,9 @@ class Compressor:
                 arrays, qvec, budgets, self.config.selection, separator_cost=sep_cost,
                 dedup_search=self._dedup, on_stage=record, generic_query=is_summary_request(query),
             )  # fmt: skip
-        if not isinstance(budgets, np.ndarray):  # auto: the budget the rule chose
+        if not isinstance(budgets, np.ndarray):  # auto: the budgets the rule chose (per chunk)
             chosen = core.budget_choice.tokens if core.budget_choice is not None else 0
-            budgets = np.asarray([chosen], dtype=np.int64)
+            budgets = core.budgets if core.budgets is not None else np.asarray([chosen], np.int64)
         return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)
 
     def render(self, plan: Plan) -> CompressionResult:

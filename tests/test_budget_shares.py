@@ -131,3 +131,25 @@ def test_per_chunk_overshoot_is_counted_chunk_by_chunk() -> None:
     joint = _fake(force_keep_presets=("numbers",)).compress([a, b], "Greek letters", ratio=0.3)
     assert [c.budget_tokens for c in joint.chunks] == [None, None]
     assert joint.overshoot_tokens == max(0, joint.kept_tokens - joint.budget_tokens)
+
+
+def test_auto_per_chunk_reports_each_chunks_share_and_overshoot() -> None:
+    """With ``ratio="auto"`` the chunks' shares the rule chose were dropped for one joint
+    number: every ``budget_tokens`` was ``None`` and one chunk's force-keep overshoot was
+    netted against another's unspent share, as a fixed per-chunk budget no longer does."""
+    a = "Order 1 2 3 4 5 6 7 8 9 10 11 12. Alpha beta gamma delta."  # numbers force-kept
+    b = "One two three four five six seven eight nine ten eleven twelve thirteen."
+    comp = _fake(
+        budget_scope="per_chunk",
+        force_keep_presets=("numbers",),
+        compression_ratio="auto",
+        min_ratio=0.1,
+        max_ratio=0.3,
+    )
+    res = comp.compress([a, b], None)  # no question: the ceiling, shared by length
+    shares = [c.budget_tokens for c in res.chunks]
+    assert res.budget_choice is not None and res.budget_choice.reason == "summary"
+    assert shares == [6, 3] and sum(shares) == res.budget_tokens == 9  # ceil(0.3 * 30)
+    assert res.chunks[0].kept_tokens == res.chunks[0].forced_tokens == 13
+    over = sum(max(0, c.kept_tokens - (c.budget_tokens or 0)) for c in res.chunks)
+    assert res.overshoot_tokens == over == 13 - 6

@@ -54,6 +54,8 @@ class CorePlan:
         unit_costs: ``(U,) int64`` tokens of each unit.
         dedup_skipped_tokens: Tokens skipped as near-duplicates.
         budget_choice: How the ``auto`` rule chose the budget (``None`` for a fixed budget).
+        budgets: ``(G,) int64`` the selection's budgets the ``auto`` rule chose, one per chunk
+            with ``budget_scope="per_chunk"`` (``None`` for a fixed budget: the caller's).
     """
 
     kept: np.ndarray
@@ -65,6 +67,7 @@ class CorePlan:
     unit_costs: np.ndarray
     dedup_skipped_tokens: int
     budget_choice: BudgetChoice | None = None
+    budgets: np.ndarray | None = None
 
     @property
     def span_of_unit(self) -> np.ndarray:

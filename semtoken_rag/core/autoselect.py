@@ -27,7 +27,7 @@ def select_auto(
     params: SelectionConfig,
     query_words: np.ndarray | None,
     matches: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, int, BudgetChoice]:
+) -> tuple[np.ndarray, np.ndarray, int, BudgetChoice, np.ndarray]:
     """:func:`select_context` under the ``auto`` rule, and the choice behind its budgets.
 
     The units the rule may pay for are those the selection keeps when every unit fits
@@ -45,7 +45,8 @@ def select_auto(
             (no query, a summary or coverage objective: the ceiling).
 
     Returns:
-        ``(kept, partial, tokens skipped as near-duplicates, choice)``.
+        ``(kept, partial, tokens skipped as near-duplicates, choice, budgets)``: the budgets
+        ``(1,)`` joint or ``(n_chunks,)`` per chunk.
     """
     keepable = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates
     if matches is not None:
@@ -59,7 +60,7 @@ def select_auto(
         in_part = partial_matches(ctx, query_words, partial)
         coverage = kept_coverage(matches, keepable, kept, rule.tolerance, in_part)
         choice = dataclasses.replace(choice, coverage=coverage)
-    return kept, partial, skipped, choice
+    return kept, partial, skipped, choice, budgets
 
 
 def keepable_units(

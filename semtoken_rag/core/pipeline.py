@@ -259,21 +259,36 @@ def plan_context(
     dups, shingles = _redundancy(ctx, unit_vecs, params, dedup_search)
     clock.done("dedup")
     rules = UnitRules(candidates, duplicates=dups, shingles=shingles, sep_cost=separator_cost)
-    choice = None
     if isinstance(budgets, AdaptiveRule):  # chosen knowing what the selection skips
-        rule = dataclasses.replace(budgets, summary=generic_query, separator_cost=separator_cost)
-        if objective_for(params, matches is not None, generic_query) != "relevance":
-            matches = None  # a summary (or coverage) objective: nothing to cover, the ceiling
-        words = None if query_vector is None else _query_words(query_vector)
-        kept, partial, skipped, choice = select_auto(
-            ctx, scores, units.costs, rules, rule, params, words, matches
+        kept, partial, skipped, choice, chosen = _select_auto(
+            ctx, scores, units.costs, rules, budgets, params, query_vector, matches, generic_query
         )
     else:
         kept, partial, skipped = select_context(ctx, scores, units.costs, budgets, params, rules)
+        choice, chosen = None, None
     clock.done("selection")
-    return CorePlan(
-        kept, partial, units.span_starts, entropy, scores, coarse, units.costs, skipped, choice
-    )
+    return CorePlan(kept, partial, units.span_starts, entropy, scores, coarse, units.costs,
+                    skipped, choice, chosen)  # fmt: skip
+
+
+def _select_auto(
+    ctx: ContextArrays,
+    scores: np.ndarray,
+    unit_costs: np.ndarray,
+    rules: UnitRules,
+    budgets: AdaptiveRule,
+    params: SelectionConfig,
+    query_vector: np.ndarray | None,
+    matches: np.ndarray | None,
+    generic_query: bool,
+) -> tuple[np.ndarray, np.ndarray, int, BudgetChoice, np.ndarray]:
+    """:func:`~semtoken_rag.core.autoselect.select_auto` with the rule completed from the call
+    (summary flag, separator cost) and nothing to cover unless the objective is relevance."""
+    rule = dataclasses.replace(budgets, summary=generic_query, separator_cost=rules.sep_cost)
+    if objective_for(params, matches is not None, generic_query) != "relevance":
+        matches = None  # a summary (or coverage) objective: nothing to cover, the ceiling
+    words = None if query_vector is None else _query_words(query_vector)
+    return select_auto(ctx, scores, unit_costs, rules, rule, params, words, matches)
 
 
 #: Largest float32: external scores are reported as float32 (finite, however large).
