@@ -26,6 +26,7 @@ from semtoken_rag.core.scoring import word_unit_matches
 from semtoken_rag.queries import query_word_fingerprints
 from tests.conftest import read_jsonl, real_variant
 from tests.fakes import FakeEncoder, WhitespaceCounter
+from tests.test_adaptive_budget import TEXT
 
 
 def _fake(**cfg: object) -> Compressor:
@@ -86,14 +87,6 @@ def test_a_near_duplicate_the_selection_skips_is_not_paid_for_as_covering() -> N
     assert choice is not None and (choice.reason, choice.coverage) == ("coverage", 1.0)
     assert plan.kept.tolist() == [True, False, True, False] and choice.tokens == 6
 
-
-TEXT = (
-    "The river Thames flows through London and under Tower Bridge. "
-    "Paris is the capital of France and hosts the Louvre museum. "
-    "Bananas are yellow fruits rich in potassium and grown in the tropics. "
-    "The Eiffel Tower was completed in 1889 for the World Fair in Paris. "
-    "Mount Everest is the highest mountain above sea level in the Himalaya. "
-) * 4
 
 #: Three copies of one sentence and of two others: "year" is best matched by the third copy
 #: of "River train station." (a verbatim repeat, skipped) and, among what can be kept, by

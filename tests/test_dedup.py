@@ -201,14 +201,8 @@ def test_faiss_caps_partners_like_numpy() -> None:
     assert out[0] == out[1]
 
 
-@needs_faiss
-@pytest.mark.parametrize("crowded_from", [0, 150, None])
-def test_faiss_search_in_blocks_equals_numpy_with_crowded_rows(
-    monkeypatch: pytest.MonkeyPatch, crowded_from: int | None
-) -> None:
-    """Near-copies (repeated log lines) made the range search return every pair at once:
-    8,000 of them took 56 s and 3.4 GB.  It now runs in blocks, and from the first block with
-    a row over the partner cap on, numpy ranks the rest: the graph is numpy's either way."""
+def _record_range_searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The rows of every FAISS range search from now on, in order."""
     import faiss
 
     searched: list[int] = []
@@ -219,6 +213,18 @@ def test_faiss_search_in_blocks_equals_numpy_with_crowded_rows(
             return super().range_search(*args)
 
     monkeypatch.setattr(faiss, "IndexFlatIP", Recording)
+    return searched
+
+
+@needs_faiss
+@pytest.mark.parametrize("crowded_from", [0, 150, None])
+def test_faiss_search_in_blocks_equals_numpy_with_crowded_rows(
+    monkeypatch: pytest.MonkeyPatch, crowded_from: int | None
+) -> None:
+    """Near-copies (repeated log lines) made the range search return every pair at once:
+    8,000 of them took 56 s and 3.4 GB.  It now runs in blocks, and from the first block with
+    a row over the partner cap on, numpy ranks the rest: the graph is numpy's either way."""
+    searched = _record_range_searches(monkeypatch)
     monkeypatch.setattr(dedup, "_FAISS_BLOCK", 64)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((300, 16)).astype(np.float32)
@@ -243,16 +249,7 @@ def test_faiss_blocks_start_small_and_double(
     """The first range search held ``2,048 * n`` pairs of a context of near-copies before numpy
     took over (30,000 copies: 2.6 GB peak, now 1.9 GB, numpy's own 1.8 GB): it now starts at a
     few rows and doubles, so near-copies are found crowded after a small search."""
-    import faiss
-
-    searched: list[int] = []
-
-    class Recording(faiss.IndexFlatIP):  # type: ignore[misc]
-        def range_search(self, *args: Any) -> Any:  # type: ignore[override]
-            searched.append(len(args[0]))
-            return super().range_search(*args)
-
-    monkeypatch.setattr(faiss, "IndexFlatIP", Recording)
+    searched = _record_range_searches(monkeypatch)
     monkeypatch.setattr(dedup, "_FIRST_BLOCK", 8)
     monkeypatch.setattr(dedup, "_FAISS_BLOCK", 64)
     rng = np.random.default_rng(5)
