@@ -14,7 +14,7 @@ import numpy as np
 
 from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, adaptive_budgets, kept_coverage
 from semtoken_rag.core.arrays import ContextArrays
-from semtoken_rag.core.budget import CSR, UnitRules, select_context
+from semtoken_rag.core.budget import UnitRules, select_context
 from semtoken_rag.core.params import SelectionConfig
 from semtoken_rag.core.scoring import selection_order
 
@@ -51,7 +51,7 @@ def select_auto(
     """
     keepable = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates
     if matches is not None:
-        keepable = keepable_units(ctx, scores, unit_costs, rules, params, rule.per_chunk)
+        keepable = keepable_units(ctx, scores, rules, params, rule.per_chunk)
     budgets, choice = adaptive_budgets(
         matches, scores, unit_costs, keepable, ctx.forced, ctx.unit_chunk, rule
     )
@@ -67,7 +67,6 @@ def select_auto(
 def keepable_units(
     ctx: ContextArrays,
     scores: np.ndarray,
-    unit_costs: np.ndarray,
     rules: UnitRules,
     params: SelectionConfig,
     per_chunk: bool,
@@ -82,69 +81,83 @@ def keepable_units(
     """
     keep = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates.copy()
     keep |= ctx.forced
-    if _repeats_may_skip(rules, params.lexical_dedup_threshold):  # the selection itself
-        n_groups = int(ctx.unit_chunk[-1]) + 1 if per_chunk else 1
-        unlimited = int(unit_costs.sum()) + rules.sep_cost * (ctx.n_units + 1) + 1
-        budgets = np.full(n_groups, unlimited, dtype=np.int64)
-        whole = params.replace(fill_partial=False)  # nothing is cut when every unit fits
-        return select_context(ctx, scores, unit_costs, budgets, whole, rules)[0]
-    if rules.duplicates is not None and len(rules.duplicates[1]):
-        _drop_blocked(keep, ctx, scores, rules.duplicates, per_chunk)
+    walk = _RepeatWalk(ctx, rules, params.lexical_dedup_threshold, per_chunk)
+    if not len(walk.units):
+        return keep
+    order = np.argsort(np.argsort(selection_order(scores))[walk.units])
+    for i in walk.units[ctx.forced[walk.units]].tolist():  # kept first, whatever they repeat
+        walk.keep(i)
+    forced, kept = ctx.forced.tolist(), keep.tolist()
+    for i in walk.units[order].tolist():
+        if forced[i] or not kept[i]:
+            continue
+        if walk.blocked[i] or walk.repeats_kept_text(i):
+            keep[i] = False
+        else:
+            walk.keep(i)
     return keep
 
 
-def _drop_blocked(
-    keep: np.ndarray, ctx: ContextArrays, scores: np.ndarray, dups: CSR, per_chunk: bool
-) -> None:
-    """Unset in ``keep`` the candidates the selection skips as near-duplicates of a unit kept
-    before them (force-kept first, then by rank), as :func:`select_units` decides it.
+class _RepeatWalk:
+    """The selection's repeat rules, walked over the only units they can concern: those with a
+    near-duplicate, or with a word 3-gram (shingle) found in another unit.
 
-    Why not the selection itself: only units with a near-duplicate can be skipped, usually a
-    few, while a selection pass with every unit fitting loops over all of them (it raised the
-    ``auto`` overhead on warm compression from +2% to +12-18%).
+    Why not a selection pass with every unit fitting: it loops over all units (what ``auto``
+    adds to warm compression went from +2% to +12-18% with it); a unit without either is kept
+    if it is a candidate, and keeping it blocks nothing.  The rules
+    are :class:`~semtoken_rag.core.budget.UnitRules`' (``select_units`` applies them): a unit
+    is skipped when a kept unit is its near-duplicate, or when at least ``lexical_threshold``
+    of its shingles are in kept text; within its chunk with ``per_chunk``.
     """
-    indptr, indices = dups
-    forced = ctx.forced
-    blocked = np.zeros(len(keep), dtype=bool)
 
-    def keep_unit(i: int) -> None:  # block its near-duplicates (within its chunk, per chunk)
-        partners = indices[indptr[i] : indptr[i + 1]]
-        if per_chunk:
-            partners = partners[ctx.unit_chunk[partners] == ctx.unit_chunk[i]]
-        blocked[partners] = True
+    def __init__(
+        self, ctx: ContextArrays, rules: UnitRules, threshold: float | None, per_chunk: bool
+    ) -> None:
+        n = ctx.n_units
+        self.chunk: list[int] = (ctx.unit_chunk if per_chunk else np.zeros(n, np.int64)).tolist()
+        touched = np.zeros(n, dtype=bool)
+        self.dup_ptr: list[int] = []
+        self.dup_all: list[int] = []
+        if rules.duplicates is not None:  # Python lists: the walk reads them unit by unit
+            touched |= np.diff(rules.duplicates[0]) > 0
+            self.dup_ptr, self.dup_all = (a.tolist() for a in rules.duplicates)
+        self.sh_ptr: list[int] = []
+        self.sh_all: list[int] = []
+        if rules.shingles is not None and threshold is not None:
+            touched |= _shares_shingles(*rules.shingles)
+            self.sh_ptr, self.sh_all = (a.tolist() for a in rules.shingles)
+        self.threshold = float(threshold or 0.0)
+        self.units = np.flatnonzero(touched)
+        self.blocked = [False] * n
+        self.seen: dict[int, set[int]] = {}
 
-    paired = np.flatnonzero(np.diff(indptr) > 0)
-    for i in paired[forced[paired]].tolist():
-        keep_unit(i)
-    for i in paired[np.argsort(np.argsort(selection_order(scores))[paired])].tolist():
-        if forced[i] or not keep[i]:
-            continue
-        if blocked[i]:
-            keep[i] = False
-        else:
-            keep_unit(i)
+    def repeats_kept_text(self, i: int) -> bool:
+        if not self.sh_ptr:
+            return False
+        own = self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]]
+        seen = self.seen.get(self.chunk[i], set())
+        return bool(own) and sum(1 for h in own if h in seen) >= self.threshold * len(own)
+
+    def keep(self, i: int) -> None:
+        c = self.chunk[i]
+        if self.dup_ptr:
+            for p in self.dup_all[self.dup_ptr[i] : self.dup_ptr[i + 1]]:
+                self.blocked[p] = self.blocked[p] or self.chunk[p] == c
+        if self.sh_ptr:
+            self.seen.setdefault(c, set()).update(self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]])
 
 
-def _repeats_may_skip(rules: UnitRules, lexical_threshold: float | None) -> bool:
-    """Whether the selection may skip a unit as a repeat of kept *text*: one with at least
-    ``lexical_threshold`` of its shingles found in other units (else only near-duplicate
-    fingerprints can make it skip one, which :func:`_drop_blocked` follows cheaply).
-    """
-    if rules.shingles is None or lexical_threshold is None:
-        return False
-    if lexical_threshold <= 0:
-        return True
-    ptr, values = rules.shingles
-    sizes = np.diff(ptr)
-    owner = np.repeat(np.arange(len(sizes)), sizes)
-    order = np.lexsort((owner, values))
-    v, o = values[order], owner[order]
-    new_value = np.r_[True, v[1:] != v[:-1]]
-    new_owner = new_value | np.r_[True, o[1:] != o[:-1]]
-    run = np.cumsum(new_value) - 1
-    shared = np.bincount(run, weights=new_owner)[run] > 1  # the value is in another unit too
-    in_others = np.bincount(o, weights=shared, minlength=len(sizes))
-    return bool(((in_others >= lexical_threshold * sizes) & (sizes > 0)).any())
+def _shares_shingles(ptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``(U,) bool`` units with a shingle found twice in the context (in another unit, or twice
+    in their own: walking such a unit too changes nothing, and one sort finds them all)."""
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    twice = np.zeros(len(v), dtype=bool)
+    same = v[1:] == v[:-1]
+    twice[1:] |= same
+    twice[:-1] |= same
+    owner = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    return np.bincount(owner[order], weights=twice, minlength=len(ptr) - 1) > 0
 
 
 def partial_matches(
