@@ -1,7 +1,7 @@
 """Where an adapter's fingerprints live: the ``store`` / ``store_dir`` fields, checked and opened.
 
-Split from :mod:`semtoken_rag.adapters` (which re-exports every name) so that each module stays
-one concept: the adapters' fields and engine there, the store they read and write here.
+Split from :mod:`semtoken_rag.adapters` so that each module stays one concept: the adapters'
+fields and engine there, the store they read and write here (the adapter packages import both).
 """
 
 from __future__ import annotations

@@ -24,11 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-# The store helpers live in adapter_stores (size rule); adapters import them from here.
-from semtoken_rag.adapter_stores import StoreDir as StoreDir
-from semtoken_rag.adapter_stores import check_store as check_store
-from semtoken_rag.adapter_stores import open_store as open_store
-from semtoken_rag.adapter_stores import require_store as require_store
+from semtoken_rag.adapter_stores import open_store
 from semtoken_rag.config import (
     FLAT,
     Device,

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, model_validator
+from semtoken_rag.adapter_stores import StoreDir, check_store
 from semtoken_rag.adapters import (
     CompressionFields,
     ScopeName,
-    StoreDir,
     adopt_engine,
     as_items,
-    check_store,
     chunk_metadata,
     config_from_fields,
 )

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.documents import BaseDocumentTransformer, Document
 from pydantic import ConfigDict, Field, model_validator
+from semtoken_rag.adapter_stores import StoreDir, require_store
 from semtoken_rag.adapters import (
     ENCODER_MIRRORED,
     EncoderFields,
-    StoreDir,
     adopt_engine,
     as_items,
     config_from_fields,
-    require_store,
 )
 from semtoken_rag.config import SemTokenConfig
 

@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 from llama_index.core.bridge.pydantic import ConfigDict, Field, model_validator
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle
+from semtoken_rag.adapter_stores import StoreDir, check_store
 from semtoken_rag.adapters import (
     CompressionFields,
     ScopeName,
-    StoreDir,
     adopt_engine,
     as_items,
-    check_store,
     chunk_metadata,
     config_from_fields,
 )

@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field, model_validator
 from llama_index.core.schema import BaseNode, TransformComponent
+from semtoken_rag.adapter_stores import StoreDir, require_store
 from semtoken_rag.adapters import (
     ENCODER_MIRRORED,
     EncoderFields,
-    StoreDir,
     adopt_engine,
     as_items,
     config_from_fields,
-    require_store,
 )
 from semtoken_rag.config import SemTokenConfig
 
