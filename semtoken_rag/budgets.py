@@ -104,9 +104,7 @@ def piece_edge_costs(counter: Counter, text: str, word_spans: np.ndarray) -> np.
     edges = wrapped_words(word_spans)
     if not len(edges):
         return costs
-    words = [text[s:e] for s, e in word_spans[edges].tolist()]
-    count_each = getattr(counter, "count_each", None)  # optional: a batched count
-    alone = count_each(words) if count_each else [counter.count(w) for w in words]
+    alone = [counter.count(text[s:e]) for s, e in word_spans[edges].tolist()]
     out = np.array(costs, dtype=np.int64)
     out[edges] = np.maximum(out[edges], np.asarray(alone, dtype=np.int64))
     out.flags.writeable = False

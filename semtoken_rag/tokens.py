@@ -53,19 +53,6 @@ class TokenCounter:
             return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
         return int(self._fast_costs(text, find_words(text)).sum())
 
-    def count_each(self, texts: list[str]) -> list[int]:
-        """:meth:`count` of each text, single words in one batched tokenizer call (the budget
-        counts the words beside a hard wrap alone, see
-        :func:`~semtoken_rag.budgets.piece_edge_costs`)."""
-        if not self._fast or not texts:
-            return [self.count(t) for t in texts]
-        ids = self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        return [
-            len(i) if i and unk not in i and len(find_words(t)) == 1 else self.count(t)
-            for t, i in zip(texts, ids, strict=True)
-        ]
-
     def _fast_costs(self, text: str, word_spans: np.ndarray) -> np.ndarray:
         n = len(word_spans)
         if n == 0:
