@@ -159,8 +159,7 @@ def test_keepable_units_without_a_selection_pass_are_the_selections(seed: int) -
     """The units a selection keeps when every unit fits are found by walking only the units
     with a near-duplicate or a shared shingle (a full selection pass raised the ``auto``
     overhead on warm compression from +2% to +12-18%); they must be exactly the selection's."""
-    from semtoken_rag.core.autoselect import keepable_units
-    from semtoken_rag.core.budget import UnitRules, select_context
+    from semtoken_rag.core.budget import UnitRules, keepable_units, select_context
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 40))
@@ -186,5 +185,5 @@ def test_keepable_units_without_a_selection_pass_are_the_selections(seed: int) -
         groups = int(chunk[-1]) + 1 if per_chunk else 1
         budgets = np.full(groups, 10**6, dtype=np.int64)
         whole = select_context(ctx, scores, ctx.word_costs, budgets, params, rules)[0]
-        got = keepable_units(ctx, scores, rules, params, per_chunk)
+        got = keepable_units(ctx, scores, params, rules, per_chunk)
         assert got.tolist() == whole.tolist(), (seed, per_chunk)

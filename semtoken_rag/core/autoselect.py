@@ -14,9 +14,8 @@ import numpy as np
 
 from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, adaptive_budgets, kept_coverage
 from semtoken_rag.core.arrays import ContextArrays
-from semtoken_rag.core.budget import UnitRules, select_context
+from semtoken_rag.core.budget import UnitRules, keepable_units, select_context
 from semtoken_rag.core.params import SelectionConfig
-from semtoken_rag.core.scoring import selection_order
 
 
 def select_auto(
@@ -51,7 +50,7 @@ def select_auto(
     """
     keepable = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates
     if matches is not None:
-        keepable = keepable_units(ctx, scores, rules, params, rule.per_chunk)
+        keepable = keepable_units(ctx, scores, params, rules, rule.per_chunk)
     budgets, choice = adaptive_budgets(
         matches, scores, unit_costs, keepable, ctx.forced, ctx.unit_chunk, rule
     )
@@ -62,102 +61,6 @@ def select_auto(
         coverage = kept_coverage(matches, keepable, kept, rule.tolerance, in_part)
         choice = dataclasses.replace(choice, coverage=coverage)
     return kept, partial, skipped, choice, budgets
-
-
-def keepable_units(
-    ctx: ContextArrays,
-    scores: np.ndarray,
-    rules: UnitRules,
-    params: SelectionConfig,
-    per_chunk: bool,
-) -> np.ndarray:
-    """``(U,) bool`` the units :func:`select_context` keeps when every unit fits.
-
-    Why this is exactly the set the ``auto`` rule may count on: the selection scans units by
-    rank and stops at the first that does not fit, so at any budget it keeps a prefix (in rank
-    order) of this set; a unit outside it is not a candidate, or a near-duplicate (by
-    fingerprint or by repeated words; across chunks, or within its chunk as the scope says) of
-    a better ranked unit that is always kept before it.
-    """
-    keep = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates.copy()
-    keep |= ctx.forced
-    walk = _RepeatWalk(ctx, rules, params.lexical_dedup_threshold, per_chunk)
-    if not len(walk.units):
-        return keep
-    order = np.argsort(np.argsort(selection_order(scores))[walk.units])
-    for i in walk.units[ctx.forced[walk.units]].tolist():  # kept first, whatever they repeat
-        walk.keep(i)
-    forced, kept = ctx.forced.tolist(), keep.tolist()
-    for i in walk.units[order].tolist():
-        if forced[i] or not kept[i]:
-            continue
-        if walk.blocked[i] or walk.repeats_kept_text(i):
-            keep[i] = False
-        else:
-            walk.keep(i)
-    return keep
-
-
-class _RepeatWalk:
-    """The selection's repeat rules, walked over the only units they can concern: those with a
-    near-duplicate, or with a word 3-gram (shingle) found in another unit.
-
-    Why not a selection pass with every unit fitting: it loops over all units (what ``auto``
-    adds to warm compression went from +2% to +12-18% with it); a unit without either is kept
-    if it is a candidate, and keeping it blocks nothing.  The rules
-    are :class:`~semtoken_rag.core.budget.UnitRules`' (``select_units`` applies them): a unit
-    is skipped when a kept unit is its near-duplicate, or when at least ``lexical_threshold``
-    of its shingles are in kept text; within its chunk with ``per_chunk``.
-    """
-
-    def __init__(
-        self, ctx: ContextArrays, rules: UnitRules, threshold: float | None, per_chunk: bool
-    ) -> None:
-        n = ctx.n_units
-        self.chunk: list[int] = (ctx.unit_chunk if per_chunk else np.zeros(n, np.int64)).tolist()
-        touched = np.zeros(n, dtype=bool)
-        self.dup_ptr: list[int] = []
-        self.dup_all: list[int] = []
-        if rules.duplicates is not None:  # Python lists: the walk reads them unit by unit
-            touched |= np.diff(rules.duplicates[0]) > 0
-            self.dup_ptr, self.dup_all = (a.tolist() for a in rules.duplicates)
-        self.sh_ptr: list[int] = []
-        self.sh_all: list[int] = []
-        if rules.shingles is not None and threshold is not None:
-            touched |= _shares_shingles(*rules.shingles)
-            self.sh_ptr, self.sh_all = (a.tolist() for a in rules.shingles)
-        self.threshold = float(threshold or 0.0)
-        self.units = np.flatnonzero(touched)
-        self.blocked = [False] * n
-        self.seen: dict[int, set[int]] = {}
-
-    def repeats_kept_text(self, i: int) -> bool:
-        if not self.sh_ptr:
-            return False
-        own = self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]]
-        seen = self.seen.get(self.chunk[i], set())
-        return bool(own) and sum(1 for h in own if h in seen) >= self.threshold * len(own)
-
-    def keep(self, i: int) -> None:
-        c = self.chunk[i]
-        if self.dup_ptr:
-            for p in self.dup_all[self.dup_ptr[i] : self.dup_ptr[i + 1]]:
-                self.blocked[p] = self.blocked[p] or self.chunk[p] == c
-        if self.sh_ptr:
-            self.seen.setdefault(c, set()).update(self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]])
-
-
-def _shares_shingles(ptr: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``(U,) bool`` units with a shingle found twice in the context (in another unit, or twice
-    in their own: walking such a unit too changes nothing, and one sort finds them all)."""
-    order = np.argsort(values, kind="stable")
-    v = values[order]
-    twice = np.zeros(len(v), dtype=bool)
-    same = v[1:] == v[:-1]
-    twice[1:] |= same
-    twice[:-1] |= same
-    owner = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-    return np.bincount(owner[order], weights=twice, minlength=len(ptr) - 1) > 0
 
 
 def partial_matches(

@@ -28,6 +28,7 @@ import numpy as np
 
 from semtoken_rag.core.arrays import ContextArrays
 from semtoken_rag.core.params import SelectionConfig
+from semtoken_rag.core.redundancy import shingles_found_twice
 from semtoken_rag.core.scoring import selection_order
 
 #: A CSR graph ``(indptr (n+1,) int64, values)``: row ``i`` is ``values[indptr[i]:indptr[i+1]]``.
@@ -136,8 +137,11 @@ class _Kept:
         new = self.pieces[c] + 1 - int(left_kept) - int(right_kept)
         return self.sep_cost * (max(new - 1, 0) - max(self.pieces[c] - 1, 0))
 
-    def repeats_kept_text(self, i: int) -> bool:
-        """Whether at least ``lexical_threshold`` of unit ``i``'s shingles were already kept."""
+    def repeats(self, i: int) -> bool:
+        """Whether unit ``i`` repeats what is kept: a kept near-duplicate blocks it, or at
+        least ``lexical_threshold`` of its shingles were already kept."""
+        if self.blocked[i]:
+            return True
         if not self.lexical:
             return False
         own = self.sh_all[self.sh_ptr[i] : self.sh_ptr[i + 1]]
@@ -184,7 +188,7 @@ def _greedy(
     for i in selection_order(scores).tolist():
         if state.flags[i] or not candidates[i]:
             continue
-        if state.blocked[i] or state.repeats_kept_text(i):
+        if state.repeats(i):
             skipped += costs[i]
             continue
         c = costs[i] + state.sep_delta(i)
@@ -355,3 +359,41 @@ def select_context(
             partial[idx[sel.partial_unit]] = sel.partial_words
         skipped += sel.dedup_skipped_tokens
     return kept, partial, skipped
+
+
+def keepable_units(
+    ctx: ContextArrays,
+    scores: np.ndarray,
+    params: SelectionConfig,
+    rules: UnitRules,
+    per_chunk: bool,
+) -> np.ndarray:
+    """``(U,) bool`` the units :func:`select_context` keeps when every unit fits: candidates
+    and forced units, less the repeats of better ranked ones (per chunk or jointly).
+
+    Why not a selection with an unlimited budget: it loops over every unit (``auto`` on warm
+    compression went from +2% to +12-18%); only a unit with a near-duplicate or a shingle
+    found twice can be skipped or make another skip, so only those are walked, with the
+    selection's own :meth:`_Kept.repeats` decision.
+    """
+    keep = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates.copy()
+    keep |= ctx.forced
+    chunks = ctx.unit_chunk if per_chunk else np.zeros(ctx.n_units, np.int64)
+    bounds = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1], True])
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        group = _group_rules(ctx, np.arange(a, b), params, rules, None, 0, False)
+        state = _Kept(b - a, group)
+        walked = np.diff(group.duplicates[0]) > 0 if group.duplicates else np.zeros(b - a, bool)
+        if state.lexical and group.shingles is not None:
+            walked |= shingles_found_twice(*group.shingles)
+        for i in np.flatnonzero(ctx.forced[a:b]).tolist():
+            state.keep(i)
+        order = selection_order(scores[a:b])
+        kept = keep[a:b]  # a view: the walk unsets the units it skips
+        for i in order[walked[order]].tolist():
+            if not state.flags[i] and kept[i]:
+                if state.repeats(i):
+                    kept[i] = False
+                else:
+                    state.keep(i)
+    return keep

@@ -137,3 +137,18 @@ def unit_shingles(
     counts = np.bincount(unit_of_word[valid], minlength=n_units)
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return indptr, h[valid]
+
+
+def shingles_found_twice(ptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``(U,) bool`` units holding a shingle found twice among all (in another unit, or twice
+    in their own): only such a unit can repeat kept text or be repeated.
+
+    Args:
+        ptr: ``(U+1,) int64`` CSR row pointers of :func:`unit_shingles`.
+        values: Its shingle hashes.
+    """
+    order = np.argsort(values, kind="stable")
+    same = values[order][1:] == values[order][:-1]
+    twice = np.r_[same, False] | np.r_[False, same]
+    owner = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    return np.bincount(owner[order], weights=twice, minlength=len(ptr) - 1) > 0
