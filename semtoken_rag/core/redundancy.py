@@ -139,16 +139,39 @@ def unit_shingles(
     return indptr, h[valid]
 
 
-def shingles_found_twice(ptr: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``(U,) bool`` units holding a shingle found twice among all (in another unit, or twice
-    in their own): only such a unit can repeat kept text or be repeated.
+def lexical_suspects(ptr: np.ndarray, values: np.ndarray, threshold: float) -> np.ndarray:
+    """``(U,) bool`` the units a lexical skip can involve: those with at least ``threshold``
+    of their shingles found twice among all (only such a unit can repeat kept text: a kept
+    shingle is found in another unit too), and those sharing a shingle with one (only their
+    keeping can make it repeat). Every other unit is kept whatever the order.
+
+    Sorts and binary searches only: this runs on every ``auto`` call, and a hash table or
+    ``np.unique`` cost more than the rest of the ``auto`` rule.
 
     Args:
         ptr: ``(U+1,) int64`` CSR row pointers of :func:`unit_shingles`.
         values: Its shingle hashes.
+        threshold: The lexical skip's fraction, in ``(0, 1]``.
     """
-    order = np.argsort(values, kind="stable")
-    same = values[order][1:] == values[order][:-1]
-    twice = np.r_[same, False] | np.r_[False, same]
-    owner = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-    return np.bincount(owner[order], weights=twice, minlength=len(ptr) - 1) > 0
+    sizes = np.diff(ptr)
+    ordered = np.sort(values)
+    twice = _found_in(values, ordered[1:][ordered[1:] == ordered[:-1]])
+    repeatable = (sizes > 0) & (_count_per_unit(ptr, twice) >= threshold * sizes)
+    if not repeatable.any():  # the common case: no unit is mostly repeated text
+        return repeatable
+    hot = np.sort(values[np.repeat(repeatable, sizes)])
+    return repeatable | (_count_per_unit(ptr, _found_in(values, hot)) > 0)
+
+
+def _found_in(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """``(n,) bool`` each of ``values`` found among the sorted ``ordered``."""
+    if not len(ordered):
+        return np.zeros(len(values), bool)
+    at = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return ordered[at] == values
+
+
+def _count_per_unit(ptr: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """``(U,) int64`` the true ``flags`` of each CSR row."""
+    total = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
+    return total[ptr[1:]] - total[ptr[:-1]]
