@@ -9,15 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import PlainSerializer
+from pydantic import PlainSerializer, Strict
 
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.protocols import FingerprintStoreProtocol
 
 #: The adapters' ``store_dir`` field: a ``str`` or a ``Path``, serialised as a ``str`` (a
 #: ``Path`` is not JSON, and LlamaIndex's ``to_json`` / LangChain's ``dumps`` write plain data).
+#: Strict: pydantic would otherwise decode ``b"fp"`` to ``"fp"``.
 StoreDir = Annotated[
-    str | Path | None,
+    Annotated[str, Strict()] | Path | None,
     PlainSerializer(lambda v: None if v is None else str(v), return_type=str | None),
 ]
 
@@ -50,6 +51,8 @@ def check_store(store: Any, store_dir: str | Path | None) -> None:
     """
     if store is not None and store_dir is not None:
         raise ConfigError("give either store= or store_dir=, not both")
+    if store_dir is not None and not isinstance(store_dir, str | Path):  # set after construction
+        raise ConfigError(f"store_dir must be a str or a Path, got {type(store_dir).__name__}")
     if isinstance(store_dir, str) and not store_dir:
         raise ConfigError(f"store_dir must name a directory, got {store_dir!r} (None: in memory)")
     methods = [n for n in vars(FingerprintStoreProtocol) if not n.startswith("_")]

@@ -146,6 +146,11 @@ def test_an_empty_store_dir_is_refused_not_the_current_directory(
     component.store_dir = ""
     with pytest.raises(ConfigError, match="store_dir must name a directory, got ''"):
         component.engine  # noqa: B018
+    with pytest.raises(ConfigError, match="store_dir"):  # pydantic's lax mode decoded it
+        cls(store_dir=b"fp")
+    component.store_dir = b"fp"  # type: ignore[assignment]
+    with pytest.raises(ConfigError, match="store_dir must be a str or a Path, got bytes"):
+        component.engine  # noqa: B018
     assert list(tmp_path.iterdir()) == []
 
 

@@ -121,8 +121,10 @@ def test_empty_unicode_duplicates_and_textless_nodes(
     assert [n.node.node_id for n in out] == ["d0"]  # near-duplicates skipped, then dropped
     empty = NodeWithScore(node=TextNode(id_="e", text=""), score=0.1)
     uni = NodeWithScore(node=TextNode(id_="u", text="Zoë ate crème brûlée 🍮 in 東京."), score=0.2)
-    out = pp.postprocess_nodes([empty, uni], query_str="What did Zoë eat?")
+    blank = NodeWithScore(node=TextNode(id_="b", text=" \n\t "), score=0.3)
+    out = pp.postprocess_nodes([empty, blank, uni], query_str="What did Zoë eat?")
     assert out[0] is empty  # nothing to compress: passed through untouched
+    assert [n.node.node_id for n in out] == ["e", "u"]  # blank text: compressed away, dropped
     assert out[1].node.get_content() == "Zoë ate crème brûlée 🍮 in 東京."
     # a Document or a (media) Node retrieved as it is: no character offsets, still compressed
     other = li_nodes[1].text
@@ -131,8 +133,9 @@ def test_empty_unicode_duplicates_and_textless_nodes(
     assert [n.node.get_content() for n in out] == [text, other]
     keep_all = make_postprocessor(compression_ratio=0.1, drop_empty=False)
     nodes = [NodeWithScore(node=n, score=0.5) for n in li_nodes[:5]]
-    out = keep_all.postprocess_nodes(nodes, query_str="Who is Krag?")
-    assert [n.node.node_id for n in out] == [n.node.node_id for n in nodes]
+    out = keep_all.postprocess_nodes([*nodes, blank], query_str="Who is Krag?")
+    assert [n.node.node_id for n in out] == [n.node.node_id for n in [*nodes, blank]]
+    assert out[-1].node.get_content() == "" and out[-1].node.metadata["semtoken"]["offsets"] == []
 
 
 @pytest.mark.slow

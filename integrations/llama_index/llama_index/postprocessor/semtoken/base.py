@@ -60,8 +60,8 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
       ``excluded_llm_metadata_keys`` and ``excluded_embed_metadata_keys`` so it never reaches a
       prompt or an embedding;
     * a node compressed to nothing is dropped (``drop_empty=True``), as LlamaIndex's
-      ``SimilarityPostprocessor`` drops irrelevant nodes; nodes with no text at all (e.g. image
-      nodes) pass through untouched.
+      ``SimilarityPostprocessor`` drops irrelevant nodes (a whitespace-only text too, as in
+      LangChain); nodes with no text at all (``""``, e.g. image nodes) pass through untouched.
 
     The engine knobs of :data:`semtoken_rag.adapters.MIRRORED` are typed fields inherited from
     :class:`semtoken_rag.adapters.CompressionFields`; any invalid value raises
@@ -142,12 +142,13 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
     def _texts(
         nodes: list[NodeWithScore],
     ) -> tuple[list[str], list[int], list[ChunkSource | None]]:
-        """Texts to compress, the positions of their nodes (text-less nodes are skipped) and
-        their sources (hints for the store)."""
+        """Texts to compress, the positions of their nodes and their sources (hints for the
+        store). Nodes with no text (``""``: an image node) are skipped; a whitespace-only text
+        is compressed to nothing like any other, as the LangChain compressor does."""
         texts, positions, sources = [], [], []
         for i, nws in enumerate(nodes):
             text = node_text(nws.node)
-            if text.strip():
+            if text:
                 texts.append(text)
                 positions.append(i)
                 sources.append(node_source(nws))
