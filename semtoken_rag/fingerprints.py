@@ -73,6 +73,7 @@ def fingerprint_key(text: str, encoder_cache_id: str) -> str:
     encoded (a document, or a chunk ingested as one), of the encoder's ``cache_id`` (model id and
     window settings) and of the format version."""
     h = hashlib.sha256()
-    h.update(f"semtoken-fp-v{FINGERPRINT_FORMAT_VERSION}\0{encoder_cache_id}\0".encode())
+    head = f"semtoken-fp-v{FINGERPRINT_FORMAT_VERSION}\0{encoder_cache_id}\0"
+    h.update(head.encode("utf-8", "surrogatepass"))  # any str id keys the in-memory cache
     h.update(text.encode("utf-8", "surrogatepass"))
     return h.hexdigest()

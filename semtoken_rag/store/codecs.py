@@ -207,8 +207,17 @@ class RawCodec:
         self._exact = self.dtype == np.dtype("<f4")
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
-        """``(n, dim)`` floats -> ``(n, code_size) uint8``."""
-        raw = np.ascontiguousarray(vectors, dtype=self.dtype)
+        """``(n, dim)`` floats -> ``(n, code_size) uint8``.
+
+        A lossy dtype keeps only each row's direction (:meth:`decode` renormalises), so rows
+        are scaled to unit length first: a row float16 overflows (beyond 65,504: decoded as
+        NaN) or flushes to zero would otherwise be served NaN or zero vectors.
+        """
+        raw = np.array(vectors, dtype=np.float32).reshape(-1, self.dim)  # a copy: scaled here
+        if not self._exact and raw.size:
+            peak = np.abs(raw).max(axis=1, keepdims=True)  # first: a float32 square overflows
+            renormalise(np.divide(raw, peak, out=raw, where=peak > 0))
+        raw = np.ascontiguousarray(raw, dtype=self.dtype)
         return raw.view(np.uint8).reshape(len(raw), self.code_size)
 
     def encode_with_cosines(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -98,9 +98,15 @@ def check_document(doc: DocumentFingerprints) -> None:
 
     Raises:
         NonFiniteFingerprintsError: a vector holds NaN or infinity.
-        InvalidInputError: the document is larger than a store document can be.
+        InvalidInputError: the document is larger than a store document can be, or its
+            vectors are not real numbers or its word spans not integers.
     """
     fp = doc.fingerprints
+    if fp.vectors.dtype.kind not in "fiu" or fp.word_spans.dtype.kind not in "iu":
+        raise InvalidInputError(  # else a TypeError from numpy, or complex parts dropped
+            f"fingerprints of document {doc.key[:12]}… must be real vectors with integer word "
+            f"spans, got {fp.vectors.dtype} vectors and {fp.word_spans.dtype} spans"
+        )
     if not np.isfinite(fp.vectors).all():
         raise NonFiniteFingerprintsError(
             f"the encoder produced non-finite fingerprints for document {doc.key[:12]}…; "

@@ -340,7 +340,7 @@ def held_elsewhere(lock: Any) -> bool:
 
     try:
         lock.acquire(timeout=0)
-    except (Timeout, OSError):
+    except (Timeout, OSError, RuntimeError):  # RuntimeError: inherited across fork (unusable)
         return True
     lock.release()
     return False
@@ -361,6 +361,9 @@ def acquire_lock(lock: Any, path: Path | str) -> None:
             f"cannot take the lock file of {path} ({exc}); open the store with read_only=True "
             "for lookups"
         ) from exc
+    except RuntimeError as exc:  # filelock refuses a lock object inherited across fork
+        msg = f"store {path} was opened before this process forked ({exc}); open it in this one"
+        raise StoreError(msg) from exc
 
 
 def prepare_directory(path: Path) -> None:

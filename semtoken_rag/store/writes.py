@@ -50,9 +50,13 @@ def check_encoded(docs: Any) -> list[EncodedDocument]:
 
 
 def check_encoder_id(encoder_id: Any) -> str:
-    """An encoder's ``cache_id``: a non-empty string."""
+    """An encoder's ``cache_id``: a non-empty string SQLite can hold (no lone surrogates)."""
     if not isinstance(encoder_id, str) or not encoder_id:
         raise InvalidInputError(f"encoder_id must be a non-empty str, got {encoder_id!r:.60}")
+    if model_text(encoder_id) != encoder_id:
+        raise InvalidInputError(
+            f"encoder_id must be valid Unicode (a lone surrogate in {encoder_id!r:.60})"
+        )
     return encoder_id
 
 
