@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from semtoken_rag.budgets import call_budgets, plan_with_scores, separator_cost
+from semtoken_rag.budgets import call_budgets, chosen_budgets, plan_with_scores, separator_cost
 from semtoken_rag.cache import MemoryFingerprintCache
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.pipeline import StageHook, plan_context
@@ -94,8 +94,9 @@ class Compressor:
 
     @property
     def counter(self) -> Counter:
-        """The token counter the budget is counted in (built on first use)."""
-        return self._built("_counter", lambda: load_counter(self.config, self.encoder))
+        """The token counter the budget is counted in (built on first use; a configured
+        ``count_tokenizer`` loads without the encoder)."""
+        return self._built("_counter", lambda: load_counter(self.config, lambda: self.encoder))
 
     def _built(self, attr: str, factory: Callable[[], T]) -> T:
         if getattr(self, attr) is None:
@@ -254,8 +255,7 @@ class Compressor:
                 dedup_search=self._dedup, on_stage=record, generic_query=is_summary_request(query),
             )  # fmt: skip
         if not isinstance(budgets, np.ndarray):  # auto: the budgets the rule chose (per chunk)
-            chosen = core.budget_choice.tokens if core.budget_choice is not None else 0
-            budgets = core.budgets if core.budgets is not None else np.asarray([chosen], np.int64)
+            budgets = chosen_budgets(budgets, core, len(prepared))
         return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)
 
     def render(self, plan: Plan) -> CompressionResult:

@@ -7,6 +7,7 @@ by the engine: ``import semtoken_rag`` loads no torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from semtoken_rag import models
@@ -24,8 +25,10 @@ def load_encoder(config: SemTokenConfig) -> FingerprintEncoder:
         return TransformerEncoder.from_config(config)
 
 
-def load_counter(config: SemTokenConfig, encoder: FingerprintEncoder) -> Counter:
-    """The counter of ``config.budget.count_tokenizer``, else the encoder's own tokenizer.
+def load_counter(config: SemTokenConfig, encoder: Callable[[], FingerprintEncoder]) -> Counter:
+    """The counter of ``config.budget.count_tokenizer``, else the tokenizer of ``encoder()``
+    (called only then: counting in a named tokenizer, or ``prepare(..., fingerprints=False)``,
+    loaded the encoder's model for nothing).
 
     Raises:
         InvalidInputError: no count tokenizer is configured and the encoder has none.
@@ -35,12 +38,13 @@ def load_counter(config: SemTokenConfig, encoder: FingerprintEncoder) -> Counter
     if config.budget.count_tokenizer is not None:
         with models.LOAD_LOCK:
             return load_counter(config.budget.count_tokenizer)
-    tok = getattr(encoder, "tokenizer", None)
+    model = encoder()
+    tok = getattr(model, "tokenizer", None)
     if tok is None:
         raise InvalidInputError(
             "the encoder has no tokenizer: pass counter= or config.count_tokenizer"
         )
-    return TokenCounter(tok, name=getattr(encoder, "model_id", None))
+    return TokenCounter(tok, name=getattr(model, "model_id", None))
 
 
 def check_engine_parts(config: Any, encoder: Any, store: Any, counter: Any) -> SemTokenConfig:

@@ -18,6 +18,7 @@ import numpy as np
 from semtoken_rag.core.arrays import ContextArrays, CorePlan
 from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.render import kept_word_ranges, render
+from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.results import ChunkResult, CompressionResult, Explanation, StageTimings
 
@@ -108,7 +109,17 @@ class PreparedContext:
 
         Args:
             dim: Fingerprint dimension (0 when prepared without fingerprints).
+
+        Raises:
+            InvalidInputError: fingerprints of another dimension (prepared by another encoder:
+                planning them failed inside numpy with an untyped ``ValueError``).
         """
+        got = {c.fingerprints.dim for c in self.chunks if c.fingerprints is not None}
+        if self.has_fingerprints and got - {dim}:
+            raise InvalidInputError(
+                f"this context holds fingerprints of dimension {sorted(got)}, the encoder {dim}: "
+                "plan it with the compressor that prepared it"
+            )
         items = self.chunks
         if not items:
             empty = np.zeros(0, np.int64)

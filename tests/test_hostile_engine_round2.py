@@ -1,0 +1,107 @@
+"""Hostile review of the engine API, round 2: what broke, pinned.
+
+* ``ratio="auto"`` with ``budget_scope="per_chunk"`` and trailing chunks without a unit (empty
+  or blank): the core shared the budget only up to the last chunk holding a unit, so rendering
+  failed with an ``IndexError`` (or reported a joint budget for one non-empty chunk).
+* A configured ``count_tokenizer`` built the whole encoder (model load, weights digest) just to
+  count, so ``count_tokens`` and ``prepare(..., fingerprints=False)`` loaded a model they never
+  use.
+* A context prepared by an encoder of another dimension, planned by this compressor, failed in
+  numpy's ``matmul`` with an untyped ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.errors import InvalidInputError
+from tests.fakes import FakeEncoder, WhitespaceCounter
+
+
+def fake(dim: int = 32, **config: object) -> Compressor:
+    return Compressor(
+        SemTokenConfig(**config), encoder=FakeEncoder(dim), counter=WhitespaceCounter()
+    )
+
+
+# -- auto, per chunk, trailing chunks without a unit ---------------------------------------
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        ["Alpha beta. Gamma delta kappa.", "Epsilon zeta eta.", ""],
+        ["Alpha beta. Gamma delta kappa.", "Epsilon zeta eta.", "  \n", ""],
+        ["Alpha beta. Gamma delta kappa.", ""],
+        ["", "Alpha beta. Gamma delta kappa.", "\t"],
+        ["", " "],
+    ],
+)
+@pytest.mark.parametrize("query", [None, "kappa"])
+def test_auto_per_chunk_shares_every_chunk(chunks: list[str], query: str | None) -> None:
+    comp = fake(budget_scope="per_chunk")
+    res = comp.compress(chunks, query, ratio="auto")
+    shares = [c.budget_tokens for c in res.chunks]
+    assert all(s is not None for s in shares), shares  # one share per chunk, as fixed budgets
+    assert sum(s or 0 for s in shares) == res.budget_tokens
+    for text, chunk in zip(chunks, res.chunks, strict=True):
+        assert chunk.kept_tokens <= (chunk.budget_tokens or 0) + chunk.forced_tokens
+        if not text.strip():
+            assert chunk.budget_tokens == 0 and chunk.text == ""
+    plan = comp.plan(comp.prepare(chunks), query, ratio="auto")
+    assert plan.budgets.shape == (len(chunks),)
+
+
+def test_auto_per_chunk_from_the_config_and_in_compress_many() -> None:
+    comp = fake(budget_scope="per_chunk", compression_ratio="auto")
+    chunks = ["Alpha beta. Gamma delta kappa.", "Epsilon zeta eta.", ""]
+    why: list = []
+    many = comp.compress_many([(chunks, "kappa"), (chunks[::-1], None)], explain=why)
+    assert [len(r.chunks) for r in many] == [3, 3] and len(why) == 2
+    assert all(c.budget_tokens is not None for r in many for c in r.chunks)
+
+
+def test_auto_joint_budget_stays_one_number() -> None:
+    res = fake().compress(["Alpha beta. Gamma delta kappa.", "Zeta.", ""], "kappa", ratio="auto")
+    assert [c.budget_tokens for c in res.chunks] == [None, None, None]
+    plan = fake().plan(fake().prepare(["", ""]), None, ratio="auto")
+    assert plan.budgets.shape == (1,)
+
+
+# -- a named count tokenizer loads no encoder ----------------------------------------------
+def test_a_named_count_tokenizer_counts_without_loading_the_encoder(monkeypatch) -> None:
+    import semtoken_rag.compressor as compressor_module
+
+    def no_encoder(config: SemTokenConfig) -> None:
+        raise AssertionError("the encoder was loaded to count tokens")
+
+    monkeypatch.setattr(compressor_module, "load_encoder", no_encoder)
+    comp = Compressor(SemTokenConfig(count_tokenizer="smollm2"))
+    assert comp.count_tokens("Hello world, twice over.") > 0
+    prepared = comp.prepare(["Alpha beta gamma. Delta epsilon."], fingerprints=False)
+    res = comp.render(comp.plan(prepared, scores=[1.0, 0.0], budget=50))
+    assert res.chunks[0].offsets and comp._encoder is None
+
+
+def test_without_a_named_tokenizer_the_encoders_own_counts() -> None:
+    comp = Compressor(SemTokenConfig(), encoder=FakeEncoder())  # a fake has no tokenizer
+    with pytest.raises(InvalidInputError, match="no tokenizer"):
+        comp.count_tokens("x")
+
+
+# -- a context prepared by another encoder ---------------------------------------------------
+@pytest.mark.parametrize("query", [None, "kappa"])
+def test_planning_another_encoders_context_is_a_typed_error(query: str | None) -> None:
+    prepared = fake(32).prepare(["Alpha beta. Gamma delta kappa.", "Zeta eta."])
+    other = fake(64)
+    with pytest.raises(InvalidInputError, match=r"dimension \[32\], the encoder 64"):
+        other.plan(prepared, query, ratio=0.5)
+    res = other.render(other.plan(other.prepare(["Alpha beta."]), query, ratio=0.5))
+    assert len(res.chunks) == 1
+    assert fake(32).plan(prepared, query, ratio=0.5).arrays.word_vectors.shape[1] == 32
+
+
+def test_a_context_without_fingerprints_plans_with_scores_on_any_engine() -> None:
+    prepared = fake(32).prepare(["Alpha beta. Gamma delta."], fingerprints=False)
+    plan = fake(64).plan(prepared, scores=np.asarray([0.0, 1.0]), budget=2)
+    assert fake(64).render(plan).chunks[0].text == "Gamma delta."
