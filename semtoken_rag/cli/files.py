@@ -13,13 +13,15 @@ def open_file(path: Path) -> BinaryIO:
     """``path`` opened for reading bytes.
 
     Raises:
-        InvalidInputError: a folder, a missing file, or one that cannot be opened.
+        InvalidInputError: a folder, a missing file, or one that cannot be looked at or opened
+            (a file inside a folder without search permission: ``is_dir`` raises
+            ``PermissionError`` there, which was an untyped error, exit 1).
     """
-    if path.is_dir():
-        raise InvalidInputError(f"{path} is a directory, not a text file")
-    if not path.exists():
-        raise InvalidInputError(f"no such file: {path}")
     try:
+        if path.is_dir():
+            raise InvalidInputError(f"{path} is a directory, not a text file")
+        if not path.exists():
+            raise InvalidInputError(f"no such file: {path}")
         return path.open("rb")
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc

@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args
 
-from semtoken_rag.cli.args import integer
+from semtoken_rag.cli.args import check_output, integer
 from semtoken_rag.cli.files import open_file, read_text_file
 from semtoken_rag.cli.ray_options import add_ray_options, check_ray_options
 from semtoken_rag.config import DType, SemTokenConfig
@@ -97,8 +98,10 @@ def check_options(args: argparse.Namespace) -> None:
 
     Raises:
         InvalidInputError: ``--chunk-overlap`` without ``--chunk-size`` or not below it,
-            or an actor option without ``--ray``.
+            an actor option without ``--ray``, or a ``--store`` that is a file (or under one:
+            refused only once the encoder had loaded, on Ray once the workers had).
     """
+    check_output(args.store, "--store", folder=True)
     if args.chunk_overlap and args.chunk_size is None:
         raise InvalidInputError(
             f"--chunk-overlap {args.chunk_overlap} needs --chunk-size (windows to overlap)"
@@ -113,20 +116,55 @@ def check_options(args: argparse.Namespace) -> None:
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
     """Files to ingest: the given files, and supported files under given folders (sorted; links
-    to folders inside a folder are not followed, so a link loop ends)."""
+    to folders inside a folder are not followed, so a link loop ends).
+
+    Raises:
+        InvalidInputError: a path that does not exist, is not a file or folder, or cannot be
+            looked at (``PermissionError`` from ``is_dir`` was an untyped error, exit 1).
+    """
     for p in paths:
-        if p.is_dir():
-            yield from sorted(
-                f for f in p.rglob("*") if f.suffix.lower() in SUPPORTED_SUFFIXES and f.is_file()
-            )
-        elif p.is_file():
-            yield p
-        elif p.is_symlink():
-            raise InvalidInputError(f"{p} is a broken or looping symbolic link")
-        elif p.exists():
-            raise InvalidInputError(f"{p} is not a regular file or folder (a pipe or a device)")
-        else:
-            raise InvalidInputError(f"{p} does not exist")
+        try:
+            if p.is_dir():
+                yield from folder_files(p)
+            elif p.is_file():
+                yield p
+            elif p.is_symlink():
+                raise InvalidInputError(f"{p} is a broken or looping symbolic link")
+            elif p.exists():
+                raise InvalidInputError(f"{p} is not a regular file or folder (a pipe or a device)")
+            else:
+                raise InvalidInputError(f"{p} does not exist")
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {p}: {exc.strerror or exc}") from exc
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """Supported files under ``folder``, sorted.  Links to folders are not followed (a link
+    loop ends).  A sub-folder or entry that cannot be read is skipped with a warning, as an
+    unreadable file found in a folder is (``rglob`` skipped it silently: its documents were
+    missing from the store without a word).
+
+    Raises:
+        InvalidInputError: ``folder`` itself cannot be listed (named on the command line, it
+            is refused, not reported as "no text to ingest").
+    """
+    try:
+        os.scandir(folder).close()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read folder {folder}: {exc.strerror or exc}") from exc
+
+    def skip(exc: OSError) -> None:
+        logger.warning("skipped: cannot read %s: %s", exc.filename, exc.strerror or exc)
+
+    found = []
+    for root, _, names in os.walk(folder, onerror=skip):
+        for f in (Path(root, n) for n in names if Path(n).suffix.lower() in SUPPORTED_SUFFIXES):
+            try:
+                if f.is_file():
+                    found.append(f)
+            except OSError as exc:
+                skip(exc)
+    return sorted(found)
 
 
 def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Iterator[Any]:
@@ -179,7 +217,7 @@ def read_documents(path: Path, args: argparse.Namespace, found: bool = False) ->
 def run(args: argparse.Namespace) -> int:
     """Read the documents, fingerprint those not yet stored, print a summary."""
     check_options(args)
-    files = list(iter_files(list(args.paths)))
+    files = list(dict.fromkeys(iter_files(list(args.paths))))  # a file named twice counts once
     named = set(args.paths)
     docs = [d for f in files for d in read_documents(f, args, found=f not in named)]
     if not any(d.text.strip() for d in docs):

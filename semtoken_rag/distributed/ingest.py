@@ -12,7 +12,7 @@ throughput until SQLite's insert rate.  Nothing here schedules or queues: Ray Da
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from semtoken_rag.distributed.cluster import fit_actors, ray_session
 from semtoken_rag.distributed.dataset import DatasetPlan, remote_cause
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.ingestion import IngestOptions, IngestReport, ingest
-from semtoken_rag.ingestion.documents import PlannedDocument
+from semtoken_rag.ingestion.documents import PlannedDocument, SourceDocument, as_documents
 from semtoken_rag.ingestion.run import ListPlan, Plan
 from semtoken_rag.ingestion.worker import BatchResult, FailedDocument
 from semtoken_rag.inputs import check_number
@@ -160,6 +160,20 @@ def _results(ray: Any, encoded: Any) -> Iterator[BatchResult]:
             close()
 
 
+def _listed(documents: Any) -> Any:
+    """A list, tuple, iterator or single document as checked :class:`SourceDocument` objects,
+    before Ray starts: a bad item was refused only once the workers had loaded the encoder
+    and the store directory was created.  Anything else (a ``ray.data.Dataset``) as it is.
+
+    Raises:
+        InvalidInputError: see :func:`~semtoken_rag.ingestion.documents.as_documents`.
+    """
+    plain = (str, bytes, bytearray, Mapping, SourceDocument, list, tuple, Iterator)
+    if isinstance(documents, plain) or not isinstance(documents, Iterable):
+        return list(as_documents(documents))
+    return documents
+
+
 def ray_ingest(
     documents: Any,
     store: Any,
@@ -200,6 +214,7 @@ def ray_ingest(
         raise InvalidInputError(f"options must be an IngestOptions, got {type(opts).__name__}")
     config = config or SemTokenConfig()
     check_config_shippable(config)
+    documents = _listed(documents)
     with ExitStack() as stack:
         module = stack.enter_context(
             ray_session(pool.address, connect_timeout=pool.connect_timeout)

@@ -69,7 +69,10 @@ def _fingerprints(encoder: Any, docs: Sequence[PlannedDocument]) -> list[Any]:
     except Exception as exc:
         if len(docs) == 1:
             return [describe_error(exc)]
-        logger.warning("batch of %d failed (%s); retrying document by document", len(docs), exc)
+        logger.warning(  # one line: a Ray or CUDA error's message spans many
+            "batch of %d failed (%s); retrying document by document",
+            len(docs), describe_error(exc),
+        )  # fmt: skip
     out: list[Any] = []
     for d in docs:
         try:
