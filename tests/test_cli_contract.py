@@ -552,6 +552,14 @@ def test_ingest_reads_only_files_of_a_folder_and_names_a_missing_id_field(
     err = capsys.readouterr().err.strip()
     assert err == f"error: {rows}:2: no 'id' field (--id-field)"
     assert not (tmp_path / "s").exists()
+    rows.write_text('{"text": "one", "id": null}\n', encoding="utf-8")  # was named "None"
+    assert main(["ingest", str(rows), "--store", str(tmp_path / "s"), "--id-field", "id"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {rows}:1: 'id' is null (--id-field)"
+    assert main(["ingest", "-", "--store", str(tmp_path / "s")]) == 2  # was "- does not exist"
+    assert (
+        capsys.readouterr().err.strip() == "error: ingest reads files and folders, not stdin ('-')"
+    )
+    assert not (tmp_path / "s").exists()
 
 
 def test_ingest_reads_a_jsonl_file_that_starts_with_a_byte_order_mark(tmp_path: Path) -> None:

@@ -124,3 +124,25 @@ def test_an_encoder_id_with_a_lone_surrogate_keys_the_cache_and_is_refused_by_a_
             store.lookup([text], enc.cache_id)
         with pytest.raises(InvalidInputError, match="encoder_id must be valid Unicode"):
             store.put([text], enc.encode_texts([text]), enc.cache_id)
+
+
+def test_a_store_in_a_folder_without_search_permission_is_one_typed_line(tmp_path, monkeypatch):
+    """A read-only open (``store info``, ``compress --store``) of a store inside a folder the
+    user cannot enter raised ``PermissionError`` from ``is_file`` (Python 3.11), exit 1; a
+    writable open already said ``StoreError``.  Simulated: the tests run as root."""
+    from pathlib import Path
+
+    from semtoken_rag.cli.main import main
+
+    FingerprintStore(tmp_path / "st").close()
+    real = os.stat
+
+    def denied(path, *args, **kwargs):  # what stat says inside a folder without search (x)
+        if tmp_path / "st" in Path(path).parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", denied)
+    with pytest.raises(StoreError, match=r"cannot read .*st: Permission denied"):
+        FingerprintStore(tmp_path / "st", read_only=True)
+    assert main(["store", "info", str(tmp_path / "st")]) == 2

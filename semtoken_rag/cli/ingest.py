@@ -132,6 +132,8 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
                 raise InvalidInputError(f"{p} is a broken or looping symbolic link")
             elif p.exists():
                 raise InvalidInputError(f"{p} is not a regular file or folder (a pipe or a device)")
+            elif str(p) == "-":  # `compress -` reads stdin; ingest names its documents by file
+                raise InvalidInputError("ingest reads files and folders, not stdin ('-')")
             else:
                 raise InvalidInputError(f"{p} does not exist")
         except OSError as exc:
@@ -187,6 +189,8 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
                 raise InvalidInputError(f"{path}:{lineno}: {text_field!r} is not a string")
             if id_field and id_field not in record:
                 raise InvalidInputError(f"{path}:{lineno}: no {id_field!r} field (--id-field)")
+            if id_field and record[id_field] is None:  # str(None): every null id one name
+                raise InvalidInputError(f"{path}:{lineno}: {id_field!r} is null (--id-field)")
             yield SourceDocument(text, (str(record[id_field]) if id_field else f"{path}:{lineno}",))
 
 

@@ -9,6 +9,7 @@ an older format means ingesting into a new directory (docs/store.md, "Formats an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -38,7 +39,9 @@ def _info(args: argparse.Namespace) -> int:
     from semtoken_rag.store.store import DB_NAME, VERIFY_MAX_BYTES
 
     db_file = args.dir / DB_NAME
-    quick = db_file.is_file() and db_file.stat().st_size <= VERIFY_MAX_BYTES
+    quick = False
+    with contextlib.suppress(OSError):  # unreadable: the store's open says why, in one line
+        quick = db_file.is_file() and db_file.stat().st_size <= VERIFY_MAX_BYTES
     try:
         # SQLite's quick_check on open up to 1 GiB (the store's default); --check reads all.
         with FingerprintStore(args.dir, read_only=True) as store:

@@ -239,20 +239,23 @@ def open_read_only(
 
     Without a ``-wal`` file (no open writer, or a copied snapshot) it is an immutable snapshot:
     no ``-wal``/``-shm``, no lock; :class:`ReadOnlyFile` opens it again once a writer changes
-    the file.  With one,
-    ``mode=ro`` reads it through shared memory; where it cannot (no ``-shm``, directory not
-    writable) a WAL holding changes is a :class:`StoreError`, an empty one is ignored.
+    the file.  With one, ``mode=ro`` reads it through shared memory; where it cannot (no
+    ``-shm``, directory not writable) a WAL holding changes is a :class:`StoreError`.
 
     Returns:
         The connection, the store's codebooks, and whether the connection is immutable.
 
     Raises:
-        StoreError: no store there, damage (:class:`StoreDamagedError`), un-checkpointed
-            changes that cannot be read without write access, format/codec.
+        StoreError: no store there, a folder it cannot read, damage
+            (:class:`StoreDamagedError`), un-checkpointed changes that cannot be read without
+            write access, format/codec.
     """
     path = directory / DB_NAME
-    if not path.is_file():
-        raise StoreError(f"no fingerprint store at {directory} (missing {DB_NAME})")
+    try:
+        if not path.is_file():
+            raise StoreError(f"no fingerprint store at {directory} (missing {DB_NAME})")
+    except OSError as exc:  # a folder without search permission: was a PermissionError
+        raise StoreError(f"cannot read {directory}: {exc.strerror or exc}") from exc
     try:
         conn, immutable = _connect_read_only(directory, timeout)
         with _closed_on_error(conn):
@@ -390,10 +393,8 @@ def verify_default(db_file: Path, verify_on_open: bool | None) -> bool:
     except OSError:
         return True
     if size > VERIFY_MAX_BYTES:
+        gib, why = size / 2**30, "rows are checksummed on every read; verify_on_open=True forces it"
         logger.info(
-            "store %s is %.1f GiB: PRAGMA quick_check skipped on open (rows are still "
-            "checksummed on every read; verify_on_open=True forces it)",
-            db_file.parent,
-            size / 2**30,
+            "store %s is %.1f GiB: quick_check skipped on open (%s)", db_file.parent, gib, why
         )
     return size <= VERIFY_MAX_BYTES
