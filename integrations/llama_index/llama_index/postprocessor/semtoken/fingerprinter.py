@@ -5,6 +5,11 @@ was ingested.  The component leaves its input unchanged (it only writes to the s
 *before* the node parser: each ``Document`` is stored whole, and every node any parser cuts from
 it is served from the store (located by its ``ref_doc_id`` and its content).  After the parser,
 each node is stored as a short document of its own (it hits when the same node comes back).
+
+``IngestionPipeline`` caches each step's output by its input and the step's serialised fields,
+and skips a step it has run on the same nodes: ``store_dir`` is such a field, a ``store=`` object
+is not, so writing the same documents into another store object, or into a store that was
+deleted, needs ``disable_cache=True`` (or a fresh cache) for that run.
 """
 
 from __future__ import annotations
