@@ -17,7 +17,12 @@ import numpy as np
 
 from semtoken_rag import optional
 from semtoken_rag.core.pipeline import DedupSearch
-from semtoken_rag.core.redundancy import MAX_PARTNERS, block_partners, near_duplicate_pairs
+from semtoken_rag.core.redundancy import (
+    MAX_PARTNERS,
+    block_partners,
+    near_duplicate_pairs,
+    no_pairs,
+)
 from semtoken_rag.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -60,8 +65,8 @@ def near_duplicates(
     faiss = optional.faiss("FAISS near-duplicate search")
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     n = len(x)
-    if n == 0:
-        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if n == 0 or threshold >= 1.0:  # no cosine exceeds 1, whatever FAISS rounds copies to
+        return no_pairs(n)
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]

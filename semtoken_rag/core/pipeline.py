@@ -24,6 +24,7 @@ from semtoken_rag.core.params import SelectionConfig
 from semtoken_rag.core.pooling import l2_normalize, segment_lengths, segment_means, segment_sums
 from semtoken_rag.core.redundancy import near_duplicate_pairs, unit_shingles
 from semtoken_rag.core.scoring import (
+    F32_MAX,
     coarse_spans,
     combined_score,
     late_interaction,
@@ -31,6 +32,7 @@ from semtoken_rag.core.scoring import (
     relevance,
     representatives,
     standardize,
+    weighted_sum,
     word_unit_matches,
 )
 from semtoken_rag.core.spans import form_spans
@@ -165,20 +167,23 @@ def _unit_scores(
     if objective == "coverage":
         # Coverage weights: dense units (span entropy) and, with a query, relevant ones count
         # more; the greedy order becomes the scores the one budget rule spends.
-        log_w = w_ent * standardize(unit_entropy)
+        terms, factors = [standardize(unit_entropy)], [w_ent]
         if has_query:
-            log_w = log_w + params.coverage_relevance * standardize(rel)
-        # Shifted by the max before exp: a large coverage_relevance would overflow float32 to
+            terms, factors = [*terms, standardize(rel)], [w_ent, params.coverage_relevance]
+        # Finite (weights near the float32 maximum made the sum inf - inf: NaN gains), and
+        # shifted by the max before exp: a large coverage_relevance would overflow float32 to
         # inf (gains NaN, a garbage order); scaling every weight by one factor keeps the order.
-        log_w = log_w.astype(np.float64)
+        log_w = weighted_sum(terms, factors).astype(np.float64)
         weights = np.exp(log_w - log_w.max())
         return coverage_scores(
             units.vectors, units.costs, weights, neighbours=params.coverage_neighbours
         )
-    scores = combined_score(rel, unit_entropy, w_rel, w_ent)
-    if objective == "summary":
-        scores = scores + params.lead_weight * standardize(lead_prior(ctx.unit_chunk))
-    return scores
+    if objective != "summary":
+        return combined_score(rel, unit_entropy, w_rel, w_ent)
+    # One weighted sum: a lead term added to an overflowing (rescaled) score was not weighed
+    # as configured.
+    terms = [standardize(rel), standardize(unit_entropy), standardize(lead_prior(ctx.unit_chunk))]
+    return weighted_sum(terms, [w_rel, w_ent, params.lead_weight])
 
 
 def _candidates(
@@ -291,10 +296,6 @@ def _select_auto(
     return select_auto(ctx, scores, unit_costs, rules, rule, params, words, matches)
 
 
-#: Largest float32: external scores are reported as float32 (finite, however large).
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
 def objective_for(params: SelectionConfig, has_query: bool, generic_query: bool) -> str:
     """The objective actually used: ``auto`` is ``summary`` without a query or for a summary
     request, ``relevance`` otherwise."""
@@ -338,5 +339,5 @@ def plan_scored(
     standard = (unit - unit.mean()) / (float(unit.std()) or 1.0)
     kept, partial, _ = select_context(ctx, standard, unit_costs, budgets, params, rules)
     spans, zeros = np.arange(n_units, dtype=np.int64), np.zeros(n_units, dtype=np.float32)
-    shown = np.clip(scores, -_F32_MAX, _F32_MAX).astype(np.float32)  # finite, as reported
+    shown = np.clip(scores, -F32_MAX, F32_MAX).astype(np.float32)  # finite, as reported
     return CorePlan(kept, partial, spans, zeros, shown, np.zeros(n_units, bool), unit_costs, 0)

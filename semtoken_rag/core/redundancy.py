@@ -46,6 +46,8 @@ def near_duplicate_pairs(
         ``indices[indptr[i]:indptr[i+1]]`` (``int64``, sorted, ``i`` itself excluded).
     """
     n = len(unit_vectors)
+    if threshold >= 1.0:  # see :func:`no_pairs`
+        return no_pairs(n)
     counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     x = unit_vectors.astype(np.float32, copy=False)
     for lo in range(0, n, block):
@@ -54,6 +56,16 @@ def near_duplicate_pairs(
         cols.append(row_cols)
     indptr = np.r_[0, np.cumsum(np.concatenate(counts))].astype(np.int64)
     return indptr, np.concatenate(cols).astype(np.int64)
+
+
+def no_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The graph of ``n`` units without a pair: ``(indptr (n + 1,) int64 zeros, (0,) int64)``.
+
+    Why a threshold of 1 or more gets it without a search: no cosine exceeds 1, but exact
+    copies compute to 1 within float32 noise (1.0000004 or 0.9999998, as BLAS or FAISS round),
+    so ``dedup_threshold=1.0`` skipped some copies and kept others, differently per backend.
+    """
+    return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
 
 def block_partners(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from semtoken_rag.core.pooling import l2_normalize
@@ -123,20 +125,50 @@ def standardize(x: np.ndarray) -> np.ndarray:
     return (x - float(x.mean())) / std
 
 
+#: Largest float32: the most a reported unit score may be.
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+def weighted_sum(terms: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """``sum_i weights[i] * terms[i]``, ``(n,) float32``, finite whatever the weights.
+
+    Why: a weight is any finite number (``relevance_weight=3e38`` is valid), and the float32
+    sum overflowed to ``inf`` (``inf - inf``: NaN), so units tied at ``inf`` were kept by
+    position and NaN ones last: a garbage order.  The order of a weighted sum does not change
+    when every weight is scaled by one factor, so then the sum is taken in float64 with the
+    weights over the largest and scaled back as far as float32 holds.  A finite float32 sum is
+    returned as it is, bit for bit (the selection rounds scores to 5 decimals).
+
+    Args:
+        terms: ``(n,) float32`` standardised scores (z-scores: finite, small).
+        weights: ``>= 0`` finite weight of each term.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # float32, as the weights x z-scores
+        out = np.asarray(weights[0] * terms[0])
+        for t, w in zip(terms[1:], weights[1:], strict=True):
+            out = out + w * t
+    if np.isfinite(out).all():
+        return out.astype(np.float32)
+    top = max(weights)
+    x = sum((w / top) * t.astype(np.float64) for t, w in zip(terms, weights, strict=True))
+    scale = min(top, F32_MAX / max(float(np.abs(x).max()), 1.0))
+    return np.clip(x * scale, -F32_MAX, F32_MAX).astype(np.float32)
+
+
 def combined_score(
     relevance_scores: np.ndarray,
     entropy: np.ndarray,
     relevance_weight: float,
     entropy_weight: float,
 ) -> np.ndarray:
-    """``w_rel * z(relevance) + w_ent * z(entropy)``, ``(n,) float32``.
+    """``w_rel * z(relevance) + w_ent * z(entropy)``, ``(n,) float32`` (finite: see
+    :func:`weighted_sum`).
 
     Standardising each term first makes the weights mean the same on every text, whatever the
     spread of cosines or entropies there.
     """
-    return (
-        relevance_weight * standardize(relevance_scores) + entropy_weight * standardize(entropy)
-    ).astype(np.float32)
+    z = [standardize(relevance_scores), standardize(entropy)]
+    return weighted_sum(z, [relevance_weight, entropy_weight])
 
 
 def coarse_spans(
