@@ -183,7 +183,7 @@ class BudgetConfig(ConfigPart):
     separator: Text = Field(
         default=" … ",
         description="Inserted where text was removed between two kept pieces of a chunk; its "
-        "tokens are charged to the budget. Without whitespace at both ends (\"\" glues the "
+        'tokens are charged to the budget. Without whitespace at both ends ("" glues the '
         "pieces) the words either side merge and may read more tokens than were charged.",
     )
     force_keep: Patterns = Field(

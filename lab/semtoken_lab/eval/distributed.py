@@ -23,7 +23,7 @@ from typing import Any
 from semtoken_lab.eval.data import Example
 from semtoken_lab.eval.records import ExampleRecord, RecordWriter
 from semtoken_lab.eval.run_config import RunConfig, RunResult
-from semtoken_lab.eval.runner import Runner
+from semtoken_lab.eval.runner import Runner, example_key
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class RayRunner(Runner):
     def _loop(
         self,
         work: list[tuple[Example, list[tuple[str, float]]]],
-        all_chunks: dict[str, list[str]],
+        all_chunks: dict[tuple[str, str], list[str]],
         path: Any,
     ) -> int:
         from semtoken_rag.distributed.cluster import fit_actors
@@ -136,7 +136,7 @@ class RayRunner(Runner):
 
         def submit(actor: Any, item: tuple[Example, list[tuple[str, float]]]) -> Any:
             ex, pending = item
-            return actor.process.remote(ex, all_chunks[ex.id], pending)
+            return actor.process.remote(ex, all_chunks[example_key(ex)], pending)
 
         new = 0
         bar = tqdm(total=len(work), desc="eval (ray)", unit="ex", disable=not cfg.progress)

@@ -35,10 +35,13 @@ from typing import Any
 from semtoken_rag.errors import ConfigError, InvalidInputError
 
 from semtoken_lab.eval.data import Example, load_examples
+from semtoken_lab.eval.records import cut_torn_tail
 
 logger = logging.getLogger(__name__)
 
 FULL, CLOSED = "full", "closed-book"
+#: The ``infeasible`` reason of the one record of an example without a usable gold answer.
+NO_ANSWER = "no answer"
 
 
 @dataclass(frozen=True)
@@ -240,20 +243,49 @@ def _record(ex: Example, run: _Run, lay: Any, prefill_s: float, tf: Any) -> dict
     }
 
 
-def _done(path: Path) -> set[str]:
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete records of ``path``; a torn or unreadable line is skipped with a warning
+    (a run killed mid-write leaves one; it is recomputed on resume)."""
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                logger.warning("%s:%d: skipping unreadable record (%s)", path, lineno, exc)
+                continue
+            if isinstance(rec, dict) and "id" in rec and "method" in rec:
+                out.append(rec)
+            else:
+                logger.warning("%s:%d: skipping a line that is not a record", path, lineno)
+    return out
+
+
+def _done(path: Path, methods: set[str]) -> set[str]:
+    """Ids whose records are all on disk: every planned method, or the "no answer" record.
+
+    Why every method: a run killed while writing an example's records leaves some of them;
+    that example is run again (the report keeps one record per method).
+    """
     if not path.exists():
         return set()
-    with path.open(encoding="utf-8") as fh:
-        return {json.loads(line)["id"] for line in fh if line.strip()}
+    seen: dict[str, set[str]] = {}
+    finished: set[str] = set()
+    for rec in _read_lines(path):
+        seen.setdefault(str(rec["id"]), set()).add(rec["method"])
+        if rec.get("infeasible") == NO_ANSWER:
+            finished.add(str(rec["id"]))
+    return finished | {i for i, have in seen.items() if methods <= have}
 
 
 def read_records(out: str | Path) -> list[dict[str, Any]]:
-    """The records of a run folder."""
+    """The records of a run folder (a torn last line is skipped with a warning)."""
     path = Path(out) / "records.jsonl"
     if not path.exists():
         raise InvalidInputError(f"no records in {out} (expected {path})")
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    return _read_lines(path)
 
 
 def run_kv_eval(
@@ -276,16 +308,17 @@ def run_kv_eval(
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2), encoding="utf-8")
     examples = load_examples(cfg.data, limit=cfg.limit, per_doc=cfg.per_doc)
     path = out / "records.jsonl"
-    done = _done(path)
+    if path.is_file():
+        cut_torn_tail(path)
+    done = _done(path, {run.method for runs in plan(cfg).values() for run in runs})
     todo = [ex for ex in examples if ex.id not in done]
     ev = evaluator or (KVEvaluator(cfg) if todo else None)
     t0 = time.perf_counter()
     for i, ex in enumerate(todo):
         assert ev is not None
-        records = ev.example(ex) or [{"id": ex.id, "method": FULL, "infeasible": "no answer"}]
-        with path.open("a", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps(rec) + "\n")
+        records = ev.example(ex) or [{"id": ex.id, "method": FULL, "infeasible": NO_ANSWER}]
+        with path.open("a", encoding="utf-8") as fh:  # one write per example
+            fh.write("".join(json.dumps(rec) + "\n" for rec in records))
         logger.info("kv-eval %d/%d %s", i + 1, len(todo), ex.id)
         if on_example is not None:
             on_example(i + 1, len(todo), ex.id, time.perf_counter() - t0)

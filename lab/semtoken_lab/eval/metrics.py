@@ -14,6 +14,7 @@ Every metric has the signature ``(prediction, ground_truth, **kwargs) -> float``
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import string
 from collections import Counter
@@ -147,7 +148,17 @@ def exact_match_score(prediction: str, ground_truth: str, **_: Any) -> float:
     return float(normalize_answer(prediction) == normalize_answer(ground_truth))
 
 
-_LETTER = re.compile(r"^\s*\(?([A-Da-d])[\).:\s]|^\s*([A-Da-d])\s*$")
+@functools.lru_cache(maxsize=32)
+def _letter_pattern(n_options: int) -> re.Pattern[str]:
+    """A leading option letter among the first ``max(4, n_options)`` letters.
+
+    Why not always ``A-D``: the reader's prompt letters every option (``E.`` for a fifth), so a
+    bare ``E`` answer must pick the fifth option, not fall back to text overlap (which picked
+    the first).  At least ``A-D``, as before, so four-option scoring is unchanged.
+    """
+    letters = string.ascii_uppercase[: min(max(4, n_options), 26)]
+    cls = f"[{letters}{letters.lower()}]"
+    return re.compile(rf"^\s*\(?({cls})[\).:\s]|^\s*({cls})\s*$")
 
 
 def mc_accuracy_score(prediction: str, ground_truth: str, **kwargs: Any) -> float:
@@ -159,7 +170,7 @@ def mc_accuracy_score(prediction: str, ground_truth: str, **kwargs: Any) -> floa
     options: Sequence[str] = kwargs.get("options") or ()
     if not options:
         return exact_match_score(prediction, ground_truth)
-    m = _LETTER.match(prediction)
+    m = _letter_pattern(len(options)).match(prediction)
     if m:
         idx = ord((m.group(1) or m.group(2)).upper()) - ord("A")
         picked = options[idx] if idx < len(options) else ""

@@ -60,7 +60,9 @@ def quality_vs_ratio(rows: Sequence, path: Path) -> Path:
         ax.set_title(ds)
         ax.set_xlabel("achieved ratio (reader tokens kept)")
         ax.set_ylabel("LL retained (0 closed-book, 1 full)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
+    labelled = [ax for ax in axes[0] if ax.get_legend_handles_labels()[0]]
+    if labelled:  # the last panel with a measured line (none: no legend, not a warning)
+        labelled[-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -130,7 +130,7 @@ class RecordWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if append and self.path.is_file():
-            _cut_torn_tail(self.path)
+            cut_torn_tail(self.path)
         self._fh = self.path.open("a" if append else "w", encoding="utf-8")
         self._lock = threading.Lock()
 
@@ -152,7 +152,9 @@ class RecordWriter:
         self.close()
 
 
-def _cut_torn_tail(path: Path) -> None:
+def cut_torn_tail(path: Path) -> None:
+    """Cut a torn last line (a run killed mid-write) off the JSONL file ``path``, so that
+    appended lines never get glued to the fragment."""
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         cut = data.rfind(b"\n") + 1

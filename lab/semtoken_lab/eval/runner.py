@@ -105,6 +105,30 @@ def _truncate_middle(tokenizer: Any, text: str, limit: int) -> str:
     return tokenizer.decode(ids[:half]) + tokenizer.decode(ids[len(ids) - (limit - half) :])
 
 
+def example_key(ex: Example) -> tuple[str, str]:
+    """``(dataset, id)``: what tells examples apart (ids repeat across datasets, as in the
+    records' resume key)."""
+    return (ex.dataset, ex.id)
+
+
+def _check_unique(examples: Sequence[Example]) -> None:
+    """Refuse two examples with one ``(dataset, id)``: their records would share a resume key
+    and their contexts one slot.
+
+    Raises:
+        InvalidInputError: the first repeated key, named.
+    """
+    seen: set[tuple[str, str]] = set()
+    for ex in examples:
+        key = example_key(ex)
+        if key in seen:
+            raise InvalidInputError(
+                f"example id {ex.id!r} appears twice in dataset {ex.dataset!r}; "
+                "ids must be unique within a dataset"
+            )
+        seen.add(key)
+
+
 class Runner:
     """Runs one :class:`RunConfig`.
 
@@ -220,6 +244,7 @@ class Runner:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2), encoding="utf-8")
         if examples is None:
             examples = load_examples(cfg.data, fmt=cfg.fmt, limit=cfg.limit, per_doc=cfg.per_doc)  # type: ignore[arg-type]
+        _check_unique(examples)
         path = out / "examples.jsonl"
         done = {r.key for r in read_records(path)} if cfg.resume else set()
         keys = [(m, t) for m in cfg.methods for t in _targets(cfg, m)]
@@ -238,12 +263,12 @@ class Runner:
         if work:
             # Contexts (and the rag pool) are built over *all* examples of the run, so a resumed
             # run retrieves from the same pool as the original one.
-            all_chunks = dict(zip((e.id for e in examples), self.contexts(examples), strict=False))
+            all_chunks = dict(zip(map(example_key, examples), self.contexts(examples), strict=True))
             new = self._loop(work, all_chunks, path)
             self._log_store_use()
         records = read_records(path)
         if work and examples:
-            self._heatmap(examples[0], all_chunks[examples[0].id], out)
+            self._heatmap(examples[0], all_chunks[example_key(examples[0])], out)
         summary = write_outputs(records, out, methods=cfg.methods)
         return RunResult(records=records, new_records=new, out=out, summary=summary)
 
@@ -280,7 +305,7 @@ class Runner:
     def _loop(
         self,
         work: list[tuple[Example, list[tuple[str, float]]]],
-        all_chunks: dict[str, list[str]],
+        all_chunks: dict[tuple[str, str], list[str]],
         path: Path,
     ) -> int:
         from tqdm.auto import tqdm
@@ -292,7 +317,7 @@ class Runner:
 
             def one(item: tuple[Example, list[tuple[str, float]]]) -> int:
                 ex, pending = item
-                recs = self.process(ex, all_chunks[ex.id], pending)
+                recs = self.process(ex, all_chunks[example_key(ex)], pending)
                 for r in recs:
                     writer.write(r)
                 return len(recs)

@@ -19,6 +19,7 @@ from typing import Any
 
 from semtoken_rag.errors import ConfigError, InvalidInputError
 
+from semtoken_lab.reader.arguments import check_count
 from semtoken_lab.reader.decoding import cache_argument
 from semtoken_lab.reader.kv_budget import (
     KV_POLICIES,
@@ -257,7 +258,12 @@ class BudgetedGeneration:
         options: Sequence[str] | None = None,
         config: KVBudget | None = None,
     ) -> ReaderAnswer:
-        """Greedy answer under the budget, with its cost and :class:`KVTrace`."""
+        """Greedy answer under the budget, with its cost and :class:`KVTrace`.
+
+        Raises:
+            InvalidInputError: ``max_new_tokens`` is not an int >= 1 (it generated one token).
+        """
+        check_count("max_new_tokens", max_new_tokens)
         cfg = config or self.config
         if cfg is None:
             raise InvalidInputError("no KV budget given")

@@ -36,14 +36,24 @@ def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available else ``cpu``; anything else unchanged.
 
     Raises:
-        ConfigError: a CUDA device that does not exist here.
+        ConfigError: a CUDA device that does not exist here, or a device string torch cannot
+            parse (``gpu``, ``cuda:x``): refused here, not after the model has loaded.
     """
-    resolver = DEVICE_RESOLVERS.get(device)
-    chosen = resolver() if resolver is not None else device
-    if is_cuda(chosen):
-        import torch
+    import torch
 
-        index = int(chosen.split(":", 1)[1]) if ":" in chosen else 0
+    resolver = DEVICE_RESOLVERS.get(device) if isinstance(device, str) else None
+    chosen = resolver() if resolver is not None else device
+    try:
+        parsed = torch.device(chosen) if isinstance(chosen, str) else None
+    except RuntimeError:
+        parsed = None
+    if parsed is None:
+        raise ConfigError(
+            f"unknown device {device!r:.60}; use 'auto', 'cpu', 'cuda', 'cuda:N' or another "
+            "device string torch accepts"
+        )
+    if is_cuda(chosen):
+        index = parsed.index or 0
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
             raise ConfigError(
                 f"device {device!r}: CUDA device {index} is not available "

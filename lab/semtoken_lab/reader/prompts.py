@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from semtoken_rag.errors import ConfigError
+from semtoken_rag.errors import ConfigError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,18 @@ class PromptTemplate:
     def messages(
         self, question: str, context: str, options: Sequence[str] | None = None
     ) -> list[dict[str, str]]:
-        """Chat messages for one example."""
+        """Chat messages for one example.
+
+        Raises:
+            InvalidInputError: ``options`` is one string (its characters would become the
+                options) or has more entries than there are option letters.
+        """
+        if isinstance(options, (str, bytes)) or len(options or ()) > len(OPTION_LETTERS):
+            got = repr(options)[:60] if isinstance(options, (str, bytes)) else len(options or ())
+            raise InvalidInputError(
+                f"options must be a sequence of at most {len(OPTION_LETTERS)} option texts "
+                f"(one per letter A-Z), got {got}"
+            )
         opts = "\n".join(f"{OPTION_LETTERS[i]}. {o}" for i, o in enumerate(options or ()))
         body = self.user if context.strip() else self.closed_book
         content = body.format(context=context.strip(), question=question.strip(), options=opts)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from semtoken_rag.errors import InvalidInputError
 
 from semtoken_lab.reader import frameworks
+from semtoken_lab.reader.arguments import check_batch, check_count, check_examples
 from semtoken_lab.reader.attention import AttentionRuntime, fastest_sdpa_backend, resolve_attention
 from semtoken_lab.reader.decoding import Decoder, Generated, answer_logprobs
 from semtoken_lab.reader.loading import load_reader_model, load_reader_tokenizer
@@ -160,6 +161,10 @@ class LocalReader:
 
         Args:
             reserve: Tokens kept free after the prompt (the answer).
+
+        Raises:
+            InvalidInputError: the prompt does not fit in ``max_context_tokens - reserve`` even
+                with no context (it was cut from its head, or emptied, before).
         """
         return self._fit(question, context, task, options, reserve, None)[1]
 
@@ -213,6 +218,12 @@ class LocalReader:
         ids = self._encode(
             build_prompt(self.tokenizer, task, question, context, options, self.prompts)
         )
+        if keep <= 0 and len(ids) > limit:  # the prompt does not fit even without its context
+            raise InvalidInputError(
+                f"the prompt needs {len(ids)} tokens without its context, but a window of "
+                f"{limit + reserve} tokens with {reserve} kept for the answer (max_new_tokens) "
+                f"leaves {limit}; lower max_new_tokens or shorten the question"
+            )
         return context, (ids[-limit:] if len(ids) > limit else ids)
 
     # ---------------------------------------------------------------- generation
@@ -261,7 +272,7 @@ class LocalReader:
         fields are those of the example's batch; ``kv_bytes`` is the example's unpadded share.
         With a ``kv_budget`` the examples are decoded one at a time under the budget.
         """
-        opts = _check_batch(questions, contexts, options, max_new_tokens, batch_size)
+        opts = check_batch(questions, contexts, options, max_new_tokens, batch_size)
         if self.kv is not None:
             return [
                 self.kv.generate(q, c, max_new_tokens=max_new_tokens, task=task, options=o)
@@ -330,8 +341,15 @@ class LocalReader:
         ``max_answer_tokens + 1`` positions need logits (``logits_to_keep``): no
         ``(batch, length, vocab)`` tensor is ever built.
         """
+        for name, values in (
+            ("questions", questions),
+            ("contexts", contexts),
+            ("answers", answers),
+        ):
+            check_examples(name, values)
         if not len(questions) == len(contexts) == len(answers):
             raise InvalidInputError("questions, contexts and answers must have the same length")
+        check_count("batch_size", batch_size)
         items: list[tuple[list[int], list[int]]] = []
         for q, c, a in zip(questions, contexts, answers, strict=True):
             ans = self._encode(a.strip()) if isinstance(a, str) else []
@@ -367,27 +385,3 @@ class LocalReader:
     def as_llama_index_llm(self, **kwargs: Any) -> Any:
         """This reader as a LlamaIndex LLM (see :mod:`semtoken_lab.reader.frameworks`)."""
         return frameworks.as_llama_index_llm(self, **kwargs)
-
-
-def _check_batch(
-    questions: Sequence[str],
-    contexts: Sequence[str],
-    options: Sequence[Sequence[str] | None] | None,
-    max_new_tokens: int,
-    batch_size: int,
-) -> list[Sequence[str] | None]:
-    """The options of each example, after checking the batch's arguments agree.
-
-    Raises:
-        InvalidInputError: lengths differ, or a limit is below 1.
-    """
-    if len(questions) != len(contexts):
-        raise InvalidInputError("questions and contexts must have the same length")
-    if max_new_tokens < 1 or batch_size < 1:
-        raise InvalidInputError("max_new_tokens and batch_size must be >= 1")
-    opts: list[Sequence[str] | None] = [None] * len(questions)
-    if options is not None:
-        opts = list(options)
-    if len(opts) != len(questions):
-        raise InvalidInputError("options must have one entry per question")
-    return opts
