@@ -115,7 +115,7 @@ class _Kept:
         self.chunk = chunk.tolist()
         # joins[i]: unit i and unit i + 1 render as one piece when both are kept.
         self.joins = [*(chunk[1:] == chunk[:-1]).tolist(), False]
-        self.pieces = [0] * (int(chunk.max()) + 1 if n else 1)
+        self.pieces = dict.fromkeys(self.chunk, 0)  # per chunk of the group (not 0..max)
         self.lexical = rules.shingles is not None and rules.lexical_threshold is not None
         self.threshold = float(rules.lexical_threshold or 0.0)
         self.seen: set[int] = set()
@@ -341,8 +341,9 @@ def select_context(
         word_costs = np.fromiter(pieces, dtype=object, count=n_units)
     if len(budgets) == 1:
         groups = [np.arange(n_units)]
-    else:
-        groups = [np.flatnonzero(ctx.unit_chunk == c) for c in range(len(budgets))]
+    else:  # unit_chunk is non-decreasing: a range per chunk (a mask each was quadratic)
+        bounds = np.searchsorted(ctx.unit_chunk, np.arange(len(budgets) + 1)).tolist()
+        groups = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     kept = np.zeros(n_units, dtype=bool)
     partial = np.zeros(n_units, dtype=np.int64)
     skipped = 0
