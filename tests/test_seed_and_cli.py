@@ -138,8 +138,11 @@ def test_cli_compress_reads_dash_as_stdin(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(InvalidInputError, match="more than once"):
         _read_inputs(["-", "-"])
     _stdin(monkeypatch, b"  \n")
-    with pytest.raises(InvalidInputError, match="nothing to compress"):
+    with pytest.raises(InvalidInputError, match="nothing to compress: the files hold no text"):
         _read_inputs(["-"])
+    _stdin(monkeypatch, b"  \n")
+    with pytest.raises(InvalidInputError, match="nothing to compress: stdin holds no text"):
+        _read_inputs([])  # was "stdin hold"
 
 
 @pytest.mark.slow

@@ -69,8 +69,8 @@ def _read_inputs(files: list[str]) -> list[str]:
     else:
         texts = [_read_stdin() if f == STDIN else read_text_file(Path(f)) for f in files]
     if not any(t.strip() for t in texts):
-        raise InvalidInputError("nothing to compress: " + ("stdin" if not files else "the files")
-                                + " hold no text")  # fmt: skip
+        where = "stdin holds" if not files else "the files hold"
+        raise InvalidInputError(f"nothing to compress: {where} no text")
     return texts
 
 
