@@ -342,8 +342,8 @@ def select_context(
     if len(budgets) == 1:
         groups = [np.arange(n_units)]
     else:  # unit_chunk is non-decreasing: a range per chunk (a mask each was quadratic)
-        bounds = np.searchsorted(ctx.unit_chunk, np.arange(len(budgets) + 1)).tolist()
-        groups = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        cuts = np.searchsorted(ctx.unit_chunk, np.arange(1, len(budgets)))
+        groups = np.split(np.arange(n_units), cuts)
     kept = np.zeros(n_units, dtype=bool)
     partial = np.zeros(n_units, dtype=np.int64)
     skipped = 0
