@@ -84,6 +84,7 @@ def load_by_name(name: str, device: str, dtype: str) -> LoadedEncoder:
         )
     except (OSError, ValueError) as exc:
         raise models.missing_model_error(name, exc) from exc
+    models.check_vocabulary(tokenizer, name)
     if bf16:
         weights_digest(model)  # memoised for this model object, which .to() keeps
     model.to(dev, dtype=torch_dtype).eval()
@@ -113,7 +114,7 @@ def _from_hf_model(obj: Any) -> tuple[Any, Any, str] | None:
             f"cannot find the tokenizer of the given {type(obj).__name__} ({name!r}): {exc}; "
             "pass a SentenceTransformer, or the model id/path instead"
         ) from exc
-    return obj, tokenizer, name
+    return obj, models.check_vocabulary(tokenizer, name), name
 
 
 #: Loaded-model kinds, tried in order: class name -> how to reach model and tokenizer.

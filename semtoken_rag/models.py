@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 from semtoken_rag.errors import ModelNotFoundError
 
@@ -123,6 +124,27 @@ def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:
     """A :class:`ModelNotFoundError` for a model that failed to load, naming the fix."""
     first = " ".join(str(exc).split())[:300]
     return ModelNotFoundError(f"could not load model {model!r}: {first}; {_PACKAGED_HINT}")
+
+
+def check_vocabulary(tokenizer: Any, name: str) -> Any:
+    """``tokenizer``, loaded from ``name``, if it has a vocabulary beyond its special tokens.
+
+    Why: transformers builds a tokenizer for a folder holding a ``config.json`` but no tokenizer
+    files (no ``tokenizer.json``, no ``vocab.txt``) with an empty vocabulary instead of failing;
+    every word then reads as one unknown token, so budgets counted in it and fingerprints
+    computed with it would be silently meaningless.
+
+    Raises:
+        ModelNotFoundError: naming ``name`` and what is missing.
+    """
+    special = set(getattr(tokenizer, "all_special_ids", None) or ())
+    if len(tokenizer) <= len(special):
+        raise ModelNotFoundError(
+            f"the tokenizer of {name!r} has no vocabulary besides its {len(special)} special "
+            f"tokens: its folder lacks the tokenizer files (tokenizer.json, vocab.txt, ...); "
+            f"{_PACKAGED_HINT}"
+        )
+    return tokenizer
 
 
 def check_model_name(name: str, aliases: frozenset[str], what: str) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import os
 import shutil
+import struct
 import tempfile
 import threading
 from collections.abc import Callable
@@ -164,6 +165,11 @@ def reader_gguf(name: str) -> Path | None:
     return None
 
 
+#: What reading a model file that is not what its name says raises (the ``gguf`` package parses
+#: with numpy and ``struct``: an empty, truncated or foreign ``.gguf`` file fails with any).
+_UNREADABLE = (OSError, ValueError, KeyError, IndexError, struct.error)
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_tokenizer(path: str) -> Any:
     from transformers import AutoTokenizer
@@ -182,11 +188,12 @@ def load_reader_tokenizer(name: str = "smollm2") -> Any:
         ModelNotFoundError: the model cannot be found (the message names the fix).
     """
     gguf, local = reader_gguf(name), Path(name).expanduser()
-    if gguf is not None:
-        path = str(gguf_tokenizer_dir(gguf))
-    else:
-        path = str(local.resolve()) if local.exists() else name
     try:
-        return _cached_tokenizer(path)
-    except (OSError, ValueError) as exc:
+        if gguf is not None:
+            path = str(gguf_tokenizer_dir(gguf))
+        else:
+            path = str(local.resolve()) if local.exists() else name
+        tokenizer = _cached_tokenizer(path)
+    except _UNREADABLE as exc:  # a `.gguf` that is empty, truncated or not GGUF fails in gguf
         raise ModelNotFoundError(f"could not load the tokenizer of reader {name!r}: {exc}") from exc
+    return models.check_vocabulary(tokenizer, name)

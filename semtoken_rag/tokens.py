@@ -144,15 +144,20 @@ def _spread(costs: np.ndarray, word_spans: np.ndarray, a: int, b: int, total: in
 def load_counter(name: str) -> TokenCounter:
     """A :class:`TokenCounter` for a tokenizer id or path.
 
-    The packaged reader's aliases (``smollm2``, ``HuggingFaceTB/SmolLM2-135M-Instruct``) resolve
-    to its tokenizer through the reader package; the packaged encoder's aliases to the encoder's.
+    The packaged reader's aliases (``smollm2``, ``HuggingFaceTB/SmolLM2-135M-Instruct``) and a
+    ``.gguf`` file's path resolve to the tokenizer in the GGUF metadata (through
+    :mod:`semtoken_rag.readers`, as the reader loads it; transformers cannot open a bare
+    ``.gguf`` path); the packaged encoder's aliases to the encoder's.
+
+    Raises:
+        ModelNotFoundError: the tokenizer cannot be loaded, or has no vocabulary (a folder
+            without tokenizer files), naming ``name``.
     """
-    from semtoken_rag import models
+    from semtoken_rag import models, readers
 
-    if name in models.READER_ALIASES:
-        from semtoken_rag.readers import load_reader_tokenizer
-
-        return TokenCounter(load_reader_tokenizer(name), name=models.READER_CANONICAL_ID)
+    if name in models.READER_ALIASES or readers.reader_gguf(name) is not None:
+        canonical = models.READER_CANONICAL_ID if name in models.READER_ALIASES else name
+        return TokenCounter(readers.load_reader_tokenizer(name), name=canonical)
     from transformers import AutoTokenizer
 
     path, canonical = models.resolve_encoder(name)
@@ -160,4 +165,4 @@ def load_counter(name: str) -> TokenCounter:
         tok = AutoTokenizer.from_pretrained(path, **models.local_only(path))
     except (OSError, ValueError) as exc:
         raise models.missing_model_error(name, exc) from exc
-    return TokenCounter(tok, name=canonical)
+    return TokenCounter(models.check_vocabulary(tok, name), name=canonical)
