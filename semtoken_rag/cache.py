@@ -105,11 +105,11 @@ class MemoryFingerprintCache:
     ) -> list[ChunkFingerprints | None]:
         """Fingerprints of each text encoded before by this process with ``encoder_id``."""
         keys = [fingerprint_key(t, encoder_id) for t in texts]
-        with self._lock:
+        with self._lock:  # the counters too: `+=` from two threads loses counts
             out = [self._data.get(k) for k in keys]
-        n_hit = sum(fp is not None for fp in out)
-        self.hits += n_hit
-        self.misses += len(out) - n_hit
+            n_hit = sum(fp is not None for fp in out)
+            self.hits += n_hit
+            self.misses += len(out) - n_hit
         return out
 
     def put(
