@@ -35,7 +35,7 @@ from typing import Any
 from semtoken_rag.errors import ConfigError, InvalidInputError
 
 from semtoken_lab.eval.data import Example, load_examples
-from semtoken_lab.eval.records import cut_torn_tail
+from semtoken_lab.eval.records import cut_torn_tail, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -244,22 +244,13 @@ def _record(ex: Example, run: _Run, lay: Any, prefill_s: float, tf: Any) -> dict
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """The complete records of ``path``; a torn or unreadable line is skipped with a warning
-    (a run killed mid-write leaves one; it is recomputed on resume)."""
+    """The complete records of ``path`` (torn or unreadable lines skipped with a warning)."""
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                logger.warning("%s:%d: skipping unreadable record (%s)", path, lineno, exc)
-                continue
-            if isinstance(rec, dict) and "id" in rec and "method" in rec:
-                out.append(rec)
-            else:
-                logger.warning("%s:%d: skipping a line that is not a record", path, lineno)
+    for lineno, rec in read_jsonl(path):
+        if isinstance(rec, dict) and "id" in rec and "method" in rec:
+            out.append(rec)
+        else:
+            logger.warning("%s:%d: skipping a line that is not a record", path, lineno)
     return out
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -102,20 +103,30 @@ def record_key(dataset: str, example_id: str, method: str, ratio: float) -> Key:
     return (dataset, example_id, method, round(ratio, 4))
 
 
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, JSON value)`` of each line of ``path``; a torn or unreadable line is
+    skipped with a warning (a run killed mid-write leaves one; resuming recomputes it)."""
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                logger.warning("%s:%d: skipping unreadable record (%s)", path, lineno, exc)
+
+
 def read_records(path: str | Path) -> list[ExampleRecord]:
     """All complete records of a JSONL file (a torn last line is skipped with a warning)."""
     p = Path(path)
     if not p.is_file():
         return []
     out = []
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(ExampleRecord.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                logger.warning("%s:%d: skipping unreadable record (%s)", p, lineno, exc)
+    for lineno, value in read_jsonl(p):
+        try:
+            out.append(ExampleRecord.from_dict(value))
+        except (TypeError, AttributeError) as exc:  # missing fields, or not an object
+            logger.warning("%s:%d: skipping unreadable record (%s)", p, lineno, exc)
     return out
 
 
