@@ -139,24 +139,8 @@ def call_budgets(
         target_coverage=config.target_coverage,
         tolerance=config.coverage_tolerance,
         per_chunk=config.budget_scope == "per_chunk",
+        n_chunks=len(originals),
     )
-
-
-def chosen_budgets(rule: AdaptiveRule, core: CorePlan, n_chunks: int) -> np.ndarray:
-    """The budgets an ``auto`` plan chose, shaped as a fixed budget's: ``(1,)`` joint, or
-    ``(n_chunks,)`` per chunk.
-
-    Why the padding: the core shares the budget over the chunks up to the last one holding a
-    unit, so trailing empty or blank chunks had no share, and ``["a. b.", "c.", ""]`` under
-    ``per_chunk`` failed to render (an ``IndexError``) or reported a joint budget.
-    """
-    chosen = core.budgets
-    if chosen is None:  # no unit at all, or one joint budget
-        tokens = core.budget_choice.tokens if core.budget_choice is not None else 0
-        chosen = np.asarray([tokens], np.int64)
-    if not rule.per_chunk:
-        return chosen
-    return np.pad(chosen.astype(np.int64), (0, max(n_chunks - len(chosen), 0)))
 
 
 def plan_with_scores(

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from semtoken_rag.budgets import call_budgets, chosen_budgets, plan_with_scores, separator_cost
+from semtoken_rag.budgets import call_budgets, plan_with_scores, separator_cost
 from semtoken_rag.cache import MemoryFingerprintCache
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.pipeline import StageHook, plan_context
@@ -255,7 +255,8 @@ class Compressor:
                 dedup_search=self._dedup, on_stage=record, generic_query=is_summary_request(query),
             )  # fmt: skip
         if not isinstance(budgets, np.ndarray):  # auto: the budgets the rule chose (per chunk)
-            budgets = chosen_budgets(budgets, core, len(prepared))
+            assert core.budgets is not None  # the core always reports them under the rule
+            budgets = core.budgets
         return Plan(prepared, query, budgets, arrays, core, sep_cost, stage_ms)
 
     def render(self, plan: Plan) -> CompressionResult:

@@ -43,6 +43,8 @@ class AdaptiveRule:
             match in the whole context and still count as covered.
         per_chunk: Share the chosen budget between chunks in proportion to their lengths (the
             ``per_chunk`` scope) instead of spending it jointly.
+        n_chunks: Chunks of the context, each given a share under ``per_chunk`` (those holding
+            no unit, blank ones, get 0: counted from the units alone, trailing ones had none).
         summary: The query asks for a summary (set by the pipeline).
         separator_cost: Tokens of a separator (set by the pipeline).
     """
@@ -52,6 +54,7 @@ class AdaptiveRule:
     target_coverage: float = 1.0
     tolerance: float = 0.05
     per_chunk: bool = False
+    n_chunks: int = 1
     summary: bool = False
     separator_cost: int = 0
 
@@ -227,7 +230,8 @@ def adaptive_budgets(
         unit_chunk: ``(U,) int64`` chunk of each unit; the rest as :func:`choose_budget`.
     """
     choice, kept = _choose(matches, scores, unit_costs, candidates, forced, rule)
-    chunk_costs = np.bincount(unit_chunk, weights=unit_costs).astype(np.int64)
+    chunk_costs = np.bincount(unit_chunk, weights=unit_costs, minlength=rule.n_chunks)
+    chunk_costs = chunk_costs.astype(np.int64)
     needs = None
     if rule.per_chunk and kept is not None:
         needs = chunk_needs(

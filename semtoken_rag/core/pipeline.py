@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice
+from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, scope_budgets
 from semtoken_rag.core.arrays import ContextArrays, CorePlan, empty_plan
 from semtoken_rag.core.autoselect import select_auto
 from semtoken_rag.core.budget import CSR, UnitRules, select_context
@@ -247,8 +247,11 @@ def plan_context(
             objective is then ``summary``; see :func:`objective_for`).
     """
     if ctx.n_units == 0:  # nothing to keep; under the ``auto`` rule, its floor (0 tokens)
-        choice = BudgetChoice(budgets.floor, "floor") if isinstance(budgets, AdaptiveRule) else None
-        return dataclasses.replace(empty_plan(), budget_choice=choice)
+        if not isinstance(budgets, AdaptiveRule):
+            return empty_plan()
+        floor = BudgetChoice(budgets.floor, "floor")
+        shares = scope_budgets(floor, budgets, np.zeros(budgets.n_chunks, np.int64))
+        return dataclasses.replace(empty_plan(), budget_choice=floor, budgets=shares)
     clock = _Stages(on_stage)
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
     unit_vecs = l2_normalize(segment_means(ctx.word_vectors, ctx.unit_starts))
