@@ -213,8 +213,9 @@ class RawCodec:
         are scaled to unit length first: a row float16 overflows (beyond 65,504: decoded as
         NaN) or flushes to zero would otherwise be served NaN or zero vectors.
         """
-        raw = np.array(vectors, dtype=np.float32).reshape(-1, self.dim)  # a copy: scaled here
+        raw = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if not self._exact and raw.size:
+            raw = raw.copy()  # scaled in place below; the caller's vectors stay as they are
             peak = np.abs(raw).max(axis=1, keepdims=True)  # first: a float32 square overflows
             renormalise(np.divide(raw, peak, out=raw, where=peak > 0))
         raw = np.ascontiguousarray(raw, dtype=self.dtype)
