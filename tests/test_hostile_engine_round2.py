@@ -69,6 +69,7 @@ def test_auto_joint_budget_stays_one_number() -> None:
 
 
 # -- a named count tokenizer loads no encoder ----------------------------------------------
+@pytest.mark.slow  # loads the SmolLM2 tokenizer
 def test_a_named_count_tokenizer_counts_without_loading_the_encoder(monkeypatch) -> None:
     import semtoken_rag.compressor as compressor_module
 
