@@ -159,7 +159,8 @@ def test_keepable_units_without_a_selection_pass_are_the_selections(seed: int) -
     """The units a selection keeps when every unit fits are found by walking only the units
     with a near-duplicate or a lexical suspect (a full selection pass raised the ``auto``
     overhead on warm compression from +2% to +12-18%); they must be exactly the selection's."""
-    from semtoken_rag.core.budget import UnitRules, keepable_units, select_context
+    from semtoken_rag.core.autoselect import keepable_units
+    from semtoken_rag.core.budget import UnitRules, select_context
 
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 40))

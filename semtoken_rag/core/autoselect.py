@@ -14,8 +14,10 @@ import numpy as np
 
 from semtoken_rag.core.adaptive import AdaptiveRule, BudgetChoice, adaptive_budgets, kept_coverage
 from semtoken_rag.core.arrays import ContextArrays
-from semtoken_rag.core.budget import UnitRules, keepable_units, select_context
+from semtoken_rag.core.budget import CSR, UnitRules, select_context
 from semtoken_rag.core.params import SelectionConfig
+from semtoken_rag.core.redundancy import lexical_suspects
+from semtoken_rag.core.scoring import selection_order
 
 
 def select_auto(
@@ -75,3 +77,62 @@ def partial_matches(
     words = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, partial[units].tolist())])
     sims = query_words.astype(np.float32) @ ctx.word_vectors[words].astype(np.float32).T
     return sims.max(axis=1)
+
+
+def keepable_units(
+    ctx: ContextArrays,
+    scores: np.ndarray,
+    params: SelectionConfig,
+    rules: UnitRules,
+    per_chunk: bool,
+) -> np.ndarray:
+    """``(U,) bool`` the units :func:`select_context` keeps when every unit fits: candidates
+    and forced units, less the repeats of better ranked ones (per chunk or jointly).
+
+    Why not a selection with an unlimited budget: it loops over every unit (``auto`` went
+    from +2% to +12-18% of warm compression).  Only units with a near-duplicate or
+    :func:`lexical_suspects` can be skipped or make another skip, so only they are walked, in
+    the selection's order (:func:`selection_order` keeps a subset's relative order), by the
+    selection's rule (``_Kept.repeats`` of :mod:`~semtoken_rag.core.budget`)."""
+    keep = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates.copy()
+    keep |= ctx.forced
+    dups, shingles = rules.duplicates, rules.shingles
+    threshold = params.lexical_dedup_threshold if shingles is not None else None
+    walked = np.diff(dups[0]) > 0 if dups is not None else np.zeros(ctx.n_units, bool)
+    if shingles is not None and threshold is not None:
+        walked |= lexical_suspects(*shingles, threshold)
+    units = np.flatnonzero(walked)
+    groups = [units] if len(units) else []  # jointly, or each chunk's walked units
+    if per_chunk and len(units):
+        groups = np.split(units, np.flatnonzero(np.diff(ctx.unit_chunk[units])) + 1)
+    for group in groups:
+        forced, rest = group[ctx.forced[group]], group[~ctx.forced[group]]
+        order = rest[selection_order(scores[rest])].tolist()
+        _walk(
+            forced.tolist(), order, keep, dups, None if threshold is None else shingles, threshold
+        )
+    return keep
+
+
+def _walk(
+    forced: list[int],
+    order: list[int],
+    keep: np.ndarray,
+    dups: CSR | None,
+    shingles: CSR | None,
+    threshold: float | None,
+) -> None:
+    """Keep a group's ``forced`` units, then its others in ``order`` unless they repeat what
+    was kept before them (those are unset in ``keep``)."""
+    blocked: set[int] = set()
+    seen: set[int] = set()
+    for n, i in enumerate(forced + order):
+        own = [] if shingles is None else shingles[1][shingles[0][i] : shingles[0][i + 1]].tolist()
+        if n >= len(forced) and keep[i]:
+            hits = sum(h in seen for h in own)
+            if i in blocked or (own and hits >= (threshold or 0.0) * len(own)):
+                keep[i] = False
+        if keep[i]:
+            seen.update(own)
+            if dups is not None:
+                blocked.update(dups[1][dups[0][i] : dups[0][i + 1]].tolist())

@@ -28,7 +28,6 @@ import numpy as np
 
 from semtoken_rag.core.arrays import ContextArrays
 from semtoken_rag.core.params import SelectionConfig
-from semtoken_rag.core.redundancy import lexical_suspects
 from semtoken_rag.core.scoring import selection_order
 
 #: A CSR graph ``(indptr (n+1,) int64, values)``: row ``i`` is ``values[indptr[i]:indptr[i+1]]``.
@@ -360,41 +359,3 @@ def select_context(
             partial[idx[sel.partial_unit]] = sel.partial_words
         skipped += sel.dedup_skipped_tokens
     return kept, partial, skipped
-
-
-def keepable_units(
-    ctx: ContextArrays,
-    scores: np.ndarray,
-    params: SelectionConfig,
-    rules: UnitRules,
-    per_chunk: bool,
-) -> np.ndarray:
-    """``(U,) bool`` the units :func:`select_context` keeps when every unit fits: candidates
-    and forced units, less the repeats of better ranked ones (per chunk or jointly).
-
-    Why not a selection with an unlimited budget: it loops over every unit (``auto`` went
-    from +2% to +12-18% of warm compression); only units with a near-duplicate or
-    :func:`lexical_suspects` are walked, with the selection's own :meth:`_Kept.repeats`."""
-    keep = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates.copy()
-    keep |= ctx.forced
-    dups, shingles = rules.duplicates, rules.shingles
-    walked = np.diff(dups[0]) > 0 if dups is not None else np.zeros(ctx.n_units, bool)
-    if shingles is not None and params.lexical_dedup_threshold is not None:
-        walked |= lexical_suspects(*shingles, params.lexical_dedup_threshold)
-    chunks = ctx.unit_chunk if per_chunk else np.zeros(ctx.n_units, np.int64)
-    bounds = np.flatnonzero(np.r_[True, chunks[1:] != chunks[:-1], True])
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        if not walked[a:b].any():  # over the context: a superset of the group's own
-            continue
-        state = _Kept(b - a, _group_rules(ctx, np.arange(a, b), params, rules, None, 0, False))
-        for i in np.flatnonzero(ctx.forced[a:b]).tolist():
-            state.keep(i)
-        order = selection_order(scores[a:b])
-        kept = keep[a:b]  # a view: the walk unsets the units it skips
-        for i in order[walked[a:b][order]].tolist():
-            if not state.flags[i] and kept[i]:
-                if state.repeats(i):
-                    kept[i] = False
-                else:
-                    state.keep(i)
-    return keep

@@ -165,11 +165,14 @@ def lexical_suspects(ptr: np.ndarray, values: np.ndarray, threshold: float) -> n
         values: Its shingle hashes.
         threshold: The lexical skip's fraction, in ``(0, 1]``.
     """
-    sizes = np.diff(ptr)
     ordered = np.sort(values)
-    twice = _found_in(values, ordered[1:][ordered[1:] == ordered[:-1]])
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(repeated):  # the common case: no shingle occurs twice
+        return np.zeros(len(ptr) - 1, bool)
+    sizes = np.diff(ptr)
+    twice = _found_in(values, repeated)
     repeatable = (sizes > 0) & (_count_per_unit(ptr, twice) >= threshold * sizes)
-    if not repeatable.any():  # the common case: no unit is mostly repeated text
+    if not repeatable.any():  # no unit is mostly repeated text
         return repeatable
     hot = np.sort(values[np.repeat(repeatable, sizes)])
     return repeatable | (_count_per_unit(ptr, _found_in(values, hot)) > 0)
