@@ -35,7 +35,7 @@ from typing import Any
 from semtoken_rag.errors import ConfigError, InvalidInputError
 
 from semtoken_lab.eval.data import Example, load_examples
-from semtoken_lab.eval.records import cut_torn_tail, read_jsonl
+from semtoken_lab.eval.records import cut_torn_tail, read_jsonl, record_example
 
 logger = logging.getLogger(__name__)
 
@@ -209,10 +209,16 @@ class KVEvaluator:
                     tf = kv.teacher_force(pre, ids, self._budget(run))
                 except ConfigError as exc:  # budget below instruction + question
                     logger.warning("%s %s: %s", ex.id, run.method, exc)
-                    out.append({"id": ex.id, "method": run.method, "infeasible": str(exc)})
+                    out.append(_infeasible(ex, run.method, str(exc)))
                     continue
                 out.append(_record(ex, run, lay, pre.seconds, tf))
         return out
+
+
+def _infeasible(ex: Example, method: str, reason: str) -> dict[str, Any]:
+    """The record of a method that could not run; it names the dataset like every record, so
+    a resume tells it apart from another dataset's example with the same id."""
+    return {"id": ex.id, "dataset": ex.dataset, "method": method, "infeasible": reason}
 
 
 def _record(ex: Example, run: _Run, lay: Any, prefill_s: float, tf: Any) -> dict[str, Any]:
@@ -254,21 +260,36 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _done(path: Path, methods: set[str]) -> set[str]:
-    """Ids whose records are all on disk: every planned method, or the "no answer" record.
+def _done(path: Path, methods: set[str]) -> set[tuple[str | None, str]]:
+    """``(dataset, id)`` of the examples whose records are all on disk: every planned method,
+    or the "no answer" record.
 
     Why every method: a run killed while writing an example's records leaves some of them;
-    that example is run again (the report keeps one record per method).
+    that example is run again (the report keeps one record per method).  Why the dataset:
+    ids repeat across datasets (as in :func:`semtoken_lab.eval.runner.example_key`).  Records
+    written before every record named its dataset (infeasible ones did not) are matched by id
+    alone, as before, so an old run still resumes: their methods count for every dataset's
+    example with that id, and their key ``(None, id)`` is one :func:`_is_done` accepts.
     """
     if not path.exists():
         return set()
-    seen: dict[str, set[str]] = {}
-    finished: set[str] = set()
+    seen: dict[tuple[str | None, str], set[str]] = {}
+    finished: set[tuple[str | None, str]] = set()
     for rec in _read_lines(path):
-        seen.setdefault(str(rec["id"]), set()).add(rec["method"])
+        key = record_example(rec)
+        seen.setdefault(key, set()).add(rec["method"])
         if rec.get("infeasible") == NO_ANSWER:
-            finished.add(str(rec["id"]))
-    return finished | {i for i, have in seen.items() if methods <= have}
+            finished.add(key)
+    for (ds, i), have in seen.items():
+        if methods <= have | seen.get((None, i), set()):
+            finished.add((ds, i))
+    return finished
+
+
+def _is_done(ex: Example, done: set[tuple[str | None, str]]) -> bool:
+    """Whether ``ex`` is finished: its ``(dataset, id)``, or its id in an old record without a
+    dataset (see :func:`_done`)."""
+    return (ex.dataset, ex.id) in done or (None, ex.id) in done
 
 
 def read_records(out: str | Path) -> list[dict[str, Any]]:
@@ -287,7 +308,8 @@ def run_kv_eval(
 ) -> Path:
     """Run (or resume) the evaluation; returns the output folder.
 
-    Examples already in ``records.jsonl`` are skipped, so an interrupted run can be resumed.
+    Examples already in ``records.jsonl`` (by ``(dataset, id)``, see :func:`_done`) are
+    skipped, so an interrupted run can be resumed.
 
     Args:
         on_example: Called as ``(done, total, example id, seconds so far)`` after each example.
@@ -302,12 +324,12 @@ def run_kv_eval(
     if path.is_file():
         cut_torn_tail(path)
     done = _done(path, {run.method for runs in plan(cfg).values() for run in runs})
-    todo = [ex for ex in examples if ex.id not in done]
+    todo = [ex for ex in examples if not _is_done(ex, done)]
     ev = evaluator or (KVEvaluator(cfg) if todo else None)
     t0 = time.perf_counter()
     for i, ex in enumerate(todo):
         assert ev is not None
-        records = ev.example(ex) or [{"id": ex.id, "method": FULL, "infeasible": NO_ANSWER}]
+        records = ev.example(ex) or [_infeasible(ex, FULL, NO_ANSWER)]
         with path.open("a", encoding="utf-8") as fh:  # one write per example
             fh.write("".join(json.dumps(rec) + "\n" for rec in records))
         logger.info("kv-eval %d/%d %s", i + 1, len(todo), ex.id)

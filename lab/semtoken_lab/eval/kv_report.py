@@ -1,11 +1,11 @@
 """Aggregates of a KV-budget evaluation: ``summary.json`` and ``report.md``.
 
-Every figure is paired over the same examples: the examples kept are those where every method
-has a record (a budget smaller than a prompt's instruction + question makes that example
-infeasible for every method, and it is counted, not hidden).  Retained log-likelihood is
-``(LL_m - LL_closed) / (LL_full - LL_closed)`` with a delta-method SE
-(:func:`semtoken_lab.eval.stats.retained_fraction`); KV bytes and decode time are ratios to the
-``full`` run of the same example, averaged with their SE.
+Every figure is paired over the same examples: the examples (one per ``(dataset, id)``, as ids
+repeat across datasets) kept are those where every method has a record (a budget smaller than a
+prompt's instruction + question makes that example infeasible for every method, and it is
+counted, not hidden).  Retained log-likelihood is ``(LL_m - LL_closed) / (LL_full - LL_closed)``
+with a delta-method SE (:func:`semtoken_lab.eval.stats.retained_fraction`); KV bytes and decode
+time are ratios to the ``full`` run of the same example, averaged with their SE.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from semtoken_lab.eval.records import record_example
 from semtoken_lab.eval.stats import Estimate, mean_se, paired_delta, retained_fraction
 
 FULL, CLOSED = "full", "closed-book"
@@ -63,20 +64,54 @@ class Comparison:
     n: int
 
 
-def _complete(records: Sequence[dict[str, Any]]) -> tuple[dict[str, dict[str, dict]], int]:
-    """``{example id: {method: record}}`` for examples with every method; and how many were
-    dropped (an infeasible budget, or a run still in progress)."""
-    by_id: dict[str, dict[str, dict]] = defaultdict(dict)
+Key = tuple[str | None, str]
+
+
+def _complete(records: Sequence[dict[str, Any]]) -> tuple[dict[Key, dict[str, dict]], int]:
+    """``{(dataset, id): {method: record}}`` for examples with every method; and how many were
+    dropped (an infeasible budget, or a run still in progress).
+
+    Why ``(dataset, id)`` (:func:`~semtoken_lab.eval.records.record_example`): ids repeat across
+    datasets, and keyed by id alone one dataset's records would complete, or be scored with,
+    another's example.  The key is the resume's, so the report keeps the examples it ran.
+    """
+    groups: dict[Key, dict[str, dict]] = defaultdict(dict)
     methods: set[str] = set()
-    bad: set[str] = set()
+    bad: set[Key] = set()
     for rec in records:
         methods.add(rec["method"])
+        key = record_example(rec)
         if "infeasible" in rec:
-            bad.add(rec["id"])
+            bad.add(key)
         else:
-            by_id[rec["id"]][rec["method"]] = rec
-    keep = {i: m for i, m in by_id.items() if i not in bad and set(m) == methods}
-    return keep, len(set(by_id) | bad) - len(keep)
+            groups[key][rec["method"]] = rec
+    _spread_undated(groups, bad)
+    keep = {k: m for k, m in groups.items() if k not in bad and set(m) == methods}
+    return keep, len(set(groups) | bad) - len(keep)
+
+
+def _spread_undated(groups: dict[Key, dict[str, dict]], bad: set[Key]) -> None:
+    """Give the records without a dataset (``(None, id)``, written before every record named
+    its dataset: old infeasible ones) to every dataset's example with that id, in place.
+
+    Why: the resume (:func:`semtoken_lab.eval.kv_eval._done`) counts them for each such
+    example, so the report must too, or an old run's infeasible example would be split in two
+    (one half kept, one dropped).  A record naming its dataset wins over one without for the
+    same method.  An id no record names a dataset for stays its own example, ``(None, id)``.
+    """
+    named: dict[str, set[str]] = defaultdict(set)
+    for ds, i in set(groups) | bad:
+        if ds is not None:
+            named[i].add(ds)
+    for i, datasets in named.items():
+        undated = groups.pop((None, i), {})
+        infeasible = (None, i) in bad
+        bad.discard((None, i))
+        for ds in datasets:
+            for method, rec in undated.items():
+                groups[(ds, i)].setdefault(method, rec)
+            if infeasible:
+                bad.add((ds, i))
 
 
 def _ratio(rows: list[dict[str, dict]], method: str, key: str) -> Estimate:
@@ -94,8 +129,8 @@ def summarize(
     """Rows per (dataset, method), SemToken-vs-baseline comparisons, and examples dropped."""
     complete, dropped = _complete(records)
     by_ds: dict[str, list[dict[str, dict]]] = defaultdict(list)
-    for methods in complete.values():
-        by_ds[methods[FULL]["dataset"]].append(methods)
+    for (ds, _), methods in complete.items():
+        by_ds[methods[FULL]["dataset"] if ds is None else ds].append(methods)
     rows: list[KVSummaryRow] = []
     comps: list[Comparison] = []
     for ds, exs in sorted(by_ds.items()):

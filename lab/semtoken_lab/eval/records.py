@@ -172,3 +172,13 @@ def cut_torn_tail(path: Path) -> None:
         logger.warning("%s: dropping a torn last line (%d bytes)", path, len(data) - cut)
         with path.open("r+b") as fh:
             fh.truncate(cut)
+
+
+def record_example(rec: dict[str, Any]) -> tuple[str | None, str]:
+    """``(dataset, id)`` of a record: what tells its example apart, since ids repeat across
+    datasets.  One rule for the resume (:func:`semtoken_lab.eval.kv_eval._done`) and the report
+    (:mod:`semtoken_lab.eval.kv_report`), so both see the same examples.  A record written before
+    every record named its dataset keys as ``(None, id)``; it counts for every dataset's example
+    with that id (see :func:`semtoken_lab.eval.kv_eval._done`)."""
+    ds = rec.get("dataset")
+    return (None if ds is None else str(ds), str(rec["id"]))

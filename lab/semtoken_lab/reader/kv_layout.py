@@ -119,6 +119,43 @@ def _tokens_with_offsets(tokenizer: Any, prompt: str) -> tuple[tuple[int, ...], 
     return ids, np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
 
 
+def _context_start(
+    reader: _PromptReader,
+    prompt: str,
+    body: str,
+    question: str,
+    task: str,
+    options: Sequence[str] | None,
+) -> int:
+    """Character offset in ``prompt`` where the template placed the context ``body``.
+
+    Why not ``prompt.find(body)``: the context text can also occur earlier in the prompt (in
+    the system turn, the instruction, or a tiny context such as ``"the"``), and the first
+    occurrence is then the wrong one.  Instead the prompt is rendered once more with a marker
+    (absent from ``prompt``) in place of the context: the text before the marker is exactly
+    what the template puts before the context, whatever the context says, so the context
+    starts at its length (after any leading whitespace the context kept).  The real prompt
+    must start with that prefix followed by ``body``.
+
+    Raises:
+        InvalidInputError: the context is not where the marker was (a chat template that
+            rewrites message text, or renders it depending on the context itself).
+    """
+    marker = "<<semtoken-context>>"
+    while marker in prompt:
+        marker = f"<{marker}>"
+    probe = build_prompt(reader.tokenizer, task, question, marker, options, reader.prompts)
+    at = probe.find(marker)
+    rest = prompt[at:] if at >= 0 and prompt.startswith(probe[:at]) else ""
+    lead = len(rest) - len(rest.lstrip())  # a context passed with its leading whitespace
+    if not body or not rest[lead:].startswith(body):
+        raise InvalidInputError(
+            "the context does not appear verbatim in the rendered prompt; a KV budget needs "
+            "the chat template to keep message text unchanged"
+        )
+    return at + lead
+
+
 def layout_prompt(
     reader: _PromptReader,
     question: str,
@@ -153,12 +190,7 @@ def layout_prompt(
         return PromptLayout(
             ids, "", len(ids), len(ids), np.zeros(0, np.int64), np.zeros((0, 2), np.int64)
         )
-    at = prompt.find(body)
-    if at < 0:
-        raise InvalidInputError(
-            "the context does not appear verbatim in the rendered prompt; a KV budget needs "
-            "the chat template to keep message text unchanged"
-        )
+    at = _context_start(reader, prompt, body, question, task, options)
     end = at + len(body)
     inside = (offsets[:, 1] > at) & (offsets[:, 0] < end)
     where = np.flatnonzero(inside)
