@@ -106,3 +106,17 @@ def test_a_context_without_fingerprints_plans_with_scores_on_any_engine() -> Non
     prepared = fake(32).prepare(["Alpha beta. Gamma delta."], fingerprints=False)
     plan = fake(64).plan(prepared, scores=np.asarray([0.0, 1.0]), budget=2)
     assert fake(64).render(plan).chunks[0].text == "Gamma delta."
+
+
+# -- word units and the lexical skip -----------------------------------------------------------
+def test_word_units_keep_repeated_words_at_ratio_one() -> None:
+    """A word unit is shorter than a shingle, so it was one shingle of itself: with the lexical
+    skip on (the default), every repeat of a word was dropped as repeated text, even at ratio
+    1 ("the cat saw the dog" lost its second "the").  The skip does not apply to word units."""
+    text = "the cat saw the dog and the bird saw the cat"
+    for lexical in (0.8, None):
+        comp = fake(unit="word", dedup_threshold=None, lexical_dedup_threshold=lexical)
+        res = comp.compress([text], "cat", ratio=1.0)
+        assert res.chunks[0].text.split() == text.split(), lexical
+    sentences = fake(dedup_threshold=None).compress(["A cat sat. A cat sat."], None, ratio=1.0)
+    assert sentences.chunks[0].text.split() == ["A", "cat", "sat."]  # sentences: still skipped

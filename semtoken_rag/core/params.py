@@ -93,7 +93,8 @@ class SelectionConfig(ConfigPart):
         gt=0.0,
         le=1.0,
         description="A unit whose word 3-grams are at least this fraction in already kept text "
-        "is skipped (verbatim repeats, e.g. overlapping chunks); None disables the check.",
+        "is skipped (verbatim repeats, e.g. overlapping chunks); None disables the check.  Not "
+        "applied to unit='word' (a repeated word is not repeated text).",
     )
     dedup_backend: DedupBackend = Field(
         default="auto",

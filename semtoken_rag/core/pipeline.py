@@ -209,12 +209,16 @@ def _redundancy(
     params: SelectionConfig,
     dedup_search: DedupSearch | None,
 ) -> tuple[CSR | None, CSR | None]:
-    """``(near-duplicate graph, word shingles)`` of the units, each ``None`` when disabled."""
+    """``(near-duplicate graph, word shingles)`` of the units, each ``None`` when disabled.
+
+    No shingles for word units: a unit shorter than a shingle is one shingle of its words, so
+    every repeated word would count as repeated text and be dropped, even at ratio 1."""
     dups: CSR | None = None
     shingles: CSR | None = None
     if params.dedup_threshold is not None:
         dups = (dedup_search or near_duplicate_pairs)(unit_vecs, params.dedup_threshold)
-    if ctx.word_ids is not None and params.lexical_dedup_threshold is not None:
+    lexical = params.lexical_dedup_threshold is not None and params.unit != "word"
+    if ctx.word_ids is not None and lexical:
         shingles = unit_shingles(ctx.word_ids, ctx.unit_starts)
     return dups, shingles
 
