@@ -146,3 +146,45 @@ def test_a_store_in_a_folder_without_search_permission_is_one_typed_line(tmp_pat
     with pytest.raises(StoreError, match=r"cannot read .*st: Permission denied"):
         FingerprintStore(tmp_path / "st", read_only=True)
     assert main(["store", "info", str(tmp_path / "st")]) == 2
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_store_used_in_a_forked_child_reads_through_its_own_connection(tmp_path, read_only):
+    """SQLite forbids using a connection in a forked child.  The child's lookups read through
+    the parent's connection, and its ``close`` checkpointed the parent's write-ahead log through
+    it (the log, 0 bytes after).  The child now opens a read-only connection of its own: it
+    serves what the parent wrote before and after the fork, leaves the parent's log alone, and
+    the parent's store works on."""
+    enc = FakeEncoder()
+    docs = long_texts(4, "forked")
+    writer = FingerprintStore(tmp_path, codec="float16")
+    fill(writer, enc, docs[:2])
+    store = FingerprintStore(tmp_path, read_only=True) if read_only else writer
+    assert all(fp is not None for fp in store.lookup(docs[:2], enc.cache_id))
+    wal = tmp_path / "fingerprints.sqlite3-wal"
+    go_r, go_w = os.pipe()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        code = 1
+        try:
+            os.read(go_r, 1)  # the parent has written docs[2:3] by now
+            hits = [fp is not None for fp in store.lookup(docs[:3], enc.cache_id)]
+            size = wal.stat().st_size
+            store.close()
+            outcome = f"{hits} {wal.stat().st_size == size}"
+            os.write(write, outcome.encode())
+            code = 0
+        finally:
+            os._exit(code)
+    fill(writer, enc, docs[2:3])
+    os.write(go_w, b"x")
+    outcome = os.read(read, 4096).decode()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert outcome == "[True, True, True] True"  # served, and the parent's log left alone
+    fill(writer, enc, docs[3:])
+    assert all(fp is not None for fp in store.lookup(docs, enc.cache_id))
+    assert writer.verify() == []
+    for s in {id(store): store, id(writer): writer}.values():
+        s.close()

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.inputs import check_store_args, check_strings, model_text
-from semtoken_rag.store import db, recovery, types, writes
+from semtoken_rag.store import db, forking, recovery, types, writes
 from semtoken_rag.store.codebooks import CodecSet, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec, get_codec
 from semtoken_rag.store.encoding import EncodedDocument, encode_by_dim
@@ -30,9 +30,6 @@ from semtoken_rag.store.locate import ChunkQuery, Locator, Lookup, chunk_queries
 from semtoken_rag.store.recovery import DB_NAME, VERIFY_MAX_BYTES  # noqa: F401 (cli.store)
 
 logger = logging.getLogger(__name__)
-
-#: Buffered LRU refreshes written without waiting for a put once this many are pending.
-_TOUCH_FLUSH = 512
 
 
 class FingerprintStore:
@@ -52,8 +49,8 @@ class FingerprintStore:
         read_only: Lookups only: no lock file, nothing created, moved or repaired; writes store
             nothing (logged once); damage raises :class:`StoreError`.
 
-    Example (docs/store.md): ``comp = Compressor(store=FingerprintStore("fp-store"))``, then
-    ``comp.ingest(documents)`` and ``comp.compress(chunks_cut_any_way, question)``.
+    In a process forked after the open, the object reads through a connection of its own and
+    refuses writes (:mod:`~semtoken_rag.store.forking`).
     """
 
     def __init__(
@@ -78,10 +75,9 @@ class FingerprintStore:
         self._lock = threading.RLock()
         self._closed = False
         self._flock: Any = None
-        self._touch_interval = float(touch_interval)
-        # LRU refreshes, buffered: a lookup never waits for the write lock (LRU time is advisory).
-        self._touches: dict[int, float] = {}
+        self._touches = writes.Touches(float(touch_interval))
         self._warned_read_only = False
+        self._pid = os.getpid()  # the process whose connection ``_conn`` is
         self._file: recovery.WritableFile | recovery.ReadOnlyFile | None = None  # _reconnect
         if self.path is None:
             if read_only:
@@ -132,16 +128,25 @@ class FingerprintStore:
     def _live(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError("the fingerprint store is closed")
+        with self._lock:  # a process forked after the open: a connection of its own
+            if self._pid != os.getpid():
+                self._conn, self._books, self._file = forking.child_connection(
+                    self._conn, self._books, self._file
+                )
+                self._pid = os.getpid()
+                self._touches.clear()
         if self._file is not None and self._file.moved():
             self._reconnect(self._file)
         return self._conn
 
     def _reconnect(self, file: recovery.WritableFile | recovery.ReadOnlyFile) -> None:
         """Open the directory's database again (quarantined elsewhere, or changed by a writer)."""
-        with self._write_lock():  # quarantine runs under it: the new file is complete
+        writable = isinstance(file, recovery.WritableFile)  # a read-only file needs no lock
+        with self._write_lock() if writable else self._lock:  # quarantine runs under it
             fresh = file.reopen() if file.moved() else None  # not done by another thread
             if fresh is not None:
-                old, self._touches = self._conn, {}  # LRU refreshes name the old file's rows
+                old = self._conn
+                self._touches.clear()  # its LRU refreshes name the old file's rows
                 self._conn, self._books = fresh
                 old.close()  # SQLite leaves a moved file's log alone (no checkpoint, no delete)
 
@@ -175,13 +180,10 @@ class FingerprintStore:
         queries = chunk_queries(texts, encoder_id, sources)
         with self._lock:
             result = self._locate(queries, encoder_id)
-            now = time.time()
-            for doc, last_used in result.served.items() if not self.read_only else ():
-                if now - last_used >= self._touch_interval:
-                    self._touches[doc] = now
+            full = not self.read_only and self._touches.note(result.served)
             if result.damaged:
                 self._remove_damaged(result.damaged)
-            if len(self._touches) >= _TOUCH_FLUSH:
+            if full:
                 self._flush_touches(wait=False)
             n_hit = sum(fp is not None for fp in result.found)
             self.hits += n_hit
@@ -260,7 +262,7 @@ class FingerprintStore:
                 writes.check_codebooks(self._books, docs, self._where)
                 added = writes.insert_documents(conn, docs)
                 trained = added > 0 and writes.maybe_train(conn, self._books, docs)
-                self._write_touches(conn)
+                self._touches.write(conn)
                 if added and self.max_bytes is not None:
                     writes.evict_lru(conn, self.max_bytes)
             if trained:  # the float16 staging pages are free now: hand them back
@@ -313,12 +315,6 @@ class FingerprintStore:
         self._live()
         return False
 
-    def _write_touches(self, conn: sqlite3.Connection) -> None:
-        """Inside a write transaction: write the buffered LRU refreshes and forget them."""
-        rows = [(t, i) for i, t in self._touches.items()]
-        conn.executemany("UPDATE documents SET last_used = ? WHERE id = ?", rows)
-        self._touches.clear()
-
     # -- failures and maintenance ---------------------------------------------------------------
     def _remove_damaged(self, docs: set[int]) -> None:
         # A lookup never waits for the write lock: with another process writing, a later
@@ -340,13 +336,13 @@ class FingerprintStore:
     def _flush_touches(self, *, wait: bool) -> None:
         """Write buffered LRU refreshes now (skipped, not waited for, when ``wait`` is False
         and another process is writing: LRU time is advisory)."""
-        if not self._touches or self.read_only or self._closed:
+        if not self._touches.pending or self.read_only or self._closed:
             return
         if not wait and recovery.held_elsewhere(self._flock):
             return
         try:
             with self._transaction() as conn:
-                self._write_touches(conn)
+                self._touches.write(conn)
         except (sqlite3.DatabaseError, StoreError) as exc:
             logger.debug("LRU time update skipped: %s", exc)
             self._touches.clear()
@@ -376,14 +372,18 @@ class FingerprintStore:
         with self._lock:
             if self._closed:
                 return
+            own = self._pid == os.getpid()  # else the connection is the parent's: left alone
             try:
                 self._flush_touches(wait=True)
-                if self.path is not None and not self.read_only:
+                if self.path is not None and not self.read_only and own:
                     with contextlib.suppress(sqlite3.Error):
                         self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._closed = True
-                self._conn.close()
+                if own:
+                    self._conn.close()
+                else:
+                    forking.leave_inherited(self._conn)
 
     def __enter__(self) -> FingerprintStore:
         return self

@@ -275,3 +275,32 @@ def _train(conn: sqlite3.Connection, books: Codebooks, dim: int, book: Codebook,
         books.spec.name, dim, time.perf_counter() - t0, len(rows), freed,
     )  # fmt: skip
     return True
+
+
+class Touches:
+    """LRU refreshes of served documents, buffered: a lookup never waits for the write lock
+    (LRU time is advisory), and a document is refreshed at most once per ``interval`` seconds;
+    written with the next write, or once :data:`FLUSH_AT` are pending."""
+
+    FLUSH_AT = 512
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.pending: dict[int, float] = {}
+
+    def note(self, served: Mapping[int, float]) -> bool:
+        """Buffer refreshes of the documents served (id -> last used); whether enough are
+        pending to write them now."""
+        now = time.time()
+        self.pending.update({d: now for d, used in served.items() if now - used >= self.interval})
+        return len(self.pending) >= self.FLUSH_AT
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: write the pending refreshes and forget them."""
+        rows = [(t, i) for i, t in self.pending.items()]
+        conn.executemany("UPDATE documents SET last_used = ? WHERE id = ?", rows)
+        self.pending.clear()
+
+    def clear(self) -> None:
+        """Forget the pending refreshes (they name rows of a database no longer used)."""
+        self.pending.clear()
