@@ -158,19 +158,24 @@ def lexical_suspects(ptr: np.ndarray, values: np.ndarray, threshold: float) -> n
     keeping can make it repeat). Every other unit is kept whatever the order.
 
     Sorts and binary searches only: this runs on every ``auto`` call, and a hash table or
-    ``np.unique`` cost more than the rest of the ``auto`` rule.
+    ``np.unique`` cost more than the rest of the ``auto`` rule.  A shingle found twice is one
+    equal to a neighbour in sorted order (one ``argsort``, flags scattered back: half the cost
+    of a binary search of every shingle).
 
     Args:
         ptr: ``(U+1,) int64`` CSR row pointers of :func:`unit_shingles`.
         values: Its shingle hashes.
         threshold: The lexical skip's fraction, in ``(0, 1]``.
     """
-    ordered = np.sort(values)
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    if not len(repeated):  # the common case: no shingle occurs twice
+    order = np.argsort(values)
+    ordered = values[order]
+    same = ordered[1:] == ordered[:-1]
+    if not same.any():  # the common case: no shingle occurs twice
         return np.zeros(len(ptr) - 1, bool)
+    twice = np.zeros(len(values), bool)
+    twice[order[1:][same]] = True
+    twice[order[:-1][same]] = True
     sizes = np.diff(ptr)
-    twice = _found_in(values, repeated)
     repeatable = (sizes > 0) & (_count_per_unit(ptr, twice) >= threshold * sizes)
     if not repeatable.any():  # no unit is mostly repeated text
         return repeatable
