@@ -8,6 +8,7 @@ result depends only on the text, the compressor's fixed config and its counter.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,10 +17,13 @@ from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.segment import find_units, find_words, word_ids
+from semtoken_rag.errors import StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.prepared import PreparedChunk
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
+
+logger = logging.getLogger(__name__)
 
 #: Bytes of chunk texts whose segmentation, token costs, force-keep flags and word ids are
 #: memoised (about 40 bytes a word: 1.7M words).
@@ -82,7 +86,11 @@ def fingerprints_of(
 ) -> tuple[list[ChunkFingerprints], int]:
     """:meth:`Compressor.fingerprints`: the one place the engine meets a store (lookups, and the
     misses it encoded in one batched pass put back), so "encode only what no stored document
-    holds" reads in one screen."""
+    holds" reads in one screen.
+
+    A put the store refuses (:class:`StoreError`: its lock timed out, or it was opened before
+    this process forked) is logged, not raised: the fingerprints are computed and correct, and
+    a request must not fail because they could not be kept for the next one."""
     texts = check_strings(texts, "texts")
     sources = check_sources(sources, len(texts))
     found: list[ChunkFingerprints | None] = (
@@ -94,5 +102,8 @@ def fingerprints_of(
         new = dict(zip(missing, encoded, strict=True))
         found = [fp if fp is not None else new[t] for fp, t in zip(found, texts, strict=True)]
         if store is not None:
-            store.put(missing, [new[t] for t in missing], encoder.cache_id)
+            try:
+                store.put(missing, [new[t] for t in missing], encoder.cache_id)
+            except StoreError as exc:
+                logger.warning("%d new chunk fingerprints were not stored: %s", len(missing), exc)
     return [fp for fp in found if fp is not None], len(missing)

@@ -120,3 +120,35 @@ def test_word_units_keep_repeated_words_at_ratio_one() -> None:
         assert res.chunks[0].text.split() == text.split(), lexical
     sentences = fake(dedup_threshold=None).compress(["A cat sat. A cat sat."], None, ratio=1.0)
     assert sentences.chunks[0].text.split() == ["A", "cat", "sat."]  # sentences: still skipped
+
+
+# -- a put the store refuses ---------------------------------------------------------------------
+def test_compress_succeeds_when_the_store_refuses_to_keep_new_fingerprints(tmp_path, caplog):
+    """The engine puts the misses it encoded back into the store; a put the store refuses
+    (another process holds its lock past ``lock_timeout``, or the store was opened before this
+    process forked) raised :class:`StoreError` out of ``compress``: a request failed because a
+    cache could not be written.  It is logged, and the result is the one without a store."""
+    import logging
+
+    from filelock import FileLock
+
+    from semtoken_rag.store import FingerprintStore
+
+    chunks = ["Alpha beta gamma. Delta kappa lambda.", "Epsilon zeta eta theta."]
+    store = FingerprintStore(tmp_path, codec="float16", lock_timeout=0.1)
+    comp = Compressor(
+        SemTokenConfig(), encoder=FakeEncoder(32), counter=WhitespaceCounter(), store=store
+    )
+    held = FileLock(str(tmp_path / ".lock"))
+    held.acquire()
+    try:
+        with caplog.at_level(logging.WARNING):
+            res = comp.compress(chunks, "kappa", ratio=0.5)
+    finally:
+        held.release()
+    assert "were not stored" in caplog.text and "timed out waiting for the lock" in caplog.text
+    assert res.texts == fake().compress(chunks, "kappa", ratio=0.5).texts
+    assert len(store) == 0
+    comp.compress(chunks, "kappa", ratio=0.5)  # the lock is free: the misses are kept now
+    assert len(store) == 2
+    store.close()

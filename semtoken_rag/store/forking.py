@@ -5,45 +5,99 @@ Why: SQLite forbids using a connection in a child process (its lock bookkeeping 
 parent's), yet the child's lookups read through the inherited connection, and its ``close``
 checkpointed the parent's write-ahead log through it.  A store object notices the fork by its
 process id, as SQLAlchemy's pool does, and opens a read-only connection of its own (writes stay
-refused: the parent's file lock cannot be taken there, :func:`~.recovery.acquire_lock`).  The
-inherited connection is kept, never used nor closed in the child: closing it would run SQLite's
-unlock and checkpoint code against locks only the parent holds.
+refused: the parent's file lock cannot be taken there, :func:`~.recovery.acquire_lock`).
+
+Right after the fork (:func:`_in_child`, before the child runs anything else) each store object
+is reset.  Its thread lock is new: one a thread of the parent held at the fork (mid-lookup,
+waiting for another process's write) is never released in the child, whose first call waited
+for ever.  Its hit and miss counters start at zero ("this process's lookups"), and it buffers
+no LRU refresh (its writes are refused: they piled up for the worker's life).  The connection
+it inherited is closed when no thread was inside it: SQLite's lock bookkeeping is per process
+and file, so while an inherited connection stays open every connection the child opens to that
+file (the object's own, or a store the child opens itself) takes no lock of its own, and the
+parent's ``close``, finding the file unlocked, deleted the write-ahead log under the children
+(stale reads, committed writes lost).  Closing it checkpoints nothing: the parent's shared lock
+refuses the checkpoint-on-close (as long as the parent keeps its locks: SQLite's own rule, no
+other descriptor of the database file opened and closed in it).  A connection a thread of the
+parent was inside at the fork is kept, never used nor closed: closing it would roll back that
+thread's transaction in the log index the parent shares.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import sqlite3
 import threading
+import weakref
+from typing import Any
 
-from semtoken_rag.store import recovery
-from semtoken_rag.store.codebooks import Codebooks
+from semtoken_rag.store import recovery, writes
+
+#: A ``FingerprintStore`` (not imported: store.py imports this module).
+Store = Any
 
 #: Connections inherited from a parent process: kept open and unused for the process's life.
 _INHERITED: list[sqlite3.Connection] = []
-_LOCK = threading.Lock()
+#: Store objects of this process, made usable in any child forked from it (:func:`_in_child`).
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+#: Store objects a thread of the parent was inside when this process was forked.
+_BUSY: weakref.WeakSet[Store] = weakref.WeakSet()
 
-File = recovery.WritableFile | recovery.ReadOnlyFile
+
+def track(store: Store) -> None:
+    """Have ``store`` reset in every process forked from this one (:func:`_in_child`)."""
+    _STORES.add(store)
 
 
 def leave_inherited(conn: sqlite3.Connection) -> None:
     """Keep ``conn`` (the parent's) open and unused in this process."""
-    with _LOCK:
-        _INHERITED.append(conn)
+    _INHERITED.append(conn)
 
 
-def child_connection(
-    conn: sqlite3.Connection, books: Codebooks, file: File | None
-) -> tuple[sqlite3.Connection, Codebooks, File | None]:
-    """``(connection, codebooks, file)`` for the child: a read-only connection of its own to
-    the directory's database, or, for a store in memory (the child's own copy, no file), the
-    same ones.
+def _in_child() -> None:
+    """After a fork, in the child: each store object's lock, counters and connection (see the
+    module's docstring); the child's own connection is opened at its first use."""
+    for store in list(_STORES):
+        # held by a thread of the parent (mid-lookup, mid-write): it does not exist here
+        busy = not store._lock.acquire(blocking=False)
+        store._lock = threading.RLock()
+        store.hits = store.misses = 0  # "this process's lookups"
+        if busy:
+            _BUSY.add(store)
+        if store._closed or store._file is None:
+            continue  # in memory: the child's own copy (a busy one is replaced at first use)
+        store._touches = writes.Touches(math.inf)  # its writes are refused: buffer none
+        if busy:
+            leave_inherited(store._conn)
+        else:
+            with contextlib.suppress(sqlite3.Error):
+                store._conn.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_child)
+
+
+def adopt(store: Store) -> None:
+    """In a forked child, at the store object's first use: a read-only connection of its own
+    to the directory's database (writes stay refused), or, for a store in memory (the child's
+    own copy, no file), the same one; a new empty one where a thread of the parent was inside
+    it at the fork (its transaction never ends here).  A failed open changes nothing: the
+    next use tries again.
 
     Raises:
         StoreError: the database cannot be opened read-only (as a read-only store's open).
     """
-    if file is None:
-        return conn, books, None
-    leave_inherited(conn)
-    own = recovery.ReadOnlyFile(file.directory, file.timeout, False, file.spec)
-    fresh, fresh_books = own.open()
-    return fresh, fresh_books, own
+    file = store._file
+    if file is not None:
+        own = recovery.ReadOnlyFile(file.directory, file.timeout, False, file.spec)
+        store._conn, store._books = own.open()
+        store._file = own
+    elif store in _BUSY:
+        leave_inherited(store._conn)
+        store._conn, store._books = recovery.open_new(None, 5.0, store._books.spec)
+    _BUSY.discard(store)
+    store._pid = os.getpid()
+    store._touches.clear()  # its refreshes name rows of the parent's connection

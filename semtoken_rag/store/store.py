@@ -83,18 +83,18 @@ class FingerprintStore:
             if read_only:
                 raise StoreError("read_only needs a store directory (path=None is in memory)")
             self._conn, self._books = recovery.open_new(None, lock_timeout, asked)
-            return
-        if read_only:
+        elif read_only:
             self._file = recovery.ReadOnlyFile(self.path, lock_timeout, verify_on_open, asked)
             self._conn, self._books = self._file.open()
-            return
-        recovery.prepare_directory(self.path)
-        from filelock import FileLock
+        else:
+            recovery.prepare_directory(self.path)
+            from filelock import FileLock
 
-        self._flock = FileLock(str(self.path / recovery.LOCK_NAME), timeout=lock_timeout)
-        self._file = recovery.WritableFile(self.path, lock_timeout, verify_on_open, asked)
-        with self._write_lock():
-            self._conn, self._books = self._file.open()
+            self._flock = FileLock(str(self.path / recovery.LOCK_NAME), timeout=lock_timeout)
+            self._file = recovery.WritableFile(self.path, lock_timeout, verify_on_open, asked)
+            with self._write_lock():
+                self._conn, self._books = self._file.open()
+        forking.track(self)  # reset in a forked child (lock, connection, counters)
 
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -130,11 +130,7 @@ class FingerprintStore:
             raise StoreError("the fingerprint store is closed")
         with self._lock:  # a process forked after the open: a connection of its own
             if self._pid != os.getpid():
-                self._conn, self._books, self._file = forking.child_connection(
-                    self._conn, self._books, self._file
-                )
-                self._pid = os.getpid()
-                self._touches.clear()
+                forking.adopt(self)
         if self._file is not None and self._file.moved():
             self._reconnect(self._file)
         return self._conn
@@ -191,8 +187,8 @@ class FingerprintStore:
         return result.found
 
     def _locate(self, queries: list[ChunkQuery], encoder_id: str) -> Lookup:
-        conn = self._live()
         try:
+            conn = self._live()  # in a forked child: damage its own open refused is a miss
             with db.transaction(conn, "DEFERRED"):
                 sql = "SELECT id FROM encoders WHERE cache_id = ?"
                 encoder = conn.execute(sql, (encoder_id,)).fetchone()
@@ -200,6 +196,8 @@ class FingerprintStore:
                     return Locator(conn, self._books, encoder[0]).run(queries)
         except DamagedCodebook as exc:
             types.warn_damage(f"a codebook of {self._where} is damaged ({exc}); lookups miss")
+        except types.StoreDamagedError as exc:
+            types.warn_damage(f"{exc}; the chunks count as misses")
         except sqlite3.DatabaseError as exc:
             where = f"fingerprint store {self._where} read failed ({exc})"
             types.sqlite_failed(exc, "read", f"{where}; the chunks count as misses")
@@ -212,6 +210,9 @@ class FingerprintStore:
             try:
                 sql = "SELECT key FROM documents WHERE key IN ({})"
                 return {r[0] for r in db.select_in(self._live(), sql, wanted)}
+            except types.StoreDamagedError as exc:  # a forked child's own open (as lookup)
+                types.warn_damage(f"{exc}; nothing counts as stored")
+                return set()
             except sqlite3.DatabaseError as exc:
                 where = f"fingerprint store {self._where} read failed ({exc})"
                 types.sqlite_failed(exc, "read", f"{where}; nothing counts as stored")
@@ -359,7 +360,7 @@ class FingerprintStore:
         with self._lock:
             try:
                 return types.verify_database(self._live())
-            except sqlite3.DatabaseError as exc:
+            except (sqlite3.DatabaseError, types.StoreDamagedError) as exc:  # a forked child's
                 return [f"sqlite: {exc}"]
 
     def flush(self) -> None:
