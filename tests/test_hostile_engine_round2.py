@@ -152,3 +152,23 @@ def test_compress_succeeds_when_the_store_refuses_to_keep_new_fingerprints(tmp_p
     comp.compress(chunks, "kappa", ratio=0.5)  # the lock is free: the misses are kept now
     assert len(store) == 2
     store.close()
+
+
+# -- tiny weights ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("objective", ["relevance", "summary"])
+def test_tiny_weights_rank_as_their_ratios_do(objective: str) -> None:
+    """The selection rounds scores to 5 decimals (its tie rule), so with
+    ``relevance_weight=1e-6`` the scores all rounded to 0 and position decided the
+    order: another text was kept than with a weight of 1.  A ranking depends only on the
+    weights' ratios, so both keep the same text now."""
+    text = " ".join(
+        f"Sentence {i} talks about {w} and {w}s in the {k} valley." for i, (w, k) in
+        enumerate(zip(["rivers", "mills", "grain", "maps", "floods", "banks", "roads", "farms"]
+                      * 3, ["north", "south", "east", "west"] * 6))
+    )  # fmt: skip
+    chunks = [text[: len(text) // 2], text[len(text) // 2 :]]
+    kept = {}
+    for scale in (1.0, 1e-6):
+        comp = fake(objective=objective, relevance_weight=scale, lead_weight=scale)
+        kept[scale] = comp.compress(chunks, "grain in the east valley", ratio=0.3).texts
+    assert kept[1e-6] == kept[1.0]

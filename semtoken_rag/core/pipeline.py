@@ -29,6 +29,7 @@ from semtoken_rag.core.scoring import (
     combined_score,
     late_interaction,
     lead_prior,
+    ranking_sum,
     relevance,
     representatives,
     standardize,
@@ -183,7 +184,7 @@ def _unit_scores(
     # One weighted sum: a lead term added to an overflowing (rescaled) score was not weighed
     # as configured.
     terms = [standardize(rel), standardize(unit_entropy), standardize(lead_prior(ctx.unit_chunk))]
-    return weighted_sum(terms, [w_rel, w_ent, params.lead_weight])
+    return ranking_sum(terms, [w_rel, w_ent, params.lead_weight])
 
 
 def _candidates(

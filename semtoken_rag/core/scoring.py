@@ -155,20 +155,33 @@ def weighted_sum(terms: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
     return np.clip(x * scale, -F32_MAX, F32_MAX).astype(np.float32)
 
 
+def ranking_sum(terms: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """:func:`weighted_sum` with the weights over the largest (all zero: as given).
+
+    Why: the selection ranks by this sum and its tie rule rounds scores to 5 decimals
+    (:func:`selection_order`), so weights far below 1 (``relevance_weight=1e-4``) left a few
+    distinct scores and the rest of the order to position.  An order depends only on the
+    weights' ratios; with a largest weight of 1 (the defaults, the seed's) the sum is the same,
+    bit for bit.
+    """
+    top = max(weights)
+    return weighted_sum(terms, [w / top for w in weights] if top > 0 else weights)
+
+
 def combined_score(
     relevance_scores: np.ndarray,
     entropy: np.ndarray,
     relevance_weight: float,
     entropy_weight: float,
 ) -> np.ndarray:
-    """``w_rel * z(relevance) + w_ent * z(entropy)``, ``(n,) float32`` (finite: see
-    :func:`weighted_sum`).
+    """``w_rel * z(relevance) + w_ent * z(entropy)`` over the larger weight, ``(n,) float32``
+    (see :func:`ranking_sum`).
 
     Standardising each term first makes the weights mean the same on every text, whatever the
     spread of cosines or entropies there.
     """
     z = [standardize(relevance_scores), standardize(entropy)]
-    return weighted_sum(z, [relevance_weight, entropy_weight])
+    return ranking_sum(z, [relevance_weight, entropy_weight])
 
 
 def coarse_spans(
