@@ -15,7 +15,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import accumulate, chain, islice
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from semtoken_rag.store.writes import check_encoder_id
 ROWS_PER_HASH = 64
 _DOCS = "SELECT id, key, encoder, n_words, dim, last_used FROM documents WHERE {} IN ({{}})"
 _DOCS_BY_ID = _DOCS.format("id")
-_BLOCK_AT = "SELECT id FROM blocks WHERE id BETWEEN ? AND ? AND start <= ? ORDER BY id DESC LIMIT 1"
+_BLOCK_START = "SELECT start FROM blocks WHERE id = ?"
 #: Alignments verified per chunk and pass before it counts as a miss.
 MAX_VERIFY = 8
 #: Winnowed shingles looked up first: one that the stored document also kept is enough to
@@ -121,6 +121,8 @@ class Locator:
         self._docs: dict[int, _Doc] = {}
         self._rows: dict[tuple[int, int | None], list[tuple[int, int]]] = {}
         self._blocks: dict[int, _Block | None] = {}
+        self._starts: dict[int, int | None] = {}
+        self._lengths: dict[int, list[int]] = {}
 
     def run(self, queries: Sequence[ChunkQuery]) -> Lookup:
         """Serve each chunk (see the module docstring)."""
@@ -167,17 +169,44 @@ class Locator:
         anchor = q.words[1]
         out = []
         for doc in docs:
-            lo, hi = block_range(doc)
-            row = self.conn.execute(_BLOCK_AT, (lo, hi, start)).fetchone()
-            if row is None or doc not in self._docs:
+            index = self._block_at(doc, start) if doc in self._docs else None
+            if index is None:
                 continue
-            index = int(row[0]) - lo
             for b in range(max(index - 1, 0), index + 2):
                 block = self._block(doc, b) if b * BLOCK_WORDS < self._docs[doc].n_words else None
                 for i, w in enumerate(block.words if block is not None else []):
                     if w == anchor:
                         out.append((doc, b * BLOCK_WORDS + i - 1))
         return [(d, o) for d, o in out if self._fits(d, o, len(q.words))]
+
+    def _block_at(self, doc: int, start: int) -> int | None:
+        """Index of the last block of ``doc`` starting at or before character ``start``;
+        ``None`` when none does, or a block row is missing (damage: verification reports it).
+
+        Block starts grow with the index, so a binary search reads O(log blocks) rows by key.
+        A query for the last row with ``start <= ?`` scanned the document's rows from its end
+        (``start`` has no index): a hint near the beginning of a book read every block.
+        """
+        first, last = 0, (self._docs[doc].n_words - 1) // BLOCK_WORDS
+        found = None
+        while first <= last:
+            mid = (first + last) // 2
+            row = self._start_of(block_range(doc)[0] + mid)
+            if row is None:
+                return None
+            if row <= start:
+                found, first = mid, mid + 1
+            else:
+                last = mid - 1
+        return found
+
+    def _start_of(self, bid: int) -> int | None:
+        """Character start of block row ``bid`` (``None`` when there is no such row), read
+        alone: the row's codes and words are read only for the blocks a chunk covers."""
+        if bid not in self._starts:
+            row = self.conn.execute(_BLOCK_START, (bid,)).fetchone()
+            self._starts[bid] = None if row is None else int(row[0])
+        return self._starts[bid]
 
     def _fits(self, doc: int, off: int, n: int) -> bool:
         d = self._docs.get(doc)
@@ -199,15 +228,37 @@ class Locator:
         short = len(q.words) < WINNOW_WINDOW + SHINGLE_WORDS - 1
         picks = np.arange(len(hashes)) if short or every else _interior(winnow(hashes))
         votes: dict[tuple[int, int], float] = defaultdict(float)
-        scopes: list[int | None] = list(within) if within else [None]
+        scope = set(within) if within else None
         for pos in picks.tolist():
-            for scope in scopes:
-                rows = self._shingle_rows(int(hashes[pos]), scope)
+            for rows in self._scoped_rows(int(hashes[pos]), within, scope):
                 for doc, word in rows:
                     votes[(doc, word - pos)] += 1.0 / len(rows)
         self._load_docs(_DOCS_BY_ID, [d for d, _ in votes if d not in self._docs])
         ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
         return [(d, o) for (d, o), _ in ranked if self._fits(d, o, len(q.words))][:MAX_VERIFY]
+
+    def _scoped_rows(
+        self, h: int, within: list[int] | None, scope: set[int] | None
+    ) -> list[list[tuple[int, int]]]:
+        """The rows of hash ``h``: all of them, or those of each document ``within`` (one list
+        per document, each weighting its own votes).
+
+        A name can hold hundreds of documents (``--chunk-size`` names every window with its
+        file): a query per shingle and per named document cost 64 times the queries of the
+        lookup without the name.  So one query reads every row of the hash (the unscoped
+        search reuses it) and the named documents' are taken from it, unless the hash has
+        more rows than a query reads (boilerplate): then each named document is queried.
+        """
+        rows = self._shingle_rows(h, None)
+        if within is None or scope is None:
+            return [rows]
+        if len(rows) >= ROWS_PER_HASH:
+            return [self._shingle_rows(h, doc) for doc in within]
+        by_doc: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for row in rows:
+            if row[0] in scope:
+                by_doc[row[0]].append(row)
+        return list(by_doc.values())
 
     def _shingle_rows(self, h: int, doc: int | None) -> list[tuple[int, int]]:
         key = (h, doc)
@@ -226,31 +277,38 @@ class Locator:
 
     # -- verification -------------------------------------------------------------------
     def _serve(self, q: ChunkQuery, cands: list[tuple[int, int]]) -> ChunkFingerprints | None:
-        """The verified candidate's fingerprints (nearest to the source's start, if given)."""
-        want = q.source.start if q.source is not None else None
-        best: tuple[int, ChunkFingerprints, int] | None = None
-        for doc, off in cands:
-            got = self._verified(doc, off, q)
-            if got is None:
-                continue
-            fp, start = got
-            distance = 0 if want is None else abs(start - want)
-            if best is None or distance < best[0]:
-                best = (distance, fp, doc)
-            if want is None:
-                break
-        if best is None:
-            return None
-        self.result.served[best[2]] = self._docs[best[2]].last_used
-        return best[1]
+        """The first candidate that verifies; with a start hint, candidates are tried nearest
+        first, so that is the copy nearest to it.
 
-    def _verified(self, doc: int, off: int, q: ChunkQuery) -> tuple[ChunkFingerprints, int] | None:
-        """``(fingerprints, approximate char start of the slice; 0 without a start hint)`` when
-        every word verifies."""
+        Tried in that order rather than all verified and compared: a text repeated all over a
+        block (a separator line, a column of zeros) proposes a copy at hundreds of words near
+        the hint, and verifying and decoding each cost hundreds of chunk-long passes.
+        """
+        want = q.source.start if q.source is not None else None
+        if want is not None and len(cands) > 1:
+            cands = sorted(cands, key=lambda c: self._distance(c[0], c[1], want))  # stable
+        for doc, off in cands:
+            fp = self._verified(doc, off, q)
+            if fp is not None:
+                self.result.served[doc] = self._docs[doc].last_used
+                return fp
+        return None
+
+    def _distance(self, doc: int, off: int, want: int) -> float:
+        """Characters between ``want`` and the estimated start of word ``off`` of ``doc``
+        (infinite when its block does not verify: that candidate cannot be served)."""
+        index, lo = divmod(off, BLOCK_WORDS)
+        block = self._block(doc, index)
+        if block is None:
+            return float("inf")
+        return float(abs(block.start + self._offset_in_block(doc, index, block, lo) - want))
+
+    def _verified(self, doc: int, off: int, q: ChunkQuery) -> ChunkFingerprints | None:
+        """The fingerprints of words ``off ...`` of ``doc`` when every one verifies."""
         n = len(q.words)
         if n == 0:  # a text without words, stored as such (found by its key)
             empty = np.zeros((0, self._docs[doc].dim), np.float32)
-            return (ChunkFingerprints(empty, q.spans), 0) if self._docs[doc].n_words == 0 else None
+            return ChunkFingerprints(empty, q.spans) if self._docs[doc].n_words == 0 else None
         first, last = off // BLOCK_WORDS, (off + n - 1) // BLOCK_WORDS
         blocks = [self._block(doc, b) for b in range(first, last + 1)]
         if any(b is None for b in blocks):
@@ -264,23 +322,23 @@ class Locator:
             runtime_codec(b.book).decode(b.codes[lo if i == 0 else 0 : lo + n - i * BLOCK_WORDS])
             for i, b in enumerate(parts)
         ]
-        hinted = q.source is not None and q.source.start is not None  # else: any copy serves
-        start = parts[0].start + self._offset_in_block(doc, first, parts[0], lo) if hinted else 0
-        return ChunkFingerprints(np.concatenate(vectors), q.spans), start
+        return ChunkFingerprints(np.concatenate(vectors), q.spans)
 
     def _offset_in_block(self, doc: int, index: int, block: _Block, lo: int) -> int:
         """Approximate characters from block ``index``'s start to its word ``lo``: only block
         starts are stored, so the spaces between words are taken as spread evenly over the
         block, scaled to end where the next block starts (whitespace-heavy text, such as
         indented code, put a copy late in a block far before its place); enough to tell apart
-        copies of a passage."""
-        lengths = [len(w) + 1 for w in block.words]
-        before = sum(lengths[:lo])
-        bid = block_range(doc)[0] + index + 1
-        row = self.conn.execute("SELECT start FROM blocks WHERE id = ?", (bid,)).fetchone()
-        if row is None:  # the last block: no end to scale to
-            return before
-        return round(before * (int(row[0]) - block.start) / max(sum(lengths), 1))
+        copies of a passage.  Word lengths are summed once per block (a repeated text asks
+        for hundreds of words of the same block)."""
+        bid = block_range(doc)[0] + index
+        if bid not in self._lengths:
+            self._lengths[bid] = list(accumulate((len(w) + 1 for w in block.words), initial=0))
+        lengths = self._lengths[bid]
+        end = self._start_of(bid + 1)
+        if end is None:  # the last block: no end to scale to
+            return lengths[lo]
+        return round(lengths[lo] * (end - block.start) / max(lengths[-1], 1))
 
     def _block(self, doc: int, index: int) -> _Block | None:
         bid = block_range(doc)[0] + index
