@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     """Print the store's statistics; exit 1 when it is damaged or ``--check`` finds problems."""
     from semtoken_rag.store import FingerprintStore, StoreDamagedError
-    from semtoken_rag.store.store import DB_NAME, VERIFY_MAX_BYTES
+    from semtoken_rag.store.db import VERIFY_MAX_BYTES
+    from semtoken_rag.store.recovery import DB_NAME
 
     db_file = args.dir / DB_NAME
     quick = False

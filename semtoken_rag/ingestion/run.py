@@ -236,7 +236,8 @@ def ingest(
     Raises:
         InvalidInputError: bad documents or options (before anything is encoded).
         ConfigError: no store or runner, or one without the methods ingestion calls.
-        StoreError: a read-only store.
+        StoreError: a read-only store, or a write the store could not make (its lock timed
+            out, a full disk): the batches before it are stored, a rerun skips them.
         DocumentEncodingError: a document failed and ``on_error="raise"``.
         CodebookChangedError: the store's codec changed under the run (nothing of that batch
             is written).

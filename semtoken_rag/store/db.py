@@ -10,6 +10,7 @@ text) are refused with a message to re-ingest.  See docs/store.md, "On-disk layo
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 
 from semtoken_rag.errors import StoreError
 from semtoken_rag.store.codecs import CODECS, CodecSpec
+
+logger = logging.getLogger(__name__)
 
 #: Version of the on-disk layout (tables, byte encoding).  A store of another version is refused.
 STORE_FORMAT_VERSION = 3
@@ -171,6 +174,27 @@ def health_problem(conn: sqlite3.Connection) -> str | None:
     """``PRAGMA quick_check`` (O(size), reads every page once); ``None`` when healthy."""
     rows = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
     return None if rows == ["ok"] else "; ".join(str(r) for r in rows[:5])
+
+
+#: ``verify_on_open=None`` runs ``PRAGMA quick_check`` only below this database size.
+VERIFY_MAX_BYTES = 1 << 30
+
+
+def verify_default(db_file: Path, verify_on_open: bool | None) -> bool:
+    """Whether to run ``PRAGMA quick_check`` on open: as asked, else only for databases up to
+    :data:`VERIFY_MAX_BYTES` (it reads the whole file; rows are still checksummed on every read)."""
+    if verify_on_open is not None:
+        return verify_on_open
+    try:
+        size = db_file.stat().st_size
+    except OSError:
+        return True
+    if size > VERIFY_MAX_BYTES:
+        gib, why = size / 2**30, "rows are checksummed on every read; verify_on_open=True forces it"
+        logger.info(
+            "store %s is %.1f GiB: quick_check skipped on open (%s)", db_file.parent, gib, why
+        )
+    return size <= VERIFY_MAX_BYTES
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:

@@ -30,8 +30,6 @@ LOCK_NAME = ".lock"
 DB_FILES = (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm")
 #: SQLite extended codes of a read-only connection that cannot create ``-shm``/``-wal``.
 _READONLY_DIRECTORY = {1544, 14}  # SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN
-#: ``verify_on_open=None`` runs ``PRAGMA quick_check`` only below this database size.
-VERIFY_MAX_BYTES = 1 << 30
 
 
 def open_database(
@@ -94,9 +92,9 @@ class WritableFile:
     opened: tuple[int, int] | None = None
 
     def open(self) -> tuple[sqlite3.Connection, Codebooks]:
-        """:func:`open_database` (``quick_check`` as :func:`verify_default` says); call it
+        """:func:`open_database` (``quick_check`` as :func:`db.verify_default` says); call it
         under the store's locks, so the identity recorded is that of the file opened."""
-        verify = verify_default(self.directory / DB_NAME, self.verify_on_open)
+        verify = db.verify_default(self.directory / DB_NAME, self.verify_on_open)
         conn, books = open_database(self.directory, self.timeout, verify, self.spec)
         self.opened = file_identity(self.directory)
         return conn, books
@@ -133,10 +131,10 @@ class ReadOnlyFile:
     failed: tuple[object, ...] | None = None  # the state a reopen last failed in (logged once)
 
     def open(self) -> tuple[sqlite3.Connection, Codebooks]:
-        """:func:`open_read_only` (``quick_check`` as :func:`verify_default` says, at the first
+        """:func:`open_read_only` (``quick_check`` as :func:`db.verify_default` says, at the first
         open only: a reopen follows a writer, which keeps the file consistent)."""
         before = self._state()
-        verify = self.opened is None and verify_default(
+        verify = self.opened is None and db.verify_default(
             self.directory / DB_NAME, self.verify_on_open
         )
         opened = open_read_only(self.directory, self.timeout, verify, self.spec)
@@ -192,9 +190,10 @@ def open_new(
     (``directory`` None) or after a quarantine."""
     path = None if directory is None else directory / DB_NAME
     conn = db.connect(path, timeout)
-    db.configure_writer(conn, path, new=True)
-    db.create_schema(conn, spec or get_codec(None))
-    return conn, _load(conn, directory or "(memory)")
+    with _closed_on_error(conn):
+        db.configure_writer(conn, path, new=True)
+        db.create_schema(conn, spec or get_codec(None))
+        return conn, _load(conn, directory or "(memory)")
 
 
 def _load(conn: sqlite3.Connection, where: object, asked: CodecSpec | None = None) -> Codebooks:
@@ -224,12 +223,28 @@ def check_codec(stored: CodecSpec, asked: CodecSpec | None, where: object) -> No
 def _start_over(
     directory: Path, problem: str, timeout: float, spec: CodecSpec | None
 ) -> tuple[sqlite3.Connection, Codebooks]:
-    where = quarantine(directory, DB_FILES)
+    """Quarantine a damaged database and start an empty one (warned once it is started).
+
+    Raises:
+        StoreError: the files cannot be moved or the new database cannot be written (a full
+            disk: damage found on open, e.g. a copy the full disk cut short); was a raw
+            ``sqlite3.OperationalError`` or ``OSError`` out of the store's constructor.
+    """
+    where = None
+    try:
+        where = quarantine(directory, DB_FILES)
+        opened = open_new(directory, timeout, spec)
+    except (OSError, sqlite3.Error) as exc:
+        moved = f"its files were moved to {where}" if where else "its files could not be moved"
+        raise StoreError(
+            f"fingerprint store {directory} is damaged ({problem}); {moved}, but no empty "
+            f"store could be started: {exc}"
+        ) from exc
     warn_damage(
         f"fingerprint store {directory} is damaged ({problem}); its files were moved to "
         f"{where} and an empty store was started (fingerprints will be recomputed)"
     )
-    return open_new(directory, timeout, spec)
+    return opened
 
 
 def open_read_only(
@@ -381,20 +396,3 @@ def prepare_directory(path: Path) -> None:
         raise StoreError(
             f"store directory {path} is not writable; open it with read_only=True for lookups"
         )
-
-
-def verify_default(db_file: Path, verify_on_open: bool | None) -> bool:
-    """Whether to run ``PRAGMA quick_check`` on open: as asked, else only for databases up to
-    :data:`VERIFY_MAX_BYTES` (it reads the whole file; rows are still checksummed on every read)."""
-    if verify_on_open is not None:
-        return verify_on_open
-    try:
-        size = db_file.stat().st_size
-    except OSError:
-        return True
-    if size > VERIFY_MAX_BYTES:
-        gib, why = size / 2**30, "rows are checksummed on every read; verify_on_open=True forces it"
-        logger.info(
-            "store %s is %.1f GiB: quick_check skipped on open (%s)", db_file.parent, gib, why
-        )
-    return size <= VERIFY_MAX_BYTES

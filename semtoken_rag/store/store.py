@@ -27,7 +27,6 @@ from semtoken_rag.store.codebooks import CodecSet, DamagedCodebook
 from semtoken_rag.store.codecs import CodecSpec, get_codec
 from semtoken_rag.store.encoding import EncodedDocument, encode_by_dim
 from semtoken_rag.store.locate import ChunkQuery, Locator, Lookup, chunk_queries
-from semtoken_rag.store.recovery import DB_NAME, VERIFY_MAX_BYTES  # noqa: F401 (cli.store)
 
 logger = logging.getLogger(__name__)
 
@@ -258,18 +257,17 @@ class FingerprintStore:
         if not docs or self._refuse_write():
             return 0
         try:
-            with self._transaction() as conn:
-                self._books.refresh(conn)
-                writes.check_codebooks(self._books, docs, self._where)
-                added = writes.insert_documents(conn, docs)
-                trained = added > 0 and writes.maybe_train(conn, self._books, docs)
-                self._touches.write(conn)
-                if added and self.max_bytes is not None:
-                    writes.evict_lru(conn, self.max_bytes)
-            if trained:  # the float16 staging pages are free now: hand them back
-                # (executescript: execute steps PRAGMA incremental_vacuum once, one page)
-                with self._write_lock():
-                    self._live().executescript("PRAGMA incremental_vacuum;")
+            with self._write_lock():  # held to the vacuum: nothing waits after the commit
+                with self._transaction() as conn:
+                    self._books.refresh(conn)
+                    writes.check_codebooks(self._books, docs, self._where)
+                    added = writes.insert_documents(conn, docs)
+                    trained = added > 0 and writes.maybe_train(conn, self._books, docs)
+                    self._touches.write(conn)
+                    if added and self.max_bytes is not None:
+                        writes.evict_lru(conn, self.max_bytes)
+                if trained:  # the float16 staging pages are free now: hand them back
+                    writes.reclaim_pages(self._live())
         except (sqlite3.DatabaseError, DamagedCodebook) as exc:  # a codebook: by another process
             types.write_failed(exc, self._where, "new fingerprints were not stored")
             return 0
@@ -331,8 +329,8 @@ class FingerprintStore:
         try:
             with self._transaction() as conn:
                 conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in docs])
-        except sqlite3.DatabaseError as exc:  # damage beyond the blocks: the lookup still misses
-            types.write_failed(exc, self._where, "the damaged documents stay in place")
+        except sqlite3.DatabaseError as exc:  # the lookup's result stands either way
+            types.removal_failed(exc, self._where)
 
     def _flush_touches(self, *, wait: bool) -> None:
         """Write buffered LRU refreshes now (skipped, not waited for, when ``wait`` is False

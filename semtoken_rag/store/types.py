@@ -106,6 +106,20 @@ def write_failed(exc: sqlite3.DatabaseError | DamagedCodebook, where: str, lost:
         )
 
 
+def removal_failed(exc: sqlite3.DatabaseError, where: str) -> None:
+    """A lookup's removal of the damaged documents it met failed.  Damage beyond them is a
+    warning (:func:`write_failed`); anything else (a full disk, an I/O error) is logged, not
+    raised: the lookup's result stands (those documents are misses either way) and a later
+    lookup that meets them removes them, as when another process holds the write lock.  Raised,
+    it failed the lookup, and with it the whole compression, for a clean-up."""
+    if db.is_damage(exc):
+        write_failed(exc, where, "the damaged documents stay in place")
+    else:
+        logger.warning(
+            "fingerprint store %s: damaged documents left for a later lookup (%s)", where, exc
+        )
+
+
 def codec_set_failed(exc: sqlite3.DatabaseError | DamagedCodebook, where: str) -> NoReturn:
     """``codec_set`` has no safe result to return: damage is a :class:`StoreDamagedError` (only
     a writable open repairs it), anything else a :class:`StoreError`."""

@@ -8,6 +8,7 @@ crash the store is untrained with every staged block, or trained with all of the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import sqlite3
@@ -210,6 +211,25 @@ def evict_lru(conn: sqlite3.Connection, max_bytes: int) -> int:
     conn.executemany("DELETE FROM documents WHERE id = ?", [(d,) for d in doomed])
     logger.info("evicted %d documents (%d bytes) to stay under %d", len(doomed), freed, max_bytes)
     return len(doomed)
+
+
+def reclaim_pages(conn: sqlite3.Connection) -> None:
+    """After the commit of a write that trained a codec: hand the freed float16 staging pages
+    back to the file system (``executescript``: ``execute`` steps ``PRAGMA incremental_vacuum``
+    once, one page).
+
+    Best effort, logged: the write is committed, and the vacuum writes to the log, so a disk
+    that filled up meanwhile must not make ``write`` report committed documents as not stored
+    (it raised :class:`StoreError`; an ingestion stopped and lost its report).  The pages stay
+    free inside the file, where later writes reuse them.
+    """
+    try:
+        conn.executescript("PRAGMA incremental_vacuum;")
+    except sqlite3.Error as exc:
+        logger.warning("freed pages not handed back to the file system (%s); reused by writes", exc)
+        if conn.in_transaction:  # a connection left in a transaction would refuse every BEGIN
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
 
 
 _STAGED = (
