@@ -115,8 +115,13 @@ class MemoryFingerprintCache:
     def put(
         self, texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
     ) -> None:
-        """Remember fingerprints (one larger than the whole cache is not kept)."""
+        """Remember fingerprints (one larger than the whole cache is not kept).
+
+        Their arrays are made read-only (in place, no copy): a lookup hands out the entry
+        itself, and a caller writing into it changed every later result for that text."""
         with self._lock:
             for text, fp in zip(texts, fingerprints, strict=True):
                 if _size(fp) <= self.max_bytes:  # the cache's own measure, or it refuses
+                    fp.vectors.flags.writeable = False
+                    fp.word_spans.flags.writeable = False
                     self._data[fingerprint_key(text, encoder_id)] = fp

@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from semtoken_rag.budgets import piece_edge_costs
 from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.config import SemTokenConfig
@@ -66,7 +68,9 @@ class ChunkPreparer:
         matches = match_spans(clean, self.rules, self.config.budget.force_keep_timeout)
         forced = forced_units(matches, spans, units)
         ids = word_ids(clean, spans) if sel.lexical_dedup_threshold is not None else None
-        for a in (units, forced, ids):  # word_costs: the counter's own memo
+        # All memoised and handed out by prepare(): a caller's write changed later results
+        # (the spans and costs too: the counter's and the encoder's arrays, frozen in place).
+        for a in (spans, units, costs, forced, ids):
             if a is not None:
                 a.flags.writeable = False
         return PreparedChunk(text, spans, units, costs, forced, ids)
@@ -90,7 +94,8 @@ def fingerprints_of(
 
     A put the store refuses (:class:`StoreError`: its lock timed out, or it was opened before
     this process forked) is logged, not raised: the fingerprints are computed and correct, and
-    a request must not fail because they could not be kept for the next one."""
+    a request must not fail because they could not be kept for the next one.  Unsound ones
+    (:func:`_storable`: NaN, another shape) serve this call only and are never stored."""
     texts = check_strings(texts, "texts")
     sources = check_sources(sources, len(texts))
     found: list[ChunkFingerprints | None] = (
@@ -102,8 +107,35 @@ def fingerprints_of(
         new = dict(zip(missing, encoded, strict=True))
         found = [fp if fp is not None else new[t] for fp, t in zip(found, texts, strict=True)]
         if store is not None:
-            try:
-                store.put(missing, [new[t] for t in missing], encoder.cache_id)
-            except StoreError as exc:
-                logger.warning("%d new chunk fingerprints were not stored: %s", len(missing), exc)
+            _put_sound(store, new, encoder)
     return [fp for fp in found if fp is not None], len(missing)
+
+
+def _put_sound(
+    store: FingerprintStoreProtocol, new: dict[str, ChunkFingerprints], encoder: FingerprintEncoder
+) -> None:
+    """Store the sound ones of the fingerprints just encoded (:func:`_storable`); log the rest,
+    and a put the store refuses."""
+    keep = {t: fp for t, fp in new.items() if _storable(t, fp, encoder.dim)}
+    if len(keep) < len(new):
+        logger.warning("%d unsound new chunk fingerprints were not stored", len(new) - len(keep))
+    if keep:
+        try:
+            store.put(list(keep), list(keep.values()), encoder.cache_id)
+        except StoreError as exc:
+            logger.warning("%d new chunk fingerprints were not stored: %s", len(keep), exc)
+
+
+def _storable(text: str, fp: ChunkFingerprints, dim: int) -> bool:
+    """Whether the encoder's fingerprints of ``text`` may be stored: finite, of the encoder's
+    dimension, one per word of the text.
+
+    Why: a store serves what it holds to every later call, so one bad answer of the encoder
+    (NaN from an overflow, another shape, a word dropped) stored was served until evicted: NaN
+    changed later results, another dimension failed every later call.  The call that got it
+    still uses it (its own result is what the encoder said)."""
+    return (
+        fp.dim == dim
+        and fp.n_words == len(find_words(model_text(text)))
+        and bool(np.isfinite(fp.vectors).all())
+    )

@@ -82,7 +82,19 @@ class QueryVectors:
         todo = [q for q, v in found.items() if v is None]
         if todo:
             clean = [model_text(q) for q in todo]  # what the tokenizer can take (same offsets)
-            for q, vec in zip(todo, self._embed(encoder, clean), strict=True):
+            # Paired in full first: one vector short memoised the first questions with their
+            # neighbours' vectors before the length check failed.
+            for q, vec in list(zip(todo, self._embed(encoder, clean), strict=True)):
                 out[q] = vec
-                self._memo.put(q, vec)
+                if _memoisable(vec, encoder.dim):
+                    self._memo.put(q, vec)
         return out
+
+
+def _memoisable(vec: np.ndarray, dim: int) -> bool:
+    """Whether a query embedding may be remembered: finite and of the encoder's dimension.
+
+    Why: a memo serves every later call of the question; one bad answer of the encoder (NaN,
+    another dimension) remembered changed, or failed, all of them.  The call that got it
+    still uses it."""
+    return np.shape(vec)[-1:] == (dim,) and bool(np.isfinite(vec).all())

@@ -103,7 +103,8 @@ class TokenCounter:
             word_spans: ``(n_words, 2) int64`` word character spans.
 
         Returns:
-            ``(n_words,) int64``; sums to :meth:`count` of ``text`` (fast tokenizers).
+            ``(n_words,) int64``, read-only (memoised); sums to :meth:`count` of ``text`` (fast
+            tokenizers).
         """
         n = len(word_spans)
         if n == 0:
@@ -117,6 +118,7 @@ class TokenCounter:
             costs = np.asarray(
                 [self.count(text[s:e]) for s, e in word_spans.tolist()], dtype=np.int64
             )
+        costs.flags.writeable = False  # memoised and handed out: a caller's write stuck
         self._cache.put(text, costs)
         return costs
 

@@ -1,0 +1,191 @@
+"""Failure injection: one bad answer from a part (the encoder, a caller mutating what it was
+given) must not change any later result of the same engine.  Each later call with the same
+inputs equals a fresh engine's result (texts, offsets, kept tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pytest
+
+from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.store import FingerprintStore
+from semtoken_rag.tokens import TokenCounter
+from tests.fakes import FakeEncoder, WhitespaceCounter
+
+CHUNKS = [
+    "The ferry left at noon. Nobody waved. The harbour master fed his dog.",
+    "Rivers run to the sea. The ferry was late again. Gulls circled the pier all day.",
+    "A third chunk about weather. Rain fell on the town. The bakery sold bread.",
+]
+QUERY = "When did the ferry leave?"
+Fps = list[ChunkFingerprints]
+
+
+def engine(encoder: FakeEncoder | None = None, store=None, **cfg: object) -> Compressor:
+    counter = WhitespaceCounter()
+    return Compressor(
+        SemTokenConfig(**cfg), encoder=encoder or FakeEncoder(), counter=counter, store=store
+    )
+
+
+def signature(result) -> list[tuple]:
+    return [(c.text, tuple(map(tuple, c.offsets)), c.kept_tokens) for c in result.chunks]
+
+
+def signatures(results) -> list[list[tuple]]:
+    return [signature(r) for r in results]
+
+
+class OnceBadEncoder(FakeEncoder):
+    """A fake encoder whose first call of ``method`` answers ``bad(real_answer)``."""
+
+    def __init__(self, method: str, bad: Callable) -> None:
+        super().__init__()
+        self.method, self.bad, self.tripped = method, bad, False
+
+    def _answer(self, method: str, real: Callable, texts: Sequence[str]):
+        if method == self.method and not self.tripped:
+            self.tripped = True
+            return self.bad(real(texts))
+        return real(texts)
+
+    def encode_texts(self, texts: Sequence[str]) -> Fps:
+        self.calls += len(texts)
+        return self._answer("texts", lambda t: FakeEncoder.encode_query_words(self, t), texts)
+
+    def encode_query_words(self, texts: Sequence[str]) -> Fps:
+        return self._answer("words", super().encode_query_words, texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._answer("queries", super().encode_queries, texts)
+
+
+def nan_fps(fps: Fps) -> Fps:
+    return [ChunkFingerprints(np.full_like(f.vectors, np.nan), f.word_spans) for f in fps]
+
+
+def other_dim_fps(fps: Fps) -> Fps:
+    return [ChunkFingerprints(np.ones((f.n_words, 16), np.float32), f.word_spans) for f in fps]
+
+
+def last_word_dropped(fps: Fps) -> Fps:
+    return [ChunkFingerprints(f.vectors[:-1], f.word_spans[:-1]) for f in fps]
+
+
+def first_call_then_next(comp: Compressor, requests: list, **kw: object) -> list:
+    with contextlib.suppress(ValueError):  # the bad call may fail or return anything
+        comp.compress_many(requests, **kw)
+    return signatures(comp.compress_many(requests, **kw))
+
+
+@pytest.mark.parametrize(
+    ("bad", "store", "cfg"),
+    [
+        (nan_fps, None, {}),
+        (nan_fps, None, {"compression_ratio": "auto", "budget_scope": "per_chunk"}),
+        (other_dim_fps, None, {}),
+        (last_word_dropped, None, {}),
+        (other_dim_fps, FingerprintStore, {}),
+        (other_dim_fps, FingerprintStore, {"compression_ratio": "auto"}),
+    ],
+)
+def test_a_bad_encoder_answer_for_chunks_is_not_kept(bad, store, cfg) -> None:
+    """NaN vectors (an fp16 overflow), another dimension or a dropped word, once: the cache
+    kept them and served them to every later call (NaN: other texts; another dimension: every
+    later call failed)."""
+    requests = [(CHUNKS, QUERY)]
+    comp = engine(OnceBadEncoder("texts", bad), store=store() if store else None, **cfg)
+    want = signatures(engine(**cfg).compress_many(requests, ratio=1.0))
+    assert first_call_then_next(comp, requests, ratio=1.0) == want
+    assert signatures(comp.compress_many(requests)) == signatures(
+        engine(**cfg).compress_many(requests)
+    )
+
+
+def _shifted(fps):
+    return fps[1:]
+
+
+@pytest.mark.parametrize(
+    ("method", "bad", "relevance"),
+    [
+        ("words", nan_fps, "late_interaction"),
+        ("words", other_dim_fps, "late_interaction"),
+        ("queries", lambda v: np.full_like(v, np.nan), "pooled"),
+        ("queries", lambda v: np.ones((len(v), 16), np.float32), "pooled"),
+        ("queries", _shifted, "pooled"),
+    ],
+)
+def test_a_bad_query_embedding_is_not_memoised(method: str, bad, relevance: str) -> None:
+    """Several requests sharing chunks, one query pass answering NaN, another dimension or one
+    vector short: the memo kept those (a short answer: the first questions memoised with their
+    neighbours' vectors before the length check failed)."""
+    requests = [(CHUNKS[:2], QUERY), (CHUNKS[1:], "Where did the gulls circle?"), (CHUNKS, None)]
+    comp = engine(OnceBadEncoder(method, bad), relevance=relevance)
+    want = signatures(engine(relevance=relevance).compress_many(requests))
+    assert first_call_then_next(comp, requests) == want
+
+
+def overwrite(array: np.ndarray, value: object) -> None:
+    """Write ``value`` over ``array``, as a careless caller would; refusing is right too."""
+    try:
+        array[...] = value
+    except ValueError as exc:
+        assert "read-only" in str(exc)
+
+
+def test_fingerprints_handed_out_cannot_change_later_results() -> None:
+    """``Compressor.fingerprints`` returned the cache's own arrays, writable."""
+    comp, want = engine(), signature(engine().compress(CHUNKS, QUERY))
+    fps, _ = comp.fingerprints(CHUNKS)
+    overwrite(fps[0].vectors, fps[0].vectors[::-1])
+    overwrite(fps[1].word_spans, 0)
+    assert signature(comp.compress(CHUNKS, QUERY)) == want
+
+
+@pytest.mark.parametrize("cache_embeddings", [True, False])
+def test_prepared_arrays_cannot_change_later_results(cache_embeddings: bool) -> None:
+    """``prepare`` returned memoised word spans, costs and fingerprints, writable (without a
+    cache the prepare memo held the encoder's word spans as they came)."""
+    comp = engine(cache_embeddings=cache_embeddings)
+    want = signature(engine().compress(CHUNKS, QUERY))
+    first = comp.prepare(CHUNKS).chunks
+    overwrite(first[0].word_costs, 50)
+    overwrite(first[1].word_spans, 0)
+    overwrite(first[2].fingerprints.vectors, 0.0)
+    assert signature(comp.compress(CHUNKS, QUERY)) == want
+
+
+def test_arrays_prepared_without_fingerprints_cannot_change_later_results() -> None:
+    """``prepare(fingerprints=False)`` returned the memoised word spans, writable."""
+    comp, want = engine(), engine().prepare(CHUNKS, fingerprints=False).unit_texts()
+    overwrite(comp.prepare(CHUNKS, fingerprints=False).chunks[0].word_spans, 0)
+    assert comp.prepare(CHUNKS, fingerprints=False).unit_texts() == want
+
+
+class _SpaceTokenizer:
+    """A fast tokenizer stand-in: one token per whitespace-separated run, with offsets."""
+
+    is_fast = True
+    unk_token_id = None
+
+    def __call__(self, text: str, **_: object) -> dict:
+        offs = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+        return {"input_ids": list(range(len(offs))), "offset_mapping": offs}
+
+
+def test_token_counter_memo_cannot_be_changed_by_a_caller() -> None:
+    """``TokenCounter.word_costs`` returned its memo's array, writable."""
+    counter = TokenCounter(_SpaceTokenizer())
+    text = CHUNKS[0]
+    spans = np.array([[m.start(), m.end()] for m in re.finditer(r"\S+", text)])
+    costs = counter.word_costs(text, spans)
+    want = costs.copy()
+    overwrite(costs, 7)
+    assert counter.word_costs(text, spans).tolist() == want.tolist()
