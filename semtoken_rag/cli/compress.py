@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
 import sys
 from pathlib import Path
 from typing import Any, get_args
 
 from semtoken_rag.cli.args import MAX_COUNT, budget, ratio_or_auto
-from semtoken_rag.cli.files import read_text_file
+from semtoken_rag.cli.files import decode_text, read_text_file
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
@@ -51,8 +52,17 @@ STDIN = "-"
 
 
 def _read_stdin() -> str:
-    # Bytes, decoded leniently: binary or mis-encoded input is text with U+FFFD, not a crash.
-    return sys.stdin.buffer.read().decode("utf-8", errors="replace")
+    """Stdin's bytes, by the rule of a named file (:func:`decode_text`).
+
+    Raises:
+        InvalidInputError: stdin is closed (``<&-``: an untyped ``AttributeError``, exit 1),
+            or is not UTF-8 text.
+    """
+    if sys.stdin is None:
+        raise InvalidInputError("stdin is closed: name the files to compress, or pipe text in")
+    if sys.stdin.isatty():  # else a bare `compress` in a terminal waits without a word
+        print("reading text from the terminal until end of input (Ctrl-D)", file=sys.stderr)
+    return decode_text(sys.stdin.buffer.read(), "stdin")
 
 
 def _read_inputs(files: list[str]) -> list[str]:
@@ -112,7 +122,30 @@ def _payload(result: CompressionResult, args: argparse.Namespace) -> dict[str, A
     }  # fmt: skip
 
 
+def _json_text(payload: dict[str, Any]) -> str:
+    """The ``--json`` document: UTF-8 where stdout is UTF-8, else ASCII with ``\\u`` escapes
+    (also for a lone surrogate, from a file name that is not UTF-8).  Written as the stream's
+    encoding allows, characters became ``?`` (or an escape that is not JSON): text and file
+    names silently changed, and under ``latin-1`` a document that is not UTF-8 (RFC 8259)."""
+    text = json.dumps(payload, ensure_ascii=False, indent=2)
+    try:
+        if codecs.lookup(getattr(sys.stdout, "encoding", None) or "utf-8").name == "utf-8":
+            text.encode("utf-8")
+            return text
+    except (LookupError, UnicodeEncodeError):
+        pass
+    return json.dumps(payload, indent=2)
+
+
 def run(args: argparse.Namespace) -> int:
+    """Compress the inputs; print the kept text (a summary on stderr) or the JSON document.
+
+    Raises:
+        InvalidInputError: stdout is closed (``>&-``), before anything is read or loaded: the
+            result was discarded with exit 0 (``--json``: an untyped ``AttributeError``).
+    """
+    if sys.stdout is None:
+        raise InvalidInputError("stdout is closed: the compressed text has nowhere to go")
     given = {"encoder_model": args.encoder, "device": args.device,
              "count_tokenizer": args.count_tokenizer}  # fmt: skip
     config = SemTokenConfig(
@@ -124,8 +157,7 @@ def run(args: argparse.Namespace) -> int:
     texts = _read_inputs(args.files)
     result = _compress(config, texts, args)
     if args.json:
-        json.dump(_payload(result, args), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        sys.stdout.write(_json_text(_payload(result, args)) + "\n")
         return 0
     for c in result.chunks:
         print(c.text)

@@ -1,8 +1,10 @@
 """The files named on the command line, opened or read with one typed error line for a folder,
-a missing file or one the operating system refuses (never an ``OSError`` traceback)."""
+a missing file or one the operating system refuses (never an ``OSError`` traceback); their
+bytes, and stdin's, decoded by one rule (:func:`decode_text`)."""
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,19 +33,36 @@ def read_text_file(path: Path) -> str:
     """A text file as UTF-8 (undecodable bytes replaced), or a typed error saying why not.
 
     Raises:
-        InvalidInputError: the file cannot be read, or holds a NUL byte: a binary, compressed
-            or UTF-16 file (a PDF or a ``.gz`` named on the command line was stored as
-            replacement characters).
+        InvalidInputError: the file cannot be read, or is not UTF-8 text (:func:`decode_text`).
     """
     with open_file(path) as fh:
         try:
             data = fh.read()
         except OSError as exc:
             raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return decode_text(data, str(path))
+
+
+#: Byte-order marks of UTF-16 (and of UTF-32 little-endian, which starts like UTF-16's).
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """``data`` (a file's or stdin's bytes, ``name`` in the message) as UTF-8, undecodable
+    bytes replaced, or a typed error when it is not UTF-8 text at all.
+
+    Raises:
+        InvalidInputError: a NUL byte (a binary, compressed or UTF-16 file: a PDF or a ``.gz``
+            named on the command line was stored as replacement characters), or a UTF-16
+            byte-order mark (UTF-16 text without a NUL, such as Japanese, was read as UTF-8:
+            an empty compression, a garbage document stored, exit 0).  Stdin is held to the
+            same rule as a named file (binary on stdin was compressed as garbage).
+    """
     nul = data.find(b"\0")
     if nul >= 0:
-        raise InvalidInputError(
-            f"{path} is not UTF-8 text (a NUL byte at offset {nul}: a binary, compressed or "
-            "UTF-16 file); convert it to UTF-8 text first"
-        )
-    return data.decode("utf-8", errors="replace")
+        why = f"a NUL byte at offset {nul}: a binary, compressed or UTF-16 file"
+    elif data.startswith(UTF16_BOMS):
+        why = "it starts with a UTF-16 byte-order mark"
+    else:
+        return data.decode("utf-8", errors="replace")
+    raise InvalidInputError(f"{name} is not UTF-8 text ({why}); convert it to UTF-8 text first")

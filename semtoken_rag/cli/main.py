@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import select
 import sys
 import traceback
 from typing import NoReturn
@@ -29,6 +31,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: The exit statuses, shown by ``--help`` (scripts branch on them).
+EXIT_STATUS = (
+    "exit status: 0 done (also when the reader of the output, such as `head`, stops early); "
+    "1 failed (a document that could not be encoded, a damaged store, an unexpected error, "
+    "the reader of the diagnostics gone mid-run); 2 bad usage or input (one `error:` line); "
+    "130 interrupted (Ctrl-C)"
+)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump): every CLI failure is one line."""
 
@@ -38,7 +49,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="semtoken-rag", description="Semantic compression of retrieved context for RAG."
+        prog="semtoken-rag",
+        description="Semantic compression of retrieved context for RAG.",
+        epilog=EXIT_STATUS,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     sub = parser.add_subparsers(
@@ -64,11 +77,53 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 
 def _safe_streams() -> None:
-    """Never crash on printing: text may hold lone surrogates (from undecodable input)."""
+    """Never crash on printing, and lose nothing: a character the stream's encoding lacks
+    (``PYTHONIOENCODING=ascii``, ``LC_ALL=C``) or a lone surrogate (a file name that is not
+    UTF-8) is written as a backslash escape (``caf\\xe9``), Python's own choice for stderr.
+    ``replace`` wrote ``?``: silent loss, and an error naming ``nope_??.txt`` named no file."""
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
-            reconfigure(errors="replace")
+            reconfigure(errors="backslashreplace")
+
+
+def _reader_gone(stream: object) -> bool:
+    """Whether ``stream`` is a pipe whose reader has gone (``poll`` reports an error or a
+    hang-up on its descriptor); ``False`` where that cannot be told (no descriptor, no poll)."""
+    try:
+        poller = select.poll()
+        poller.register(stream.fileno(), select.POLLOUT)  # type: ignore[attr-defined]
+        events = poller.poll(0)
+    except (AttributeError, OSError, ValueError):
+        return False
+    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in events)
+
+
+def _discard(stream: object) -> None:
+    """Point ``stream``'s descriptor at the null device (the ``signal`` docs' "Note on
+    SIGPIPE"): what is still buffered is dropped at exit instead of failing there ("Exception
+    ignored ... BrokenPipeError", status 120).  This process is about to exit, so moving its
+    own descriptor is the entry point's to do; a stream without one (captured) is left."""
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
+
+
+def _closed_pipe() -> int:
+    """The status once a write met a closed pipe.  The reader of the output leaving (``| head
+    -1``) is success, 0: the reader took what it wanted.  The reader of stderr leaving
+    (``2>&1 | head``) stopped the command wherever a progress bar or a log line was written
+    (an ingest half done): 1, with nothing said, as nothing can be."""
+    err_gone = _reader_gone(sys.stderr)
+    if err_gone:
+        _discard(sys.stderr)
+    if not err_gone or _reader_gone(sys.stdout):
+        _discard(sys.stdout)
+    return 1 if err_gone else 0
 
 
 def _one_line(exc: BaseException, verbose: bool = False) -> str:
@@ -84,9 +139,26 @@ def _one_line(exc: BaseException, verbose: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure is one line on stderr and a non-zero exit (``-v`` adds the
-    traceback)."""
+    traceback); the statuses are :data:`EXIT_STATUS`.  Ctrl-C and a closed pipe are handled
+    around everything, parsing (which imports the command) included: Ctrl-C there was a
+    traceback."""
     _safe_streams()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        return _closed_pipe()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
+    """Parse ``argv`` and run its command (a closed pipe and Ctrl-C are :func:`main`'s).
+
+    The output is flushed here, not at exit: a reader gone or a full disk found at exit was
+    "Exception ignored ... BrokenPipeError" (or ``OSError``) and status 120, after the
+    command had reported success.
+    """
     parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
     logging.basicConfig(
@@ -99,17 +171,28 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+        return code
     except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        raise
     except Exception as exc:
         if args.verbose:
             traceback.print_exc()
         print(f"error: {_one_line(exc, args.verbose)}", file=sys.stderr)
+        _drop_unwritable_output()
         return 2 if isinstance(exc, SemTokenError) else 1
+
+
+def _drop_unwritable_output() -> None:
+    """After a failure, flush the output or, where it cannot be written (a full disk), drop
+    what it holds: the failure is said once, not again at exit."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        _discard(sys.stdout)
 
 
 if __name__ == "__main__":
