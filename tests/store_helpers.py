@@ -1,16 +1,18 @@
 """Shared helpers of the fingerprint-store tests: documents, expected slices, old-format stores,
-file digests, no-permission runs."""
+file digests, no-permission runs, runs in a forked child."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import select
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -223,3 +225,37 @@ def run_without_write_permission(directory: Path, code: str) -> subprocess.Compl
         )
     finally:
         directory.chmod(mode)
+
+
+def run_in_child(body: Callable[[], str], timeout: float = 10.0) -> str:
+    """Run ``body`` in a forked child: what it returned, ``"Type: message"`` if it raised, or
+    ``"hung"`` when it did not end within ``timeout`` seconds (then it is killed).  The child
+    reports through a pipe and ends with ``os._exit``, never returning into pytest."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            try:
+                outcome = body()
+            except BaseException as exc:  # the outcome is the test's subject
+                outcome = f"{type(exc).__name__}: {exc}"
+            data = outcome.encode()
+            while data:
+                data = data[os.write(write, data) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    try:
+        if not select.select([read], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "hung"
+        chunks = []
+        while chunk := os.read(read, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(read)
+    assert os.waitpid(pid, 0)[1] == 0
+    return b"".join(chunks).decode()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
 import sqlite3
 import warnings
@@ -38,6 +37,7 @@ from tests.store_helpers import (
     fill,
     keys,
     long_texts,
+    run_in_child,
     sql,
     words_slice,
 )
@@ -51,36 +51,20 @@ pytestmark = pytest.mark.skipif(
 def _in_child(body: Callable[[], dict[str, Any]], timeout: float = 120.0) -> dict[str, Any]:
     """Run ``body`` in a forked child that ignores ``SIGXFSZ``; its report, or ``{"error": ...}``
     when it raised (the outcome is the test's subject)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        code = 1
+
+    def run() -> str:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         try:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            try:
-                report = body()
-            except BaseException as exc:
-                report = {"error": f"{type(exc).__module__}.{type(exc).__name__}: {exc}"}
-            _unlimit()
-            data = json.dumps(report, default=str).encode()
-            while data:
-                data = data[os.write(write, data) :]
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    try:
-        if not select.select([read], [], [], timeout)[0]:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the child hung")
-        chunks = []
-        while chunk := os.read(read, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(read)
-    assert os.waitpid(pid, 0)[1] == 0
-    return json.loads(b"".join(chunks))
+            report = body()
+        except BaseException as exc:
+            report = {"error": f"{type(exc).__module__}.{type(exc).__name__}: {exc}"}
+        _unlimit()
+        return json.dumps(report, default=str)
+
+    out = run_in_child(run, timeout)
+    if out == "hung":
+        pytest.fail("the child hung")
+    return json.loads(out)
 
 
 def _limit(size: int) -> None:

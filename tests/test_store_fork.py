@@ -9,11 +9,8 @@ parent waits a few seconds at most and kills a child that hangs.
 from __future__ import annotations
 
 import os
-import select
-import signal
 import threading
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,40 +18,9 @@ import pytest
 from semtoken_rag.store import FingerprintStore, StoreWarning
 from semtoken_rag.store import store as store_module
 from tests.fakes import FakeEncoder
-from tests.store_helpers import fill, long_texts, sql
+from tests.store_helpers import fill, long_texts, run_in_child, sql
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-
-
-def _in_child(body: Callable[[], str], timeout: float = 10.0) -> str:
-    """Run ``body`` in a forked child and return what it reported ("hung" if it did not end
-    within ``timeout`` seconds, the exception if it raised)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report through the pipe, never return into pytest
-        code = 1
-        try:
-            try:
-                outcome = body()
-            except BaseException as exc:  # the outcome is the test's subject
-                outcome = f"{type(exc).__name__}: {exc}"
-            os.write(write, outcome.encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    try:
-        if not select.select([read], [], [], timeout)[0]:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            return "hung"
-        chunks = []
-        while chunk := os.read(read, 65536):
-            chunks.append(chunk)
-    finally:
-        os.close(read)
-    assert os.waitpid(pid, 0)[1] == 0
-    return b"".join(chunks).decode()
 
 
 def _hits(store: FingerprintStore, docs: list[str], enc: FakeEncoder) -> int:
@@ -88,7 +54,7 @@ def test_a_fork_while_another_thread_is_inside_the_store_leaves_the_child_a_usab
     thread.start()
     try:
         assert inside.wait(10)
-        outcome = _in_child(lambda: f"{_hits(store, docs, enc)} {len(store)}", timeout=5)
+        outcome = run_in_child(lambda: f"{_hits(store, docs, enc)} {len(store)}", timeout=5)
     finally:
         leave.set()
         thread.join()
@@ -172,7 +138,7 @@ def test_a_child_whose_own_open_finds_damage_misses_with_a_warning(tmp_path):
         damaged = any(issubclass(w.category, StoreWarning) for w in seen)
         return f"{hits} {found} {damaged} {bool(problems)}"
 
-    assert _in_child(body) == "0 set() True True"
+    assert run_in_child(body) == "0 set() True True"
     assert _hits(store, docs, enc) == 3  # the parent's store serves on
     store.close()
 
@@ -192,7 +158,7 @@ def test_a_forked_child_counts_only_its_own_lookups(tmp_path):
         stats = store.stats()
         return f"{hits} {stats.hits} {stats.misses}"
 
-    assert _in_child(body) == "4 4 0"
+    assert run_in_child(body) == "4 4 0"
     assert store.stats().hits == 4
     store.close()
 
@@ -217,6 +183,6 @@ def test_compress_in_a_forked_child_serves_hits_and_encodes_misses(tmp_path):
         miss = comp.compress(docs[2:], "q")
         return f"{[hit.texts, miss.texts] == want} {hit.encoder_calls} {miss.encoder_calls > 0}"
 
-    assert _in_child(body) == "True 0 True"
+    assert run_in_child(body) == "True 0 True"
     assert len(store) == 2  # the child stored nothing
     store.close()
