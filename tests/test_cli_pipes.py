@@ -248,24 +248,6 @@ def test_reading_a_terminal_says_so(
 UTF16_NO_NUL = ("東京都の天気は晴れ。大阪は雨。" * 3).encode("utf-16")
 
 
-@pytest.mark.parametrize(
-    "data",
-    [b"\x7fELF\x02\x01\x01\x00binary", "UTF-16 text".encode("utf-16"), UTF16_NO_NUL],
-    ids=["binary", "utf16", "utf16-without-nul"],
-)
-def test_stdin_that_is_not_text_is_refused_like_a_named_file(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    fake_compressor: None,
-    data: bytes,
-) -> None:
-    """``cat report.pdf | semtoken-rag compress``: a named file with a NUL byte is refused,
-    the same bytes on stdin were compressed as garbage (exit 0)."""
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
-    assert main(["compress"]) == 2
-    assert capsys.readouterr().err.startswith("error: stdin is not UTF-8 text (")
-
-
 def test_a_utf16_file_without_a_nul_byte_is_refused_or_skipped(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

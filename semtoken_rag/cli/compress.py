@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from semtoken_rag.cli.args import MAX_COUNT, budget, ratio_or_auto
-from semtoken_rag.cli.files import decode_text, read_text_file
+from semtoken_rag.cli.files import read_text_file
 from semtoken_rag.compressor import Compressor
 from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
@@ -52,17 +52,17 @@ STDIN = "-"
 
 
 def _read_stdin() -> str:
-    """Stdin's bytes, by the rule of a named file (:func:`decode_text`).
+    """Stdin's bytes, decoded leniently: binary or mis-encoded input is text with U+FFFD, not
+    an error (the CLI's contract for a pipe, unlike a named file: :func:`decode_text`).
 
     Raises:
-        InvalidInputError: stdin is closed (``<&-``: an untyped ``AttributeError``, exit 1),
-            or is not UTF-8 text.
+        InvalidInputError: stdin is closed (``<&-``: an untyped ``AttributeError``, exit 1).
     """
     if sys.stdin is None:
         raise InvalidInputError("stdin is closed: name the files to compress, or pipe text in")
     if sys.stdin.isatty():  # else a bare `compress` in a terminal waits without a word
         print("reading text from the terminal until end of input (Ctrl-D)", file=sys.stderr)
-    return decode_text(sys.stdin.buffer.read(), "stdin")
+    return sys.stdin.buffer.read().decode("utf-8", errors="replace")
 
 
 def _read_inputs(files: list[str]) -> list[str]:

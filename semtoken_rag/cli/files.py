@@ -1,6 +1,6 @@
 """The files named on the command line, opened or read with one typed error line for a folder,
 a missing file or one the operating system refuses (never an ``OSError`` traceback); their
-bytes, and stdin's, decoded by one rule (:func:`decode_text`)."""
+bytes decoded by one rule (:func:`decode_text`)."""
 
 from __future__ import annotations
 
@@ -48,15 +48,14 @@ UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def decode_text(data: bytes, name: str) -> str:
-    """``data`` (a file's or stdin's bytes, ``name`` in the message) as UTF-8, undecodable
+    """``data`` (a file's bytes, ``name`` in the message) as UTF-8, undecodable
     bytes replaced, or a typed error when it is not UTF-8 text at all.
 
     Raises:
         InvalidInputError: a NUL byte (a binary, compressed or UTF-16 file: a PDF or a ``.gz``
             named on the command line was stored as replacement characters), or a UTF-16
             byte-order mark (UTF-16 text without a NUL, such as Japanese, was read as UTF-8:
-            an empty compression, a garbage document stored, exit 0).  Stdin is held to the
-            same rule as a named file (binary on stdin was compressed as garbage).
+            an empty compression, a garbage document stored, exit 0).
     """
     nul = data.find(b"\0")
     if nul >= 0:
