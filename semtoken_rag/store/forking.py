@@ -51,7 +51,7 @@ def track(store: Store) -> None:
     _STORES.add(store)
 
 
-def leave_inherited(conn: sqlite3.Connection) -> None:
+def _leave_inherited(conn: sqlite3.Connection) -> None:
     """Keep ``conn`` (the parent's) open and unused in this process."""
     _INHERITED.append(conn)
 
@@ -70,7 +70,7 @@ def _in_child() -> None:
             continue  # in memory: the child's own copy (a busy one is replaced at first use)
         store._touches = writes.Touches(math.inf)  # its writes are refused: buffer none
         if busy:
-            leave_inherited(store._conn)
+            _leave_inherited(store._conn)
         else:
             with contextlib.suppress(sqlite3.Error):
                 store._conn.close()
@@ -96,7 +96,7 @@ def adopt(store: Store) -> None:
         store._conn, store._books = own.open()
         store._file = own
     elif store in _BUSY:
-        leave_inherited(store._conn)
+        _leave_inherited(store._conn)
         store._conn, store._books = recovery.open_new(None, 5.0, store._books.spec)
     _BUSY.discard(store)
     store._pid = os.getpid()

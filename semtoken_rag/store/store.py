@@ -371,7 +371,7 @@ class FingerprintStore:
         with self._lock:
             if self._closed:
                 return
-            own = self._pid == os.getpid()  # else the connection is the parent's: left alone
+            own = self._pid == os.getpid()  # else the parent's: forking already dealt with it
             try:
                 self._flush_touches(wait=True)
                 if self.path is not None and not self.read_only and own:
@@ -381,8 +381,6 @@ class FingerprintStore:
                 self._closed = True
                 if own:
                     self._conn.close()
-                else:
-                    forking.leave_inherited(self._conn)
 
     def __enter__(self) -> FingerprintStore:
         return self
