@@ -18,10 +18,11 @@ import numpy as np
 from semtoken_rag import optional
 from semtoken_rag.core.pipeline import DedupSearch
 from semtoken_rag.core.redundancy import (
+    BLOCK_ROWS,
     MAX_PARTNERS,
-    block_partners,
     near_duplicate_pairs,
     no_pairs,
+    partners_from,
 )
 from semtoken_rag.errors import MissingDependencyError
 
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 FAISS_DEDUP_MIN_UNITS = 4096
 #: Rows per FAISS range search (as the numpy search's blocks): its result holds every pair above
 #: the threshold, ``rows * n`` of them for near-copies (8,000 log lines: 3.4 GB in one search).
-_FAISS_BLOCK = 2048
+_FAISS_BLOCK = BLOCK_ROWS
 #: Rows of the first range search; each next one doubles up to :data:`_FAISS_BLOCK`, so a
 #: context of near-copies is found crowded after a small search (64 rows of 50,000 copies: 3.2M
 #: pairs, where 2,048 rows held 100M, about 3 GB).
@@ -48,8 +49,8 @@ def near_duplicates(
     :data:`FAISS_DEDUP_MIN_UNITS` units with many near-copies would get a different graph, and
     so a different compression, than numpy.  The range search runs in blocks of rows (its
     result holds every pair above the threshold); from the first block with a row over the cap
-    on, numpy's :func:`~semtoken_rag.core.redundancy.block_partners` ranks the rest.  On the
-    CPU (faiss-gpu has no flat range search).
+    on, numpy's own search takes over (:func:`_numpy_from`).  On the CPU (faiss-gpu has no
+    flat range search).
 
     Args:
         vectors: ``(n, d) float32`` L2-normalised unit fingerprints.
@@ -70,19 +71,35 @@ def near_duplicates(
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    crowded, lo, size = False, 0, _FIRST_BLOCK
+    lo, size = 0, _FIRST_BLOCK
     while lo < n:
-        hi = min(lo + size, n)
-        found = None if crowded else _range_block(index, x, lo, hi, threshold, max_partners)
-        # A crowded block (a row over the cap: near-copies, as in logs or table rows) and every
-        # block after it are ranked by numpy's own rule, which is faster there than sorting the
-        # block's pairs, and exact: the same graph either way.
-        crowded = found is None
-        row_counts, row_cols = found or block_partners(x, lo, hi, threshold, max_partners)
-        counts.append(row_counts)
-        cols.append(row_cols)
+        hi = min(lo + size, n, lo - lo % BLOCK_ROWS + BLOCK_ROWS)  # within one numpy block
+        found = _range_block(index, x, lo, hi, threshold, max_partners)
+        if found is None:  # a row over the cap (near-copies, as in logs or table rows)
+            return _numpy_from(x, lo, counts, cols, threshold, max_partners)
+        counts.append(found[0])
+        cols.append(found[1])
         lo, size = hi, min(2 * size, _FAISS_BLOCK)
     return np.r_[0, np.cumsum(np.concatenate(counts))].astype(np.int64), np.concatenate(cols)
+
+
+def _numpy_from(
+    x: np.ndarray,
+    lo: int,
+    counts: list[np.ndarray],
+    cols: list[np.ndarray],
+    threshold: float,
+    max_partners: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The graph once row ``lo`` starts a crowded block: the rows before the numpy block that
+    holds ``lo`` as FAISS found them, the rest by numpy's own search (the same products,
+    :func:`~semtoken_rag.core.redundancy.partners_from`), so crowded rows keep numpy's
+    partners bit for bit, and numpy is faster there than sorting the block's pairs."""
+    start = lo - lo % BLOCK_ROWS
+    kept = np.concatenate(counts)[:start]
+    rest_counts, rest_cols = partners_from(x, start, threshold, BLOCK_ROWS, max_partners)
+    indptr = np.r_[0, np.cumsum(np.concatenate([kept, rest_counts]))].astype(np.int64)
+    return indptr, np.concatenate([np.concatenate(cols)[: int(kept.sum())], rest_cols])
 
 
 def _range_block(

@@ -285,3 +285,36 @@ def test_crowded_rows_are_ranked_a_few_at_a_time(monkeypatch: pytest.MonkeyPatch
     got = near_duplicate_pairs(x, THRESHOLD, max_partners=5)
     assert _same(got, whole) and int(np.diff(got[0]).max()) == 5
     assert ranked == [4] * 7 + [2]  # the 30 crowded rows, 4 at a time
+
+
+@needs_faiss
+@pytest.mark.parametrize("crowded_from", [150, 2100])
+def test_faiss_resumes_with_numpys_own_products(
+    monkeypatch: pytest.MonkeyPatch, crowded_from: int
+) -> None:
+    """Past a crowded block numpy ranked the rest in the FAISS search's blocks (128:192, ...),
+    whose products round differently from numpy's own (0:2048, ...) on some CPUs (1.8e-7 on an
+    AVX2 EPYC): partners ranked at 5 decimals differed, and so did the compression.  It now
+    resumes at the start of numpy's block, with numpy's own products; the rows before it are
+    FAISS's.  Recorded products, so this fails on every CPU, whatever its BLAS rounds."""
+    from semtoken_rag.core import redundancy
+
+    products: list[tuple[int, int]] = []
+    real = redundancy.block_partners
+
+    def recording(x: np.ndarray, lo: int, hi: int, *args: Any) -> Any:
+        products.append((lo, hi))
+        return real(x, lo, hi, *args)
+
+    monkeypatch.setattr(redundancy, "block_partners", recording)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2400, 16)).astype(np.float32)
+    x[crowded_from : crowded_from + 150] = rng.standard_normal(16) + 0.01 * rng.standard_normal(
+        (150, 16)
+    )
+    x = l2_normalize(x.astype(np.float32))
+    got = dedup.near_duplicates(x, THRESHOLD)
+    faiss_products, products[:] = list(products), []
+    assert _same(got, near_duplicate_pairs(x, THRESHOLD))
+    start = crowded_from - crowded_from % 2048
+    assert faiss_products == [p for p in products if p[0] >= start] != []

@@ -3,8 +3,7 @@
 Retrieved chunks overlap, and documents repeat themselves.  A unit whose fingerprint is within
 ``threshold`` cosine of an already kept unit adds nothing; the budget selection skips it.  The
 pairs are found with blocked matrix products (exact; ``O(n^2 d)`` flops in blocks of
-``block`` rows, a few ms for thousands of units).  The FAISS-backed store offers the same
-search over spans kept in earlier calls.
+``block`` rows, a few ms for thousands of units); :mod:`semtoken_rag.dedup` offers FAISS's.
 
 Contextual fingerprints of the *same* sentence differ with their surroundings (measured on
 overlapping 120/60-word NarrativeQA windows: median cosine 0.80 with 256-token encoder windows,
@@ -20,6 +19,8 @@ import numpy as np
 #: Partners kept per unit.  Highly repetitive text (logs, tables) would otherwise produce a
 #: quadratic number of pairs; exact repeats beyond the cap are still caught by the lexical check.
 MAX_PARTNERS = 64
+#: Rows per matrix product of the exact search.
+BLOCK_ROWS = 2048
 
 #: Similarities are rounded to this many decimals before the most similar partners are ranked,
 #: and ties go to the lower unit: exact copies tie, and which of them a capped unit keeps must
@@ -31,7 +32,10 @@ _RANK_ROWS = 256
 
 
 def near_duplicate_pairs(
-    unit_vectors: np.ndarray, threshold: float, block: int = 2048, max_partners: int = MAX_PARTNERS
+    unit_vectors: np.ndarray,
+    threshold: float,
+    block: int = BLOCK_ROWS,
+    max_partners: int = MAX_PARTNERS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric sparse adjacency of units whose cosine similarity exceeds ``threshold``.
 
@@ -48,14 +52,31 @@ def near_duplicate_pairs(
     n = len(unit_vectors)
     if threshold >= 1.0:  # see :func:`no_pairs`
         return no_pairs(n)
-    counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     x = unit_vectors.astype(np.float32, copy=False)
-    for lo in range(0, n, block):
-        row_counts, row_cols = block_partners(x, lo, min(lo + block, n), threshold, max_partners)
+    counts, cols = partners_from(x, 0, threshold, block, max_partners)
+    return np.r_[0, np.cumsum(counts)].astype(np.int64), cols
+
+
+def partners_from(
+    x: np.ndarray, start: int, threshold: float, block: int, max_partners: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The partners of rows ``[start, n)`` of ``x`` (``(n, d) float32``, L2-normalised), in
+    products of ``block`` rows from ``start``: ``((n - start,) int64`` counts, ``int64``
+    columns row by row)``, as :func:`block_partners`.
+
+    Why a FAISS search resumes here at a multiple of ``block``: which partners a crowded row
+    keeps is decided at :data:`PARTNER_DECIMALS` decimals, and a product of other rows can
+    round differently (BLAS kernels differ by shape and CPU: 1.8e-7 measured on an AVX2 CPU),
+    so only the same products give the same graph on every machine.
+    """
+    counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for lo in range(start, len(x), block):
+        row_counts, row_cols = block_partners(
+            x, lo, min(lo + block, len(x)), threshold, max_partners
+        )
         counts.append(row_counts)
         cols.append(row_cols)
-    indptr = np.r_[0, np.cumsum(np.concatenate(counts))].astype(np.int64)
-    return indptr, np.concatenate(cols).astype(np.int64)
+    return np.concatenate(counts), np.concatenate(cols).astype(np.int64)
 
 
 def no_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
