@@ -27,5 +27,10 @@ class MissingDependencyError(SemTokenError, ImportError):
     """An optional package is not installed; the message names the ``pip install`` to run."""
 
 
+class NonFiniteFingerprintsError(InvalidInputError):
+    """An encoder produced NaN or infinite fingerprints (an overflow in float16, a broken custom
+    encoder): nothing is compressed from them, and they are never stored."""
+
+
 class ForceKeepTimeoutError(InvalidInputError):
     """A force-keep pattern took longer than ``force_keep_timeout`` on a text (it is named)."""

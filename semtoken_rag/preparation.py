@@ -19,7 +19,7 @@ from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.segment import find_units, find_words, word_ids
-from semtoken_rag.errors import StoreError
+from semtoken_rag.errors import NonFiniteFingerprintsError, StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.prepared import PreparedChunk
@@ -94,8 +94,13 @@ def fingerprints_of(
 
     A put the store refuses (:class:`StoreError`: its lock timed out, or it was opened before
     this process forked) is logged, not raised: the fingerprints are computed and correct, and
-    a request must not fail because they could not be kept for the next one.  Unsound ones
-    (:func:`_storable`: NaN, another shape) serve this call only and are never stored."""
+    a request must not fail because they could not be kept for the next one.  Ones of another
+    shape (:func:`_storable`) serve this call only and are never stored.
+
+    Raises:
+        NonFiniteFingerprintsError: the encoder produced NaN or infinity for a chunk (nothing
+            is stored): a compression from them would be garbage, returned without a word.
+    """
     texts = check_strings(texts, "texts")
     sources = check_sources(sources, len(texts))
     found: list[ChunkFingerprints | None] = (
@@ -105,6 +110,7 @@ def fingerprints_of(
     if missing:
         encoded = encoder.encode_texts([model_text(t) for t in missing])
         new = dict(zip(missing, encoded, strict=True))
+        check_finite(new)
         found = [fp if fp is not None else new[t] for fp, t in zip(found, texts, strict=True)]
         if store is not None:
             _put_sound(store, new, encoder)
@@ -126,16 +132,24 @@ def _put_sound(
             logger.warning("%d new chunk fingerprints were not stored: %s", len(keep), exc)
 
 
+def check_finite(new: dict[str, ChunkFingerprints]) -> None:
+    """Raise :class:`NonFiniteFingerprintsError` naming the first of ``new`` (text to its
+    fingerprints) holding NaN or infinity, as ingestion does for a document."""
+    bad = [t for t, fp in new.items() if not np.isfinite(fp.vectors).all()]
+    if bad:
+        raise NonFiniteFingerprintsError(
+            f"the encoder produced NaN or infinite fingerprints for {len(bad)} of {len(new)} "
+            f"chunks (the first: {bad[0][:40]!r}); nothing was compressed (in float16 an "
+            "overflow does this: try encoder_dtype='float32')"
+        )
+
+
 def _storable(text: str, fp: ChunkFingerprints, dim: int) -> bool:
-    """Whether the encoder's fingerprints of ``text`` may be stored: finite, of the encoder's
-    dimension, one per word of the text.
+    """Whether the encoder's fingerprints of ``text`` may be stored: of the encoder's
+    dimension, one per word of the text (finite: :func:`check_finite` raised before).
 
     Why: a store serves what it holds to every later call, so one bad answer of the encoder
-    (NaN from an overflow, another shape, a word dropped) stored was served until evicted: NaN
-    changed later results, another dimension failed every later call.  The call that got it
-    still uses it (its own result is what the encoder said)."""
-    return (
-        fp.dim == dim
-        and fp.n_words == len(find_words(model_text(text)))
-        and bool(np.isfinite(fp.vectors).all())
-    )
+    (another shape, a word dropped) stored was served until evicted: another dimension failed
+    every later call.  The call that got it still uses it (a custom encoder may split words
+    its own way)."""
+    return fp.dim == dim and fp.n_words == len(find_words(model_text(text)))

@@ -16,6 +16,7 @@ import numpy as np
 
 from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.core.scoring import content_word_mask
+from semtoken_rag.errors import NonFiniteFingerprintsError
 from semtoken_rag.inputs import model_text
 from semtoken_rag.protocols import FingerprintEncoder
 
@@ -76,7 +77,11 @@ class QueryVectors:
         self._memo: LRUMemo[str, np.ndarray] = LRUMemo(max_bytes, text_and_arrays_bytes)
 
     def get(self, encoder: FingerprintEncoder, queries: Sequence[str]) -> dict[str, np.ndarray]:
-        """Embeddings of ``queries`` (each encoded at most once while remembered)."""
+        """Embeddings of ``queries`` (each encoded at most once while remembered).
+
+        Raises:
+            NonFiniteFingerprintsError: the encoder produced NaN or infinity for a question.
+        """
         found = {q: self._memo.get(q) for q in dict.fromkeys(queries)}
         out = {q: v for q, v in found.items() if v is not None}
         todo = [q for q, v in found.items() if v is None]
@@ -85,6 +90,12 @@ class QueryVectors:
             # Paired in full first: one vector short memoised the first questions with their
             # neighbours' vectors before the length check failed.
             for q, vec in list(zip(todo, self._embed(encoder, clean), strict=True)):
+                if not np.isfinite(vec).all():
+                    raise NonFiniteFingerprintsError(
+                        f"the encoder produced NaN or infinite vectors for the question "
+                        f"{q[:40]!r}; nothing was compressed (in float16 an overflow does this: "
+                        "try encoder_dtype='float32')"
+                    )
                 out[q] = vec
                 if _memoisable(vec, encoder.dim):
                     self._memo.put(q, vec)
@@ -92,9 +103,9 @@ class QueryVectors:
 
 
 def _memoisable(vec: np.ndarray, dim: int) -> bool:
-    """Whether a query embedding may be remembered: finite and of the encoder's dimension.
+    """Whether a query embedding may be remembered: of the encoder's dimension (finite:
+    :meth:`QueryVectors.get` raised before).
 
-    Why: a memo serves every later call of the question; one bad answer of the encoder (NaN,
-    another dimension) remembered changed, or failed, all of them.  The call that got it
-    still uses it."""
-    return np.shape(vec)[-1:] == (dim,) and bool(np.isfinite(vec).all())
+    Why: a memo serves every later call of the question; one bad answer of the encoder
+    (another dimension) remembered failed all of them.  The call that got it still uses it."""
+    return np.shape(vec)[-1:] == (dim,)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.errors import NonFiniteFingerprintsError
 from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.store import FingerprintStore
 from semtoken_rag.tokens import TokenCounter
@@ -108,6 +109,40 @@ def test_a_bad_encoder_answer_for_chunks_is_not_kept(bad, store, cfg) -> None:
     )
 
 
+@pytest.mark.parametrize("cfg", [{}, {"compression_ratio": "auto", "budget_scope": "per_chunk"}])
+def test_nan_from_the_encoder_is_a_typed_error_and_nothing_is_stored(cfg) -> None:
+    """NaN or infinity from the encoder (an overflow in float16) gave that call a compression
+    computed from NaN, without a word; ingestion already refused such fingerprints."""
+    for bad_value in (np.nan, np.inf):
+
+        def bad(fps: Fps, value: float = bad_value) -> Fps:
+            out = list(fps)
+            out[1] = ChunkFingerprints(np.full_like(fps[1].vectors, value), fps[1].word_spans)
+            return out
+
+        store = FingerprintStore(codec="float32")
+        comp = engine(OnceBadEncoder("texts", bad), store=store, **cfg)
+        with pytest.raises(NonFiniteFingerprintsError, match=r"1 of 3 chunks .*'Rivers run"):
+            comp.compress(CHUNKS, QUERY)
+        assert len(store) == 0
+        assert signature(comp.compress(CHUNKS, QUERY)) == signature(
+            engine(**cfg).compress(CHUNKS, QUERY)
+        )
+
+
+@pytest.mark.parametrize(
+    ("method", "relevance"), [("words", "late_interaction"), ("queries", "pooled")]
+)
+def test_nan_query_vectors_are_a_typed_error(method: str, relevance: str) -> None:
+    """The question's vectors NaN: the relevance of every unit was NaN, the kept text arbitrary."""
+    bad = nan_fps if method == "words" else (lambda v: np.full_like(v, np.nan))
+    comp = engine(OnceBadEncoder(method, bad), relevance=relevance)
+    with pytest.raises(NonFiniteFingerprintsError, match="question 'When did the ferry"):
+        comp.compress(CHUNKS, QUERY)
+    want = signature(engine(relevance=relevance).compress(CHUNKS, QUERY))
+    assert signature(comp.compress(CHUNKS, QUERY)) == want
+
+
 def _shifted(fps):
     return fps[1:]
 
@@ -189,3 +224,22 @@ def test_token_counter_memo_cannot_be_changed_by_a_caller() -> None:
     want = costs.copy()
     overwrite(costs, 7)
     assert counter.word_costs(text, spans).tolist() == want.tolist()
+
+
+@pytest.mark.slow
+def test_a_real_encoder_gone_to_nan_is_a_typed_error(tmp_path) -> None:
+    """The real MiniLM with weights overflowed to infinity (what float16 does past 65,504),
+    through the real tokenizer, windows and pooling: the compression is refused, by type, and
+    the real store holds nothing."""
+    import torch
+
+    from semtoken_rag.encoder import TransformerEncoder
+
+    encoder = TransformerEncoder()  # its own copy of the weights: the shared one stays sound
+    with torch.no_grad():
+        encoder.model.embeddings.word_embeddings.weight.mul_(1e38)
+    with FingerprintStore(tmp_path / "fp") as store:
+        comp = Compressor(SemTokenConfig(), encoder=encoder, store=store)
+        with pytest.raises(NonFiniteFingerprintsError, match="NaN or infinite"):
+            comp.compress(CHUNKS, QUERY)
+        assert len(store) == 0

@@ -7,12 +7,12 @@ codec is used.
 
 from __future__ import annotations
 
+from semtoken_rag.errors import NonFiniteFingerprintsError
 from semtoken_rag.store.codebooks import CodecSet
 from semtoken_rag.store.codecs import CODECS, DEFAULT_CODEC, CodecSpec, get_codec
 from semtoken_rag.store.encoding import (
     DocumentFingerprints,
     EncodedDocument,
-    NonFiniteFingerprintsError,
     encode_documents,
 )
 from semtoken_rag.store.store import FingerprintStore

@@ -14,16 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from semtoken_rag.errors import InvalidInputError
+from semtoken_rag.errors import InvalidInputError, NonFiniteFingerprintsError
 from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.inputs import model_text
 from semtoken_rag.store.codebooks import GUARD_MARGIN, Codebook, CodecSet, runtime_codec
 from semtoken_rag.store.db import BLOCK_WORDS, MAX_DOCUMENT_WORDS
 from semtoken_rag.store.words import normalise, pack, shingle_hashes, winnow
-
-
-class NonFiniteFingerprintsError(InvalidInputError):
-    """An encoder produced NaN or infinite fingerprints; they are never stored."""
 
 
 @dataclass(frozen=True)
