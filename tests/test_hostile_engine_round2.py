@@ -154,6 +154,46 @@ def test_compress_succeeds_when_the_store_refuses_to_keep_new_fingerprints(tmp_p
     store.close()
 
 
+def test_a_put_waits_seconds_not_lock_timeout_for_another_writer(tmp_path, caplog, monkeypatch):
+    """With the default ``lock_timeout`` (600 s), a request whose misses the engine puts back
+    waited up to ten minutes behind another process's write (an ingestion training its codec,
+    a vacuum) to keep a cache entry.  The put now waits ``PUT_WAIT_S``; other writes still wait
+    ``lock_timeout`` (ingestion must not give up)."""
+    import logging
+
+    from filelock import FileLock
+
+    from semtoken_rag.store import FingerprintStore
+    from semtoken_rag.store import store as store_module
+
+    monkeypatch.setattr(store_module, "PUT_WAIT_S", 0.2)  # 2 s by default: kept short here
+    waits: list[float | None] = []
+    acquire = FileLock.acquire
+
+    def recording(self, timeout=None, *args, **kwargs):
+        waits.append(timeout)
+        return acquire(self, timeout, *args, **kwargs)
+
+    chunks = ["Alpha beta gamma. Delta kappa lambda.", "Epsilon zeta eta theta."]
+    store = FingerprintStore(tmp_path, codec="float16")  # lock_timeout: 600 s
+    comp = Compressor(
+        SemTokenConfig(), encoder=FakeEncoder(32), counter=WhitespaceCounter(), store=store
+    )
+    held = FileLock(str(tmp_path / ".lock"))
+    held.acquire()
+    try:
+        monkeypatch.setattr(FileLock, "acquire", recording)
+        with caplog.at_level(logging.WARNING):
+            res = comp.compress(chunks, "kappa", ratio=0.5)
+    finally:
+        held.release()
+    assert waits == [0.2] and "timed out waiting for the lock" in caplog.text
+    assert res.texts == fake().compress(chunks, "kappa", ratio=0.5).texts and len(store) == 0
+    comp.compress(chunks, "kappa", ratio=0.5)
+    assert len(store) == 2 and waits[1] == 0.2  # the put's first take; the rest are nested
+    store.close()
+
+
 # -- tiny weights ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("objective", ["relevance", "summary"])
 def test_tiny_weights_rank_as_their_ratios_do(objective: str) -> None:

@@ -364,12 +364,13 @@ def held_elsewhere(lock: Any) -> bool:
     return False
 
 
-def acquire_lock(lock: Any, path: Path | str) -> None:
-    """Take a store's ``filelock.FileLock`` (its timeout applies), or a :class:`StoreError`."""
+def acquire_lock(lock: Any, path: Path | str, timeout: float | None = None) -> None:
+    """Take a store's ``filelock.FileLock`` within ``timeout`` seconds (``None``: the lock's
+    own), or a :class:`StoreError`."""
     from filelock import Timeout
 
     try:
-        lock.acquire()
+        lock.acquire(timeout=timeout)
     except Timeout as exc:
         raise StoreError(
             f"timed out waiting for the lock of {path} (another process writing)"

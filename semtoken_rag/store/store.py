@@ -30,6 +30,8 @@ from semtoken_rag.store.locate import ChunkQuery, Locator, Lookup, chunk_queries
 
 logger = logging.getLogger(__name__)
 
+PUT_WAIT_S = 2.0  #: Seconds a :meth:`FingerprintStore.put` waits for another process's write.
+
 
 class FingerprintStore:
     """Persistent (or in-memory) store of document fingerprints (SQLite, a FAISS/numpy codec).
@@ -97,13 +99,14 @@ class FingerprintStore:
 
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """Thread lock, then the cross-process file lock (always in this order)."""
+    def _write_lock(self, timeout: float | None = None) -> Iterator[None]:
+        """Thread lock, then the cross-process file lock (always in this order), waiting for
+        another process's write up to ``timeout`` (``None``: ``lock_timeout``)."""
         with self._lock:
             if self._flock is None:
                 yield
                 return
-            recovery.acquire_lock(self._flock, self._where)
+            recovery.acquire_lock(self._flock, self._where, timeout)
             try:
                 yield
             finally:
@@ -282,16 +285,19 @@ class FingerprintStore:
     ) -> None:
         """Store texts the engine had to encode (query-time misses) as documents of their own,
         so the next lookup of the same text hits.  Fingerprints that are not finite, or whose
-        word count is not the text's, are not stored (logged)."""
+        word count is not the text's, are not stored (logged).  Raises :class:`StoreError` when
+        another process writes for longer than :data:`PUT_WAIT_S` (or a shorter
+        ``lock_timeout``): a request must not wait minutes behind an ingestion's training or
+        vacuum to keep a cache entry (the next miss keeps it)."""
         docs = writes.finite_documents(texts, fingerprints, encoder_id)
         if not docs or self._refuse_write():
             return
         try:
-            encoded = encode_by_dim(docs, self.codec_set, encoder=encoder_id)
+            with self._write_lock(min(PUT_WAIT_S, getattr(self._flock, "timeout", 0.0))):
+                encoded = encode_by_dim(docs, self.codec_set, encoder=encoder_id)
+                self.write(encoded)
         except types.StoreDamagedError as exc:  # as write(): damage is a warning, not stored
             types.warn_damage(f"{exc}; new fingerprints were not stored")
-            return
-        self.write(encoded)
 
     def add_names(self, names: Mapping[str, Sequence[str]]) -> None:
         """Record more names (a file path, a framework's document id) of stored documents,
@@ -390,7 +396,5 @@ class FingerprintStore:
 
     def __repr__(self) -> str:
         ro = ", read_only=True" if self.read_only else ""
-        return (
-            f"FingerprintStore({self._where!r}, codec={self.codec.name!r}, "
-            f"max_bytes={self.max_bytes}{ro})"
-        )
+        where, codec = self._where, self.codec.name
+        return f"FingerprintStore({where!r}, codec={codec!r}, max_bytes={self.max_bytes}{ro})"
