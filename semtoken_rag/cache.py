@@ -115,13 +115,15 @@ class MemoryFingerprintCache:
     def put(
         self, texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
     ) -> None:
-        """Remember fingerprints (one larger than the whole cache is not kept).
+        """Remember fingerprints (one larger than the whole cache, or holding NaN or infinity,
+        is not kept: it would be served to every later call, as the store refuses it too).
 
         Their arrays are made read-only (in place, no copy): a lookup hands out the entry
         itself, and a caller writing into it changed every later result for that text."""
         with self._lock:
             for text, fp in zip(texts, fingerprints, strict=True):
-                if _size(fp) <= self.max_bytes:  # the cache's own measure, or it refuses
+                # The size by the cache's own measure, or it refuses.
+                if _size(fp) <= self.max_bytes and np.isfinite(fp.vectors).all():
                     fp.vectors.flags.writeable = False
                     fp.word_spans.flags.writeable = False
                     self._data[fingerprint_key(text, encoder_id)] = fp

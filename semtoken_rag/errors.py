@@ -31,6 +31,12 @@ class NonFiniteFingerprintsError(InvalidInputError):
     """An encoder produced NaN or infinite fingerprints (an overflow in float16, a broken custom
     encoder): nothing is compressed from them, and they are never stored."""
 
+    #: What the engine's message ends with: the usual cause and its remedy.
+    HINT = (
+        "an overflow in float16 does this: load the encoder in float32 "
+        "(encoder_dtype='float32', CLI --encoder-dtype float32)"
+    )
+
 
 class ForceKeepTimeoutError(InvalidInputError):
     """A force-keep pattern took longer than ``force_keep_timeout`` on a text (it is named)."""

@@ -139,8 +139,8 @@ def check_finite(new: dict[str, ChunkFingerprints]) -> None:
     if bad:
         raise NonFiniteFingerprintsError(
             f"the encoder produced NaN or infinite fingerprints for {len(bad)} of {len(new)} "
-            f"chunks (the first: {bad[0][:40]!r}); nothing was compressed (in float16 an "
-            "overflow does this: try encoder_dtype='float32')"
+            f"chunks (the first: {bad[0][:40]!r}); nothing was compressed "
+            f"({NonFiniteFingerprintsError.HINT})"
         )
 
 

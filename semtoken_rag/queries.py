@@ -93,8 +93,7 @@ class QueryVectors:
                 if not np.isfinite(vec).all():
                     raise NonFiniteFingerprintsError(
                         f"the encoder produced NaN or infinite vectors for the question "
-                        f"{q[:40]!r}; nothing was compressed (in float16 an overflow does this: "
-                        "try encoder_dtype='float32')"
+                        f"{q[:40]!r}; nothing was compressed ({NonFiniteFingerprintsError.HINT})"
                     )
                 out[q] = vec
                 if _memoisable(vec, encoder.dim):

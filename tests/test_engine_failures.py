@@ -243,3 +243,42 @@ def test_a_real_encoder_gone_to_nan_is_a_typed_error(tmp_path) -> None:
         with pytest.raises(NonFiniteFingerprintsError, match="NaN or infinite"):
             comp.compress(CHUNKS, QUERY)
         assert len(store) == 0
+
+
+def test_the_memory_cache_refuses_nan_put_directly() -> None:
+    """``MemoryFingerprintCache.put`` kept NaN a caller put there (the store refuses it), and
+    the engine compressed from it without a word: every later call of those texts."""
+    from semtoken_rag.cache import MemoryFingerprintCache
+
+    enc = FakeEncoder()
+    cache = MemoryFingerprintCache()
+    cache.put(CHUNKS, nan_fps(enc.encode_texts(CHUNKS)), enc.cache_id)
+    assert len(cache) == 0
+    comp = engine(store=cache)
+    assert signature(comp.compress(CHUNKS, QUERY)) == signature(engine().compress(CHUNKS, QUERY))
+
+
+@pytest.mark.parametrize("method", ["texts", "words"])
+def test_cli_compress_with_an_encoder_gone_to_nan(method, tmp_path, monkeypatch, capsys) -> None:
+    """One ``error:`` line and status 1 (the encoder failed, the input is fine), nothing on
+    stdout; the remedy the message names, ``--encoder-dtype``, is an option of ``compress``
+    (it was one of ``ingest`` only)."""
+    from semtoken_rag.cli import compress as compress_cli
+    from semtoken_rag.cli.main import build_parser, main
+
+    def nan_engine(config, store=None):
+        assert config.encoder.dtype == "float32"  # --encoder-dtype reached the config
+        bad = OnceBadEncoder(method, nan_fps)
+        return Compressor(config, encoder=bad, counter=WhitespaceCounter(), store=store)
+
+    monkeypatch.setattr(compress_cli, "Compressor", nan_engine)
+    files = []
+    for i, chunk in enumerate(CHUNKS):
+        (tmp_path / f"c{i}.txt").write_text(chunk, encoding="utf-8")
+        files.append(str(tmp_path / f"c{i}.txt"))
+    argv = ["compress", *files, "-q", QUERY, "--encoder-dtype", "float32", "--json"]
+    assert build_parser(argv).parse_args(argv).encoder_dtype == "float32"
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("error: the encoder produced NaN") and "--encoder-dtype float32" in err

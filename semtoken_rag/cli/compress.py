@@ -12,7 +12,7 @@ from typing import Any, get_args
 from semtoken_rag.cli.args import MAX_COUNT, budget, ratio_or_auto
 from semtoken_rag.cli.files import read_text_file
 from semtoken_rag.compressor import Compressor
-from semtoken_rag.config import ForceKeepPreset, SemTokenConfig
+from semtoken_rag.config import DType, ForceKeepPreset, SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.results import CompressionResult
 
@@ -31,6 +31,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--encoder", default=None, help="encoder id or path")
     parser.add_argument("--device", default=None, help="encoder device: auto, cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--encoder-dtype", choices=get_args(DType), default=None,
+        help="encoder dtype (default auto: float16 on CUDA, float32 on CPU)",
+    )  # fmt: skip
     parser.add_argument(
         "--store", type=Path, default=None,
         help="fingerprint store written by `semtoken-rag ingest` (read-only: chunks found in "
@@ -146,8 +150,8 @@ def run(args: argparse.Namespace) -> int:
     """
     if sys.stdout is None:
         raise InvalidInputError("stdout is closed: the compressed text has nowhere to go")
-    given = {"encoder_model": args.encoder, "device": args.device,
-             "count_tokenizer": args.count_tokenizer}  # fmt: skip
+    given = {"encoder_model": args.encoder, "device": args.device, "encoder_dtype":
+             args.encoder_dtype, "count_tokenizer": args.count_tokenizer}  # fmt: skip
     config = SemTokenConfig(
         force_keep=tuple(args.force_keep),
         force_keep_presets=tuple(args.preset_keep),

@@ -17,7 +17,7 @@ import traceback
 from typing import NoReturn
 
 from semtoken_rag import optional
-from semtoken_rag.errors import SemTokenError
+from semtoken_rag.errors import NonFiniteFingerprintsError, SemTokenError
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("semtoken_rag.cli.demo", "compress a bundled sample and draw its density heatmap"),
@@ -34,10 +34,15 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 #: The exit statuses, shown by ``--help`` (scripts branch on them).
 EXIT_STATUS = (
     "exit status: 0 done (also when the reader of the output, such as `head`, stops early); "
-    "1 failed (a document that could not be encoded, a damaged store, an unexpected error, "
-    "the reader of the diagnostics gone mid-run); 2 bad usage or input (one `error:` line); "
+    "1 failed (a document that could not be encoded, the encoder's NaN, a damaged store, an "
+    "unexpected error, the reader of the diagnostics gone mid-run); 2 bad usage or input (one "
+    "`error:` line); "
     "130 interrupted (Ctrl-C)"
 )
+
+
+#: Typed errors that are failures (status 1), not bad usage or input: the encoder's own answer.
+_FAILURES = (NonFiniteFingerprintsError,)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -182,7 +187,7 @@ def _main(argv: list[str]) -> int:
             traceback.print_exc()
         print(f"error: {_one_line(exc, args.verbose)}", file=sys.stderr)
         _drop_unwritable_output()
-        return 2 if isinstance(exc, SemTokenError) else 1
+        return 1 if isinstance(exc, _FAILURES) or not isinstance(exc, SemTokenError) else 2
 
 
 def _drop_unwritable_output() -> None:

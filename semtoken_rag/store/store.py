@@ -71,6 +71,7 @@ class FingerprintStore:
         self.max_bytes = types.check_max_bytes(max_bytes)
         asked = None if codec is None else get_codec(codec)
         self.path = None if path is None else Path(path)
+        self._where = str(self.path or "(memory)")
         self.read_only = bool(read_only)
         self.hits = self.misses = 0
         self._lock = threading.RLock()
@@ -153,10 +154,6 @@ class FingerprintStore:
         """The store's codec."""
         return self._books.spec
 
-    @property
-    def _where(self) -> str:
-        return str(self.path or "(memory)")
-
     # -- lookups (the engine's store protocol) -------------------------------------------------
     def lookup(
         self,
@@ -184,8 +181,7 @@ class FingerprintStore:
             if full:
                 self._flush_touches(wait=False)
             n_hit = sum(fp is not None for fp in result.found)
-            self.hits += n_hit
-            self.misses += len(queries) - n_hit
+            self.hits, self.misses = self.hits + n_hit, self.misses + len(queries) - n_hit
         return result.found
 
     def _locate(self, queries: list[ChunkQuery], encoder_id: str) -> Lookup:
@@ -284,17 +280,21 @@ class FingerprintStore:
         encoder_id: str,
     ) -> None:
         """Store texts the engine had to encode (query-time misses) as documents of their own,
-        so the next lookup of the same text hits.  Fingerprints that are not finite, or whose
-        word count is not the text's, are not stored (logged).  Raises :class:`StoreError` when
-        another process writes for longer than :data:`PUT_WAIT_S` (or a shorter
-        ``lock_timeout``): a request must not wait minutes behind an ingestion's training or
-        vacuum to keep a cache entry (the next miss keeps it)."""
+        so the next lookup hits (unsound fingerprints are logged, not stored).  A
+        :class:`StoreError` after :data:`PUT_WAIT_S` (or a shorter ``lock_timeout``) of another
+        process's write: a request must not wait minutes to keep a cache entry."""
         docs = writes.finite_documents(texts, fingerprints, encoder_id)
         if not docs or self._refuse_write():
             return
+        wait = min(PUT_WAIT_S, getattr(self._flock, "timeout", 0.0))
+
+        def books(dim: int) -> CodecSet:  # nested acquisitions inside do not wait
+            with self._write_lock(wait):
+                return self.codec_set(dim)
+
         try:
-            with self._write_lock(min(PUT_WAIT_S, getattr(self._flock, "timeout", 0.0))):
-                encoded = encode_by_dim(docs, self.codec_set, encoder=encoder_id)
+            encoded = encode_by_dim(docs, books, encoder=encoder_id)  # no lock held: lookups run
+            with self._write_lock(wait):
                 self.write(encoded)
         except types.StoreDamagedError as exc:  # as write(): damage is a warning, not stored
             types.warn_damage(f"{exc}; new fingerprints were not stored")
