@@ -118,8 +118,10 @@ def pair(
     real = module._results
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(module, "_results", lambda ray, ds: real(ray, _Recording(ds, received)))
+        # One actor: the sample and the rest each start the pool, so every actor loads the
+        # model twice; two actors sharing the batches are test_ray_ingest.py's.
         ray_report = ray_ingest(docs, new_store(root / "ray", small_pq(TRAIN_MIN)),
-                                ray=RayOptions(actors=2), options=_opts())  # fmt: skip
+                                ray=RayOptions(actors=1), options=_opts())  # fmt: skip
     local_report = _local_ingest(encoder, new_store(root / "local", small_pq(TRAIN_MIN)), docs)
     return Pair(root / "ray", root / "local", ray_report, local_report, received)
 

@@ -157,10 +157,9 @@ def _foreign(prepared: Prepared, tmp_path: Path) -> type:
     ("actor", "error", "match"),
     [
         (OtherWindows, "EncoderMismatchError", r"resolves the encoder to .*win96"),
-        (OtherDimension, "EncoderMismatchError", r"\(dim 384\) but the run uses .*\(dim 128\)"),
         ("foreign", "CodebookChangedError", "encoded with codebook"),
     ],
-    ids=["other-encoder-identity", "other-dimension", "other-codebook"],
+    ids=["other-encoder-identity", "other-codebook"],
 )
 def test_an_actor_with_another_encoder_or_codebook_is_refused_before_writing(
     ray_local: Any, prepared: Prepared, tmp_path: Path, actor: Any, error: str, match: str
@@ -180,3 +179,16 @@ def test_an_actor_with_another_encoder_or_codebook_is_refused_before_writing(
     with FingerprintStore(path) as st:
         assert st.verify() == []
         assert st.lookup(prepared.docs, prepared.cache_id) == [None] * N
+
+
+def test_an_actor_whose_codebooks_have_another_dimension_refuses_to_start(
+    prepared: Prepared,
+) -> None:
+    """The constructor's own check, in this process: an actor's failure to start reaches the
+    driver as the typed error the same way for every cause (the Ray path is the
+    other-encoder-identity case above)."""
+    from semtoken_rag import SemTokenConfig
+    from semtoken_rag.distributed import EncoderMismatchError
+
+    with pytest.raises(EncoderMismatchError, match=r"\(dim 384\) but the run uses .*\(dim 128\)"):
+        OtherDimension(SemTokenConfig(), prepared.cache_id, None)

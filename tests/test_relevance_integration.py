@@ -18,7 +18,9 @@ from tests.conftest import read_jsonl, real_variant
 
 pytestmark = pytest.mark.slow
 
-N_EXAMPLES = 80
+#: 58 answerable questions: late interaction keeps 54 answers, pooled 48 (80 questions: 73 vs
+#: 64, for a third more encoder time; 40: 35 vs 33, too close to call).
+N_EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def test_late_interaction_keeps_more_hotpot_answers_than_pooled(
     pooled = real_variant(real_compressor, relevance="pooled")
     li_hit, total = _recall(real_compressor, hotpot, 0.5)
     po_hit, total2 = _recall(pooled, hotpot, 0.5)
-    assert total == total2 and total >= 60
+    assert total == total2 and total >= 55
     assert li_hit > po_hit, (li_hit, po_hit, total)
 
 

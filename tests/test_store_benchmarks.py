@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,19 +106,17 @@ def test_writer_breakdown_smallest(shared_data: Path, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_ray_driver_smallest(shared_data: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+def test_ray_driver_smallest(ray_local: Any, shared_data: Path, tmp_path: Path) -> None:
+    """On the session's local Ray (the benchmark uses a Ray it finds, and leaves it running:
+    starting one of its own cost the Ray tests a restart)."""
     from semtoken_lab.bench.ray_driver import run_driver
-
-    from tests.ray_helpers import stop_local_ray
-
-    stop_local_ray()  # the benchmark starts (and stops) a local Ray of its own
 
     # One Ray variant: the other ("fingerprints") runs the same ray_ingest with the library's
     # own actor code path, which tests/test_ray_*.py cover.
     run_driver(tmp_path, chunks=150, codecs=("float32",), actors=(1,), variants=("encoded",),
                data_root=shared_data)  # fmt: skip
     data = _report(tmp_path, "ray_driver")
+    assert ray_local.is_initialized()  # left running for the next Ray test
     rows = data["rows"]
     assert [(r["variant"], r["codec"], r["actors"]) for r in rows] == [
         ("no Ray: store.write alone", "float32", 0), ("encoded", "float32", 1),

@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 #: Vectors per batch handed to FAISS when encoding or decoding (bounds temporary memory).
 _BATCH = 65536
+#: k-means iterations of a PQ codebook.  FAISS's default of 25 trains ``pq64`` 2.3 times longer
+#: for a mean decoded cosine of 0.8804 instead of 0.8801 (docs/store.md, "Training").
+KMEANS_ITERATIONS = 10
 #: Reference dimension of the codec names (MiniLM-L6): ``pq64`` is 64 bytes per 384-dim word.
 REFERENCE_DIM = 384
 
@@ -358,8 +361,8 @@ def train(spec: CodecSpec, sample: np.ndarray) -> tuple[str, bytes, float]:
     factory = spec.factory(dim)
     try:
         index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        if (pq := getattr(index, "pq", None)) is not None:  # fix k-means' seed
-            pq.cp.seed = spec.seed
+        if (pq := getattr(index, "pq", None)) is not None:
+            pq.cp.seed, pq.cp.niter = spec.seed, KMEANS_ITERATIONS
         index.train(np.ascontiguousarray(sample, dtype=np.float32))
     except RuntimeError as exc:
         raise StoreError(f"FAISS could not train codec {spec.name!r} ({factory}): {exc}") from exc

@@ -223,7 +223,8 @@ def run_driver(
     cpus_per_actor: float = 1.0,
     data_root: Path | None = None,
 ) -> list[DriverRow]:
-    """Every (variant, codec, actors) run on one local Ray; ``ray_driver.json`` / ``.md``."""
+    """Every (variant, codec, actors) run on a local Ray of ``cpus`` CPUs (or on this
+    process's Ray, when it has one already: left running); ``ray_driver.json`` / ``.md``."""
     import tempfile
 
     import ray
@@ -235,6 +236,7 @@ def run_driver(
     enc = load_encoder()
     ids = enc.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     tokens = sum(len(x) for x in ids)
+    own_ray = not ray.is_initialized()
     work = Path(tempfile.mkdtemp(prefix="ray-driver-", dir=out))
     rows: list[DriverRow] = []
     info = {"documents": len(texts), "words_per_document": WORDS, "tokens": tokens,
@@ -245,8 +247,10 @@ def run_driver(
         for codec in codecs:
             rows.append(local_write(work, codec, tokens, len(texts), batch, enc.cache_id))
         t0 = time.perf_counter()
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        if own_ray:
+            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         info["ray_start_s"] = time.perf_counter() - t0
+        info["ray_cpus"] = int(ray.cluster_resources().get("CPU", cpus))
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
@@ -257,7 +261,7 @@ def run_driver(
                     rows.append(run_one(texts, tokens, work, variant, codec, k, opts))
                     write_report(out, info, rows)
     finally:
-        if ray.is_initialized():
+        if own_ray and ray.is_initialized():
             ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     return rows
