@@ -102,10 +102,14 @@ def test_code_sizes_follow_the_registry(tmp_path):
 
 
 # -- training -------------------------------------------------------------------------------------
+def _unit_rows(seed: int, n: int, dim: int = 32) -> np.ndarray:
+    """``(n, dim) float32`` random unit rows."""
+    sample = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return sample / np.linalg.norm(sample, axis=1, keepdims=True)
+
+
 def test_training_is_deterministic_and_seeded():
-    rng = np.random.default_rng(3)
-    sample = rng.standard_normal((1100, 32)).astype(np.float32)
-    sample /= np.linalg.norm(sample, axis=1, keepdims=True)
+    sample = _unit_rows(3, 1100)
     a = train(SMALL_PQ, sample)
     b = train(SMALL_PQ, sample)
     assert a == b  # same factory, state bytes and training cosine
@@ -133,9 +137,7 @@ def test_training_is_faiss_kmeans_of_the_documented_iterations():
 
     from semtoken_rag.store.codecs import KMEANS_ITERATIONS
 
-    rng = np.random.default_rng(4)  # 16 points per centroid: k-means still moves at 10
-    sample = rng.standard_normal((4096, 32)).astype(np.float32)
-    sample /= np.linalg.norm(sample, axis=1, keepdims=True)
+    sample = _unit_rows(4, 4096)  # 16 points per centroid: k-means still moves at 10
     factory, state, _ = train(SMALL_PQ, sample)
 
     def by_faiss(niter: int) -> bytes:

@@ -240,20 +240,20 @@ def run_driver(
     work = Path(tempfile.mkdtemp(prefix="ray-driver-", dir=out))
     rows: list[DriverRow] = []
     info = {"documents": len(texts), "words_per_document": WORDS, "tokens": tokens,
-            "batch": batch, "ray_cpus": cpus, "cpus_per_actor": cpus_per_actor}  # fmt: skip
+            "batch": batch, "cpus_per_actor": cpus_per_actor}  # fmt: skip
     try:
         np.save(work / "pool.npy", unit_pool(enc.dim))
         make_templates(work, codecs, texts, enc.cache_id)
         for codec in codecs:
             rows.append(local_write(work, codec, tokens, len(texts), batch, enc.cache_id))
         t0 = time.perf_counter()
-        if own_ray:
+        if own_ray:  # a caller's Ray keeps its own Ray Data settings
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            ctx = ray.data.DataContext.get_current()
+            ctx.enable_progress_bars = False
+            ctx.print_on_execution_start = False
         info["ray_start_s"] = time.perf_counter() - t0
         info["ray_cpus"] = int(ray.cluster_resources().get("CPU", cpus))
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
         opts = {"batch": batch, "cpus_per_actor": cpus_per_actor}
         for variant in variants:
             for codec in codecs:
