@@ -105,6 +105,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[first:] = moved + rest
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a Ray test that pytest-xdist did not group under ``--dist loadgroup``: the tests
+    would pass, but both workers would start a local Ray on the 2 cores and repeat the module
+    fixtures (pytest 9.2 with pytest-xdist 3.8 did that silently, and CI ran minutes longer)."""
+    grouped = "@" in item.nodeid or not getattr(item.config.option, "loadgroup", False)
+    if not grouped and _uses_ray(item):
+        pytest.fail(
+            f"pytest-xdist did not group {item.nodeid} with the Ray tests (no @ray suffix): "
+            "this pytest and pytest-xdist do not work together (pytest-dev/pytest-xdist#1386); "
+            "install the versions pyproject.toml's dev extra allows",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="module")
 def ray_local():
     """The session's local Ray of 2 CPUs (``tests.ray_helpers.shared_local_ray``)."""
@@ -113,10 +127,23 @@ def ray_local():
     return shared_local_ray()
 
 
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the shared Ray at the end of a module when the next test needs none: an idle local
+    Ray (raylet, GCS and the warm workers of ``tests.ray_helpers``) keeps about a fifth of a
+    core busy, which the other half of a CI run paid for after the Ray group.  (At a module's
+    end only: ``ray_local`` is module-scoped; the next Ray module starts it again.)"""
+    if "ray" not in sys.modules or nextitem is None:  # nothing to stop / the session's end
+        return
+    if nextitem.path != item.path and not _uses_ray(nextitem):
+        from tests.ray_helpers import stop_local_ray
+
+        stop_local_ray()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_ray_at_the_end():
     """Stop the Ray the Ray tests shared, once the session is over (nothing if none ran)."""
     yield
-    ray = sys.modules.get("ray")
-    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
-        ray.shutdown()
+    from tests.ray_helpers import stop_local_ray
+
+    stop_local_ray()

@@ -38,8 +38,8 @@ IDLE_WORKERS = 8
 def shared_local_ray() -> Any:
     """The session's local Ray of 2 CPUs (never a cluster found on the machine), started on
     first use and left running for the next module (each start costs seconds of CPU on this
-    2-core machine); ``tests/conftest.py`` stops it at the end of the session.  A test that
-    stops it (:func:`stop_local_ray`) gets a fresh one at the next call."""
+    2-core machine); ``tests/conftest.py`` stops it (:func:`stop_local_ray`) once no Ray test
+    follows, and the next call starts a fresh one."""
     ray = pytest.importorskip("ray")
     import sys
 
@@ -54,7 +54,7 @@ def shared_local_ray() -> Any:
 
 
 def stop_local_ray() -> None:
-    """Stop this process's Ray, if any (before a child process starts a cluster of its own)."""
+    """Stop this process's Ray, if any."""
     import sys
 
     ray = sys.modules.get("ray")
@@ -121,6 +121,21 @@ class KillOnce(FingerprintActor):
             import ray
 
             ray.kill(ray.get_runtime_context().current_actor, no_restart=False)
+        return super().encode(texts)
+
+
+class RecordWhere(FingerprintActor):
+    """Appends ``task`` or ``actor`` (what it runs in) and the number of texts of every batch it
+    encodes to the file named by the subclass attribute ``log``."""
+
+    log = ""
+
+    def encode(self, texts: list[str]) -> list[ChunkFingerprints]:
+        import ray
+
+        kind = "actor" if ray.get_runtime_context().get_actor_id() else "task"
+        with open(self.log, "a", encoding="utf-8") as fh:
+            fh.write(f"{kind} {len(texts)}\n")
         return super().encode(texts)
 
 

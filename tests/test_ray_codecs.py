@@ -19,7 +19,6 @@ Real MiniLM, a real local Ray of 2 CPUs, real stores:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import pytest
 
 from tests.ray_helpers import (
+    RecordWhere,
     assert_same_lookups,
     codebooks,
     narrativeqa_chunks,
@@ -75,24 +75,6 @@ def _local_ingest(encoder: Any, path: Path, texts: list[str]) -> Any:
         return Compressor(SemTokenConfig(), encoder=encoder, store=store).ingest(texts, _opts())
 
 
-class _Recording:
-    """A dataset whose batches are recorded as the driver iterates them."""
-
-    def __init__(self, ds: Any, seen: list[dict[str, np.ndarray]]) -> None:
-        self.ds, self.seen = ds, seen
-
-    def iter_batches(self, **kwargs: Any) -> Iterator[dict[str, np.ndarray]]:
-        inner = self.ds.iter_batches(**kwargs)
-        try:
-            for batch in inner:
-                self.seen.append(batch)
-                yield batch
-        finally:
-            close = getattr(inner, "close", None)
-            if close is not None:
-                close()
-
-
 @dataclass
 class Pair:
     """One Ray and one single-process ingestion of the same documents into fresh stores."""
@@ -102,28 +84,38 @@ class Pair:
     ray_report: Any
     local_report: Any
     received: list[dict[str, np.ndarray]] = field(default_factory=list)
+    #: ``(task or actor, texts)`` of every batch the workers encoded, in order of encoding.
+    ran: list[tuple[str, int]] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
 def pair(
     ray_local: Any, docs: list[str], encoder: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Pair:
-    """Ingest through Ray (recording, on the driver, every batch the actors send back) and in
+    """Ingest through Ray (recording, on the driver, every batch the workers send back) and in
     this process."""
     from semtoken_rag.distributed import RayOptions, ray_ingest
 
     root = tmp_path_factory.mktemp("pq64")
     received: list[dict[str, np.ndarray]] = []
     module = importlib.import_module("semtoken_rag.distributed.ingest")
-    real = module._results
+    real = module.batch_result
+
+    def recording(batch: dict[str, np.ndarray]) -> Any:
+        received.append(batch)
+        return real(batch)
+
+    where = type("Where", (RecordWhere,), {"log": str(root / "where.log")})
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(module, "_results", lambda ray, ds: real(ray, _Recording(ds, received)))
-        # One actor: the sample and the rest each start the pool, so every actor loads the
-        # model twice; two actors sharing the batches are test_ray_ingest.py's.
+        mp.setattr(module, "batch_result", recording)
+        # One actor (two sharing the batches are test_ray_ingest.py's).
         ray_report = ray_ingest(docs, new_store(root / "ray", small_pq(TRAIN_MIN)),
-                                ray=RayOptions(actors=1), options=_opts())  # fmt: skip
+                                ray=RayOptions(actors=1), options=_opts(),
+                                actor_class=where)  # fmt: skip
     local_report = _local_ingest(encoder, new_store(root / "local", small_pq(TRAIN_MIN)), docs)
-    return Pair(root / "ray", root / "local", ray_report, local_report, received)
+    ran = (root / "where.log").read_text(encoding="utf-8").split()
+    return Pair(root / "ray", root / "local", ray_report, local_report, received,
+                list(zip(ran[::2], map(int, ran[1::2]), strict=True)))  # fmt: skip
 
 
 def test_ray_and_single_process_stores_are_bit_identical(pair: Pair, docs: list[str]) -> None:
@@ -186,6 +178,11 @@ def test_the_writer_receives_codes_never_float32(pair: Pair, docs: list[str]) ->
     assert per_batch[0] == {"float16"}
     sample_words = sum(b.n_words for d in pair.received[0]["encoded"] for b in d.blocks)
     assert sample_words >= TRAIN_MIN
+    # ... encoded by one Ray task (no actor pool started for one batch), the rest by the pool.
+    sample = len(pair.received[0]["encoded"])
+    assert pair.ran[0] == ("task", sample)
+    assert [kind for kind, _ in pair.ran[1:]] == ["actor"] * (len(pair.received) - 1)
+    assert sum(n for _, n in pair.ran) == N
     # Later batches carry pq64 codes made on the actors, float16 only where the guard keeps a
     # block the small test codebook fits badly: how Ray cuts batches varies from run to run (a
     # batch of one such document is all float16), so the check is on the words, not per batch.

@@ -223,12 +223,14 @@ def test_ray_dataset_input_with_id_column(
         ray_ingest(ds, tmp_path / "st")
 
 
+@pytest.mark.parametrize("batch_size", [2, 3], ids=["actor-pool", "one-batch-task"])
 def test_names_and_texts_ray_could_not_carry(
-    ray_local: Any, docs: list[str], single: Reference, tmp_path: Path
+    ray_local: Any, docs: list[str], single: Reference, tmp_path: Path, batch_size: int
 ) -> None:
     """A lone surrogate (a file name that is not UTF-8, a broken PDF's text) failed the whole
     run on the driver (pandas' Arrow strings refuse it), and a name holding ``\\x1f`` was split
-    in two; both are stored as the local path stores them."""
+    in two; both are stored as the local path stores them, through the actor pool (two
+    batches) and through the one task of a single batch."""
     from semtoken_rag.distributed import RayOptions, ray_ingest
     from semtoken_rag.ingestion import SourceDocument
     from semtoken_rag.store import FingerprintStore
@@ -240,8 +242,10 @@ def test_names_and_texts_ray_could_not_carry(
         SourceDocument(broken, ("pdf",)),
     ]
     path = exact_store(tmp_path / "st")
-    report = ray_ingest(listed, path, ray=RayOptions(actors=1), options=_opts())
-    assert (report.encoded, report.failed) == (3, [])
+    report = ray_ingest(
+        listed, path, ray=RayOptions(actors=1), options=_opts(batch_size=batch_size)
+    )
+    assert (report.encoded, report.failed, report.batches) == (3, [], 4 - batch_size)
     names = stored_names(path)
     assert names[fingerprint_key(docs[0], single.cache_id)] == {"/data/caf\ufffd.txt"}
     assert names[fingerprint_key(docs[1], single.cache_id)] == {"left\x1fright"}

@@ -130,6 +130,14 @@ class FingerprintActor:
         }
 
 
+def encode_in_task(
+    actor_class: type, config: Any, cache_id: str, codecs: CodecSet, columns: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """One batch of :data:`INPUT_COLUMNS` encoded by a new ``actor_class`` instance (run as a
+    Ray task): what an actor of the pool returns for it."""
+    return actor_class(config, cache_id, codecs)(columns)  # type: ignore[no-any-return]
+
+
 def check_config_shippable(config: Any) -> None:
     """Refuse a config whose encoder is a loaded model object (with a ConfigError): it would
     be pickled to every worker; workers load the model from their own disk instead."""

@@ -22,6 +22,7 @@ from semtoken_rag.distributed.actor import (
     FingerprintActor,
     check_config_shippable,
     document_columns,
+    encode_in_task,
     encoder_identity,
 )
 from semtoken_rag.distributed.cluster import fit_actors, ray_session
@@ -110,13 +111,14 @@ class RayRunner:
     ) -> Iterator[BatchResult]:
         import pandas as pd
 
+        todo = [b for b in batches if b]
+        if len(todo) <= 1:  # the sample that trains the codec, or a small input
+            return iter([self.encode_one(b, codecs) for b in todo])
         # One DataFrame per batch is one Ray Data block, and batch_size=None hands each block
         # to one actor call: the batches (and so the transactions) stay those of the plan.
         # Object columns: pandas 3 infers Arrow strings, which refuse a lone surrogate (a broken
         # PDF's text, a file name that is not UTF-8) and failed the whole run on the driver.
-        frames = [pd.DataFrame(document_columns(b), dtype=object) for b in batches if b]
-        if not frames:
-            return iter(())
+        frames = [pd.DataFrame(document_columns(b), dtype=object) for b in todo]
         source = self.ray.data.from_pandas(frames)
         # ... committed in the plan's order too, as in one process: the documents a codec
         # trains on later (staged in float16, in insertion order) are then the same, and so is
@@ -124,6 +126,20 @@ class RayRunner:
         # context is its own copy: nothing of the caller's Ray Data settings changes.)
         source.context.execution_options.preserve_order = True
         return self.map(source, codecs, None)
+
+    def encode_one(self, batch: list[PlannedDocument], codecs: CodecSet) -> BatchResult:
+        """One batch as one Ray task (an ``actor_class`` instance made and called in a pooled
+        worker, the probe's once it is idle).  Why not the actor pool: a pool starts every
+        actor, each loading the model, and Ray Data's executor, for one call; this is what the
+        training sample costs on every first ingestion into a default store."""
+        task = self.ray.remote(**self.options.resources)(encode_in_task)
+        try:
+            columns = task.remote(
+                self.actor_class, self.config, self.cache_id, codecs, document_columns(batch)
+            )
+            return batch_result(self.ray.get(columns))
+        except self.ray.exceptions.RayError as exc:
+            raise remote_cause(self.ray, exc) from exc
 
     def map(self, ds: Any, codecs: CodecSet, batch_size: int | None) -> Iterator[BatchResult]:
         """Run the actor pool over a dataset of documents; one result per actor call."""
@@ -139,19 +155,25 @@ class RayRunner:
         return _results(self.ray, encoded)
 
 
+def batch_result(batch: Mapping[str, Any]) -> BatchResult:
+    """The :class:`BatchResult` of an actor call's columns (``id``, ``key``, ``encoded``,
+    ``error``: :meth:`FingerprintActor.__call__`)."""
+    result = BatchResult()
+    for cid, key, doc, err in zip(batch["id"], batch["key"], batch["encoded"], batch["error"],
+                                  strict=True):  # fmt: skip
+        if doc is not None:
+            result.encoded.append(doc)
+        else:
+            result.failed.append(FailedDocument(str(cid), str(key), str(err)))
+    return result
+
+
 def _results(ray: Any, encoded: Any) -> Iterator[BatchResult]:
     """Encoded batches as they arrive (one actor call each), Ray errors unwrapped."""
     batches = iter(encoded.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2))
     try:
         for batch in batches:
-            result = BatchResult()
-            for cid, key, doc, err in zip(batch["id"], batch["key"], batch["encoded"],
-                                          batch["error"], strict=True):  # fmt: skip
-                if doc is not None:
-                    result.encoded.append(doc)
-                else:
-                    result.failed.append(FailedDocument(str(cid), str(key), str(err)))
-            yield result
+            yield batch_result(batch)
     except ray.exceptions.RayError as exc:
         raise remote_cause(ray, exc) from exc
     finally:
