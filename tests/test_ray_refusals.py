@@ -161,9 +161,12 @@ def _foreign(prepared: Prepared, tmp_path: Path) -> type:
     ],
     ids=["other-encoder-identity", "other-codebook"],
 )
+@pytest.mark.parametrize("batch_size", [BATCH, N], ids=["actor-pool", "one-batch-task"])
 def test_an_actor_with_another_encoder_or_codebook_is_refused_before_writing(
-    ray_local: Any, prepared: Prepared, tmp_path: Path, actor: Any, error: str, match: str
-) -> None:
+    ray_local: Any, prepared: Prepared, tmp_path: Path, actor: Any, error: str, match: str,
+    batch_size: int,
+) -> None:  # fmt: skip
+    """Through the actor pool (three batches) and through the one Ray task of a single batch."""
     from semtoken_rag.distributed import EncoderMismatchError, ray_ingest
     from semtoken_rag.store import CodebookChangedError, FingerprintStore
 
@@ -173,7 +176,8 @@ def test_an_actor_with_another_encoder_or_codebook_is_refused_before_writing(
     path = tmp_path / "st"
     shutil.copytree(prepared.a, path)
     with pytest.raises(errors[error], match=match):
-        ray_ingest(prepared.docs, path, options=_opts(), actor_class=actor_class)
+        ray_ingest(prepared.docs, path, options=_opts(batch_size=batch_size),
+                   actor_class=actor_class)  # fmt: skip
     assert _snapshot(path) == _snapshot(prepared.a)  # nothing written
     assert codebooks(path) == codebooks(prepared.a)
     with FingerprintStore(path) as st:

@@ -131,11 +131,15 @@ class FingerprintActor:
 
 
 def encode_in_task(
-    actor_class: type, config: Any, cache_id: str, codecs: CodecSet, columns: dict[str, Any]
+    actor_class: type[FingerprintActor],
+    config: Any,
+    cache_id: str,
+    codecs: CodecSet,
+    columns: dict[str, Any],
 ) -> dict[str, np.ndarray]:
     """One batch of :data:`INPUT_COLUMNS` encoded by a new ``actor_class`` instance (run as a
     Ray task): what an actor of the pool returns for it."""
-    return actor_class(config, cache_id, codecs)(columns)  # type: ignore[no-any-return]
+    return actor_class(config, cache_id, codecs)(columns)
 
 
 def check_config_shippable(config: Any) -> None:

@@ -76,8 +76,9 @@ class RayOptions:
 
 
 class RayRunner:
-    """Ray actors as the ingestion's encoders (see the module docstring): ``ray`` is the module
-    of an initialised session, ``actor_class`` the ``map_batches`` worker (a
+    """Ray actors as the ingestion's encoders (see the module docstring; a run of one batch,
+    such as the training sample, is one Ray task instead): ``ray`` is the module of an
+    initialised session, ``actor_class`` the ``map_batches`` worker (a
     :class:`FingerprintActor` subclass), ``columns`` the text and id columns of a Dataset."""
 
     def __init__(
@@ -113,7 +114,7 @@ class RayRunner:
 
         todo = [b for b in batches if b]
         if len(todo) <= 1:  # the sample that trains the codec, or a small input
-            return iter([self.encode_one(b, codecs) for b in todo])
+            return iter([self._encode_one(b, codecs) for b in todo])
         # One DataFrame per batch is one Ray Data block, and batch_size=None hands each block
         # to one actor call: the batches (and so the transactions) stay those of the plan.
         # Object columns: pandas 3 infers Arrow strings, which refuse a lone surrogate (a broken
@@ -127,7 +128,7 @@ class RayRunner:
         source.context.execution_options.preserve_order = True
         return self.map(source, codecs, None)
 
-    def encode_one(self, batch: list[PlannedDocument], codecs: CodecSet) -> BatchResult:
+    def _encode_one(self, batch: list[PlannedDocument], codecs: CodecSet) -> BatchResult:
         """One batch as one Ray task (an ``actor_class`` instance made and called in a pooled
         worker, the probe's once it is idle).  Why not the actor pool: a pool starts every
         actor, each loading the model, and Ray Data's executor, for one call; this is what the
