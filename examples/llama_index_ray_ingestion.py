@@ -1,16 +1,18 @@
-"""LlamaIndex ingestion on Ray: split, embed and fingerprint on Ray actors, compress at query time.
+"""LlamaIndex ingestion on Ray: fingerprint documents whole, split, embed; compress at query time.
 
 ``RayIngestionPipeline`` (package ``llama-index-ingestion-ray``) runs each transformation as a
-``RayTransformComponent`` over Ray Data: the ``SentenceSplitter``, the packaged MiniLM as
-``HuggingFaceEmbedding``, and :class:`SemTokenFingerprinter` unchanged, each actor loading its
-model once and writing fingerprints into ``--store-dir``.  The nodes come back embedded, go into
+``RayTransformComponent`` over Ray Data: :class:`SemTokenFingerprinter` unchanged, *before* the
+``SentenceSplitter``, so the store holds every document whole under its ``doc_id``; then the
+packaged MiniLM as ``HuggingFaceEmbedding``.  Each model stage runs on actors that load their model
+once; the fingerprinting actors write into ``--store-dir``.  The nodes come back embedded, go into
 a ``VectorStoreIndex``, and :class:`SemTokenNodePostprocessor` reading the same store compresses
-what the retriever returns without running its encoder (every node was fingerprinted on Ray).
+what the retriever returns without running its encoder: every node the splitter cut is served
+from its document's fingerprints (any other splitter's nodes would be too).
 
 The store directory must be on the local disk of the machine(s) running the fingerprinting
 actors (SQLite WAL; never a network file system).  On one machine that is simply a folder; on a
 multi-node cluster use ``semtoken-rag ingest --ray`` / ``semtoken_rag.distributed.ray_ingest``
-on the node texts instead, which brings every fingerprint back to the driver's store (see
+on the documents instead, which brings every fingerprint back to the driver's store (see
 docs/ray.md).
 
 Run::
@@ -93,6 +95,12 @@ def main() -> int:
     device = "cuda" if args.gpus_per_actor else "cpu"
     pipeline = RayIngestionPipeline(
         transformations=[
+            RayTransformComponent(  # documents whole: the store serves any node cut from them
+                transform_class=SemTokenFingerprinter,
+                store_dir=str(args.store_dir.resolve()),
+                device=device,  # fp16 on a GPU: its fingerprints serve the CPU reader too
+                map_batches_kwargs=on_actors,
+            ),
             RayTransformComponent(
                 transform_class=SentenceSplitter,
                 chunk_size=128,
@@ -103,12 +111,6 @@ def main() -> int:
                 transform_class=HuggingFaceEmbedding,
                 model_name=minilm,
                 device=device,
-                map_batches_kwargs=on_actors,
-            ),
-            RayTransformComponent(
-                transform_class=SemTokenFingerprinter,
-                store_dir=str(args.store_dir.resolve()),
-                device=device,  # fp16 on a GPU: its fingerprints serve the CPU reader too
                 map_batches_kwargs=on_actors,
             ),
         ]

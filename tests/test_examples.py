@@ -1,17 +1,15 @@
-"""The seed README's Quick Start and the Ray example run unchanged (issue 12).
+"""The seed README's Quick Start runs unchanged (issue 12).
 
 The examples that answer with the reader (LangChain, LlamaIndex) are run by
-tests/lab/test_reader_examples.py."""
+tests/lab/test_reader_examples.py, the LlamaIndex Ray example by tests/test_ray_llama_index.py."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, run_example
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -32,17 +30,3 @@ def test_readme_quick_start_runs_as_written(narrativeqa: list[dict]) -> None:
     exec(compile(_quick_start(), "README.md#quick-start", "exec"), namespace)
     assert namespace["result"]["compressed_text"]
     assert len(namespace["batch"]) == 3
-
-
-@pytest.mark.ray
-def test_ray_example_runs(ray_local: Any, shared_data: Path, tmp_path: Path) -> None:
-    """On the session's local Ray (its ``--address``): a cluster of the example's own would be
-    a second one on the 2 cores, started and stopped for this test alone."""
-    store = tmp_path / "fp-ray"  # not the example's default: nothing left in the checkout
-    address = ray_local.get_runtime_context().gcs_address
-    proc = run_example(
-        "llama_index_ray_ingestion.py", "--docs", "3", "--actors", "1", "--store-dir", str(store),
-        "--address", address,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert (store / "fingerprints.sqlite3").is_file()

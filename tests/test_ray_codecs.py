@@ -61,10 +61,10 @@ def encoder() -> Any:
     return TransformerEncoder.from_config(SemTokenConfig())
 
 
-def _opts() -> Any:
+def _opts(batch_size: int = BATCH) -> Any:
     from semtoken_rag.ingestion import IngestOptions
 
-    return IngestOptions(batch_size=BATCH, progress=False)
+    return IngestOptions(batch_size=batch_size, progress=False)
 
 
 def _local_ingest(encoder: Any, path: Path, texts: list[str]) -> Any:
@@ -208,7 +208,7 @@ def test_untrained_store_with_too_few_words_stages_float16_then_trains(
     spec = small_pq(1024)
     first = docs[:6]  # 720 words: fewer than the 1,024 training needs
     path = new_store(tmp_path / "ray", spec)
-    report = ray_ingest(first, path, options=_opts())
+    report = ray_ingest(first, path, options=_opts(len(first)))  # one batch: one Ray task
     assert report.encoded == 6 and not report.trained and report.failed == []
     with FingerprintStore(path) as st:
         stats = st.stats()

@@ -1,9 +1,10 @@
-"""Distributed evaluation (``RayRunner``) equals the serial run, and resumes like it.
+"""Distributed evaluation (``RayRunner``) resumes a stopped run and then equals the serial run.
 
 Real reader (SmolLM2, fp32), real MiniLM, a real local Ray with 2 actors; the three NarrativeQA
 questions with the shortest contexts (one per document), methods none / closed-book /
 embed-filter / semtoken / semtoken-docs (the run's documents shipped to the actors), no
-generation.
+generation.  The Ray run resumes one that stopped after its first example (the records a run
+killed then leaves), so one run checks the resume and two actors at once.
 """
 
 from __future__ import annotations
@@ -72,22 +73,24 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-def test_ray_eval_equals_serial_and_resumes(
+def test_ray_eval_resumes_and_equals_serial(
     ray_local: Any, examples: list[Any], tmp_path: Path, one_thread: None
 ) -> None:
     from semtoken_lab.eval.distributed import RayRunner
-    from semtoken_lab.eval.records import read_records
+    from semtoken_lab.eval.records import RecordWriter, read_records
     from semtoken_lab.eval.runner import Runner
 
     serial = Runner(_cfg(tmp_path / "serial")).run(examples)
     assert serial.new_records == 3 * len(METHODS)
 
-    # Two on Ray (one per actor), then a resumed run over all three: only the new one is sent.
-    first = RayRunner(_cfg(tmp_path / "ray"), actors=2).run(examples[:2])
-    assert first.new_records == 2 * len(METHODS)
-    resumed = dataclasses.replace(_cfg(tmp_path / "ray"), resume=True)
-    second = RayRunner(resumed, actors=1).run(examples)  # one actor: the resume is the point
-    assert second.new_records == 1 * len(METHODS)
+    # A run stopped after its first example, resumed on Ray: only the other two are sent, one
+    # per actor, and appended to what the stopped run wrote.
+    with RecordWriter(tmp_path / "ray" / "examples.jsonl", append=False) as writer:
+        for r in serial.records:
+            if r.example_id == examples[0].id:
+                writer.write(r)
+    resume = dataclasses.replace(_cfg(tmp_path / "ray"), resume=True)
+    assert RayRunner(resume, actors=2).run(examples).new_records == 2 * len(METHODS)
 
     keys = {r.key for r in read_records(tmp_path / "ray" / "examples.jsonl")}
     assert keys == {r.key for r in serial.records}

@@ -144,9 +144,11 @@ def test_failing_document_skipped_and_reported(
 
     path = exact_store(tmp_path / "st")
     texts = [*docs[:6], f"{POISON} a document the encoder rejects", *docs[6:]]
+    # One batch, so one Ray task (the pool's failures: test_ray_dataset_input_with_id_column).
     report = ray_ingest(
-        _named(texts), path, options=_opts(on_error="skip"), actor_class=FailOnMarker
-    )
+        _named(texts), path, options=_opts(on_error="skip", batch_size=len(texts)),
+        actor_class=FailOnMarker,
+    )  # fmt: skip
     assert [f.id for f in report.failed] == ["doc#6"]
     assert report.failed[0].key == fingerprint_key(texts[6], single.cache_id)
     assert "RuntimeError: injected encoder failure" in report.failed[0].error
@@ -180,8 +182,9 @@ def test_failing_document_raise_stops_cleanly_and_rerun_completes(
         assert len(st) == stopped.encoded  # exactly the committed batch, nothing half-written
         keys = [fingerprint_key(t, single.cache_id) for t in texts]
         assert st.contains(keys) == {keys[0], keys[1], keys[3]}
-    # Re-run with a healthy encoder: the rest (and the document that failed) complete.
-    done = ray_ingest(_named(texts), path, options=_opts())
+    # Re-run with a healthy encoder: the rest (and the document that failed) complete (one
+    # batch: one Ray task, not a second actor pool).
+    done = ray_ingest(_named(texts), path, options=_opts(batch_size=len(texts)))
     assert done.already_stored == stopped.encoded
     assert done.encoded == N + 1 - stopped.encoded and done.failed == []
     with FingerprintStore(path) as st:

@@ -1,10 +1,12 @@
-"""LlamaIndex on Ray: ``RayIngestionPipeline`` with our fingerprinter *before* the node splitter
-(both as ``RayTransformComponent``s) stores every document whole under its ``doc_id``; every
-node the splitter then cuts is served to the postprocessor from that store, with no encoder pass.
+"""LlamaIndex on Ray, as ``examples/llama_index_ray_ingestion.py`` runs it: ``RayIngestionPipeline``
+with our fingerprinter *before* the node splitter (each a ``RayTransformComponent``) stores every
+document whole under its ``doc_id``, as the plain ``IngestionPipeline`` in one process does; every
+node a splitter then cuts is served to the postprocessor from that store, with no encoder pass.
 
-Real pieces: ``llama-index-ingestion-ray``, ``SemTokenFingerprinter`` (two Ray actors, each with
-its own MiniLM, writing one store directory), ``SentenceSplitter``, the
-``SemTokenNodePostprocessor`` and a local Ray of 2 CPUs.
+Real pieces: ``llama-index-ingestion-ray``, ``SemTokenFingerprinter`` and the packaged MiniLM as
+``HuggingFaceEmbedding`` (one Ray actor each), ``SentenceSplitter``, ``VectorStoreIndex``, the
+``SemTokenNodePostprocessor``, on the session's local Ray of 2 CPUs (the example joins it through
+``--address``: a cluster of its own would be a second one on the 2 cores).
 """
 
 from __future__ import annotations
@@ -40,13 +42,12 @@ def documents(shared_data: Path) -> tuple[list[Any], str]:
     return list(docs.values()), question
 
 
-def test_ray_ingestion_pipeline_fills_the_postprocessor_store(
+def test_ray_example_fills_the_store_the_postprocessor_serves_every_node_from(
     ray_local: Any, documents: tuple[list[Any], str], tmp_path: Path
 ) -> None:
     from llama_index.core.ingestion import IngestionPipeline
     from llama_index.core.node_parser import SentenceSplitter
     from llama_index.core.schema import MetadataMode, NodeWithScore
-    from llama_index.ingestion.ray import RayIngestionPipeline, RayTransformComponent
     from llama_index.postprocessor.semtoken import (
         SemTokenFingerprinter,
         SemTokenNodePostprocessor,
@@ -55,47 +56,33 @@ def test_ray_ingestion_pipeline_fills_the_postprocessor_store(
     from semtoken_rag.core.segment import find_words
     from semtoken_rag.fingerprints import fingerprint_key
     from semtoken_rag.store import FingerprintStore
+    from tests.conftest import run_example
     from tests.ray_helpers import assert_same_lookups, exact_store, stored_names
 
     docs, question = documents
-    store_dir = exact_store(tmp_path / "fp")
-    splitter = {"chunk_size": 96, "chunk_overlap": 16}
-    pipeline = RayIngestionPipeline(
-        transformations=[
-            RayTransformComponent(
-                transform_class=SemTokenFingerprinter,
-                store_dir=str(store_dir),
-                map_batches_kwargs={
-                    "batch_size": 1,
-                    "compute": ray_local.data.ActorPoolStrategy(size=2),
-                },
-            ),
-            RayTransformComponent(
-                transform_class=SentenceSplitter,
-                map_batches_kwargs={"batch_size": 1},
-                **splitter,
-            ),
-        ]
-    )
-    nodes = pipeline.run(documents=docs)
-    texts = [n.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
-    assert len(nodes) > len(docs)  # returned unchanged by the fingerprinter, then split
-    assert {n.ref_doc_id for n in nodes} == {d.doc_id for d in docs}
+    store_dir = exact_store(tmp_path / "fp-ray")  # float32: compared bit for bit below
+    proc = run_example(
+        "llama_index_ray_ingestion.py", "--docs", str(len(docs)), "--actors", "1",
+        "--store-dir", str(store_dir), "--address", ray_local.get_runtime_context().gcs_address,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    # Every node the example retrieved and compressed was served from the Ray-filled store.
+    assert "encoder runs at query time over retrieved nodes: 0" in proc.stdout
 
-    # The same pipeline in this process (plain IngestionPipeline) is the reference.
+    # The same fingerprinting in this process (plain IngestionPipeline) is the reference.
     local = SemTokenFingerprinter(store_dir=exact_store(tmp_path / "local"))
-    local_nodes = IngestionPipeline(transformations=[local, SentenceSplitter(**splitter)]).run(
-        documents=docs
-    )
-    assert sorted(texts) == sorted(n.get_content(metadata_mode=MetadataMode.NONE)
-                                   for n in local_nodes)  # fmt: skip
+    nodes = IngestionPipeline(
+        transformations=[local, SentenceSplitter(chunk_size=96, chunk_overlap=16)]
+    ).run(documents=docs)
+    texts = [n.get_content(metadata_mode=MetadataMode.NONE) for n in nodes]
     cache_id = local.engine.encoder.cache_id
     with FingerprintStore(store_dir) as dist:
         assert dist.verify() == []
         assert len(dist) == len(docs)  # the documents, whole: not the nodes
         assert_same_lookups(dist, local.engine.store, [d.text for d in docs], cache_id)
-        # Every node long enough to hold a stored shingle is served (identically); a shorter
-        # one (a document's last sentence) may miss in both stores alike.
+        # Every node long enough to hold a stored shingle is served (identically), also from
+        # another splitter than the example's; a shorter one (a document's last sentence) may
+        # miss in both stores alike.
         long = [t for t in texts if len(find_words(t)) >= GUARANTEED_WORDS]
         assert len(long) >= len(texts) - len(docs)
         assert_same_lookups(dist, local.engine.store, long, cache_id)

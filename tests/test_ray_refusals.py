@@ -132,8 +132,9 @@ def test_codebook_changed_under_a_running_ingestion(
         assert st.verify() == []
         assert st.lookup(prepared.docs, prepared.cache_id) == [None] * N
         assert_same_lookups(st, b, prepared.b_docs, prepared.cache_id)
-    # Restarting, as the error says: the run completes with the new store's codebook.
-    report = ray_ingest(prepared.docs, path, options=_opts())
+    # Restarting, as the error says: the run completes with the new store's codebook (in one
+    # batch: one Ray task instead of a second actor pool).
+    report = ray_ingest(prepared.docs, path, options=_opts(batch_size=N))
     assert (report.already_stored, report.encoded, report.failed) == (0, N, [])
     with FingerprintStore(path) as st:
         assert st.verify() == [] and len(st) == N + len(prepared.b_docs)
