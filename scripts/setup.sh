@@ -18,6 +18,7 @@ while IFS= read -r line; do  # lines of `pip config list`: section.key='value'
     index-url) UV_ARGS+=(--index-url "$value") ;;
     extra-index-url | find-links | constraint)
       for v in $value; do UV_ARGS+=("--${key##*.}" "$v"); done ;;
+    cert) export SSL_CERT_FILE=$value ;;  # uv's certificate bundle otherwise
   esac
 done < <(.venv/bin/python -m pip --disable-pip-version-check config list)
 # Files copied, not hard-linked from uv's cache (its default): NLTK refuses to open a file

@@ -1,6 +1,6 @@
 """The example scripts that answer with the lab's reader (SmolLM2) run unchanged (issue 12).
 
-The README's Quick Start and the Ray example: tests/test_examples.py.
+The README's Quick Start: tests/test_examples.py; the Ray example: tests/test_ray_llama_index.py.
 """
 
 from __future__ import annotations
