@@ -12,6 +12,7 @@ Real pieces: ``llama-index-ingestion-ray``, ``SemTokenFingerprinter`` and the pa
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,8 @@ def test_ray_example_fills_the_store_the_postprocessor_serves_every_node_from(
         "--store-dir", str(store_dir), "--address", ray_local.get_runtime_context().gcs_address,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    cut = re.search(r"(\d+) documents -> (\d+) nodes", proc.stdout)
+    assert cut and int(cut[1]) == len(docs) < int(cut[2])  # returned whole, then split
     # Every node the example retrieved and compressed was served from the Ray-filled store.
     assert "encoder runs at query time over retrieved nodes: 0" in proc.stdout
 
