@@ -115,7 +115,7 @@ def test_distributed_equals_single_process_and_rerun_skips(
         assert [getattr(sa, s) for s in sizes] == [getattr(sb, s) for s in sizes]
 
     again = ray_ingest(docs, path, ray=RayOptions(actors=2), options=_opts())
-    assert (again.already_stored, again.encoded, again.batches) == (N, 0, 0)
+    assert (again.already_stored, again.encoded, again.batches, again.workers) == (N, 0, 0, 0)
 
 
 def test_actor_killed_mid_run_loses_nothing(
@@ -139,20 +139,21 @@ def test_actor_killed_mid_run_loses_nothing(
 def test_failing_document_skipped_and_reported(
     ray_local: Any, docs: list[str], single: Reference, tmp_path: Path
 ) -> None:
-    from semtoken_rag.distributed import ray_ingest
+    from semtoken_rag.distributed import RayOptions, ray_ingest
     from semtoken_rag.store import FingerprintStore
 
     path = exact_store(tmp_path / "st")
     texts = [*docs[:6], f"{POISON} a document the encoder rejects", *docs[6:]]
     # One batch, so one Ray task (the pool's failures: test_ray_dataset_input_with_id_column).
     report = ray_ingest(
-        _named(texts), path, options=_opts(on_error="skip", batch_size=len(texts)),
-        actor_class=FailOnMarker,
+        _named(texts), path, ray=RayOptions(actors=2),
+        options=_opts(on_error="skip", batch_size=len(texts)), actor_class=FailOnMarker,
     )  # fmt: skip
     assert [f.id for f in report.failed] == ["doc#6"]
     assert report.failed[0].key == fingerprint_key(texts[6], single.cache_id)
     assert "RuntimeError: injected encoder failure" in report.failed[0].error
     assert report.encoded == N and report.pending == 0
+    assert report.workers == 1  # one task ran, not the pool of 2 actors asked for
     with FingerprintStore(path) as st:
         assert st.verify() == [] and len(st) == N
         assert st.contains([report.failed[0].key]) == set()

@@ -273,5 +273,6 @@ def _on_ray(args: argparse.Namespace, docs: list[Any], config: Any, options: Any
         connect_timeout=args.connect_timeout,
     )  # fmt: skip
     report = ray_ingest(docs, lambda: _store(args), config=config, ray=pool, options=options)
-    print(f"ray: {report.workers} actors, {report.batches} batches in {report.seconds:.1f} s")
+    actors = f"{report.workers} actor{'' if report.workers == 1 else 's'}"
+    print(f"ray: {actors}, {report.batches} batches in {report.seconds:.1f} s")
     return report

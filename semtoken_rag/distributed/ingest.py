@@ -91,8 +91,9 @@ class RayRunner:
     ) -> None:
         self.ray, self.config, self.options, self.actor_class = ray, config, options, actor_class
         self.columns = columns
-        self.workers = fit_actors(ray, options.actors, options.cpus_per_actor,
-                                  options.gpus_per_actor)  # fmt: skip
+        self.pool_size = fit_actors(ray, options.actors, options.cpus_per_actor,
+                                    options.gpus_per_actor)  # fmt: skip
+        self.workers = 0  # encoders that ran: 1 for a task, the pool's size once it ran
         try:
             probe = ray.remote(**options.resources)(encoder_identity)
             self.cache_id, self.dim = ray.get(probe.remote(config))
@@ -134,6 +135,7 @@ class RayRunner:
         actor, each loading the model, and Ray Data's executor, for one call; this is what the
         training sample costs on every first ingestion into a default store."""
         task = self.ray.remote(**self.options.resources)(encode_in_task)
+        self.workers = max(self.workers, 1)
         try:
             columns = task.remote(
                 self.actor_class, self.config, self.cache_id, codecs, document_columns(batch)
@@ -144,13 +146,14 @@ class RayRunner:
 
     def map(self, ds: Any, codecs: CodecSet, batch_size: int | None) -> Iterator[BatchResult]:
         """Run the actor pool over a dataset of documents; one result per actor call."""
+        self.workers = self.pool_size
         encoded = ds.map_batches(
             self.actor_class,
             fn_constructor_kwargs={"config": self.config, "cache_id": self.cache_id,
                                    "codecs": codecs},
             batch_size=batch_size,
             batch_format="numpy",
-            compute=self.ray.data.ActorPoolStrategy(size=self.workers),
+            compute=self.ray.data.ActorPoolStrategy(size=self.pool_size),
             **self.options.resources,
         )  # fmt: skip
         return _results(self.ray, encoded)

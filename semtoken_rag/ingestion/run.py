@@ -54,7 +54,8 @@ class IngestReport:
         words: Words encoded and committed.
         batches: Transactions committed.
         trained: Whether the store's codec was trained during this run.
-        workers: Encoders that ran (1 in-process; the actor pool on Ray).
+        workers: Encoders that ran: 1 in process; on Ray the actor pool's size, 1 where
+            every batch ran as one Ray task, 0 where nothing needed encoding.
         cache_id: Encoder identity in the keys.
         seconds: Wall time of the run.
     """
@@ -247,7 +248,6 @@ def ingest(
     cache_id, dim = runner.identity()
     plan = runner.plan(documents, store, cache_id)
     report = plan.report
-    report.workers = runner.workers
     from tqdm.auto import tqdm
 
     bar = tqdm(total=plan.words(), desc="fingerprints", unit="word", disable=not opts.progress)
@@ -264,6 +264,7 @@ def ingest(
         bar.set_description("fingerprints")
         for result in plan.encode(codecs, opts):
             _commit(result, store, report, opts, bar, t0, done)
+    report.workers = runner.workers
     report.trained = untrained and _trained_at_end(store, dim, codecs, report)
     report.seconds = time.perf_counter() - t0
     logger.info(
