@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from semtoken_rag.core.pooling import unit_rows
+
 #: Bumped whenever the meaning of stored fingerprints changes (segmentation, pooling, norm).
 FINGERPRINT_FORMAT_VERSION = 1
 
@@ -43,6 +45,14 @@ class ChunkFingerprints:
     @property
     def nbytes(self) -> int:
         return int(self.vectors.nbytes + self.word_spans.nbytes)
+
+
+def with_unit_vectors(fp: ChunkFingerprints) -> ChunkFingerprints:
+    """``fp`` with L2-normalised vectors, as this class documents them (:func:`unit_rows`):
+    how the engine takes an encoder's output, whatever the scale of a custom encoder's
+    vectors; ``fp`` itself where they already are (the packaged encoder's)."""
+    vectors = unit_rows(fp.vectors)
+    return fp if vectors is fp.vectors else ChunkFingerprints(vectors, fp.word_spans)
 
 
 #: Largest ``ChunkSource.start`` (an SQLite integer: the store binds it in its queries).

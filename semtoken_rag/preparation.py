@@ -20,7 +20,7 @@ from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.segment import find_units, find_words, word_ids
 from semtoken_rag.errors import NonFiniteFingerprintsError, StoreError
-from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
+from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, with_unit_vectors
 from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.prepared import PreparedChunk
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
@@ -111,6 +111,7 @@ def fingerprints_of(
         encoded = encoder.encode_texts([model_text(t) for t in missing])
         new = dict(zip(missing, encoded, strict=True))
         check_finite(new)
+        new = {t: with_unit_vectors(fp) for t, fp in new.items()}
         found = [fp if fp is not None else new[t] for fp, t in zip(found, texts, strict=True)]
         if store is not None:
             _put_sound(store, new, encoder)

@@ -15,7 +15,10 @@ from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 
 
 class FingerprintEncoder(Protocol):
-    """What the engine needs from an encoder (the real one or a test double)."""
+    """What the engine needs from an encoder (the real one or a test double).
+
+    Its vectors may have any scale: the engine L2-normalises what it returns
+    (:func:`~semtoken_rag.fingerprints.with_unit_vectors`), as the packaged encoder's are."""
 
     cache_id: str
     dim: int

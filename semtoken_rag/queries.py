@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
+from semtoken_rag.core.pooling import unit_rows
 from semtoken_rag.core.scoring import content_word_mask
 from semtoken_rag.errors import NonFiniteFingerprintsError
 from semtoken_rag.inputs import model_text
@@ -95,6 +96,8 @@ class QueryVectors:
                         f"the encoder produced NaN or infinite vectors for the question "
                         f"{q[:40]!r}; nothing was compressed ({NonFiniteFingerprintsError.HINT})"
                     )
+                if np.ndim(vec):  # normalised as the chunks' are (with_unit_vectors)
+                    vec = unit_rows(np.asarray(vec))
                 out[q] = vec
                 if _memoisable(vec, encoder.dim):
                     self._memo.put(q, vec)

@@ -66,6 +66,34 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return x / np.maximum(norms, eps)
 
 
+def unit_rows(x: np.ndarray, tol: float = 1e-3) -> np.ndarray:
+    """``x`` with every nonzero row at unit L2 norm, for any finite values (``float32``).
+
+    Why: the engine's thresholds are cosines and its epsilons absolute, so a custom encoder's
+    vectors of norm ``1e-6`` or ``1e12`` changed every compression, and ones near the float32
+    limits overflowed into NaN scores.  Rows are scaled by their largest magnitude first, so
+    nothing overflows or underflows.  An encoder's already normalised rows (within ``tol``,
+    or zero) are returned as they are: the same object where ``x`` is ``float32``.
+
+    Args:
+        x: ``(..., d)`` finite real vectors (rows along the last axis).
+
+    Returns:
+        ``(..., d) float32``, zero rows left zero.
+    """
+    if x.size == 0:
+        return x.astype(np.float32, copy=False)
+    flat = x.reshape(-1, x.shape[-1])
+    with np.errstate(over="ignore"):  # a float64 row of 1e200 is rescaled below
+        norms = np.sqrt(np.einsum("ij,ij->i", flat, flat, dtype=np.float64))
+    if np.all((np.abs(norms - 1.0) <= tol) | (norms == 0.0)):
+        return x.astype(np.float32, copy=False)
+    peak = np.abs(flat).max(axis=1, keepdims=True)
+    y = (flat / np.where(peak > 0, peak, 1)).astype(np.float32)  # entries in [-1, 1]
+    y /= np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1.0)  # >= 1 unless zero
+    return y.reshape(x.shape)
+
+
 def pool_tokens_to_words(
     token_vectors: np.ndarray, token_word: np.ndarray, n_words: int
 ) -> np.ndarray:

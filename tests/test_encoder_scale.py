@@ -1,0 +1,144 @@
+"""A custom encoder's vectors at any scale give the packaged encoder's results.
+
+``ChunkFingerprints`` documents L2-normalised vectors, and the engine's thresholds are cosines
+with absolute epsilons: a custom encoder whose vectors had a norm of ``1e-6`` or ``1e12`` changed
+every compression of 20 HotpotQA contexts, and ones near the float32 limits overflowed into NaN
+scores.  The engine now normalises what an encoder returns (chunks, query vectors and query
+words, ingested documents) and leaves normalised rows as they are.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from semtoken_rag import Compressor, SemTokenConfig
+from semtoken_rag.core.pooling import unit_rows
+from semtoken_rag.fingerprints import ChunkFingerprints
+from tests.conftest import read_jsonl
+from tests.fakes import FakeEncoder, WhitespaceCounter
+
+#: Vector scales a custom encoder may return: subnormal, small, large, near the float32 limit.
+SCALES = [1e-40, 1e-6, 1e12, 3e37]
+
+
+class ScaledEncoder(FakeEncoder):
+    """The fake encoder's vectors times ``scale`` (every method the engine calls)."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale = np.float32(scale)
+
+    def encode_query_words(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
+        # (encode_texts too: the fake encodes chunks as it encodes query words)
+        return [
+            ChunkFingerprints(fp.vectors * self.scale, fp.word_spans)
+            for fp in super().encode_query_words(texts)
+        ]
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return super().encode_queries(queries) * self.scale
+
+
+@pytest.fixture(autouse=True)
+def _no_numeric_warnings() -> Iterator[None]:
+    """An overflow or an invalid value anywhere in the engine fails the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def hotpot(shared_data: Path) -> list[dict[str, Any]]:
+    return read_jsonl(shared_data / "hotpotqa_dev_sample" / "dev.jsonl", limit=6)
+
+
+def _kept(encoder: Any, rows: list[dict[str, Any]], **cfg: Any) -> list[list[tuple]]:
+    comp = Compressor(SemTokenConfig(**cfg), encoder=encoder, counter=WhitespaceCounter())
+    out = []
+    for r in rows:
+        result = comp.compress(r["context"], r["question"], ratio=0.5)
+        out.append([(c.text, tuple(map(tuple, c.offsets))) for c in result.chunks])
+    return out
+
+
+def test_unit_rows_keeps_normalised_rows_and_rescales_any_other() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[2] = 0.0
+    assert unit_rows(x) is x  # the packaged encoder's output: untouched, not copied
+    cases = [(1e-40, np.float32), (3e37, np.float32), (1e200, np.float64), (100, np.int64)]
+    for scale, dtype in cases:
+        y = unit_rows((x.astype(np.float64) * scale).astype(dtype))
+        assert y.dtype == np.float32 and y.shape == x.shape
+        norms = np.linalg.norm(y, axis=1)
+        np.testing.assert_allclose(np.delete(norms, 2), 1.0, atol=1e-6)
+        assert norms[2] == 0.0  # a zero row stays zero
+    np.testing.assert_allclose(unit_rows(x[0] * np.float32(1e-30)), x[0], atol=1e-6)  # (d,)
+    assert unit_rows(np.zeros((0, 8), np.float64)).dtype == np.float32
+
+
+@pytest.mark.parametrize("relevance", ["late_interaction", "pooled"])
+@pytest.mark.parametrize("scale", SCALES)
+def test_compression_does_not_depend_on_the_encoders_scale(
+    hotpot: list[dict[str, Any]], scale: float, relevance: str
+) -> None:
+    want = _kept(FakeEncoder(), hotpot, relevance=relevance)
+    assert _kept(ScaledEncoder(scale), hotpot, relevance=relevance) == want
+
+
+def test_ingested_documents_are_stored_normalised(
+    hotpot: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from semtoken_rag.ingestion import IngestOptions, LocalRunner, ingest
+    from semtoken_rag.store import FingerprintStore
+
+    docs = [r["context"] for r in hotpot]
+    enc = ScaledEncoder(1e12)
+    with FingerprintStore(tmp_path / "st", codec="float32") as store:
+        report = ingest(docs, store, LocalRunner(enc), IngestOptions(progress=False))
+        assert report.encoded == len(docs) and report.failed == []
+        served = store.lookup(docs, enc.cache_id)
+        for fp, ref in zip(served, FakeEncoder().encode_texts(docs), strict=True):
+            assert isinstance(fp, ChunkFingerprints)
+            np.testing.assert_allclose(fp.vectors, ref.vectors, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_real_encoder_scaled_compresses_as_the_real_one(
+    real_compressor: Compressor, hotpot: list[dict[str, Any]]
+) -> None:
+    """The packaged MiniLM behind a wrapper returning its vectors times 1e-6 (an encoder of
+    another library's conventions): the same pieces kept as the real engine's."""
+    real = real_compressor.encoder
+
+    class Scaled:
+        cache_id = f"{real.cache_id}|scaled"  # its own cache keys: nothing of the real one's
+        dim = real.dim
+
+        def encode_texts(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
+            return [
+                ChunkFingerprints(fp.vectors * np.float32(1e-6), fp.word_spans)
+                for fp in real.encode_texts(texts)
+            ]
+
+        def encode_query_words(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
+            return [
+                ChunkFingerprints(fp.vectors * np.float32(1e-6), fp.word_spans)
+                for fp in real.encode_query_words(texts)
+            ]
+
+        def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+            return real.encode_queries(texts) * np.float32(1e-6)
+
+    def kept(encoder: Any) -> list[str]:
+        comp = Compressor(SemTokenConfig(), encoder=encoder, counter=real_compressor.counter)
+        return [comp.compress(r["context"], r["question"], ratio=0.5).joined() for r in hotpot[:3]]
+
+    assert kept(Scaled()) == kept(real)
