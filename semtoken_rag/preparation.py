@@ -19,7 +19,7 @@ from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.segment import find_units, find_words, word_ids
-from semtoken_rag.errors import NonFiniteFingerprintsError, StoreError
+from semtoken_rag.errors import InvalidInputError, NonFiniteFingerprintsError, StoreError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, with_unit_vectors
 from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.prepared import PreparedChunk
@@ -100,6 +100,7 @@ def fingerprints_of(
     Raises:
         NonFiniteFingerprintsError: the encoder produced NaN or infinity for a chunk (nothing
             is stored): a compression from them would be garbage, returned without a word.
+        InvalidInputError: it produced fingerprints that are not real numbers.
     """
     texts = check_strings(texts, "texts")
     sources = check_sources(sources, len(texts))
@@ -135,7 +136,16 @@ def _put_sound(
 
 def check_finite(new: dict[str, ChunkFingerprints]) -> None:
     """Raise :class:`NonFiniteFingerprintsError` naming the first of ``new`` (text to its
-    fingerprints) holding NaN or infinity, as ingestion does for a document."""
+    fingerprints) holding NaN or infinity, as ingestion does for a document, and
+    :class:`InvalidInputError` for vectors that are not real numbers (complex ones lost their
+    imaginary part unsaid; objects failed inside numpy)."""
+    kinds = {t: np.asarray(fp.vectors).dtype for t, fp in new.items()}
+    unreal = [t for t, dtype in kinds.items() if dtype.kind not in "fiu"]
+    if unreal:
+        raise InvalidInputError(
+            f"the encoder produced {kinds[unreal[0]]} fingerprints for {len(unreal)} of "
+            f"{len(new)} chunks (the first: {unreal[0][:40]!r}); they must be real numbers"
+        )
     bad = [t for t, fp in new.items() if not np.isfinite(fp.vectors).all()]
     if bad:
         raise NonFiniteFingerprintsError(

@@ -17,7 +17,7 @@ import numpy as np
 from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.core.pooling import unit_rows
 from semtoken_rag.core.scoring import content_word_mask
-from semtoken_rag.errors import NonFiniteFingerprintsError
+from semtoken_rag.errors import InvalidInputError, NonFiniteFingerprintsError
 from semtoken_rag.inputs import model_text
 from semtoken_rag.protocols import FingerprintEncoder
 
@@ -82,6 +82,7 @@ class QueryVectors:
 
         Raises:
             NonFiniteFingerprintsError: the encoder produced NaN or infinity for a question.
+            InvalidInputError: it produced vectors that are not real numbers.
         """
         found = {q: self._memo.get(q) for q in dict.fromkeys(queries)}
         out = {q: v for q, v in found.items() if v is not None}
@@ -91,6 +92,11 @@ class QueryVectors:
             # Paired in full first: one vector short memoised the first questions with their
             # neighbours' vectors before the length check failed.
             for q, vec in list(zip(todo, self._embed(encoder, clean), strict=True)):
+                if np.asarray(vec).dtype.kind not in "fiu":
+                    raise InvalidInputError(
+                        f"the encoder produced {np.asarray(vec).dtype} vectors for the question "
+                        f"{q[:40]!r}; they must be real numbers"
+                    )
                 if not np.isfinite(vec).all():
                     raise NonFiniteFingerprintsError(
                         f"the encoder produced NaN or infinite vectors for the question "

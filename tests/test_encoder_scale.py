@@ -1,10 +1,13 @@
-"""A custom encoder's vectors at any scale give the packaged encoder's results.
+"""A custom encoder's vectors at any scale give the packaged encoder's results; vectors that
+are not real numbers are a typed error.
 
 ``ChunkFingerprints`` documents L2-normalised vectors, and the engine's thresholds are cosines
 with absolute epsilons: a custom encoder whose vectors had a norm of ``1e-6`` or ``1e12`` changed
 every compression of 20 HotpotQA contexts, and ones near the float32 limits overflowed into NaN
 scores.  The engine now normalises what an encoder returns (chunks, query vectors and query
-words, ingested documents) and leaves normalised rows as they are.
+words, ingested documents) and leaves normalised rows as they are.  Complex vectors, which
+then failed inside numpy (before, their imaginary part was dropped unsaid), and object ones,
+which always did, are refused by name, as ingestion refuses them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 
 from semtoken_rag import Compressor, SemTokenConfig
 from semtoken_rag.core.pooling import unit_rows
+from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints
 from tests.conftest import read_jsonl
 from tests.fakes import FakeEncoder, WhitespaceCounter
@@ -108,6 +112,45 @@ def test_ingested_documents_are_stored_normalised(
         for fp, ref in zip(served, FakeEncoder().encode_texts(docs), strict=True):
             assert isinstance(fp, ChunkFingerprints)
             np.testing.assert_allclose(fp.vectors, ref.vectors, atol=1e-6)
+
+
+class UnrealEncoder(FakeEncoder):
+    """The fake encoder with ``where``'s vectors (chunks, query words or pooled queries) cast
+    to ``dtype``."""
+
+    def __init__(self, where: str, dtype: str) -> None:
+        super().__init__()
+        self.where, self.dtype = where, dtype
+
+    def _cast(self, where: str, fps: list[ChunkFingerprints]) -> list[ChunkFingerprints]:
+        if where != self.where:
+            return fps
+        return [ChunkFingerprints(fp.vectors.astype(self.dtype), fp.word_spans) for fp in fps]
+
+    def encode_texts(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
+        return self._cast("chunks", FakeEncoder.encode_query_words(self, texts))
+
+    def encode_query_words(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
+        return self._cast("query_words", super().encode_query_words(texts))
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        vectors = super().encode_queries(queries)
+        return vectors.astype(self.dtype) if self.where == "pooled" else vectors
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "bool", "object"])
+@pytest.mark.parametrize("where", ["chunks", "query_words", "pooled"])
+def test_vectors_that_are_not_real_numbers_are_refused_by_name(
+    hotpot: list[dict[str, Any]], where: str, dtype: str
+) -> None:
+    relevance = "pooled" if where == "pooled" else "late_interaction"
+    comp = Compressor(
+        SemTokenConfig(relevance=relevance), encoder=UnrealEncoder(where, dtype),
+        counter=WhitespaceCounter(),
+    )  # fmt: skip
+    what = "question" if where != "chunks" else "chunks"
+    with pytest.raises(InvalidInputError, match=f"produced {dtype} .*{what}.*must be real"):
+        comp.compress(hotpot[0]["context"], hotpot[0]["question"], ratio=0.5)
 
 
 @pytest.mark.slow
