@@ -11,6 +11,9 @@ from semtoken_rag.core.pooling import unit_rows
 
 #: Bumped whenever the meaning of stored fingerprints changes (segmentation, pooling, norm).
 FINGERPRINT_FORMAT_VERSION = 1
+#: numpy kinds of the vectors the engine and the store take from an encoder: floats and
+#: integers (not bool, complex nor object arrays).
+REAL_KINDS = "fiu"
 
 
 @dataclass(frozen=True, eq=False)

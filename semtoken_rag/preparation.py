@@ -20,7 +20,12 @@ from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.core.forcekeep import compile_rules, forced_units, match_spans
 from semtoken_rag.core.segment import find_units, find_words, word_ids
 from semtoken_rag.errors import InvalidInputError, NonFiniteFingerprintsError, StoreError
-from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, with_unit_vectors
+from semtoken_rag.fingerprints import (
+    REAL_KINDS,
+    ChunkFingerprints,
+    ChunkSource,
+    with_unit_vectors,
+)
 from semtoken_rag.inputs import check_sources, check_strings, model_text
 from semtoken_rag.prepared import PreparedChunk
 from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStoreProtocol
@@ -139,12 +144,12 @@ def check_finite(new: dict[str, ChunkFingerprints]) -> None:
     fingerprints) holding NaN or infinity, as ingestion does for a document, and
     :class:`InvalidInputError` for vectors that are not real numbers (complex ones lost their
     imaginary part unsaid; objects failed inside numpy)."""
-    kinds = {t: np.asarray(fp.vectors).dtype for t, fp in new.items()}
-    unreal = [t for t, dtype in kinds.items() if dtype.kind not in "fiu"]
+    unreal = [t for t, fp in new.items() if fp.vectors.dtype.kind not in REAL_KINDS]
     if unreal:
+        first = unreal[0]
         raise InvalidInputError(
-            f"the encoder produced {kinds[unreal[0]]} fingerprints for {len(unreal)} of "
-            f"{len(new)} chunks (the first: {unreal[0][:40]!r}); they must be real numbers"
+            f"the encoder produced {new[first].vectors.dtype} fingerprints for {len(unreal)} of "
+            f"{len(new)} chunks (the first: {first[:40]!r}); they must be real numbers"
         )
     bad = [t for t, fp in new.items() if not np.isfinite(fp.vectors).all()]
     if bad:

@@ -18,6 +18,7 @@ from semtoken_rag.cache import LRUMemo, text_and_arrays_bytes
 from semtoken_rag.core.pooling import unit_rows
 from semtoken_rag.core.scoring import content_word_mask
 from semtoken_rag.errors import InvalidInputError, NonFiniteFingerprintsError
+from semtoken_rag.fingerprints import REAL_KINDS
 from semtoken_rag.inputs import model_text
 from semtoken_rag.protocols import FingerprintEncoder
 
@@ -91,10 +92,11 @@ class QueryVectors:
             clean = [model_text(q) for q in todo]  # what the tokenizer can take (same offsets)
             # Paired in full first: one vector short memoised the first questions with their
             # neighbours' vectors before the length check failed.
-            for q, vec in list(zip(todo, self._embed(encoder, clean), strict=True)):
-                if np.asarray(vec).dtype.kind not in "fiu":
+            for q, answer in list(zip(todo, self._embed(encoder, clean), strict=True)):
+                vec = np.asarray(answer)
+                if vec.dtype.kind not in REAL_KINDS:
                     raise InvalidInputError(
-                        f"the encoder produced {np.asarray(vec).dtype} vectors for the question "
+                        f"the encoder produced {vec.dtype} vectors for the question "
                         f"{q[:40]!r}; they must be real numbers"
                     )
                 if not np.isfinite(vec).all():
@@ -102,8 +104,8 @@ class QueryVectors:
                         f"the encoder produced NaN or infinite vectors for the question "
                         f"{q[:40]!r}; nothing was compressed ({NonFiniteFingerprintsError.HINT})"
                     )
-                if np.ndim(vec):  # normalised as the chunks' are (with_unit_vectors)
-                    vec = unit_rows(np.asarray(vec))
+                if vec.ndim:  # normalised as the chunks' are (with_unit_vectors)
+                    vec = unit_rows(vec)
                 out[q] = vec
                 if _memoisable(vec, encoder.dim):
                     self._memo.put(q, vec)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semtoken_rag.errors import InvalidInputError, NonFiniteFingerprintsError
-from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.fingerprints import REAL_KINDS, ChunkFingerprints
 from semtoken_rag.inputs import model_text
 from semtoken_rag.store.codebooks import GUARD_MARGIN, Codebook, CodecSet, runtime_codec
 from semtoken_rag.store.db import BLOCK_WORDS, MAX_DOCUMENT_WORDS
@@ -98,7 +98,7 @@ def check_document(doc: DocumentFingerprints) -> None:
             vectors are not real numbers or its word spans not integers.
     """
     fp = doc.fingerprints
-    if fp.vectors.dtype.kind not in "fiu" or fp.word_spans.dtype.kind not in "iu":
+    if fp.vectors.dtype.kind not in REAL_KINDS or fp.word_spans.dtype.kind not in "iu":
         raise InvalidInputError(  # else a TypeError from numpy, or complex parts dropped
             f"fingerprints of document {doc.key[:12]}… must be real vectors with integer word "
             f"spans, got {fp.vectors.dtype} vectors and {fp.word_spans.dtype} spans"
