@@ -5,8 +5,7 @@ Quick start::
     from semtoken_rag import SemToken, SemTokenConfig
     result = SemToken(SemTokenConfig(compression_ratio=0.5)).tokenize(text, query="...")
 
-Heavy dependencies (torch, transformers, faiss, frameworks) load only when used: importing this
-package imports none of langchain, llama_index or faiss.
+Heavy dependencies (torch, transformers, faiss, frameworks) load only when used.
 """
 
 from __future__ import annotations

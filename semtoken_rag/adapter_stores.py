@@ -1,8 +1,4 @@
-"""Where an adapter's fingerprints live: the ``store`` / ``store_dir`` fields, checked and opened.
-
-Split from :mod:`semtoken_rag.adapters` so that each module stays one concept: the adapters'
-fields and engine there, the store they read and write here (the adapter packages import both).
-"""
+"""Where an adapter's fingerprints live: the ``store``/``store_dir`` fields, checked and opened."""
 
 from __future__ import annotations
 
@@ -14,9 +10,8 @@ from pydantic import PlainSerializer, Strict
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.protocols import FingerprintStoreProtocol
 
-#: The adapters' ``store_dir`` field: a ``str`` or a ``Path``, serialised as a ``str`` (a
-#: ``Path`` is not JSON, and LlamaIndex's ``to_json`` / LangChain's ``dumps`` write plain data).
-#: Strict: pydantic would otherwise decode ``b"fp"`` to ``"fp"``.
+#: The adapters' ``store_dir`` field: a ``str`` or ``Path``, serialised as ``str`` (frameworks
+#: dump plain data); strict, else pydantic decodes ``b"fp"`` to ``"fp"``.
 StoreDir = Annotated[
     Annotated[str, Strict()] | Path | None,
     PlainSerializer(lambda v: None if v is None else str(v), return_type=str | None),
@@ -24,9 +19,8 @@ StoreDir = Annotated[
 
 
 def require_store(store: Any, store_dir: str | Path | None, component: str) -> None:
-    """Raise :class:`ConfigError` unless an ingestion component has a place to write (the
-    default in-memory cache of a compressor is gone when the process ends, and one handed on by
-    ``compressor.ingestor()`` / ``postprocessor.fingerprinter()`` cannot be written to)."""
+    """Raise :class:`ConfigError` unless an ingestion component has a writable store (an
+    in-memory cache is gone when the process ends)."""
     check_store(store, store_dir)
     if store is None and store_dir is None:
         raise ConfigError(
@@ -41,14 +35,9 @@ def require_store(store: Any, store_dir: str | Path | None, component: str) -> N
 
 
 def check_store(store: Any, store_dir: str | Path | None) -> None:
-    """Reject a store without the protocol, a store and a directory given together, or an
-    empty ``store_dir`` (``Path("")`` is the current directory: the store's files would land
-    wherever the process was started, where :class:`~semtoken_rag.store.FingerprintStore`
-    itself refuses ``path=""``).
-
-    The methods required are those :class:`~semtoken_rag.protocols.FingerprintStoreProtocol`
-    declares, read from it, so this check follows the protocol.
-    """
+    """Reject a store lacking the methods of
+    :class:`~semtoken_rag.protocols.FingerprintStoreProtocol` (read from it), a store and a
+    directory together, or an empty ``store_dir`` (files would land where the process started)."""
     if store is not None and store_dir is not None:
         raise ConfigError("give either store= or store_dir=, not both")
     if store_dir is not None and not isinstance(store_dir, str | Path):  # set after construction
@@ -66,9 +55,7 @@ def check_store(store: Any, store_dir: str | Path | None) -> None:
 def open_store(store: Any, store_dir: str | Path | None) -> Any:
     """The store object to hand the engine (``None``: the engine's in-memory default).
 
-    A directory opens a persistent :class:`semtoken_rag.store.FingerprintStore`, imported only
-    here so that FAISS loads only for users who asked for a persistent store.
-    """
+    A directory opens a :class:`semtoken_rag.store.FingerprintStore`, imported only here (FAISS)."""
     if store is not None:
         return store
     check_store(None, store_dir)  # a field set after construction is checked here

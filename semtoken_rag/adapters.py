@@ -1,10 +1,9 @@
 """The public helper every framework adapter is built on (LangChain, LlamaIndex, your own).
 
-An adapter is a thin shell: flat fields a framework user sets (``compression_ratio=0.4``), an
-engine (:class:`~semtoken_rag.Compressor`) built from them on first use, and translation of the
-framework's objects to strings and back.  Everything the shells share lives here, with no
-framework import, so they cannot drift apart; the mirrored knobs are explicit typed fields (what
-IDEs, type checkers and API docs see), so an adapter never lists a knob or its default by hand::
+An adapter is a thin shell: flat typed fields mirroring the config (``compression_ratio=0.4``),
+an engine (:class:`~semtoken_rag.Compressor`) built from them on first use, and translation of
+framework objects to strings and back.  What the shells share lives here, framework-free, so
+they cannot drift apart::
 
     class MyCompressor(CompressionFields, FrameworkBase):
         budget_scope: str = "joint"
@@ -58,14 +57,12 @@ def _mirror(flat: str) -> Any:
 
 
 class EngineSlot:
-    """An adapter's engine: built on first use (constructing an adapter loads no model), shared
-    by threads, rebuilt when the fields describe another config or another store.  One given to
-    :meth:`adopt` (``Adapter.from_engine(engine)``) is used while they describe its config and
-    store, so an application shares one encoder, store and counter between adapters.
+    """An adapter's engine: built on first use, shared by threads, rebuilt when the fields
+    describe another config or store.  One given to :meth:`adopt` (``from_engine``) is used while
+    they match, so adapters can share one encoder, store and counter.
 
-    A copy of an adapter (``model_copy``, ``copy.deepcopy``) gets a slot of its own holding the
-    same engine: changing the copy's fields rebuilds the copy's engine, never the original's
-    (and an engine, which holds locks and a database, is shared, never deep-copied)."""
+    A copy of an adapter gets its own slot holding the same engine: changing the copy's fields
+    rebuilds only the copy's engine (an engine holds locks and a database: never deep-copied)."""
 
     def __init__(self, engine: Compressor | None = None, store: Any = None) -> None:
         self._engine = engine
@@ -78,8 +75,8 @@ class EngineSlot:
         return self._engine is not None
 
     def adopt(self, engine: Compressor, store: Any = None) -> None:
-        """Use ``engine`` instead of building one, while the fields name its config and
-        ``store`` (``engine.store`` by default, or the directory it was opened from)."""
+        """Use ``engine`` while the fields name its config and ``store`` (default ``engine.store``,
+        or the directory it was opened from)."""
         with self._lock:
             self._engine, self._store = engine, engine.store if store is None else store
 
@@ -92,8 +89,7 @@ class EngineSlot:
         return self.fork()
 
     def __reduce__(self) -> tuple[type[EngineSlot], tuple[()]]:
-        # Pickled (sent to another process, as LlamaIndex's IngestionPipeline(num_workers=...)
-        # does): an engine (a model, locks, a database) never travels; the copy builds its own.
+        # Pickled (e.g. IngestionPipeline(num_workers=...)): the copy builds its own engine.
         return EngineSlot, ()
 
     def get(
@@ -104,9 +100,8 @@ class EngineSlot:
         *,
         encoder_only: bool = False,
     ) -> Compressor:
-        """The engine for ``config`` and the store (``store``, else ``store_dir``), built once
-        and rebuilt when either changed; ``encoder_only`` compares only the encoder part of the
-        config (an ingestion component mirrors only the encoder's fields)."""
+        """The engine for ``config`` and the store (``store``, else ``store_dir``), rebuilt when
+        either changed; ``encoder_only`` compares only the encoder part (ingestion components)."""
         wanted = store if store is not None else None if store_dir is None else str(store_dir)
         with self._lock:
             engine = self._engine
@@ -126,10 +121,9 @@ class EngineSlot:
 
 
 class EncoderFields(BaseModel):
-    """The encoder knobs an adapter mirrors (all an ingestion component needs: the store key
-    depends on nothing else).  The constructor raises :class:`ConfigError` (one line naming the
-    field and the bad value) instead of pydantic's ``ValidationError``, like the engine's config
-    does, so a user catches one error type whatever the framework."""
+    """The encoder knobs an adapter mirrors (the store key depends on nothing else).
+
+    Construction raises a one-line :class:`ConfigError`, not pydantic's ``ValidationError``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -142,8 +136,7 @@ class EncoderFields(BaseModel):
             raise config_error(exc, data, type(self)) from None
 
     def __copy__(self) -> Self:
-        # pydantic copies private attributes shallowly: without this the copy would share the
-        # slot, and its changed fields would rebuild the original's engine.
+        # pydantic copies private attributes shallowly: give the copy a slot of its own.
         clone = super().__copy__()
         clone._slot = self._slot.fork()
         return clone
@@ -159,8 +152,7 @@ class EncoderFields(BaseModel):
         return state
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        # A store object (the ``store`` field) is a resource, like a connection: shared by the
-        # copy, never copied (it holds locks and a database).
+        # A store object is a resource (locks, a database): shared by the copy, never copied.
         memo = {} if memo is None else memo
         store = getattr(self, "store", None)
         if store is not None:
@@ -172,9 +164,8 @@ class EncoderFields(BaseModel):
 
 
 class CompressionFields(EncoderFields):
-    """The engine knobs a compressing adapter mirrors one-to-one (same names, types, defaults
-    and descriptions as :class:`~semtoken_rag.SemTokenConfig`); every other knob goes through
-    the adapter's ``engine_options``."""
+    """The knobs a compressing adapter mirrors one-to-one from
+    :class:`~semtoken_rag.SemTokenConfig`; every other knob goes through ``engine_options``."""
 
     compression_ratio: Ratio = _mirror("compression_ratio")
     min_ratio: Share = _mirror("min_ratio")
@@ -195,16 +186,14 @@ MIRRORED: tuple[str, ...] = tuple(CompressionFields.model_fields)
 #: The mirrored fields of an ingestion component (:class:`EncoderFields`).
 ENCODER_MIRRORED: tuple[str, ...] = tuple(EncoderFields.model_fields)
 
-#: The ``budget_scope`` values every adapter accepts.  The engine calls the input pieces chunks;
-#: LangChain users think in documents and LlamaIndex users in nodes: every adapter accepts every
-#: spelling (all but ``joint`` mean ``per_chunk``), so a setting moves between frameworks unchanged.
+#: The ``budget_scope`` values every adapter accepts: all but ``joint`` mean ``per_chunk``, so a
+#: setting moves between frameworks (chunks, documents, nodes) unchanged.
 ScopeName = Literal["joint", "per_chunk", "per_document", "per_node"]
 
 
 def chunk_source(document: object, start: object) -> ChunkSource | None:
-    """A :class:`~semtoken_rag.fingerprints.ChunkSource` from a framework's metadata, or
-    ``None``: a name that is not a non-empty string, or a start that is not a non-negative int,
-    is ignored (a hint, never an error: the store verifies what it serves)."""
+    """A :class:`~semtoken_rag.fingerprints.ChunkSource` from framework metadata, or ``None``;
+    invalid values are ignored (a hint, never an error: the store verifies what it serves)."""
     name = document if isinstance(document, str) and document else None
     begin = start if isinstance(start, int) and not isinstance(start, bool) else None
     begin = begin if begin is not None and 0 <= begin <= MAX_START else None
@@ -212,8 +201,7 @@ def chunk_source(document: object, start: object) -> ChunkSource | None:
 
 
 def as_items(items: Any, kind: type, what: str) -> list[Any]:
-    """``items`` as a list of ``kind`` objects (a single object or a string is refused, never
-    iterated).
+    """``items`` as a list of ``kind`` objects (a single object or a string is refused).
 
     Raises:
         InvalidInputError: naming ``what`` and the offending type.
@@ -266,10 +254,9 @@ def config_from_fields(
 def fields_from_config(
     config: SemTokenConfig, per_scope: str, names: tuple[str, ...] = MIRRORED
 ) -> dict[str, Any]:
-    """Adapter field values reproducing ``config`` exactly (inverse of
-    :func:`config_from_fields`): the mirrored fields, ``budget_scope`` in the adapter's
-    spelling, and ``engine_options`` holding every other field that is not at its default.
-    """
+    """Adapter field values reproducing ``config`` (inverse of :func:`config_from_fields`): the
+    mirrored fields, ``budget_scope`` in the adapter's spelling, and every other non-default
+    field in ``engine_options``."""
     options = {k: v for k, v in config.diff().items() if k not in names and k != "budget_scope"}
     flat = config.to_dict()
     fields: dict[str, Any] = {name: flat[name] for name in names}
@@ -285,8 +272,7 @@ def adopt_engine(
     extra: Mapping[str, Any],
     store_dir: str | Path | None = None,
 ) -> A:
-    """An adapter of ``cls`` wrapping ``engine`` (its encoder, store and counter: no second
-    model), what ``from_engine`` builds.
+    """An adapter of ``cls`` wrapping ``engine`` (no second model): what ``from_engine`` builds.
 
     Args:
         cls: The adapter class.
@@ -295,7 +281,7 @@ def adopt_engine(
             ``None`` for an ingestion component (the encoder fields only).
         extra: The adapter's own fields (e.g. ``drop_empty``).
         store_dir: The directory ``engine.store`` was opened from, named instead of the store
-            object, so the adapter can be pickled (sent to another process).
+            so the adapter can be pickled.
 
     Raises:
         ConfigError: ``extra`` sets what the engine decides (a config field or the store).
@@ -320,17 +306,15 @@ def adopt_engine(
 
 
 def encoder_options(config: SemTokenConfig) -> dict[str, Any]:
-    """The encoder knobs of ``config`` that differ from the defaults, by flat name (what an
-    ingestion component needs to fingerprint exactly as the postprocessor will look up)."""
+    """The non-default encoder knobs of ``config`` by flat name (what ingestion must match)."""
     names = {flat for flat, (part, _) in FLAT.items() if part == "encoder"}
     return {k: v for k, v in config.diff().items() if k in names}
 
 
 def chunk_metadata(chunk: ChunkResult, result: CompressionResult) -> dict[str, Any]:
-    """JSON-ready metadata for one compressed chunk of ``result``: plain lists and ints so any
-    vector store or tracer can serialise it; offsets index the text the compressor *received*.
-    With ``compression_ratio="auto"`` it says which budget the call chose and why (the same
-    ``budget_choice`` for every chunk), since a framework user sees only the documents."""
+    """JSON-ready metadata for one compressed chunk of ``result`` (offsets index the text the
+    compressor *received*); with ``compression_ratio="auto"`` also the call's ``budget_choice``,
+    since a framework user sees only the documents."""
     meta: dict[str, Any] = {
         "offsets": [[int(s), int(e)] for s, e in chunk.offsets],
         "original_tokens": int(chunk.original_tokens),

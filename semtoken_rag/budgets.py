@@ -1,7 +1,6 @@
 """How many tokens a call may keep: one rule for the engine, the harness and every baseline.
 
-Pure (numpy): the per-call ratio or budget, else the config's, spent jointly over all chunks
-or shared per chunk in proportion to their lengths, never above the text.
+Pure (numpy): the per-call ratio or budget, else the config's, joint or shared per chunk by length.
 """
 
 from __future__ import annotations
@@ -26,12 +25,8 @@ _PROBE = "a"
 
 def ratio_tokens(ratio: float, tokens: int, up: bool = False) -> int:
     """``floor(ratio * tokens)`` (``up``: ``ceil``), a product a hair under an integer counted
-    as that integer.
-
-    Why: a ratio written as a decimal is stored in binary a hair off, so ``0.58 * 100`` is
-    ``57.99...``: a plain floor gave 57, and ``ceil(0.07 * 100)`` gave 8.  A tolerance of 1e-12
-    of the product is far above float rounding and far below one token (``1/3`` of 3 stays 1).
-    """
+    as that integer (``0.58 * 100`` is ``57.99...``): the 1e-12 relative tolerance is far above
+    float rounding and far below one token."""
     x = float(ratio) * int(tokens)
     tol = 1e-12 * max(abs(x), 1.0)
     return math.ceil(x - tol) if up else math.floor(x + tol)
@@ -60,13 +55,9 @@ def token_budgets(
 
 
 def separator_cost(counter: Counter, separator: str) -> int:
-    """Tokens the reader reads for one ``separator`` between two kept pieces.
-
-    Why it is counted between two words and not alone: a counter charges every token to a word,
-    so a separator without one (``"\\n"``, ``"\\n\\n"``, ``"\\t"``) counts 0 alone, while a BPE
-    reader reads its line breaks as tokens (SmolLM2: one per ``"\\n"`` before a word), and the
-    budget must pay what the rendered text costs.  The larger of its count between two words (less
-    the space the pieces lose) and alone is charged, so merging with the probe word costs no less.
+    """Tokens the reader reads for one ``separator`` between two kept pieces: the larger of its
+    count alone and between two words (less the space lost), as a counter charges every token to
+    a word (``"\\n"`` alone may count 0) while a BPE reader reads line breaks as tokens.
 
     Args:
         counter: The counter the budget is counted in.
@@ -80,17 +71,9 @@ def separator_cost(counter: Counter, separator: str) -> int:
 
 
 def piece_edge_costs(counter: Counter, text: str, word_spans: np.ndarray) -> np.ndarray:
-    """Per-word costs a budget charges, so a piece cut inside a long run reads no more tokens
-    than it was charged.
-
-    Why not the counter's costs alone: they share the whole text's tokens among its words, but a
-    kept piece is read without its neighbours, and a cut where a long run was hard-wrapped (a
-    URL, base64) splits one of the reader's tokens (charged the shares, such pieces read 1-2
-    tokens over).  So a word beside a wrap is charged at least what it costs alone.
-
-    Not charged yet (each changes the golden outputs, which issue 22 does not allow): a piece's
-    first word losing the space a BPE reader merges into it (SmolLM2: " centuries" 1 token,
-    "centuries" 2), and cuts between CJK characters.
+    """Per-word costs a budget charges: a word beside a hard wrap of a long run (URL, base64) at
+    least what it costs alone, as a kept piece is read alone.  Not charged yet (it would change
+    the golden outputs, issue 22): a first word losing its BPE-merged space; cuts inside CJK.
 
     Args:
         counter: The counter the budget is counted in.
@@ -114,14 +97,12 @@ def piece_edge_costs(counter: Counter, text: str, word_spans: np.ndarray) -> np.
 def call_budgets(
     originals: np.ndarray, ratio: float | str | None, budget: int | None, config: BudgetConfig
 ) -> np.ndarray | AdaptiveRule:
-    """The budgets of one call: fixed ``(1,)``/``(n_chunks,)`` tokens (:func:`token_budgets`),
-    or the ``auto`` rule: the call's ``ratio="auto"``, or no per-call budget and the config's
-    ``compression_ratio="auto"``.
+    """The budgets of one call: fixed ``(1,)``/``(n_chunks,)`` tokens (:func:`token_budgets`), or
+    the ``auto`` rule (``ratio="auto"``, or no per-call budget and ``compression_ratio="auto"``).
 
     Args:
         originals: ``(n_chunks,) int64`` tokens of each chunk.
-        ratio: The call's ratio (``"auto"``, a number, or ``None``: the config's, unless
-            ``budget`` is given).
+        ratio: The call's ratio (``"auto"``, a number, or ``None``: the config's).
         budget: The call's absolute budget (overrides any ratio).
         config: The budget part of the engine's config (bounds, target, tolerance, scope).
     """
@@ -153,8 +134,7 @@ def plan_with_scores(
     """The budget rule over units ranked by external scores (``plan(..., scores=...)``).
 
     Raises:
-        InvalidInputError: the ``auto`` budget (it needs the engine's own evidence), or scores
-            that are not one finite number per unit.
+        InvalidInputError: the ``auto`` budget, or not one finite score per unit.
     """
     if not isinstance(budgets, np.ndarray):
         raise InvalidInputError("ratio='auto' needs the engine's own scores, not scores=")

@@ -1,8 +1,6 @@
 """In-process caches: the default fingerprint store of a plain ``Compressor``, and memos.
 
-Both are ``cachetools.LRUCache`` objects behind a lock (cachetools caches are not thread-safe
-on their own).  The fingerprint cache is bounded in *bytes* (``cache_bytes`` of the config),
-so a long-running process holds at most that much fingerprint memory.
+Both are ``cachetools.LRUCache`` objects behind a lock; the fingerprint cache is bounded in bytes.
 """
 
 from __future__ import annotations
@@ -26,13 +24,8 @@ DEFAULT_CACHE_BYTES: int = EncoderConfig.model_fields["cache_bytes"].default
 
 
 class LRUMemo(Generic[K, V]):
-    """Thread-safe memo, least recently used evicted first: at most ``max_size`` entries, or,
-    with ``size`` (bytes of a key and its value), at most ``max_size`` bytes.
-
-    The engine memoises per-text and per-question results (segmentation, token costs, query
-    embeddings) that are pure functions of their key.  Why bytes for chunk texts: a count
-    bounds nothing when chunks are long (2,048 prepared 18k-word chunks held 1.4 GB).
-    """
+    """Thread-safe LRU memo of pure per-text results: at most ``max_size`` entries, or, with
+    ``size`` (bytes of a key and its value), ``max_size`` bytes (counts bound no long texts)."""
 
     def __init__(self, max_size: int, size: Callable[[K, V], int] | None = None) -> None:
         self.max_size = max_size
@@ -59,24 +52,18 @@ def _entry_size(entry: tuple[int, object]) -> int:
 
 
 def text_and_arrays_bytes(text: str, *arrays: np.ndarray | None) -> int:
-    """Bytes a memo entry holds: its text key and its arrays (what ``size`` of a text memo
-    returns)."""
+    """Bytes a text memo entry holds: its text key and its arrays."""
     return sys.getsizeof(text) + sum(a.nbytes for a in arrays if a is not None)
 
 
 def _size(fp: ChunkFingerprints) -> int:
-    """Bytes an entry counts for: at least 1, so that even an empty chunk's fingerprints take
-    room (a cache of ``max_bytes=0`` then holds nothing, as documented, instead of holding
-    empty entries forever)."""
+    """Bytes an entry counts for: at least 1, so a cache of ``max_bytes=0`` holds nothing."""
     return max(1, fp.nbytes)
 
 
 class MemoryFingerprintCache:
-    """Fingerprints of chunk texts this process encoded, by exact text, bounded in bytes.
-
-    Implements the engine's store protocol (``lookup`` / ``put``) for a ``Compressor`` without
-    a :class:`~semtoken_rag.store.FingerprintStore`: a chunk is encoded once per process.  Only
-    an identical text hits (no document slicing; sources are ignored).
+    """Fingerprints this process encoded, by exact text (sources ignored), bounded in bytes: the
+    store for a ``Compressor`` without a :class:`~semtoken_rag.store.FingerprintStore`.
 
     Args:
         max_bytes: Evict least recently used fingerprints beyond this many bytes.
@@ -115,11 +102,8 @@ class MemoryFingerprintCache:
     def put(
         self, texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
     ) -> None:
-        """Remember fingerprints (one larger than the whole cache, or holding NaN or infinity,
-        is not kept: it would be served to every later call, as the store refuses it too).
-
-        Their arrays are made read-only (in place, no copy): a lookup hands out the entry
-        itself, and a caller writing into it changed every later result for that text."""
+        """Remember fingerprints, made read-only in place (lookups hand out the entry itself);
+        one larger than the cache or holding NaN/infinity is not kept (as in the store)."""
         with self._lock:
             for text, fp in zip(texts, fingerprints, strict=True):
                 # The size by the cache's own measure, or it refuses.

@@ -1,13 +1,10 @@
 """The engine: encoder + fingerprint store + pure core, as three public stages.
 
-* :meth:`Compressor.prepare` (query-independent, cacheable): fingerprints from the store, the
-  misses encoded in one batched pass; units, token costs, force-keep flags.
-* :meth:`Compressor.plan`: query relevance, spans, entropy, redundancy and the budgeted
-  selection; returns what would be kept and why (a :class:`~semtoken_rag.prepared.Plan`).
-* :meth:`Compressor.render`: the plan back to verbatim text with offsets.
-
-:meth:`Compressor.compress` is their composition; :meth:`Compressor.compress_many` shares one
-``prepare`` (one encoder pass) across requests.  :meth:`Compressor.ingest` fills the store.
+:meth:`Compressor.prepare` (query-independent, cacheable: fingerprints, units, token costs,
+force-keep flags), :meth:`Compressor.plan` (relevance, spans, entropy, redundancy, budgeted
+selection: a :class:`~semtoken_rag.prepared.Plan`) and :meth:`Compressor.render` (verbatim text
+with offsets).  :meth:`Compressor.compress` composes them, :meth:`Compressor.compress_many`
+shares one ``prepare`` across requests, :meth:`Compressor.ingest` fills the store.
 """
 
 from __future__ import annotations
@@ -56,14 +53,11 @@ class Compressor:
     Args:
         config: Engine configuration (defaults to ``SemTokenConfig()``).
         encoder: A :class:`~semtoken_rag.protocols.FingerprintEncoder`; built from the config on
-            first use if omitted (thread-safe: concurrent first calls load it once).
-        store: A fingerprint store; an in-memory LRU when ``config.cache_embeddings`` (default)
-            and none is given.
-        counter: Token counter for budgets; built from ``config.count_tokenizer`` or the
-            encoder's tokenizer if omitted.
+            first use if omitted (once, thread-safe).
+        store: A fingerprint store; default an in-memory LRU if ``config.cache_embeddings``.
+        counter: Budget token counter (default: ``config.count_tokenizer`` or the encoder's).
 
-    Example: ``Compressor(SemTokenConfig(compression_ratio=0.5)).compress(chunks, "Who?")``,
-    or stage by stage ``render(plan(prepare(chunks), "Who?", ratio=0.25))`` (README).
+    Example: ``Compressor(SemTokenConfig(compression_ratio=0.5)).compress(chunks, "Who?")``.
     """
 
     def __init__(
@@ -94,8 +88,7 @@ class Compressor:
 
     @property
     def counter(self) -> Counter:
-        """The token counter the budget is counted in (built on first use; a configured
-        ``count_tokenizer`` loads without the encoder)."""
+        """The budget's token counter (built on first use; ``count_tokenizer`` needs no encoder)."""
         return self._built("_counter", lambda: load_counter(self.config, lambda: self.encoder))
 
     def _built(self, attr: str, factory: Callable[[], T]) -> T:
@@ -117,15 +110,13 @@ class Compressor:
     def fingerprints(
         self, texts: Sequence[str], sources: Sequence[ChunkSource | None] | None = None
     ) -> tuple[list[ChunkFingerprints], int]:
-        """Fingerprints of ``texts`` from the store (sliced from the stored document each one
-        occurs in), encoding (and storing) only the misses.
+        """Fingerprints of ``texts`` from the store, encoding (and storing) only the misses.
 
         Returns:
             ``(fingerprints, n_encoded)``.
 
         Raises:
-            InvalidInputError: ``texts`` is not a sequence of strings (one string is refused),
-                or sources of another length.
+            InvalidInputError: ``texts`` not a sequence of strings, or sources of another length.
         """
         return fingerprints_of(texts, self.encoder, self.store, sources)
 
@@ -134,17 +125,14 @@ class Compressor:
         documents: str | SourceDocument | Iterable[str | SourceDocument],
         options: IngestOptions | None = None,
     ) -> IngestReport:
-        """Fingerprint whole documents into the store ahead of queries (ingestion).
-
-        Any chunk later cut from a stored document is served without an encoder pass.
+        """Fingerprint whole documents into the store; chunks cut from them need no encoder pass.
 
         Args:
-            documents: Texts or :class:`~semtoken_rag.ingestion.SourceDocument` objects (a
-                text with the names, e.g. file path or framework id, it is known by).
-            options: Batching, failures and progress (``IngestOptions``).
+            documents: Texts or :class:`~semtoken_rag.ingestion.SourceDocument` objects.
+            options: Batching, failures and progress.
 
         Raises:
-            ConfigError: the engine has no persistent store (``store=FingerprintStore(...)``).
+            ConfigError: the engine has no persistent store.
         """
         from semtoken_rag.ingestion import LocalRunner, ingest
 
@@ -167,9 +155,8 @@ class Compressor:
 
         Args:
             chunks: One text or a sequence of chunk texts.
-            fingerprints: ``False`` skips the encoder and the store (units and costs only), for
-                ranking the units with external scores (``plan(..., scores=...)``).
-            sources: Where each chunk came from (hints for the store), one per chunk or None.
+            fingerprints: ``False`` skips encoder and store (for ``plan(..., scores=...)``).
+            sources: Where each chunk came from (store hints), one per chunk or None.
 
         Raises:
             InvalidInputError: chunks are not strings, or sources of another length.
@@ -222,8 +209,7 @@ class Compressor:
             on_stage: Called with each core stage's name and duration in seconds.
 
         Raises:
-            InvalidInputError: not a prepared context, a bad budget, or scores of the wrong
-                length.
+            InvalidInputError: not a prepared context, a bad budget, or scores of wrong length.
         """
         check_plan_args(prepared, on_stage)
         ratio, budget = check_budget(ratio, budget)
@@ -309,8 +295,7 @@ class Compressor:
         budget: int | None = None,
         explain: list[Explanation] | None = None,
     ) -> list[CompressionResult]:
-        """Compress several contexts; chunks shared between them and all queries are encoded
-        once, in batched passes.
+        """Compress several contexts, encoding shared chunks and all queries once, batched.
 
         Args:
             requests: ``(chunks, query)`` pairs, or ``(chunks, query, sources)`` triples.
@@ -319,8 +304,7 @@ class Compressor:
             explain: If a list is given, one :class:`Explanation` per request is appended.
 
         Raises:
-            InvalidInputError: requests that are not ``(chunks, query[, sources])`` tuples of
-                valid parts, a bad budget, or ``explain`` that is not a list.
+            InvalidInputError: malformed requests, a bad budget, or ``explain`` not a list.
         """
         if explain is not None and not isinstance(explain, list):
             raise InvalidInputError(
@@ -362,11 +346,7 @@ class Compressor:
         budget: int | None = None,
         sources: Sequence[ChunkSource | None] | None = None,
     ) -> tuple[CompressionResult, Explanation]:
-        """Compress and also return the per-unit scores behind the decision.
-
-        The same path as :meth:`compress` (same checks, same result, encoder and counting costs
-        included in ``timings`` and ``encoder_calls``).
-        """
+        """Like :meth:`compress`, also returning the per-unit scores behind the decision."""
         why: list[Explanation] = []
         requests = [(chunks, query, sources)]
         result = self.compress_many(requests, ratio=ratio, budget=budget, explain=why)

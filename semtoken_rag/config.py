@@ -1,11 +1,9 @@
 """The engine's configuration: three frozen pydantic parts, composed, each knob declared once.
 
-:class:`EncoderConfig` (the fingerprint encoder), :class:`~semtoken_rag.core.params.
-SelectionConfig` (what the pure core does; the core reads only this part) and
-:class:`BudgetConfig` (how much is kept, in whose tokens, what must survive, how it is rendered),
-composed by :class:`SemTokenConfig`, whose seed-README flat names route through :data:`FLAT`.
-Defaults, documentation, bounds and choices come from the field declarations and nowhere else;
-every invalid value raises :class:`~semtoken_rag.errors.ConfigError` naming the field.
+:class:`EncoderConfig`, :class:`~semtoken_rag.core.params.SelectionConfig` (the only part the
+core reads) and :class:`BudgetConfig`, composed by :class:`SemTokenConfig`; seed-README flat names
+route through :data:`FLAT`.  Every invalid value raises :class:`~semtoken_rag.errors.ConfigError`
+naming the field.
 """
 
 from __future__ import annotations
@@ -89,16 +87,13 @@ class SemTokenConfig(ConfigPart):
     """Frozen configuration of a :class:`~semtoken_rag.Compressor`: three parts plus the store
     switch.
 
-    Construct it from parts or from flat keyword arguments (the seed README's names), or both
-    (flat values override the given parts)::
+    Built from parts, flat keyword arguments (the seed README's names, overriding the parts),
+    or both::
 
         SemTokenConfig(compression_ratio=0.4, similarity_threshold=0.8)
         SemTokenConfig(encoder=EncoderConfig(device="cpu"), budget=BudgetConfig(budget_tokens=900))
 
-    Read a knob through its part (``config.budget.count_tokenizer``); see :data:`FLAT` for where
-    each flat name lives.  The seed README's names are typed properties too
-    (``config.compression_ratio``).
-    """
+    Read a knob through its part (``config.budget.count_tokenizer``; :data:`FLAT` maps names)."""
 
     # Frozen, hence shareable, defaults (the constructor passes every part anyway).
     encoder: EncoderConfig = Field(default=EncoderConfig(), description="The encoder part.")
@@ -142,9 +137,8 @@ class SemTokenConfig(ConfigPart):
         super().__init__(**parts, cache_embeddings=cache_embeddings)
 
     if not TYPE_CHECKING:
-        # Backward compatibility: the flat read view (``config.unit``) of code written before
-        # the parts.  Hidden from type checkers on purpose, so typed code reads the parts (or
-        # the typed properties below) and a misspelt name is an error there.
+        # Backward compatibility: the flat read view (``config.unit``); hidden from type
+        # checkers so typed code reads the parts and a misspelt name is an error there.
 
         def __getattr__(self, name: str) -> Any:
             where = FLAT.get(name)

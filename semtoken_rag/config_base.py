@@ -1,14 +1,10 @@
 """The building blocks of the configuration models: value types, a frozen base, typed errors.
 
-Why pydantic: a knob is one annotated field (``x: Number = Field(0.5, gt=0, le=1,
-description=...)``) that type checkers, IDEs, API docs and the adapters' pydantic fields all
-read; validation, bounds, choices (a ``Literal``) and defaults need no second declaration.
-What pydantic does not do the way this library promises is added here once: the value types
-make numpy scalars plain and refuse a bool for a number and NaN or infinity anywhere (lax
-pydantic turns ``True`` into ``1.0``, ``"0.5"`` into ``0.5``), and :func:`config_error` makes a
-multi-line ``ValidationError`` one :class:`~semtoken_rag.errors.ConfigError` line naming the
-field (its flat name) and the bad value.  Pure Python plus pydantic and numpy (the core's
-``SelectionConfig`` is built on it too).
+Why pydantic: a knob is one annotated field that type checkers, IDEs, API docs and the adapters
+all read.  Added here once: value types that make numpy scalars plain and refuse a bool for a
+number and NaN or infinity anywhere (lax pydantic turns ``True`` into ``1.0``), and
+:func:`config_error`, which makes a ``ValidationError`` one
+:class:`~semtoken_rag.errors.ConfigError` line naming the field and the bad value.
 """
 
 from __future__ import annotations
@@ -39,8 +35,7 @@ P = TypeVar("P", bound="ConfigPart")
 
 @dataclass(frozen=True)
 class Says:
-    """What a valid value is, in words, where the type alone does not say it (error messages);
-    pydantic keeps unknown ``Annotated`` metadata, so it travels with the type into every model."""
+    """What a valid value is, in words, where the type does not say it (``Annotated`` metadata)."""
 
     text: str
 
@@ -105,11 +100,8 @@ Patterns = Annotated[
 
 
 def describe(info: FieldInfo) -> str:
-    """What a valid value of a field is, in words, from its declared type and bounds.
-
-    Why derived: a message written by hand next to each knob would be a second declaration of
-    its type and bounds, free to drift from the first.
-    """
+    """What a valid value of a field is, in words, derived from its declared type and bounds
+    (a hand-written message would be a second declaration, free to drift)."""
     return _words(info.annotation, list(info.metadata))
 
 
@@ -191,13 +183,10 @@ def config_error(
 
 
 class ConfigPart(BaseModel):
-    """A frozen, hashable, comparable configuration model whose every error is a
-    :class:`ConfigError`.
+    """A frozen, hashable configuration model whose every error is a :class:`ConfigError`.
 
-    A field whose flat (seed-compatible) name differs from its own declares it as its pydantic
-    ``alias`` (``model: ... = Field(alias="encoder_model")``): both names are accepted, and
-    errors report the flat one.
-    """
+    A field whose flat (seed) name differs declares it as its ``alias``
+    (``Field(alias="encoder_model")``): both names are accepted; errors report the flat one."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True, populate_by_name=True)
 
@@ -211,12 +200,11 @@ class ConfigPart(BaseModel):
         try:
             super().__init__(**given)
         except ValidationError as exc:
-            # Raised after pydantic is done (a ConfigError raised inside a validator is
-            # wrapped by pydantic); `from None`: the one-line message is the whole story.
+            # Converted here: a ConfigError raised inside a validator is wrapped by pydantic.
             raise config_error(exc, given, type(self)) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # pydantic would raise its ValidationError; a frozen config changes only by replace().
+        # Not pydantic's ValidationError: a frozen config changes only by replace().
         raise ConfigError(
             f"{type(self).__name__} is frozen: build a changed copy with .replace({name}=...)"
         )
@@ -237,9 +225,8 @@ class ConfigPart(BaseModel):
         return type(self)(**values)
 
     def model_copy(self: P, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> P:
-        """pydantic's copy, with ``update`` validated like :meth:`replace` (pydantic's own stores
-        it unchecked: ``update={"compression_ratio": 7}`` would build a config no constructor
-        accepts, failing only deep inside a later call).
+        """pydantic's copy, with ``update`` validated like :meth:`replace` (pydantic stores it
+        unchecked, failing only deep inside a later call).
 
         Raises:
             ConfigError: an ``update`` value the constructor would refuse.
@@ -250,10 +237,7 @@ class ConfigPart(BaseModel):
 
     @classmethod
     def model_validate(cls: type[P], obj: Any, **options: Any) -> P:
-        """pydantic's loading of a dict (``model_dump()``'s form, by field or flat names).
-
-        Why overridden: pydantic wraps the :class:`ConfigError` of a bad value into its
-        multi-line ``ValidationError``; a loaded config fails like a constructed one.
+        """pydantic's loading of a dict (``model_dump()``'s form), failing like the constructor.
 
         Raises:
             ConfigError: naming the field and the bad value, as the constructor does.

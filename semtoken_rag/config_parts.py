@@ -1,7 +1,6 @@
 """The encoder and budget parts of the configuration, and the value types they use.
 
-Each knob is declared once here (type, bounds, default, description); :mod:`semtoken_rag.config`
-composes these parts with the core's :class:`~semtoken_rag.core.params.SelectionConfig` into
+:mod:`semtoken_rag.config` composes them with the core's ``SelectionConfig`` into
 :class:`~semtoken_rag.config.SemTokenConfig`.
 """
 
@@ -56,15 +55,13 @@ def _check_model(value: Any) -> Any:
 
 #: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
 Device = Annotated[str, Strict(), AfterValidator(_check_device)]
-#: An encoder id or path, or a loaded model object (checked only for obvious mistakes here; the
-#: encoder says precisely what it cannot use when it loads it).
+#: An encoder id or path, or a loaded model (fully checked by the encoder when it loads it).
 EncoderModel = Annotated[Any, AfterValidator(_check_model)]
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 BudgetScope = Literal["joint", "per_chunk"]
 #: A bound of the ``auto`` budget, as a share of the context: in (0, 1].
 Share = Annotated[Number, Field(gt=0.0, le=1.0)]
-#: A compression ratio: a share, or ``"auto"`` (chosen per call, see
-#: :mod:`semtoken_rag.core.adaptive`).
+#: A compression ratio: a share, or ``"auto"`` (per call, :mod:`semtoken_rag.core.adaptive`).
 Ratio = Annotated[Share | Literal["auto"], Says("a number in (0, 1] or 'auto'")]
 #: Names of force-keep presets (any iterable of them is accepted, stored as a tuple).
 ForceKeepPresets = Annotated[tuple[ForceKeepPreset, ...], AsTuple]

@@ -1,11 +1,8 @@
 """The near-duplicate search behind ``SemTokenConfig.dedup_backend``: exact numpy or FAISS.
 
-The core takes the search as a function, so it never imports FAISS; this is where the engine
-picks exact numpy products for small contexts and a FAISS range search for large ones (exact as
-well; pairs can differ only for similarities within float32 rounding, ~1e-6, of the threshold).
-``auto`` uses FAISS from :data:`FAISS_DEDUP_MIN_UNITS` units on when it is installed, numpy
-otherwise (the fallback never raises); ``faiss`` without FAISS raises a
-:class:`~semtoken_rag.errors.MissingDependencyError` naming the install command.
+The core takes the search as a function, so it never imports FAISS.  Both are exact (up to
+float32 rounding at the threshold).  ``auto`` uses FAISS from :data:`FAISS_DEDUP_MIN_UNITS` units
+on when installed, else numpy; ``faiss`` without FAISS raises :class:`MissingDependencyError`.
 """
 
 from __future__ import annotations
@@ -30,27 +27,20 @@ logger = logging.getLogger(__name__)
 
 #: From this many units on, the ``auto`` dedup backend uses FAISS (when installed).
 FAISS_DEDUP_MIN_UNITS = 4096
-#: Rows per FAISS range search (as the numpy search's blocks): its result holds every pair above
-#: the threshold, ``rows * n`` of them for near-copies (8,000 log lines: 3.4 GB in one search).
+#: Rows per FAISS range search (as numpy's blocks): its result holds every pair above threshold.
 _FAISS_BLOCK = BLOCK_ROWS
-#: Rows of the first range search; each next one doubles up to :data:`_FAISS_BLOCK`, so a
-#: context of near-copies is found crowded after a small search (64 rows of 50,000 copies: 3.2M
-#: pairs, where 2,048 rows held 100M, about 3 GB).
+#: Rows of the first range search (doubling up to :data:`_FAISS_BLOCK`): finds crowding early.
 _FIRST_BLOCK = 64
 
 
 def near_duplicates(
     vectors: np.ndarray, threshold: float, max_partners: int = MAX_PARTNERS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Adjacency of rows whose cosine similarity exceeds ``threshold`` (FAISS).
+    """Adjacency of rows whose cosine similarity exceeds ``threshold`` (FAISS, on the CPU).
 
-    Same CSR contract as :func:`semtoken_rag.core.redundancy.near_duplicate_pairs`, its
-    ``max_partners`` cap included: without the cap, a context past
-    :data:`FAISS_DEDUP_MIN_UNITS` units with many near-copies would get a different graph, and
-    so a different compression, than numpy.  The range search runs in blocks of rows (its
-    result holds every pair above the threshold); from the first block with a row over the cap
-    on, numpy's own search takes over (:func:`_numpy_from`).  On the CPU (faiss-gpu has no
-    flat range search).
+    Same CSR contract and ``max_partners`` cap (so the same graph) as
+    :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs`; from the first block with a row
+    over the cap, numpy takes over.
 
     Args:
         vectors: ``(n, d) float32`` L2-normalised unit fingerprints.
@@ -61,7 +51,7 @@ def near_duplicates(
         ``(indptr (n+1,) int64, indices int64)`` CSR: the partners of each row, sorted.
 
     Raises:
-        MissingDependencyError: FAISS is not installed (the message names the install command).
+        MissingDependencyError: FAISS is not installed.
     """
     faiss = optional.faiss("FAISS near-duplicate search")
     x = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -91,10 +81,8 @@ def _numpy_from(
     threshold: float,
     max_partners: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The graph once row ``lo`` starts a crowded block: the rows before the numpy block that
-    holds ``lo`` as FAISS found them, the rest by numpy's own search (the same products,
-    :func:`~semtoken_rag.core.redundancy.partners_from`), so crowded rows keep numpy's
-    partners bit for bit, and numpy is faster there than sorting the block's pairs."""
+    """The graph once row ``lo`` starts a crowded block: rows before its numpy block as FAISS
+    found them, the rest by :func:`~semtoken_rag.core.redundancy.partners_from` (bit for bit)."""
     start = lo - lo % BLOCK_ROWS
     kept = np.concatenate(counts)[:start]
     rest_counts, rest_cols = partners_from(x, start, threshold, BLOCK_ROWS, max_partners)
@@ -105,9 +93,8 @@ def _numpy_from(
 def _range_block(
     index: Any, x: np.ndarray, lo: int, hi: int, threshold: float, max_partners: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The partners of rows ``[lo, hi)`` by FAISS's range search (``(counts, columns)`` as
-    :func:`~semtoken_rag.core.redundancy.block_partners`), or ``None`` when a row has more
-    than ``max_partners`` (ranking them is numpy's rule)."""
+    """``(counts, columns)`` of rows ``[lo, hi)`` by FAISS's range search, or ``None`` when a row
+    has more than ``max_partners`` (ranking them is numpy's rule)."""
     lims, sims, labels = index.range_search(x[lo:hi], float(threshold))
     rows = np.repeat(np.arange(lo, hi, dtype=np.int64), np.diff(lims).astype(np.int64))
     keep = (rows != labels) & (sims > threshold)
@@ -119,12 +106,8 @@ def _range_block(
 
 
 def faiss_available() -> bool:
-    """Whether FAISS can be imported (``auto`` falls back to numpy when it cannot).
-
-    Why not catch the error of the search itself: a :class:`MissingDependencyError` raised from
-    inside a search would be indistinguishable from a real failure there; asking first keeps
-    the fallback to the one case it is documented for.
-    """
+    """Whether FAISS can be imported (``auto`` falls back to numpy when it cannot; asked first,
+    as a :class:`MissingDependencyError` from inside a search is a real failure)."""
     try:
         optional.faiss("FAISS near-duplicate search")
     except MissingDependencyError as exc:
@@ -140,8 +123,7 @@ def _auto_search(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.
 
 
 def dedup_backend(name: str) -> DedupSearch | None:
-    """The near-duplicate search for ``SemTokenConfig.dedup_backend`` (FAISS imported lazily);
-    ``None`` for ``numpy`` (the core's own exact search)."""
+    """The search for ``SemTokenConfig.dedup_backend`` (``None`` for ``numpy``: the core's own)."""
     if name == "numpy":
         return None
     if name == "faiss":

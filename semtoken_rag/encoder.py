@@ -1,10 +1,8 @@
 """Contextual word fingerprints from a transformers encoder run over sliding windows.
 
-Each chunk is tokenised once (fast tokenizer, with character offsets), cut into overlapping
-windows of ``window_tokens`` tokens, and all windows of all chunks go through the encoder in
-batches.  Every token takes its hidden state from the window where it sits most centrally, so it
-sees at least ``overlap / 2`` tokens of context on each side.  Token states are mean-pooled to
-words (spans never split a word) and L2-normalised.
+Each chunk is tokenised once (with offsets) and cut into overlapping windows, all batched through
+the encoder; each token takes its state from the window where it is most central (at least
+``overlap / 2`` tokens of context each side).  States are mean-pooled to words, L2-normalised.
 """
 
 from __future__ import annotations
@@ -48,8 +46,7 @@ def window_plan(n_tokens: int, content: int, overlap: int) -> list[tuple[int, in
         overlap: Tokens shared by consecutive windows.
 
     Returns:
-        ``[(window_start, take_from, take_to), ...]``: each token belongs to exactly one window,
-        the one where it is most central.
+        ``[(window_start, take_from, take_to), ...]``: each token in the window most central to it.
     """
     if n_tokens == 0:
         return []
@@ -69,10 +66,9 @@ class TransformerEncoder:
     """Sliding-window contextual fingerprints from any transformers encoder.
 
     Args:
-        model: Encoder id or path (the default's aliases resolve to the packaged files), or a
-            model the application already loaded (a ``SentenceTransformer``, LangChain's
-            ``HuggingFaceEmbeddings``, LlamaIndex's ``HuggingFaceEmbedding``, a transformers
-            encoder): used where it is, ``device``/``dtype`` then do not apply.
+        model: Encoder id or path (the default's aliases: the packaged files), or a model already
+            loaded (``SentenceTransformer``, LangChain's or LlamaIndex's HF embeddings, transformers
+            encoder), used in place (``device``/``dtype`` then do not apply).
         window_tokens: Window length in tokens, special tokens included.
         overlap: Tokens shared by consecutive windows.
         batch_size: Windows per forward pass.
@@ -80,11 +76,8 @@ class TransformerEncoder:
         dtype: ``auto`` (fp16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``.
         progress: Show a progress bar over batches when there are many.
 
-    ``cache_id`` (part of every fingerprint store key) names the model (its id, or its folder's
-    name), a digest of its weights and the window settings, not the rest of the path or the
-    compute dtype: replaced weights never hit old fingerprints, and fingerprints computed in
-    fp16 or bf16 on a GPU (cosine >= 0.999 with fp32) serve a CPU process too (an application's
-    model already cast to bf16 has its own key: its weights are rounded differently).
+    ``cache_id`` (in store keys) names the model, a weights digest and the window settings, not the
+    path or compute dtype: replaced weights miss, and GPU fp16/bf16 fingerprints serve CPUs too.
     """
 
     def __init__(
@@ -149,10 +142,8 @@ class TransformerEncoder:
             progress=enc.progress,
         )
 
-    # -- chunks ---------------------------------------------------------------------------
     def encode_texts(self, texts: Sequence[str]) -> list[ChunkFingerprints]:
-        """Word fingerprints of each text, in order (one batched encoder pass over all their
-        windows)."""
+        """Word fingerprints of each text, in order (one batched pass over all windows)."""
         out = self._word_fingerprints(texts)
         self.calls += len(texts)
         return out
@@ -212,11 +203,8 @@ class TransformerEncoder:
             yield batch, torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
 
     def window_batches(self, texts: Sequence[str]) -> list[tuple[Any, Any]]:
-        """The exact ``(input_ids, attention_mask)`` batches :meth:`encode_texts` would run.
-
-        Why public: the benchmarks time the raw ``model(**batch)`` forward over these same
-        windows to show what the rest of the cold path (tokenising, pooling, core) adds.
-        """
+        """The exact ``(input_ids, attention_mask)`` batches :meth:`encode_texts` would run
+        (public so benchmarks can time the raw forward over the same windows)."""
         enc = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)
         windows = self._windows(enc["input_ids"])
         return [(i, m) for _, i, m in self._batches(enc["input_ids"], windows)]
@@ -237,11 +225,9 @@ class TransformerEncoder:
                 b = w.take_to - w.token_start + n_special_front
                 token_states[w.text_index][w.take_from : w.take_to] = hidden_np[i, a:b]
 
-    # -- queries --------------------------------------------------------------------------
     def encode_query_words(self, queries: Sequence[str]) -> list[ChunkFingerprints]:
-        """Word fingerprints of queries, computed exactly like a chunk's (same windows and
-        pooling), so late interaction compares like with like.  Not counted in ``calls``,
-        which counts chunk encodings (what a fingerprint store saves)."""
+        """Word fingerprints of queries, computed exactly like a chunk's (late interaction
+        compares like with like); not counted in ``calls``, which counts chunk encodings."""
         return self._word_fingerprints(queries)
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
@@ -264,14 +250,9 @@ class TransformerEncoder:
         return l2_normalize(pooled.float().cpu().numpy())
 
     def _query_batch(self, queries: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
-        """Token ids of the queries (special tokens added, cut to the window, keeping a final
-        separator) padded to the longest, and their attention mask.
-
-        Why not the tokenizer's ``truncation`` / ``padding``: a fast tokenizer *stores* them on
-        its shared Rust object for every later call, so a chunk tokenised by another thread at
-        that moment would be cut to the window (silently wrong fingerprints).  Every call of the
-        shared tokenizer here asks for neither, so none changes what another one gets.
-        """
+        """Query ids (special tokens added, cut to the window keeping a final separator), padded;
+        not by the tokenizer's ``truncation``/``padding``, which a fast tokenizer stores on its
+        shared Rust object (a chunk another thread tokenised then would be cut too)."""
         sep = self.tokenizer.sep_token_id
         rows = []
         for ids in self.tokenizer(list(queries), verbose=False)["input_ids"]:

@@ -1,15 +1,9 @@
 """Which transformer the encoder runs, and what identifies its weights.
 
-A model comes by name (an id or path; the packaged MiniLM's aliases resolve to its files) or
-already loaded by the application (a ``SentenceTransformer``, alone or inside LangChain's or
-LlamaIndex's HuggingFace embeddings, or a transformers encoder model), used where it is (device
-and dtype untouched, the weights never copied), so a RAG application that embeds with MiniLM does
-not hold a second copy; only its tokenizer is copied (see :func:`load_loaded`).
-
-The fingerprint store's key must name *what the weights are*, not where they came from: a model
-path whose files were replaced must never hit the old fingerprints.  :func:`weights_digest`
-rounds values to float16, so an fp32 load and an fp16 load of the same checkpoint agree and any
-real change of a weight shows.
+A model comes by name (id or path; the packaged MiniLM's aliases resolve to its files) or already
+loaded by the application (``SentenceTransformer``, LangChain/LlamaIndex embeddings, transformers
+model), used in place (only its tokenizer is copied, see :func:`load_loaded`).  The store key
+names *what the weights are* (:func:`weights_digest`): replaced files never hit old fingerprints.
 """
 
 from __future__ import annotations
@@ -74,8 +68,7 @@ def load_by_name(name: str, device: str, dtype: str) -> LoadedEncoder:
     model_id = models.canonical_encoder_id(model_id)
     dev = _pick_device(device)
     torch_dtype = _pick_dtype(dtype, dev)
-    # bfloat16 is cast after the digest: its rounding is coarser than the digest's float16, so
-    # a bf16 load had its own key and found none of the fp32/fp16 fingerprints in a store.
+    # bf16 is cast after the digest: its rounding is coarser than fp16's and would change the key.
     bf16 = str(torch_dtype) == "torch.bfloat16"
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, **models.local_only(path))
@@ -117,9 +110,7 @@ def _from_hf_model(obj: Any) -> tuple[Any, Any, str] | None:
     return obj, models.check_vocabulary(tokenizer, name), name
 
 
-#: Loaded-model kinds, tried in order: class name -> how to reach model and tokenizer.
-#: LangChain's ``HuggingFaceEmbeddings`` (``_client``) and LlamaIndex's ``HuggingFaceEmbedding``
-#: (``_model``) hold a SentenceTransformer.
+#: Loaded-model kinds by class name, tried in order (the framework ones wrap a SentenceTransformer).
 LOADED_KINDS: dict[str, Callable[[Any], tuple[Any, Any, str] | None]] = {
     "SentenceTransformer": _from_sentence_transformer,
     "HuggingFaceEmbeddings": lambda obj: _from_sentence_transformer(getattr(obj, "_client", None)),
@@ -137,8 +128,7 @@ def load_loaded(obj: Any) -> LoadedEncoder:
     """Adopt a model the application already loaded (see the module docstring).
 
     Raises:
-        ConfigError: the object is not a supported transformer encoder, or has no fast
-            tokenizer (offsets are required).
+        ConfigError: not a supported transformer encoder, or without a fast tokenizer.
     """
     # The kind its class names first, then every kind in order, then a bare transformers model.
     named = LOADED_KINDS.get(type(obj).__name__)
@@ -154,10 +144,7 @@ def load_loaded(obj: Any) -> LoadedEncoder:
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"the encoder {model_id!r} has no fast tokenizer (offsets are required)")
     param = next(model.parameters())
-    # The weights are shared, the tokenizer is not: a fast tokenizer keeps the truncation the
-    # application's own calls set (sentence-transformers: 256 tokens), so between the engine
-    # clearing it and tokenising, another thread's embedding call could cut the engine's text
-    # (its words past the cut counted 1 token each: ~1 call in 900).  A copy is a few MB.
+    # Copied (a few MB): the truncation the application's calls set could cut the engine's text.
     tokenizer = copy.deepcopy(tokenizer)
     return LoadedEncoder(model, tokenizer, model_id, str(param.device), param.dtype)
 
@@ -167,10 +154,7 @@ _DIGEST_LOCK = threading.Lock()
 
 
 def weights_digest(model: Any) -> str:
-    """Hex digest of a model's weights (parameter and buffer names, shapes, values as fp16).
-
-    Memoised per model object (hashing MiniLM's 22M parameters takes ~0.1 s once).
-    """
+    """Hex digest of a model's weights (names, shapes, values as fp16); memoised per model."""
     with _DIGEST_LOCK:
         hit = _DIGESTS.get(model)
         if hit is not None:

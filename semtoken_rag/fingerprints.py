@@ -11,8 +11,7 @@ from semtoken_rag.core.pooling import unit_rows
 
 #: Bumped whenever the meaning of stored fingerprints changes (segmentation, pooling, norm).
 FINGERPRINT_FORMAT_VERSION = 1
-#: numpy kinds of the vectors the engine and the store take from an encoder: floats and
-#: integers (not bool, complex nor object arrays).
+#: numpy kinds of encoder vectors the engine and store take: floats and integers (no bool etc.).
 REAL_KINDS = "fiu"
 
 
@@ -21,10 +20,9 @@ class ChunkFingerprints:
     """Contextual fingerprints of every word of one chunk.
 
     Attributes:
-        vectors: ``(n_words, dim) float32``, L2-normalised word fingerprints (token states of
-            the encoder mean-pooled over each word's sub-word tokens).
-        word_spans: ``(n_words, 2) int64`` character offsets ``[start, end)`` of each word in the
-            chunk text (the words of :func:`semtoken_rag.core.segment.find_words`).
+        vectors: ``(n_words, dim) float32``, L2-normalised (token states mean-pooled per word).
+        word_spans: ``(n_words, 2) int64`` ``[start, end)`` of each word in the chunk text (the
+            words of :func:`semtoken_rag.core.segment.find_words`).
     """
 
     vectors: np.ndarray
@@ -51,9 +49,7 @@ class ChunkFingerprints:
 
 
 def with_unit_vectors(fp: ChunkFingerprints) -> ChunkFingerprints:
-    """``fp`` with L2-normalised vectors, as this class documents them (:func:`unit_rows`):
-    how the engine takes an encoder's output, whatever the scale of a custom encoder's
-    vectors; ``fp`` itself where they already are (the packaged encoder's)."""
+    """``fp`` with L2-normalised vectors (:func:`unit_rows`); ``fp`` itself if they already are."""
     vectors = unit_rows(fp.vectors)
     return fp if vectors is fp.vectors else ChunkFingerprints(vectors, fp.word_spans)
 
@@ -64,17 +60,14 @@ MAX_START = 2**63 - 1
 
 @dataclass(frozen=True)
 class ChunkSource:
-    """Where a retrieved chunk came from, as its framework reports it: a hint for the store.
-
-    A fingerprint store finds a chunk inside the documents it holds by the chunk's content
-    alone; a source narrows the search (and picks, among verified copies, the one at
-    ``start``).  A wrong hint costs only time: every served word is verified.
+    """Where a retrieved chunk came from, per its framework: a hint narrowing the store's search
+    by content (and picking the verified copy at ``start``); a wrong one costs only time.
 
     Attributes:
         document: The source document's name as ingested: LangChain ``metadata["source"]``
             (or the ``Document.id`` given at ingestion), LlamaIndex ``ref_doc_id``, a file path.
-        start: Character offset of the chunk in that document (LangChain ``start_index`` from
-            ``add_start_index=True``, LlamaIndex ``start_char_idx``).
+        start: Character offset in that document (LangChain ``start_index``, LlamaIndex
+            ``start_char_idx``).
     """
 
     document: str | None = None
@@ -82,9 +75,7 @@ class ChunkSource:
 
 
 def fingerprint_key(text: str, encoder_cache_id: str) -> str:
-    """Content key of a text's fingerprints (64 hex characters): sha256 of the text exactly as
-    encoded (a document, or a chunk ingested as one), of the encoder's ``cache_id`` (model id and
-    window settings) and of the format version."""
+    """Content key (64 hex): sha256 of the text as encoded, encoder ``cache_id`` and version."""
     h = hashlib.sha256()
     head = f"semtoken-fp-v{FINGERPRINT_FORMAT_VERSION}\0{encoder_cache_id}\0"
     h.update(head.encode("utf-8", "surrogatepass"))  # any str id keys the in-memory cache

@@ -1,12 +1,8 @@
-"""Validation of what users pass to the engine: typed errors with a message, never a crash
-deep inside numpy, torch or tokenizers.
+"""Validation of what users pass to the engine: typed errors, never a crash deep in numpy or torch.
 
-Text the tokenizers library cannot take: a Python ``str`` may hold lone surrogates
-(``"\\ud800"``; text extracted from broken PDFs, or command-line bytes decoded with
-``surrogateescape``), which the Rust tokenizers reject with an untyped ``TypeError``.  The
-documented behaviour: the engine computes on a copy where each surrogate is replaced by U+FFFD
-(one code point for one, so every character offset is unchanged), and renders the kept pieces
-from the text *as given*, so offsets and pieces stay verbatim.
+Lone surrogates (``"\\ud800"``, from broken PDFs or ``surrogateescape``) fail in the Rust
+tokenizers, so the engine computes on a copy with each replaced by U+FFFD (same offsets) and
+renders the kept pieces from the text *as given*.
 """
 
 from __future__ import annotations
@@ -25,10 +21,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def model_text(text: str) -> str:
-    """``text`` with lone surrogates replaced by U+FFFD (same length, same offsets).
-
-    Returns ``text`` itself (no copy) when it has none, the common case.
-    """
+    """``text`` with lone surrogates replaced by U+FFFD (same offsets; ``text`` itself if none)."""
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
@@ -91,22 +84,20 @@ def check_budget(ratio: Any, budget: Any) -> tuple[float | str | None, int | Non
     return ratio, budget
 
 
-#: A request of :meth:`Compressor.compress_many`: ``(chunks, query)`` or
-#: ``(chunks, query, sources)``.
+#: A :meth:`Compressor.compress_many` request: ``(chunks, query)`` or ``(chunks, query, sources)``.
 Request = tuple[Any, ...]
 
 
 def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | None:
     """Validate per-chunk sources: ``None``, or one :class:`ChunkSource` (or ``None``) per chunk.
 
-    A source's fields are checked too (a ``ChunkSource`` is a plain dataclass): ``document``
-    a ``str`` or ``None``, ``start`` a character offset (an int in ``[0, 2**63 - 1]``, numpy
-    integers included, never a bool) or ``None``; they end up in SQL parameters and offset
-    arithmetic, where anything else fails untyped.  Returned sources hold plain ``str``/``int``.
+    Fields are checked too (they reach SQL parameters and offset arithmetic): ``document`` a
+    ``str`` or ``None``, ``start`` an int in ``[0, 2**63 - 1]`` (not a bool) or ``None``; returned
+    as plain ``str``/``int``.
 
     Raises:
-        InvalidInputError: not a sequence of that length, an item of another type, or a field
-            of another type or range (naming the value).
+        InvalidInputError: not a sequence of that length, or an item or field of another type
+            or range.
     """
     if sources is None:
         return None
@@ -136,8 +127,7 @@ def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | Non
                 f"source {i}: start must be a character offset (an int in [0, 2**63 - 1]) or None, "
                 f"got {start!r:.60}"
             )
-        # Plain str/int for SQLite's parameters (numpy scalars from pandas metadata), a name's
-        # lone surrogates (a file name that is not UTF-8) as U+FFFD, as the store records names.
+        # Plain str/int for SQLite (numpy scalars from pandas); surrogates as U+FFFD, as stored.
         doc = None if doc is None else model_text(str(doc))
         start = None if start is None else int(start)
         out.append(dataclasses.replace(s, document=doc, start=start))
@@ -147,8 +137,7 @@ def check_sources(sources: Any, n_chunks: int) -> list[ChunkSource | None] | Non
 def check_requests(
     requests: Any,
 ) -> list[tuple[list[str], str | None, list[ChunkSource | None] | None]]:
-    """Validate :meth:`Compressor.compress_many` requests (strings are never iterated; any
-    other iterable, a generator included, is consumed as the sequence it yields)."""
+    """Validate :meth:`Compressor.compress_many` requests (any iterable but a string)."""
     if isinstance(requests, (str, bytes, bytearray, Mapping)) or not isinstance(requests, Iterable):
         raise InvalidInputError(
             f"requests must be a sequence of (chunks, query) pairs, got {type(requests).__name__}"
@@ -187,8 +176,7 @@ def check_scores(scores: Any, n_units: int) -> Any:
 
 
 def check_strings(values: Any, what: str) -> list[str]:
-    """A sequence (or iterable) of strings as a list; one string is refused, never iterated
-    character by character.
+    """A sequence (or iterable) of strings as a list; one string is refused, never iterated.
 
     Raises:
         InvalidInputError: naming ``what`` and the offending value or item.
@@ -210,8 +198,7 @@ def check_strings(values: Any, what: str) -> list[str]:
 
 
 def _as_float(value: Any) -> float:
-    """A real number (never a bool) as a float: NaN for anything else, infinity for an int
-    beyond float range (``10**400``), so range checks refuse both with a typed error."""
+    """A real number (not a bool) as a float; else NaN, or inf past float range: both refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return math.nan
     try:
@@ -221,8 +208,7 @@ def _as_float(value: Any) -> float:
 
 
 def _shown(value: Any) -> str:
-    """``repr`` of a bad value for a message; an int too long to print (over 4,300 digits)
-    by its size, so building the message cannot fail."""
+    """``repr`` of a bad value for a message; an int too long to print by its bit size."""
     try:
         return repr(value)
     except ValueError:
@@ -243,8 +229,7 @@ def check_number(value: Any, what: str, low: float, *, open_low: bool = False) -
 
 
 def check_part(part: Any, what: str, methods: tuple[str, ...]) -> None:
-    """Refuse a part given to the engine (encoder, store, counter) that lacks the methods the
-    engine calls (``None``: the engine builds its own).
+    """Refuse an engine part (encoder, store, counter) lacking the methods the engine calls.
 
     Raises:
         ConfigError: naming ``what``, the methods and the type given.
@@ -274,9 +259,8 @@ def check_text(text: Any, what: str = "text") -> str:
 def check_store_args(
     path: Any, touch_interval: Any, lock_timeout: Any, verify_on_open: Any
 ) -> tuple[float, float]:
-    """The arguments of :class:`~semtoken_rag.store.FingerprintStore` that are not checked
-    where they are used: ``path`` a str or path (or None), ``verify_on_open`` a bool or None,
-    both durations finite seconds ``>= 0`` (returned as floats).
+    """Check the :class:`~semtoken_rag.store.FingerprintStore` arguments not checked where used;
+    returns both durations (finite seconds ``>= 0``) as floats.
 
     Raises:
         InvalidInputError: naming the argument and the value.

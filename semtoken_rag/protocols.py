@@ -1,7 +1,6 @@
 """What the engine needs from its parts: an encoder, a fingerprint store, a token counter.
 
-Structural types (``typing.Protocol``): the real classes, the FAISS store and test doubles all
-satisfy them without inheriting from anything here.
+Structural types: the real classes, the FAISS store and test doubles satisfy them as they are.
 """
 
 from __future__ import annotations
@@ -15,10 +14,8 @@ from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
 
 
 class FingerprintEncoder(Protocol):
-    """What the engine needs from an encoder (the real one or a test double).
-
-    Its vectors may have any scale: the engine L2-normalises what it returns
-    (:func:`~semtoken_rag.fingerprints.with_unit_vectors`), as the packaged encoder's are."""
+    """What the engine needs from an encoder; vectors of any scale (the engine L2-normalises
+    them, :func:`~semtoken_rag.fingerprints.with_unit_vectors`)."""
 
     cache_id: str
     dim: int

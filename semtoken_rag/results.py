@@ -32,19 +32,15 @@ class ChunkResult:
 
     Attributes:
         text: The compressed chunk: kept pieces joined by the configured separator.
-        offsets: ``[start, end)`` character offsets of every kept piece in the *original* chunk,
-            in order; ``original[start:end]`` is the piece verbatim.
-        original_tokens: Tokens of the original chunk as the budget charges them (counting
-            tokenizer; a word beside a hard wrap at least what it costs alone, see
-            :func:`~semtoken_rag.budgets.piece_edge_costs`).
-        kept_tokens: Tokens the reader reads for this chunk: the kept pieces plus the
-            separators between them (what the budget is charged).
+        offsets: ``[start, end)`` of every kept piece in the *original* chunk, in order (verbatim).
+        original_tokens: Tokens of the original chunk as the budget charges them
+            (:func:`~semtoken_rag.budgets.piece_edge_costs`).
+        kept_tokens: Tokens the reader reads: kept pieces plus separators (the budget's charge).
         forced_tokens: Tokens kept because a force-keep rule matched.
         n_units: Units (sentences) in the chunk.
         n_units_kept: Units kept in full.
         span_entropy: Mean semantic entropy of the chunk's spans (for heatmaps and reports).
-        budget_tokens: The chunk's share of the budget with ``budget_scope="per_chunk"``
-            (``None``: one joint budget).
+        budget_tokens: The chunk's share with ``budget_scope="per_chunk"`` (``None``: joint).
     """
 
     text: str
@@ -74,8 +70,7 @@ class CompressionResult:
         dedup_saved_tokens: Tokens not kept because they near-duplicated a kept unit.
         encoder_calls: Chunks that needed an encoder pass (0 when every chunk hit the store).
         timings: Per-stage wall time.
-        budget_choice: How ``compression_ratio="auto"`` chose ``budget_tokens`` (``None`` for
-            a fixed budget).
+        budget_choice: How ``compression_ratio="auto"`` chose ``budget_tokens`` (``None``: fixed).
     """
 
     chunks: tuple[ChunkResult, ...]
@@ -106,8 +101,7 @@ class CompressionResult:
 
     @property
     def overshoot_tokens(self) -> int:
-        """Tokens kept beyond the budget because force-keep rules demanded them (per chunk, each
-        chunk's beyond its share: another chunk's unspent share does not offset them)."""
+        """Tokens kept beyond the budget by force-keep rules (per chunk, beyond its own share)."""
         if self.chunks and all(c.budget_tokens is not None for c in self.chunks):
             return sum(max(0, c.kept_tokens - (c.budget_tokens or 0)) for c in self.chunks)
         return max(0, self.kept_tokens - self.budget_tokens)

@@ -1,9 +1,7 @@
 """The seed-compatible facade: ``SemToken(config).tokenize(text, query=...)``.
 
-The original SemToken README's Quick Start runs unchanged with ``from semtoken_rag import ...``:
-``tokenize`` returns a dict with ``compressed_text``, ``compression_stats`` (``original_count``,
-``compressed_count``, ``compression_ratio``, ``theoretical_speedup``) and the kept ``offsets``;
-``batch_process`` maps it over texts.  Everything is delegated to :class:`Compressor`.
+The original SemToken README's Quick Start runs unchanged (``tokenize`` returns its dict,
+``batch_process`` maps it over texts); everything is delegated to :class:`Compressor`.
 """
 
 from __future__ import annotations
@@ -22,8 +20,7 @@ class SemToken:
 
     Args:
         config: A :class:`SemTokenConfig` (defaults to ``SemTokenConfig()``).
-        tokenizer: Any Hugging Face tokenizer; token counts (and the budget) are then in its
-            tokens.  ``None`` counts in the encoder's tokenizer.
+        tokenizer: Any Hugging Face tokenizer to count (and budget) in; ``None``: the encoder's.
     """
 
     def __init__(self, config: SemTokenConfig | None = None, tokenizer: Any = None) -> None:
@@ -68,12 +65,10 @@ class SemToken:
         """Compress one text.
 
         Returns:
-            ``{"compressed_text", "compression_stats", "offsets", "result"}`` where ``result``
-            is the typed :class:`~semtoken_rag.results.CompressionResult`.
+            ``{"compressed_text", "compression_stats", "offsets", "result"}`` (a typed result).
 
         Raises:
-            InvalidInputError: ``text`` is not a string (several texts: :meth:`batch_process`,
-                or :class:`~semtoken_rag.Compressor` for chunks compressed jointly).
+            InvalidInputError: ``text`` is not a string (several texts: :meth:`batch_process`).
         """
         if not isinstance(text, str):
             raise InvalidInputError(
@@ -86,8 +81,7 @@ class SemToken:
         """:meth:`tokenize` for each text (one batched encoder pass for all of them).
 
         Raises:
-            InvalidInputError: ``texts`` is not a sequence of strings (a single ``str`` is
-                refused rather than split into characters).
+            InvalidInputError: ``texts`` is not a sequence of strings (a lone ``str`` is refused).
         """
         if isinstance(texts, str) or texts is None or not isinstance(texts, Sequence):
             raise InvalidInputError(

@@ -1,16 +1,9 @@
 """Token counting in a named tokenizer, per word, so budgets are in the reader's tokens.
 
-The budget is spent on units (sentences) but counted in the tokens the *reader* will see.  One
-call of a fast tokenizer with offsets gives every token's character span; each token is charged
-to the word holding its last character, so per-word costs sum exactly to the text's token count.
-
-Counts never collapse: a WordPiece tokenizer (the encoder's, the default counter) maps a whole
-run it cannot split (20k characters without a space, a row of emoji) to *one* unknown token,
-and drops characters it normalises away (U+FFFD, control characters), while the reader will
-read every one of them.  So an unknown token longer than one character is charged what its text
-costs when cut into short pieces (unknown pieces one token per character), spread over the words
-it covers, and a word no token covers at all (dropped by the normaliser) costs one token.
-``count(text)`` is the sum of the word costs, so the two never disagree.
+Each token (fast tokenizer, offsets) is charged to the word holding its last character.  Counts
+never collapse: a multi-character unknown token (WordPiece on a run it cannot split) is charged
+what its text costs cut into short pieces, spread over its words, and a word no token covers
+(normalised away) costs one, since the reader reads them all.  ``count`` sums the word costs.
 """
 
 from __future__ import annotations
@@ -30,11 +23,9 @@ class TokenCounter:
     """Counts tokens of a Hugging Face tokenizer, per word.
 
     Args:
-        tokenizer: A transformers tokenizer (fast tokenizers are used with offsets; slow ones
-            fall back to tokenising word by word).
+        tokenizer: A transformers tokenizer (a slow one counts word by word).
         name: Name shown in reports.
-        cache_bytes: Bytes of texts (and their costs) whose per-word costs are memoised
-            (chunks are retrieved repeatedly).
+        cache_bytes: Bytes of texts (and their costs) whose per-word costs are memoised.
     """
 
     def __init__(
@@ -73,8 +64,7 @@ class TokenCounter:
         return costs
 
     def _token_weights(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(offsets (T, 2) int64, cost (T,) int64)`` of the tokens of ``text``: 1 each, more
-        for an unknown token that swallowed a run of characters."""
+        """``(offsets (T, 2) int64, cost (T,) int64)``: 1 per token, more for an unknown run."""
         enc = self.tokenizer(
             text, add_special_tokens=False, return_offsets_mapping=True, verbose=False
         )
@@ -103,8 +93,7 @@ class TokenCounter:
             word_spans: ``(n_words, 2) int64`` word character spans.
 
         Returns:
-            ``(n_words,) int64``, read-only (memoised); sums to :meth:`count` of ``text`` (fast
-            tokenizers).
+            ``(n_words,) int64``, read-only (memoised); sums to :meth:`count` (fast tokenizers).
         """
         n = len(word_spans)
         if n == 0:
@@ -123,8 +112,7 @@ class TokenCounter:
         return costs
 
 
-#: Characters per piece when an unknown run is re-counted (well under WordPiece's 100-character
-#: word limit, short enough that sub-word splitting applies).
+#: Characters per re-counted piece of an unknown run (well under WordPiece's 100-char word limit).
 _PIECE_CHARS = 16
 
 
@@ -144,16 +132,11 @@ def _spread(costs: np.ndarray, word_spans: np.ndarray, a: int, b: int, total: in
 
 
 def load_counter(name: str) -> TokenCounter:
-    """A :class:`TokenCounter` for a tokenizer id or path.
-
-    The packaged reader's aliases (``smollm2``, ``HuggingFaceTB/SmolLM2-135M-Instruct``) and a
-    ``.gguf`` file's path resolve to the tokenizer in the GGUF metadata (through
-    :mod:`semtoken_rag.readers`, as the reader loads it; transformers cannot open a bare
-    ``.gguf`` path); the packaged encoder's aliases to the encoder's.
+    """A :class:`TokenCounter` for a tokenizer id or path (the packaged reader's aliases and
+    ``.gguf`` paths: the GGUF metadata's tokenizer, via :mod:`semtoken_rag.readers`).
 
     Raises:
-        ModelNotFoundError: the tokenizer cannot be loaded, or has no vocabulary (a folder
-            without tokenizer files), naming ``name``.
+        ModelNotFoundError: the tokenizer cannot be loaded or has no vocabulary.
     """
     from semtoken_rag import models, readers
 

@@ -1,10 +1,7 @@
 """Argument types of the command line: every numeric option checked at the boundary.
 
-argparse calls these while parsing, so a bad value (0, a negative, NaN, inf, a huge number,
-text) is one ``error:`` line and exit status 2, before anything is loaded or written.  Text that
-is not a number gets argparse's own wording (``invalid float value: 'abc'``); a number out of
-range names the option and what it must be (``ratio must be a number in (0, 1], got 1.5``).
-"""
+A bad value (0, negative, NaN, inf, huge, text) is one ``error:`` line and exit status 2 before
+anything loads; the message names the option (``ratio must be a number in (0, 1], got 1.5``)."""
 
 from __future__ import annotations
 
@@ -33,8 +30,7 @@ def _parse(text: str, kind: type) -> float:
 
 
 def integer(what: str, low: int = 1, high: int = MAX_COUNT, noun: str = "") -> Callable[[str], int]:
-    """A type accepting integers in ``[low, high]``; its message names ``what`` (the option)
-    and ``noun``, what a valid value is in words (default: ``an int in [low, high]``)."""
+    """Type for ints in ``[low, high]``; errors name ``what`` and ``noun`` (what is valid)."""
 
     def parse(text: str) -> int:
         value = int(_parse(text, int))
@@ -64,9 +60,7 @@ def number(what: str, low: float, high: float, *, low_open: bool = False) -> Cal
     return mark_numeric(parse)
 
 
-#: A compression ratio: ``(0, 1]``.
 ratio = number("ratio", 0.0, 1.0, low_open=True)
-#: A token budget.
 budget = integer("budget", noun="a positive int of tokens")
 
 
@@ -98,16 +92,15 @@ def number_list(
     allow_empty: bool = False,
     keep_text: bool = False,
 ) -> Callable[[str], Any]:
-    """A type accepting comma-separated numbers, each in ``[low, high]`` (``(low, high]`` with
-    ``low_open``), at most ``max_items`` of them; blank items are skipped.
+    """Type for comma-separated numbers in ``[low, high]`` (``(low, high]`` with ``low_open``), at
+    most ``max_items``; blank items skipped.
 
     Args:
         what: The option's name in the message.
         integers: Items are ints (``1.5`` is refused).
         words: Items accepted as words, and their values (``{"auto": -1.0}``).
-        allow_empty: ``""`` (no item) is accepted (an empty tuple).
-        keep_text: Return the text itself once checked (for callers that parse it later);
-            otherwise the values as a tuple.
+        allow_empty: ``""`` is accepted (an empty tuple).
+        keep_text: Return the checked text itself (parsed later), else the values as a tuple.
     """
     kind = "int" if integers else "number"
     left = "(" if low_open else "["
@@ -141,10 +134,8 @@ def number_list(
 
 
 def check_output(path: str | Path, what: str, *, folder: bool) -> Path:
-    """Refuse, before anything runs, an output path that cannot be written: a folder (or a
-    file's folder) that is an existing file, or a file that is an existing folder.
-
-    ``folder``: ``path`` is a folder to create (else a file to write).
+    """Refuse, before anything runs, an output ``path`` that cannot be written (``folder``: one to
+    create, else a file): a folder (or a file's folder) that is a file, or a file that is a folder.
 
     Raises:
         InvalidInputError: naming the option ``what`` (``--out``) and the path.

@@ -56,11 +56,10 @@ STDIN = "-"
 
 
 def _read_stdin() -> str:
-    """Stdin's bytes, decoded leniently: binary or mis-encoded input is text with U+FFFD, not
-    an error (the CLI's contract for a pipe, unlike a named file: :func:`decode_text`).
+    """Stdin's bytes, decoded leniently (U+FFFD), unlike a named file's (:func:`decode_text`).
 
     Raises:
-        InvalidInputError: stdin is closed (``<&-``: an untyped ``AttributeError``, exit 1).
+        InvalidInputError: stdin is closed (``<&-``).
     """
     if sys.stdin is None:
         raise InvalidInputError("stdin is closed: name the files to compress, or pipe text in")
@@ -73,8 +72,7 @@ def _read_inputs(files: list[str]) -> list[str]:
     """The texts to compress: the files, ``-`` standing for stdin, or stdin when none is named.
 
     Raises:
-        InvalidInputError: a file cannot be read, ``-`` is named twice (stdin is read once), or
-            nothing holds any text.
+        InvalidInputError: a file cannot be read, ``-`` is named twice, or nothing holds text.
     """
     if files.count(STDIN) > 1:
         raise InvalidInputError("'-' (stdin) is named more than once: stdin can be read once")
@@ -127,10 +125,8 @@ def _payload(result: CompressionResult, args: argparse.Namespace) -> dict[str, A
 
 
 def _json_text(payload: dict[str, Any]) -> str:
-    """The ``--json`` document: UTF-8 where stdout is UTF-8, else ASCII with ``\\u`` escapes
-    (also for a lone surrogate, from a file name that is not UTF-8).  Written as the stream's
-    encoding allows, characters became ``?`` (or an escape that is not JSON): text and file
-    names silently changed, and under ``latin-1`` a document that is not UTF-8 (RFC 8259)."""
+    """The ``--json`` document: UTF-8 where stdout is UTF-8, else ASCII with ``\\u`` escapes (also
+    for a lone surrogate), so the stream's encoding never silently changes a character."""
     text = json.dumps(payload, ensure_ascii=False, indent=2)
     try:
         if codecs.lookup(getattr(sys.stdout, "encoding", None) or "utf-8").name == "utf-8":
@@ -145,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
     """Compress the inputs; print the kept text (a summary on stderr) or the JSON document.
 
     Raises:
-        InvalidInputError: stdout is closed (``>&-``), before anything is read or loaded: the
-            result was discarded with exit 0 (``--json``: an untyped ``AttributeError``).
+        InvalidInputError: stdout is closed (``>&-``), checked before anything is read or loaded.
     """
     if sys.stdout is None:
         raise InvalidInputError("stdout is closed: the compressed text has nowhere to go")

@@ -1,6 +1,5 @@
-"""The files named on the command line, opened or read with one typed error line for a folder,
-a missing file or one the operating system refuses (never an ``OSError`` traceback); their
-bytes decoded by one rule (:func:`decode_text`)."""
+"""Files named on the command line, read with one typed error line (never an ``OSError`` traceback)
+for a folder, a missing or refused file; their bytes decoded by one rule (:func:`decode_text`)."""
 
 from __future__ import annotations
 
@@ -15,9 +14,7 @@ def open_file(path: Path) -> BinaryIO:
     """``path`` opened for reading bytes.
 
     Raises:
-        InvalidInputError: a folder, a missing file, or one that cannot be looked at or opened
-            (a file inside a folder without search permission: ``is_dir`` raises
-            ``PermissionError`` there, which was an untyped error, exit 1).
+        InvalidInputError: a folder, a missing file, or one that cannot be looked at or opened.
     """
     try:
         if path.is_dir():
@@ -48,14 +45,11 @@ UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def decode_text(data: bytes, name: str) -> str:
-    """``data`` (a file's bytes, ``name`` in the message) as UTF-8, undecodable
-    bytes replaced, or a typed error when it is not UTF-8 text at all.
+    """``data`` (a file's bytes, ``name`` in the message) as UTF-8, undecodable bytes replaced.
 
     Raises:
-        InvalidInputError: a NUL byte (a binary, compressed or UTF-16 file: a PDF or a ``.gz``
-            named on the command line was stored as replacement characters), or a UTF-16
-            byte-order mark (UTF-16 text without a NUL, such as Japanese, was read as UTF-8:
-            an empty compression, a garbage document stored, exit 0).
+        InvalidInputError: not UTF-8 text: a NUL byte (a binary, compressed or UTF-16 file) or a
+            UTF-16 byte-order mark (UTF-16 text without a NUL would decode as garbage).
     """
     nul = data.find(b"\0")
     if nul >= 0:

@@ -1,10 +1,8 @@
 """``semtoken-rag ingest PATH... --store DIR``: fingerprint whole documents into a store.
 
-Each text or markdown file is one document, named by its path; each JSONL record is one
-document (its ``--text-field``, named by ``--id-field`` or ``FILE:LINE``).  Any chunk a
-retriever later cuts from them, with any splitter, is served from the store.  ``--chunk-size``
-first cuts documents into word windows, for chunk-sized documents (one per window).
-"""
+Each text or markdown file is one document, named by its path; each JSONL record is one document
+(its ``--text-field``, named by ``--id-field`` or ``FILE:LINE``).  Any chunk a retriever later
+cuts from them is served from the store; ``--chunk-size`` first cuts them into word windows."""
 
 from __future__ import annotations
 
@@ -97,9 +95,8 @@ def check_options(args: argparse.Namespace) -> None:
     """Refuse option combinations that would be ignored or fail later (before any reading).
 
     Raises:
-        InvalidInputError: ``--chunk-overlap`` without ``--chunk-size`` or not below it,
-            an actor option without ``--ray``, or a ``--store`` that is a file (or under one:
-            refused only once the encoder had loaded, on Ray once the workers had).
+        InvalidInputError: ``--chunk-overlap`` without ``--chunk-size`` or not below it, an actor
+            option without ``--ray``, or a ``--store`` that is (under) a file.
     """
     check_output(args.store, "--store", folder=True)
     if args.chunk_overlap and args.chunk_size is None:
@@ -115,12 +112,10 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
-    """Files to ingest: the given files, and supported files under given folders (sorted; links
-    to folders inside a folder are not followed, so a link loop ends).
+    """Files to ingest: the given files, and supported files under given folders (sorted).
 
     Raises:
-        InvalidInputError: a path that does not exist, is not a file or folder, or cannot be
-            looked at (``PermissionError`` from ``is_dir`` was an untyped error, exit 1).
+        InvalidInputError: a path that is missing, not a file or folder, or cannot be looked at.
     """
     for p in paths:
         try:
@@ -141,14 +136,11 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
 
 
 def folder_files(folder: Path) -> list[Path]:
-    """Supported files under ``folder``, sorted.  Links to folders are not followed (a link
-    loop ends).  A sub-folder or entry that cannot be read is skipped with a warning, as an
-    unreadable file found in a folder is (``rglob`` skipped it silently: its documents were
-    missing from the store without a word).
+    """Supported files under ``folder``, sorted; links to folders are not followed (a link loop
+    ends), and an unreadable sub-folder or entry is skipped with a warning, not silently.
 
     Raises:
-        InvalidInputError: ``folder`` itself cannot be listed (named on the command line, it
-            is refused, not reported as "no text to ingest").
+        InvalidInputError: ``folder`` itself cannot be listed.
     """
     try:
         os.scandir(folder).close()
@@ -195,9 +187,8 @@ def _jsonl_documents(path: Path, text_field: str, id_field: str | None) -> Itera
 
 
 def read_documents(path: Path, args: argparse.Namespace, found: bool = False) -> list[Any]:
-    """Documents of one file (see the module docstring for the rules); a text file ``found``
-    in a folder that cannot be read as text (a UTF-16 export, no permission) is skipped with a
-    warning, so it does not stop the others (named on the command line, it is refused)."""
+    """Documents of one file (rules: the module docstring); a text file ``found`` in a folder that
+    cannot be read as text is skipped with a warning (named on the command line, it is refused)."""
     if path.suffix.lower() in JSONL_SUFFIXES:
         docs = list(_jsonl_documents(path, args.text_field, args.id_field))
     else:

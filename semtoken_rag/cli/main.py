@@ -1,10 +1,8 @@
 """``semtoken-rag``: one entry point, subcommands in a registry of modules.
 
-Each subcommand module exposes ``register(parser)`` and ``run(args) -> int`` and is imported
-only when used, so ``semtoken-rag compress`` never loads the evaluation stack.  The research
-commands (``ask``, ``eval``, ``bench``) live in the separate ``semtoken-rag-lab`` distribution;
-without it they answer with the one-line install hint.
-"""
+Each subcommand module exposes ``register(parser)`` and ``run(args) -> int`` and is imported only
+when used.  The research commands (``ask``, ``eval``, ``bench``) live in ``semtoken-rag-lab``;
+without it they answer with a one-line install hint."""
 
 from __future__ import annotations
 
@@ -70,8 +68,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                 module = optional.require(module_name, f"`semtoken-rag {name}`")
             except SemTokenError as exc:
                 missing = f"error: {exc}"
-        # Without its module a command has no options: its own (``--help`` too) are left to
-        # main, which answers with the install hint instead of "unrecognized arguments".
+        # Without its module a command has no options (nor --help): main gives the install hint.
         p = sub.add_parser(name, help=help_text, description=help_text, add_help=not missing)
         if missing:
             p.set_defaults(_missing=missing)
@@ -83,9 +80,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def _safe_streams() -> None:
     """Never crash on printing, and lose nothing: a character the stream's encoding lacks
-    (``PYTHONIOENCODING=ascii``, ``LC_ALL=C``) or a lone surrogate (a file name that is not
-    UTF-8) is written as a backslash escape (``caf\\xe9``), Python's own choice for stderr.
-    ``replace`` wrote ``?``: silent loss, and an error naming ``nope_??.txt`` named no file."""
+    (``LC_ALL=C``) or a lone surrogate is written as a backslash escape (``caf\\xe9``)."""
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
@@ -105,10 +100,8 @@ def _reader_gone(stream: object) -> bool:
 
 
 def _discard(stream: object) -> None:
-    """Point ``stream``'s descriptor at the null device (the ``signal`` docs' "Note on
-    SIGPIPE"): what is still buffered is dropped at exit instead of failing there ("Exception
-    ignored ... BrokenPipeError", status 120).  This process is about to exit, so moving its
-    own descriptor is the entry point's to do; a stream without one (captured) is left."""
+    """Point ``stream``'s descriptor at the null device (the ``signal`` docs' "Note on SIGPIPE"),
+    so what is still buffered is dropped at exit instead of failing there (status 120)."""
     try:
         fd = stream.fileno()  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
@@ -119,10 +112,8 @@ def _discard(stream: object) -> None:
 
 
 def _closed_pipe() -> int:
-    """The status once a write met a closed pipe.  The reader of the output leaving (``| head
-    -1``) is success, 0: the reader took what it wanted.  The reader of stderr leaving
-    (``2>&1 | head``) stopped the command wherever a progress bar or a log line was written
-    (an ingest half done): 1, with nothing said, as nothing can be."""
+    """The status once a write met a closed pipe: 0 when the output's reader left (``| head`` took
+    what it wanted); 1, unsaid, when stderr's reader left (the command stopped midway)."""
     err_gone = _reader_gone(sys.stderr)
     if err_gone:
         _discard(sys.stderr)
@@ -132,9 +123,8 @@ def _closed_pipe() -> int:
 
 
 def _one_line(exc: BaseException, verbose: bool = False) -> str:
-    """One line describing ``exc``: a typed error's message (its lines joined); for any other
-    exception its class and the first non-blank line of its message only (a Ray or
-    child-process error carries a whole traceback in its message), and the ``-v`` hint."""
+    """One line describing ``exc``: a typed error's message; for any other, its class, its first
+    message line (a Ray error's message holds a whole traceback) and the ``-v`` hint."""
     if isinstance(exc, SemTokenError):
         return " ".join(str(exc).split()) or type(exc).__name__
     first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
@@ -143,10 +133,8 @@ def _one_line(exc: BaseException, verbose: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every failure is one line on stderr and a non-zero exit (``-v`` adds the
-    traceback); the statuses are :data:`EXIT_STATUS`.  Ctrl-C and a closed pipe are handled
-    around everything, parsing (which imports the command) included: Ctrl-C there was a
-    traceback."""
+    """Run the CLI: every failure is one line on stderr and a non-zero exit (:data:`EXIT_STATUS`;
+    ``-v`` adds the traceback); Ctrl-C and a closed pipe are handled around parsing too."""
     _safe_streams()
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
@@ -158,12 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    """Parse ``argv`` and run its command (a closed pipe and Ctrl-C are :func:`main`'s).
-
-    The output is flushed here, not at exit: a reader gone or a full disk found at exit was
-    "Exception ignored ... BrokenPipeError" (or ``OSError``) and status 120, after the
-    command had reported success.
-    """
+    """Parse ``argv`` and run its command; the output is flushed here, not at exit, where a gone
+    reader or a full disk would be status 120 after success."""
     parser = build_parser(argv)
     args, unknown = parser.parse_known_args(argv)
     logging.basicConfig(

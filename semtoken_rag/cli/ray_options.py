@@ -44,8 +44,7 @@ def add_ray_options(
 
 
 def check_ray_options(args: argparse.Namespace) -> None:
-    """Refuse actor options given without ``--ray`` (they would be ignored); an option counts
-    as given when its value differs from its default.
+    """Refuse actor options given (differing from the default) without ``--ray``: ignored there.
 
     Raises:
         InvalidInputError: naming the first such option.

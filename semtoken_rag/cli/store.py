@@ -1,10 +1,8 @@
 """``semtoken-rag store info DIR``: inspect a fingerprint store.
 
-``info`` opens the store read-only: it never takes the lock, moves, repairs or creates anything.
-A damaged store is reported as damaged with exit status 1 ("check ok" only when ``--check``
-found nothing).  There is no in-place migration: a store is derived data, so another codec or
-an older format means ingesting into a new directory (docs/store.md, "Formats and codecs").
-"""
+``info`` opens the store read-only (never locks, moves, repairs or creates); a damaged store exits
+1.  A store is derived data: another codec or an older format means ingesting into a new
+directory, not migrating (docs/store.md, "Formats and codecs")."""
 
 from __future__ import annotations
 
@@ -70,8 +68,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _in_float16(stats: StoreStats) -> int:
-    """Words kept in float16: all of a ``float16`` store's (its ``staged_words`` counts only the
-    words waiting for a codec to train, none there: "24 words (0 in float16)" misled)."""
+    """Words kept in float16: all of a ``float16`` store's (its ``staged_words`` are none)."""
     from semtoken_rag.store.codecs import STAGING
 
     return int(stats.words if stats.codec == STAGING.name else stats.staged_words)

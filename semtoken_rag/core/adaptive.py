@@ -1,25 +1,16 @@
 """The adaptive budget (``compression_ratio="auto"``): how much to keep, chosen per question.
 
-Why: the right ratio differs per question.  A lookup is answered by one sentence; a multi-hop
-question needs the sentences that match each of its parts.  The engine already measures, for
-every content word of the question, its best match in each unit (late interaction), so it can
-tell when the units it would keep *cover the question*:
+From each question content word's best match in each unit (late interaction):
 
 * a content word ``q`` is **covered** by a set of units when its best match among them is at
-  least its best match among the units the selection may choose (the candidates: a collapsed
-  span offers only its representative, and a near-duplicate of a better ranked unit is never
-  kept, see :func:`~semtoken_rag.core.autoselect.keepable_units`) minus ``tolerance``
-  (cosine);
-* the budget is the cost of the shortest prefix of the candidates, in the order the selection
-  ranks them, after which at least ``target_coverage`` of the question's content words are
-  covered, plus the force-kept units and the separators (one per chosen unit, and one between
-  each two runs of force-kept units), clipped to ``[floor, ceiling]``.
+  least its best match among the candidates (units the selection may choose, see
+  :func:`~semtoken_rag.core.autoselect.keepable_units`) minus ``tolerance`` (cosine);
+* the budget is the cost of the shortest prefix of the candidates, in selection order, that
+  covers ``target_coverage`` of the words, plus the force-kept units and the separators (one per
+  chosen unit, one between each two runs of force-kept units), clipped to ``[floor, ceiling]``.
 
-The coverage a plan reports is then measured on the text the selection kept
-(:func:`kept_coverage`).  A summary request (or no question) has no words to cover: it gets
-the ceiling.  A question whose words all match weakly (something the context does not hold) is
-covered by its few best units and gets the floor.  Pure numpy; deterministic: same arrays,
-same budget.
+A plan's coverage is measured on the kept text (:func:`kept_coverage`). A summary request (or no
+question) gets the ceiling; a question matching weakly everywhere gets the floor. Deterministic.
 """
 
 from __future__ import annotations
@@ -39,12 +30,9 @@ class AdaptiveRule:
         floor: Fewest tokens kept (``min_ratio`` of the context).
         ceiling: Most tokens kept (``max_ratio`` of the context, capped by ``max_tokens``).
         target_coverage: Share of the question's content words that must be covered.
-        tolerance: Cosine by which a word's match in the kept text may fall short of its best
-            match in the whole context and still count as covered.
-        per_chunk: Share the chosen budget between chunks in proportion to their lengths (the
-            ``per_chunk`` scope) instead of spending it jointly.
-        n_chunks: Chunks of the context, each given a share under ``per_chunk`` (those holding
-            no unit, blank ones, get 0: counted from the units alone, trailing ones had none).
+        tolerance: Cosine by which a word's kept match may fall short of its best and count.
+        per_chunk: Share the budget between chunks by length (``per_chunk`` scope), not jointly.
+        n_chunks: Chunks of the context, each a share under ``per_chunk`` (blank ones get 0).
         summary: The query asks for a summary (set by the pipeline).
         separator_cost: Tokens of a separator (set by the pipeline).
     """
@@ -65,13 +53,10 @@ class BudgetChoice:
 
     Attributes:
         tokens: The joint budget.
-        reason: ``coverage`` (the covering prefix, which reaches the target coverage),
-            ``floor`` / ``ceiling`` (clipped to the bound; ``ceiling`` also when no prefix of
-            the candidates reaches the target), ``summary`` (no question words: the ceiling).
-        coverage: Share of the question's content words covered: by the covering prefix as
-            :func:`choose_budget` returns it; in a plan, by the text the selection kept
-            (:func:`kept_coverage`), which a bound can make more (the floor) or less (the
-            ceiling) than the prefix's.
+        reason: ``coverage`` (the covering prefix), ``floor`` / ``ceiling`` (clipped; also
+            ``ceiling`` when the target is out of reach), ``summary`` (no question words).
+        coverage: Share of the question's content words covered: by the covering prefix in
+            :func:`choose_budget`; in a plan, by the kept text (:func:`kept_coverage`).
         needed: Tokens of the covering prefix before clipping (0 for summaries).
         query_words: Content words of the question considered.
     """
@@ -97,17 +82,14 @@ def covering_prefix(
 
     Args:
         matches: ``(Q, U)`` from :func:`semtoken_rag.core.scoring.word_unit_matches`.
-        order: ``(m,) int64`` the units that may be chosen, in the order the selection ranks
-            them (a word's best match is taken among these).
+        order: ``(m,) int64`` the candidate units, in selection order.
         target: Share of words to cover, in ``(0, 1]``.
         tolerance: See :class:`AdaptiveRule`.
     """
     if matches.shape[0] == 0 or len(order) == 0:
         return 0, 1.0
     ranked = matches[:, order]
-    # The best match among the units in ``order`` (the candidates), not among all units: a unit
-    # the selection may not choose can never be kept, so measuring against it would make the
-    # target unreachable and the prefix always the whole order.
+    # Best among the candidates only: an unchoosable unit would make the target unreachable.
     best = ranked.max(axis=1, keepdims=True)
     running = np.maximum.accumulate(ranked, axis=1)
     share = (running >= best - tolerance).mean(axis=0)
@@ -123,9 +105,8 @@ def covering_set(
     forced: np.ndarray,
     rule: AdaptiveRule,
 ) -> tuple[np.ndarray, int, float]:
-    """``(kept, n_chosen, coverage)``: ``(U,) bool`` the forced units plus the shortest prefix
-    of the candidates (at least one unit) that covers the question, the units in that prefix,
-    and the share of the question's words it covers (arguments as :func:`choose_budget`)."""
+    """``(kept (U,) bool, n_chosen, coverage)``: the forced units plus the shortest covering
+    prefix of the candidates (at least one unit); arguments as :func:`choose_budget`."""
     order = selection_order(scores)
     order = order[candidates[order]]
     k, coverage = covering_prefix(matches, order, rule.target_coverage, rule.tolerance)
@@ -146,15 +127,12 @@ def choose_budget(
     """The ``auto`` budget of one context (see the module docstring).
 
     Args:
-        matches: ``(Q, U)`` word-unit matches of the question's content words, or ``None``
-            for a summary request / no question.
-        scores: ``(U,)`` the selection's unit scores, ranked as the selection ranks them
-            (:func:`~semtoken_rag.core.scoring.selection_order`).
+        matches: ``(Q, U)`` word-unit matches, or ``None`` (a summary request / no question).
+        scores: ``(U,)`` unit scores, ranked by :func:`~semtoken_rag.core.scoring.selection_order`.
         unit_costs: ``(U,) int64`` tokens of each unit.
         candidates: ``(U,) bool`` units the selection may choose.
         forced: ``(U,) bool`` units kept whatever the budget (their cost is added).
-        rule: Floor, ceiling, target, tolerance and the separator's cost (see
-            :func:`_separators` for how many are paid).
+        rule: Floor, ceiling, target, tolerance, separator cost (:func:`_separators` counts).
     """
     return _choose(matches, scores, unit_costs, candidates, forced, rule)[0]
 
@@ -188,21 +166,17 @@ def kept_coverage(
     tolerance: float,
     partial_matches: np.ndarray | None = None,
 ) -> float:
-    """Share of the question's content words the kept text covers, as :func:`covering_prefix`
-    counts a word covered (its best match, less ``tolerance``, among the units that may be
-    kept).
+    """Share of the question's content words the kept text covers (as :func:`covering_prefix`).
 
-    Why measured after the selection: the choice reports what the reader gets, and the
-    selection keeps more than the covering prefix under a floor, less under a ceiling, and a
-    unit's leading words when its whole does not fit (the never-empty promise).
+    Measured after the selection: it keeps more than the covering prefix under a floor, less
+    under a ceiling, and a unit's leading words when the whole does not fit.
 
     Args:
         matches: ``(Q, U)`` word-unit matches.
         keepable: ``(U,) bool`` units the selection keeps when every unit fits.
         kept: ``(U,) bool`` units kept in full.
         tolerance: See :class:`AdaptiveRule`.
-        partial_matches: ``(Q,)`` each word's best match among the leading words kept of a
-            partly kept unit, or ``None``.
+        partial_matches: ``(Q,)`` best matches in partly kept units' kept words, or ``None``.
     """
     if matches.shape[0] == 0 or not keepable.any():
         return 0.0
@@ -222,9 +196,7 @@ def adaptive_budgets(
     unit_chunk: np.ndarray,
     rule: AdaptiveRule,
 ) -> tuple[np.ndarray, BudgetChoice]:
-    """The selection's budgets under the ``auto`` rule and the choice behind them: the budget
-    of :func:`choose_budget`, scoped by :func:`scope_budgets` (per chunk, with the chunks'
-    :func:`chunk_needs` of the units it paid for).
+    """:func:`choose_budget`'s choice and its budgets, scoped by :func:`scope_budgets`.
 
     Args:
         unit_chunk: ``(U,) int64`` chunk of each unit; the rest as :func:`choose_budget`.
@@ -241,21 +213,14 @@ def adaptive_budgets(
 
 
 def _separators(forced: np.ndarray, n_chosen: int) -> int:
-    """Separators the selection may charge while keeping the forced units, then ``n_chosen``
-    more units one by one: one per chosen unit, plus one between each two runs of forced units.
+    """Separators charged keeping the forced units then ``n_chosen`` more, one by one.
 
-    Why this bound and not the separators of the final kept set: the selection charges each
-    unit the separators its piece adds *when it is kept*, and a unit kept before its neighbour
-    can open a piece that the neighbour later closes, so the count along the way can exceed the
-    final one.  At any step the pieces are at most the forced runs plus the chosen units kept so
-    far, so the separators (pieces minus one per chunk) are at most this count; a budget that
-    pays them keeps every chosen unit whole (force-kept pieces are separated too: forgetting
-    their separators cut the covering unit).
+    One per chosen unit plus one between forced runs: an upper bound (a unit kept before its
+    neighbour opens a piece the neighbour closes), so paying it keeps every chosen unit whole.
 
     Args:
-        forced: ``(U,) bool`` force-kept units (runs are counted over the whole context: a run
-            that crosses a chunk boundary is two pieces but also two chunks, so one separator
-            fewer is still enough).
+        forced: ``(U,) bool`` force-kept units (runs counted over the whole context: a run
+            crossing a chunk boundary is two pieces but also two chunks).
         n_chosen: Units chosen beyond the forced ones.
     """
     runs = int(np.count_nonzero(forced[1:] & ~forced[:-1])) + int(forced[:1].sum())
@@ -270,9 +235,8 @@ def chunk_needs(
     separator_cost: int,
     n_chunks: int,
 ) -> np.ndarray:
-    """``(n_chunks,) int64`` what each chunk needs to keep its units of ``kept`` (from
-    :func:`covering_set`): their tokens and, bounded per chunk as :func:`_separators` bounds
-    them over the context, their separators."""
+    """``(n_chunks,) int64`` tokens each chunk needs for its units of ``kept``
+    (:func:`covering_set`), separators bounded per chunk as :func:`_separators` does."""
     chosen = kept & ~forced
     costs = np.bincount(unit_chunk[kept], weights=unit_costs[kept], minlength=n_chunks)
     n_chosen = np.bincount(unit_chunk[chosen], minlength=n_chunks)
@@ -283,12 +247,10 @@ def chunk_needs(
 
 
 def share_by_weight(total: int, weights: np.ndarray) -> np.ndarray:
-    """``(n,) int64`` shares of ``total`` in proportion to ``(n,)`` integer ``weights`` (all
-    zero: equal), summing to ``total``.
+    """``(n,) int64`` shares of ``total`` in proportion to integer ``weights`` (all zero: equal).
 
-    Floored exactly (integers, not float shares, which put ``29/100 * 100`` at 28); the tokens
-    lost to rounding go to the heaviest first, each up to its weight (a chunk cannot spend more
-    than it holds), so a small total is never rounded down to nothing.
+    Floored in integers (float shares put ``29/100 * 100`` at 28); the remainder goes to the
+    heaviest first, each up to its weight, so a small total never rounds down to nothing.
     """
     w = [int(x) for x in np.asarray(weights).tolist()]
     if not w:
@@ -314,13 +276,10 @@ def scope_budgets(
 ) -> np.ndarray:
     """The chosen budget as the selection's budgets: ``(1,)`` joint or ``(n_chunks,)`` shares.
 
-    Per chunk, the covering units' tokens stay in their own chunks (``needs``, from
-    :func:`chunk_needs`): shared by length alone, a short chunk holding the answer got a
-    share too small for it while the others spent its tokens.  What is left above ``needs``
-    is shared by the room each chunk has left (its tokens less its need): shared by length, a
-    chunk already kept whole got tokens it could not spend while a longer one lost text.
-    Without ``needs`` the budget is shared by length; a ceiling below ``needs`` shrinks each
-    chunk's part alike (:func:`share_by_weight` for every share).
+    Per chunk, the covering units' tokens stay in their chunks (``needs``, :func:`chunk_needs`),
+    so a short chunk holding the answer is not starved; the rest is shared by each chunk's room
+    (tokens less need), not length, so a chunk kept whole gets no tokens it cannot spend.
+    Without ``needs``: by length; a ceiling below ``needs`` shrinks each need alike.
     """
     if not rule.per_chunk:
         return np.asarray([choice.tokens], dtype=np.int64)

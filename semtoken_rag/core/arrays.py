@@ -1,8 +1,7 @@
 """The core's input and output for one context: :class:`ContextArrays` in, :class:`CorePlan` out.
 
-Why a module of their own: the pipeline, the budget over a context and the engine's prepared
-objects all speak these two types; keeping them apart from the stages lets each of those import
-them without importing the others.
+Kept apart from the stages so the pipeline, the budget and the engine import them without
+importing each other.
 """
 
 from __future__ import annotations
@@ -24,8 +23,7 @@ class ContextArrays:
         unit_starts: ``(U,) int64`` first (global) word of each unit.
         unit_chunk: ``(U,) int64`` chunk index of each unit (non-decreasing).
         forced: ``(U,) bool`` units force-kept by a rule.
-        word_ids: ``(W,) uint64`` id of each normalised word (equal words, equal ids), for the
-            lexical repeat check; ``None`` disables it.
+        word_ids: ``(W,) uint64`` normalised word ids (lexical repeat check; ``None``: off).
     """
 
     word_vectors: np.ndarray
@@ -54,8 +52,8 @@ class CorePlan:
         unit_costs: ``(U,) int64`` tokens of each unit.
         dedup_skipped_tokens: Tokens skipped as near-duplicates.
         budget_choice: How the ``auto`` rule chose the budget (``None`` for a fixed budget).
-        budgets: ``(G,) int64`` the selection's budgets the ``auto`` rule chose, one per chunk
-            with ``budget_scope="per_chunk"`` (``None`` for a fixed budget: the caller's).
+        budgets: ``(G,) int64`` budgets the ``auto`` rule chose (per chunk with
+            ``budget_scope="per_chunk"``; ``None`` for a fixed budget).
     """
 
     kept: np.ndarray

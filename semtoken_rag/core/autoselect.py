@@ -1,9 +1,7 @@
 """The selection under the ``auto`` budget: the rule's budgets, the selection, what it covers.
 
-Why apart from :mod:`semtoken_rag.core.adaptive`: the rule there is pure arithmetic over
-matches and costs, while choosing *which* units it may pay for needs the selection itself
-(:func:`~semtoken_rag.core.budget.select_context`, which imports the core's arrays, which
-import the rule's :class:`~semtoken_rag.core.adaptive.BudgetChoice`).
+Apart from :mod:`semtoken_rag.core.adaptive` (pure arithmetic) because choosing *which* units
+it may pay for needs :func:`~semtoken_rag.core.budget.select_context` (an import cycle there).
 """
 
 from __future__ import annotations
@@ -32,23 +30,18 @@ def select_auto(
 ) -> tuple[np.ndarray, np.ndarray, int, BudgetChoice, np.ndarray]:
     """:func:`select_context` under the ``auto`` rule, and the choice behind its budgets.
 
-    The units the rule may pay for are those the selection keeps when every unit fits
-    (:func:`keepable_units`), not all candidates: a unit skipped as a near-duplicate of a
-    better ranked one is never kept, and counting its matches reported words as covered that
-    no kept unit matched (the budget paid for it, the selection spent its tokens elsewhere).
-    The coverage reported is then measured on what was kept (:func:`kept_coverage`).
+    The rule pays only for units the selection keeps when every unit fits
+    (:func:`keepable_units`): a near-duplicate of a better ranked unit is never kept, so its
+    matches must not count. Coverage is then measured on what was kept (:func:`kept_coverage`).
 
     Args:
-        rules: The selection's rules over the context (candidates, near-duplicates, shingles,
-            separator cost).
+        rules: The selection's rules over the context.
         rule: The ``auto`` knobs, with the summary flag and separator cost set.
         query_words: ``(Q, d)`` query word fingerprints (``None``: no query).
-        matches: ``(Q, U)`` word-unit matches, or ``None`` when there is nothing to cover
-            (no query, a summary or coverage objective: the ceiling).
+        matches: ``(Q, U)`` word-unit matches, or ``None``: nothing to cover (the ceiling).
 
     Returns:
-        ``(kept, partial, tokens skipped as near-duplicates, choice, budgets)``: the budgets
-        ``(1,)`` joint or ``(n_chunks,)`` per chunk.
+        ``(kept, partial, skipped tokens, choice, budgets (1,) or (n_chunks,))``.
     """
     keepable = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates
     if matches is not None:
@@ -86,14 +79,11 @@ def keepable_units(
     rules: UnitRules,
     per_chunk: bool,
 ) -> np.ndarray:
-    """``(U,) bool`` the units :func:`select_context` keeps when every unit fits: candidates
-    and forced units, less the repeats of better ranked ones (per chunk or jointly).
+    """``(U,) bool`` the units :func:`select_context` keeps when every unit fits.
 
-    Why not a selection with an unlimited budget: it loops over every unit (``auto`` went
-    from +2% to +12-18% of warm compression).  Only units with a near-duplicate or
-    :func:`lexical_suspects` can be skipped or make another skip, so only they are walked, in
-    the selection's order (:func:`selection_order` keeps a subset's relative order), by the
-    selection's rule (``_Kept.repeats`` of :mod:`~semtoken_rag.core.budget`)."""
+    Candidates and forced units, less repeats of better ranked ones (per chunk or jointly).
+    Cheaper than an unlimited selection: only units with a near-duplicate or
+    :func:`lexical_suspects` are walked, in selection order, by ``_Kept.repeats``'s rule."""
     keep = np.ones(ctx.n_units, bool) if rules.candidates is None else rules.candidates.copy()
     keep |= ctx.forced
     dups, shingles = rules.duplicates, rules.shingles
@@ -122,8 +112,7 @@ def _walk(
     shingles: CSR | None,
     threshold: float | None,
 ) -> None:
-    """Keep a group's ``forced`` units, then its others in ``order`` unless they repeat what
-    was kept before them (those are unset in ``keep``)."""
+    """Keep ``forced``, then ``order`` unless a unit repeats kept ones (unset in ``keep``)."""
     blocked: set[int] = set()
     seen: set[int] = set()
     for n, i in enumerate(forced + order):

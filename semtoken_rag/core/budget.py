@@ -1,23 +1,12 @@
 """The one budget rule: keep the best units under a token budget, jointly or chunk by chunk.
 
-Prefix-closed greedy by score: forced units first, then units in descending score order while
-they fit; the scan *stops* at the first unit that does not fit, and the leftover is spent on the
-leading words of that unit (the partial fill).  A unit that near-duplicates an already kept unit
-(by fingerprint, or because its words mostly repeat kept text) is skipped (it costs nothing).
-Stopping rather than passing over a unit that does not fit makes the kept set at a budget a
-subset of the kept set at any larger budget, so a larger ratio keeps all the text a smaller one
-kept, and more (a skip-and-continue knapsack heuristic breaks that: a small budget can be
-filled by small low-ranked units that a larger budget spends on one big unit).  Without a
-separator the kept *tokens* never decrease either; with one they can: a unit that joins two
-kept pieces removes the separator between them, which may cost more than the unit itself.
-
-Separators: with ``sep_cost``, each unit is charged the separators its piece adds to the
-rendered text (kept pieces minus one, per chunk), so the output, separators included, stays
-within the budget.  One loop step per unit (not per token); ties keep the original order.
-
-Why :func:`select_context` lives here, apart from the stages: both SemToken's own plan and a
-plan over external scores end in it (:mod:`semtoken_rag.core.pipeline`), so the two spend a
-budget identically.
+Prefix-closed greedy: forced units first, then units by descending score (ties in order) while
+they fit; the scan *stops* at the first unit that does not fit and spends the leftover on its
+leading words (the partial fill). Near-duplicates of kept units are skipped at no cost. Stopping
+makes the kept set at a budget a subset of the kept set at any larger one. Without a separator
+the kept *tokens* never decrease either; with one they can: a unit that joins two kept pieces
+removes the separator between them, which may cost more than the unit itself. With ``sep_cost``
+each unit is charged the separators its piece adds, so the output stays within the budget.
 """
 
 from __future__ import annotations
@@ -41,8 +30,8 @@ class Selection:
     Attributes:
         kept: ``(n_units,) bool`` units kept in full.
         partial_unit: Unit of which only the leading ``partial_words`` words are kept, or -1.
-        partial_words: Number of leading words kept of ``partial_unit``.
-        used_tokens: Tokens of everything kept (separators included when ``sep_cost`` is set).
+        partial_words: Leading words kept of ``partial_unit``.
+        used_tokens: Tokens of everything kept (separators included).
         forced_tokens: Tokens of force-kept units.
         dedup_skipped_tokens: Tokens of units skipped as near-duplicates.
     """
@@ -59,30 +48,20 @@ class Selection:
 class UnitRules:
     """Everything besides scores, costs and the budget that shapes :func:`select_units`.
 
-    Why one object: the rules travel together from the pipeline to the budget (per chunk or
-    joint), and each defaults to "off" (``None``: all candidates, no forced unit, one chunk, no
-    check), so a caller names only what it uses.
+    Each rule defaults to "off" (``None``), so a caller names only what it uses.
 
     Attributes:
         candidates: ``(n,) bool`` units that may be chosen (collapsed span members may not).
         forced: ``(n,) bool`` units kept regardless of budget and score.
-        duplicates: CSR near-duplicate partners (see
-            :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs`).
-        word_costs: ``(n,) object`` array of each unit's ``(len_i,) int64`` per-word token
-            costs; enables the partial fill.
+        duplicates: CSR near-duplicate partners (:mod:`~semtoken_rag.core.redundancy`).
+        word_costs: ``(n,) object`` each unit's ``(len_i,) int64`` word costs (partial fill).
         min_fill_tokens: Smallest leftover worth a partial unit.
         sep_cost: Tokens of the separator rendered between two kept pieces of one chunk.
-        unit_chunk: ``(n,) int64`` chunk of each unit (non-decreasing); units ``i`` and ``i+1``
-            render as one piece only when both are kept and in the same chunk.
-        shingles: CSR word-shingle hashes of each unit (see
-            :func:`~semtoken_rag.core.redundancy.unit_shingles`).
-        lexical_threshold: Skip a unit when at least this fraction of its shingles already
-            occur in kept units (verbatim or partial repeats).
-        fill_small_budget: A budget below ``min_fill_tokens`` may still be spent on a partial
-            unit (:func:`select_context` lowers the minimum to the budget), and when not even
-            the first word of the unit that did not fit fits (an identifier, a URL), on the
-            best unit that fits whole: the ``auto`` budget's promise of a non-empty result
-            when its bound is a few tokens and the best unit is longer.
+        unit_chunk: ``(n,) int64`` chunk of each unit (non-decreasing).
+        shingles: CSR word-shingle hashes of each unit (:mod:`~semtoken_rag.core.redundancy`).
+        lexical_threshold: Skip a unit when this fraction of its shingles is in kept units.
+        fill_small_budget: A budget below ``min_fill_tokens`` may still fill a partial unit, or
+            else take the best unit that fits whole (``auto`` never returns nothing).
     """
 
     candidates: np.ndarray | None = None
@@ -98,12 +77,7 @@ class UnitRules:
 
 
 class _Kept:
-    """The units kept so far and what keeping one more would add or block.
-
-    Why a class: keeping a unit updates four views at once (the kept flags, the rendered pieces
-    per chunk, the shingles already seen, the near-duplicates now blocked), and the separator
-    charge of the next unit depends on the first two.
-    """
+    """The units kept so far (flags, pieces per chunk, seen shingles, blocked duplicates)."""
 
     def __init__(self, n: int, rules: UnitRules) -> None:
         self.blocked = np.zeros(n, dtype=bool)
@@ -137,8 +111,7 @@ class _Kept:
         return self.sep_cost * (max(new - 1, 0) - max(self.pieces[c] - 1, 0))
 
     def repeats(self, i: int) -> bool:
-        """Whether unit ``i`` repeats what is kept: a kept near-duplicate blocks it, or at
-        least ``lexical_threshold`` of its shingles were already kept."""
+        """Whether unit ``i`` repeats kept text (a kept near-duplicate, or its shingles)."""
         if self.blocked[i]:
             return True
         if not self.lexical:
@@ -178,11 +151,7 @@ def _greedy(
     budget: int,
     used: int,
 ) -> tuple[int, int, int]:
-    """Keep units by descending score until one does not fit.
-
-    Returns:
-        ``(used tokens, tokens skipped as near-duplicates, the unit that did not fit or -1)``.
-    """
+    """Keep units by descending score until one does not fit; ``(used, skipped, stop or -1)``."""
     skipped = 0
     for i in selection_order(scores).tolist():
         if state.flags[i] or not candidates[i]:
@@ -201,11 +170,7 @@ def _greedy(
 def _partial_fill(
     state: _Kept, rules: UnitRules, stop: int, budget: int, used: int
 ) -> tuple[int, int, int]:
-    """Spend the leftover on the leading words of ``stop`` (the unit that did not fit).
-
-    Returns:
-        ``(partial unit or -1, its leading words kept, used tokens)``.
-    """
+    """Spend the leftover on ``stop``'s leading words; ``(partial unit or -1, words, used)``."""
     if rules.word_costs is None or stop < 0:
         return -1, 0, used
     leftover = budget - used - state.sep_delta(stop, right=False)
@@ -219,8 +184,7 @@ def _partial_fill(
 def _first_fit(
     state: _Kept, scores: np.ndarray, costs: list[int], candidates: np.ndarray, budget: int
 ) -> int:
-    """Keep the best unit that fits whole (``fill_small_budget`` with nothing kept); returns
-    the tokens used."""
+    """Keep the best unit that fits whole (``fill_small_budget``); returns its tokens."""
     for i in selection_order(scores).tolist():
         c = costs[i] + state.sep_delta(i)
         if candidates[i] and not state.blocked[i] and c <= budget:
@@ -237,9 +201,8 @@ def select_units(
     Args:
         scores: ``(n,) float32`` higher is better.
         costs: ``(n,) int64`` tokens of each unit.
-        budget: Token budget (>= 0).  Forced units are kept even beyond it.
-        rules: Candidates, forced units, near-duplicates, partial fill and separators (see
-            :class:`UnitRules`); ``None``: none of them.
+        budget: Token budget (>= 0); forced units are kept even beyond it.
+        rules: See :class:`UnitRules`; ``None``: none of them.
 
     Returns:
         A :class:`Selection`.
@@ -266,8 +229,7 @@ def select_units(
 
 
 def _restrict(graph: CSR, a: int, b: int, renumber: bool) -> CSR:
-    """Rows ``[a, b)`` of a CSR graph (one chunk's units, or all).  With ``renumber`` the
-    values are unit indices: those outside ``[a, b)`` are dropped, the rest shifted by ``-a``."""
+    """Rows ``[a, b)`` of a CSR graph; ``renumber``: values outside dropped, the rest ``-a``."""
     indptr, values = graph
     if b - a == len(indptr) - 1:
         return graph
@@ -289,9 +251,8 @@ def _group_rules(
     budget: int,
     small: bool,
 ) -> UnitRules:
-    """The context's rules restricted to the units ``idx`` (contiguous: ``unit_chunk`` is
-    non-decreasing), renumbered from 0, for the group's ``budget``; ``small``: the fill may
-    take the whole budget (only if nothing else is kept)."""
+    """The rules for the contiguous units ``idx`` (renumbered from 0) under ``budget``;
+    ``small``: the fill may take the whole budget."""
     dups, shingles = rules.duplicates, rules.shingles
     a, b = int(idx[0]), int(idx[-1]) + 1
     return UnitRules(
@@ -325,9 +286,8 @@ def select_context(
         unit_costs: ``(U,) int64`` tokens of each unit.
         budgets: ``(1,)`` one joint budget, or ``(n_chunks,)`` one per chunk.
         params: The selection knobs (partial fill, lexical threshold).
-        rules: ``candidates``, ``duplicates``, ``shingles``, ``sep_cost`` and
-            ``fill_small_budget`` over the whole context (the rest comes from ``ctx`` and
-            ``params``).
+        rules: ``candidates``, ``duplicates``, ``shingles``, ``sep_cost``,
+            ``fill_small_budget`` over the whole context (the rest from ``ctx``, ``params``).
 
     Returns:
         ``(kept (U,) bool, partial (U,) int64 leading words of partly kept units, tokens
@@ -340,14 +300,13 @@ def select_context(
         word_costs = np.fromiter(pieces, dtype=object, count=n_units)
     if len(budgets) == 1:
         groups = [np.arange(n_units)]
-    else:  # unit_chunk is non-decreasing: a range per chunk (a mask each was quadratic)
+    else:  # unit_chunk is non-decreasing: a range per chunk
         cuts = np.searchsorted(ctx.unit_chunk, np.arange(1, len(budgets)))
         groups = np.split(np.arange(n_units), cuts)
     kept = np.zeros(n_units, dtype=bool)
     partial = np.zeros(n_units, dtype=np.int64)
     skipped = 0
-    # A chunk's share may be below ``min_fill_tokens`` while the budget is not: spent anyway, or
-    # many short chunks (retriever nodes) kept nothing of a budget that holds several units.
+    # A chunk's share below ``min_fill_tokens`` is spent anyway, or many short chunks keep nothing.
     small = rules.fill_small_budget or len(groups) > 1
     for g, idx in enumerate(groups):
         if len(idx) == 0:

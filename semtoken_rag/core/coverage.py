@@ -1,20 +1,15 @@
 """Coverage: when the question says little, spend the budget on many distinct topics.
 
-Query relevance carries almost all of the signal for a specific question.  For a generic one
-("Summarize the meeting", or none) every sentence is about equally "relevant" and relevance
-ranking keeps near-repeats of the document's centre.  Coverage ranks units by how much *new*
-content each adds: budgeted facility location (Lin & Bilmes, 2011), maximised greedily,
+For a generic question ("Summarize the meeting", or none) relevance ranking keeps near-repeats
+of the document's centre. Coverage ranks units by how much *new* content each adds: budgeted
+facility location (Lin & Bilmes, 2011), maximised greedily,
 
     F(S) = sum_j w_j * max_{i in S} sim(j, i)        gain(i | S) / cost(i)
 
-where ``sim`` is the cosine of unit fingerprints (negative similarity counts as 0), ``w_j`` is
-how much unit ``j`` matters (its span's semantic entropy: dense content weighs more, repeated
-boilerplate less; the seed's entropy-guided allocation).  The greedy order is returned as
-scores, so the one budget rule of :mod:`semtoken_rag.core.budget` spends the budget.
-
-Similarities are kept sparse (each unit's ``neighbours`` most similar units, found with blocked
-matrix products), so memory is ``O(U * k)`` whatever the context size; the greedy is lazy
-(Minoux's accelerated greedy: stale upper bounds in a heap), exact for submodular ``F``.
+where ``sim`` is the cosine of unit fingerprints (negatives count as 0) and ``w_j`` how much
+unit ``j`` matters (its span's semantic entropy). The greedy order is returned as scores for
+:mod:`semtoken_rag.core.budget`. Similarities are sparse (each unit's ``neighbours`` nearest:
+``O(U * k)`` memory); the greedy is lazy (Minoux: stale bounds in a heap), exact for submodular F.
 """
 
 from __future__ import annotations
@@ -35,8 +30,7 @@ def neighbour_graph(
         block: Rows per matrix product.
 
     Returns:
-        ``(index (U, k) int64, sim (U, k) float32)``: row ``j`` lists the units that can cover
-        ``j`` and how well.
+        ``(index (U, k) int64, sim (U, k) float32)``: the units that can cover ``j``, how well.
     """
     n = len(unit_vectors)
     k = max(1, min(neighbours, n))
@@ -96,9 +90,7 @@ def coverage_scores(
     while heap:
         _, i = heapq.heappop(heap)
         fresh = gain(i)
-        # Relative slack (float noise), not absolute: weights are only defined up to a common
-        # factor (the pipeline scales them so the largest is 1), and an absolute 1e-12 would
-        # accept stale bounds as fresh once the gains themselves are that small.
+        # Relative slack for float noise: weights are defined only up to a common factor.
         if heap and fresh < -heap[0][0] * (1.0 - 1e-12):
             heapq.heappush(heap, (-fresh, i))  # stale bound: re-queue with the true gain
             continue

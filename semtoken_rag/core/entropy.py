@@ -1,9 +1,7 @@
 """Semantic entropy of spans: H = trace of the covariance of their fingerprints.
 
-``Tr Cov(X) = mean_i ||x_i||^2 - ||mean_i x_i||^2`` (population covariance), so the entropy of
-every span comes from two segment sums, with no loop per span.  A span of one fingerprint has
-``H = 0``.  For L2-normalised fingerprints ``H`` lies in ``[0, 1]``: 0 for identical vectors,
-near 1 for unrelated ones.
+``Tr Cov(X) = mean_i ||x_i||^2 - ||mean_i x_i||^2`` (population covariance): two segment sums,
+no loop per span. For L2-normalised fingerprints ``H`` is in ``[0, 1]`` (0: identical vectors).
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """Force-keep rules: text matched by these patterns is never dropped.
 
-LLMLingua users lose IDs, numbers and dates to token-level pruning; here any unit that overlaps a
-match is kept whatever the budget (the overshoot is reported).
-
-Each pattern is compiled and matched **on its own** (never joined into one alternation, where
-inline flags, duplicate group names and backreferences of one pattern would break or silently
-change another), with the `regex` library, whose ``timeout`` bounds the time a pattern may spend
-on one text: a catastrophically backtracking pattern fails fast with a
-:class:`~semtoken_rag.errors.ForceKeepTimeoutError` naming it, instead of hanging a server.  The
-built-in presets run in linear time (see :data:`PRESET_PATTERNS`).
+Any unit overlapping a match (IDs, numbers, dates) is kept whatever the budget (the overshoot is
+reported). Each pattern is compiled and matched **on its own** (in one alternation, one pattern's
+inline flags, group names or backreferences would change another) with the `regex` library, whose
+``timeout`` makes a backtracking pattern fail fast with a
+:class:`~semtoken_rag.errors.ForceKeepTimeoutError` naming it. The presets run in linear time.
 """
 
 from __future__ import annotations
@@ -22,17 +18,15 @@ import regex
 
 from semtoken_rag.errors import ConfigError, ForceKeepTimeoutError
 
-#: The names of the built-in force-keep patterns: the one declaration of the presets.  The config
-#: field ``force_keep_presets``, its documentation and the CLI's ``--preset-keep`` choices are
-#: derived from it, so a new preset is this name plus its pattern below (one file).
+#: The built-in presets' names, from which the config field, its docs and the CLI choices derive:
+#: a new preset is this name plus its pattern below.
 ForceKeepPreset = Literal["numbers", "ids", "dates", "urls", "emails"]
 
-#: Named patterns for ``force_keep_presets``.  Every pattern starts only where a run of its
-#: characters starts (a lookbehind), so no text makes it scan a run more than a few times.
+#: Named patterns for ``force_keep_presets``; each starts only where a run of its characters
+#: starts (a lookbehind), so no text makes it rescan a run.
 PRESET_PATTERNS: dict[ForceKeepPreset, str] = {
     "numbers": r"(?<![\w.])[-+]?(?:\d{1,3}(?:[,\u00a0]\d{3})+|\d+)(?:\.\d+)?%?(?![\w])",
-    # A run of letters/digits/_/- holding a digit and a letter, 4+ long, from its first
-    # letter or digit to its last.  Each lookahead stops at the first digit (letter) of the run.
+    # A 4+ run of letters/digits/_/- holding a digit and a letter, trimmed to alphanumerics.
     "ids": (
         r"(?<![A-Za-z0-9_-])[_-]*+\K(?=[A-Za-z_-]*+[0-9])(?=[0-9_-]*+[A-Za-z])"
         r"[A-Za-z0-9][A-Za-z0-9_-]{3,}(?<=[A-Za-z0-9])"
@@ -76,9 +70,8 @@ def compile_rules(
     return tuple(rules)
 
 
-#: Longest timeout handed to ``regex`` (seconds, about 31 years): ``regex`` counts a timeout in
-#: microseconds in a 64-bit integer and treats one above ~9.2e12 s as already expired, so a huge
-#: (valid) ``force_keep_timeout`` would fail every chunk at once; beyond this it means "unbounded".
+#: Longest timeout handed to ``regex`` (seconds): it treats one above ~9.2e12 s as already
+#: expired (64-bit microseconds), so longer ones are clipped here.
 MAX_TIMEOUT = 1e9
 
 
@@ -90,8 +83,7 @@ def match_spans(
     Args:
         text: The chunk text.
         rules: From :func:`compile_rules`.
-        timeout: Seconds each rule may spend on ``text`` (``None``: unbounded; clipped to
-            :data:`MAX_TIMEOUT`).
+        timeout: Seconds per rule on ``text`` (``None``: unbounded; clipped to :data:`MAX_TIMEOUT`).
 
     Raises:
         ForceKeepTimeoutError: a rule exceeded ``timeout`` (it names the rule).

@@ -1,8 +1,7 @@
 """The selection knobs: what the core's stages do with the fingerprints (one source of defaults).
 
-The part of :class:`~semtoken_rag.config.SemTokenConfig` the pure core reads.  Each knob is one
-annotated field (type, bounds, default, documentation) from which the flat constructor, the
-adapters' ``engine_options`` and validation derive (CONTRIBUTING.md, "Adding a selection knob").
+The part of :class:`~semtoken_rag.config.SemTokenConfig` the pure core reads; each knob is one
+annotated field (CONTRIBUTING.md, "Adding a selection knob").
 """
 
 from __future__ import annotations

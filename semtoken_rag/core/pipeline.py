@@ -1,8 +1,7 @@
 """The core stages chained for one context (all chunks of one query), arrays in and out.
 
-Input is the concatenation of every chunk's words and units; units never cross a chunk
-boundary, and a span never does either.  The function is pure: same arrays and parameters,
-same plan, byte for byte.
+Input concatenates every chunk's words and units; neither units nor spans cross a chunk
+boundary. Pure: same arrays and parameters, same plan, byte for byte.
 """
 
 from __future__ import annotations
@@ -40,13 +39,11 @@ from semtoken_rag.core.spans import form_spans
 
 __all__ = ["STAGES", "DedupSearch", "StageHook", "objective_for", "plan_context", "plan_scored"]
 
-#: Near-duplicate search ``(unit_vectors, threshold) -> CSR`` with the contract of
-#: :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs` (the engine injects a FAISS range
-#: search for large contexts; the core itself never imports FAISS).
+#: Near-duplicate search ``(unit_vectors, threshold) -> CSR`` as
+#: :func:`~semtoken_rag.core.redundancy.near_duplicate_pairs` (the engine may inject FAISS).
 DedupSearch = Callable[[np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
-#: ``on_stage(name, seconds)``: called after each stage of :func:`plan_context` (timings for
-#: benchmarks and tracing; the pipeline's own code is what gets measured).
+#: ``on_stage(name, seconds)``: called after each stage of :func:`plan_context` (timings).
 StageHook = Callable[[str, float], None]
 
 #: Stage names reported to a :data:`StageHook`, in order.
@@ -166,14 +163,11 @@ def _unit_scores(
     objective = objective_for(params, has_query, generic_query)
     unit_entropy = entropy[units.span_of_unit]
     if objective == "coverage":
-        # Coverage weights: dense units (span entropy) and, with a query, relevant ones count
-        # more; the greedy order becomes the scores the one budget rule spends.
+        # Dense units (span entropy) and, with a query, relevant ones weigh more.
         terms, factors = [standardize(unit_entropy)], [w_ent]
         if has_query:
             terms, factors = [*terms, standardize(rel)], [w_ent, params.coverage_relevance]
-        # Finite (weights near the float32 maximum made the sum inf - inf: NaN gains), and
-        # shifted by the max before exp: a large coverage_relevance would overflow float32 to
-        # inf (gains NaN, a garbage order); scaling every weight by one factor keeps the order.
+        # Shifted by the max before exp so large weights cannot overflow (NaN gains); same order.
         log_w = weighted_sum(terms, factors).astype(np.float64)
         weights = np.exp(log_w - log_w.max())
         return coverage_scores(
@@ -181,8 +175,7 @@ def _unit_scores(
         )
     if objective != "summary":
         return combined_score(rel, unit_entropy, w_rel, w_ent)
-    # One weighted sum: a lead term added to an overflowing (rescaled) score was not weighed
-    # as configured.
+    # One weighted sum, so the lead term is weighed as configured.
     terms = [standardize(rel), standardize(unit_entropy), standardize(lead_prior(ctx.unit_chunk))]
     return ranking_sum(terms, [w_rel, w_ent, params.lead_weight])
 
@@ -212,8 +205,7 @@ def _redundancy(
 ) -> tuple[CSR | None, CSR | None]:
     """``(near-duplicate graph, word shingles)`` of the units, each ``None`` when disabled.
 
-    No shingles for word units: a unit shorter than a shingle is one shingle of its words, so
-    every repeated word would count as repeated text and be dropped, even at ratio 1."""
+    No shingles for word units: every repeated word would count as repeated text."""
     dups: CSR | None = None
     shingles: CSR | None = None
     if params.dedup_threshold is not None:
@@ -239,17 +231,13 @@ def plan_context(
 
     Args:
         query_vector: ``(d,)`` pooled query embedding, ``(Q, d)`` fingerprints of the query's
-            content words (what late interaction matches word by word; pooled relevance takes
-            their mean), or ``None`` (no query).
-        budgets: ``(1,) int64`` one joint budget, ``(n_chunks,) int64`` one per chunk, or an
-            :class:`~semtoken_rag.core.adaptive.AdaptiveRule` (the ``auto`` budget: chosen
-            from the scores, reported in ``CorePlan.budget_choice``).
-        separator_cost: Tokens of the separator between two kept pieces of a chunk; charged to
-            the budget.
+            content words (pooled relevance takes their mean), or ``None`` (no query).
+        budgets: ``(1,) int64`` joint, ``(n_chunks,) int64`` per chunk, or an ``auto``
+            :class:`~semtoken_rag.core.adaptive.AdaptiveRule` (``CorePlan.budget_choice``).
+        separator_cost: Tokens of the separator between two kept pieces of a chunk (budgeted).
         dedup_search: Replaces the exact numpy near-duplicate search (see :data:`DedupSearch`).
         on_stage: Called with each stage's name and duration (see :data:`STAGES`).
-        generic_query: The query asks for a summary rather than a fact (the ``auto``
-            objective is then ``summary``; see :func:`objective_for`).
+        generic_query: The query asks for a summary (see :func:`objective_for`).
     """
     if ctx.n_units == 0:  # nothing to keep; under the ``auto`` rule, its floor (0 tokens)
         if not isinstance(budgets, AdaptiveRule):
@@ -322,10 +310,8 @@ def plan_scored(
 ) -> CorePlan:
     """The budgeted selection of units ranked by *external* scores (a baseline's own).
 
-    Why: every method the harness compares must spend its budget and render the same way, so
-    that only the scores differ.  This runs exactly :func:`select_context` of
-    :func:`plan_context` (forced units, partial fill, separator costs), without SemToken's own
-    stages: no spans, no entropy, no near-duplicate skip.
+    Every compared method spends its budget the same way, so only the scores differ: exactly
+    :func:`select_context` of :func:`plan_context`, without spans, entropy or near-duplicate skip.
 
     Args:
         ctx: The context's arrays (``word_vectors`` may be empty: ``(W, 0)``).
@@ -340,9 +326,8 @@ def plan_scored(
         raise ValueError(f"{len(scores)} scores for {n_units} units")
     unit_costs = segment_sums(ctx.word_costs.astype(np.int64), ctx.unit_starts)
     rules = UnitRules(sep_cost=separator_cost)
-    # The selection's tie rule (5 decimals) absorbs float noise in scores of unit scale, as the
-    # engine's own are; the caller's can be of any scale (probabilities apart in the 6th
-    # decimal, 1e39), so they are standardised first: same order, noise still a tie.
+    # Standardised (same order) so the selection's 5-decimal tie rule absorbs float noise
+    # whatever the caller's scale.
     unit = scores / max(float(np.abs(scores).max()), np.finfo(np.float64).tiny)
     standard = (unit - unit.mean()) / (float(unit.std()) or 1.0)
     kept, partial, _ = select_context(ctx, standard, unit_costs, budgets, params, rules)

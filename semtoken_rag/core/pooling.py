@@ -26,10 +26,8 @@ def segment_sums(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
 def _blocked_segment_sums(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """``np.add.reduceat(x, starts, axis=0)`` as small 0/1 matrix products (BLAS).
 
-    ``reduceat`` over rows of a 2-D array costs microseconds per row (measured 128 ms for
-    48k x 384 float32 rows, 15x a matrix product); it dominated the core.  Rows are cut into
-    blocks of ~4 average segments; each block's segment sums are one ``(segments_in_block, B) @
-    (B, d)`` product, so the work is ``O(n * d * segments_per_block)``.
+    ``reduceat`` over 2-D rows is slow (microseconds per row). Rows are cut into blocks of ~4
+    average segments, each one ``(segments_in_block, B) @ (B, d)`` product.
     """
     n, d = x.shape
     k = len(starts)
@@ -69,11 +67,8 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
 def unit_rows(x: np.ndarray, tol: float = 1e-3) -> np.ndarray:
     """``x`` with every nonzero row at unit L2 norm, for any finite values (``float32``).
 
-    Why: the engine's thresholds are cosines and its epsilons absolute, so a custom encoder's
-    vectors of norm ``1e-6`` or ``1e12`` changed every compression, and ones near the float32
-    limits overflowed into NaN scores.  Rows are scaled by their largest magnitude first, so
-    nothing overflows or underflows.  An encoder's already normalised rows (within ``tol``,
-    or zero) are returned as they are: the same object where ``x`` is ``float32``.
+    Thresholds are cosines and epsilons absolute, so norms must be 1. Rows are scaled by their
+    peak first (no overflow); normalised rows (within ``tol``, or zero) are returned as they are.
 
     Args:
         x: ``(..., d)`` finite real vectors (rows along the last axis).
@@ -101,8 +96,7 @@ def pool_tokens_to_words(
 
     Args:
         token_vectors: ``(n_tokens, d) float32`` contextual token states.
-        token_word: ``(n_tokens,) int64`` word index of each token, non-decreasing, in
-            ``[0, n_words)``.
+        token_word: ``(n_tokens,) int64`` word of each token, non-decreasing, in ``[0, n_words)``.
         n_words: Number of words.
 
     Returns:
@@ -117,8 +111,7 @@ def pool_tokens_to_words(
     out[present] = segment_means(token_vectors, np.searchsorted(token_word, present))
     missing = np.flatnonzero(counts == 0)
     if len(missing):
-        # A word the tokenizer dropped (control characters, unknown symbols): nearest word's
-        # vector, so every word keeps a fingerprint and spans stay contiguous.
+        # A word the tokenizer dropped: the nearest word's vector, so every word has one.
         pos = np.searchsorted(present, missing).clip(0, len(present) - 1)
         out[missing] = out[present[pos]]
     return out

@@ -1,33 +1,25 @@
 """Redundancy: near-duplicate units by fingerprint, and repeated text by word shingles.
 
-Retrieved chunks overlap, and documents repeat themselves.  A unit whose fingerprint is within
-``threshold`` cosine of an already kept unit adds nothing; the budget selection skips it.  The
-pairs are found with blocked matrix products (exact; ``O(n^2 d)`` flops in blocks of
-``block`` rows, a few ms for thousands of units); :mod:`semtoken_rag.dedup` offers FAISS's.
-
-Contextual fingerprints of the *same* sentence differ with their surroundings (measured on
-overlapping 120/60-word NarrativeQA windows: median cosine 0.80 with 256-token encoder windows,
-0.90 with 64-token ones), so verbatim and partial repeats — the common case of overlapping
-retrieved chunks — are also caught lexically: a unit whose word 3-grams are mostly already in
-kept text adds nothing.  :func:`unit_shingles` prepares the hashes as arrays.
+A unit within ``threshold`` cosine of an already kept unit adds nothing; the budget selection
+skips it. Pairs come from exact blocked matrix products (``O(n^2 d)``); :mod:`semtoken_rag.dedup`
+offers FAISS's. Contextual fingerprints of the *same* sentence differ with their surroundings,
+so verbatim and partial repeats (overlapping retrieved chunks) are also caught lexically: a unit
+whose word 3-grams are mostly in kept text adds nothing (:func:`unit_shingles`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-#: Partners kept per unit.  Highly repetitive text (logs, tables) would otherwise produce a
-#: quadratic number of pairs; exact repeats beyond the cap are still caught by the lexical check.
+#: Partners kept per unit, against quadratic pairs in repetitive text (the lexical check remains).
 MAX_PARTNERS = 64
 #: Rows per matrix product of the exact search.
 BLOCK_ROWS = 2048
 
-#: Similarities are rounded to this many decimals before the most similar partners are ranked,
-#: and ties go to the lower unit: exact copies tie, and which of them a capped unit keeps must
-#: not depend on float noise (BLAS and FAISS round differently), so both searches agree.
+#: Decimals similarities are rounded to before ranking partners (ties to the lower unit), so
+#: exact copies tie and BLAS and FAISS searches agree despite float noise.
 PARTNER_DECIMALS = 5
-#: Over-connected rows ranked at once (bounds the ranking's temporaries to a few of
-#: ``(_RANK_ROWS, n)``).
+#: Over-connected rows ranked at once (bounds temporaries to a few ``(_RANK_ROWS, n)``).
 _RANK_ROWS = 256
 
 
@@ -60,14 +52,10 @@ def near_duplicate_pairs(
 def partners_from(
     x: np.ndarray, start: int, threshold: float, block: int, max_partners: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The partners of rows ``[start, n)`` of ``x`` (``(n, d) float32``, L2-normalised), in
-    products of ``block`` rows from ``start``: ``((n - start,) int64`` counts, ``int64``
-    columns row by row)``, as :func:`block_partners`.
+    """The partners of rows ``[start, n)`` of ``x`` (``(n, d) float32``, L2-normalised).
 
-    Why a FAISS search resumes here at a multiple of ``block``: which partners a crowded row
-    keeps is decided at :data:`PARTNER_DECIMALS` decimals, and a product of other rows can
-    round differently (BLAS kernels differ by shape and CPU: 1.8e-7 measured on an AVX2 CPU),
-    so only the same products give the same graph on every machine.
+    ``((n - start,) int64`` counts, ``int64`` columns)`` as :func:`block_partners`. A FAISS search
+    resumes here at a multiple of ``block``: only the same products round alike everywhere.
     """
     counts, cols = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for lo in range(start, len(x), block):
@@ -82,9 +70,8 @@ def partners_from(
 def no_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     """The graph of ``n`` units without a pair: ``(indptr (n + 1,) int64 zeros, (0,) int64)``.
 
-    Why a threshold of 1 or more gets it without a search: no cosine exceeds 1, but exact
-    copies compute to 1 within float32 noise (1.0000004 or 0.9999998, as BLAS or FAISS round),
-    so ``dedup_threshold=1.0`` skipped some copies and kept others, differently per backend.
+    Used for a threshold of 1 or more: no cosine exceeds 1, but exact copies compute to 1
+    within float32 noise, differently per backend.
     """
     return np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
 
@@ -92,31 +79,29 @@ def no_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
 def block_partners(
     x: np.ndarray, lo: int, hi: int, threshold: float, max_partners: int = MAX_PARTNERS
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The partners of rows ``[lo, hi)`` of ``x`` (``(n, d) float32``, L2-normalised), as
-    :func:`near_duplicate_pairs` finds them: ``((hi - lo,) int64`` partner counts, their
-    ``int64`` columns row by row, sorted)``; one ``(hi - lo, n)`` product."""
+    """The partners of rows ``[lo, hi)`` of ``x`` (``(n, d) float32``, L2-normalised).
+
+    As :func:`near_duplicate_pairs`: ``((hi - lo,) int64`` counts, ``int64`` columns row by row,
+    sorted)``; one ``(hi - lo, n)`` product."""
     sim = x[lo:hi] @ x.T
     np.fill_diagonal(sim[:, lo:hi], -np.inf)
     hits = sim > threshold
     crowded = np.flatnonzero(hits.sum(axis=1) > max_partners)
-    # Keep only the max_partners most similar partners of over-connected units, a few rows at a
-    # time: ranking takes several (rows, n) temporaries (a block of 2,048 near-copies of 30,000
-    # units held 1.8 GB).  Non-partners at -inf: rounding must not let one tie with a partner.
+    # Cap over-connected units to their max_partners best, a few rows at a time (temporaries);
+    # non-partners at -inf so rounding cannot tie one with a partner.
     for at in range(0, len(crowded), _RANK_ROWS):
         rows = crowded[at : at + _RANK_ROWS]
         candidates = np.where(hits[rows], sim[rows], -np.inf)
         hits[rows] &= _top_partners(candidates, max_partners)
-    # The diagonal is -inf, so no unit is its own partner; nonzero is row-major: the pairs are
-    # sorted by row, then column.
+    # Diagonal -inf: no self-partner; nonzero is row-major: sorted by row, then column.
     return hits.sum(axis=1).astype(np.int64), np.nonzero(hits)[1].astype(np.int64)
 
 
 def _top_partners(sim: np.ndarray, k: int) -> np.ndarray:
-    """``(r, n) bool``: the ``k`` largest of each row of ``sim`` (``(r, n) float32``, ``k <= n``),
-    compared at :data:`PARTNER_DECIMALS` decimals, ties to the lower column.
+    """``(r, n) bool``: the ``k`` largest of each row of ``sim`` (``(r, n) float32``, ``k <= n``).
 
-    Why not ``argpartition`` alone: it breaks ties arbitrarily, so the partners kept among exact
-    copies would differ from the FAISS search's.  Linear per row, like ``argpartition``.
+    Compared at :data:`PARTNER_DECIMALS` decimals, ties to the lower column (``argpartition``
+    alone breaks ties arbitrarily, unlike the FAISS search). Linear per row.
     """
     r = np.round(sim, PARTNER_DECIMALS)
     kth = -np.partition(-r, k - 1, axis=1)[:, k - 1 : k]  # each row's k-th largest value
@@ -173,15 +158,11 @@ def unit_shingles(
 
 
 def lexical_suspects(ptr: np.ndarray, values: np.ndarray, threshold: float) -> np.ndarray:
-    """``(U,) bool`` the units a lexical skip can involve: those with at least ``threshold``
-    of their shingles found twice among all (only such a unit can repeat kept text: a kept
-    shingle is found in another unit too), and those sharing a shingle with one (only their
-    keeping can make it repeat). Every other unit is kept whatever the order.
+    """``(U,) bool`` the units a lexical skip can involve; every other is kept whatever the order.
 
-    Sorts and binary searches only: this runs on every ``auto`` call, and a hash table or
-    ``np.unique`` cost more than the rest of the ``auto`` rule.  A shingle found twice is one
-    equal to a neighbour in sorted order (one ``argsort``, flags scattered back: half the cost
-    of a binary search of every shingle).
+    Those with at least ``threshold`` of their shingles found twice among all (only they can
+    repeat kept text), and those sharing a shingle with one. Sorts and binary searches only
+    (runs on every ``auto`` call; a hash table or ``np.unique`` cost more).
 
     Args:
         ptr: ``(U+1,) int64`` CSR row pointers of :func:`unit_shingles`.

@@ -42,8 +42,7 @@ def render(
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
     """Text of the kept word ranges, joined by ``separator``.
 
-    Each piece is ``text[start:end]`` verbatim (the original whitespace inside it preserved), so
-    pieces start and end on whole words.
+    Each piece is ``text[start:end]`` verbatim, starting and ending on whole words.
 
     Args:
         text: The original text.

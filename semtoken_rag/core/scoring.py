@@ -25,8 +25,7 @@ def relevance(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return (l2_normalize(vectors) @ q).astype(np.float32)
 
 
-#: Function words a question shares with every sentence; they would match everywhere and make
-#: late-interaction scores uniform.  English only: in other languages every word counts.
+#: Function words that match every sentence and flatten late-interaction scores (English only).
 STOPWORDS = frozenset(
     (  # noqa: SIM905 (one readable block)
         "a an the of in on at to for by with from and or but not no is are was were be been "
@@ -51,16 +50,16 @@ def content_word_mask(words: list[str]) -> np.ndarray:
     return np.array([any(map(str.isalnum, c)) and c not in STOPWORDS for c in cores], dtype=bool)
 
 
-#: Context words per product in :func:`word_unit_matches`: its temporary is ``(Q, words)``, so
-#: a 5,000-word query over 200k context words needed 4 GB at once (now ``Q x 8192`` floats).
+#: Context words per product in :func:`word_unit_matches`, bounding its ``(Q, words)`` temporary.
 _MATCH_WORDS = 8192
 
 
 def word_unit_matches(
     query_words: np.ndarray, word_vectors: np.ndarray, unit_starts: np.ndarray
 ) -> np.ndarray:
-    """``(Q, U) float32`` best match (cosine) of each query word among each unit's words: what
-    late interaction ranks by and the ``auto`` budget's coverage reads (computed once per call).
+    """``(Q, U) float32`` best cosine of each query word among each unit's words.
+
+    Read by late interaction and the ``auto`` budget's coverage (computed once per call).
 
     Args:
         query_words: ``(Q, d) float32`` L2-normalised fingerprints of the query's content words.
@@ -90,18 +89,14 @@ def late_interaction(
 ) -> np.ndarray:
     """Late-interaction relevance of each unit (ColBERT's MaxSim, averaged over the best words).
 
-    Each query word is matched to its most similar word of the unit; the unit's score is the
-    mean of its ``top_k`` best query-word matches.  Why not the cosine of pooled vectors: a
-    pooled sentence vector averages away the one or two words that tie a sentence to the
-    question (the bridge sentence of a multi-hop question shares "population" and "census"
-    with it, not its subject), and averaging only the best ``top_k`` matches lets a sentence
-    that answers part of a long question rank high.
+    Each query word is matched to the unit's most similar word; the score is the mean of the
+    ``top_k`` best matches. A pooled vector averages away the few words tying a sentence to the
+    question, and the top-``k`` mean lets a sentence answering part of a long question rank high.
 
     Args:
         query_words: As in :func:`word_unit_matches` (so are ``word_vectors``, ``unit_starts``).
         top_k: Best query-word matches averaged per unit (clipped to ``[1, Q]``).
-        matches: ``(Q, U)`` :func:`word_unit_matches` of these arrays, when the caller has
-            them already.
+        matches: ``(Q, U)`` :func:`word_unit_matches` of these arrays, if already computed.
 
     Returns:
         ``(U,) float32`` scores in ``[-1, 1]``; zeros when there are no query words.
@@ -132,12 +127,9 @@ F32_MAX = float(np.finfo(np.float32).max)
 def weighted_sum(terms: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     """``sum_i weights[i] * terms[i]``, ``(n,) float32``, finite whatever the weights.
 
-    Why: a weight is any finite number (``relevance_weight=3e38`` is valid), and the float32
-    sum overflowed to ``inf`` (``inf - inf``: NaN), so units tied at ``inf`` were kept by
-    position and NaN ones last: a garbage order.  The order of a weighted sum does not change
-    when every weight is scaled by one factor, so then the sum is taken in float64 with the
-    weights over the largest and scaled back as far as float32 holds.  A finite float32 sum is
-    returned as it is, bit for bit (the selection rounds scores to 5 decimals).
+    Any finite weight is valid, so the float32 sum can overflow (``inf - inf``: NaN); then it is
+    redone in float64 with the weights over the largest (same order), scaled back as far as
+    float32 holds. A finite float32 sum is returned bit for bit.
 
     Args:
         terms: ``(n,) float32`` standardised scores (z-scores: finite, small).
@@ -158,11 +150,8 @@ def weighted_sum(terms: Sequence[np.ndarray], weights: Sequence[float]) -> np.nd
 def ranking_sum(terms: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     """:func:`weighted_sum` with the weights over the largest (all zero: as given).
 
-    Why: the selection ranks by this sum and its tie rule rounds scores to 5 decimals
-    (:func:`selection_order`), so weights far below 1 (``relevance_weight=1e-4``) left a few
-    distinct scores and the rest of the order to position.  An order depends only on the
-    weights' ratios; with a largest weight of 1 (the defaults, the seed's) the sum is the same,
-    bit for bit.
+    The tie rule rounds scores to 5 decimals (:func:`selection_order`), so tiny weights would
+    tie most units; the order depends only on the weights' ratios (largest 1: unchanged).
     """
     top = max(weights)
     return weighted_sum(terms, [w / top for w in weights] if top > 0 else weights)
@@ -174,11 +163,9 @@ def combined_score(
     relevance_weight: float,
     entropy_weight: float,
 ) -> np.ndarray:
-    """``w_rel * z(relevance) + w_ent * z(entropy)`` over the larger weight, ``(n,) float32``
-    (see :func:`ranking_sum`).
+    """``w_rel * z(relevance) + w_ent * z(entropy)`` over the larger weight, ``(n,) float32``.
 
-    Standardising each term first makes the weights mean the same on every text, whatever the
-    spread of cosines or entropies there.
+    Standardised terms make the weights mean the same on every text (see :func:`ranking_sum`).
     """
     z = [standardize(relevance_scores), standardize(entropy)]
     return ranking_sum(z, [relevance_weight, entropy_weight])
@@ -192,9 +179,8 @@ def coarse_spans(
 ) -> np.ndarray:
     """Which spans collapse to one unit (coarse granularity).
 
-    A span is coarse when it merged at least ``min_cluster_size`` units and its entropy is below
-    ``entropy_threshold`` times the median span entropy of the context: repetitive, low-density
-    text.  Everything else stays fine-grained.
+    Spans of at least ``min_cluster_size`` units with entropy below ``entropy_threshold`` times
+    the context's median span entropy (repetitive, low-density text).
 
     Returns:
         ``(k,) bool``.
@@ -227,9 +213,7 @@ def representatives(
 def lead_prior(unit_chunk: np.ndarray) -> np.ndarray:
     """``(U,) float32`` how early each unit sits in its chunk: 0 for the first, -1 for the last.
 
-    Why: a summary request carries no question to rank by, and documents (reports, articles,
-    transcripts' openings) put their gist first; measured on L-Eval gov_report_summ this prior
-    is what the relevance-only ranking lacked (docs/results.md).  ``unit_chunk`` is ``(U,)``
+    For summaries: documents put their gist first (docs/results.md). ``unit_chunk`` is ``(U,)``
     non-decreasing, as in :class:`~semtoken_rag.core.arrays.ContextArrays`.
     """
     first = np.searchsorted(unit_chunk, unit_chunk, side="left")
@@ -239,11 +223,9 @@ def lead_prior(unit_chunk: np.ndarray) -> np.ndarray:
 
 
 def selection_order(scores: np.ndarray) -> np.ndarray:
-    """``(U,) int64`` units in the order the selection considers them: by descending score, a
-    tie to the earlier unit.
+    """``(U,) int64`` units by descending score, a tie to the earlier unit.
 
-    Scores are rounded to 5 decimals first: identical units (repeated chunks) can differ in the
-    last bits of a BLAS product, and a tie must go to the earlier unit, not to float noise.  The
-    ``auto`` budget ranks by this order too, so the units it pays for are the ones kept.
+    Rounded to 5 decimals first so identical units differing in a BLAS product's last bits tie.
+    The ``auto`` budget ranks by this order too, so the units it pays for are the ones kept.
     """
     return np.argsort(-np.round(scores.astype(np.float64), 5), kind="stable").astype(np.int64)

@@ -1,12 +1,8 @@
 """Words and units (sentences) of a text, as integer arrays of character offsets.
 
-Words are the atoms of rendering: a kept piece always starts and ends on a word boundary, so
-sub-words are never broken.  Units are what the budget keeps or drops: sentences by default
-(measured far better than scattered words, see DESIGN.md), capped at ``max_words`` so a
-run-on sentence or an unpunctuated document still has fine granularity.
-
-Everything runs as compiled regular expressions plus numpy, so a 1M-character document is
-segmented in well under a second.
+Words are the atoms of rendering: a kept piece starts and ends on a word boundary. Units are
+what the budget keeps or drops: sentences by default (see DESIGN.md), capped at ``max_words`` so
+a run-on sentence or unpunctuated document keeps fine granularity. Regexes plus numpy.
 """
 
 from __future__ import annotations
@@ -19,16 +15,14 @@ from itertools import chain
 import numpy as np
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
-#: Longest word: a longer run of non-space characters is hard-wrapped, so a text without spaces
-#: (a URL, base64, a log line) still has many words.
+#: Longest word: longer non-space runs (a URL, base64) are hard-wrapped into several words.
 WORD_MAX_CHARS = 64
 #: A word is one CJK character, or a run of other non-space characters.
 _WORD_RE = re.compile(rf"[{_CJK}]|[^\s{_CJK}]{{1,{WORD_MAX_CHARS}}}")
 #: Terminal punctuation (plus closing quotes/brackets) followed by whitespace or the end.
 _TERMINAL_RE = re.compile(r"[.!?…]+[\"'”’)\]»]*(?=\s|$)|[。！？]+")
 #: A line break that starts a new unit: a blank line, or a newline before a capital, a digit or
-#: a bullet (transcripts, lists, headings).  A newline inside a wrapped sentence does not.
-#: ``\r`` counts as line-end space, so Windows text (``\r\n\r\n``) breaks as Unix text does.
+#: a bullet (lists, headings). ``\r`` counts as line-end space (Windows text breaks alike).
 _BREAK_RE = re.compile(r"\n[ \t\r]*(?:\n|(?=[A-Z0-9\-*•#>|\[(]))")
 _ABBREV_RE = re.compile(
     r"(?:^|\s)(?:[A-Z]|Mr|Mrs|Ms|Dr|St|Jr|Sr|Prof|Gen|Col|Capt|Lt|Sgt|vs|etc|e\.g|i\.e|No|Fig|"
@@ -46,17 +40,15 @@ def find_words(text: str) -> np.ndarray:
     Returns:
         ``(n_words, 2) int64`` array of ``[start, end)`` offsets, sorted, non-overlapping.
     """
-    # map/chain/fromiter keep the per-word loop in C: this runs on every chunk of every call.
+    # map/chain/fromiter keep the per-word loop in C (hot path).
     flat = chain.from_iterable(map(re.Match.span, _WORD_RE.finditer(text)))
     return np.fromiter(flat, dtype=np.int64).reshape(-1, 2)
 
 
 def wrapped_words(word_spans: np.ndarray) -> np.ndarray:
-    """Indices of the words on either side of a hard wrap (a run of non-space characters cut
-    at ``WORD_MAX_CHARS``: a long URL, base64, a log line).
+    """Indices of the words on either side of a hard wrap (a run cut at ``WORD_MAX_CHARS``).
 
-    A cut there splits what the reader's tokenizer reads as one word, so what a piece ending or
-    starting there costs is not the sum of its words' shares of the whole text.
+    A piece ending or starting there splits a tokenizer word (its cost is not its words' sum).
 
     Args:
         word_spans: ``(n_words, 2) int64`` from :func:`find_words`.
@@ -102,8 +94,7 @@ def sentence_ends(text: str, word_spans: np.ndarray) -> np.ndarray:
 def _split_long(text: str, word_spans: np.ndarray, lo: int, hi: int, max_words: int) -> list[int]:
     """Cut points inside the word range ``[lo, hi)`` so no piece exceeds ``max_words``.
 
-    Cuts prefer a word that ends a clause (comma, semicolon, colon, dash) near the ideal
-    position, so the pieces stay readable.
+    Cuts prefer a clause end (comma, semicolon, colon, dash) near the ideal position.
     """
     n = hi - lo
     pieces = -(-n // max_words)
@@ -159,8 +150,7 @@ _STRIP = string.punctuation + "“”‘’«»…—–"
 def word_ids(text: str, word_spans: np.ndarray) -> np.ndarray:
     """A stable id per word, equal for words equal up to case and surrounding punctuation.
 
-    Used to find verbatim or partial repeats of text (overlapping chunks); CRC-32 keeps the ids
-    identical across processes (Python's ``hash`` is salted per process).
+    Finds repeated text; CRC-32 keeps ids identical across processes (``hash`` is salted).
 
     Returns:
         ``(n_words,) uint64``.

@@ -1,15 +1,13 @@
 """Span formation: greedy merge of adjacent units similar to the span's first unit.
 
-The paper's Algorithm 1 opens a span at unit ``t`` and extends it while
-``cos(h_t, h_j) > tau``.  This is computed without a Python loop per unit:
+The paper's Algorithm 1 opens a span at unit ``t`` and extends it while ``cos(h_t, h_j) > tau``,
+here without a Python loop per unit:
 
-1. For each offset ``d = 1..max_size-1`` one vectorised dot product gives
-   ``cos(h_i, h_{i+d})`` for every ``i``; the run length ``L_i`` of each possible anchor is the
-   number of leading offsets that pass (chunk boundaries always stop a run).
-2. The spans actually opened are the orbit of ``0`` under ``i -> i + 1 + L_i``, enumerated by
-   pointer doubling in ``O(log n)`` numpy steps.
+1. Per offset ``d = 1..max_size-1`` one dot product gives ``cos(h_i, h_{i+d})``; each anchor's
+   run length ``L_i`` is its count of leading passing offsets (chunk boundaries stop a run).
+2. The spans opened are the orbit of ``0`` under ``i -> i + 1 + L_i``, by pointer doubling.
 
-Total work is ``O(n * max_size * d)``: linear in the number of units.
+Work is ``O(n * max_size * d)``: linear in the number of units.
 """
 
 from __future__ import annotations
@@ -29,8 +27,7 @@ def run_lengths(
         unit_vectors: ``(n, d) float32`` L2-normalised unit fingerprints.
         tau: Similarity threshold; a unit joins when its cosine with the anchor is ``> tau``.
         max_size: Largest span (anchor included).
-        breaks: ``(n,) bool``, ``True`` where a unit may not join the span before it (first
-            unit of a chunk).  ``None`` means no breaks.
+        breaks: ``(n,) bool`` units that may not join the span before (chunk starts), or ``None``.
 
     Returns:
         ``(n,) int64`` run length ``L_i`` in ``[0, max_size - 1]``.
@@ -78,8 +75,7 @@ def form_spans(
     max_size: int,
     breaks: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Greedy anchored span formation (Algorithm 1, step 2), vectorised; the arguments are
-    those of :func:`run_lengths`.
+    """Greedy anchored span formation (Algorithm 1, step 2); arguments as :func:`run_lengths`.
 
     Returns:
         ``(k,) int64`` span starts (unit indices), ``starts[0] == 0`` unless ``n == 0``.

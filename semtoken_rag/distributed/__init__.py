@@ -1,10 +1,8 @@
 """Scale-out on Ray: distributed fingerprint ingestion (``pip install 'semtoken-rag[ray]'``).
 
-``import semtoken_rag`` never imports this package, and importing it does not import Ray: Ray
-is loaded when a function here first needs it, through :func:`semtoken_rag.optional.require`,
-so a missing extra is a one-line :class:`~semtoken_rag.errors.MissingDependencyError`.  Entry
-point: ``ray_ingest(documents, "fp-store", ray=RayOptions(actors=4))``; see ``docs/ray.md``.
-"""
+Neither ``import semtoken_rag`` nor this package imports Ray: it loads on first need through
+:func:`semtoken_rag.optional.require` (a missing extra is a one-line ``MissingDependencyError``).
+Entry point: ``ray_ingest(documents, "fp-store", ray=RayOptions(actors=4))``; see docs/ray.md."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
-"""The Ray Data worker of distributed ingestion: one encoder per actor, documents in, the
-store's codes out.
+"""The Ray Data worker of distributed ingestion: one encoder per actor, documents in, codes out.
 
-Why actors and not tasks: loading the encoder costs seconds (and GPU memory); a stateful actor
-loads it once and encodes every batch it is given.  It applies the store's codec through the
-same :func:`~semtoken_rag.ingestion.worker.encode_batch` as a single process, so only codes
-cross the network and the driver only writes.
-"""
+Actors, not tasks: loading the encoder costs seconds (and GPU memory), and an actor loads it once.
+It applies the store's codec through :func:`~semtoken_rag.ingestion.worker.encode_batch`, as a
+single process does, so only codes cross the network and the driver only writes."""
 
 from __future__ import annotations
 
@@ -34,11 +31,8 @@ class EncoderMismatchError(SemTokenError):
 def encoder_identity(config: Any) -> tuple[str, int]:
     """``(cache_id, dim)`` of the encoder, loaded as an actor would (run as a Ray task).
 
-    Why: the keys contain the encoder's ``cache_id`` (model, a digest of its weights, windows),
-    known only once the model is loaded from the workers' disks; the driver asks one worker
-    first, so it can skip stored documents before any encoding, and a worker without the model
-    fails here, once, with a clear error.
-    """
+    Keys contain ``cache_id``, known only once a worker loads the model: asked first, it lets the
+    driver skip stored documents before encoding, and a worker without the model fails once."""
     from semtoken_rag.encoder import TransformerEncoder
 
     enc = TransformerEncoder.from_config(config)
@@ -51,8 +45,7 @@ def object_column(values: list[Any]) -> np.ndarray:
 
 
 def document_columns(docs: list[PlannedDocument]) -> dict[str, list[Any]]:
-    """Planned documents as the :data:`INPUT_COLUMNS` an actor reads (``names`` a tuple per
-    document: joined by a separator, a user's id holding it was split in two)."""
+    """Planned documents as :data:`INPUT_COLUMNS` (``names`` a tuple: an id may hold any text)."""
     return {
         "id": [d.id for d in docs],
         "key": [d.key for d in docs],
@@ -69,8 +62,7 @@ def _names(value: Any) -> tuple[str, ...]:
 
 
 def planned_rows(batch: dict[str, np.ndarray]) -> list[PlannedDocument]:
-    """The documents of a Ray Data batch with :data:`INPUT_COLUMNS` (a row whose text is not
-    a string keeps it, and fails alone in :func:`encode_batch`)."""
+    """A Ray Data batch's documents (a non-str text is kept: it fails alone in encode_batch)."""
     return [
         PlannedDocument(str(i), str(k), t, _names(names), 0)
         for i, k, t, names in zip(*(batch[c] for c in INPUT_COLUMNS), strict=True)
@@ -78,14 +70,11 @@ def planned_rows(batch: dict[str, np.ndarray]) -> list[PlannedDocument]:
 
 
 class FingerprintActor:
-    """Callable class for ``Dataset.map_batches``: encodes a batch of documents for the store
-    with the ``codecs`` it is given (each actor loads the model of ``config`` from its own disk).
+    """``Dataset.map_batches`` worker: encodes documents for the store with ``codecs`` (each actor
+    loads ``config``'s model from its own disk); override :meth:`encode` to change the encoding.
 
     Raises:
-        EncoderMismatchError: this worker resolves the encoder to another identity (other
-            weights on its node, other windows) or dimension than the run's ``cache_id``.
-
-    Subclass and override :meth:`encode` to change how a list of texts is encoded.
+        EncoderMismatchError: this worker's encoder has another ``cache_id`` or dim than the run's.
     """
 
     def __init__(self, config: Any, cache_id: str, codecs: CodecSet) -> None:

@@ -1,10 +1,7 @@
 """Connecting to Ray: the lazy import, a bounded reachability check, and a session scope.
 
-Why a reachability check of our own: ``ray.init(address="host:port")`` on an address where
-nothing listens retries for minutes (GCS connection retries) instead of failing, so a typo in
-``--ray ADDRESS`` would look like a hang.  A plain TCP connect with a timeout, before Ray is
-asked, turns that into a :class:`RayConnectionError` within ``connect_timeout`` seconds.
-"""
+``ray.init`` on an address where nothing listens retries for minutes, so a typo in ``--ray ADDRESS``
+would look like a hang: a TCP connect with a timeout first raises :class:`RayConnectionError`."""
 
 from __future__ import annotations
 
@@ -90,14 +87,11 @@ def ray_session(
     connect_timeout: float = 10.0,
     init_kwargs: dict[str, Any] | None = None,
 ) -> Iterator[ModuleType]:
-    """Use the Ray of this process, or connect/start one for the duration of the block.
+    """Use the Ray of this process (left running), or connect/start one for the block.
 
-    An already initialised Ray (a notebook, a test, a Ray job) is used as it is and left
-    running.  Otherwise ``ray.init(address=...)`` is called and ``ray.shutdown()`` on exit.
-    ``address`` is ``None`` (Ray's own rule: ``RAY_ADDRESS``, else the cluster ``ray start``
-    left on this machine, else a new local instance), ``"auto"``, ``"local"``, or
-    ``HOST:PORT`` / ``ray://HOST:PORT`` (checked for reachability first, for at most
-    ``connect_timeout`` seconds); ``init_kwargs`` are more ``ray.init`` arguments.
+    ``address``: ``None`` (Ray's rule: ``RAY_ADDRESS``, else this machine's ``ray start`` cluster,
+    else a new one), ``"auto"``, ``"local"``, or ``HOST:PORT`` / ``ray://HOST:PORT`` (first
+    checked to answer within ``connect_timeout`` seconds).
 
     Raises:
         MissingDependencyError: Ray is not installed.

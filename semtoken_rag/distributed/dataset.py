@@ -1,10 +1,7 @@
 """Ingesting a ``ray.data.Dataset`` a user already has: the plan is made on the cluster.
 
-The texts never come to the driver: a Ray Data stage computes each row's key, word count and
-name; only keys, counts and names reach the driver, which checks them against the store.  The
-training sample (when the store's codec is untrained) is the leading rows, the only texts the
-driver reads; every other row goes from the dataset to the actors.
-"""
+A Ray Data stage computes each row's key, word count and name; only those reach the driver, which
+checks them against the store.  The driver reads no text but the training sample (leading rows)."""
 
 from __future__ import annotations
 
@@ -35,9 +32,8 @@ _OUR_ERROR = re.compile(r"^(semtoken_rag(?:\.\w+)*)\.(\w+): (.*)$", re.MULTILINE
 
 
 def remote_cause(ray: Any, exc: BaseException) -> BaseException:
-    """The library error inside a Ray task error, or inside an actor whose constructor raised
-    it (e.g. :class:`~semtoken_rag.distributed.actor.EncoderMismatchError`), so callers see
-    our typed error."""
+    """The library error inside a Ray task error or a failed actor constructor (e.g.
+    :class:`~semtoken_rag.distributed.actor.EncoderMismatchError`), else ``exc``."""
     cause = getattr(exc, "cause", None)
     if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, SemTokenError):
         return cause
@@ -168,9 +164,8 @@ class DatasetPlan:
         return self.runner.map(self._todo(), codecs, opts.batch_size)  # type: ignore[no-any-return]
 
     def _name_sample(self) -> None:
-        """Record every row's id of the sampled documents, once they are stored: the run drops
-        their other rows by key, so a repeat's id was lost (a stored document's rows are named
-        by the key pass, the run's own repeats by the write)."""
+        """Record every row's id of the stored sample (the run drops their other rows by key, so a
+        repeat's id would be lost)."""
         if not (self.named and self._sampled):
             return
         keys = np.asarray(sorted(self._sampled), dtype="S65")

@@ -1,13 +1,9 @@
 """Distributed ingestion: Ray actors encode and apply the store's codec, the driver writes.
 
-It is :func:`semtoken_rag.ingestion.ingest` with a Ray runner (same plan, training sample,
-per-batch transactions and report).  Why codes travel and the driver writes: the store is
-SQLite in WAL mode on the driver's local disk (WAL must not live on a network file system, and
-one store is what query time reads); each actor holds the store's codebook and returns encoded
-documents (64 bytes per word with ``pq64``, not 1,536 of float32), so adding actors adds
-throughput until SQLite's insert rate.  Nothing here schedules or queues: Ray Data's
-``map_batches`` with an ``ActorPoolStrategy`` does the distribution, back-pressure and retries.
-"""
+It is :func:`semtoken_rag.ingestion.ingest` with a Ray runner.  The driver writes because the store
+is SQLite in WAL mode on its local disk (not on a network file system); actors return codes (64
+bytes per word with ``pq64``), so they add throughput up to SQLite's insert rate.  Ray Data's
+``map_batches`` (``ActorPoolStrategy``) does the distribution, back-pressure and retries."""
 
 from __future__ import annotations
 
@@ -76,10 +72,9 @@ class RayOptions:
 
 
 class RayRunner:
-    """Ray actors as the ingestion's encoders (see the module docstring; a run of one batch,
-    such as the training sample, is one Ray task instead): ``ray`` is the module of an
-    initialised session, ``actor_class`` the ``map_batches`` worker (a
-    :class:`FingerprintActor` subclass), ``columns`` the text and id columns of a Dataset."""
+    """Ray actors as the ingestion's encoders (one batch, such as the training sample, is one Ray
+    task): ``ray`` is an initialised session's module, ``actor_class`` the ``map_batches`` worker
+    (a :class:`FingerprintActor`), ``columns`` a Dataset's text and id columns."""
 
     def __init__(
         self,
@@ -116,24 +111,18 @@ class RayRunner:
             return iter([self._encode_one(b, codecs) for b in todo])
         import pandas as pd
 
-        # One DataFrame per batch is one Ray Data block, and batch_size=None hands each block
-        # to one actor call: the batches (and so the transactions) stay those of the plan.
-        # Object columns: pandas 3 infers Arrow strings, which refuse a lone surrogate (a broken
-        # PDF's text, a file name that is not UTF-8) and failed the whole run on the driver.
+        # A DataFrame per batch is a block, and batch_size=None gives a block to one actor call:
+        # the plan's batches (transactions) stay.  Object dtype: Arrow refuses lone surrogates.
         frames = [pd.DataFrame(document_columns(b), dtype=object) for b in todo]
         source = self.ray.data.from_pandas(frames)
-        # ... committed in the plan's order too, as in one process: the documents a codec
-        # trains on later (staged in float16, in insertion order) are then the same, and so is
-        # its codebook; a stopped run has committed a prefix of the plan.  (This dataset's
-        # context is its own copy: nothing of the caller's Ray Data settings changes.)
+        # Committed in the plan's order, as in one process: a codec trains on the same documents,
+        # and a stopped run committed a prefix.  (The context is this dataset's own copy.)
         source.context.execution_options.preserve_order = True
         return self.map(source, codecs, None)
 
     def _encode_one(self, batch: list[PlannedDocument], codecs: CodecSet) -> BatchResult:
-        """One batch as one Ray task (an ``actor_class`` instance made and called in a pooled
-        worker, the probe's once it is idle).  Why not the actor pool: a pool starts every
-        actor, each loading the model, and Ray Data's executor, for one call; this is what the
-        training sample costs on every first ingestion into a default store."""
+        """One batch as one Ray task: an actor pool would start every actor (each loading the
+        model) and Ray Data's executor for one call (the training sample of a first ingestion)."""
         task = self.ray.remote(**self.options.resources)(encode_in_task)
         self.workers = max(self.workers, 1)
         try:
@@ -188,8 +177,7 @@ def _results(ray: Any, encoded: Any) -> Iterator[BatchResult]:
 
 def _listed(documents: Any) -> Any:
     """A list, tuple, iterator or single document as checked :class:`SourceDocument` objects,
-    before Ray starts: a bad item was refused only once the workers had loaded the encoder
-    and the store directory was created.  Anything else (a ``ray.data.Dataset``) as it is.
+    refused before Ray starts; anything else (a ``ray.data.Dataset``) as it is.
 
     Raises:
         InvalidInputError: see :func:`~semtoken_rag.ingestion.documents.as_documents`.
@@ -217,11 +205,9 @@ def ray_ingest(
         documents: Texts or :class:`~semtoken_rag.ingestion.SourceDocument` objects, or a
             ``ray.data.Dataset`` with a ``text_column`` (e.g. from ``ray.data.read_json``).
         store: An open :class:`~semtoken_rag.store.FingerprintStore` (its codec and limits
-            apply), a directory, or a function returning a store; a directory or a function is
-            opened once the workers have loaded the encoder (a failed load creates nothing)
-            and closed at the end.  The store lives on the driver's local disk.
-        config: Engine configuration (only the encoder fields matter); ``encoder_model`` must
-            be an id or a path every worker can load.
+            apply), a directory, or a function returning a store (opened once the workers have
+            loaded the encoder, closed at the end); it lives on the driver's local disk.
+        config: Engine configuration; its ``encoder_model`` an id or path every worker can load.
         id_column: Id column of a Dataset input (recorded as the document's name).
 
     Raises:

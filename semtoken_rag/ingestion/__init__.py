@@ -1,8 +1,6 @@
 """Ingestion: whole documents in, their fingerprints in a store, one report out.
 
-One function, :func:`ingest`, for every entry point (the engine, the CLI, both adapters, Ray);
-see :mod:`semtoken_rag.ingestion.run`.
-"""
+One function, :func:`ingest`, for every entry point; see :mod:`semtoken_rag.ingestion.run`."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """Word-window chunking for ingestion (pure).
 
-Chunks are verbatim slices of the source text (from the first character of their first word to
-the last character of their last word), so a chunk ingested here and the same chunk returned by
-a retriever that used these settings have the same fingerprint key.
-"""
+Chunks are verbatim slices of the text (first word's first character to last word's last), so a
+retriever using these settings returns chunks with the same fingerprint keys."""
 
 from __future__ import annotations
 
@@ -14,12 +12,10 @@ from semtoken_rag.errors import InvalidInputError
 
 
 def chunk_words(text: str, size: int, overlap: int = 0) -> list[str]:
-    """Split ``text`` into windows of ``size`` words (> 0), consecutive windows sharing
-    ``overlap`` (0 <= overlap < size).
+    """Split ``text`` into windows of ``size`` words (> 0) sharing ``overlap`` (0 <= it < size).
 
     Returns:
-        Chunk texts in order; empty for a text without words.  The last chunk may be shorter;
-        no chunk is entirely contained in the previous one.
+        Chunk texts in order (none without words); the last may be shorter.
 
     Raises:
         InvalidInputError: ``text`` is not a str, ``size``/``overlap`` not ints or out of range.

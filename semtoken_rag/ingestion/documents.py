@@ -1,9 +1,7 @@
 """What ingestion takes: documents (a text and the names it is known by), checked and keyed.
 
-Why names: a framework's chunk remembers its source document by name (LangChain
-``metadata["source"]``, LlamaIndex ``ref_doc_id``); recording that name at ingestion lets the
-store narrow its search for that chunk later (:class:`~semtoken_rag.fingerprints.ChunkSource`).
-"""
+Names (LangChain ``metadata["source"]``, LlamaIndex ``ref_doc_id``) recorded at ingestion let the
+store narrow its search for a chunk later (:class:`~semtoken_rag.fingerprints.ChunkSource`)."""
 
 from __future__ import annotations
 
@@ -79,13 +77,8 @@ def as_documents(documents: object) -> Iterator[SourceDocument]:
 def plan_documents(
     documents: Iterable[SourceDocument], cache_id: str
 ) -> tuple[list[PlannedDocument], int]:
-    """Distinct, non-blank documents keyed for ``cache_id``, in input order (names of
-    duplicates merged); and how many input documents were blank (nothing to store).
-
-    A repeated text's names are gathered in one ordered set and joined once at the end: the
-    same text under thousands of names (records sharing a template page) rebuilt the whole
-    tuple at every repeat, quadratic (12 s for 20,000 names).
-    """
+    """Distinct, non-blank documents keyed for ``cache_id``, in input order, and the blank count;
+    a repeat's names are merged in one ordered set (linear in the repeats)."""
     planned: dict[str, PlannedDocument] = {}
     merged: dict[str, dict[str, None]] = {}  # key -> names, for texts given more than once
     blank = 0
@@ -108,9 +101,8 @@ def plan_documents(
 def batches(
     docs: list[PlannedDocument], batch_size: int, max_words: int
 ) -> Iterator[list[PlannedDocument]]:
-    """Consecutive batches of at most ``batch_size`` documents and about ``max_words`` words
-    (a document larger than that is a batch of its own): one encoder call and one store
-    transaction each, so memory stays bounded whatever the documents' sizes."""
+    """Consecutive batches of at most ``batch_size`` documents and about ``max_words`` words (a
+    larger document alone): one encoder call and one transaction each, so memory stays bounded."""
     batch: list[PlannedDocument] = []
     words = 0
     for doc in docs:

@@ -1,16 +1,12 @@
 """The one ingestion function: documents in, the store filled, one report out.
 
-The engine, the CLI, both framework adapters and Ray all call :func:`ingest`; only the *runner*
-(where the encoder runs) differs.  **Plan**: documents keyed with the encoder's identity,
-duplicates folded, stored ones skipped (their new names recorded).  **Train first**: an
-untrained codec gets a *sample* batch first (the leading documents in input order, until
-``train_min`` words at the encoder's dimension; topped up by another when a failing document
-left it short) whose write trains it, so every later batch is encoded with the trained
-codebook where the encoder runs; a smaller input is stored in float16 and the codec trains at
-the write that brings the staged words to ``train_min``.  **Batches**: each is encoded by the
-runner and written in one transaction: an interrupted run keeps every committed batch, a re-run
-skips them.
-"""
+Every entry point calls :func:`ingest`; only the *runner* (where the encoder runs) differs.
+**Plan**: documents keyed with the encoder's identity, duplicates folded, stored ones skipped
+(their new names recorded).  **Train first**: an untrained codec gets a *sample* batch (the
+leading documents, until ``train_min`` words; topped up when a failure left it short) whose write
+trains it, so later batches are encoded with the trained codebook; a smaller input is stored in
+float16 until staged words reach ``train_min``.  **Batches**: each is encoded by the runner and
+written in one transaction; an interrupted run keeps committed batches, a re-run skips them."""
 
 from __future__ import annotations
 
@@ -54,8 +50,7 @@ class IngestReport:
         words: Words encoded and committed.
         batches: Transactions committed.
         trained: Whether the store's codec was trained during this run.
-        workers: Encoders that ran: 1 in process; on Ray the actor pool's size, 1 where
-            every batch ran as one Ray task, 0 where nothing needed encoding.
+        workers: Encoders that ran: 1 in process; on Ray the pool's size (1: one task; 0: none).
         cache_id: Encoder identity in the keys.
         seconds: Wall time of the run.
     """
@@ -79,8 +74,7 @@ class IngestReport:
 
 
 class DocumentEncodingError(SemTokenError):
-    """A document failed to encode and ``on_error="raise"`` stopped the run (after the rest of
-    its batch was committed).
+    """A document failed to encode and ``on_error="raise"`` stopped the run (its batch committed).
 
     Attributes:
         failed: The failing document(s) of that batch.
@@ -100,8 +94,7 @@ class DocumentEncodingError(SemTokenError):
 
 
 class Plan(Protocol):
-    """What an ingestion will encode (built by the runner: a list in this process, a Ray
-    Dataset on a cluster)."""
+    """What an ingestion will encode (by the runner: a list here, a Ray Dataset on a cluster)."""
 
     report: IngestReport
 
@@ -237,11 +230,9 @@ def ingest(
     Raises:
         InvalidInputError: bad documents or options (before anything is encoded).
         ConfigError: no store or runner, or one without the methods ingestion calls.
-        StoreError: a read-only store, or a write the store could not make (its lock timed
-            out, a full disk): the batches before it are stored, a rerun skips them.
+        StoreError: a read-only store, or a failed write (lock timeout, full disk).
         DocumentEncodingError: a document failed and ``on_error="raise"``.
-        CodebookChangedError: the store's codec changed under the run (nothing of that batch
-            is written).
+        CodebookChangedError: the store's codec changed under the run (that batch is unwritten).
     """
     opts = _checked(store, runner, options)
     t0 = time.perf_counter()
@@ -275,9 +266,8 @@ def ingest(
 
 
 def _trained_at_end(store: Any, dim: int, codecs: CodecSet, report: IngestReport) -> bool:
-    """Whether the store's codec is trained once the run is done: a later write of the run
-    may have trained it (another process staged words meanwhile).  Best effort: a busy or
-    damaged store must not cost the report of a run whose batches are all committed."""
+    """Whether the store's codec is trained at the end (a later write may have trained it); best
+    effort: a busy or damaged store must not cost the report of a committed run."""
     if codecs.guard or not report.encoded:
         return codecs.guard
     try:

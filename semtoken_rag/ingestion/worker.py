@@ -1,10 +1,8 @@
 """The part of ingestion that runs where the encoder runs (this process, or a Ray actor).
 
-:func:`encode_batch` encodes a batch of documents and turns their fingerprints into the store's
-codes (:func:`~semtoken_rag.store.encoding.encode_documents`), so only codes travel to the
-writer.  A document that fails alone: the batch is retried document by document, and the
-failing document comes back with its error, the others encoded.
-"""
+:func:`encode_batch` encodes documents into the store's codes
+(:func:`~semtoken_rag.store.encoding.encode_documents`), so only codes travel to the writer; a
+failing batch is retried document by document, so a document fails alone."""
 
 from __future__ import annotations
 
@@ -52,10 +50,8 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _encode(encoder: Any, texts: list[str]) -> list[Any]:
-    """``encoder.encode_texts(texts)``, one result per text or an error (a custom encoder
-    returning another number: which text got which is unknown).  The encoder reads the texts
-    as :func:`~semtoken_rag.inputs.model_text` (lone surrogates as U+FFFD, same offsets), as at
-    query time: a tokenizer refuses a lone surrogate."""
+    """``encoder.encode_texts`` of the texts as :func:`~semtoken_rag.inputs.model_text` (as at query
+    time: a tokenizer refuses lone surrogates), checked to give one result per text."""
     out = list(encoder.encode_texts([model_text(t) for t in texts]))
     if len(out) != len(texts):
         raise InvalidInputError(f"the encoder returned {len(out)} results for {len(texts)} texts")

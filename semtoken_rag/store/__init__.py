@@ -1,8 +1,5 @@
 """Persistent fingerprint store: word fingerprints of whole documents (SQLite + a FAISS/numpy
-codec), served to any chunk a retriever cuts from them.
-
-Imported lazily (``semtoken_rag.FingerprintStore``); FAISS itself loads only when a trained
-codec is used.
+codec), served to any chunk cut from them.  Imported lazily; FAISS loads only when needed.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Codebooks: a codec made concrete for one dimension, what an encoder needs to use it, and the
 store's cache of them.
 
-Why blocks can be in two codebooks: a trained codec starts with float16 staging blocks and is
-trained by the write that brings them to ``train_min`` (docs/store.md, "Training"); after that a
-block whose decoded vectors fit it badly (e.g. another encoder's) stays float16, so a codebook
-never degrades vectors it was not trained for.  A codebook is immutable and each block's
-checksum binds its digest, so no block is decoded with another; one that fails its digest or
-that FAISS cannot read is damage.
+A trained codec starts with float16 staging blocks and is trained by the write that brings them
+to ``train_min`` (docs/store.md, "Training"); after that a block the codebook fits badly (e.g.
+another encoder's) stays float16.  A codebook is immutable and each block's checksum binds its
+digest; one that fails its digest or that FAISS cannot read is damage.
 """
 
 from __future__ import annotations
@@ -32,10 +30,9 @@ class DamagedCodebook(Exception):
 
 @dataclass(frozen=True)
 class Codebook:
-    """A codec made concrete for one dimension (a ``codebooks`` row): ``factory`` is a FAISS
-    factory string or a raw codec's numpy dtype, ``state`` ``faiss.serialize_index`` bytes (empty
-    for raw codecs), ``sha256`` the digest of the rest (checked before any use), ``train_cos``
-    the training sample's mean decoded cosine."""
+    """A codec made concrete for one dimension (a ``codebooks`` row): ``factory`` a FAISS factory
+    string or numpy dtype, ``state`` ``faiss.serialize_index`` bytes (empty for raw codecs),
+    ``sha256`` the digest of the rest, ``train_cos`` the training sample's mean decoded cosine."""
 
     id: int
     codec: str
@@ -57,8 +54,7 @@ class Codebook:
         return self.digest(self.codec, self.dim, self.factory, self.state) == self.sha256
 
 
-#: Ready codecs by codebook digest (two threads may both build one; either is kept).  Bounded:
-#: a process that opens many stores would otherwise keep every codebook (~400 KB each at pq64).
+#: Ready codecs by codebook digest (a race builds one twice: harmless), bounded (~400 KB each).
 _RUNTIME: LRUMemo[bytes, VectorCodec] = LRUMemo(64)
 
 
@@ -91,19 +87,16 @@ def runtime_codec(book: Codebook) -> VectorCodec:
 
 @dataclass(frozen=True)
 class CodecSet:
-    """What whoever runs the encoder needs to encode blocks for one store and dimension.
-
-    Plain data (ids, bytes, numbers), so it travels to Ray actors; the FAISS objects are
-    rebuilt there by :func:`runtime_codec`.
+    """What whoever runs the encoder needs to encode blocks for one store and dimension: plain
+    data, so it travels to Ray actors (:func:`runtime_codec` rebuilds the FAISS objects there).
 
     Attributes:
         book: The store's codebook for this dimension (its trained one, or :data:`STAGING`
             while it is untrained, or the raw codec of a raw store).
         staging: The float16 codebook for blocks the trained codebook fits badly.
         guard: Whether the fidelity guard applies (``book`` is a trained codebook).
-        to_train: Words still to store at this dimension before the codec trains, when this
-            set was made (0 once trained, and for a raw codec): what an ingestion's sample
-            needs, so every later batch is encoded with the trained codebook.
+        to_train: Words still to store at this dimension before the codec trains (0 once
+            trained, and for a raw codec): the sample an ingestion encodes first.
     """
 
     book: Codebook
@@ -121,8 +114,7 @@ _COLUMNS = "id, codec, dim, factory, state, sha256, train_cos"
 
 
 class Codebooks:
-    """The store's codebooks (of codec ``spec``), loaded from SQLite and cached (under the
-    store's lock)."""
+    """The store's codebooks of codec ``spec``, from SQLite, cached under the store's lock."""
 
     def __init__(self, spec: CodecSpec) -> None:
         self.spec = spec

@@ -1,12 +1,11 @@
 """Fingerprint codecs: how word vectors become bytes in the store, from FAISS or numpy.
 
-A registry, because word vectors dominate the store's size and the trade-off between bytes and
-fidelity is a measurement, not a constant (docs/store.md, "Codecs").  Lossy codecs are FAISS
-standalone codecs (``sa_encode`` / ``sa_decode``), raw ones numpy dtypes.  An 8-bit PQ encodes
-by a numpy matrix product per sub-quantizer instead (``sa_encode`` runs at half that speed on
-short sub-vectors; the codes are equal up to float32 ties, and the fidelity guard gets its
-cosines without a decode pass).  A codebook is ``faiss.serialize_index`` bytes, never pickle;
-training is deterministic (the store picks the sample, the spec fixes k-means' seed).
+A registry: the trade-off between bytes and fidelity is a measurement (docs/store.md, "Codecs").
+Lossy codecs are FAISS standalone codecs (``sa_encode``/``sa_decode``), raw ones numpy dtypes;
+an 8-bit PQ encodes by a numpy matrix product per sub-quantizer (twice ``sa_encode``'s speed,
+same codes up to float32 ties, cosines for the fidelity guard without a decode).  A codebook is
+``faiss.serialize_index`` bytes, never pickle; training is deterministic (the store picks the
+sample, the spec fixes k-means' seed).
 """
 
 from __future__ import annotations
@@ -28,8 +27,7 @@ logger = logging.getLogger(__name__)
 
 #: Vectors per batch handed to FAISS when encoding or decoding (bounds temporary memory).
 _BATCH = 65536
-#: k-means iterations of a PQ codebook.  FAISS's default of 25 trains ``pq64`` 2.3 times longer
-#: for a mean decoded cosine of 0.8804 instead of 0.8801 (docs/store.md, "Training").
+#: k-means iterations of a PQ codebook (FAISS's 25 gains nothing; docs/store.md, "Training").
 KMEANS_ITERATIONS = 10
 #: Reference dimension of the codec names (MiniLM-L6): ``pq64`` is 64 bytes per 384-dim word.
 REFERENCE_DIM = 384
@@ -43,11 +41,10 @@ class CodecSpec:
         name: Registry name (``float16``, ``pq64``, ...).
         kind: ``raw`` (numpy dtype), ``sq`` (scalar quantizer) or ``pq`` (product quantizer).
         bits: Bits per number for ``raw`` and the scalar quantizers.
-        m: PQ sub-quantizers at 384 dimensions; other dimensions keep the same sub-quantizers
-            per dimension (the divisor of the dimension nearest to it).
+        m: PQ sub-quantizers at 384 dimensions, scaled to others (the nearest divisor).
         nbits: Bits per PQ sub-quantizer code (8: 256 centroids each; 4: 16).
-        train_min: Vectors stored before the codec is trained (until then, and for vectors the
-            codebook does not fit, entries are kept in :data:`STAGING` float16).
+        train_min: Vectors stored before the codec is trained (kept in :data:`STAGING` until
+            then, as are vectors the codebook fits badly).
         train_max: Largest training sample; more staged vectors are subsampled with ``seed``.
         seed: Seed of the subsample and of FAISS's k-means.
         description: One line for ``store info`` and the docs.
@@ -64,8 +61,7 @@ class CodecSpec:
     description: str = ""
 
     def __post_init__(self) -> None:
-        # Typed errors for fields of the wrong type (``with_options(train_min="5")``), instead
-        # of a TypeError from the comparisons below or from json/FAISS later.
+        # Typed errors for fields of the wrong type (``with_options(train_min="5")``).
         for name in ("name", "kind"):
             if not isinstance(getattr(self, name), str):
                 raise StoreError(f"codec spec: {name} must be a str, got {getattr(self, name)!r}")
@@ -133,8 +129,7 @@ def _pq_m(m: int, dim: int) -> int:
 _FACTORIES: dict[str, Callable[[CodecSpec, int], str]] = {
     "raw": lambda s, d: f"<f{s.bits // 8}",
     "sq": lambda s, d: f"SQ{s.bits}",
-    # ``np``: no polysemous training (a centroid reordering for Hamming search that decoding
-    # never uses, and five sixths of the training time: 131 s vs 23 s for PQ64 on 16k vectors).
+    # ``np``: no polysemous training (unused by decoding, and most of the training time).
     "pq": lambda s, d: f"PQ{_pq_m(s.m, d)}x{s.nbits}np",
 }
 
@@ -169,9 +164,8 @@ DEFAULT_CODEC = "pq64"
 def get_codec(codec: str | CodecSpec | None) -> CodecSpec:
     """The spec of a codec name (``None`` -> :data:`DEFAULT_CODEC`), or the spec itself.
 
-    A spec is accepted only as a registered codec with other training options (``train_min``,
-    ``train_max``, ``seed``): the store records the codec by name and a reopen looks the name
-    up, so another name or format would write a directory no later open can use.
+    A spec may change only a registered codec's training options (``train_min``, ``train_max``,
+    ``seed``): a reopen looks the codec up by name, so another format would be unusable later.
 
     Raises:
         StoreError: unknown name (the message lists the known ones), or a spec whose format
@@ -210,12 +204,9 @@ class RawCodec:
         self._exact = self.dtype == np.dtype("<f4")
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
-        """``(n, dim)`` floats -> ``(n, code_size) uint8``.
-
-        A lossy dtype keeps only each row's direction (:meth:`decode` renormalises), so rows
-        are scaled to unit length first: a row float16 overflows (beyond 65,504: decoded as
-        NaN) or flushes to zero would otherwise be served NaN or zero vectors.
-        """
+        """``(n, dim)`` floats -> ``(n, code_size) uint8``; a lossy dtype keeps only directions
+        (:meth:`decode` renormalises), so rows are scaled to unit length first (float16 would
+        overflow to NaN or flush to zero)."""
         raw = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dim)
         if not self._exact and raw.size:
             raw = raw.copy()  # scaled in place below; the caller's vectors stay as they are
@@ -237,8 +228,8 @@ class RawCodec:
 
 
 class FaissCodec:
-    """A trained FAISS standalone codec (``sa_encode`` / ``sa_decode``); ``faiss`` is the module,
-    to read an 8-bit PQ's centroids (:func:`pq_assign` encodes with them, see the module doc)."""
+    """A trained FAISS standalone codec; ``faiss`` is the module, to read an 8-bit PQ's
+    centroids (:func:`pq_assign` encodes with them, see the module doc)."""
 
     def __init__(self, index: Any, faiss: Any) -> None:
         self.index = index
@@ -282,8 +273,7 @@ class FaissCodec:
         if len(c) == 0:
             return np.zeros((0, self.dim), np.float32)
         if self._cents is not None:
-            # The same centroid copy as sa_decode, without FAISS's per-call cost (about 1 ms of
-            # thread start-up), which dominated a lookup's many small decodes.
+            # sa_decode's centroid copy without FAISS's ~1 ms per call (a lookup's small decodes).
             rows = self._cents.take(c.astype(np.intp) + self._offsets, axis=0)
             return renormalise(rows.reshape(len(c), self.dim))
         out = np.concatenate(
@@ -304,9 +294,8 @@ def pq_assign(x: np.ndarray, cents2t: np.ndarray, norms: np.ndarray) -> tuple[np
 
     ``x`` is ``(n, M * dsub) float32``; ``cents2t`` the ``(M, dsub, ksub) float32`` centroids,
     transposed and doubled; ``norms`` their ``(M, ksub) float32`` squared norms.  Returns
-    ``(n, M) uint8`` codes (8-bit PQ only), the ``(n,) float32`` dot products of ``x`` with its
-    decoded vectors and their ``(n,)`` squared norms: sub-quantizers cover disjoint dimensions,
-    so both are sums of what the assignment already has.
+    ``(n, M) uint8`` codes (8-bit PQ only), and the ``(n,) float32`` dot products of ``x`` with
+    its decoded vectors and their squared norms (sums over the disjoint sub-quantizers).
     """
     n_sub, dsub, ksub = cents2t.shape
     out = np.empty((len(x), n_sub), np.uint8)

@@ -105,9 +105,8 @@ def is_damage(exc: sqlite3.DatabaseError) -> bool:
 def connect(
     path: Path | None, timeout: float, *, read_only: bool = False, immutable: bool = False
 ) -> sqlite3.Connection:
-    """Open a connection (autocommit: transactions are explicit).  Nothing is written to the
-    file: a store of another format must be refusable untouched; a writer calls
-    :func:`configure_writer` once the format is known.
+    """Open a connection (autocommit: transactions are explicit) writing nothing, so a store of
+    another format is refused untouched (a writer then calls :func:`configure_writer`).
 
     ``read_only`` opens with ``mode=ro``; ``immutable`` also tells SQLite the file cannot
     change (no locks, no ``-shm``), for snapshots nobody can write.
@@ -123,9 +122,8 @@ def connect(
         target, timeout=timeout, isolation_level=None, check_same_thread=False, uri=uri
     )
     conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-    # A 64 MiB page cache (SQLite's default is 2 MiB): the shingle index is written and read
-    # at random places, and a store of 100k documents spends most of its time re-reading pages
-    # otherwise (measured, docs/store.md "Ingestion throughput").
+    # 64 MiB page cache (default 2 MiB): the shingle index is read and written at random
+    # places (docs/store.md, "Ingestion throughput").
     conn.execute("PRAGMA cache_size=-65536")
     return conn
 
@@ -151,13 +149,11 @@ def configure_writer(conn: sqlite3.Connection, path: Path | None, *, new: bool) 
 
 @contextlib.contextmanager
 def transaction(conn: sqlite3.Connection, mode: str = "IMMEDIATE") -> Iterator[None]:
-    """``BEGIN <mode>`` ... ``COMMIT``, rolled back on any error (the store's only helper).
+    """``BEGIN <mode>`` ... ``COMMIT``, rolled back on any error (a failed ``COMMIT`` too: an
+    open transaction fails every later ``BEGIN``); a failed rollback never hides the first error.
 
     ``IMMEDIATE`` takes SQLite's write lock at once (writers); ``DEFERRED`` is a read snapshot
-    (a lookup sees one committed state across its several queries).  A rollback that fails
-    because SQLite already rolled back (disk full, I/O error) does not hide the first error.
-    A ``COMMIT`` that fails (disk full while writing the log) is rolled back too: a transaction
-    left open would make every later ``BEGIN`` of the connection fail.
+    (a lookup sees one committed state across its several queries).
     """
     conn.execute(f"BEGIN {mode}")
     try:
@@ -182,7 +178,7 @@ VERIFY_MAX_BYTES = 1 << 30
 
 def verify_default(db_file: Path, verify_on_open: bool | None) -> bool:
     """Whether to run ``PRAGMA quick_check`` on open: as asked, else only for databases up to
-    :data:`VERIFY_MAX_BYTES` (it reads the whole file; rows are still checksummed on every read)."""
+    :data:`VERIFY_MAX_BYTES` (it reads the whole file; rows are checksummed on every read)."""
     if verify_on_open is not None:
         return verify_on_open
     try:

@@ -1,9 +1,8 @@
 """A document's fingerprints as the store keeps them, made wherever the encoder ran.
 
-:func:`encode_documents` runs in the process that encoded the document (the engine, the
-ingestion loop, a Ray actor), so the writer receives codes (64 bytes per word with ``pq64``, not
-1,536 of float32) and only writes; the same function everywhere makes a document's rows
-bit-identical whichever path wrote them (on the same machine and codebook).
+:func:`encode_documents` runs where the document was encoded (the engine, the ingestion loop,
+a Ray actor), so the writer receives codes (64 bytes per word with ``pq64``) and only writes;
+one function everywhere makes a document's rows bit-identical whichever path wrote them.
 """
 
 from __future__ import annotations
@@ -122,8 +121,7 @@ def encode_blocks(
     """A document's blocks from ``(n, code_size) uint8`` ``codes`` of its ``(n, dim) float32``
     ``vectors`` made with ``codecs.book``; ``words`` are its ``n`` NFKC words, ``starts`` each
     block's first character, ``first`` the first block's number (training re-encodes one block).
-
-    ``cos``, ``(n,)`` decoded cosines when the guard applies: a block whose mean is more than
+    ``cos``: ``(n,)`` decoded cosines when the guard applies; a block whose mean is more than
     :data:`GUARD_MARGIN` below the codebook's training cosine is re-encoded in float16.
     """
     out = []
@@ -158,10 +156,9 @@ def encode_documents(
     """Encode documents for the store, all their vectors in one codec call; ``encoder`` is the
     encoder's ``cache_id``.
 
-    Every document is checked here (this is the writer's entry point, whoever calls it), so
-    non-finite vectors never reach a store and another dimension is a typed error rather
-    than a numpy one.  Stored words are those of :func:`~semtoken_rag.inputs.model_text`
-    (lone surrogates as U+FFFD, same offsets): what a lookup compares them with.
+    Every document is checked here (the writer's entry point, whoever calls it).  Stored words
+    are those of :func:`~semtoken_rag.inputs.model_text` (lone surrogates as U+FFFD, same
+    offsets): what a lookup compares them with.
 
     Raises:
         NonFiniteFingerprintsError: a vector holds NaN or infinity.

@@ -1,26 +1,17 @@
 """A store object used in a process forked after it was opened (gunicorn ``--preload``, a
 ``multiprocessing`` pool started by fork).
 
-Why: SQLite forbids using a connection in a child process (its lock bookkeeping is the
-parent's), yet the child's lookups read through the inherited connection, and its ``close``
-checkpointed the parent's write-ahead log through it.  A store object notices the fork by its
-process id, as SQLAlchemy's pool does, and opens a read-only connection of its own (writes stay
+SQLite forbids using a connection in a child process, so a store object notices the fork by its
+process id (as SQLAlchemy's pool does) and opens a read-only connection of its own (writes stay
 refused: the parent's file lock cannot be taken there, :func:`~.recovery.acquire_lock`).
 
-Right after the fork (:func:`_in_child`, before the child runs anything else) each store object
-is reset.  Its thread lock is new: one a thread of the parent held at the fork (mid-lookup,
-waiting for another process's write) is never released in the child, whose first call waited
-for ever.  Its hit and miss counters start at zero ("this process's lookups"), and it buffers
-no LRU refresh (its writes are refused: they piled up for the worker's life).  The connection
-it inherited is closed when no thread was inside it: SQLite's lock bookkeeping is per process
-and file, so while an inherited connection stays open every connection the child opens to that
-file (the object's own, or a store the child opens itself) takes no lock of its own, and the
-parent's ``close``, finding the file unlocked, deleted the write-ahead log under the children
-(stale reads, committed writes lost).  Closing it checkpoints nothing: the parent's shared lock
-refuses the checkpoint-on-close (as long as the parent keeps its locks: SQLite's own rule, no
-other descriptor of the database file opened and closed in it).  A connection a thread of the
-parent was inside at the fork is kept, never used nor closed: closing it would roll back that
-thread's transaction in the log index the parent shares.
+Right after the fork (:func:`_in_child`) each store object gets a new thread lock (one a
+parent's thread held is never released in the child), zero counters and no LRU buffer.  Its
+inherited connection is closed unless a thread was inside it: while it stays open no connection
+the child opens to that file takes a lock (SQLite's bookkeeping is per process and file), and
+the parent's ``close`` would delete the write-ahead log under the children.  Closing it
+checkpoints nothing (the parent's shared lock refuses it); one a thread was inside is kept
+unused, as closing it would roll back that thread's transaction in the shared log index.
 """
 
 from __future__ import annotations
@@ -57,8 +48,8 @@ def _leave_inherited(conn: sqlite3.Connection) -> None:
 
 
 def _in_child() -> None:
-    """After a fork, in the child: each store object's lock, counters and connection (see the
-    module's docstring); the child's own connection is opened at its first use."""
+    """After a fork, in the child: reset each store object (module docstring); :func:`adopt`
+    opens its own connection at first use."""
     for store in list(_STORES):
         # held by a thread of the parent (mid-lookup, mid-write): it does not exist here
         busy = not store._lock.acquire(blocking=False)
@@ -81,14 +72,12 @@ if hasattr(os, "register_at_fork"):
 
 
 def adopt(store: Store) -> None:
-    """In a forked child, at the store object's first use: a read-only connection of its own
-    to the directory's database (writes stay refused), or, for a store in memory (the child's
-    own copy, no file), the same one; a new empty one where a thread of the parent was inside
-    it at the fork (its transaction never ends here).  A failed open changes nothing: the
-    next use tries again.
+    """In a forked child, at a store object's first use: a read-only connection of its own (a
+    store in memory keeps its copy, or a new empty one if a parent's thread was inside it).  A
+    failed open changes nothing: the next use tries again.
 
     Raises:
-        StoreError: the database cannot be opened read-only (as a read-only store's open).
+        StoreError: the database cannot be opened read-only.
     """
     file = store._file
     if file is not None:

@@ -1,11 +1,10 @@
 """Serving a chunk from the stored document it occurs in: locate, verify every word, decode.
 
 Per chunk, in one read snapshot: its exact key, else alignments ``(document, first word)`` voted
-by its winnowed shingle hashes (documents named by the framework first; at most
-:data:`ROWS_PER_HASH` rows per hash, so boilerplate shared by thousands of documents costs
-bounded time), the best :data:`MAX_VERIFY` checked word by word on blocks whose checksums verify.
-Only a verified alignment is served, so a wrong slice cannot be served whatever the hashes
-proposed.  See docs/store.md, "How a chunk is found".
+by its winnowed shingle hashes (named documents first; at most :data:`ROWS_PER_HASH` rows per
+hash, bounding boilerplate's cost), the best :data:`MAX_VERIFY` checked word by word on blocks
+whose checksums verify, so a wrong slice is never served whatever the hashes proposed.  See
+docs/store.md, "How a chunk is found".
 """
 
 from __future__ import annotations
@@ -43,8 +42,8 @@ _DOCS_BY_ID = _DOCS.format("id")
 _BLOCK_START = "SELECT start FROM blocks WHERE id = ?"
 #: Alignments verified per chunk and pass before it counts as a miss.
 MAX_VERIFY = 8
-#: Winnowed shingles looked up first: one that the stored document also kept is enough to
-#: propose the alignment, and each costs an index read (a chunk of 256 words keeps about 30).
+#: Winnowed shingles looked up first (one the document also kept proposes the alignment; each
+#: costs an index read).
 FIRST_PASS_SHINGLES = 8
 
 
@@ -142,9 +141,8 @@ class Locator:
         """Named documents first, then all; the winnowed shingles first, then every shingle
         of the chunk (more votes where text repeats; only a chunk not found pays for it).
 
-        A chunk of one word is never looked for inside a document (docs/store.md: a miss): one
-        word verifies nothing about where it was cut from, so any copy of it, or of a word
-        holding it (a cut-word fragment), would pass, and a wrong start hint would pick one.
+        A one-word chunk is a miss (docs/store.md): one word verifies nothing about where it
+        was cut from, so any copy of it, or of a word holding it, would pass.
         """
         if len(q.words) < 2:
             return None
@@ -161,10 +159,9 @@ class Locator:
         return None
 
     def _near_start(self, q: ChunkQuery, docs: list[int], start: int) -> list[tuple[int, int]]:
-        """Alignments where the chunk's words begin near character ``start`` of a named
-        document: the block holding ``start`` and its neighbours are scanned for the chunk's
-        second word, its first whole one (the first may be a cut fragment; verification
-        decides)."""
+        """Alignments where the chunk begins near character ``start`` of a named document: the
+        block holding ``start`` and its neighbours are scanned for the chunk's second word (the
+        first may be a cut fragment)."""
         self._load_docs(_DOCS_BY_ID, [d for d in docs if d not in self._docs])
         anchor = q.words[1]
         out = []
@@ -180,13 +177,8 @@ class Locator:
         return [(d, o) for d, o in out if self._fits(d, o, len(q.words))]
 
     def _block_at(self, doc: int, start: int) -> int | None:
-        """Index of the last block of ``doc`` starting at or before character ``start``;
-        ``None`` when none does, or a block row is missing (damage: verification reports it).
-
-        Block starts grow with the index, so a binary search reads O(log blocks) rows by key.
-        A query for the last row with ``start <= ?`` scanned the document's rows from its end
-        (``start`` has no index): a hint near the beginning of a book read every block.
-        """
+        """Index of the last block of ``doc`` starting at or before character ``start``
+        (``None``: none does, or a row is missing), by binary search (``start`` has no index)."""
         first, last = 0, (self._docs[doc].n_words - 1) // BLOCK_WORDS
         found = None
         while first <= last:
@@ -243,11 +235,9 @@ class Locator:
         """The rows of hash ``h``: all of them, or those of each document ``within`` (one list
         per document, each weighting its own votes).
 
-        A name can hold hundreds of documents (``--chunk-size`` names every window with its
-        file): a query per shingle and per named document cost 64 times the queries of the
-        lookup without the name.  So one query reads every row of the hash (the unscoped
-        search reuses it) and the named documents' are taken from it, unless the hash has
-        more rows than a query reads (boilerplate): then each named document is queried.
+        A name can hold hundreds of documents, so the named documents' rows are picked from
+        one query of all the hash's rows (reused by the unscoped search); only a hash with too
+        many rows (boilerplate) is queried per named document.
         """
         rows = self._shingle_rows(h, None)
         if within is None or scope is None:
@@ -278,12 +268,8 @@ class Locator:
     # -- verification -------------------------------------------------------------------
     def _serve(self, q: ChunkQuery, cands: list[tuple[int, int]]) -> ChunkFingerprints | None:
         """The first candidate that verifies; with a start hint, candidates are tried nearest
-        first, so that is the copy nearest to it.
-
-        Tried in that order rather than all verified and compared: a text repeated all over a
-        block (a separator line, a column of zeros) proposes a copy at hundreds of words near
-        the hint, and verifying and decoding each cost hundreds of chunk-long passes.
-        """
+        first (not all verified and compared: a text repeated all over a block proposes
+        hundreds of copies near the hint)."""
         want = q.source.start if q.source is not None else None
         if want is not None and len(cands) > 1:
             cands = sorted(cands, key=lambda c: self._distance(c[0], c[1], want))  # stable
@@ -326,11 +312,9 @@ class Locator:
 
     def _offset_in_block(self, doc: int, index: int, block: _Block, lo: int) -> int:
         """Approximate characters from block ``index``'s start to its word ``lo``: only block
-        starts are stored, so the spaces between words are taken as spread evenly over the
-        block, scaled to end where the next block starts (whitespace-heavy text, such as
-        indented code, put a copy late in a block far before its place); enough to tell apart
-        copies of a passage.  Word lengths are summed once per block (a repeated text asks
-        for hundreds of words of the same block)."""
+        starts are stored, so the word lengths are scaled to end where the next block starts
+        (whitespace spread evenly); enough to tell copies of a passage apart.  Cumulative
+        lengths are cached per block."""
         bid = block_range(doc)[0] + index
         if bid not in self._lengths:
             self._lengths[bid] = list(accumulate((len(w) + 1 for w in block.words), initial=0))

@@ -78,11 +78,10 @@ def file_identity(directory: Path) -> tuple[int, int] | None:
 class WritableFile:
     """How a writable store object opens its directory's database, and which file it opened.
 
-    Why: a connection follows the file it opened, not its name.  When another store object (of
-    this process or another) quarantines the file, moving it aside and starting a new one, an
-    object still connected would read the quarantined file and write there, lost to every later
-    open of the directory.  The identity at the name changes with the move: :meth:`moved` tells
-    the object to open again (under the store's locks, which quarantine also takes).
+    A connection follows the file it opened, not its name: once another store object
+    quarantines the file, this one would read and write the moved file, lost to later opens.
+    :meth:`moved` (the identity at the name changed) tells it to open again, under the store's
+    locks (which quarantine also takes).
     """
 
     directory: Path
@@ -114,12 +113,10 @@ class WritableFile:
 class ReadOnlyFile:
     """How a read-only store object opens its directory's database, and when to open it again.
 
-    Why: without a ``-wal`` file the connection is an immutable snapshot (nothing created), and
-    SQLite never looks at the file again: a writer that came later was served stale for good
-    (evicted documents included) and, once it checkpointed, pages of two versions ("malformed":
-    a false damage warning).  The file's identity, size and time, and a ``-wal`` appearing, now
-    tell the object to open again before its next read; a ``mode=ro`` connection follows the
-    writers itself, so only a moved file (quarantine) counts there.
+    Without a ``-wal`` file the connection is an immutable snapshot SQLite never rereads, so a
+    later writer's changes would be missed (or, once checkpointed, read as "malformed").  A
+    change of the file's identity, size or time, or a ``-wal`` appearing, reopens it before the
+    next read; a ``mode=ro`` connection follows writers itself, so there only a moved file counts.
     """
 
     directory: Path
@@ -131,7 +128,7 @@ class ReadOnlyFile:
     failed: tuple[object, ...] | None = None  # the state a reopen last failed in (logged once)
 
     def open(self) -> tuple[sqlite3.Connection, Codebooks]:
-        """:func:`open_read_only` (``quick_check`` as :func:`db.verify_default` says, at the first
+        """:func:`open_read_only` (``quick_check`` per :func:`db.verify_default`, on the first
         open only: a reopen follows a writer, which keeps the file consistent)."""
         before = self._state()
         verify = self.opened is None and db.verify_default(
@@ -147,10 +144,9 @@ class ReadOnlyFile:
         return now != self.opened if self.immutable else now[:2] != (self.opened or ())[:2]
 
     def reopen(self) -> tuple[sqlite3.Connection, Codebooks] | None:
-        """:meth:`open`, or ``None`` (the old snapshot serves, the next read tries again) when
-        the file is gone or not readable yet: deleted, or a writer's quarantine half done (an
-        empty new file).  A reader's lookups never fail on a writer's passing state; a store of
-        another codec or format there is refused, as at the first open."""
+        """:meth:`open`, or ``None`` while the file is gone or unreadable (deleted, a writer's
+        quarantine half done): the old snapshot serves and the next read tries again.  Another
+        codec or format there is refused, as at the first open."""
         try:
             opened = self.open()
         except StoreError as exc:
@@ -226,9 +222,7 @@ def _start_over(
     """Quarantine a damaged database and start an empty one (warned once it is started).
 
     Raises:
-        StoreError: the files cannot be moved or the new database cannot be written (a full
-            disk: damage found on open, e.g. a copy the full disk cut short); was a raw
-            ``sqlite3.OperationalError`` or ``OSError`` out of the store's constructor.
+        StoreError: the files cannot be moved or the new database cannot be written (full disk).
     """
     where = None
     try:
@@ -252,24 +246,23 @@ def open_read_only(
 ) -> tuple[sqlite3.Connection, Codebooks, bool]:
     """A read-only connection (no lock file, nothing created, moved or repaired).
 
-    Without a ``-wal`` file (no open writer, or a copied snapshot) it is an immutable snapshot:
-    no ``-wal``/``-shm``, no lock; :class:`ReadOnlyFile` opens it again once a writer changes
-    the file.  With one, ``mode=ro`` reads it through shared memory; where it cannot (no
-    ``-shm``, directory not writable) a WAL holding changes is a :class:`StoreError`.
+    Without a ``-wal`` file (no open writer, or a copied snapshot) it is an immutable snapshot
+    (no ``-wal``/``-shm``, no lock; :class:`ReadOnlyFile` reopens it after a writer's change).
+    With one, ``mode=ro`` reads through shared memory; where it cannot (no ``-shm``, directory
+    not writable) a WAL holding changes is a :class:`StoreError`.
 
     Returns:
         The connection, the store's codebooks, and whether the connection is immutable.
 
     Raises:
-        StoreError: no store there, a folder it cannot read, damage
-            (:class:`StoreDamagedError`), un-checkpointed changes that cannot be read without
-            write access, format/codec.
+        StoreError: no store there, an unreadable folder, damage (:class:`StoreDamagedError`),
+            changes unreadable without write access, another format or codec.
     """
     path = directory / DB_NAME
     try:
         if not path.is_file():
             raise StoreError(f"no fingerprint store at {directory} (missing {DB_NAME})")
-    except OSError as exc:  # a folder without search permission: was a PermissionError
+    except OSError as exc:  # a folder without search permission
         raise StoreError(f"cannot read {directory}: {exc.strerror or exc}") from exc
     try:
         conn, immutable = _connect_read_only(directory, timeout)
@@ -290,11 +283,7 @@ def open_read_only(
 
 def _connect_read_only(directory: Path, timeout: float) -> tuple[sqlite3.Connection, bool]:
     """A read-only connection whose format could be read, and whether it is immutable (see
-    :func:`open_read_only`).
-
-    The first statement that reads the file (a PRAGMA of :func:`db.connect`, or the format)
-    is where a write-ahead log that cannot be read without write access fails.
-    """
+    :func:`open_read_only`); a WAL unreadable without write access fails at the first read."""
     path, wal = directory / DB_NAME, directory / (DB_NAME + "-wal")
     immutable = not wal.exists()
     try:
@@ -316,9 +305,8 @@ def _connect_read_only(directory: Path, timeout: float) -> tuple[sqlite3.Connect
 
 
 def quarantine(directory: Path, names: Iterable[str]) -> Path | None:
-    """Move the named files of ``directory`` into ``directory/quarantine-<timestamp>/``.
-
-    Damaged files are kept (never deleted) so a person can inspect or recover them.
+    """Move the named files of ``directory`` into ``directory/quarantine-<timestamp>/``: kept,
+    never deleted, so a person can inspect or recover them.
 
     Returns:
         The quarantine folder, or ``None`` when none of the files existed.
@@ -351,7 +339,7 @@ def files_size(directory: Path, names: Iterable[str]) -> int:
 
 def held_elsewhere(lock: Any) -> bool:
     """Whether another process holds a store's ``filelock.FileLock`` now (``None``: a store in
-    memory, never), checked without waiting: what a lookup asks before writing anything."""
+    memory, never), checked without waiting (a lookup asks before writing anything)."""
     if lock is None:
         return False
     from filelock import Timeout

@@ -37,11 +37,9 @@ class FingerprintStore:
     """Persistent (or in-memory) store of document fingerprints (SQLite, a FAISS/numpy codec).
 
     Args:
-        path: Directory of a persistent store (created if missing), or ``None`` for a store in
-            memory only.
-        codec: Codec name (see :data:`~semtoken_rag.store.codecs.CODECS`) or a
-            :class:`~semtoken_rag.store.codecs.CodecSpec`; ``None`` = the store's own codec (a
-            new store gets ``pq64``).  Another codec than the store's is a :class:`StoreError`.
+        path: Store directory (created if missing), or ``None`` for a store in memory only.
+        codec: Codec name (:data:`~.codecs.CODECS`) or a :class:`~.codecs.CodecSpec`; ``None``:
+            the store's own (``pq64`` if new); another codec than the store's is a StoreError.
         max_bytes: Evict least recently used documents beyond this many payload bytes.
         verify_on_open: ``True`` runs ``PRAGMA quick_check`` (reads the whole file), ``False``
             skips it, ``None`` (default) runs it for databases up to 1 GiB.
@@ -115,9 +113,8 @@ class FingerprintStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction under both locks; rolled back on any error, and so is the
-        codebook cache: a codebook the rollback removed must not encode blocks (no reopen could
-        decode them); forgotten, the codec trains again at a later write."""
+        """One write transaction under both locks; on any error the codebook cache is rolled
+        back too (a codebook the rollback removed must not encode blocks no reopen decodes)."""
         with self._write_lock():
             conn = self._live()
             loaded = dict(self._books.by_id)
@@ -223,13 +220,11 @@ class FingerprintStore:
     # -- writing ------------------------------------------------------------------------------
     def codec_set(self, dim: int) -> CodecSet:
         """The codebooks an encoder needs to encode documents of ``dim`` for this store (ship
-        it to wherever the encoder runs; see :func:`~semtoken_rag.store.encoding.
-        encode_documents`).
+        it to wherever the encoder runs; see :func:`~.encoding.encode_documents`).
 
         Raises:
-            StoreError: a read-only store (its codebooks are for writing, which it refuses).
-            StoreDamagedError: a codebook (or the file) is damaged: no codebook set can be
-                made without repairing it, which only a writable open does (quarantine).
+            StoreError: a read-only store (it refuses writes).
+            StoreDamagedError: a codebook (or the file) is damaged (a writable open repairs it).
         """
         dim = writes.check_dim(dim)
         if self.read_only:
@@ -280,9 +275,8 @@ class FingerprintStore:
         encoder_id: str,
     ) -> None:
         """Store texts the engine had to encode (query-time misses) as documents of their own,
-        so the next lookup hits (unsound fingerprints are logged, not stored).  A
-        :class:`StoreError` after :data:`PUT_WAIT_S` (or a shorter ``lock_timeout``) of another
-        process's write: a request must not wait minutes to keep a cache entry."""
+        so the next lookup hits (unsound fingerprints are logged, not stored).  A request must not
+        wait minutes for a cache entry: :class:`StoreError` after :data:`PUT_WAIT_S`."""
         docs = writes.finite_documents(texts, fingerprints, encoder_id)
         if not docs or self._refuse_write():
             return
@@ -300,8 +294,8 @@ class FingerprintStore:
             types.warn_damage(f"{exc}; new fingerprints were not stored")
 
     def add_names(self, names: Mapping[str, Sequence[str]]) -> None:
-        """Record more names (a file path, a framework's document id) of stored documents,
-        by key (unknown keys are ignored)."""
+        """Record more names (a file path, a document id) of stored documents, by key (unknown
+        keys are ignored)."""
         names = writes.check_names(names)
         if not names or self._refuse_write():
             return
@@ -322,8 +316,7 @@ class FingerprintStore:
 
     # -- failures and maintenance ---------------------------------------------------------------
     def _remove_damaged(self, docs: set[int]) -> None:
-        # A lookup never waits for the write lock: with another process writing, a later
-        # lookup that meets them again removes them.
+        # A lookup never waits for the write lock: a later lookup that meets them removes them.
         busy = not self.read_only and recovery.held_elsewhere(self._flock)
         verb = "left in place (read-only store)" if self.read_only else "removed"
         types.warn_damage(

@@ -42,8 +42,7 @@ class StoreStats:
         documents: Documents stored (all processes).
         words: Word vectors stored.
         payload_bytes: Bytes of codes and words (what ``max_bytes`` limits).
-        bytes_on_disk: Database and write-ahead-log files (0 in memory mode); after
-            :meth:`FingerprintStore.close` the log is merged into the database.
+        bytes_on_disk: Database and write-ahead-log files (0 in memory; ``close`` merges them).
         codec: The store's codec.
         trained: Whether the codec's codebook exists (always true for raw codecs).
         staged_words: Words kept in float16 (before training, or not fitting the codebook).
@@ -107,11 +106,9 @@ def write_failed(exc: sqlite3.DatabaseError | DamagedCodebook, where: str, lost:
 
 
 def removal_failed(exc: sqlite3.DatabaseError, where: str) -> None:
-    """A lookup's removal of the damaged documents it met failed.  Damage beyond them is a
-    warning (:func:`write_failed`); anything else (a full disk, an I/O error) is logged, not
-    raised: the lookup's result stands (those documents are misses either way) and a later
-    lookup that meets them removes them, as when another process holds the write lock.  Raised,
-    it failed the lookup, and with it the whole compression, for a clean-up."""
+    """A lookup's removal of the damaged documents it met failed: damage beyond them is a
+    warning (:func:`write_failed`), anything else (full disk, I/O) only logged, as a clean-up
+    must not fail the lookup (they are misses either way; a later lookup removes them)."""
     if db.is_damage(exc):
         write_failed(exc, where, "the damaged documents stay in place")
     else:
@@ -162,8 +159,8 @@ def collect_stats(
 
 
 def verify_database(conn: sqlite3.Connection) -> list[str]:
-    """The problems found (empty when the store is consistent), read from the file, not from
-    a store object's cache (another process may have trained a codebook since it loaded).
+    """The problems found (empty when consistent), read from the file, not a store object's
+    cache (another process may have trained a codebook since it loaded).
 
     Raises:
         sqlite3.DatabaseError: SQLite cannot read the file (the caller reports it).

@@ -75,11 +75,8 @@ def shingle_hashes(words: Sequence[str]) -> np.ndarray:
 
 
 def winnow(hashes: np.ndarray) -> np.ndarray:
-    """Sorted positions ``(m,) int64`` of the shingles winnowing keeps.
-
-    The rightmost smallest hash of each window of :data:`WINNOW_WINDOW` shingles; all of them
-    when there are fewer shingles than one window (short texts).
-    """
+    """Sorted positions ``(m,) int64`` of the shingles winnowing keeps: the rightmost smallest
+    hash of each window of :data:`WINNOW_WINDOW` shingles (all of them for shorter texts)."""
     n = len(hashes)
     if n <= WINNOW_WINDOW:
         return np.arange(n, dtype=np.int64)
@@ -89,11 +86,11 @@ def winnow(hashes: np.ndarray) -> np.ndarray:
 
 
 def same_words(stored: Sequence[str], chunk: Sequence[str]) -> bool:
-    """Whether a chunk's words are exactly the stored words it would be served.
+    """Whether a chunk's words are exactly the stored words it would be served (both NFKC).
 
     Interior words must be equal; the chunk's first word may be the end of the stored word and
-    its last word the start of one (a splitter that cut inside a word, e.g. a token splitter):
-    such a fragment is served the vector of the whole word it was cut from.  Both are NFKC.
+    its last the start of one (a splitter that cut inside a word): a fragment is served the
+    vector of the whole word.
     """
     n = len(chunk)
     if n == 0 or len(stored) != n:

@@ -84,8 +84,7 @@ def check_names(names: Any) -> dict[str, tuple[str, ...]]:
     return out
 
 
-#: Largest vector dimension a store takes: far above any encoder's, and small enough that a
-#: dimension is an SQLite integer and a codec's factory string is computed quickly.
+#: Largest vector dimension a store takes: far above any encoder's, and quick for codecs._pq_m.
 MAX_DIM = 1 << 16
 
 
@@ -101,9 +100,8 @@ def check_dim(dim: Any) -> int:
 def finite_documents(
     texts: Sequence[str], fingerprints: Sequence[ChunkFingerprints], encoder_id: str
 ) -> list[DocumentFingerprints]:
-    """Texts with their fingerprints as documents (arguments checked), leaving out (and
-    logging) any the store must not hold: non-finite vectors, or another number of vectors
-    than the text has words (as a lookup segments it), which no lookup could serve."""
+    """Texts with their fingerprints as documents (arguments checked), leaving out (logged)
+    non-finite vectors and vector counts other than the text's words (no lookup serves them)."""
     texts = check_strings(texts, "texts")
     fingerprints = check_fingerprints(fingerprints, len(texts))
     encoder_id = check_encoder_id(encoder_id)
@@ -142,11 +140,8 @@ def check_codebooks(books: Codebooks, docs: Sequence[EncodedDocument], where: st
 
 def insert_documents(conn: sqlite3.Connection, docs: Sequence[EncodedDocument]) -> int:
     """Inside a write transaction: insert documents not stored yet (all of them gain their
-    names); returns how many were inserted.
-
-    The batch's shingles go in one statement sorted by hash: the shingle index is keyed by
-    hash, so sorted inserts touch each page once instead of once per document.
-    """
+    names); returns how many were inserted.  Shingles are inserted sorted by hash (the index's
+    key), so each index page is touched once."""
     sql = "SELECT key, id FROM documents WHERE key IN ({})"
     present = {str(k): int(i) for k, i in select_in(conn, sql, [d.key for d in docs])}
     encoders = [(e,) for e in dict.fromkeys(d.encoder for d in docs)]
@@ -215,13 +210,8 @@ def evict_lru(conn: sqlite3.Connection, max_bytes: int) -> int:
 
 def reclaim_pages(conn: sqlite3.Connection) -> None:
     """After the commit of a write that trained a codec: hand the freed float16 staging pages
-    back to the file system (``executescript``: ``execute`` steps ``PRAGMA incremental_vacuum``
-    once, one page).
-
-    Best effort, logged: the write is committed, and the vacuum writes to the log, so a disk
-    that filled up meanwhile must not make ``write`` report committed documents as not stored
-    (it raised :class:`StoreError`; an ingestion stopped and lost its report).  The pages stay
-    free inside the file, where later writes reuse them.
+    back to the file system (``executescript``: ``execute`` would vacuum only one page).  Best
+    effort, logged: a full disk must not make ``write`` report committed documents as not stored.
     """
     try:
         conn.executescript("PRAGMA incremental_vacuum;")
@@ -241,7 +231,7 @@ _STAGED = (
 
 def maybe_train(conn: sqlite3.Connection, books: Codebooks, docs: list[EncodedDocument]) -> bool:
     """Inside a write transaction: train the codec for each dimension whose staged words
-    reached ``train_min``; whether one was (staged pages were freed: reclaim them after commit)."""
+    reached ``train_min``; whether one was (then reclaim the freed pages after commit)."""
     spec = books.spec
     trained = False
     for dim in sorted({d.dim for d in docs}):
