@@ -18,7 +18,7 @@ import pytest
 from semtoken_rag.store import FingerprintStore, StoreWarning
 from semtoken_rag.store import store as store_module
 from tests.fakes import FakeEncoder
-from tests.store_helpers import fill, long_texts, run_in_child, sql
+from tests.store_helpers import SMALL_PQ, fill, long_texts, run_in_child, sql
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 
@@ -161,6 +161,29 @@ def test_a_forked_child_counts_only_its_own_lookups(tmp_path):
     assert run_in_child(body) == "4 4 0"
     assert store.stats().hits == 4
     store.close()
+
+
+def test_a_forked_child_trains_and_decodes_after_the_parent_used_faiss(tmp_path):
+    """libgomp's threads do not survive a fork: once the parent had trained a codec on two
+    OpenMP threads, a child's own store waited for ever in FAISS's training (faiss #5206)."""
+    faiss = pytest.importorskip("faiss")
+    enc = FakeEncoder()
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(2)  # a parallel region with a second thread, on any machine
+    try:
+        with FingerprintStore(tmp_path / "parent", codec=SMALL_PQ) as parent:
+            fill(parent, enc, long_texts(20, "p"))  # 1,200 words reach train_min: FAISS trains
+            assert parent.stats().trained
+
+        def body() -> str:
+            with FingerprintStore(tmp_path / "child", codec=SMALL_PQ) as child:
+                report = fill(child, enc, long_texts(20, "c"))
+                return f"{report.encoded} {child.stats().trained} {child.verify()}"
+
+        assert run_in_child(body, timeout=60) == "20 True []"
+        assert faiss.omp_get_max_threads() == 2  # the parent's own setting is left alone
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 def test_compress_in_a_forked_child_serves_hits_and_encodes_misses(tmp_path):
