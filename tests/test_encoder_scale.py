@@ -114,6 +114,27 @@ def test_ingested_documents_are_stored_normalised(
             np.testing.assert_allclose(fp.vectors, ref.vectors, atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [1e-40, 1e12, 1e300])
+def test_vectors_written_by_put_are_stored_normalised(
+    hotpot: list[dict[str, Any]], tmp_path: Path, scale: float
+) -> None:
+    """``put`` (and ``encode_documents``, its writer) stores unit vectors whoever calls it: a
+    caller's float64 vectors of 1e300 became infinities in float32, or tiny ones were stored
+    and served as they came, unlike the engine's."""
+    from semtoken_rag.store import FingerprintStore
+
+    docs = [r["context"] for r in hotpot[:5]]
+    ref = FakeEncoder().encode_texts(docs)
+    scaled = [ChunkFingerprints(fp.vectors.astype(np.float64) * scale, fp.word_spans)
+              for fp in ref]  # fmt: skip
+    with FingerprintStore(tmp_path / "st", codec="float32") as store:
+        store.put(docs, scaled, "custom")
+        served = store.lookup(docs, "custom")
+    for fp, want in zip(served, ref, strict=True):
+        assert isinstance(fp, ChunkFingerprints)
+        np.testing.assert_allclose(fp.vectors, want.vectors, atol=1e-6)
+
+
 class UnrealEncoder(FakeEncoder):
     """The fake encoder with ``where``'s vectors (chunks, query words or pooled queries) cast
     to ``dtype``."""

@@ -31,6 +31,7 @@ def test_scale_corpus_documents_are_what_encode_documents_builds(distinct: bool)
              "theta", "Ça", "kappa", "lambda", "mu", "nu"]  # fmt: skip
     chunks = [" ".join((words[i:] + words[:i]) * (3 + i)) for i in range(5)]
     vectors = np.random.default_rng(0).standard_normal((4000, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # as a store holds them
     with FingerprintStore(codec="float32") as store:
         codecs = store.codec_set(8)
     codes = runtime_codec(codecs.book).encode(vectors)

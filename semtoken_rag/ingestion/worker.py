@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from semtoken_rag.errors import InvalidInputError
-from semtoken_rag.fingerprints import ChunkFingerprints, with_unit_vectors
+from semtoken_rag.fingerprints import ChunkFingerprints
 from semtoken_rag.ingestion.documents import PlannedDocument
 from semtoken_rag.inputs import model_text
 from semtoken_rag.store.codebooks import CodecSet
@@ -93,6 +93,6 @@ def encode_batch(encoder: Any, docs: Sequence[PlannedDocument], codecs: CodecSet
         except InvalidInputError as exc:
             result.failed.append(FailedDocument(doc.id, doc.key, describe_error(exc)))
             continue
-        good.append(replace(item, fingerprints=with_unit_vectors(fp)))  # as at query time
+        good.append(item)
     result.encoded = encode_documents(good, codecs, encoder=str(encoder.cache_id))
     return result

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from semtoken_rag.core.pooling import unit_rows
 from semtoken_rag.errors import InvalidInputError, NonFiniteFingerprintsError
 from semtoken_rag.fingerprints import REAL_KINDS, ChunkFingerprints
 from semtoken_rag.inputs import model_text
@@ -156,9 +157,10 @@ def encode_documents(
     """Encode documents for the store, all their vectors in one codec call; ``encoder`` is the
     encoder's ``cache_id``.
 
-    Every document is checked here (the writer's entry point, whoever calls it).  Stored words
-    are those of :func:`~semtoken_rag.inputs.model_text` (lone surrogates as U+FFFD, same
-    offsets): what a lookup compares them with.
+    Every document is checked here (the writer's entry point, whoever calls it) and its vectors
+    are stored L2-normalised, as the engine uses them.  Stored words are those of
+    :func:`~semtoken_rag.inputs.model_text` (lone surrogates as U+FFFD, same offsets): what a
+    lookup compares them with.
 
     Raises:
         NonFiniteFingerprintsError: a vector holds NaN or infinity.
@@ -174,9 +176,9 @@ def encode_documents(
                 f"but the codec set is for dimension {codecs.book.dim}: encode it with "
                 f"codec_set({d.fingerprints.dim})"
             )
-    vectors = np.concatenate(
-        [np.asarray(d.fingerprints.vectors, dtype=np.float32) for d in docs]
-    ).reshape(-1, docs[0].fingerprints.dim)
+    # normalised as the engine uses them, per document: its rows do not depend on the batch
+    units = [unit_rows(np.asarray(d.fingerprints.vectors)) for d in docs]
+    vectors = np.concatenate(units).reshape(-1, codecs.book.dim)
     codes, cos = code_vectors(vectors, codecs)
     out = []
     lo = 0
