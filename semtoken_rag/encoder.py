@@ -22,11 +22,13 @@ from semtoken_rag.core.segment import find_words
 from semtoken_rag.encoder_models import load_by_name, load_loaded, weights_digest
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.fork_threads import one_thread_after_fork
 
 if TYPE_CHECKING:
     from semtoken_rag.config import SemTokenConfig
 
 logger = logging.getLogger(__name__)
+one_thread_after_fork("torch", "set_num_threads")  # a forward in a forked child would hang
 
 
 @dataclass(frozen=True)

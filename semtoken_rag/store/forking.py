@@ -12,10 +12,7 @@ the child opens to that file takes a lock (SQLite's bookkeeping is per process a
 the parent's ``close`` would delete the write-ahead log under the children.  Closing it
 checkpoints nothing (the parent's shared lock refuses it); one a thread was inside is kept
 unused, as closing it would roll back that thread's transaction in the shared log index.
-
-FAISS runs on one OpenMP thread in a forked child: libgomp's worker threads do not survive a
-fork, and FAISS's next parallel region (training a codec, a large batch of an ``sq`` codec)
-waited for them for ever (faiss issue #5206).
+FAISS runs on one thread in the child (:mod:`~semtoken_rag.fork_threads`).
 """
 
 from __future__ import annotations
@@ -24,11 +21,11 @@ import contextlib
 import math
 import os
 import sqlite3
-import sys
 import threading
 import weakref
 from typing import Any
 
+from semtoken_rag.fork_threads import one_thread_after_fork
 from semtoken_rag.store import recovery, writes
 
 #: A ``FingerprintStore`` (not imported: store.py imports this module).
@@ -55,7 +52,6 @@ def _leave_inherited(conn: sqlite3.Connection) -> None:
 def _in_child() -> None:
     """After a fork, in the child: reset each store object (module docstring); :func:`adopt`
     opens its own connection at first use."""
-    _single_threaded_faiss()
     for store in list(_STORES):
         # held by a thread of the parent (mid-lookup, mid-write): it does not exist here
         busy = not store._lock.acquire(blocking=False)
@@ -73,15 +69,9 @@ def _in_child() -> None:
                 store._conn.close()
 
 
-def _single_threaded_faiss() -> None:
-    """One OpenMP thread for FAISS (module docstring), in a process that imported it."""
-    set_threads = getattr(sys.modules.get("faiss"), "omp_set_num_threads", None)
-    if callable(set_threads):
-        set_threads(1)
-
-
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_child)
+one_thread_after_fork("faiss", "omp_set_num_threads")  # training, large sq batches
 
 
 def adopt(store: Store) -> None:
