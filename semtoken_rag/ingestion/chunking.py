@@ -15,7 +15,8 @@ def chunk_words(text: str, size: int, overlap: int = 0) -> list[str]:
     """Split ``text`` into windows of ``size`` words (> 0) sharing ``overlap`` (0 <= it < size).
 
     Returns:
-        Chunk texts in order (none without words); the last may be shorter.
+        Chunk texts in order (none without words); the last may be shorter, and none lies
+        entirely inside the previous one.
 
     Raises:
         InvalidInputError: ``text`` is not a str, ``size``/``overlap`` not ints or out of range.
