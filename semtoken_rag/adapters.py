@@ -16,7 +16,6 @@ they cannot drift apart::
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
@@ -37,6 +36,7 @@ from semtoken_rag.config import (
 from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config_error
 from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import MAX_START, ChunkSource
+from semtoken_rag.fork_threads import ForkSafeLock
 from semtoken_rag.results import ChunkResult, CompressionResult
 
 A = TypeVar("A", bound="EncoderFields")
@@ -67,7 +67,7 @@ class EngineSlot:
     def __init__(self, engine: Compressor | None = None, store: Any = None) -> None:
         self._engine = engine
         self._store = store  # what the engine was built for: the store field, or store_dir
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     @property
     def built(self) -> bool:

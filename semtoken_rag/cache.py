@@ -6,7 +6,6 @@ Both are ``cachetools.LRUCache`` objects behind a lock; the fingerprint cache is
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
@@ -15,6 +14,7 @@ from cachetools import LRUCache
 
 from semtoken_rag.config import EncoderConfig
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource, fingerprint_key
+from semtoken_rag.fork_threads import ForkSafeLock
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -32,7 +32,7 @@ class LRUMemo(Generic[K, V]):
         self._size = size
         weigh = None if size is None else _entry_size
         self._data: LRUCache[K, tuple[int, V]] = LRUCache(maxsize=max_size, getsizeof=weigh)
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
 
     def get(self, key: K) -> V | None:
         with self._lock:
@@ -72,7 +72,7 @@ class MemoryFingerprintCache:
     def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         self.max_bytes = max_bytes
         self._data: LRUCache[str, ChunkFingerprints] = LRUCache(maxsize=max_bytes, getsizeof=_size)
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self.hits = 0
         self.misses = 0
 

