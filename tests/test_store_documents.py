@@ -168,6 +168,32 @@ def test_character_windows_of_every_offset_are_served(corpus, stored):
     assert served == guaranteed == len(cuts)
 
 
+@pytest.mark.parametrize("hint", [False, True], ids=["no-hint", "name-and-start"])
+@pytest.mark.parametrize("edge", ["first", "last"])
+def test_an_edited_document_ingested_again_serves_its_own_edge_words(corpus, edge, hint):
+    """An edit that shortens a chunk's first word ("25" -> "5") or last ("15000" -> "150")
+    leaves the chunk inside the old version, cut inside a word as a token splitter cuts.  Once
+    the new version is ingested too (same name), its whole words are served, not the old
+    version's (stored first, so it used to win the tie); before, the old words' vectors were
+    the only ones to serve, as docs/store.md says."""
+    docs, enc, _ = corpus
+    words = words_slice(docs[5], 0, 300).split(" ")
+    old, new = list(words), list(words)
+    old[40], new[40] = "25", "5"
+    old[140], new[140] = "15000", "150"
+    v1, v2 = " ".join(old), " ".join(new)
+    first, last = (40, 100) if edge == "first" else (80, 141)
+    chunk = words_slice(v2, first, last)
+    source = [ChunkSource("report.txt", v2.index(chunk))] if hint else None
+    with FingerprintStore(codec="float32") as s:
+        fill(s, enc, [SourceDocument(v1, names=("report.txt",))])
+        (before,) = s.lookup([chunk], enc.cache_id, source)
+        assert same_exactly(before, expected_slice(enc.encode_texts([v1])[0], first, chunk))
+        fill(s, enc, [SourceDocument(v2, names=("report.txt",))])
+        (after,) = s.lookup([chunk], enc.cache_id, source)
+    assert same_exactly(after, expected_slice(enc.encode_texts([v2])[0], first, chunk))
+
+
 # -- what must not be served ----------------------------------------------------------------------
 def test_an_edited_chunk_is_never_served(corpus, stored):
     docs, enc, _ = corpus

@@ -267,18 +267,30 @@ class Locator:
 
     # -- verification -------------------------------------------------------------------
     def _serve(self, q: ChunkQuery, cands: list[tuple[int, int]]) -> ChunkFingerprints | None:
-        """The first candidate that verifies; with a start hint, candidates are tried nearest
+        """The first candidate whose words match the chunk's whole, else the first where its edge
+        words are fragments of the stored ones (an edited document's new version is served over
+        the old one holding the chunk's text inside longer words; at most :data:`MAX_VERIFY`
+        more are tried for a whole match).  With a start hint, candidates are tried nearest
         first (not all verified and compared: a text repeated all over a block proposes
         hundreds of copies near the hint)."""
         want = q.source.start if q.source is not None else None
         if want is not None and len(cands) > 1:
             cands = sorted(cands, key=lambda c: self._distance(c[0], c[1], want))  # stable
+        best: tuple[int, list[_Block], int] | None = None
+        budget = MAX_VERIFY  # candidates tried for a whole match once a fragment one is found
         for doc, off in cands:
-            fp = self._verified(doc, off, q)
-            if fp is not None:
-                self.result.served[doc] = self._docs[doc].last_used
-                return fp
-        return None
+            match = self._matched(doc, off, q)
+            if match is not None and (best is None or match[2]):
+                best = (doc, match[0], match[1])
+                if match[2]:
+                    break
+            elif best is not None and (budget := budget - 1) == 0:
+                break
+        if best is None:
+            return None
+        doc, blocks, lo = best
+        self.result.served[doc] = self._docs[doc].last_used
+        return self._decoded(doc, blocks, lo, q)
 
     def _distance(self, doc: int, off: int, want: int) -> float:
         """Characters between ``want`` and the estimated start of word ``off`` of ``doc``
@@ -289,21 +301,28 @@ class Locator:
             return float("inf")
         return float(abs(block.start + self._offset_in_block(doc, index, block, lo) - want))
 
-    def _verified(self, doc: int, off: int, q: ChunkQuery) -> ChunkFingerprints | None:
-        """The fingerprints of words ``off ...`` of ``doc`` when every one verifies."""
+    def _matched(self, doc: int, off: int, q: ChunkQuery) -> tuple[list[_Block], int, bool] | None:
+        """The blocks of words ``off ...`` of ``doc`` when every one verifies, and whether the
+        chunk's edge words are whole (not fragments of the stored ones); ``None`` otherwise."""
         n = len(q.words)
         if n == 0:  # a text without words, stored as such (found by its key)
-            empty = np.zeros((0, self._docs[doc].dim), np.float32)
-            return ChunkFingerprints(empty, q.spans) if self._docs[doc].n_words == 0 else None
+            return ([], 0, True) if self._docs[doc].n_words == 0 else None
         first, last = off // BLOCK_WORDS, (off + n - 1) // BLOCK_WORDS
         blocks = [self._block(doc, b) for b in range(first, last + 1)]
-        if any(b is None for b in blocks):
-            return None
         parts = [b for b in blocks if b is not None]
+        if len(parts) < len(blocks):
+            return None
         lo = off - first * BLOCK_WORDS
         stored = list(islice(chain.from_iterable(b.words for b in parts), lo, lo + n))
         if not same_words(stored, q.words):
             return None
+        return parts, lo, stored == q.words
+
+    def _decoded(self, doc: int, parts: list[_Block], lo: int, q: ChunkQuery) -> ChunkFingerprints:
+        """The chunk's vectors from the verified ``parts`` (its first word at ``lo``)."""
+        n = len(q.words)
+        if n == 0:
+            return ChunkFingerprints(np.zeros((0, self._docs[doc].dim), np.float32), q.spans)
         vectors = [
             runtime_codec(b.book).decode(b.codes[lo if i == 0 else 0 : lo + n - i * BLOCK_WORDS])
             for i, b in enumerate(parts)

@@ -200,6 +200,44 @@ def test_persistent_store_dir_round_trip(tmp_path: Any, lc_documents: list[Docum
 
 
 @pytest.mark.slow
+def test_a_corrected_article_ingested_again_serves_the_corrected_words(tmp_path: Any) -> None:
+    """An article is ingested, corrected ("25 people" -> "5 people", a paragraph's first words)
+    and ingested again under its source; a recursive splitter's chunk of the corrected
+    paragraph is served the new version's "5", not the old "25" it is also a verbatim slice of
+    (cut inside a word)."""
+    import numpy as np
+
+    paragraphs = [
+        "A fire broke out late on Tuesday in a warehouse near the harbour of the old town, and "
+        "the flames spread to two neighbouring buildings before crews arrived from the station.",
+        "25 people were taken to the regional hospital with burns and smoke inhalation, said a "
+        "spokesperson for the emergency services who spoke to reporters on Wednesday morning.",
+        "Investigators said the cause of the fire is still unknown and that the warehouse had "
+        "passed its most recent safety inspection only three months before the blaze.",
+    ]
+    old = "\n\n".join(paragraphs)
+    new = old.replace("25 people", "5 people")
+    comp = SemTokenCompressor(compression_ratio=0.5, store_dir=tmp_path / "fp")
+    for text in (old, new):
+        comp.ingestor().transform_documents([Document(text, metadata={"source": "fire.html"})])
+    splitter = RecursiveCharacterTextSplitter(chunk_size=250, chunk_overlap=0, add_start_index=True)
+    chunks = splitter.split_documents([Document(new, metadata={"source": "fire.html"})])
+    chunk = next(c for c in chunks if c.page_content.startswith("5 people"))
+    enc = comp.engine.encoder
+    calls = enc.calls
+    assert comp.compress_documents([chunk], "How many people were taken to hospital?")
+    assert enc.calls == calls  # served from the store
+    (served,) = comp.engine.store.lookup([chunk.page_content], enc.cache_id)
+    assert served is not None
+    old_fp, new_fp = enc.encode_texts([old, new])
+    five = served.vectors[0] / np.linalg.norm(served.vectors[0])
+    at = new.index("5 people")
+    new_five = new_fp.vectors[int(np.flatnonzero(new_fp.word_spans[:, 0] == at)[0])]
+    old_25 = old_fp.vectors[int(np.flatnonzero(old_fp.word_spans[:, 0] == at)[0])]
+    assert float(five @ new_five) > 0.99 > float(five @ old_25)
+
+
+@pytest.mark.slow
 async def test_auto_budget_reports_its_choice_on_every_document(
     make_compressor: Any, lc_documents: list[Document]
 ) -> None:
