@@ -135,6 +135,30 @@ class EncoderFields(BaseModel):
         except ValidationError as exc:
             raise config_error(exc, data, type(self)) from None
 
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        """pydantic's loading of a dict (``model_dump()``'s form), failing as the constructor.
+
+        Raises:
+            ConfigError: naming the field and the bad value.
+        """
+        try:
+            return super().model_validate(obj, **options)
+        except ValidationError as exc:
+            raise config_error(exc, obj if isinstance(obj, Mapping) else {}, cls) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """pydantic's loading of ``model_dump_json()``'s text, failing as the constructor.
+
+        Raises:
+            ConfigError: text that is not JSON, or a bad value (named, with the field).
+        """
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            raise config_error(exc, {}, cls) from None
+
     def __copy__(self) -> Self:
         # pydantic copies private attributes shallowly: give the copy a slot of its own.
         clone = super().__copy__()

@@ -210,3 +210,20 @@ def test_the_ingestor_of_a_compressor_without_a_store_is_refused_at_once() -> No
         SemTokenIngestor(store=comp.engine.store)
     with FingerprintStore() as store:  # an in-memory FingerprintStore can be written to
         assert SemTokenCompressor(store=store).ingestor().engine.store is store
+
+
+@pytest.mark.parametrize("cls", [SemTokenCompressor, SemTokenIngestor])
+def test_model_validate_loads_a_dump_and_refuses_a_bad_one_with_a_config_error(
+    cls: type, tmp_path: Any
+) -> None:
+    """pydantic's loading (``model_validate``, ``model_validate_json``) fails as the constructor
+    does: a ``ConfigError`` naming the field, never pydantic's ``ValidationError``."""
+    adapter = cls(store_dir=tmp_path / "fp", device="cpu")
+    dump = adapter.model_dump()
+    assert cls.model_validate(dump).model_dump() == dump
+    assert cls.model_validate_json(adapter.model_dump_json()).model_dump() == dump
+    for bad, name in (({**dump, "device": "tpu"}, "device"), ({**dump, "nope": 1}, "nope")):
+        with pytest.raises(ConfigError, match=name):
+            cls.model_validate(bad)
+    with pytest.raises(ConfigError, match="JSON"):
+        cls.model_validate_json('{"device": ')

@@ -164,3 +164,25 @@ def test_the_fingerprinter_of_a_postprocessor_without_a_store_is_refused_at_once
     with FingerprintStore() as store:
         post = SemTokenNodePostprocessor(store=store)
         assert post.fingerprinter().engine is post.engine
+
+
+@pytest.mark.parametrize("cls", [SemTokenNodePostprocessor, SemTokenFingerprinter])
+def test_model_dump_loads_back_and_a_bad_dump_is_a_config_error(cls: type, tmp_path: Any) -> None:
+    """A LlamaIndex component's ``model_dump()`` carries its ``class_name``: the dump loads
+    back (constructor, ``model_validate``, ``model_validate_json``), as ``to_dict`` does; a bad
+    value or another class's name in it is a ``ConfigError``, as at construction."""
+    component = cls(store_dir=tmp_path / "fp", engine_options={"batch_size": 8})
+    dump = component.model_dump()
+    assert dump["class_name"] == cls.class_name()
+    for clone in (
+        cls(**dump),
+        cls.model_validate(dump),
+        cls.model_validate_json(component.model_dump_json()),
+    ):
+        assert clone.model_dump() == dump
+    bad_dumps = (({**dump, "device": 5}, "device"), ({**dump, "class_name": "X"}, "class_name"))
+    for bad, name in bad_dumps:
+        with pytest.raises(ConfigError, match=name):
+            cls.model_validate(bad)
+    with pytest.raises(ConfigError, match="JSON"):
+        cls.model_validate_json('{"device": ')

@@ -30,7 +30,10 @@ from semtoken_rag.config import SemTokenConfig
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkSource
 
-from llama_index.postprocessor.semtoken.fingerprinter import SemTokenFingerprinter
+from llama_index.postprocessor.semtoken.fingerprinter import (
+    SemTokenFingerprinter,
+    without_class_name,
+)
 from llama_index.postprocessor.semtoken.nodes import node_source, node_text
 
 if TYPE_CHECKING:
@@ -86,6 +89,11 @@ class SemTokenNodePostprocessor(CompressionFields, BaseNodePostprocessor):
     """Drop nodes compressed to nothing (see the class docstring)."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _loads_model_dump(cls, data: Any) -> Any:
+        return without_class_name(cls, data)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenNodePostprocessor:

@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def without_class_name(cls: type[TransformComponent], data: Any) -> Any:
+    """``data`` without the ``class_name`` a LlamaIndex component's ``model_dump()`` adds (its
+    own class's), so the dump loads back as ``from_dict`` loads ``to_dict()``."""
+    if isinstance(data, dict) and data.get("class_name") == cls.class_name():
+        return {k: v for k, v in data.items() if k != "class_name"}
+    return data
+
+
 class SemTokenFingerprinter(EncoderFields, TransformComponent):
     """Writes the fingerprints of every node's text into a fingerprint store.
 
@@ -65,6 +73,11 @@ class SemTokenFingerprinter(EncoderFields, TransformComponent):
     """A fingerprint store object (``semtoken_rag.protocols.FingerprintStoreProtocol``)."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _loads_model_dump(cls, data: Any) -> Any:
+        return without_class_name(cls, data)
 
     @model_validator(mode="after")
     def _validate_engine_config(self) -> SemTokenFingerprinter:
