@@ -18,6 +18,7 @@ from semtoken_rag.core.entropy import span_entropy
 from semtoken_rag.core.render import kept_word_ranges, render
 from semtoken_rag.errors import InvalidInputError
 from semtoken_rag.fingerprints import ChunkFingerprints
+from semtoken_rag.inputs import check_strings
 from semtoken_rag.results import ChunkResult, CompressionResult, Explanation, StageTimings
 
 
@@ -88,8 +89,16 @@ class PreparedContext:
 
     def subset(self, texts: Sequence[str]) -> PreparedContext:
         """The context of ``texts`` (each one of this context's chunks; duplicates allowed),
-        sharing the prepared arrays: how one batched ``prepare`` serves many requests."""
+        sharing the prepared arrays: how one batched ``prepare`` serves many requests.
+
+        Raises:
+            InvalidInputError: a text that is not one of this context's chunks.
+        """
+        texts = check_strings(texts, "texts")
         by_text = {c.text: c for c in self.chunks}
+        missing = next((t for t in texts if t not in by_text), None)
+        if missing is not None:
+            raise InvalidInputError(f"subset: {missing!r:.80} is not a chunk of this context")
         return PreparedContext(tuple(by_text[t] for t in texts))
 
     def unit_char_spans(self) -> np.ndarray:

@@ -102,6 +102,23 @@ def test_planning_another_encoders_context_is_a_typed_error(query: str | None) -
     assert fake(32).plan(prepared, query, ratio=0.5).arrays.word_vectors.shape[1] == 32
 
 
+@pytest.mark.parametrize(
+    ("texts", "message"),
+    [
+        (["Zeta eta.", "Omega."], r"subset: 'Omega.' is not a chunk of this context"),
+        ("Zeta eta.", "texts must be a sequence of strings, got one str"),
+        ([b"Zeta eta."], r"texts\[0\] is a bytes, not a str"),
+    ],
+)
+def test_a_subset_of_texts_the_context_does_not_hold_is_a_typed_error(texts, message) -> None:
+    """``PreparedContext.subset`` (how one batched ``prepare`` serves many requests) raised a
+    bare ``KeyError`` for a text the context does not hold."""
+    prepared = fake(32).prepare(["Alpha beta. Gamma delta kappa.", "Zeta eta."])
+    with pytest.raises(InvalidInputError, match=message):
+        prepared.subset(texts)
+    assert [c.text for c in prepared.subset(["Zeta eta.", "Zeta eta."]).chunks] == ["Zeta eta."] * 2
+
+
 def test_a_context_without_fingerprints_plans_with_scores_on_any_engine() -> None:
     prepared = fake(32).prepare(["Alpha beta. Gamma delta."], fingerprints=False)
     plan = fake(64).plan(prepared, scores=np.asarray([0.0, 1.0]), budget=2)
