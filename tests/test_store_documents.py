@@ -177,13 +177,17 @@ def test_an_edited_document_ingested_again_serves_its_own_edge_words(corpus, edg
     version's (stored first, so it used to win the tie); before, the old words' vectors were
     the only ones to serve, as docs/store.md says."""
     docs, enc, _ = corpus
-    words = words_slice(docs[5], 0, 300).split(" ")
-    old, new = list(words), list(words)
-    old[40], new[40] = "25", "5"
-    old[140], new[140] = "15000", "150"
-    v1, v2 = " ".join(old), " ".join(new)
+    text = words_slice(docs[5], 0, 300)
+    spans = find_words(text).tolist()
+
+    def edited(first_word: str, last_word: str) -> str:
+        (a, b), (c, d) = spans[40], spans[140]
+        return text[:a] + first_word + text[b:c] + last_word + text[d:]
+
+    v1, v2 = edited("25", "15000"), edited("5", "150")
     first, last = (40, 100) if edge == "first" else (80, 141)
     chunk = words_slice(v2, first, last)
+    assert chunk.startswith("5 ") if edge == "first" else chunk.endswith(" 150")
     source = [ChunkSource("report.txt", v2.index(chunk))] if hint else None
     with FingerprintStore(codec="float32") as s:
         fill(s, enc, [SourceDocument(v1, names=("report.txt",))])
@@ -192,6 +196,30 @@ def test_an_edited_document_ingested_again_serves_its_own_edge_words(corpus, edg
         fill(s, enc, [SourceDocument(v2, names=("report.txt",))])
         (after,) = s.lookup([chunk], enc.cache_id, source)
     assert same_exactly(after, expected_slice(enc.encode_texts([v2])[0], first, chunk))
+
+
+@pytest.mark.parametrize("hint", ["none", "name", "name-and-start"])
+def test_a_chunk_of_an_edited_document_ingested_again_is_served_from_its_new_version(corpus, hint):
+    """A chunk ending just before an edited word reads the same in both versions, but its
+    fingerprints are contextual: once the new version is ingested (same name), its vectors are
+    served, not the old version's (stored first, it used to win every tie)."""
+    docs, enc, _ = corpus
+    v1 = words_slice(docs[6], 0, 300)
+    a, b = find_words(v1)[100].tolist()
+    v2 = v1[:a] + "zeppelin" + v1[b:]
+    chunk = words_slice(v2, 40, 100)
+    assert chunk == words_slice(v1, 40, 100)
+    sources = {
+        "none": None,
+        "name": [ChunkSource("report.txt")],
+        "name-and-start": [ChunkSource("report.txt", v2.index(chunk))],
+    }[hint]
+    with FingerprintStore(codec="float32") as s:
+        fill(s, enc, [SourceDocument(v1, names=("report.txt",))])
+        fill(s, enc, [SourceDocument(v2, names=("report.txt",))])
+        (got,) = s.lookup([chunk], enc.cache_id, sources)
+    old, new = (expected_slice(enc.encode_texts([v])[0], 40, chunk) for v in (v1, v2))
+    assert not same_exactly(old, new) and same_exactly(got, new)
 
 
 # -- what must not be served ----------------------------------------------------------------------

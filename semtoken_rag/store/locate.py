@@ -214,7 +214,8 @@ class Locator:
         """Alignments ``(document, first word)`` ranked by the votes of the chunk's shingles.
 
         A shingle found in ``r`` places votes ``1/r`` for each: the chunk's rare shingles (its
-        own text) outweigh boilerplate it shares with many documents.
+        own text) outweigh boilerplate it shares with many documents.  Ties go to the newest
+        document: of an edited file ingested again, the current version.
         """
         hashes = shingle_hashes(q.words)
         short = len(q.words) < WINNOW_WINDOW + SHINGLE_WORDS - 1
@@ -226,7 +227,7 @@ class Locator:
                 for doc, word in rows:
                     votes[(doc, word - pos)] += 1.0 / len(rows)
         self._load_docs(_DOCS_BY_ID, [d for d, _ in votes if d not in self._docs])
-        ranked = sorted(votes.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = sorted(votes.items(), key=lambda kv: (-kv[1], -kv[0][0], kv[0][1]))
         return [(d, o) for (d, o), _ in ranked if self._fits(d, o, len(q.words))][:MAX_VERIFY]
 
     def _scoped_rows(
@@ -271,11 +272,11 @@ class Locator:
         words are fragments of the stored ones (an edited document's new version is served over
         the old one holding the chunk's text inside longer words; at most :data:`MAX_VERIFY`
         more are tried for a whole match).  With a start hint, candidates are tried nearest
-        first (not all verified and compared: a text repeated all over a block proposes
-        hundreds of copies near the hint)."""
+        first, the newest document first at the same distance (not all verified and compared:
+        a text repeated all over a block proposes hundreds of copies near the hint)."""
         want = q.source.start if q.source is not None else None
         if want is not None and len(cands) > 1:
-            cands = sorted(cands, key=lambda c: self._distance(c[0], c[1], want))  # stable
+            cands = sorted(cands, key=lambda c: (self._distance(c[0], c[1], want), -c[0]))
         best: tuple[int, list[_Block], int] | None = None
         budget = MAX_VERIFY  # candidates tried for a whole match once a fragment one is found
         for doc, off in cands:
