@@ -200,11 +200,11 @@ def test_persistent_store_dir_round_trip(tmp_path: Any, lc_documents: list[Docum
 
 
 @pytest.mark.slow
-def test_a_corrected_article_ingested_again_serves_the_corrected_words(tmp_path: Any) -> None:
+def test_a_corrected_article_ingested_again_serves_its_new_fingerprints(tmp_path: Any) -> None:
     """An article is ingested, corrected ("25 people" -> "5 people", a paragraph's first words)
     and ingested again under its source; a recursive splitter's chunk of the corrected
     paragraph is served the new version's "5", not the old "25" it is also a verbatim slice of
-    (cut inside a word)."""
+    (cut inside a word), and the unchanged first paragraph the new version's fingerprints."""
     import numpy as np
 
     paragraphs = [
@@ -235,6 +235,13 @@ def test_a_corrected_article_ingested_again_serves_the_corrected_words(tmp_path:
     new_five = new_fp.vectors[int(np.flatnonzero(new_fp.word_spans[:, 0] == at)[0])]
     old_25 = old_fp.vectors[int(np.flatnonzero(old_fp.word_spans[:, 0] == at)[0])]
     assert float(five @ new_five) > 0.99 > float(five @ old_25)
+    # The first paragraph reads the same in both versions; its words' context does not.
+    first = chunks[0].page_content
+    assert first == paragraphs[0]
+    (got,) = comp.engine.store.lookup([first], enc.cache_id)
+    n = len(got.vectors)
+    to_new = np.abs(got.vectors - new_fp.vectors[:n]).max()
+    assert to_new < 0.005 < np.abs(got.vectors - old_fp.vectors[:n]).max()
 
 
 @pytest.mark.slow
