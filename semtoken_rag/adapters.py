@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
 
 from semtoken_rag.adapter_stores import open_store
 from semtoken_rag.config import (
@@ -33,7 +33,14 @@ from semtoken_rag.config import (
     Share,
     config_field,
 )
-from semtoken_rag.config_base import Integer, NonBlank, Number, Patterns, config_error
+from semtoken_rag.config_base import (
+    Integer,
+    NonBlank,
+    Number,
+    Patterns,
+    TypedLoading,
+    config_error,
+)
 from semtoken_rag.errors import ConfigError, InvalidInputError
 from semtoken_rag.fingerprints import MAX_START, ChunkSource
 from semtoken_rag.fork_threads import ForkSafeLock
@@ -120,7 +127,7 @@ class EngineSlot:
             return self._engine
 
 
-class EncoderFields(BaseModel):
+class EncoderFields(TypedLoading):
     """The encoder knobs an adapter mirrors (the store key depends on nothing else).
 
     Construction raises a one-line :class:`ConfigError`, not pydantic's ``ValidationError``."""
@@ -134,30 +141,6 @@ class EncoderFields(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise config_error(exc, data, type(self)) from None
-
-    @classmethod
-    def model_validate(cls, obj: Any, **options: Any) -> Self:
-        """pydantic's loading of a dict (``model_dump()``'s form), failing as the constructor.
-
-        Raises:
-            ConfigError: naming the field and the bad value.
-        """
-        try:
-            return super().model_validate(obj, **options)
-        except ValidationError as exc:
-            raise config_error(exc, obj if isinstance(obj, Mapping) else {}, cls) from None
-
-    @classmethod
-    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
-        """pydantic's loading of ``model_dump_json()``'s text, failing as the constructor.
-
-        Raises:
-            ConfigError: text that is not JSON, or a bad value (named, with the field).
-        """
-        try:
-            return super().model_validate_json(json_data, **options)
-        except ValidationError as exc:
-            raise config_error(exc, {}, cls) from None
 
     def __copy__(self) -> Self:
         # pydantic copies private attributes shallowly: give the copy a slot of its own.

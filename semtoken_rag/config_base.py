@@ -14,7 +14,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import NoneType, UnionType
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import numpy as np
 from annotated_types import Ge, Gt, Le, Lt
@@ -29,6 +29,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from semtoken_rag.errors import ConfigError
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+; the package supports 3.10
+    from typing_extensions import Self
 
 P = TypeVar("P", bound="ConfigPart")
 
@@ -182,7 +185,37 @@ def config_error(
     return ConfigError(f"{name} must be {describe(fields[name])}, got {show(value)}")
 
 
-class ConfigPart(BaseModel):
+class TypedLoading(BaseModel):
+    """pydantic's loading (``model_validate``, ``model_validate_json``) failing as the
+    constructor does: one :class:`ConfigError` line naming the field and the bad value (the
+    engine's config parts and the adapters' fields)."""
+
+    @classmethod
+    def model_validate(cls, obj: Any, **options: Any) -> Self:
+        """pydantic's loading of a dict (``model_dump()``'s form), failing like the constructor.
+
+        Raises:
+            ConfigError: naming the field and the bad value, as the constructor does.
+        """
+        try:
+            return super().model_validate(obj, **options)
+        except ValidationError as exc:
+            raise config_error(exc, obj if isinstance(obj, Mapping) else {}, cls) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **options: Any) -> Self:
+        """pydantic's loading of ``model_dump_json()``'s text (see :meth:`model_validate`).
+
+        Raises:
+            ConfigError: text that is not JSON, or a bad value (named, with the field).
+        """
+        try:
+            return super().model_validate_json(json_data, **options)
+        except ValidationError as exc:
+            raise config_error(exc, {}, cls) from None
+
+
+class ConfigPart(TypedLoading):
     """A frozen, hashable configuration model whose every error is a :class:`ConfigError`.
 
     A field whose flat (seed) name differs declares it as its ``alias``
@@ -234,27 +267,3 @@ class ConfigPart(BaseModel):
         if update:
             return self.replace(**update)
         return super().model_copy(deep=deep)
-
-    @classmethod
-    def model_validate(cls: type[P], obj: Any, **options: Any) -> P:
-        """pydantic's loading of a dict (``model_dump()``'s form), failing like the constructor.
-
-        Raises:
-            ConfigError: naming the field and the bad value, as the constructor does.
-        """
-        try:
-            return super().model_validate(obj, **options)
-        except ValidationError as exc:
-            raise config_error(exc, obj if isinstance(obj, Mapping) else {}, cls) from None
-
-    @classmethod
-    def model_validate_json(cls: type[P], json_data: str | bytes | bytearray, **options: Any) -> P:
-        """pydantic's loading of ``model_dump_json()``'s text (see :meth:`model_validate`).
-
-        Raises:
-            ConfigError: text that is not JSON, or a bad value (named, with the field).
-        """
-        try:
-            return super().model_validate_json(json_data, **options)
-        except ValidationError as exc:
-            raise config_error(exc, {}, cls) from None
