@@ -98,6 +98,17 @@ class _Block:
     words: list[str]
 
 
+@dataclass(frozen=True)
+class _Match:
+    """A verified alignment: the blocks holding the chunk, its first word's index in the first,
+    and whether its edge words are whole (not fragments of the stored ones)."""
+
+    doc: int
+    blocks: list[_Block]
+    lo: int
+    whole: bool
+
+
 @dataclass
 class Lookup:
     """What one lookup found: per chunk its fingerprints or ``None`` (a miss), documents served
@@ -277,21 +288,20 @@ class Locator:
         want = q.source.start if q.source is not None else None
         if want is not None and len(cands) > 1:
             cands = sorted(cands, key=lambda c: (self._distance(c[0], c[1], want), -c[0]))
-        best: tuple[int, list[_Block], int] | None = None
+        best: _Match | None = None
         budget = MAX_VERIFY  # candidates tried for a whole match once a fragment one is found
         for doc, off in cands:
             match = self._matched(doc, off, q)
-            if match is not None and (best is None or match[2]):
-                best = (doc, match[0], match[1])
-                if match[2]:
+            if match is not None and (best is None or match.whole):
+                best = match
+                if match.whole:
                     break
             elif best is not None and (budget := budget - 1) == 0:
                 break
         if best is None:
             return None
-        doc, blocks, lo = best
-        self.result.served[doc] = self._docs[doc].last_used
-        return self._decoded(doc, blocks, lo, q)
+        self.result.served[best.doc] = self._docs[best.doc].last_used
+        return self._decoded(best, q)
 
     def _distance(self, doc: int, off: int, want: int) -> float:
         """Characters between ``want`` and the estimated start of word ``off`` of ``doc``
@@ -302,12 +312,11 @@ class Locator:
             return float("inf")
         return float(abs(block.start + self._offset_in_block(doc, index, block, lo) - want))
 
-    def _matched(self, doc: int, off: int, q: ChunkQuery) -> tuple[list[_Block], int, bool] | None:
-        """The blocks of words ``off ...`` of ``doc`` when every one verifies, and whether the
-        chunk's edge words are whole (not fragments of the stored ones); ``None`` otherwise."""
+    def _matched(self, doc: int, off: int, q: ChunkQuery) -> _Match | None:
+        """Words ``off ...`` of ``doc`` when every one verifies (``None`` otherwise)."""
         n = len(q.words)
         if n == 0:  # a text without words, stored as such (found by its key)
-            return ([], 0, True) if self._docs[doc].n_words == 0 else None
+            return _Match(doc, [], 0, True) if self._docs[doc].n_words == 0 else None
         first, last = off // BLOCK_WORDS, (off + n - 1) // BLOCK_WORDS
         blocks = [self._block(doc, b) for b in range(first, last + 1)]
         parts = [b for b in blocks if b is not None]
@@ -317,16 +326,16 @@ class Locator:
         stored = list(islice(chain.from_iterable(b.words for b in parts), lo, lo + n))
         if not same_words(stored, q.words):
             return None
-        return parts, lo, stored == q.words
+        return _Match(doc, parts, lo, stored == q.words)
 
-    def _decoded(self, doc: int, parts: list[_Block], lo: int, q: ChunkQuery) -> ChunkFingerprints:
-        """The chunk's vectors from the verified ``parts`` (its first word at ``lo``)."""
-        n = len(q.words)
+    def _decoded(self, match: _Match, q: ChunkQuery) -> ChunkFingerprints:
+        """The chunk's vectors from a verified match."""
+        n, lo = len(q.words), match.lo
         if n == 0:
-            return ChunkFingerprints(np.zeros((0, self._docs[doc].dim), np.float32), q.spans)
+            return ChunkFingerprints(np.zeros((0, self._docs[match.doc].dim), np.float32), q.spans)
         vectors = [
             runtime_codec(b.book).decode(b.codes[lo if i == 0 else 0 : lo + n - i * BLOCK_WORDS])
-            for i, b in enumerate(parts)
+            for i, b in enumerate(match.blocks)
         ]
         return ChunkFingerprints(np.concatenate(vectors), q.spans)
 
